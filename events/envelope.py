@@ -1,0 +1,146 @@
+"""Turn an HTTP request's headers and body into CloudEvent (attributes, data), sans I/O.
+
+Accepts the binary content mode (what Eventarc sends), the structured mode
+(`application/cloudevents+json`) and the legacy gen1 background-event body, which the legacy
+table below converts the way functions-framework does. What is not a CloudEvent at all raises
+`EnvelopeError`, whose message is safe to return: it never echoes headers or the body.
+
+Data that is present but not JSON stays `NotJson(reason)`: the request *is* a CloudEvent, so the
+decoder rejects it as a bad event (acknowledged and quarantined) instead of a bad request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from cloudevents import exceptions as ce_errors
+from cloudevents.http import from_http
+
+from events import jsonvalues as jv
+from events.decoders import MESSAGE_PUBLISHED, STORAGE_FINALIZED
+from events.model import NotJson
+
+REQUIRED_HEADERS = ("ce-id", "ce-source", "ce-type", "ce-specversion")
+STRUCTURED = "application/cloudevents+json"
+
+# gen1 eventType → (CloudEvent type, service host). Mirrors functions-framework's
+# event_conversion tables, so golden legacy payloads decode to the same events.
+LEGACY_TYPES: Mapping[str, tuple[str, str]] = {
+    "google.storage.object.finalize": (STORAGE_FINALIZED, "storage.googleapis.com"),
+    "providers/cloud.storage/eventTypes/object.change": (
+        STORAGE_FINALIZED,
+        "storage.googleapis.com",
+    ),
+    "google.storage.object.delete": (
+        "google.cloud.storage.object.v1.deleted",
+        "storage.googleapis.com",
+    ),
+    "google.storage.object.archive": (
+        "google.cloud.storage.object.v1.archived",
+        "storage.googleapis.com",
+    ),
+    "google.storage.object.metadataUpdate": (
+        "google.cloud.storage.object.v1.metadataUpdated",
+        "storage.googleapis.com",
+    ),
+    "google.pubsub.topic.publish": (MESSAGE_PUBLISHED, "pubsub.googleapis.com"),
+    "providers/cloud.pubsub/eventTypes/topic.publish": (MESSAGE_PUBLISHED, "pubsub.googleapis.com"),
+}
+
+
+class EnvelopeError(Exception):
+    """The request is not a CloudEvent. `status` is the HTTP answer (400 or 415)."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+def _data(raw: bytes | str) -> object:
+    if not raw:
+        return NotJson("the body is empty")
+    try:
+        return jv.loads(raw)
+    except ValueError as exc:
+        return NotJson(f"the body is {exc}")
+
+
+def parse_http(headers: Mapping[str, str], body: bytes) -> tuple[dict[str, str], object]:
+    """Parse one HTTP request into CloudEvent context attributes and data.
+
+    Raises:
+        EnvelopeError: the request is not a CloudEvent in any accepted mode.
+    """
+    lower = {key.lower(): value for key, value in headers.items()}
+    present = [name for name in REQUIRED_HEADERS if name in lower]
+    if present:
+        missing = [name for name in REQUIRED_HEADERS if name not in lower]
+        if missing:
+            raise EnvelopeError(f"binary-mode CloudEvent is missing headers: {', '.join(missing)}")
+        attributes, data = _sdk(lower, body)
+        if "ce-time" not in lower:
+            attributes.pop("time", None)  # the SDK invents "now"; an absent time stays absent
+        return attributes, data
+
+    content_type = lower.get("content-type", "").split(";")[0].strip().lower()
+    if content_type.startswith("application/cloudevents") and content_type != STRUCTURED:
+        raise EnvelopeError(f"content type {content_type[:60]!r} is not supported", status=415)
+    try:
+        document = jv.loads(body)
+    except ValueError as exc:
+        raise EnvelopeError(f"the body is {exc}") from exc
+    if not isinstance(document, dict):
+        raise EnvelopeError("the body is not a CloudEvent (a JSON object was expected)")
+    if "specversion" in document:
+        attributes, data = _sdk(lower, body)
+        if "time" not in document:
+            attributes.pop("time", None)
+        return attributes, data
+    if "context" in document or "eventType" in document:
+        return _from_legacy(document)
+    raise EnvelopeError("the request is not a CloudEvent: no ce- headers and no specversion")
+
+
+def _sdk(headers: dict[str, str], body: bytes) -> tuple[dict[str, str], object]:
+    try:
+        event = from_http(headers, body, data_unmarshaller=_data)
+    except (ce_errors.GenericException, ValueError, TypeError, RecursionError) as exc:
+        raise EnvelopeError(f"invalid CloudEvent: {type(exc).__name__}") from exc
+    attributes = {key: str(value) for key, value in event.get_attributes().items()}
+    return attributes, event.data
+
+
+def _from_legacy(document: Mapping[str, Any]) -> tuple[dict[str, str], object]:
+    context = document.get("context", document)
+    if not isinstance(context, dict):
+        raise EnvelopeError("legacy event context is not an object")
+    event_type = context.get("eventType")
+    mapped = LEGACY_TYPES.get(event_type) if isinstance(event_type, str) else None
+    if mapped is None:
+        raise EnvelopeError("legacy event type is not one kfp-trigger converts")
+    ce_type, service = mapped
+    resource = context.get("resource")
+    name = resource.get("name") if isinstance(resource, dict) else resource
+    if not isinstance(name, str) or not isinstance(context.get("eventId"), str):
+        raise EnvelopeError("legacy event has no resource name or eventId")
+    data = document.get("data")
+    attributes = {
+        "specversion": "1.0",
+        "id": context["eventId"],
+        "type": ce_type,
+        "time": str(context.get("timestamp", "")),
+    }
+    if service == "storage.googleapis.com":
+        bucket_path = name.split("/objects/", 1)[0]
+        attributes["source"] = f"//{service}/{bucket_path}"
+    else:
+        attributes["source"] = f"//{service}/{name}"
+        message = dict(data) if isinstance(data, dict) else {}
+        message.setdefault("messageId", context["eventId"])
+        message.setdefault("publishTime", context.get("timestamp"))
+        data = {"message": message}
+    if not attributes["time"]:
+        del attributes["time"]
+    return attributes, data

@@ -1,0 +1,40 @@
+"""The error hierarchy every package shares. Permanent vs transient decides ack vs retry.
+
+    KfpTriggerError
+     ├── PermanentError   retrying cannot help: answer 2xx and record why (quarantine, FAILED run)
+     │    ├── BadEvent     an event that cannot be decoded or does not fit its declared type
+     │    └── RoutesError  routes.yaml does not validate; carries every problem found
+     └── TransientError   a dependency is unavailable: answer non-2xx so the platform retries
+
+Errors carry identifiers (route, event id, field path), never raw payloads.
+"""
+
+from __future__ import annotations
+
+
+class KfpTriggerError(Exception):
+    """Base of every error kfp-trigger raises on purpose."""
+
+
+class PermanentError(KfpTriggerError):
+    """The input is wrong; the same input will fail the same way."""
+
+
+class TransientError(KfpTriggerError):
+    """A dependency failed in a way that may pass on retry."""
+
+
+class BadEvent(PermanentError):
+    """An event that cannot be decoded; `reason` says why in words safe to log."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class RoutesError(PermanentError):
+    """routes.yaml is invalid. `problems` lists every error as `path: message`."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__(f"{len(problems)} problem(s) in routes:\n" + "\n".join(problems))
+        self.problems = problems

@@ -1,0 +1,118 @@
+"""Strict readers for untrusted JSON: typed field access with errors that name the field.
+
+`loads` rejects what the standard parser lets through and what attackers use: duplicate keys,
+NaN/Infinity, invalid UTF-8, and nesting deep enough to exhaust the stack.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from events.errors import BadEvent
+
+MAX_DEPTH = 64
+
+
+def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise ValueError(f"duplicate key {key[:64]!r}")
+        result[key] = value
+    return result
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _depth(value: object) -> int:
+    stack: list[tuple[object, int]] = [(value, 1)]
+    deepest = 0
+    while stack:
+        item, level = stack.pop()
+        deepest = max(deepest, level)
+        if deepest > MAX_DEPTH:
+            break
+        if isinstance(item, dict):
+            stack.extend((child, level + 1) for child in item.values())
+        elif isinstance(item, list):
+            stack.extend((child, level + 1) for child in item)
+    return deepest
+
+
+def loads(raw: bytes | str) -> Any:
+    """Parse a JSON document strictly.
+
+    Raises:
+        ValueError: the document is not strict JSON; the message is safe to log.
+    """
+    try:
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+        value = json.loads(text, object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant)
+    except UnicodeDecodeError as exc:
+        raise ValueError("not valid UTF-8") from exc
+    except RecursionError as exc:
+        raise ValueError(f"nested deeper than {MAX_DEPTH} levels") from exc
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not JSON ({exc.msg} at position {exc.pos})") from exc
+    if _depth(value) > MAX_DEPTH:
+        raise ValueError(f"nested deeper than {MAX_DEPTH} levels")
+    return value
+
+
+def as_object(value: object, where: str) -> Mapping[str, Any]:
+    if not isinstance(value, dict):
+        raise BadEvent(f"{where} must be a JSON object, got {type(value).__name__}")
+    return value
+
+
+def text(obj: Mapping[str, Any], key: str, where: str, *, required: bool = True) -> str:
+    value = obj.get(key)
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str) or (required and not value):
+        raise BadEvent(f"{where}.{key} must be a non-empty string")
+    return value
+
+
+def int64(obj: Mapping[str, Any], key: str, where: str, *, default: int | None = None) -> int:
+    """Read an int64 that JSON carries as a string (proto3 JSON) or, in some samples, a number."""
+    value = obj.get(key)
+    if value is None and default is not None:
+        return default
+    if isinstance(value, bool):
+        raise BadEvent(f"{where}.{key} must be an integer")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit() and len(value) <= 20:
+        return int(value)
+    raise BadEvent(f"{where}.{key} must be an integer (or a string of digits)")
+
+
+def timestamp(obj: Mapping[str, Any], key: str, where: str) -> datetime:
+    raw = text(obj, key, where)
+    try:
+        parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise BadEvent(f"{where}.{key} is not an RFC 3339 timestamp") from exc
+    if parsed.tzinfo is None:
+        raise BadEvent(f"{where}.{key} has no time zone")
+    return parsed
+
+
+def b64decode(value: object, where: str) -> bytes:
+    """Strict standard base64: no URL-safe alphabet, no whitespace, correct padding."""
+    if value is None:
+        return b""
+    if not isinstance(value, str):
+        raise BadEvent(f"{where} must be a base64 string")
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise BadEvent(f"{where} is not valid base64") from exc

@@ -1,0 +1,215 @@
+"""Run parameters built from event fields, as typed values. No eval, no str.format.
+
+A route's `params` map pipeline parameter names to one of:
+
+    5, 0.5, true                 a literal, copied as is
+    "gs://{object.bucket}/x/"    a template: each {field} is replaced by that field's text;
+                                 write {{ and }} for literal braces
+    {from: data.wave, default: 1}  one field's value, typed as the event carries it
+
+Fields are named: bare names are pattern captures; `route`, `event.*`, `object.*`, `message.*`,
+`table.*`, `job.*` and `schedule.*` are fixed per source; `attributes.<key>` and `data.<path>`
+read a Pub/Sub message. Substituted values are never re-parsed, so event text such as
+`{0.__class__}` or `{{7*7}}` stays literal.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from events.model import Source
+
+Scalar = str | int | float | bool
+
+_PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
+
+COMMON_FIELDS = frozenset({"route", "event.id", "event.key", "event.type", "event.source", "event.time"})
+SOURCE_FIELDS: Mapping[Source, frozenset[str]] = {
+    Source.STORAGE: frozenset(
+        {
+            "object.bucket",
+            "object.name",
+            "object.generation",
+            "object.metageneration",
+            "object.size",
+            "object.content_type",
+            "object.uri",
+        }
+    ),
+    Source.PUBSUB: frozenset(
+        {
+            "message.id",
+            "message.topic",
+            "message.publish_time",
+            "message.ordering_key",
+            "message.event_id",
+        }
+    ),
+    Source.BIGQUERY: frozenset(
+        {"table.project", "table.dataset", "table.table", "table.id", "job.id", "job.name"}
+    ),
+    Source.SCHEDULE: frozenset({"schedule.job", "schedule.slot", "message.id"}),
+}
+DYNAMIC_PREFIXES: Mapping[Source, tuple[str, ...]] = {Source.PUBSUB: ("attributes.", "data.")}
+
+
+@dataclass(frozen=True, slots=True)
+class FieldRef:
+    path: str
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    """Literal text and field references, in order."""
+
+    parts: tuple[str | FieldRef, ...]
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        return tuple(part.path for part in self.parts if isinstance(part, FieldRef))
+
+
+@dataclass(frozen=True, slots=True)
+class FromField:
+    path: str
+    default: Scalar | None = None
+
+
+ParamSpec = Scalar | Template | FromField
+
+
+def parse_template(text: str) -> Template:
+    """Split a template into literal text and field references.
+
+    Raises:
+        ValueError: a lone brace or an empty {}.
+    """
+    parts: list[str | FieldRef] = []
+    position = 0
+    literal: list[str] = []
+    for token in _PLACEHOLDER.finditer(text):
+        literal.append(text[position : token.start()])
+        position = token.end()
+        matched = token.group(0)
+        if matched in ("{{", "}}"):
+            literal.append(matched[0])
+        elif token.group(1) is not None and token.group(1).strip():
+            parts.append("".join(literal))
+            literal = []
+            parts.append(FieldRef(token.group(1).strip()))
+        else:
+            raise ValueError(f"unbalanced or empty brace at position {token.start()} in {text!r}")
+    literal.append(text[position:])
+    parts.append("".join(literal))
+    return Template(tuple(part for part in parts if part != ""))
+
+
+def unknown_fields(paths: tuple[str, ...], source: Source, captures: tuple[str, ...]) -> list[str]:
+    """The field paths a route of `source` with these captures cannot fill."""
+    known = COMMON_FIELDS | SOURCE_FIELDS[source] | set(captures)
+    prefixes = DYNAMIC_PREFIXES.get(source, ())
+    return [
+        path
+        for path in paths
+        if path not in known and not (path.startswith(prefixes) and len(path) > len(path.split(".")[0]) + 1)
+    ]
+
+
+class Missing(LookupError):
+    """A field the event does not carry."""
+
+
+def lookup(path: str, fields: Mapping[str, object], message: Mapping[str, Any] | None) -> object:
+    """Read one field: from the flat `fields`, or from a Pub/Sub message's `attributes`/`data`.
+
+    `message` is {"attributes": {...}, "data": <parsed payload or None>} for Pub/Sub events.
+
+    Raises:
+        Missing: the event has no such field.
+    """
+    if path in fields:
+        return fields[path]
+    head, _, rest = path.partition(".")
+    if message is not None and head in ("attributes", "data"):
+        value: object = message.get(head)
+        for key in rest.split(".") if head == "data" else [rest]:
+            if not isinstance(value, Mapping) or key not in value:
+                raise Missing(path)
+            value = value[key]
+        return value
+    raise Missing(path)
+
+
+def render(template: Template, fields: Mapping[str, object], message: Mapping[str, Any] | None) -> str:
+    """Fill a template. Each value is inserted as text, never interpreted.
+
+    Raises:
+        Missing: a referenced field is absent.
+    """
+    return "".join(
+        part if isinstance(part, str) else _text(lookup(part.path, fields, message))
+        for part in template.parts
+    )
+
+
+def _text(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        raise Missing("null")
+    return value if isinstance(value, str) else str(value)
+
+
+def build(spec: ParamSpec, fields: Mapping[str, object], message: Mapping[str, Any] | None) -> object:
+    """One parameter's value from its spec.
+
+    Raises:
+        Missing: a referenced field is absent and there is no default.
+    """
+    if isinstance(spec, Template):
+        return render(spec, fields, message)
+    if isinstance(spec, FromField):
+        try:
+            return lookup(spec.path, fields, message)
+        except Missing:
+            if spec.default is None:
+                raise
+            return spec.default
+    return spec
+
+
+# KFP parameter types (PipelineSpec `parameterType`) and how an event value becomes one.
+def coerce(value: object, parameter_type: str) -> object:
+    """Convert a built value to the pipeline's declared parameter type.
+
+    Raises:
+        ValueError: the value cannot be that type; the message names neither secret nor payload.
+    """
+    if parameter_type == "STRING":
+        return _text(value)
+    if parameter_type == "NUMBER_INTEGER":
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            raise ValueError("expected an integer")
+        if isinstance(value, str) and not value.strip().lstrip("-").isdigit():
+            raise ValueError("expected an integer")
+        return int(value)
+    if parameter_type == "NUMBER_DOUBLE":
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise ValueError("expected a number")
+        try:
+            number = float(value)
+        except ValueError as exc:
+            raise ValueError("expected a number") from exc
+        if number != number or number in (float("inf"), float("-inf")):
+            raise ValueError("expected a finite number")
+        return number
+    if parameter_type == "BOOLEAN":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        raise ValueError("expected true or false")
+    return value  # LIST / STRUCT: passed as the event carries them

@@ -1,0 +1,179 @@
+"""The router: pure matching of a typed event against compiled rules.
+
+Rules are indexed by (source, bucket | topic | table | job), so an event is compared only with
+the routes that listen where it came from; the cost does not grow with the number of routes
+elsewhere. BigQuery routes whose table is a pattern sit in a per-source scan list.
+
+`route(event)` returns a `Routing`: one `RunRequest` per matching route and one `Skip` (with its
+reason) per route that listens there but did not match. `routed` is False when no route listens
+there at all, which the service treats as a misrouted event (quarantine), not a skip.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from events.model import (
+    Message,
+    ObjectFinalized,
+    ScheduleTick,
+    TableWritten,
+    TriggerEvent,
+    common_fields,
+)
+from events.params import Missing, build, coerce, lookup, render
+from events.routes import Rule
+
+
+@dataclass(frozen=True, slots=True)
+class RunRequest:
+    """Start `pipeline` with `params`; `run_key` makes the start idempotent."""
+
+    route: str
+    pipeline: str
+    params: Mapping[str, object]
+    run_key: str
+
+
+@dataclass(frozen=True, slots=True)
+class Skip:
+    route: str
+    reason: str
+
+
+Decision = RunRequest | Skip
+
+
+@dataclass(frozen=True, slots=True)
+class Routing:
+    decisions: tuple[Decision, ...]
+    routed: bool
+
+    @property
+    def requests(self) -> tuple[RunRequest, ...]:
+        return tuple(d for d in self.decisions if isinstance(d, RunRequest))
+
+
+class Router:
+    def __init__(self, rules: tuple[Rule, ...]) -> None:
+        self._index: dict[tuple[str, str], list[Rule]] = defaultdict(list)
+        self._scan: dict[str, list[Rule]] = defaultdict(list)
+        for rule in rules:
+            if rule.index:
+                self._index[(rule.source, rule.index)].append(rule)
+            else:
+                self._scan[rule.source].append(rule)
+
+    def candidates(self, event: TriggerEvent) -> list[Rule]:
+        return self._index.get((event.kind, event.index), []) + self._scan.get(event.kind, [])
+
+    def route(self, event: TriggerEvent) -> Routing:
+        rules = self.candidates(event)
+        return Routing(tuple(_decide(rule, event) for rule in rules), routed=bool(rules))
+
+
+def _decide(rule: Rule, event: TriggerEvent) -> Decision:
+    """Match one rule; on a match, build its run request."""
+    matched = _match(rule, event)
+    if isinstance(matched, str):
+        return Skip(rule.name, matched)
+    if not rule.enabled:
+        return Skip(rule.name, "route is disabled (run.enabled: false)")
+    fields: dict[str, object] = common_fields(event)
+    fields.update(matched)
+    fields["route"] = rule.name
+    message = _message_view(event)
+    params: dict[str, object] = {}
+    name = "run_key"
+    try:
+        for name, spec in rule.params.items():
+            value = build(spec, fields, message)
+            declared = rule.param_types.get(name)
+            params[name] = coerce(value, declared) if declared else value
+        run_key = render(rule.run_key, fields, message)
+    except Missing as exc:
+        return Skip(rule.name, f"the event has no field {exc.args[0]!r} needed for the run")
+    except ValueError as exc:
+        return Skip(rule.name, f"parameter {name!r}: {exc}")
+    return RunRequest(rule.name, rule.pipeline, params, run_key)
+
+
+def _match(rule: Rule, event: TriggerEvent) -> dict[str, object] | str:
+    """The fields a match captures, or the reason the event does not match."""
+    match event:
+        case ObjectFinalized():
+            return _match_object(rule, event)
+        case Message():
+            return _match_message(rule, event)
+        case TableWritten():
+            return _match_pattern(rule, event.table_id, "table")
+        case ScheduleTick():
+            return {"schedule.slot": schedule_slot(rule.cron, rule.timezone, event.publish_time)}
+
+
+def _message_view(event: TriggerEvent) -> Mapping[str, Any] | None:
+    if isinstance(event, Message):
+        return {"attributes": event.attributes, "data": event.payload}
+    return None
+
+
+def _match_pattern(rule: Rule, value: str, what: str) -> dict[str, object] | str:
+    captures = rule.pattern.match(value) if rule.pattern else {}
+    if captures is None:
+        pattern = rule.pattern.text if rule.pattern else ""
+        return f"{what} {value[:200]!r} does not match {pattern!r}"
+    return dict(captures)
+
+
+def _match_object(rule: Rule, event: ObjectFinalized) -> dict[str, object] | str:
+    matched = _match_pattern(rule, event.name, "object name")
+    if isinstance(matched, str):
+        return matched
+    if rule.content_types and (event.content_type or "") not in rule.content_types:
+        return f"content type {(event.content_type or '(none)')[:80]!r} is not accepted"
+    if event.size < rule.min_size:
+        return f"object is {event.size} bytes, smaller than min_size {rule.min_size}"
+    return matched
+
+
+def _match_message(rule: Rule, event: Message) -> dict[str, object] | str:
+    if "/" in rule.topic and rule.topic != event.topic:
+        return f"message is from {event.topic!r}, not {rule.topic!r}"
+    for key, allowed in rule.attributes.items():
+        if event.attributes.get(key) not in allowed:
+            return f"attribute {key!r} is not one of {list(allowed)!r}"
+    if rule.data and event.payload is None:
+        return "message data is not a JSON object, so data conditions cannot hold"
+    view = _message_view(event)
+    for path, wanted in rule.data.items():
+        try:
+            value = lookup(f"data.{path}", {}, view)
+        except Missing:
+            return f"message data has no field {path!r}"
+        if not any(_same(value, option) for option in wanted):
+            return f"data field {path!r} is not one of {list(wanted)!r}"
+    return {}
+
+
+def _same(value: object, wanted: object) -> bool:
+    """JSON equality without Python's True == 1."""
+    return isinstance(value, bool) == isinstance(wanted, bool) and value == wanted
+
+
+def schedule_slot(cron: str, timezone: str, published: datetime) -> str:
+    """The cron slot a Scheduler message belongs to: its publish time rounded down to `cron`.
+
+    Scheduler publishes a little after the slot, and a retried or duplicated execution of the
+    same slot publishes later still, but before the next slot: all of them round to one slot.
+    """
+    from zoneinfo import ZoneInfo
+
+    from croniter import croniter
+
+    local = published.astimezone(ZoneInfo(timezone))
+    slot: datetime = croniter(cron, local + timedelta(seconds=1)).get_prev(datetime)
+    return slot.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

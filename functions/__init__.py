@@ -1,0 +1,1 @@
+"""The service: function targets, dispatch, ledger, completion, results, settings, CLI."""

@@ -1,0 +1,66 @@
+"""Wire the service once per process: settings → routes, catalog, ledger, backends, sinks.
+
+Nothing is built at import. `services()` builds on first use and caches for warm starts; tests
+and the CLI call `build(settings)` directly with their own settings.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from events.router import Router
+from functions import config
+from functions.ledger import Ledger
+from functions.settings import Settings
+from functions.sinks import JsonlSink, Sink
+from functions.sqlite_ledger import SqliteLedger
+from pipelines.backend import Backend, CompiledPipeline
+from pipelines.local import LocalBackend
+
+log = logging.getLogger("kfp_trigger")
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: Settings
+    router: Router
+    catalog: Mapping[str, CompiledPipeline]
+    ledger: Ledger
+    backends: Mapping[str, Backend]
+    results: Sink
+    quarantine: Sink
+    clock: Callable[[], float] = field(default=time.time)
+
+
+def _echo_result(document: Mapping[str, object]) -> None:
+    data = document.get("data")
+    if isinstance(data, Mapping):
+        log.info("result %s %s metrics=%s", data.get("run_key"), data.get("state"), data.get("metrics"))
+
+
+def build(settings: Settings) -> Services:
+    loaded = config.load(settings.routes, settings.packages_dir)
+    local = LocalBackend(
+        settings.runs_dir, completion_url=settings.completion_url, landing_dir=settings.landing_dir
+    )
+    return Services(
+        settings=settings,
+        router=Router(loaded.rules),
+        catalog=loaded.catalog,
+        ledger=SqliteLedger(settings.ledger_path),
+        backends={"local": local},
+        results=JsonlSink(settings.results_path, echo=_echo_result),
+        quarantine=JsonlSink(settings.quarantine_path),
+    )
+
+
+@functools.cache
+def services() -> Services:
+    """The process's services, from the environment (the deployed function's only input)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    return build(Settings.from_env(os.environ))

@@ -1,0 +1,139 @@
+"""`handle_completion`'s service: a run's end → its terminal state (once) → its result.
+
+A completion notice is a Pub/Sub message `{run_key, state, ...}` (from the pipeline's exit
+handler in production, from the local runner on the embedded default). The backend's own status
+is asked for the details (times, metrics, outputs); its terminal state wins over the notice's.
+Terminal states are absorbing, so repeated or late notices change nothing, and the result is
+published by one caller at a time (`Ledger.begin_publish`) until it is marked published.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from events import jsonvalues as jv
+from events.decoders import decode
+from events.errors import BadEvent
+from events.model import Message
+from functions.answer import Answer, quarantine
+from functions.ledger import DecisionRecord, Outcome, RunRecord, State
+from functions.results import result_event
+
+if TYPE_CHECKING:
+    from functions.bootstrap import Services
+
+log = logging.getLogger("kfp_trigger.completion")
+
+PUBLISH_LEASE_SECONDS = 60.0
+
+# Every engine's word for an ended run. KFP's exit handler says COMPLETE (the MLMD execution
+# state); Vertex says CANCELLED; KFP runs say CANCELED.
+TERMINAL_STATES: Mapping[str, State] = {
+    "SUCCEEDED": State.SUCCEEDED,
+    "COMPLETE": State.SUCCEEDED,
+    "FAILED": State.FAILED,
+    "CANCELED": State.CANCELED,
+    "CANCELLED": State.CANCELED,
+    "SKIPPED": State.SKIPPED,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    run_key: str
+    state: str
+
+
+def normalise(state: str) -> State | None:
+    """The terminal `State` an engine's state name stands for, or None if it is not terminal."""
+    return TERMINAL_STATES.get(state.strip().upper().removeprefix("PIPELINE_STATE_"))
+
+
+def decode_notice(attributes: Mapping[str, str], data: object) -> Notice:
+    decoded = decode(attributes, data)
+    if not isinstance(decoded, Message) or decoded.payload is None:
+        raise BadEvent("a completion notice is a Pub/Sub message with a JSON object body")
+    return Notice(
+        run_key=jv.text(decoded.payload, "run_key", "notice"),
+        state=jv.text(decoded.payload, "state", "notice"),
+    )
+
+
+def handle(services: Services, attributes: Mapping[str, str], data: object, body: bytes) -> Answer:
+    try:
+        notice = decode_notice(attributes, data)
+    except BadEvent as exc:
+        return quarantine(services, exc.reason, attributes, body, "handle_completion")
+    run = services.ledger.get(notice.run_key)
+    if run is None:
+        return quarantine(
+            services, "completion notice for an unknown run key", attributes, body, "handle_completion"
+        )
+    state = complete(services, run, hint=normalise(notice.state))
+    return Answer(200, {"run_key": run.run_key, "state": str(state) if state else "open"})
+
+
+def complete(services: Services, run: RunRecord, hint: State | None = None) -> State | None:
+    """Finish `run` if it has ended and publish its result; the state it ended in, or None.
+
+    The backend is asked first; `hint` (the notice's state) decides only when the backend does
+    not report an end yet (for example an exit handler that fires before the engine's status
+    catches up).
+    """
+    details: dict[str, object] = {}
+    state = run.state if run.state.terminal else None
+    if state is None and run.run_id is not None:
+        status = services.backends[run.backend].status(run.run_id)
+        details = {
+            "started_at": status.started_at,
+            "finished_at": status.finished_at,
+            "metrics": dict(status.metrics),
+            "outputs": dict(status.outputs),
+            "error": status.error,
+        }
+        state = normalise(status.state)
+    state = state or hint
+    if state is None:
+        return None
+    if services.ledger.finish(run.run_key, state, details, services.clock()):
+        services.ledger.record(
+            DecisionRecord(
+                services.clock(),
+                run.event_id,
+                "",
+                "completion",
+                Outcome.COMPLETED,
+                run.route,
+                f"run ended {state}",
+                run.run_key,
+            )
+        )
+    publish_result(services, run.run_key)
+    return state
+
+
+def publish_result(services: Services, run_key: str) -> bool:
+    """Publish a terminal run's result unless it is published already (or being published)."""
+    record = services.ledger.begin_publish(run_key, services.clock(), PUBLISH_LEASE_SECONDS)
+    if record is None:
+        return False
+    services.results.publish(result_event(record))
+    services.ledger.mark_published(run_key, services.clock())
+    return True
+
+
+def reconcile(services: Services) -> int:
+    """Complete every submitted run that has ended and re-publish unpublished results.
+
+    Returns how many runs it finished or published. Safe to run beside the notice path.
+    """
+    done = 0
+    for run in services.ledger.unfinished():
+        if complete(services, run) is not None:
+            done += 1
+    for run in services.ledger.unpublished():
+        done += publish_result(services, run.run_key)
+    return done

@@ -1,0 +1,237 @@
+"""The SQLite `Ledger`: one file, safe across threads and processes on one machine.
+
+Each write is one `BEGIN IMMEDIATE` transaction, so the read-decide-write of a claim is atomic
+even between separate processes sharing the file (the embedded default's `dev` server and its
+runners, or several functions-framework workers). WAL mode lets readers proceed meanwhile.
+SQLite errors become `TransientError`: the caller answers non-2xx and the platform retries.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from events.errors import TransientError
+from functions.ledger import (
+    Claim,
+    ClaimOutcome,
+    DecisionRecord,
+    NewRun,
+    Outcome,
+    RunRecord,
+    State,
+)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_key TEXT PRIMARY KEY,
+    route TEXT NOT NULL, pipeline TEXT NOT NULL, version TEXT NOT NULL, backend TEXT NOT NULL,
+    params TEXT NOT NULL, event_id TEXT NOT NULL,
+    state TEXT NOT NULL, attempt INTEGER NOT NULL, lease_until REAL NOT NULL, run_id TEXT,
+    created_at REAL NOT NULL, updated_at REAL NOT NULL, submitted_at REAL, finished_at REAL,
+    details TEXT NOT NULL DEFAULT '{}', publish_lease REAL NOT NULL DEFAULT 0, published_at REAL
+);
+CREATE INDEX IF NOT EXISTS runs_by_state ON runs(state);
+CREATE INDEX IF NOT EXISTS runs_by_route ON runs(route);
+CREATE TABLE IF NOT EXISTS decisions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at REAL NOT NULL, event_id TEXT NOT NULL, event_key TEXT NOT NULL, event_type TEXT NOT NULL,
+    outcome TEXT NOT NULL, route TEXT NOT NULL, reason TEXT NOT NULL, run_key TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS decisions_by_event ON decisions(event_id);
+CREATE INDEX IF NOT EXISTS decisions_by_key ON decisions(event_key);
+CREATE INDEX IF NOT EXISTS decisions_by_run ON decisions(run_key);
+"""
+
+TERMINAL = tuple(state.value for state in State if state.terminal)
+_IN_TERMINAL = f"state IN ({','.join('?' * len(TERMINAL))})"
+
+
+class SqliteLedger:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._local = threading.local()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with self._write() as db:
+            db.executescript(SCHEMA)
+
+    def _connection(self) -> sqlite3.Connection:
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            db.row_factory = sqlite3.Row
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            self._local.db = db
+        return db
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        try:
+            db = self._connection()
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise TransientError(f"ledger unavailable: {exc}") from exc
+
+    def _read(self, sql: str, args: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+        try:
+            return self._connection().execute(sql, args).fetchall()
+        except sqlite3.Error as exc:
+            raise TransientError(f"ledger unavailable: {exc}") from exc
+
+    def claim(self, run: NewRun, now: float, lease: float) -> Claim:
+        with self._write() as db:
+            row = db.execute("SELECT * FROM runs WHERE run_key = ?", (run.run_key,)).fetchone()
+            if row is None:
+                db.execute(
+                    "INSERT INTO runs (run_key, route, pipeline, version, backend, params, event_id,"
+                    " state, attempt, lease_until, created_at, updated_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?)",
+                    (
+                        run.run_key, run.route, run.pipeline, run.version, run.backend,
+                        json.dumps(run.params, sort_keys=True), run.event_id,
+                        State.CLAIMED, now + lease, now, now,
+                    ),
+                )  # fmt: skip
+                return Claim(ClaimOutcome.WON, attempt=1)
+            record = _record(row)
+            if record.state is not State.CLAIMED:
+                return Claim(ClaimOutcome.DONE, record.attempt, record)
+            if record.lease_until > now:
+                return Claim(ClaimOutcome.BUSY, record.attempt, record, record.lease_until - now)
+            attempt = record.attempt + 1
+            db.execute(
+                "UPDATE runs SET attempt = ?, lease_until = ?, updated_at = ? WHERE run_key = ?",
+                (attempt, now + lease, now, run.run_key),
+            )
+            return Claim(ClaimOutcome.WON, attempt, record)
+
+    def mark_submitted(self, run_key: str, attempt: int, run_id: str, now: float) -> bool:
+        with self._write() as db:
+            cursor = db.execute(
+                "UPDATE runs SET state = ?, run_id = ?, submitted_at = ?, updated_at = ?"
+                " WHERE run_key = ? AND state = ? AND attempt = ?",
+                (State.SUBMITTED, run_id, now, now, run_key, State.CLAIMED, attempt),
+            )
+            return cursor.rowcount == 1
+
+    def release(self, run_key: str, attempt: int) -> None:
+        with self._write() as db:
+            db.execute(
+                "UPDATE runs SET lease_until = 0 WHERE run_key = ? AND state = ? AND attempt = ?",
+                (run_key, State.CLAIMED, attempt),
+            )
+
+    def finish(self, run_key: str, state: State, details: Mapping[str, object], now: float) -> bool:
+        if not state.terminal:
+            raise ValueError(f"{state} is not a terminal state")
+        with self._write() as db:
+            cursor = db.execute(
+                f"UPDATE runs SET state = ?, details = ?, finished_at = ?, updated_at = ?"
+                f" WHERE run_key = ? AND NOT {_IN_TERMINAL}",
+                (state, json.dumps(details, sort_keys=True), now, now, run_key, *TERMINAL),
+            )
+            return cursor.rowcount == 1
+
+    def begin_publish(self, run_key: str, now: float, lease: float) -> RunRecord | None:
+        with self._write() as db:
+            cursor = db.execute(
+                f"UPDATE runs SET publish_lease = ? WHERE run_key = ? AND {_IN_TERMINAL}"
+                " AND published_at IS NULL AND publish_lease <= ?",
+                (now + lease, run_key, *TERMINAL, now),
+            )
+            if cursor.rowcount != 1:
+                return None
+            return _record(db.execute("SELECT * FROM runs WHERE run_key = ?", (run_key,)).fetchone())
+
+    def mark_published(self, run_key: str, now: float) -> None:
+        with self._write() as db:
+            db.execute(
+                "UPDATE runs SET published_at = ?, updated_at = ? WHERE run_key = ? AND published_at IS NULL",
+                (now, now, run_key),
+            )
+
+    def get(self, run_key: str) -> RunRecord | None:
+        rows = self._read("SELECT * FROM runs WHERE run_key = ?", (run_key,))
+        return _record(rows[0]) if rows else None
+
+    def runs(
+        self, *, route: str | None = None, state: State | None = None, limit: int = 1000
+    ) -> list[RunRecord]:
+        clauses, args = [], []
+        for column, value in (("route", route), ("state", state)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                args.append(str(value))
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = self._read(f"SELECT * FROM runs {where} ORDER BY created_at LIMIT ?", (*args, limit))
+        return [_record(row) for row in rows]
+
+    def unfinished(self) -> list[RunRecord]:
+        rows = self._read("SELECT * FROM runs WHERE state = ? ORDER BY created_at", (State.SUBMITTED,))
+        return [_record(row) for row in rows]
+
+    def unpublished(self) -> list[RunRecord]:
+        rows = self._read(
+            f"SELECT * FROM runs WHERE {_IN_TERMINAL} AND published_at IS NULL ORDER BY finished_at",
+            TERMINAL,
+        )
+        return [_record(row) for row in rows]
+
+    def record(self, decision: DecisionRecord) -> None:
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO decisions (at, event_id, event_key, event_type, outcome, route, reason, run_key)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    decision.at, decision.event_id, decision.event_key, decision.event_type,
+                    decision.outcome, decision.route, decision.reason, decision.run_key,
+                ),
+            )  # fmt: skip
+
+    def trail(self, identifier: str) -> list[DecisionRecord]:
+        rows = self._read(
+            "SELECT * FROM decisions WHERE event_id = ? OR event_key = ? OR run_key = ? ORDER BY id",
+            (identifier, identifier, identifier),
+        )
+        return [
+            DecisionRecord(
+                at=row["at"], event_id=row["event_id"], event_key=row["event_key"],
+                event_type=row["event_type"], outcome=Outcome(row["outcome"]), route=row["route"],
+                reason=row["reason"], run_key=row["run_key"],
+            )
+            for row in rows
+        ]  # fmt: skip
+
+
+def _record(row: sqlite3.Row) -> RunRecord:
+    return RunRecord(
+        run_key=row["run_key"],
+        route=row["route"],
+        pipeline=row["pipeline"],
+        version=row["version"],
+        backend=row["backend"],
+        params=json.loads(row["params"]),
+        event_id=row["event_id"],
+        state=State(row["state"]),
+        attempt=row["attempt"],
+        run_id=row["run_id"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        lease_until=row["lease_until"],
+        submitted_at=row["submitted_at"],
+        finished_at=row["finished_at"],
+        details=json.loads(row["details"]),
+        published_at=row["published_at"],
+    )

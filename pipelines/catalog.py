@@ -1,0 +1,122 @@
+"""The pipeline catalog: compile each pipeline once, version it by content, know its inputs.
+
+A pipeline comes from a Python reference (`module:function`, compiled with the KFP compiler) or
+a compiled YAML package. Its version is the sha256 of the canonical JSON of every YAML document
+in the package, so formatting and comments do not change it but any change to the spec (or the
+KFP SDK version, which the spec embeds) does. Packages land in `<state>/packages/`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from events.routes import PipelineDef, RoutesConfig, Rule
+from pipelines.backend import CompiledPipeline
+
+RUN_KEY_PARAMETER = "run_key"
+
+
+def content_hash(package_text: str) -> str:
+    documents = [doc for doc in yaml.safe_load_all(package_text) if doc is not None]
+    canonical = json.dumps(documents, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def compile_reference(reference: str, into: Path) -> str:
+    """Compile `module:function` and return the package text."""
+    from kfp import compiler
+
+    module_name, _, attribute = reference.partition(":")
+    pipeline = getattr(importlib.import_module(module_name), attribute)
+    into.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=into) as scratch:
+        path = Path(scratch) / "pipeline.yaml"
+        compiler.Compiler().compile(pipeline, str(path))
+        return path.read_text()
+
+
+def _inputs(package_text: str) -> tuple[dict[str, str], frozenset[str]]:
+    spec = next(doc for doc in yaml.safe_load_all(package_text) if doc is not None)
+    declared: Mapping[str, Any] = spec.get("root", {}).get("inputDefinitions", {}).get("parameters", {})
+    inputs = {name: str(info.get("parameterType", "STRING")) for name, info in declared.items()}
+    required = frozenset(
+        name for name, info in declared.items() if "defaultValue" not in info and not info.get("isOptional")
+    )
+    return inputs, required
+
+
+def build_pipeline(definition: PipelineDef, base_dir: Path, packages_dir: Path) -> CompiledPipeline:
+    """Compile or read one pipeline and store its package under its content-addressed name.
+
+    Raises:
+        Exception: whatever compiling or reading raised; the caller reports it with the name.
+    """
+    if definition.source is not None:
+        text = compile_reference(definition.source, packages_dir)
+    else:
+        text = (base_dir / str(definition.package)).read_text()
+    version = content_hash(text)
+    package = packages_dir / f"{definition.name}-{version[:12]}.yaml"
+    if not package.exists():
+        packages_dir.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=packages_dir, suffix=".tmp")
+        with os.fdopen(handle, "w") as out:
+            out.write(text)
+        os.replace(temporary, package)
+    inputs, required = _inputs(text)
+    return CompiledPipeline(
+        name=definition.name,
+        version=version,
+        package=package,
+        backend=definition.backend,
+        pipeline_root=definition.pipeline_root,
+        inputs=inputs,
+        required=required,
+    )
+
+
+def build_catalog(
+    config: RoutesConfig, base_dir: Path, packages_dir: Path, problems: list[str]
+) -> dict[str, CompiledPipeline]:
+    """Build every pipeline; each failure is added to `problems` with the pipeline's path."""
+    catalog: dict[str, CompiledPipeline] = {}
+    for name, definition in config.pipelines.items():
+        try:
+            catalog[name] = build_pipeline(definition, base_dir, packages_dir)
+        except Exception as exc:
+            field = "source" if definition.source else "package"
+            problems.append(f"pipelines[{name}].{field}: cannot build: {type(exc).__name__}: {exc}")
+    return catalog
+
+
+def typed_rules(
+    rules: tuple[Rule, ...], catalog: Mapping[str, CompiledPipeline], problems: list[str]
+) -> tuple[Rule, ...]:
+    """Check each route's params against its pipeline's inputs and attach their declared types."""
+    from dataclasses import replace
+
+    result: list[Rule] = []
+    for rule in rules:
+        pipeline = catalog.get(rule.pipeline)
+        if pipeline is None:
+            continue
+        where = f"routes[{rule.name}].run.params"
+        for name in rule.params:
+            if name not in pipeline.inputs:
+                known = ", ".join(sorted(pipeline.inputs)) or "none"
+                problems.append(f"{where}.{name}: pipeline {rule.pipeline!r} has no such parameter ({known})")
+        given = set(rule.params) | {RUN_KEY_PARAMETER}
+        for name in sorted(pipeline.required - given):
+            problems.append(f"{where}: pipeline {rule.pipeline!r} needs parameter {name!r}")
+        types = {name: pipeline.inputs[name] for name in rule.params if name in pipeline.inputs}
+        result.append(replace(rule, param_types=types))
+    return tuple(result)
