@@ -57,8 +57,10 @@ class SqliteLedger:
         self.path = path
         self._local = threading.local()
         path.parent.mkdir(parents=True, exist_ok=True)
-        with self._write() as db:
-            db.executescript(SCHEMA)
+        try:
+            self._connection().executescript(SCHEMA)  # idempotent; commits by itself
+        except sqlite3.Error as exc:
+            raise TransientError(f"ledger unavailable: {exc}") from exc
 
     def _connection(self) -> sqlite3.Connection:
         db: sqlite3.Connection | None = getattr(self._local, "db", None)

@@ -26,7 +26,6 @@ from events.errors import TransientError
 from pipelines.backend import RunState, RunStatus, Submission
 from pipelines.catalog import RUN_KEY_PARAMETER
 
-
 # A pipeline that declares this input reads gs://BUCKET/NAME from LANDING/BUCKET/NAME when run
 # locally: the embedded default's stand-in for Cloud Storage.
 LANDING_PARAMETER = "landing_root"
@@ -70,7 +69,8 @@ class LocalBackend:
         params = dict(submission.params)
         if RUN_KEY_PARAMETER in submission.pipeline.inputs:
             params[RUN_KEY_PARAMETER] = submission.run_key
-        if LANDING_PARAMETER in submission.pipeline.inputs and self.landing_dir and not params.get(LANDING_PARAMETER):
+        wants_landing = LANDING_PARAMETER in submission.pipeline.inputs and not params.get(LANDING_PARAMETER)
+        if wants_landing and self.landing_dir is not None:
             params[LANDING_PARAMETER] = str(self.landing_dir.resolve())
         request = {
             "run_id": run_id,

@@ -1,0 +1,369 @@
+"""`kfp-trigger`: check routes, simulate events, run the embedded stack, inspect runs.
+
+Options mirror the `KFP_TRIGGER_*` environment variables the deployed function reads, so the
+CLI and the function always see the same configuration.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import tempfile
+import threading
+from collections.abc import Callable
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+import click
+
+from events.errors import BadEvent, RoutesError
+from functions.settings import Settings, SettingsError
+
+EXAMPLES = """
+\b
+Quick start:
+  kfp-trigger demo                          land survey data, watch one run end to end
+  kfp-trigger routes check routes.yaml      validate a routes file (exit 1 on errors)
+  kfp-trigger simulate event.json --json    which routes would fire, touching nothing
+  kfp-trigger dev                           serve both targets, watch ./landing, tick schedules
+  kfp-trigger runs --state FAILED --json    runs recorded in the ledger
+  kfp-trigger explain EVENT_ID|RUN_KEY      every decision for one event or run
+"""
+
+
+def _settings(routes: str | None, state_dir: str | None, landing_dir: str | None) -> Settings:
+    try:
+        settings = Settings.from_env(os.environ)
+    except SettingsError as exc:
+        raise click.UsageError(str(exc)) from exc
+    changes: dict[str, Any] = {}
+    for name, value in (("routes", routes), ("state_dir", state_dir), ("landing_dir", landing_dir)):
+        if value is not None:
+            changes[name] = Path(value)
+    return replace(settings, **changes)
+
+
+def settings_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--routes/--state-dir/--landing-dir, each defaulting to its KFP_TRIGGER_* variable."""
+    options = [
+        click.option(
+            "--routes", "routes", envvar="KFP_TRIGGER_ROUTES", help="routes file  [default: routes.yaml]"
+        ),
+        click.option(
+            "--state-dir",
+            envvar="KFP_TRIGGER_STATE_DIR",
+            help="ledger, results, runs  [default: .kfp-trigger]",
+        ),
+        click.option(
+            "--landing-dir",
+            envvar="KFP_TRIGGER_LANDING_DIR",
+            help="local stand-in for buckets  [default: landing]",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _emit(data: object) -> None:
+    click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+
+
+@click.group(epilog=EXAMPLES, context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Start Kubeflow Pipelines runs from Google Cloud events, exactly once per event.
+
+    Events (a Cloud Storage object landed, a Pub/Sub message from the product, a BigQuery job
+    wrote a table, a Cloud Scheduler tick) are matched against routes.yaml; each match starts
+    one pipeline run, and each run's end is published as a result CloudEvent.
+    """
+
+
+@main.group()
+def routes() -> None:
+    """Work with routes.yaml."""
+
+
+@routes.command("check")
+@click.argument("path", required=False, type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="print {valid, problems, routes, pipelines}")
+def routes_check(path: str | None, as_json: bool) -> None:
+    """Validate PATH (default: $KFP_TRIGGER_ROUTES or routes.yaml) exactly as the function does.
+
+    Compiles every pipeline and checks each route's parameters against it. Lists every problem
+    with its place in the file; exits 1 if there is any.
+    """
+    from functions import config
+
+    target = Path(path or os.environ.get("KFP_TRIGGER_ROUTES", "routes.yaml"))
+    with tempfile.TemporaryDirectory() as scratch:
+        try:
+            loaded = config.load(target, Path(scratch))
+        except RoutesError as exc:
+            if as_json:
+                _emit({"valid": False, "problems": exc.problems})
+            else:
+                click.echo(f"{target}: {len(exc.problems)} problem(s)", err=True)
+                for problem in exc.problems:
+                    click.echo(f"  {problem}", err=True)
+            sys.exit(1)
+    versions = {name: pipeline.version_name for name, pipeline in loaded.catalog.items()}
+    if as_json:
+        _emit(
+            {"valid": True, "problems": [], "routes": [r.name for r in loaded.rules], "pipelines": versions}
+        )
+        return
+    click.echo(f"{target}: OK — {len(loaded.rules)} route(s), {len(loaded.catalog)} pipeline(s)")
+    for name, version in versions.items():
+        click.echo(f"  pipeline {name}: {version}")
+
+
+@main.command()
+@click.argument("event_file", type=click.Path(exists=True, dir_okay=False))
+@settings_options
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object")
+def simulate(
+    event_file: str, routes: str | None, state_dir: str | None, landing_dir: str | None, as_json: bool
+) -> None:
+    """Show what EVENT_FILE (a structured-mode CloudEvent JSON) would start. Touches nothing.
+
+    \b
+    JSON output:
+      {"event": {"type", "source", "id", "key"},
+       "outcome": "routed" | "ignored" | "unrouted" | "bad-event",
+       "decisions": [{"route", "matched", "reason", "pipeline", "run_key", "params"}]}
+    """
+    from events.decoders import decode
+    from events.envelope import EnvelopeError, parse_http
+    from events.model import Ignored
+    from events.router import Router, RunRequest
+    from functions import config
+
+    settings = _settings(routes, state_dir, landing_dir)
+    body = Path(event_file).read_bytes()
+    report: dict[str, Any] = {"event": {}, "outcome": "", "decisions": []}
+    try:
+        attributes, data = parse_http({"content-type": "application/cloudevents+json"}, body)
+        report["event"] = {k: attributes.get(k) for k in ("type", "source", "id")}
+        decoded = decode(attributes, data)
+    except (EnvelopeError, BadEvent) as exc:
+        report |= {"outcome": "bad-event", "reason": getattr(exc, "reason", None) or str(exc)}
+        decoded = None
+    if isinstance(decoded, Ignored):
+        report |= {"outcome": "ignored", "reason": decoded.reason}
+    elif decoded is not None:
+        report["event"]["key"] = decoded.key
+        with tempfile.TemporaryDirectory() as scratch:
+            try:
+                loaded = config.load(settings.routes, Path(scratch))
+            except RoutesError as exc:
+                raise click.ClickException(str(exc)) from exc
+        routing = Router(loaded.rules).route(decoded)
+        report["outcome"] = "routed" if routing.routed else "unrouted"
+        if not routing.routed:
+            report["reason"] = f"no route listens to {decoded.kind} {decoded.index!r}"
+        for decision in routing.decisions:
+            entry: dict[str, Any] = dict.fromkeys(("reason", "pipeline", "run_key", "params"))
+            entry |= {"route": decision.route, "matched": isinstance(decision, RunRequest)}
+            if isinstance(decision, RunRequest):
+                entry |= {
+                    "pipeline": decision.pipeline,
+                    "run_key": decision.run_key,
+                    "params": dict(decision.params),
+                }
+            else:
+                entry["reason"] = decision.reason
+            report["decisions"].append(entry)
+    if as_json:
+        _emit(report)
+        return
+    event = report["event"]
+    click.echo(f"event {event.get('type')} {event.get('id')}  key={event.get('key', '-')}")
+    click.echo(f"outcome: {report['outcome']}" + (f" ({report['reason']})" if report.get("reason") else ""))
+    for decision in report["decisions"]:
+        if decision["matched"]:
+            click.echo(f"  RUN  {decision['route']} → {decision['pipeline']}  run_key={decision['run_key']}")
+            click.echo(f"       params={json.dumps(decision['params'], sort_keys=True)}")
+        else:
+            click.echo(f"  skip {decision['route']}: {decision['reason']}")
+
+
+@main.command()
+@settings_options
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True, envvar="PORT", type=int)
+def dev(routes: str | None, state_dir: str | None, landing_dir: str | None, host: str, port: int) -> None:
+    """Run the embedded stack until Ctrl-C.
+
+    \b
+    Serves POST /handle_event and POST /handle_completion (functions-framework apps), turns
+    new files in LANDING/<bucket>/<object name> into storage finalized events, fires each
+    schedule route's cron, and completes runs whose completion notice was missed.
+    """
+    from functions import bootstrap, completion
+    from functions.dev import DevServer, every, start_background, tick_schedules, watch_landing
+
+    settings = _settings(routes, state_dir, landing_dir)
+    server = DevServer(host, port)
+    settings = replace(settings, completion_url=f"{server.url}/handle_completion")
+    os.environ.update(settings.to_env())
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        services = bootstrap.services()
+    except RoutesError as exc:
+        raise click.ClickException(str(exc)) from exc
+    stop = threading.Event()
+    events_url = f"{server.url}/handle_event"
+    start_background("watcher", lambda: watch_landing(settings.landing_dir, events_url, stop))
+    start_background("ticker", lambda: tick_schedules(services.router.rules, events_url, stop))
+    start_background("reconciler", lambda: every(5.0, lambda: completion.reconcile(services), stop))
+    click.echo(f"kfp-trigger dev on {server.url}; landing folder {settings.landing_dir}; Ctrl-C to stop")
+    try:
+        server.start()
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop.set()
+        server.stop()
+
+
+@main.command()
+@settings_options
+@click.option("--timeout", default=240.0, show_default=True, help="seconds to wait for the run")
+def demo(routes: str | None, state_dir: str | None, landing_dir: str | None, timeout: float) -> None:
+    """Run the trigger loop once on the embedded default and show each step.
+
+    Uses deploy/routes.example.yaml and a fresh .kfp-trigger/demo unless told otherwise.
+    Exits 0 only if the run SUCCEEDED and its result was published.
+    """
+    from functions.demo import run_demo
+
+    root = Path(__file__).resolve().parent.parent
+    settings = replace(
+        _settings(None, None, None),
+        routes=Path(routes) if routes else root / "deploy" / "routes.example.yaml",
+        state_dir=Path(state_dir) if state_dir else Path(".kfp-trigger/demo"),
+        landing_dir=Path(landing_dir) if landing_dir else Path(".kfp-trigger/demo/landing"),
+    )
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s %(message)s")
+    sys.exit(run_demo(settings, click.echo, timeout))
+
+
+def _ledger(settings: Settings) -> Any:
+    from functions.sqlite_ledger import SqliteLedger
+
+    if not settings.ledger_path.exists():
+        raise click.ClickException(f"no ledger at {settings.ledger_path} (set --state-dir)")
+    return SqliteLedger(settings.ledger_path)
+
+
+@main.command()
+@settings_options
+@click.option("--route", help="only this route")
+@click.option(
+    "--state", type=click.Choice(["CLAIMED", "SUBMITTED", "SUCCEEDED", "FAILED", "CANCELED", "SKIPPED"])
+)
+@click.option("--json", "as_json", is_flag=True, help="print a JSON list")
+def runs(
+    routes: str | None,
+    state_dir: str | None,
+    landing_dir: str | None,
+    route: str | None,
+    state: str | None,
+    as_json: bool,
+) -> None:
+    """List the runs in the ledger, oldest first."""
+    from functions.ledger import State
+    from functions.results import iso
+
+    records = _ledger(_settings(routes, state_dir, landing_dir)).runs(
+        route=route, state=State(state) if state else None
+    )
+    rows = [
+        {
+            "run_key": r.run_key,
+            "route": r.route,
+            "pipeline": r.pipeline,
+            "version": r.version,
+            "state": r.state,
+            "run_id": r.run_id,
+            "event_id": r.event_id,
+            "created_at": iso(r.created_at),
+            "finished_at": iso(r.finished_at),
+            "published": r.published_at is not None,
+            "metrics": r.details.get("metrics", {}),
+        }
+        for r in records
+    ]
+    if as_json:
+        _emit(rows)
+        return
+    if not rows:
+        click.echo("no runs")
+    for row in rows:
+        click.echo(f"{row['state']:<10} {row['route']:<28} {row['run_key']}  {row['run_id'] or '-'}")
+
+
+@main.command()
+@click.argument("identifier")
+@settings_options
+@click.option("--json", "as_json", is_flag=True)
+def explain(
+    identifier: str, routes: str | None, state_dir: str | None, landing_dir: str | None, as_json: bool
+) -> None:
+    """Show every decision for an event id, event key or run key, and the runs it led to."""
+    from functions.results import iso
+
+    ledger = _ledger(_settings(routes, state_dir, landing_dir))
+    trail = ledger.trail(identifier)
+    run_keys = sorted(
+        {step.run_key for step in trail if step.run_key} | ({identifier} if ledger.get(identifier) else set())
+    )
+    related = [ledger.get(key) for key in run_keys]
+    if not trail and not any(related):
+        raise click.ClickException(f"nothing recorded for {identifier!r}")
+    if as_json:
+        _emit(
+            {"decisions": [asdict(step) for step in trail], "runs": [asdict(run) for run in related if run]}
+        )
+        return
+    for step in trail:
+        click.echo(f"{iso(step.at)}  {step.outcome:<11} {step.route or '-':<28} {step.reason}")
+        click.echo(f"{'':26}event {step.event_id} key={step.event_key or '-'} run_key={step.run_key or '-'}")
+    for run in related:
+        if run:
+            published = run.published_at is not None
+            click.echo(
+                f"run {run.run_key}: {run.state} ({run.run_id or 'not submitted'}), published={published}"
+            )
+            click.echo(f"    metrics={json.dumps(run.details.get('metrics', {}), sort_keys=True)}")
+
+
+@main.group()
+def pipelines() -> None:
+    """Work with the pipeline catalog."""
+
+
+@pipelines.command("compile")
+@settings_options
+@click.option(
+    "--out", type=click.Path(file_okay=False), help="folder for the packages  [default: STATE/packages]"
+)
+def pipelines_compile(
+    routes: str | None, state_dir: str | None, landing_dir: str | None, out: str | None
+) -> None:
+    """Compile every pipeline in the routes file to <name>-<hash12>.yaml."""
+    from functions import config
+
+    settings = _settings(routes, state_dir, landing_dir)
+    target = Path(out) if out else settings.packages_dir
+    try:
+        loaded = config.load(settings.routes, target)
+    except RoutesError as exc:
+        raise click.ClickException(str(exc)) from exc
+    for name, pipeline in loaded.catalog.items():
+        click.echo(f"{name}: {pipeline.package}  (sha256 {pipeline.version})")
