@@ -1,0 +1,68 @@
+"""Fixtures shared by every tier. The environment is isolated for every test."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from events.router import Router
+from functions import bootstrap, config
+from functions.bootstrap import Services
+from functions.config import LoadedRoutes
+from functions.settings import Settings
+from functions.sqlite_ledger import SqliteLedger
+from tests.fakes import RecordingBackend, RecordingSink
+from tests.support import ROUTES
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for name in list(os.environ):
+        if name.startswith("KFP_TRIGGER_"):
+            monkeypatch.delenv(name)
+    bootstrap.services.cache_clear()
+    yield
+    bootstrap.services.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def test_routes(tmp_path_factory: pytest.TempPathFactory) -> LoadedRoutes:
+    """tests/data/routes.yaml, loaded once with its echo pipeline compiled."""
+    return config.load(ROUTES, tmp_path_factory.mktemp("packages"))
+
+
+class Clock:
+    def __init__(self, now: float = 1_800_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def backend() -> RecordingBackend:
+    return RecordingBackend()
+
+
+@pytest.fixture
+def services(tmp_path: Path, test_routes: LoadedRoutes, backend: RecordingBackend, clock: Clock) -> Services:
+    """The service wired as in production, with a recording backend and recording sinks."""
+    settings = Settings(routes=ROUTES, state_dir=tmp_path)
+    return Services(
+        settings=settings,
+        router=Router(test_routes.rules),
+        catalog=test_routes.catalog,
+        ledger=SqliteLedger(settings.ledger_path),
+        backends={"local": backend},
+        results=RecordingSink(),
+        quarantine=RecordingSink(),
+        clock=clock,
+    )

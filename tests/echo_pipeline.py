@@ -1,0 +1,17 @@
+"""A one-step pipeline for tests: real kfp.local runs that finish in about a second."""
+
+from kfp import dsl
+from kfp.dsl import Metrics, Output
+
+
+@dsl.component(base_image="python:3.11-slim")
+def echo(message: str, fail: bool, metrics: Output[Metrics]) -> str:
+    if fail:
+        raise RuntimeError("asked to fail")
+    metrics.log_metric("length", len(message))
+    return message
+
+
+@dsl.pipeline(name="echo")
+def echo_pipeline(message: str = "", fail: bool = False, run_key: str = "") -> Metrics:
+    return echo(message=message, fail=fail).outputs["metrics"]

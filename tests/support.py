@@ -1,0 +1,174 @@
+"""Shared test helpers: golden cases, CloudEvent encodings, and server subprocesses."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "tests" / "data"
+ROUTES = DATA / "routes.yaml"
+
+
+@dataclass(frozen=True)
+class Case:
+    file: str
+    outcome: str
+    route: str = ""
+    run_key: str = ""
+    reason: str = ""
+    attributes: Mapping[str, str] | None = None
+
+    @property
+    def document(self) -> Any:
+        return json.loads((DATA / self.file).read_text())
+
+    @property
+    def legacy(self) -> bool:
+        return self.file.startswith("legacy/")
+
+    def cloudevent(self) -> tuple[dict[str, str], object]:
+        """(attributes, data) of this golden as a CloudEvent."""
+        document = self.document
+        if "specversion" in document:
+            attributes = {k: str(v) for k, v in document.items() if k not in ("data", "data_base64")}
+            attributes.pop("datacontenttype", None)
+            return attributes, document.get("data")
+        assert self.attributes is not None, f"{self.file} needs attributes in cases.yaml"
+        attributes = {"specversion": "1.0", "id": f"golden-{Path(self.file).stem}", **self.attributes}
+        return attributes, document
+
+
+def cases() -> list[Case]:
+    return [Case(**raw) for raw in yaml.safe_load((DATA / "cases.yaml").read_text())]
+
+
+def binary(attributes: Mapping[str, str], data: object) -> tuple[dict[str, str], bytes]:
+    headers = {f"ce-{key}": value for key, value in attributes.items()}
+    headers["content-type"] = "application/json"
+    return headers, json.dumps(data).encode()
+
+
+def structured(attributes: Mapping[str, str], data: object) -> tuple[dict[str, str], bytes]:
+    document = {**attributes, "datacontenttype": "application/json", "data": data}
+    return {"content-type": "application/cloudevents+json"}, json.dumps(document).encode()
+
+
+def encodings(case: Case) -> Iterator[tuple[str, dict[str, str], bytes]]:
+    """Every way this golden can arrive: both CloudEvent content modes, or as a legacy body."""
+    if case.legacy:
+        yield "legacy", {"content-type": "application/json"}, (DATA / case.file).read_bytes()
+        return
+    attributes, data = case.cloudevent()
+    yield ("binary", *binary(attributes, data))
+    yield ("structured", *structured(attributes, data))
+
+
+def storage_event(
+    bucket: str, name: str, generation: int = 1, event_id: str = "e-1"
+) -> tuple[dict[str, str], bytes]:
+    attributes = {
+        "specversion": "1.0",
+        "id": event_id,
+        "type": "google.cloud.storage.object.v1.finalized",
+        "source": f"//storage.googleapis.com/projects/_/buckets/{bucket}",
+    }
+    data = {
+        "bucket": bucket,
+        "name": name,
+        "generation": str(generation),
+        "metageneration": "1",
+        "size": "10",
+    }
+    return binary(attributes, data)
+
+
+def completion_event(run_key: str, state: str, message_id: str = "n-1") -> tuple[dict[str, str], bytes]:
+    notice = json.dumps({"run_key": run_key, "state": state}).encode()
+    attributes = {
+        "specversion": "1.0",
+        "id": message_id,
+        "type": "google.cloud.pubsub.topic.v1.messagePublished",
+        "source": "//pubsub.googleapis.com/projects/local/topics/kfp-trigger-completions",
+    }
+    data = {
+        "message": {
+            "data": base64.b64encode(notice).decode(),
+            "messageId": message_id,
+            "publishTime": "2026-11-26T10:00:00Z",
+        }
+    }
+    return binary(attributes, data)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def env_for(state_dir: Path, routes: Path = ROUTES, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KFP_TRIGGER_")}
+    env.update(
+        {
+            "PYTHONPATH": str(ROOT),
+            "KFP_TRIGGER_ROUTES": str(routes),
+            "KFP_TRIGGER_STATE_DIR": str(state_dir),
+            "KFP_TRIGGER_LANDING_DIR": str(state_dir / "landing"),
+            **extra,
+        }
+    )
+    return env
+
+
+@contextmanager
+def server(command: list[str], env: Mapping[str, str], port: int, health_path: str = "/") -> Iterator[str]:
+    """Start a server subprocess, wait until it answers, yield its base URL, stop it."""
+    process = subprocess.Popen(
+        command, env=dict(env), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                output = process.stdout.read().decode() if process.stdout else ""
+                raise RuntimeError(f"server exited early:\n{output[-3000:]}")
+            try:
+                requests.get(url + health_path, timeout=1)
+                break
+            except requests.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def functions_framework(target: str, port: int) -> list[str]:
+    """The command Cloud Functions runs: functions-framework serving one target of main.py."""
+    executable = Path(sys.executable).parent / "functions-framework"
+    return [str(executable), "--target", target, "--source", str(ROOT / "main.py"), "--port", str(port)]
+
+
+def kfp_trigger(*args: str) -> list[str]:
+    return [str(Path(sys.executable).parent / "kfp-trigger"), *args]

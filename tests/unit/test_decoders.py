@@ -1,0 +1,119 @@
+"""Decoders: typed events from good data, `BadEvent` with a reason from bad data."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+
+from events.decoders import decode
+from events.errors import BadEvent
+from events.model import Message, NotJson, ObjectFinalized, ScheduleTick
+
+STORAGE = {
+    "specversion": "1.0",
+    "id": "1",
+    "type": "google.cloud.storage.object.v1.finalized",
+    "source": "//storage.googleapis.com/projects/_/buckets/b",
+}
+PUBSUB = {
+    "specversion": "1.0",
+    "id": "m-1",
+    "type": "google.cloud.pubsub.topic.v1.messagePublished",
+    "source": "//pubsub.googleapis.com/projects/p/topics/t",
+}
+
+
+def message(data: str | None = None, **fields: object) -> dict[str, object]:
+    body: dict[str, object] = {"messageId": "m-1", "publishTime": "2026-11-26T10:00:00.5Z", **fields}
+    if data is not None:
+        body["data"] = data
+    return {"message": body}
+
+
+def b64(value: object) -> str:
+    raw = value if isinstance(value, bytes) else json.dumps(value).encode()
+    return base64.b64encode(raw).decode()
+
+
+@pytest.mark.parametrize("generation", ["1587627537231057", 1587627537231057])
+def test_storage_int64_as_string_or_number(generation: object) -> None:
+    event = decode(STORAGE, {"bucket": "b", "name": "a/b.csv", "generation": generation, "size": "12"})
+    assert isinstance(event, ObjectFinalized)
+    assert event.key == "b/a/b.csv#1587627537231057"
+    assert event.size == 12
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        ({"name": "x", "generation": "1"}, "data.bucket"),
+        ({"bucket": "b", "generation": "1"}, "data.name"),
+        ({"bucket": "b", "name": "x", "generation": "one"}, "data.generation"),
+        ({"bucket": "b", "name": "x", "generation": True}, "data.generation"),
+        ({"bucket": "b", "name": "a\nb", "generation": "1"}, "object name"),
+        ({"bucket": "b", "name": "x" * 1025, "generation": "1"}, "object name"),
+        (NotJson("the body is not JSON"), "JSON object"),
+        ([1, 2], "JSON object"),
+    ],
+)
+def test_bad_storage_data(data: object, reason: str) -> None:
+    with pytest.raises(BadEvent, match=reason):
+        decode(STORAGE, data)
+
+
+def test_product_message_dedupes_on_event_id_not_message_id() -> None:
+    payload = {"event_id": "evt-9", "type": "survey.closed"}
+    first = decode(PUBSUB, message(b64(payload), messageId="m-1"))
+    retry = decode(PUBSUB, message(b64(payload), messageId="m-2"))
+    assert isinstance(first, Message)
+    assert isinstance(retry, Message)
+    assert first.key == retry.key == "projects/p/topics/t#evt-9"
+
+
+def test_message_without_event_id_dedupes_on_message_id() -> None:
+    event = decode(PUBSUB, message(b64(b"\x01\x02")))
+    assert isinstance(event, Message)
+    assert event.key == "projects/p/topics/t#m-1"
+    assert event.payload is None
+
+
+def test_scheduler_message_becomes_a_tick() -> None:
+    event = decode(PUBSUB, message(attributes={"scheduler_job": "nightly"}))
+    assert isinstance(event, ScheduleTick)
+    assert event.job == "nightly"
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (message("AQ=="[:-1]), "base64"),  # bad padding
+        (message("a b c d"), "base64"),  # whitespace
+        (message("-_-_"), "base64"),  # URL-safe alphabet
+        (message(None), "neither data nor attributes"),
+        (message(b64(b'{"a": 1, "a": 2}')), "duplicate key"),
+        (message(b64(b"x"), attributes={"k": 1}), "values must be strings"),
+        ({"subscription": "s"}, "data.message"),
+        (message(b64(b"x"), publishTime="yesterday"), "RFC 3339"),
+    ],
+)
+def test_bad_pubsub_data(data: object, reason: str) -> None:
+    with pytest.raises(BadEvent, match=reason):
+        decode(PUBSUB, data)
+
+
+def test_pubsub_source_must_be_a_topic() -> None:
+    with pytest.raises(BadEvent, match="not a Pub/Sub topic"):
+        decode({**PUBSUB, "source": "//pubsub.googleapis.com/"}, message(b64(b"x")))
+
+
+def test_unknown_type_is_a_bad_event() -> None:
+    with pytest.raises(BadEvent, match="unknown event type"):
+        decode({**STORAGE, "type": "com.example.thing"}, {})
+
+
+@pytest.mark.parametrize("attribute", ["id", "type", "source"])
+def test_oversized_attributes_are_refused(attribute: str) -> None:
+    with pytest.raises(BadEvent, match="longer than"):
+        decode({**STORAGE, attribute: "x" * 65536}, {})

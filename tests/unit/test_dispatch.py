@@ -1,0 +1,156 @@
+"""The services behind the targets, with a recording backend: ack, retry and exactly-once."""
+
+from __future__ import annotations
+
+import pytest
+
+from events.envelope import parse_http
+from events.errors import PermanentError, TransientError
+from functions import completion, dispatch
+from functions.bootstrap import Services
+from functions.ledger import Outcome, State
+from pipelines.backend import RunState
+from tests.conftest import Clock
+from tests.fakes import RecordingBackend, RecordingSink
+from tests.support import binary, completion_event, storage_event
+
+KEY = "some-bucket-folder/some-bucket/folder/a.csv#1"
+
+
+def deliver(services: Services, headers: dict[str, str], body: bytes) -> dispatch.Answer:
+    attributes, data = parse_http(headers, body)
+    return dispatch.handle(services, attributes, data, body)
+
+
+def notify(services: Services, run_key: str, state: str) -> dispatch.Answer:
+    headers, body = completion_event(run_key, state)
+    attributes, data = parse_http(headers, body)
+    return completion.handle(services, attributes, data, body)
+
+
+def results(services: Services) -> list[dict[str, object]]:
+    assert isinstance(services.results, RecordingSink)
+    return [dict(r) for r in services.results.published]
+
+
+def test_a_redelivered_event_starts_one_run(services: Services, backend: RecordingBackend) -> None:
+    event = storage_event("some-bucket", "folder/a.csv")
+    answers = [deliver(services, *event) for _ in range(5)]
+    assert [a.status for a in answers] == [200] * 5
+    assert len(backend.submitted) == 1
+    submission = backend.submitted[0]
+    assert (submission.run_key, submission.params) == (KEY, {"message": "a.csv"})
+    outcomes = [d.outcome for d in services.ledger.trail(KEY)]
+    assert outcomes == [Outcome.RUN] + [Outcome.DUPLICATE] * 4
+
+
+def test_a_duplicate_during_a_live_claim_is_not_acknowledged(
+    services: Services, backend: RecordingBackend
+) -> None:
+    from functions.ledger import NewRun
+
+    services.ledger.claim(
+        NewRun(KEY, "some-bucket-folder", "echo", "v", "local", {}, "other"), 1_800_000_000, 120
+    )
+    answer = deliver(services, *storage_event("some-bucket", "folder/a.csv"))
+    assert answer.status == 429
+    assert backend.submitted == []
+
+
+def test_a_transient_backend_failure_asks_for_a_retry_that_then_succeeds(
+    services: Services, backend: RecordingBackend
+) -> None:
+    backend.fail_with = TransientError("cluster unavailable")
+    event = storage_event("some-bucket", "folder/a.csv")
+    assert deliver(services, *event).status == 503
+    assert deliver(services, *event).status == 200, "the claim was released: no wait for the lease"
+    assert len(backend.submitted) == 1
+
+
+def test_a_lost_submit_response_is_adopted_not_resubmitted(
+    services: Services, backend: RecordingBackend, clock: Clock
+) -> None:
+    backend.succeed_but_raise = TimeoutError("response lost")
+    event = storage_event("some-bucket", "folder/a.csv")
+    with pytest.raises(TimeoutError):  # ambiguous: the claim is kept, the HTTP layer answers 500
+        deliver(services, *event)
+    assert deliver(services, *event).status == 429, "the claim still protects the run key"
+    clock.now += services.settings.claim_lease_seconds + 1
+    assert deliver(services, *event).status == 200
+    assert len(backend.submitted) == 1
+    record = services.ledger.get(KEY)
+    assert record is not None
+    assert (record.state, record.run_id) == (State.SUBMITTED, "fake-1")
+
+
+def test_a_permanent_backend_failure_is_a_failed_run_with_a_result(
+    services: Services, backend: RecordingBackend
+) -> None:
+    backend.fail_with = PermanentError("pipeline rejected")
+    event = storage_event("some-bucket", "folder/a.csv")
+    assert deliver(services, *event).status == 200
+    assert deliver(services, *event).status == 200
+    (result,) = results(services)
+    assert result["data"]["state"] == "FAILED"
+    assert result["data"]["error"] == "pipeline rejected"
+
+
+def test_bad_and_unrouted_events_are_quarantined_and_acknowledged(services: Services) -> None:
+    attributes = {"specversion": "1.0", "id": "q-1", "type": "google.cloud.storage.object.v1.finalized",
+                  "source": "//storage.googleapis.com/projects/_/buckets/some-bucket"}  # fmt: skip
+    assert deliver(services, *binary(attributes, {"bucket": "some-bucket"})).status == 200
+    assert deliver(services, *storage_event("unknown-bucket", "x", event_id="q-2")).status == 200
+    assert isinstance(services.quarantine, RecordingSink)
+    reasons = [q["reason"] for q in services.quarantine.published]
+    assert reasons == ["data.name must be a non-empty string", "no route listens to storage 'unknown-bucket'"]
+    assert [d.outcome for d in services.ledger.trail("q-1")] == [Outcome.QUARANTINED]
+
+
+def test_completion_publishes_one_result_whatever_the_repeats(
+    services: Services, backend: RecordingBackend
+) -> None:
+    deliver(services, *storage_event("some-bucket", "folder/a.csv"))
+    backend.states["fake-1"] = RunState.SUCCEEDED
+    for _ in range(3):
+        assert notify(services, KEY, "SUCCEEDED").status == 200
+    assert notify(services, KEY, "FAILED").status == 200, "a late, contradicting notice changes nothing"
+    (result,) = results(services)
+    assert result["id"]
+    assert result["subject"] == KEY
+    assert result["data"]["state"] == "SUCCEEDED"
+    assert result["data"]["metrics"] == {"accuracy": 0.9}
+    record = services.ledger.get(KEY)
+    assert record is not None
+    assert record.published_at is not None
+
+
+def test_the_exit_handler_word_for_success_is_complete(services: Services, backend: RecordingBackend) -> None:
+    deliver(services, *storage_event("some-bucket", "folder/a.csv"))
+    assert notify(services, KEY, "COMPLETE").status == 200  # the backend still says RUNNING
+    assert results(services)[0]["data"]["state"] == "SUCCEEDED"
+
+
+def test_state_names_of_every_engine() -> None:
+    assert completion.normalise("CANCELLED") is State.CANCELED
+    assert completion.normalise("PIPELINE_STATE_CANCELLED") is State.CANCELED
+    assert completion.normalise("canceled") is State.CANCELED
+    assert completion.normalise("COMPLETE") is State.SUCCEEDED
+    assert completion.normalise("RUNNING") is None
+    assert completion.normalise("PAUSED") is None
+
+
+def test_a_notice_for_an_unknown_run_is_quarantined(services: Services) -> None:
+    answer = notify(services, "nobody/knows", "SUCCEEDED")
+    assert answer.status == 200
+    assert answer.body["outcome"] == Outcome.QUARANTINED
+
+
+def test_reconcile_completes_runs_whose_notice_was_lost(
+    services: Services, backend: RecordingBackend
+) -> None:
+    deliver(services, *storage_event("some-bucket", "folder/a.csv"))
+    assert completion.reconcile(services) == 0, "still running"
+    backend.states["fake-1"] = RunState.CANCELED
+    assert completion.reconcile(services) == 1
+    assert completion.reconcile(services) == 0
+    assert [r["data"]["state"] for r in results(services)] == ["CANCELED"]

@@ -1,0 +1,136 @@
+"""The router: pure, indexed, one decision per candidate route, hostile values kept literal."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC, datetime
+
+import pytest
+
+from events.decoders import decode
+from events.model import Envelope, Message, ObjectFinalized
+from events.router import Router, RunRequest, Skip, schedule_slot
+from events.routes import load_routes
+
+ROUTES = """
+pipelines:
+  p: {source: "m:f"}
+routes:
+  - name: landed
+    when: {storage: {bucket: landing, object: "in/{tenant}/_SUCCESS", min_size: 0}}
+    run: {pipeline: p, params: {tenant: "{tenant}", uri: "gs://{object.bucket}/in/{tenant}/", n: 3}}
+  - name: landed-audit
+    when: {storage: {bucket: landing, object: "in/**"}}
+    run: {pipeline: p, params: {name: {from: object.name}}, run_key: "audit/{object.name}"}
+  - name: csv-only
+    when: {storage: {bucket: landing, content_types: [text/csv], min_size: 100}}
+    run: {pipeline: p}
+  - name: closed
+    when: {pubsub: {topic: events, attributes: {producer: [app, web]}, data: {type: closed, final: true}}}
+    run: {pipeline: p, params: {survey: {from: data.survey.id}, wave: {from: data.wave, default: 1}}}
+  - name: paused
+    when: {storage: {bucket: landing, object: "paused/**"}}
+    run: {pipeline: p, enabled: false}
+"""
+
+
+def object_event(
+    name: str, bucket: str = "landing", size: int = 0, content_type: str | None = None
+) -> ObjectFinalized:
+    envelope = Envelope(
+        id="1", type="finalized", source=f"//storage.googleapis.com/projects/_/buckets/{bucket}"
+    )
+    return ObjectFinalized(
+        envelope=envelope, bucket=bucket, name=name, generation=7, metageneration=1, size=size,
+        content_type=content_type,
+    )  # fmt: skip
+
+
+def message_event(payload: object, attributes: dict[str, str]) -> Message:
+    raw = json.dumps(payload).encode()
+    data = {"message": {"data": base64.b64encode(raw).decode(), "attributes": attributes,
+                        "messageId": "m", "publishTime": "2026-11-26T10:00:00Z"}}  # fmt: skip
+    attrs = {"id": "m", "type": "google.cloud.pubsub.topic.v1.messagePublished",
+             "source": "//pubsub.googleapis.com/projects/p/topics/events"}  # fmt: skip
+    event = decode(attrs, data)
+    assert isinstance(event, Message)
+    return event
+
+
+@pytest.fixture
+def router() -> Router:
+    return Router(load_routes(ROUTES).rules)
+
+
+def test_one_event_can_start_several_routes(router: Router) -> None:
+    routing = router.route(object_event("in/acme/_SUCCESS"))
+    requests = {d.route: d for d in routing.decisions if isinstance(d, RunRequest)}
+    assert set(requests) == {"landed", "landed-audit"}
+    assert requests["landed"].params == {"tenant": "acme", "uri": "gs://landing/in/acme/", "n": 3}
+    assert requests["landed"].run_key == "landed/landing/in/acme/_SUCCESS#7"
+    assert requests["landed-audit"].run_key == "audit/in/acme/_SUCCESS"
+
+
+def test_every_candidate_gets_a_decision_with_a_reason(router: Router) -> None:
+    routing = router.route(object_event("in/acme/part-0.csv", size=10, content_type="text/plain"))
+    reasons = {d.route: d.reason for d in routing.decisions if isinstance(d, Skip)}
+    assert "does not match" in reasons["landed"]
+    assert "content type 'text/plain' is not accepted" in reasons["csv-only"]
+    assert "route is disabled" not in reasons.get("paused", "")
+
+
+def test_min_size_and_disabled(router: Router) -> None:
+    small = router.route(object_event("x.csv", size=10, content_type="text/csv"))
+    assert any(isinstance(d, Skip) and "smaller than min_size 100" in d.reason for d in small.decisions)
+    off = router.route(object_event("paused/x"))
+    assert Skip("paused", "route is disabled (run.enabled: false)") in off.decisions
+
+
+def test_events_are_compared_only_with_routes_of_their_own_bucket() -> None:
+    other = "\n".join(
+        f"  - name: other-{n}\n    when: {{storage: {{bucket: bucket-{n}}}}}\n    run: {{pipeline: p}}"
+        for n in range(500)
+    )
+    router = Router(load_routes(ROUTES + other).rules)
+    assert len(router.candidates(object_event("in/a/_SUCCESS"))) == 4
+    assert not router.route(object_event("x", bucket="nobody")).routed
+
+
+def test_message_conditions(router: Router) -> None:
+    good = message_event({"type": "closed", "final": True, "survey": {"id": "s-1"}}, {"producer": "web"})
+    (decision,) = router.route(good).decisions
+    assert isinstance(decision, RunRequest)
+    assert decision.params == {"survey": "s-1", "wave": 1}
+    wrong_attribute = message_event({"type": "closed", "final": True}, {"producer": "cron"})
+    assert "attribute 'producer'" in router.route(wrong_attribute).decisions[0].reason
+    one_is_not_true = message_event(
+        {"type": "closed", "final": 1, "survey": {"id": "s"}}, {"producer": "app"}
+    )
+    assert "data field 'final'" in router.route(one_is_not_true).decisions[0].reason
+    missing = message_event({"type": "closed", "final": True}, {"producer": "app"})
+    assert "no field 'data.survey.id'" in router.route(missing).decisions[0].reason
+
+
+@pytest.mark.parametrize(
+    "hostile", ["{0.__class__}", "{{7*7}}", "${jndi:ldap://x}", "$(id)", "{tenant}", "%s%n", "a\nb"]
+)
+def test_event_values_are_never_interpreted(router: Router, hostile: str) -> None:
+    event = message_event({"type": "closed", "final": True, "survey": {"id": hostile}}, {"producer": "app"})
+    (decision,) = router.route(event).decisions
+    assert isinstance(decision, RunRequest)
+    assert decision.params["survey"] == hostile
+
+
+@pytest.mark.parametrize(
+    ("published", "slot"),
+    [
+        ("2026-11-26T02:00:00+00:00", "2026-11-26T02:00:00Z"),  # exactly on the slot
+        ("2026-11-26T02:00:04+00:00", "2026-11-26T02:00:00Z"),
+        ("2026-11-26T02:59:59+00:00", "2026-11-26T02:00:00Z"),  # a late retry of the same slot
+        ("2026-07-01T01:00:03+00:00", "2026-07-01T01:00:00Z"),  # summer time: 03:00 Berlin = 01:00Z
+    ],
+)
+def test_schedule_slot(published: str, slot: str) -> None:
+    moment = datetime.fromisoformat(published).astimezone(UTC)
+    assert schedule_slot("0 3 * * *", "Europe/Berlin", moment) == slot

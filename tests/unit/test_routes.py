@@ -1,0 +1,117 @@
+"""routes.yaml: the example is valid; a broken file reports every problem with its path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from events.errors import RoutesError
+from events.params import parse_template
+from events.patterns import compile_pattern
+from events.routes import load_routes
+from functions import config
+from tests.support import ROOT
+
+BROKEN = """
+version: 1
+pipelines:
+  train:
+    source: pipelines.survey:survey_retrain
+  Bad_Name:
+    package: x.yaml
+    source: a:b
+routes:
+  - name: landed
+    when:
+      storage: {bucket: landing, object: "responses/{Tenant}/x"}
+    run: {pipeline: train, params: {responses_uri: "gs://{object.bucket}/{nope}"}}
+  - name: landed
+    when: {pubsub: {topic: t}, schedule: {job: j, cron: "0 3 * * *"}}
+    run: {pipeline: missing}
+  - name: nightly
+    when: {schedule: {job: j, cron: "not a cron", timezone: Mars/Olympus}}
+    run: {pipeline: train, run_key: "{route}/{object.name}"}
+  - when: {bigquery: {table: "proj.dataset"}}
+    run: {pipeline: train, unknown_field: 1}
+"""
+
+
+def test_example_routes_load_and_type_check(tmp_path: Path) -> None:
+    loaded = config.load(ROOT / "deploy" / "routes.example.yaml", tmp_path)
+    assert {rule.source for rule in loaded.rules} == {"storage", "pubsub", "bigquery", "schedule"}
+    assert loaded.rules[0].param_types["responses_uri"] == "STRING"
+
+
+def test_every_problem_is_reported_with_its_path() -> None:
+    with pytest.raises(RoutesError) as caught:
+        load_routes(BROKEN)
+    problems = caught.value.problems
+    expected = [
+        "pipelines[Bad_Name]: name must match",
+        "pipelines[Bad_Name]: give exactly one of 'source'",
+        "routes[landed].when.storage.object: capture {Tenant} must be a lower-case identifier",
+        "routes[landed].name: another route has the name 'landed'",
+        "routes[landed].run.pipeline: no pipeline named 'missing'",
+        "routes[landed].when: give exactly one of storage, pubsub, bigquery, schedule",
+        "routes[nightly].when.schedule.cron: 'not a cron' is not a valid cron expression",
+        "routes[nightly].when.schedule.timezone: unknown time zone 'Mars/Olympus'",
+        "routes[nightly].run.run_key: unknown field {object.name} for a schedule route",
+        "routes[3].name: Field required",
+        "routes[3].run.unknown_field: Extra inputs are not permitted",
+    ]
+    for text in expected:
+        assert any(problem.startswith(text) for problem in problems), (text, problems)
+
+
+def test_params_are_checked_against_the_pipeline(tmp_path: Path) -> None:
+    path = tmp_path / "routes.yaml"
+    path.write_text(
+        """
+pipelines:
+  train: {source: "pipelines.survey:survey_retrain"}
+routes:
+  - name: landed
+    when: {storage: {bucket: landing}}
+    run: {pipeline: train, params: {epoch: 3}}
+"""
+    )
+    with pytest.raises(RoutesError) as caught:
+        config.load(path, tmp_path / "packages")
+    assert any("run.params.epoch: pipeline 'train' has no such parameter" in p for p in caught.value.problems)
+    assert any("needs parameter 'responses_uri'" in p for p in caught.value.problems)
+
+
+def test_a_pipeline_that_does_not_build_is_reported(tmp_path: Path) -> None:
+    path = tmp_path / "routes.yaml"
+    path.write_text("pipelines:\n  p: {source: 'no_such_module:pipeline'}\nroutes: []\n")
+    with pytest.raises(RoutesError, match=r"pipelines\[p\]\.source: cannot build: ModuleNotFoundError"):
+        config.load(path, tmp_path / "packages")
+
+
+def test_invalid_yaml_names_the_line() -> None:
+    with pytest.raises(RoutesError, match="not valid YAML at line 3"):
+        load_routes("routes:\n  - [unclosed\n")
+
+
+@pytest.mark.parametrize(
+    ("pattern", "value", "captures"),
+    [
+        ("responses/{tenant}/{date}/_SUCCESS", "responses/a/2026/_SUCCESS", {"tenant": "a", "date": "2026"}),
+        ("responses/{tenant}/{date}/_SUCCESS", "responses/a/b/c/_SUCCESS", None),
+        ("exports/*.csv", "exports/x.csv", {}),
+        ("exports/*.csv", "exports/sub/x.csv", None),
+        ("archive/**", "archive/a/b/c", {}),
+        ("a.b+c", "a.b+c", {}),
+        ("a.b+c", "aXbbc", None),
+    ],
+)
+def test_patterns(pattern: str, value: str, captures: dict[str, str] | None) -> None:
+    assert compile_pattern(pattern).match(value) == captures
+
+
+def test_template_braces() -> None:
+    template = parse_template("{{literal}} {field}")
+    assert template.parts[0] == "{literal} "
+    with pytest.raises(ValueError, match="brace"):
+        parse_template("{unclosed")
