@@ -45,7 +45,17 @@ def compile_reference(reference: str, into: Path) -> str:
 
 
 def _inputs(package_text: str) -> tuple[dict[str, str], frozenset[str]]:
+    """The pipeline's declared parameters and which of them have no default.
+
+    Raises:
+        ValueError: the package is not a pipeline that KFP can load as one.
+    """
     spec = next(doc for doc in yaml.safe_load_all(package_text) if doc is not None)
+    name = spec.get("pipelineInfo", {}).get("name", "")
+    # KFP loads components["comp-<pipeline name>"] in preference to the root DAG, so a pipeline
+    # named like one of its own components would silently run that one component.
+    if f"comp-{name}" in spec.get("components", {}):
+        raise ValueError(f"pipeline name {name!r} is also the name of one of its components; rename one")
     declared: Mapping[str, Any] = spec.get("root", {}).get("inputDefinitions", {}).get("parameters", {})
     inputs = {name: str(info.get("parameterType", "STRING")) for name, info in declared.items()}
     required = frozenset(

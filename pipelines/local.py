@@ -3,8 +3,9 @@
 A pipeline that declares a `landing_root` input gets the local landing folder in it, so
 `gs://BUCKET/NAME` reads `landing/BUCKET/NAME` on the embedded default.
 
-A run lives in `<runs>/<run_id>/`: `request.json` (written before the runner starts), `pid`,
-`status.json` (written by the runner, atomically) and `runner.log`. The run id is derived from
+A run lives in `<runs>/<run_id>/`: `request.json` (written before the runner starts),
+`started` (the runner detached), `pid` (the runner's), `status.json` (written by the runner,
+atomically) and `runner.log`. The run id is derived from
 the run key, so `find(run_key)` is a directory lookup and a second `submit` for the same key
 adopts the first run instead of starting another.
 """
@@ -64,7 +65,7 @@ class LocalBackend:
     def submit(self, submission: Submission) -> str:
         run_id = run_id_for(submission.run_key)
         folder = self.runs_dir / run_id
-        if (folder / "pid").exists():
+        if (folder / "started").exists():
             return run_id  # already started for this run key: adopt it
         params = dict(submission.params)
         if RUN_KEY_PARAMETER in submission.pipeline.inputs:
@@ -88,16 +89,18 @@ class LocalBackend:
             folder.mkdir(parents=True, exist_ok=True)
             write_json(folder / "request.json", request)
             with open(folder / "runner.log", "ab") as log:
-                process = subprocess.Popen(
+                # The runner detaches itself: this returns once it has, and it writes `pid`.
+                subprocess.run(
                     [self.python, "-m", "pipelines.local_runner", str(folder.resolve())],
                     stdin=subprocess.DEVNULL,
                     stdout=log,
                     stderr=subprocess.STDOUT,
-                    start_new_session=True,
+                    check=True,
+                    timeout=60,
                 )
-            (folder / "pid").write_text(str(process.pid))
-        except OSError as exc:
-            raise TransientError(f"cannot start the local runner: {exc.strerror}") from exc
+            (folder / "started").touch()
+        except (OSError, subprocess.SubprocessError) as exc:
+            raise TransientError(f"cannot start the local runner: {type(exc).__name__}") from exc
         return run_id
 
     def status(self, run_id: str) -> RunStatus:
@@ -114,15 +117,14 @@ class LocalBackend:
                 outputs=raw.get("outputs", {}),
                 error=raw.get("error"),
             )
-        if not (folder / "pid").exists():
-            return RunStatus(run_id, RunState.PENDING)
-        if _alive(int((folder / "pid").read_text())):
+        pid = folder / "pid"
+        if not pid.exists() or _alive(int(pid.read_text())):
             return RunStatus(run_id, RunState.PENDING)
         return RunStatus(run_id, RunState.FAILED, error="the local runner exited without a status")
 
     def find(self, run_key: str) -> str | None:
         run_id = run_id_for(run_key)
-        return run_id if (self.runs_dir / run_id / "pid").exists() else None
+        return run_id if (self.runs_dir / run_id / "started").exists() else None
 
     def cancel(self, run_id: str) -> None:
         folder = self.runs_dir / run_id
@@ -139,10 +141,5 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
-    # A zombie child of this process still answers kill(0); reap it if it is ours.
-    try:
-        finished, _ = os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        return True
-    return finished == 0
+        return True  # it exists, as somebody else's
+    return True

@@ -2,7 +2,8 @@
 
     python -m pipelines.local_runner RUN_DIR
 
-Reads RUN_DIR/request.json, writes RUN_DIR/status.json (RUNNING, then the terminal state with
+Detaches from its submitter (double fork), writes its pid to RUN_DIR/pid, reads
+RUN_DIR/request.json, writes RUN_DIR/status.json (RUNNING, then the terminal state with
 metrics and output URIs), and finally posts a completion notice to the request's
 `completion_url`, shaped exactly like the Pub/Sub message an exit handler publishes in
 production (a binary-mode messagePublished CloudEvent). If the notice cannot be delivered, the
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 import sys
 import time
@@ -87,8 +89,19 @@ def notify(url: str, run_key: str, run_id: str, state: str, attempts: int = 5) -
     return False
 
 
+def detach(folder: Path) -> None:
+    """Double-fork so the run outlives its submitter and is nobody's zombie; record our pid."""
+    if os.fork() > 0:
+        os._exit(0)  # the submitter waits for this first child only
+    os.setsid()
+    if os.fork() > 0:
+        os._exit(0)
+    (folder / "pid").write_text(str(os.getpid()))
+
+
 def main(argv: list[str]) -> int:
     folder = Path(argv[1])
+    detach(folder)
     outcome = run(folder)
     request, status = outcome["request"], outcome["status"]
     if request.get("completion_url"):

@@ -1,4 +1,7 @@
-"""A one-step pipeline for tests: real kfp.local runs that finish in about a second."""
+"""A one-step pipeline for tests: real kfp.local runs that finish in about a second.
+
+KFP reads annotations at runtime: no `from __future__ import annotations` here.
+"""
 
 from kfp import dsl
 from kfp.dsl import Metrics, Output
@@ -12,6 +15,12 @@ def echo(message: str, fail: bool, metrics: Output[Metrics]) -> str:
     return message
 
 
-@dsl.pipeline(name="echo")
+@dsl.pipeline(name="echo-pipeline")
 def echo_pipeline(message: str = "", fail: bool = False, run_key: str = "") -> Metrics:
     return echo(message=message, fail=fail).outputs["metrics"]
+
+
+@dsl.pipeline(name="echo")
+def colliding_pipeline() -> None:
+    """Named like its own component `echo`: the catalog must refuse it."""
+    echo(message="x", fail=False)

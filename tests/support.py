@@ -135,20 +135,18 @@ def env_for(state_dir: Path, routes: Path = ROUTES, **extra: str) -> dict[str, s
 
 
 @contextmanager
-def server(command: list[str], env: Mapping[str, str], port: int, health_path: str = "/") -> Iterator[str]:
-    """Start a server subprocess, wait until it answers, yield its base URL, stop it."""
-    process = subprocess.Popen(
-        command, env=dict(env), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
+def server(command: list[str], env: Mapping[str, str], port: int, log: Path) -> Iterator[str]:
+    """Start a server subprocess (output to `log`), wait until it answers, yield its URL, stop it."""
     url = f"http://127.0.0.1:{port}"
+    with open(log, "wb") as out:
+        process = subprocess.Popen(command, env=dict(env), cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 60
         while True:
             if process.poll() is not None:
-                output = process.stdout.read().decode() if process.stdout else ""
-                raise RuntimeError(f"server exited early:\n{output[-3000:]}")
+                raise RuntimeError(f"server exited early:\n{log.read_text()[-3000:]}")
             try:
-                requests.get(url + health_path, timeout=1)
+                requests.get(url, timeout=1)
                 break
             except requests.ConnectionError:
                 if time.monotonic() > deadline:

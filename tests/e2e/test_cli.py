@@ -1,0 +1,103 @@
+"""The CLI as a user runs it: a separate process, its exit code and its output."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from events.errors import RoutesError
+from events.routes import load_routes
+from tests.support import DATA, ROOT, env_for, kfp_trigger
+from tests.unit.test_routes import BROKEN
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(kfp_trigger(*args), capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
+
+
+def test_routes_check_accepts_the_example() -> None:
+    result = run("routes", "check", "deploy/routes.example.yaml")
+    assert result.returncode == 0, result.stderr
+    assert "OK — 4 route(s), 1 pipeline(s)" in result.stdout
+
+
+def test_routes_check_lists_every_problem(tmp_path: Path) -> None:
+    broken = tmp_path / "routes.yaml"
+    broken.write_text(BROKEN)
+    with pytest.raises(RoutesError) as loader:
+        load_routes(BROKEN)
+    result = run("routes", "check", str(broken))
+    assert result.returncode == 1
+    assert f"{len(loader.value.problems)} problem(s)" in result.stderr
+    assert "routes[nightly].when.schedule.timezone: unknown time zone 'Mars/Olympus'" in result.stderr
+    as_json = json.loads(run("routes", "check", str(broken), "--json").stdout)
+    assert as_json == {"valid": False, "problems": loader.value.problems}, (
+        "the CLI runs the function's validator"
+    )
+
+
+def test_simulate_prints_the_decision_and_touches_nothing(tmp_path: Path) -> None:
+    env = env_for(tmp_path)
+    result = run("simulate", str(DATA / "storage" / "survey-success.json"), "--json", env=env)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["event"] == {
+        "type": "google.cloud.storage.object.v1.finalized",
+        "source": "//storage.googleapis.com/projects/_/buckets/acme-survey-landing",
+        "id": "6031255652220627",
+        "key": "acme-survey-landing/responses/tenant-a/2026-11-26/_SUCCESS#1795700000000001",
+    }
+    assert report["outcome"] == "routed"
+    (decision,) = report["decisions"]
+    assert decision == {
+        "route": "survey-responses-landed",
+        "matched": True,
+        "reason": None,
+        "pipeline": "echo",
+        "run_key": f"survey-responses-landed/{report['event']['key']}",
+        "params": {"message": "tenant-a 2026-11-26"},
+    }
+    assert list(tmp_path.iterdir()) == [], "simulate writes nothing"
+
+
+def test_simulate_explains_a_skip_in_words(tmp_path: Path) -> None:
+    result = run("simulate", str(DATA / "storage" / "survey-part.json"), env=env_for(tmp_path))
+    assert result.returncode == 0
+    assert (
+        "skip survey-responses-landed: object name 'responses/tenant-a/2026-11-26/part-0000.csv'"
+        in result.stdout
+    )
+
+
+def test_runs_and_explain_read_the_ledger(tmp_path: Path) -> None:
+    from functions.ledger import DecisionRecord, NewRun, Outcome
+    from functions.sqlite_ledger import SqliteLedger
+
+    ledger = SqliteLedger(tmp_path / "ledger.sqlite3")
+    ledger.claim(NewRun("r/k#1", "r", "echo", "v1", "local", {"x": 1}, "ev-1"), now=1.0, lease=60)
+    ledger.mark_submitted("r/k#1", 1, "local-abc", now=2.0)
+    ledger.record(
+        DecisionRecord(2.0, "ev-1", "k#1", "t", Outcome.RUN, "r", "submitted as local-abc", "r/k#1")
+    )
+    runs = json.loads(run("runs", "--json", "--state-dir", str(tmp_path)).stdout)
+    assert [(r["run_key"], r["state"], r["run_id"], r["event_id"]) for r in runs] == [
+        ("r/k#1", "SUBMITTED", "local-abc", "ev-1")
+    ]
+    explained = run("explain", "ev-1", "--state-dir", str(tmp_path))
+    assert explained.returncode == 0
+    assert "submitted as local-abc" in explained.stdout
+    assert "run r/k#1: SUBMITTED" in explained.stdout
+    missing = run("explain", "nope", "--state-dir", str(tmp_path))
+    assert missing.returncode == 1
+    assert "nothing recorded for 'nope'" in missing.stderr
+
+
+def test_help_teaches() -> None:
+    result = run("--help")
+    assert result.returncode == 0
+    for command in ("demo", "routes", "simulate", "dev", "runs", "explain", "pipelines"):
+        assert command in result.stdout
+    assert "kfp-trigger demo" in result.stdout

@@ -1,0 +1,121 @@
+"""`handle_event` served by functions-framework exactly as Cloud Functions runs it.
+
+Every golden event in both content modes gets its expected decision; malformed requests get
+the answers DESIGN.md prescribes, a quarantine record where it says so, and never a 500.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.support import Case, binary, cases, encodings, env_for, free_port, functions_framework, server
+
+CASES = cases()
+CAP = 64 * 1024
+
+
+@pytest.fixture(scope="module")
+def state(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("state")
+
+
+@pytest.fixture(scope="module")
+def url(state: Path) -> Iterator[str]:
+    port = free_port()
+    env = env_for(state, KFP_TRIGGER_MAX_BODY_BYTES=str(CAP))
+    with server(functions_framework("handle_event", port), env, port, state / "server.log") as base:
+        yield base
+
+
+def quarantined(state: Path) -> list[dict[str, object]]:
+    path = state / "quarantine.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.file for case in CASES])
+def test_golden_event_over_http(url: str, case: Case) -> None:
+    for mode, headers, body in encodings(case):
+        response = requests.post(url, data=body, headers=headers, timeout=30)
+        assert response.status_code == 200, (mode, response.text)
+        answer = response.json()
+        if case.outcome in ("ignored", "quarantined"):
+            assert answer["outcome"] == case.outcome, mode
+            assert case.reason in answer["reason"], mode
+            continue
+        decision = next(d for d in answer["decisions"] if d["route"] == case.route)
+        if case.outcome == "run":
+            assert decision["outcome"] in ("run", "duplicate"), (mode, decision)
+            assert decision["run_key"] == case.run_key, mode
+        else:
+            assert decision["outcome"] == "skipped", (mode, decision)
+            assert case.reason in decision["reason"], mode
+
+
+STORAGE = {
+    "specversion": "1.0",
+    "id": "bad-1",
+    "type": "google.cloud.storage.object.v1.finalized",
+    "source": "//storage.googleapis.com/projects/_/buckets/some-bucket",
+}
+PUBSUB = {
+    "specversion": "1.0",
+    "id": "bad-2",
+    "type": "google.cloud.pubsub.topic.v1.messagePublished",
+    "source": "//pubsub.googleapis.com/projects/p/topics/gcf-test",
+}
+SECRET = "Bearer eyJhbGciOiJSUzI1NiJ9.c2VjcmV0.c2ln"
+
+
+def _without(headers: dict[str, str], name: str) -> dict[str, str]:
+    return {key: value for key, value in headers.items() if key != name}
+
+
+MALFORMED = {
+    "missing ce-id": (_without(binary(STORAGE, {})[0], "ce-id"), b"{}", 400),
+    "missing ce-type": (_without(binary(STORAGE, {})[0], "ce-type"), b"{}", 400),
+    "not a CloudEvent at all": ({"content-type": "application/json"}, b'{"hello": 1}', 400),
+    "structured body not JSON": ({"content-type": "application/cloudevents+json"}, b"{not json", 400),
+    "structured nested 10k deep": ({"content-type": "application/cloudevents+json"}, b"[" * 10000, 400),
+    "batch mode": ({"content-type": "application/cloudevents-batch+json"}, b"[]", 415),
+    "binary body not JSON": (binary(STORAGE, {})[0], b"\x00\xff not json", 200),
+    "binary duplicate keys": (binary(STORAGE, {})[0], b'{"bucket": "a", "bucket": "b"}', 200),
+    "binary NaN": (binary(STORAGE, {})[0], b'{"size": NaN}', 200),
+    "bad base64": (
+        *binary(
+            PUBSUB, {"message": {"data": "%%%=", "messageId": "1", "publishTime": "2026-01-01T00:00:00Z"}}
+        ),
+        200,
+    ),
+    "unknown type": (*binary({**STORAGE, "type": "com.example.unknown"}, {}), 200),
+    "over the size cap": (binary(STORAGE, {})[0], b'{"pad": "' + b"x" * CAP + b'"}', 200),
+}
+
+
+@pytest.mark.parametrize("name", list(MALFORMED))
+def test_malformed_request(url: str, state: Path, name: str) -> None:
+    headers, body, status = MALFORMED[name]
+    before = len(quarantined(state))
+    response = requests.post(url, data=body, headers={**headers, "authorization": SECRET}, timeout=30)
+    assert response.status_code == status, response.text
+    assert "c2VjcmV0" not in response.text, "the Authorization header is never echoed"
+    assert response.headers["content-type"] == "application/json"
+    records = quarantined(state)
+    if status == 200:
+        assert response.json()["outcome"] == "quarantined"
+        assert len(records) == before + 1
+        assert records[-1]["reason"] == response.json()["reason"]
+        assert "authorization" not in json.dumps(records[-1]).lower()
+    else:
+        assert "error" in response.json()
+        assert len(records) == before
+
+
+def test_only_post(url: str) -> None:
+    response = requests.get(url, timeout=10)
+    assert response.status_code == 405
+    assert response.headers["allow"] == "POST"
