@@ -1,0 +1,6 @@
+"""`python -m bench`: run every benchmark and print its table."""
+
+from bench import trigger_path
+
+if __name__ == "__main__":
+    trigger_path.main()

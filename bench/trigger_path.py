@@ -1,0 +1,120 @@
+"""The trigger path in process: decode → route → claim on SQLite, and routing at scale.
+
+Each figure is the median of REPEATS runs, with the spread (min-max), measured in this process
+on this machine. No backend is called: a claim that wins is marked submitted with a made-up id,
+so the figure is kfp-trigger's own cost per event.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+
+from events.decoders import decode
+from events.envelope import parse_http
+from events.router import Router, RunRequest
+from events.routes import load_routes
+from functions.ledger import ClaimOutcome, NewRun
+from functions.sqlite_ledger import SqliteLedger
+
+REPEATS = 5
+EVENTS = 5_000
+DUPLICATES = 0.3
+ROUTES = """
+pipelines:
+  p: {source: "m:f"}
+routes:
+  - name: landed
+    when: {storage: {bucket: landing, object: "responses/{tenant}/{date}/{part}"}}
+    run: {pipeline: p, params: {tenant: "{tenant}", uri: "gs://{object.bucket}/responses/{tenant}/{date}/"}}
+"""
+
+
+def finalized(number: int) -> tuple[dict[str, str], bytes]:
+    headers = {
+        "ce-id": f"id-{number}",
+        "ce-source": "//storage.googleapis.com/projects/_/buckets/landing",
+        "ce-type": "google.cloud.storage.object.v1.finalized",
+        "ce-specversion": "1.0",
+        "content-type": "application/json",
+    }
+    name = f"responses/t{number % 50}/2026-11-26/part-{number}.csv"
+    body = {"bucket": "landing", "name": name, "generation": "1", "metageneration": "1", "size": "100"}
+    return headers, json.dumps(body).encode()
+
+
+def deliveries() -> list[tuple[dict[str, str], bytes]]:
+    unique = int(EVENTS * (1 - DUPLICATES))
+    return [finalized(n % unique) for n in range(EVENTS)]
+
+
+def throughput(router: Router, requests: list[tuple[dict[str, str], bytes]]) -> float:
+    """Events per second through envelope, decode, route and claim (with the SQLite commit)."""
+    with tempfile.TemporaryDirectory() as scratch:
+        ledger = SqliteLedger(Path(scratch) / "ledger.sqlite3")
+        started = time.perf_counter()
+        for headers, body in requests:
+            attributes, data = parse_http(headers, body)
+            event = decode(attributes, data)
+            for decision in router.route(event).decisions:
+                if isinstance(decision, RunRequest):
+                    run = NewRun(decision.run_key, decision.route, "p", "v", "local", decision.params, "e")
+                    claim = ledger.claim(run, now=time.time(), lease=120)
+                    if claim.outcome is ClaimOutcome.WON:
+                        ledger.mark_submitted(decision.run_key, claim.attempt, "bench", time.time())
+        return len(requests) / (time.perf_counter() - started)
+
+
+def routes_with(extra: int) -> Router:
+    others = "\n".join(
+        f"  - name: other-{n}\n    when: {{storage: {{bucket: bucket-{n}, object: 'x/{{a}}'}}}}\n"
+        f"    run: {{pipeline: p}}"
+        for n in range(extra)
+    )
+    return Router(load_routes(ROUTES + others).rules)
+
+
+def per_event_us(router: Router, requests: list[tuple[dict[str, str], bytes]]) -> float:
+    events = [decode(*parse_http(headers, body)) for headers, body in requests]
+    started = time.perf_counter()
+    for event in events:
+        router.route(event)
+    return (time.perf_counter() - started) / len(events) * 1e6
+
+
+def measure(action: Callable[[], float]) -> tuple[float, float, float]:
+    samples = [action() for _ in range(REPEATS)]
+    return statistics.median(samples), min(samples), max(samples)
+
+
+def main() -> None:
+    requests = deliveries()
+    print(f"machine: {platform.machine()}, {platform.python_implementation()} {platform.python_version()}")
+    print(f"{EVENTS} finalize deliveries, {DUPLICATES:.0%} duplicates, median of {REPEATS} (min-max)\n")
+
+    median, low, high = measure(lambda: throughput(routes_with(0), requests))
+    target = 5_000
+    verdict = "pass" if median >= target else "miss"
+    print("| in process: envelope + decode + route + claim (SQLite) | events/s | target | result |")
+    print("|---|---|---|---|")
+    print(f"| {EVENTS} deliveries | {median:,.0f} ({low:,.0f}-{high:,.0f}) | ≥ {target:,} | {verdict} |\n")
+
+    print("| routes in the file (others on other buckets) | route() µs/event | x vs 10 |")
+    print("|---|---|---|")
+    sample = requests[:2_000]
+    baseline = None
+    for count in (10, 100, 1_000, 10_000):
+        router = routes_with(count - 1)
+        median, low, high = measure(partial(per_event_us, router, sample))
+        baseline = baseline or median
+        print(f"| {count:,} | {median:.1f} ({low:.1f}-{high:.1f}) | {median / baseline:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
