@@ -1,7 +1,7 @@
 """Wire the service once per process: settings → routes, catalog, ledger, backends, sinks.
 
 Nothing is built at import. `services()` builds on first use and caches for warm starts; tests
-and the CLI call `build(settings)` directly with their own settings.
+call `build(settings)` or wire `Services` themselves, and `reset()` forgets the cached ones.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -59,8 +60,22 @@ def build(settings: Settings) -> Services:
     )
 
 
-@functools.cache
+_building = threading.Lock()
+
+
 def services() -> Services:
-    """The process's services, from the environment (the deployed function's only input)."""
+    """The process's services, built from the environment on first use (the deployed function's
+    only input) and kept for warm starts. Concurrent first requests build once."""
+    with _building:
+        return _cached()
+
+
+@functools.cache
+def _cached() -> Services:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     return build(Settings.from_env(os.environ))
+
+
+def reset() -> None:
+    """Forget the built services, so the next call reads the environment again."""
+    _cached.cache_clear()

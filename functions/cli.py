@@ -14,6 +14,7 @@ import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import asdict, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -204,7 +205,7 @@ def dev(routes: str | None, state_dir: str | None, landing_dir: str | None, host
     schedule route's cron, and completes runs whose completion notice was missed.
     """
     from functions import bootstrap, completion
-    from functions.dev import DevServer, every, start_background, tick_schedules, watch_landing
+    from functions.dev import DevServer, every, post, start_background, tick_schedules, watch_landing
 
     settings = _settings(routes, state_dir, landing_dir)
     server = DevServer(host, port)
@@ -218,7 +219,8 @@ def dev(routes: str | None, state_dir: str | None, landing_dir: str | None, host
     stop = threading.Event()
     events_url = f"{server.url}/handle_event"
     start_background("watcher", lambda: watch_landing(settings.landing_dir, events_url, stop))
-    start_background("ticker", lambda: tick_schedules(services.router.rules, events_url, stop))
+    send = partial(post, events_url)
+    start_background("ticker", lambda: tick_schedules(services.router.rules, send, stop))
     start_background("reconciler", lambda: every(5.0, lambda: completion.reconcile(services), stop))
     click.echo(f"kfp-trigger dev on {server.url}; landing folder {settings.landing_dir}; Ctrl-C to stop")
     try:
@@ -320,6 +322,10 @@ def explain(
 
     ledger = _ledger(_settings(routes, state_dir, landing_dir))
     trail = ledger.trail(identifier)
+    # A run key leads to its events; show everything those events caused (other routes too).
+    for event_id in sorted({step.event_id for step in trail if step.event_id} - {identifier}):
+        trail += [step for step in ledger.trail(event_id) if step not in trail]
+    trail.sort(key=lambda step: step.at)
     run_keys = sorted(
         {step.run_key for step in trail if step.run_key} | ({identifier} if ledger.get(identifier) else set())
     )

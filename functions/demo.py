@@ -69,7 +69,7 @@ def run_demo(settings: Settings, say: Callable[[str], None], timeout: float = 24
     server = DevServer(port=0)
     settings = replace(settings, completion_url=f"{server.url}/handle_completion")
     os.environ.update(settings.to_env())
-    bootstrap.services.cache_clear()
+    bootstrap.reset()
     say(f"1. embedded stack on {server.url}  (state: {settings.state_dir}, landing: {settings.landing_dir})")
     services = bootstrap.services()
     server.start()

@@ -169,28 +169,32 @@ def watch_landing(landing: Path, events_url: str, stop: threading.Event) -> None
             log.info("landed %s/%s → %s", names[0], names[1], status)
 
 
-def tick_schedules(rules: tuple[Rule, ...], events_url: str, stop: threading.Event) -> None:
-    """Post one tick per schedule route whenever its cron comes due (while `stop` is unset)."""
+def tick_schedules(
+    rules: tuple[Rule, ...],
+    send: Callable[[dict[str, str], dict[str, object]], object],
+    stop: threading.Event,
+    *,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    interval: float = 1.0,
+) -> None:
+    """Send one Scheduler-shaped tick per schedule route whenever its cron comes due."""
     from zoneinfo import ZoneInfo
 
     from croniter import croniter
 
+    def next_slot(rule: Rule, after: datetime) -> datetime:
+        slot: datetime = croniter(rule.cron, after.astimezone(ZoneInfo(rule.timezone))).get_next(datetime)
+        return slot
+
     schedules = [rule for rule in rules if rule.cron]
-    if not schedules:
-        return
-    upcoming = {
-        rule.name: croniter(rule.cron, datetime.now(ZoneInfo(rule.timezone))).get_next(datetime)
-        for rule in schedules
-    }
-    while not stop.wait(1.0):
-        now = datetime.now(UTC)
+    upcoming = {rule.name: next_slot(rule, clock()) for rule in schedules}
+    while schedules and not stop.wait(interval):
+        now = clock()
         for rule in schedules:
             if upcoming[rule.name] <= now:
-                headers, data = tick_event(rule.index, now)
-                log.info("schedule %s fired → %s", rule.index, post(events_url, headers, data))
-                upcoming[rule.name] = croniter(rule.cron, now.astimezone(ZoneInfo(rule.timezone))).get_next(
-                    datetime
-                )
+                log.info("schedule %s fired", rule.index)
+                send(*tick_event(rule.index, now))
+                upcoming[rule.name] = next_slot(rule, now)
 
 
 def every(seconds: float, action: Callable[[], object], stop: threading.Event) -> None:

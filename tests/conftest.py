@@ -23,9 +23,9 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for name in list(os.environ):
         if name.startswith("KFP_TRIGGER_"):
             monkeypatch.delenv(name)
-    bootstrap.services.cache_clear()
+    bootstrap.reset()
     yield
-    bootstrap.services.cache_clear()
+    bootstrap.reset()
 
 
 @pytest.fixture(scope="session")

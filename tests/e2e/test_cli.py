@@ -90,6 +90,9 @@ def test_runs_and_explain_read_the_ledger(tmp_path: Path) -> None:
     assert explained.returncode == 0
     assert "submitted as local-abc" in explained.stdout
     assert "run r/k#1: SUBMITTED" in explained.stdout
+    ledger.record(DecisionRecord(2.0, "ev-1", "k#1", "t", Outcome.SKIPPED, "other-route", "does not match", ""))
+    by_run_key = run("explain", "r/k#1", "--state-dir", str(tmp_path))
+    assert "other-route" in by_run_key.stdout, "a run key's trail includes its event's other decisions"
     missing = run("explain", "nope", "--state-dir", str(tmp_path))
     assert missing.returncode == 1
     assert "nothing recorded for 'nope'" in missing.stderr
@@ -101,3 +104,10 @@ def test_help_teaches() -> None:
     for command in ("demo", "routes", "simulate", "dev", "runs", "explain", "pipelines"):
         assert command in result.stdout
     assert "kfp-trigger demo" in result.stdout
+
+
+def test_pipelines_compile_writes_content_addressed_packages(tmp_path: Path) -> None:
+    result = run("pipelines", "compile", "--routes", "deploy/routes.example.yaml", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    (package,) = tmp_path.glob("survey-retrain-*.yaml")
+    assert f"survey-retrain: {package}" in result.stdout

@@ -1,0 +1,45 @@
+"""The embedded stack's event sources: schedule ticks and landed files, shaped like GCP's."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from events.decoders import decode
+from events.envelope import parse_http
+from events.router import Router, RunRequest
+from functions.config import LoadedRoutes
+from functions.dev import finalized_event, landing_name, tick_schedules
+from tests.support import binary
+
+
+def test_schedule_ticks_fire_on_the_cron_and_route_to_their_slot(test_routes: LoadedRoutes) -> None:
+    start = datetime(2026, 11, 26, 1, 59, 58, tzinfo=UTC)  # the route fires at 03:00 Berlin = 02:00Z
+    moments = iter(start + timedelta(seconds=second) for second in range(10_000))
+    stop = threading.Event()
+    sent: list[tuple[dict[str, str], dict[str, object]]] = []
+
+    def send(headers: dict[str, str], data: dict[str, object]) -> None:
+        sent.append((headers, data))
+        stop.set()
+
+    tick_schedules(test_routes.rules, send, stop, clock=lambda: next(moments), interval=0.0001)
+    ((headers, data),) = sent
+    attributes, parsed = parse_http(*binary({k.removeprefix("ce-"): v for k, v in headers.items()}, data))
+    (decision,) = Router(test_routes.rules).route(decode(attributes, parsed)).decisions
+    assert isinstance(decision, RunRequest)
+    assert decision.run_key == "nightly-retrain/survey-nightly-retrain@2026-11-26T02:00:00Z"
+
+
+def test_landed_files_become_finalized_events(tmp_path: Path) -> None:
+    landing = tmp_path / "landing"
+    target = landing / "my-bucket" / "a" / "b.csv"
+    target.parent.mkdir(parents=True)
+    target.write_text("x,y\n")
+    assert landing_name(landing, target) == ("my-bucket", "a/b.csv")
+    assert landing_name(landing, landing / "my-bucket" / ".partial") is None
+    assert landing_name(landing, tmp_path / "elsewhere.csv") is None
+    headers, data = finalized_event("my-bucket", "a/b.csv", target)
+    event = decode({k.removeprefix("ce-"): v for k, v in headers.items() if k.startswith("ce-")}, data)
+    assert event.key == f"my-bucket/a/b.csv#{target.stat().st_mtime_ns}"
