@@ -66,14 +66,9 @@ class NewRun:
 
 
 @dataclass(frozen=True, slots=True)
-class RunRecord:
-    run_key: str
-    route: str
-    pipeline: str
-    version: str
-    backend: str
-    params: Mapping[str, object]
-    event_id: str
+class RunRecord(NewRun):
+    """A run as the ledger knows it: what was asked for, and how far it got."""
+
     state: State
     attempt: int
     run_id: str | None

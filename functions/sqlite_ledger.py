@@ -207,33 +207,19 @@ class SqliteLedger:
             "SELECT * FROM decisions WHERE event_id = ? OR event_key = ? OR run_key = ? ORDER BY id",
             (identifier, identifier, identifier),
         )
-        return [
-            DecisionRecord(
-                at=row["at"], event_id=row["event_id"], event_key=row["event_key"],
-                event_type=row["event_type"], outcome=Outcome(row["outcome"]), route=row["route"],
-                reason=row["reason"], run_key=row["run_key"],
-            )
-            for row in rows
-        ]  # fmt: skip
+        return [_decision(row) for row in rows]
+
+
+def _decision(row: sqlite3.Row) -> DecisionRecord:
+    values = {key: row[key] for key in row.keys() if key != "id"}  # noqa: SIM118 - a Row iterates values
+    return DecisionRecord(**(values | {"outcome": Outcome(row["outcome"])}))
 
 
 def _record(row: sqlite3.Row) -> RunRecord:
-    return RunRecord(
-        run_key=row["run_key"],
-        route=row["route"],
-        pipeline=row["pipeline"],
-        version=row["version"],
-        backend=row["backend"],
-        params=json.loads(row["params"]),
-        event_id=row["event_id"],
-        state=State(row["state"]),
-        attempt=row["attempt"],
-        run_id=row["run_id"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        lease_until=row["lease_until"],
-        submitted_at=row["submitted_at"],
-        finished_at=row["finished_at"],
-        details=json.loads(row["details"]),
-        published_at=row["published_at"],
-    )
+    values = {key: row[key] for key in row.keys() if key != "publish_lease"}  # noqa: SIM118 - a Row iterates values
+    decoded = {
+        "params": json.loads(row["params"]),
+        "details": json.loads(row["details"]),
+        "state": State(row["state"]),
+    }
+    return RunRecord(**(values | decoded))

@@ -90,7 +90,9 @@ def test_runs_and_explain_read_the_ledger(tmp_path: Path) -> None:
     assert explained.returncode == 0
     assert "submitted as local-abc" in explained.stdout
     assert "run r/k#1: SUBMITTED" in explained.stdout
-    ledger.record(DecisionRecord(2.0, "ev-1", "k#1", "t", Outcome.SKIPPED, "other-route", "does not match", ""))
+    ledger.record(
+        DecisionRecord(2.0, "ev-1", "k#1", "t", Outcome.SKIPPED, "other-route", "does not match", "")
+    )
     by_run_key = run("explain", "r/k#1", "--state-dir", str(tmp_path))
     assert "other-route" in by_run_key.stdout, "a run key's trail includes its event's other decisions"
     missing = run("explain", "nope", "--state-dir", str(tmp_path))
