@@ -57,5 +57,5 @@ def quarantine(
             reason=reason,
         )
     )
-    log.warning("quarantined event", extra={"reason": reason, "target": target})
+    log.warning("%s quarantined an event: %r", target, reason)
     return Answer(200, {"outcome": Outcome.QUARANTINED, "reason": reason})

@@ -53,8 +53,15 @@ def handle(services: Services, attributes: Mapping[str, str], data: object, body
                 {"route": decision.route, "outcome": outcome, "run_key": decision.run_key, **detail}
             )
         else:
-            _record(services, event.envelope.id, event.key, event.envelope.type, Outcome.SKIPPED,
-                    route=decision.route, reason=decision.reason)  # fmt: skip
+            _record(
+                services,
+                event.envelope.id,
+                event.key,
+                event.envelope.type,
+                Outcome.SKIPPED,
+                route=decision.route,
+                reason=decision.reason,
+            )
             outcomes.append({"route": decision.route, "outcome": Outcome.SKIPPED, "reason": decision.reason})
     return Answer(worst, {"event": event.key, "decisions": outcomes})
 
@@ -81,8 +88,16 @@ def start_run(
     )
 
     def record(outcome: Outcome, reason: str = "") -> None:
-        _record(services, event.envelope.id, event.key, event.envelope.type, outcome,
-                route=request.route, reason=reason, run_key=request.run_key)  # fmt: skip
+        _record(
+            services,
+            event.envelope.id,
+            event.key,
+            event.envelope.type,
+            outcome,
+            route=request.route,
+            reason=reason,
+            run_key=request.run_key,
+        )
 
     if claim.outcome is ClaimOutcome.DONE:
         state = claim.record.state if claim.record else ""
@@ -108,9 +123,11 @@ def start_run(
         record(Outcome.FAILED, str(exc))
         publish_result(services, request.run_key)
         return Outcome.FAILED, {"reason": str(exc)}
-    ledger.mark_submitted(request.run_key, claim.attempt, run_id, services.clock())
+    if not ledger.mark_submitted(request.run_key, claim.attempt, run_id, services.clock()):
+        # Our lease ran out mid-submit and another delivery took over: it adopts this run by key.
+        log.warning("claim on %r was taken over while submitting %r", request.run_key, run_id)
     record(Outcome.RUN, f"submitted as {run_id}")
-    log.info("run submitted", extra={"run_key": request.run_key, "run_id": run_id})
+    log.info("run submitted: %r as %r", request.run_key, run_id)
     return Outcome.RUN, {"run_id": run_id}
 
 

@@ -59,11 +59,11 @@ def serve(request: flask.Request, service: Service, target: str) -> flask.Respon
         try:
             attributes, data = parse_http(headers, body)
         except EnvelopeError as exc:
-            log.warning("rejected request: %s", exc.message, extra={"target": target})
+            log.warning("%s rejected a request: %s", target, exc.message)
             return reply(exc.status, {"error": exc.message})
         answer = service(services, attributes, data, body)
     except TransientError as exc:
-        log.warning("transient failure, asking for a retry: %s", exc, extra={"target": target})
+        log.warning("%s asks for a retry after a transient failure: %s", target, exc)
         return reply(503, {"error": "temporarily unavailable; retry"}, {"Retry-After": RETRY_AFTER_SECONDS})
     except Exception:
         log.exception("unexpected failure in %s", target)

@@ -101,11 +101,19 @@ class SqliteLedger:
                     " state, attempt, lease_until, created_at, updated_at)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?)",
                     (
-                        run.run_key, run.route, run.pipeline, run.version, run.backend,
-                        json.dumps(run.params, sort_keys=True), run.event_id,
-                        State.CLAIMED, now + lease, now, now,
+                        run.run_key,
+                        run.route,
+                        run.pipeline,
+                        run.version,
+                        run.backend,
+                        json.dumps(run.params, sort_keys=True),
+                        run.event_id,
+                        State.CLAIMED,
+                        now + lease,
+                        now,
+                        now,
                     ),
-                )  # fmt: skip
+                )
                 return Claim(ClaimOutcome.WON, attempt=1)
             record = _record(row)
             if record.state is not State.CLAIMED:
@@ -197,10 +205,16 @@ class SqliteLedger:
                 "INSERT INTO decisions (at, event_id, event_key, event_type, outcome, route, reason, run_key)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
-                    decision.at, decision.event_id, decision.event_key, decision.event_type,
-                    decision.outcome, decision.route, decision.reason, decision.run_key,
+                    decision.at,
+                    decision.event_id,
+                    decision.event_key,
+                    decision.event_type,
+                    decision.outcome,
+                    decision.route,
+                    decision.reason,
+                    decision.run_key,
                 ),
-            )  # fmt: skip
+            )
 
     def trail(self, identifier: str) -> list[DecisionRecord]:
         rows = self._read(

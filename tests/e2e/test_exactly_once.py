@@ -57,8 +57,10 @@ def wait_for_results(state: Path, count: int, timeout: float = 90) -> list[dict[
 def test_five_deliveries_in_sequence(dev: tuple[str, Path]) -> None:
     url, state = dev
     headers, body = storage_event("some-bucket", "folder/sequential.csv", generation=11)
-    statuses = [requests.post(f"{url}/handle_event", data=body, headers=headers, timeout=30).status_code
-                for _ in range(DELIVERIES)]  # fmt: skip
+    statuses = [
+        requests.post(f"{url}/handle_event", data=body, headers=headers, timeout=30).status_code
+        for _ in range(DELIVERIES)
+    ]
     assert statuses == [200] * DELIVERIES
     (result,) = wait_for_results(state, 1)
     assert result["data"]["state"] == "SUCCEEDED"

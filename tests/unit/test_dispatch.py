@@ -96,8 +96,12 @@ def test_a_permanent_backend_failure_is_a_failed_run_with_a_result(
 
 
 def test_bad_and_unrouted_events_are_quarantined_and_acknowledged(services: Services) -> None:
-    attributes = {"specversion": "1.0", "id": "q-1", "type": "google.cloud.storage.object.v1.finalized",
-                  "source": "//storage.googleapis.com/projects/_/buckets/some-bucket"}  # fmt: skip
+    attributes = {
+        "specversion": "1.0",
+        "id": "q-1",
+        "type": "google.cloud.storage.object.v1.finalized",
+        "source": "//storage.googleapis.com/projects/_/buckets/some-bucket",
+    }
     assert deliver(services, *binary(attributes, {"bucket": "some-bucket"})).status == 200
     assert deliver(services, *storage_event("unknown-bucket", "x", event_id="q-2")).status == 200
     assert isinstance(services.quarantine, RecordingSink)

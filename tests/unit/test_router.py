@@ -42,17 +42,31 @@ def object_event(
         id="1", type="finalized", source=f"//storage.googleapis.com/projects/_/buckets/{bucket}"
     )
     return ObjectFinalized(
-        envelope=envelope, bucket=bucket, name=name, generation=7, metageneration=1, size=size,
+        envelope=envelope,
+        bucket=bucket,
+        name=name,
+        generation=7,
+        metageneration=1,
+        size=size,
         content_type=content_type,
-    )  # fmt: skip
+    )
 
 
 def message_event(payload: object, attributes: dict[str, str]) -> Message:
     raw = json.dumps(payload).encode()
-    data = {"message": {"data": base64.b64encode(raw).decode(), "attributes": attributes,
-                        "messageId": "m", "publishTime": "2026-11-26T10:00:00Z"}}  # fmt: skip
-    attrs = {"id": "m", "type": "google.cloud.pubsub.topic.v1.messagePublished",
-             "source": "//pubsub.googleapis.com/projects/p/topics/events"}  # fmt: skip
+    data = {
+        "message": {
+            "data": base64.b64encode(raw).decode(),
+            "attributes": attributes,
+            "messageId": "m",
+            "publishTime": "2026-11-26T10:00:00Z",
+        }
+    }
+    attrs = {
+        "id": "m",
+        "type": "google.cloud.pubsub.topic.v1.messagePublished",
+        "source": "//pubsub.googleapis.com/projects/p/topics/events",
+    }
     event = decode(attrs, data)
     assert isinstance(event, Message)
     return event
