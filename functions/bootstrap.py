@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 
 from events.router import Router
 from functions import config
+from functions.adapters import ledger_from, sink_from
 from functions.ledger import Ledger
 from functions.settings import Settings
-from functions.sinks import JsonlSink, Sink
-from functions.sqlite_ledger import SqliteLedger
+from functions.sinks import Sink
 from pipelines.backend import Backend, CompiledPipeline
 from pipelines.local import LocalBackend
 
@@ -45,18 +45,28 @@ def _echo_result(document: Mapping[str, object]) -> None:
 
 
 def build(settings: Settings) -> Services:
+    """Wire a server's services.
+
+    Raises:
+        SettingsError: settings a server needs are missing.
+        RoutesError: the routes file does not validate.
+    """
+    settings.check_serving()
     loaded = config.load(settings.routes, settings.packages_dir)
     local = LocalBackend(
-        settings.runs_dir, completion_url=settings.completion_url, landing_dir=settings.landing_dir
+        settings.runs_dir,
+        completion_url=settings.completion_url,
+        completion_topic=settings.completion_topic,
+        landing_dir=settings.landing_dir,
     )
     return Services(
         settings=settings,
         router=Router(loaded.rules),
         catalog=loaded.catalog,
-        ledger=SqliteLedger(settings.ledger_path),
+        ledger=ledger_from(settings.ledger_url),
         backends={"local": local},
-        results=JsonlSink(settings.results_path, echo=_echo_result),
-        quarantine=JsonlSink(settings.quarantine_path),
+        results=sink_from(settings.results_url, echo=_echo_result),
+        quarantine=sink_from(settings.quarantine_url),
     )
 
 

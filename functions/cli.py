@@ -21,6 +21,7 @@ from typing import Any
 import click
 
 from events.errors import BadEvent, RoutesError
+from functions.ledger import Ledger
 from functions.settings import Settings, SettingsError
 
 EXAMPLES = """
@@ -210,11 +211,15 @@ def dev(routes: str | None, state_dir: str | None, landing_dir: str | None, host
     settings = _settings(routes, state_dir, landing_dir)
     server = DevServer(host, port)
     settings = replace(settings, completion_url=f"{server.url}/handle_completion")
+    if "KFP_TRIGGER_AUTH" not in os.environ:
+        settings = replace(
+            settings, auth="none"
+        )  # a local server: say KFP_TRIGGER_AUTH=google-oidc to test auth
     os.environ.update(settings.to_env())
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
         services = bootstrap.services()
-    except RoutesError as exc:
+    except (RoutesError, SettingsError) as exc:
         raise click.ClickException(str(exc)) from exc
     stop = threading.Event()
     events_url = f"{server.url}/handle_event"
@@ -250,17 +255,19 @@ def demo(routes: str | None, state_dir: str | None, landing_dir: str | None, tim
         routes=Path(routes) if routes else root / "deploy" / "routes.example.yaml",
         state_dir=Path(state_dir) if state_dir else Path(".kfp-trigger/demo"),
         landing_dir=Path(landing_dir) if landing_dir else Path(".kfp-trigger/demo/landing"),
+        auth="none",
     )
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s %(message)s")
     sys.exit(run_demo(settings, click.echo, timeout))
 
 
-def _ledger(settings: Settings) -> Any:
-    from functions.sqlite_ledger import SqliteLedger
+def _ledger(settings: Settings) -> Ledger:
+    from functions.adapters import ledger_from, path_of
 
-    if not settings.ledger_path.exists():
-        raise click.ClickException(f"no ledger at {settings.ledger_path} (set --state-dir)")
-    return SqliteLedger(settings.ledger_path)
+    url = settings.ledger_url
+    if url.startswith("sqlite:") and not path_of(url).exists():
+        raise click.ClickException(f"no ledger at {path_of(url)} (set --state-dir or KFP_TRIGGER_LEDGER)")
+    return ledger_from(url)
 
 
 @main.command()

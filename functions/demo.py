@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from functions.adapters import path_of
 from functions.settings import Settings
 from functions.sinks import JsonlSink
 
@@ -118,8 +119,9 @@ def _report(services: Services, settings: Settings, marker: str, say: Callable[[
     say(f"   {run.run_key}")
     say(f"   state={run.state} run_id={run.run_id} pipeline={run.pipeline}@{run.version[:12]}")
     say(f"   metrics={json.dumps(run.details.get('metrics', {}), sort_keys=True)}")
-    results = [r for r in JsonlSink(settings.results_path).read() if r.get("subject") == run.run_key]
-    say(f"== result CloudEvent ({settings.results_path}) ==")
+    results_file = path_of(settings.results_url)
+    results = [r for r in JsonlSink(results_file).read() if r.get("subject") == run.run_key]
+    say(f"== result CloudEvent ({results_file}) ==")
     for result in results:
         say("   " + json.dumps(result, indent=2, sort_keys=True).replace("\n", "\n   "))
     ok = run.state == "SUCCEEDED" and len(results) == 1

@@ -1,19 +1,28 @@
 """Configuration, read once from the environment into a frozen `Settings`.
 
-Every variable is `KFP_TRIGGER_*`; the CLI's options mirror them (click `envvar=`). A malformed
-value fails at start-up with the variable's name. Library code receives `Settings`; only the
-edges (bootstrap, CLI) read the environment.
+Every variable is `KFP_TRIGGER_*`; the CLI's options mirror them (click `envvar=`). Adapters are
+chosen by URL (`sqlite:///…` or `firestore://PROJECT/COLLECTION` for the ledger; `jsonl:///…` or
+`pubsub://projects/P/topics/T` for the sinks). A missing or malformed value fails at start-up
+naming its variable. Library code receives `Settings`; only the edges (bootstrap, CLI) read the
+environment.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from events.errors import PermanentError
 
 PREFIX = "KFP_TRIGGER_"
+
+# scheme → the shape of the rest, for each kind of adapter URL.
+LEDGER_URLS = {"sqlite": r"^sqlite:///.+$", "firestore": r"^firestore://[a-z][a-z0-9-]{4,29}/[A-Za-z0-9_-]+$"}
+SINK_URLS = {"jsonl": r"^jsonl:///.+$", "pubsub": r"^pubsub://projects/[^/]+/topics/[^/]+$"}
+AUTH_MODES = ("google-oidc", "none")
 
 
 class SettingsError(PermanentError):
@@ -25,21 +34,29 @@ class Settings:
     routes: Path = Path("routes.yaml")
     state_dir: Path = Path(".kfp-trigger")
     landing_dir: Path = Path("landing")
-    completion_url: str | None = None
+    ledger: str = ""  # default: sqlite:///<state_dir>/ledger.sqlite3
+    results: str = ""  # default: jsonl:///<state_dir>/results.jsonl
+    quarantine: str = ""  # default: jsonl:///<state_dir>/quarantine.jsonl
+    completion_topic: str = ""  # pubsub://… : local runs publish their notice there
+    completion_url: str | None = None  # or post it straight to handle_completion (dev)
+    auth: str = "google-oidc"
+    auth_audience: str = ""
+    auth_emails: tuple[str, ...] = ()
+    auth_certs_url: str = "https://www.googleapis.com/oauth2/v1/certs"
     max_body_bytes: int = 512 * 1024  # Eventarc's own event size limit
     claim_lease_seconds: float = 120.0
 
     @property
-    def ledger_path(self) -> Path:
-        return self.state_dir / "ledger.sqlite3"
+    def ledger_url(self) -> str:
+        return self.ledger or f"sqlite:///{(self.state_dir / 'ledger.sqlite3').resolve()}"
 
     @property
-    def results_path(self) -> Path:
-        return self.state_dir / "results.jsonl"
+    def results_url(self) -> str:
+        return self.results or f"jsonl:///{(self.state_dir / 'results.jsonl').resolve()}"
 
     @property
-    def quarantine_path(self) -> Path:
-        return self.state_dir / "quarantine.jsonl"
+    def quarantine_url(self) -> str:
+        return self.quarantine or f"jsonl:///{(self.state_dir / 'quarantine.jsonl').resolve()}"
 
     @property
     def runs_dir(self) -> Path:
@@ -54,30 +71,82 @@ class Settings:
         """Read `KFP_TRIGGER_*` variables; unset ones keep their defaults.
 
         Raises:
-            SettingsError: a variable is set but malformed; the message names it.
+            SettingsError: a variable is malformed; the message names it.
         """
         defaults = cls()
+
+        def text(name: str, default: str) -> str:
+            return env.get(f"{PREFIX}{name}", "").strip() or default
+
         return cls(
-            routes=Path(env.get(f"{PREFIX}ROUTES", str(defaults.routes))),
-            state_dir=Path(env.get(f"{PREFIX}STATE_DIR", str(defaults.state_dir))),
-            landing_dir=Path(env.get(f"{PREFIX}LANDING_DIR", str(defaults.landing_dir))),
-            completion_url=env.get(f"{PREFIX}COMPLETION_URL") or None,
+            routes=Path(text("ROUTES", str(defaults.routes))),
+            state_dir=Path(text("STATE_DIR", str(defaults.state_dir))),
+            landing_dir=Path(text("LANDING_DIR", str(defaults.landing_dir))),
+            ledger=_url(env, "LEDGER", LEDGER_URLS),
+            results=_url(env, "RESULTS", SINK_URLS),
+            quarantine=_url(env, "QUARANTINE", SINK_URLS),
+            completion_topic=_url(env, "COMPLETION_TOPIC", {"pubsub": SINK_URLS["pubsub"]}),
+            completion_url=text("COMPLETION_URL", "") or None,
+            auth=_choice(env, "AUTH", AUTH_MODES),
+            auth_audience=text("AUTH_AUDIENCE", ""),
+            auth_emails=tuple(e.strip() for e in text("AUTH_EMAILS", "").split(",") if e.strip()),
+            auth_certs_url=text("AUTH_CERTS_URL", defaults.auth_certs_url),
             max_body_bytes=int(_number(env, "MAX_BODY_BYTES", defaults.max_body_bytes)),
             claim_lease_seconds=_number(env, "CLAIM_LEASE_SECONDS", defaults.claim_lease_seconds),
         )
 
+    def check_serving(self) -> None:
+        """What a server needs beyond what every command needs.
+
+        Raises:
+            SettingsError: OIDC is on without its audience or allowed emails.
+        """
+        if self.auth != "google-oidc":
+            return
+        for name, value in (("AUTH_AUDIENCE", self.auth_audience), ("AUTH_EMAILS", self.auth_emails)):
+            if not value:
+                raise SettingsError(
+                    f"{PREFIX}{name} is required while {PREFIX}AUTH is google-oidc "
+                    f"(set {PREFIX}AUTH=none only where nothing but you can reach the server)"
+                )
+
     def to_env(self) -> dict[str, str]:
         """The variables that reproduce these settings in another process."""
-        env = {
-            f"{PREFIX}ROUTES": str(self.routes),
-            f"{PREFIX}STATE_DIR": str(self.state_dir),
-            f"{PREFIX}LANDING_DIR": str(self.landing_dir),
-            f"{PREFIX}MAX_BODY_BYTES": str(self.max_body_bytes),
-            f"{PREFIX}CLAIM_LEASE_SECONDS": str(self.claim_lease_seconds),
+        values = {
+            "ROUTES": str(self.routes),
+            "STATE_DIR": str(self.state_dir),
+            "LANDING_DIR": str(self.landing_dir),
+            "LEDGER": self.ledger,
+            "RESULTS": self.results,
+            "QUARANTINE": self.quarantine,
+            "COMPLETION_TOPIC": self.completion_topic,
+            "COMPLETION_URL": self.completion_url or "",
+            "AUTH": self.auth,
+            "AUTH_AUDIENCE": self.auth_audience,
+            "AUTH_EMAILS": ",".join(self.auth_emails),
+            "AUTH_CERTS_URL": self.auth_certs_url,
+            "MAX_BODY_BYTES": str(self.max_body_bytes),
+            "CLAIM_LEASE_SECONDS": str(self.claim_lease_seconds),
         }
-        if self.completion_url:
-            env[f"{PREFIX}COMPLETION_URL"] = self.completion_url
-        return env
+        return {f"{PREFIX}{name}": value for name, value in values.items() if value}
+
+
+def _url(env: Mapping[str, str], name: str, shapes: Mapping[str, str]) -> str:
+    raw = env.get(f"{PREFIX}{name}", "").strip()
+    if not raw:
+        return ""
+    shape = shapes.get(urlsplit(raw).scheme)
+    if shape is None or not re.match(shape, raw):
+        accepted = ", ".join(f"{scheme}://…" for scheme in shapes)
+        raise SettingsError(f"{PREFIX}{name} must be one of {accepted}; got {raw[:80]!r}")
+    return raw
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    raw = env.get(f"{PREFIX}{name}", "").strip() or choices[0]
+    if raw not in choices:
+        raise SettingsError(f"{PREFIX}{name} must be one of {', '.join(choices)}; got {raw[:40]!r}")
+    return raw
 
 
 def _number(env: Mapping[str, str], name: str, default: float) -> float:

@@ -1,4 +1,5 @@
-"""The `Sink` port: where results and quarantined events go. Adapter: `JsonlSink`.
+"""The `Sink` port: where results and quarantined events go. Adapters: `JsonlSink` (here) and
+`PubsubSink` (functions/pubsub_sink.py).
 
 A JSONL sink appends one JSON document per line, under an exclusive file lock so lines from
 concurrent processes never interleave, and can echo a one-line summary to the console.
@@ -12,13 +13,17 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Protocol
 
+Echo = Callable[[Mapping[str, object]], None]
+
 
 class Sink(Protocol):
-    def publish(self, document: Mapping[str, object]) -> None: ...
+    def publish(self, document: Mapping[str, object]) -> None:
+        """Deliver one document; return only once it is delivered (raise TransientError if not)."""
+        ...
 
 
 class JsonlSink:
-    def __init__(self, path: Path, echo: Callable[[Mapping[str, object]], None] | None = None) -> None:
+    def __init__(self, path: Path, echo: Echo | None = None) -> None:
         self.path = path
         self.echo = echo
 

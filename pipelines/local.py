@@ -54,11 +54,13 @@ class LocalBackend:
         runs_dir: Path,
         *,
         completion_url: str | None = None,
+        completion_topic: str = "",
         landing_dir: Path | None = None,
         python: str = sys.executable,
     ):
         self.runs_dir = runs_dir
         self.completion_url = completion_url
+        self.completion_topic = completion_topic
         self.landing_dir = landing_dir
         self.python = python
 
@@ -83,6 +85,7 @@ class LocalBackend:
             "pipeline_root": submission.pipeline.pipeline_root or str((folder / "outputs").resolve()),
             "params": params,
             "completion_url": self.completion_url,
+            "completion_topic": self.completion_topic,
             "submitted_at": now_iso(),
         }
         try:

@@ -4,10 +4,10 @@
 
 Detaches from its submitter (double fork), writes its pid to RUN_DIR/pid, reads
 RUN_DIR/request.json, writes RUN_DIR/status.json (RUNNING, then the terminal state with
-metrics and output URIs), and finally posts a completion notice to the request's
-`completion_url`, shaped exactly like the Pub/Sub message an exit handler publishes in
-production (a binary-mode messagePublished CloudEvent). If the notice cannot be delivered, the
-reconciling loop of `kfp-trigger dev` finds the terminal status instead.
+metrics and output URIs), and finally sends the completion notice an exit handler sends in
+production: published to `completion_topic` (Pub/Sub) and/or posted to `completion_url` as the
+messagePublished CloudEvent Eventarc would deliver. If the notice is lost, the reconciling loop
+of `kfp-trigger dev` finds the terminal status instead.
 """
 
 from __future__ import annotations
@@ -56,15 +56,20 @@ def run(folder: Path) -> dict[str, Any]:
     return {"request": request, "status": status}
 
 
-def notify(url: str, run_key: str, run_id: str, state: str, attempts: int = 5) -> bool:
-    """POST the completion notice; a few quick retries, then leave it to the reconciler."""
+def notice(run_key: str, run_id: str, state: str) -> bytes:
+    """The completion notice: the same JSON an exit handler publishes in production."""
+    return json.dumps({"run_key": run_key, "run_id": run_id, "state": state}).encode()
+
+
+def post_notice(url: str, data: bytes, run_key: str, attempts: int = 5) -> bool:
+    """POST the notice as the messagePublished CloudEvent Eventarc would deliver; a few quick
+    retries, then leave it to the reconciler."""
     import requests
 
-    notice = {"run_key": run_key, "run_id": run_id, "state": state}
     message_id = uuid.uuid4().hex
     body = {
         "message": {
-            "data": base64.b64encode(json.dumps(notice).encode()).decode(),
+            "data": base64.b64encode(data).decode(),
             "attributes": {"run_key": run_key},
             "messageId": message_id,
             "publishTime": now_iso(),
@@ -80,13 +85,20 @@ def notify(url: str, run_key: str, run_id: str, state: str, attempts: int = 5) -
     }
     for attempt in range(attempts):
         try:
-            response = requests.post(url, json=body, headers=headers, timeout=10)
-            if response.ok:
+            if requests.post(url, json=body, headers=headers, timeout=10).ok:
                 return True
         except requests.RequestException:
             pass
         time.sleep(0.5 * 2**attempt)
     return False
+
+
+def publish_notice(topic: str, data: bytes, run_key: str) -> None:
+    """Publish the notice to Pub/Sub (`pubsub://projects/P/topics/T`; honours PUBSUB_EMULATOR_HOST)."""
+    from google.cloud.pubsub_v1 import PublisherClient
+
+    publisher = PublisherClient()
+    publisher.publish(topic.removeprefix("pubsub://"), data, run_key=run_key).result(timeout=60)
 
 
 def detach(folder: Path) -> None:
@@ -104,8 +116,11 @@ def main(argv: list[str]) -> int:
     detach(folder)
     outcome = run(folder)
     request, status = outcome["request"], outcome["status"]
+    data = notice(request["run_key"], request["run_id"], status["state"])
+    if request.get("completion_topic"):
+        publish_notice(request["completion_topic"], data, request["run_key"])
     if request.get("completion_url"):
-        notify(request["completion_url"], request["run_key"], request["run_id"], status["state"])
+        post_notice(request["completion_url"], data, request["run_key"])
     return 0
 
 

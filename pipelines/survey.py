@@ -45,9 +45,9 @@ def load_responses(responses_uri: str, landing_root: str, responses: Output[Data
                 with open(path, encoding="utf-8") as handle:
                     texts.append(handle.read())
     else:
-        from google.cloud import storage
+        from google.cloud.storage import Client
 
-        client = storage.Client()
+        client = Client()
         for blob in sorted(client.list_blobs(bucket, prefix=prefix), key=lambda b: b.name):
             if blob.name.endswith(".csv"):
                 texts.append(blob.download_as_text())

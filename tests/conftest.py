@@ -60,9 +60,36 @@ def services(tmp_path: Path, test_routes: LoadedRoutes, backend: RecordingBacken
         settings=settings,
         router=Router(test_routes.rules),
         catalog=test_routes.catalog,
-        ledger=SqliteLedger(settings.ledger_path),
+        ledger=SqliteLedger(tmp_path / "ledger.sqlite3"),
         backends={"local": backend},
         results=RecordingSink(),
         quarantine=RecordingSink(),
         clock=clock,
     )
+
+
+PROJECT = "kfp-trigger-test"
+
+
+def _emulated(name: str, variable: str, factory: pytest.TempPathFactory) -> Iterator[str]:
+    from tests.emulators import emulator
+
+    with emulator(name, factory.mktemp(name) / "emulator.log") as host, pytest.MonkeyPatch.context() as patch:
+        patch.setenv(variable, f"http://{host}" if name == "storage" else host)
+        patch.setenv("GOOGLE_CLOUD_PROJECT", PROJECT)
+        yield host
+
+
+@pytest.fixture(scope="session")
+def pubsub_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    yield from _emulated("pubsub", "PUBSUB_EMULATOR_HOST", tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def firestore_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    yield from _emulated("firestore", "FIRESTORE_EMULATOR_HOST", tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def storage_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    yield from _emulated("storage", "STORAGE_EMULATOR_HOST", tmp_path_factory)

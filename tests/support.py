@@ -128,6 +128,7 @@ def env_for(state_dir: Path, routes: Path = ROUTES, **extra: str) -> dict[str, s
             "KFP_TRIGGER_ROUTES": str(routes),
             "KFP_TRIGGER_STATE_DIR": str(state_dir),
             "KFP_TRIGGER_LANDING_DIR": str(state_dir / "landing"),
+            "KFP_TRIGGER_AUTH": "none",
             **extra,
         }
     )

@@ -1,0 +1,217 @@
+"""The Firestore `Ledger`: the same contract as the SQLite ledger, across instances.
+
+Runs live in COLLECTION (document id: sha256 of the run key, which may contain `/`), decisions
+in COLLECTION-decisions. Every state change is a transaction that reads the run and writes it
+only if its state allows (a claim creates the document if absent). Leases are compared on
+**server** time: the transaction's snapshot `read_time` is "now", so an instance with a skewed
+clock can neither steal a live claim nor hold an expired one; the `now` the caller passes is
+used only for the timestamps it records. Every Google API error becomes `TransientError`: a
+ledger that cannot record must not let an event be acknowledged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from events.errors import TransientError
+from functions.ledger import Claim, ClaimOutcome, DecisionRecord, NewRun, Outcome, RunRecord, State
+
+T = TypeVar("T")
+TRANSACTION_ATTEMPTS = 10  # contention retries inside one call; past them the caller retries
+TERMINAL = [state.value for state in State if state.terminal]
+
+
+def document_id(run_key: str) -> str:
+    return hashlib.sha256(run_key.encode()).hexdigest()
+
+
+@contextmanager
+def _mapped() -> Iterator[None]:
+    from google.api_core import exceptions
+
+    try:
+        yield
+    except (exceptions.GoogleAPICallError, exceptions.RetryError) as exc:
+        raise TransientError(f"ledger unavailable: {type(exc).__name__}") from exc
+
+
+class FirestoreLedger:
+    def __init__(self, project: str, collection: str) -> None:
+        from google.cloud import firestore
+
+        self._firestore = firestore
+        self._db = firestore.Client(project=project)
+        self._runs = self._db.collection(collection)
+        self._decisions = self._db.collection(f"{collection}-decisions")
+
+    def _transact(self, run_key: str, change: Callable[[Any, Any, Mapping[str, Any] | None, float], T]) -> T:
+        """Run `change(transaction, ref, current or None, server_now)` in one transaction."""
+        ref = self._runs.document(document_id(run_key))
+
+        @self._firestore.transactional
+        def apply(transaction: Any) -> T:
+            snapshot = ref.get(transaction=transaction)
+            server_now = snapshot.read_time.timestamp()
+            return change(transaction, ref, snapshot.to_dict() if snapshot.exists else None, server_now)
+
+        with _mapped():
+            try:
+                return apply(self._db.transaction(max_attempts=TRANSACTION_ATTEMPTS))  # type: ignore[no-any-return]
+            except ValueError as exc:  # the client's "Failed to commit transaction in N attempts"
+                raise TransientError("ledger contention: the transaction did not commit; retry") from exc
+
+    def claim(self, run: NewRun, now: float, lease: float) -> Claim:
+        def change(transaction: Any, ref: Any, current: Mapping[str, Any] | None, server_now: float) -> Claim:
+            if current is None:
+                transaction.create(ref, _new_document(run, now, server_now + lease))
+                return Claim(ClaimOutcome.WON, attempt=1)
+            record = _record(current)
+            if record.state is not State.CLAIMED:
+                return Claim(ClaimOutcome.DONE, record.attempt, record)
+            if record.lease_until > server_now:
+                return Claim(ClaimOutcome.BUSY, record.attempt, record, record.lease_until - server_now)
+            attempt = record.attempt + 1
+            transaction.update(
+                ref, {"attempt": attempt, "lease_until": server_now + lease, "updated_at": now}
+            )
+            return Claim(ClaimOutcome.WON, attempt, record)
+
+        return self._transact(run.run_key, change)
+
+    def mark_submitted(self, run_key: str, attempt: int, run_id: str, now: float) -> bool:
+        def change(transaction: Any, ref: Any, current: Mapping[str, Any] | None, _: float) -> bool:
+            if current is None or current["state"] != State.CLAIMED or current["attempt"] != attempt:
+                return False
+            transaction.update(
+                ref,
+                {"state": State.SUBMITTED.value, "run_id": run_id, "submitted_at": now, "updated_at": now},
+            )
+            return True
+
+        return self._transact(run_key, change)
+
+    def release(self, run_key: str, attempt: int) -> None:
+        def change(transaction: Any, ref: Any, current: Mapping[str, Any] | None, _: float) -> None:
+            if current is not None and current["state"] == State.CLAIMED and current["attempt"] == attempt:
+                transaction.update(ref, {"lease_until": 0.0})
+
+        self._transact(run_key, change)
+
+    def finish(self, run_key: str, state: State, details: Mapping[str, object], now: float) -> bool:
+        if not state.terminal:
+            raise ValueError(f"{state} is not a terminal state")
+
+        def change(transaction: Any, ref: Any, current: Mapping[str, Any] | None, _: float) -> bool:
+            if current is None or current["state"] in TERMINAL:
+                return False
+            update = {"state": state.value, "details": dict(details), "finished_at": now, "updated_at": now}
+            transaction.update(ref, update)
+            return True
+
+        return self._transact(run_key, change)
+
+    def begin_publish(self, run_key: str, now: float, lease: float) -> RunRecord | None:
+        def change(
+            transaction: Any, ref: Any, current: Mapping[str, Any] | None, server_now: float
+        ) -> RunRecord | None:
+            if current is None or current["state"] not in TERMINAL or current["published"]:
+                return None
+            if current["publish_lease"] > server_now:
+                return None
+            transaction.update(ref, {"publish_lease": server_now + lease})
+            return _record(current)
+
+        return self._transact(run_key, change)
+
+    def mark_published(self, run_key: str, now: float) -> None:
+        def change(transaction: Any, ref: Any, current: Mapping[str, Any] | None, _: float) -> None:
+            if current is not None and not current["published"]:
+                transaction.update(ref, {"published": True, "published_at": now, "updated_at": now})
+
+        self._transact(run_key, change)
+
+    def get(self, run_key: str) -> RunRecord | None:
+        with _mapped():
+            snapshot = self._runs.document(document_id(run_key)).get()
+        return _record(snapshot.to_dict() or {}) if snapshot.exists else None
+
+    def _query(self, **equals: object) -> list[RunRecord]:
+        query: Any = self._runs
+        for field, value in equals.items():
+            query = query.where(filter=self._firestore.FieldFilter(field, "==", value))
+        with _mapped():
+            records = [_record(snapshot.to_dict() or {}) for snapshot in query.stream()]
+        return sorted(records, key=lambda record: record.created_at)
+
+    def runs(
+        self, *, route: str | None = None, state: State | None = None, limit: int = 1000
+    ) -> list[RunRecord]:
+        equals = {k: str(v) for k, v in (("route", route), ("state", state)) if v is not None}
+        return self._query(**equals)[:limit]
+
+    def unfinished(self) -> list[RunRecord]:
+        return self._query(state=State.SUBMITTED.value)
+
+    def unpublished(self) -> list[RunRecord]:
+        return [record for record in self._query(published=False) if record.state.terminal]
+
+    def record(self, decision: DecisionRecord) -> None:
+        document = {
+            "at": decision.at,
+            "event_id": decision.event_id,
+            "event_key": decision.event_key,
+            "event_type": decision.event_type,
+            "outcome": decision.outcome.value,
+            "route": decision.route,
+            "reason": decision.reason,
+            "run_key": decision.run_key,
+            "written": self._firestore.SERVER_TIMESTAMP,
+        }
+        with _mapped():
+            self._decisions.add(document)
+
+    def trail(self, identifier: str) -> list[DecisionRecord]:
+        found: dict[str, Mapping[str, Any]] = {}
+        with _mapped():
+            for field in ("event_id", "event_key", "run_key"):
+                query = self._decisions.where(filter=self._firestore.FieldFilter(field, "==", identifier))
+                found.update((snapshot.id, snapshot.to_dict() or {}) for snapshot in query.stream())
+        ordered = sorted(found.values(), key=lambda d: (d["at"], d["written"]))
+        return [
+            DecisionRecord(
+                **{k: v for k, v in d.items() if k != "written"} | {"outcome": Outcome(d["outcome"])}
+            )
+            for d in ordered
+        ]
+
+
+def _new_document(run: NewRun, now: float, lease_until: float) -> dict[str, Any]:
+    return {
+        "run_key": run.run_key,
+        "route": run.route,
+        "pipeline": run.pipeline,
+        "version": run.version,
+        "backend": run.backend,
+        "params": dict(run.params),
+        "event_id": run.event_id,
+        "state": State.CLAIMED.value,
+        "attempt": 1,
+        "lease_until": lease_until,
+        "run_id": None,
+        "created_at": now,
+        "updated_at": now,
+        "submitted_at": None,
+        "finished_at": None,
+        "details": {},
+        "publish_lease": 0.0,
+        "published": False,
+        "published_at": None,
+    }
+
+
+def _record(document: Mapping[str, Any]) -> RunRecord:
+    values = {k: v for k, v in document.items() if k not in ("publish_lease", "published")}
+    return RunRecord(**(values | {"state": State(document["state"])}))

@@ -1,0 +1,150 @@
+"""One contract, every ledger: SQLite (a file) and Firestore (the emulator).
+
+Times are real and leases short, because Firestore compares leases on its own server clock.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from functions.adapters import ledger_from
+from functions.ledger import ClaimOutcome, DecisionRecord, Ledger, NewRun, Outcome, State
+from tests.conftest import PROJECT
+
+RUN = NewRun("route/bucket/name#1", "route", "pipeline", "v1", "local", {"n": 1}, "event-1")
+LEASE = 1.0
+
+
+@pytest.fixture(params=["sqlite", "firestore"])
+def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "firestore":
+        request.getfixturevalue("firestore_emulator")
+        return f"firestore://{PROJECT}/runs-{uuid.uuid4().hex[:12]}"
+    return f"sqlite:///{tmp_path / 'ledger.sqlite3'}"
+
+
+@pytest.fixture
+def ledger(ledger_url: str) -> Ledger:
+    return ledger_from(ledger_url)
+
+
+def now() -> float:
+    return time.time()
+
+
+def test_first_claim_wins_and_a_live_claim_is_busy(ledger: Ledger) -> None:
+    assert ledger.claim(RUN, now(), LEASE).outcome is ClaimOutcome.WON
+    busy = ledger.claim(RUN, now(), LEASE)
+    assert busy.outcome is ClaimOutcome.BUSY
+    assert 0 < busy.retry_after <= LEASE
+
+
+def test_an_expired_claim_is_taken_over_once(ledger: Ledger) -> None:
+    ledger.claim(RUN, now(), LEASE)
+    time.sleep(LEASE + 0.2)
+    takeover = ledger.claim(RUN, now(), LEASE)
+    assert (takeover.outcome, takeover.attempt) == (ClaimOutcome.WON, 2)
+    assert ledger.claim(RUN, now(), LEASE).outcome is ClaimOutcome.BUSY
+    assert not ledger.mark_submitted(RUN.run_key, 1, "stale", now()), "the old holder lost its claim"
+    assert ledger.mark_submitted(RUN.run_key, 2, "r-1", now())
+    assert ledger.claim(RUN, now(), LEASE).outcome is ClaimOutcome.DONE
+
+
+def test_release_lets_the_next_delivery_take_over_at_once(ledger: Ledger) -> None:
+    ledger.claim(RUN, now(), 60)
+    ledger.release(RUN.run_key, 1)
+    assert ledger.claim(RUN, now(), 60).outcome is ClaimOutcome.WON
+
+
+def test_terminal_states_are_absorbing(ledger: Ledger) -> None:
+    ledger.claim(RUN, now(), 60)
+    ledger.mark_submitted(RUN.run_key, 1, "r-1", now())
+    assert ledger.finish(RUN.run_key, State.SUCCEEDED, {"metrics": {"auc": 0.9}}, now())
+    assert not ledger.finish(RUN.run_key, State.FAILED, {}, now())
+    record = ledger.get(RUN.run_key)
+    assert record is not None
+    assert (record.state, record.run_id, record.params) == (State.SUCCEEDED, "r-1", {"n": 1})
+    assert record.details == {"metrics": {"auc": 0.9}}
+    with pytest.raises(ValueError, match="not a terminal state"):
+        ledger.finish(RUN.run_key, State.SUBMITTED, {}, now())
+
+
+def test_one_publisher_at_a_time_until_published(ledger: Ledger) -> None:
+    ledger.claim(RUN, now(), 60)
+    assert ledger.begin_publish(RUN.run_key, now(), LEASE) is None, "not terminal yet"
+    ledger.finish(RUN.run_key, State.FAILED, {}, now())
+    assert [r.run_key for r in ledger.unpublished()] == [RUN.run_key]
+    assert ledger.begin_publish(RUN.run_key, now(), LEASE) is not None
+    assert ledger.begin_publish(RUN.run_key, now(), LEASE) is None, "another publisher holds it"
+    time.sleep(LEASE + 0.2)
+    assert ledger.begin_publish(RUN.run_key, now(), LEASE) is not None, "its lease expired"
+    ledger.mark_published(RUN.run_key, now())
+    time.sleep(LEASE + 0.2)
+    assert ledger.begin_publish(RUN.run_key, now(), LEASE) is None
+    assert ledger.unpublished() == []
+
+
+def test_queries_and_trail(ledger: Ledger) -> None:
+    ledger.claim(RUN, now(), 60)
+    ledger.mark_submitted(RUN.run_key, 1, "r-1", now())
+    ledger.record(
+        DecisionRecord(1.0, "event-1", "b/o#1", "t", Outcome.RUN, "route", "submitted", RUN.run_key)
+    )
+    ledger.record(DecisionRecord(2.0, "event-2", "b/o#1", "t", Outcome.DUPLICATE, "route", "", RUN.run_key))
+    assert [r.run_key for r in ledger.unfinished()] == [RUN.run_key]
+    assert [r.run_key for r in ledger.runs(route="route", state=State.SUBMITTED)] == [RUN.run_key]
+    assert ledger.runs(state=State.FAILED) == []
+    assert [d.outcome for d in ledger.trail(RUN.run_key)] == [Outcome.RUN, Outcome.DUPLICATE]
+    assert [d.event_id for d in ledger.trail("b/o#1")] == ["event-1", "event-2"]
+    assert [d.outcome for d in ledger.trail("event-2")] == [Outcome.DUPLICATE]
+
+
+def _claim_in_a_process(url: str, start, results) -> None:
+    ledger = ledger_from(url)
+    start.wait()
+    results.put(ledger.claim(RUN, time.time(), 60).outcome.value)
+
+
+def claim_race(url: str, workers: int) -> list[str]:
+    context = multiprocessing.get_context("spawn")
+    start, results = context.Event(), context.Queue()
+    processes = [
+        context.Process(target=_claim_in_a_process, args=(url, start, results)) for _ in range(workers)
+    ]
+    for process in processes:
+        process.start()
+    start.set()
+    for process in processes:
+        process.join(timeout=120)
+    return sorted(results.get(timeout=5) for _ in processes)
+
+
+def test_exactly_one_of_many_processes_wins(ledger_url: str, ledger: Ledger) -> None:
+    outcomes = claim_race(ledger_url, 8)
+    assert outcomes.count("WON") == 1
+    assert outcomes.count("BUSY") == 7
+
+
+def test_every_api_error_is_transient() -> None:
+    """A ledger that cannot record must never let an event be acknowledged."""
+    from google.api_core import exceptions
+
+    from events.errors import TransientError
+    from functions.firestore_ledger import _mapped
+
+    errors: list[Callable[[], Exception]] = [
+        lambda: exceptions.ServiceUnavailable("down"),
+        lambda: exceptions.DeadlineExceeded("slow"),
+        lambda: exceptions.Aborted("contention"),
+        lambda: exceptions.PermissionDenied("iam"),
+        lambda: exceptions.RetryError("gave up", cause=None),
+    ]
+    for make in errors:
+        with pytest.raises(TransientError), _mapped():
+            raise make()
