@@ -1,5 +1,5 @@
 """Cloud Functions source entry: re-exports the function targets, nothing else."""
 
-from functions.targets import handle_completion, handle_event
+from functions.targets import handle_completion, handle_event, reconcile
 
-__all__ = ["handle_completion", "handle_event"]
+__all__ = ["handle_completion", "handle_event", "reconcile"]

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from events.router import Router
 from functions import config
 from functions.adapters import ledger_from, sink_from
+from functions.auth import Verifier
 from functions.ledger import Ledger
 from functions.settings import Settings
 from functions.sinks import Sink
@@ -35,6 +36,7 @@ class Services:
     backends: Mapping[str, Backend]
     results: Sink
     quarantine: Sink
+    verifier: Verifier | None = None  # None: no authentication (KFP_TRIGGER_AUTH=none)
     clock: Callable[[], float] = field(default=time.time)
 
 
@@ -67,6 +69,11 @@ def build(settings: Settings) -> Services:
         backends={"local": local},
         results=sink_from(settings.results_url, echo=_echo_result),
         quarantine=sink_from(settings.quarantine_url),
+        verifier=(
+            Verifier(settings.auth_audience, settings.auth_emails, settings.auth_certs_url)
+            if settings.auth == "google-oidc"
+            else None
+        ),
     )
 
 

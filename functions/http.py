@@ -1,4 +1,4 @@
-"""HTTP in and out for the function targets: method, size cap, envelope, error mapping.
+"""HTTP in and out for the function targets: method, authentication, size cap, envelope, errors.
 
 Every answer is a small JSON body that never echoes the request (functions-framework's own 400
 page for CloudEvent functions echoes every header, Authorization included; these targets use the
@@ -17,9 +17,9 @@ import flask
 
 from events.envelope import EnvelopeError, parse_http
 from events.errors import TransientError
+from functions.answer import Answer
 
 if TYPE_CHECKING:
-    from functions.answer import Answer
     from functions.bootstrap import Services
 
     Service = Callable[[Services, Mapping[str, str], object, bytes], Answer]
@@ -41,32 +41,48 @@ def reply(
 
 
 def serve(request: flask.Request, service: Service, target: str) -> flask.Response:
-    """Run `service` on one request and turn its answer into the HTTP response."""
-    from functions.answer import quarantine
+    """A CloudEvent target: authenticate, cap, parse, and run `service` on the event."""
+
+    def work(services: Services) -> Answer:
+        from functions.answer import quarantine
+
+        cap = services.settings.max_body_bytes
+        body = request.stream.read(cap + 1)
+        headers = {key.lower(): value for key, value in request.headers.items()}
+        if len(body) > cap:
+            ce_headers = {k: v for k, v in headers.items() if k.startswith("ce-")}
+            return quarantine(services, f"body larger than {cap} bytes", ce_headers, b"", target)
+        try:
+            attributes, data = parse_http(headers, body)
+        except EnvelopeError as exc:
+            log.warning("%s rejected a request: %s", target, exc.message)
+            return Answer(exc.status, {"error": exc.message})
+        return service(services, attributes, data, body)
+
+    return guarded(request, target, work)
+
+
+def guarded(request: flask.Request, target: str, work: Callable[[Services], Answer]) -> flask.Response:
+    """Method, authentication and error mapping shared by every target."""
+    from functions.auth import AuthError
     from functions.bootstrap import services as current
 
     if request.method != "POST":
         return reply(405, {"error": "only POST is accepted"}, {"Allow": "POST"})
     try:
         services = current()
-        cap = services.settings.max_body_bytes
-        body = request.stream.read(cap + 1)
-        headers = {key.lower(): value for key, value in request.headers.items()}
-        if len(body) > cap:
-            ce_headers = {k: v for k, v in headers.items() if k.startswith("ce-")}
-            answer = quarantine(services, f"body larger than {cap} bytes", ce_headers, b"", target)
-            return reply(answer.status, answer.body)
-        try:
-            attributes, data = parse_http(headers, body)
-        except EnvelopeError as exc:
-            log.warning("%s rejected a request: %s", target, exc.message)
-            return reply(exc.status, {"error": exc.message})
-        answer = service(services, attributes, data, body)
+        if services.verifier is not None:
+            services.verifier.verify({key.lower(): value for key, value in request.headers.items()})
+        answer = work(services)
+    except AuthError as exc:
+        log.warning("%s refused a caller: %s", target, exc.reason)
+        challenge = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
+        return reply(exc.status, {"error": exc.reason}, challenge)
     except TransientError as exc:
         log.warning("%s asks for a retry after a transient failure: %s", target, exc)
         return reply(503, {"error": "temporarily unavailable; retry"}, {"Retry-After": RETRY_AFTER_SECONDS})
     except Exception:
         log.exception("unexpected failure in %s", target)
         return reply(500, {"error": "internal error"})
-    retry = {"Retry-After": RETRY_AFTER_SECONDS} if answer.status >= 400 else {}
+    retry = {"Retry-After": RETRY_AFTER_SECONDS} if answer.status in (429, 503) else {}
     return reply(answer.status, answer.body, retry)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import flask
 import functions_framework
 
-from functions.http import serve
+from functions.http import guarded, serve
 
 
 @functions_framework.http
@@ -26,3 +26,14 @@ def handle_completion(request: flask.Request) -> flask.Response:
     from functions import completion
 
     return serve(request, completion.handle, "handle_completion")
+
+
+@functions_framework.http
+def reconcile(request: flask.Request) -> flask.Response:
+    """Cloud Scheduler → finish runs whose completion notice was lost; re-publish results."""
+    from functions import completion
+    from functions.answer import Answer
+
+    return guarded(
+        request, "reconcile", lambda services: Answer(200, {"finished": completion.reconcile(services)})
+    )
