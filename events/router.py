@@ -37,6 +37,7 @@ class RunRequest:
     pipeline: str
     params: Mapping[str, object]
     run_key: str
+    manifest: bool = False  # the triggering object is a batch manifest to check before running
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +101,7 @@ def _decide(rule: Rule, event: TriggerEvent) -> Decision:
         return Skip(rule.name, f"the event has no field {exc.args[0]!r} needed for the run")
     except ValueError as exc:
         return Skip(rule.name, f"parameter {name!r}: {exc}")
-    return RunRequest(rule.name, rule.pipeline, params, run_key)
+    return RunRequest(rule.name, rule.pipeline, params, run_key, manifest=rule.manifest)
 
 
 def _match(rule: Rule, event: TriggerEvent) -> dict[str, object] | str:

@@ -43,6 +43,14 @@ _M = TypeVar("_M", bound=BaseModel)
 ScalarValue = StrictBool | StrictInt | StrictFloat | str
 
 
+class Batch(_Model):
+    manifest: bool = Field(
+        False,
+        description='the object is a JSON manifest {"objects": [names relative to its folder]}: '
+        "run only once every listed object exists and is non-empty",
+    )
+
+
 class StorageWhen(_Model):
     """An object finalized in `bucket` whose name matches `object`."""
 
@@ -50,6 +58,7 @@ class StorageWhen(_Model):
     object: str = Field("**", description="name pattern: {capture}, *, **")
     content_types: tuple[str, ...] = Field((), description="accept only these content types")
     min_size: int = Field(0, ge=0, description="skip smaller objects (bytes)")
+    batch: Batch = Batch()
 
 
 class PubsubWhen(_Model):
@@ -143,6 +152,7 @@ class Rule:
     pattern: Pattern | None = None  # object name or project.dataset.table
     content_types: tuple[str, ...] = ()
     min_size: int = 0
+    manifest: bool = False  # the object is a batch manifest: check readiness before running
     topic: str = ""  # as written: short name or full path
     attributes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     data: Mapping[str, tuple[Scalar, ...]] = field(default_factory=dict)
@@ -242,6 +252,7 @@ def _compile(model: RouteModel, where: str, problems: list[str]) -> Rule | None:
             "pattern": pattern,
             "content_types": when.storage.content_types,
             "min_size": when.storage.min_size,
+            "manifest": when.storage.batch.manifest,
         }
     elif when.pubsub is not None:
         topic = when.pubsub.topic

@@ -19,6 +19,7 @@ from functions import config
 from functions.adapters import ledger_from, sink_from
 from functions.auth import Verifier
 from functions.ledger import Ledger
+from functions.objects import GcsObjectStore, LocalObjectStore, ObjectStore
 from functions.settings import Settings
 from functions.sinks import Sink
 from pipelines.backend import Backend, CompiledPipeline
@@ -36,6 +37,7 @@ class Services:
     backends: Mapping[str, Backend]
     results: Sink
     quarantine: Sink
+    objects: ObjectStore | None = None  # for batch readiness
     verifier: Verifier | None = None  # None: no authentication (KFP_TRIGGER_AUTH=none)
     clock: Callable[[], float] = field(default=time.time)
 
@@ -59,8 +61,9 @@ def build(settings: Settings) -> Services:
         settings.runs_dir,
         completion_url=settings.completion_url,
         completion_topic=settings.completion_topic,
-        landing_dir=settings.landing_dir,
+        landing_dir=settings.landing_dir if settings.storage == "local" else None,
     )
+    objects = LocalObjectStore(settings.landing_dir) if settings.storage == "local" else GcsObjectStore()
     return Services(
         settings=settings,
         router=Router(loaded.rules),
@@ -69,6 +72,7 @@ def build(settings: Settings) -> Services:
         backends={"local": local},
         results=sink_from(settings.results_url, echo=_echo_result),
         quarantine=sink_from(settings.quarantine_url),
+        objects=objects,
         verifier=(
             Verifier(settings.auth_audience, settings.auth_emails, settings.auth_certs_url)
             if settings.auth == "google-oidc"

@@ -14,13 +14,15 @@ from collections.abc import Mapping
 
 from events.decoders import decode
 from events.errors import BadEvent, PermanentError, TransientError
-from events.model import Ignored, TriggerEvent
+from events.model import Ignored, ObjectFinalized, TriggerEvent
 from events.router import RunRequest
 from functions.answer import STATUS, Answer, quarantine
 from functions.bootstrap import Services
 from functions.completion import publish_result
 from functions.ledger import ClaimOutcome, DecisionRecord, NewRun, Outcome, State
+from functions.objects import NotReady, ready
 from pipelines.backend import Submission
+from pipelines.catalog import BATCH_BYTES_PARAMETER, BATCH_OBJECTS_PARAMETER
 
 log = logging.getLogger("kfp_trigger.dispatch")
 
@@ -69,23 +71,10 @@ def handle(services: Services, attributes: Mapping[str, str], data: object, body
 def start_run(
     services: Services, event: TriggerEvent, request: RunRequest
 ) -> tuple[Outcome, dict[str, object]]:
-    """Claim the run key and, if this delivery wins, submit exactly one run."""
+    """Check the batch if there is one, claim the run key and, if this delivery wins, submit
+    exactly one run."""
     pipeline = services.catalog[request.pipeline]
     ledger = services.ledger
-    now = services.clock()
-    claim = ledger.claim(
-        NewRun(
-            run_key=request.run_key,
-            route=request.route,
-            pipeline=pipeline.name,
-            version=pipeline.version,
-            backend=pipeline.backend,
-            params=request.params,
-            event_id=event.envelope.id,
-        ),
-        now,
-        services.settings.claim_lease_seconds,
-    )
 
     def record(outcome: Outcome, reason: str = "") -> None:
         _record(
@@ -99,6 +88,30 @@ def start_run(
             run_key=request.run_key,
         )
 
+    params = dict(request.params)
+    if request.manifest and isinstance(event, ObjectFinalized):
+        try:
+            params |= _batch_params(services, event, pipeline.inputs)
+        except NotReady as exc:  # nothing claimed: the redelivery checks again
+            record(Outcome.RETRY, f"batch not ready: {exc}")
+            return Outcome.RETRY, {"reason": f"batch not ready: {exc}"}
+        except BadEvent as exc:
+            record(Outcome.SKIPPED, f"bad manifest: {exc.reason}")
+            return Outcome.SKIPPED, {"reason": f"bad manifest: {exc.reason}"}
+    claim = ledger.claim(
+        NewRun(
+            run_key=request.run_key,
+            route=request.route,
+            pipeline=pipeline.name,
+            version=pipeline.version,
+            backend=pipeline.backend,
+            params=params,
+            event_id=event.envelope.id,
+        ),
+        services.clock(),
+        services.settings.claim_lease_seconds,
+    )
+
     if claim.outcome is ClaimOutcome.DONE:
         state = claim.record.state if claim.record else ""
         record(Outcome.DUPLICATE, f"run key already {state}")
@@ -111,9 +124,7 @@ def start_run(
     try:
         # A taken-over claim may have submitted before its holder died: look before submitting.
         run_id = backend.find(request.run_key) if claim.attempt > 1 else None
-        run_id = run_id or backend.submit(
-            Submission(request.run_key, request.route, pipeline, request.params)
-        )
+        run_id = run_id or backend.submit(Submission(request.run_key, request.route, pipeline, params))
     except TransientError as exc:
         ledger.release(request.run_key, claim.attempt)
         record(Outcome.RETRY, str(exc))
@@ -129,6 +140,20 @@ def start_run(
     record(Outcome.RUN, f"submitted as {run_id}")
     log.info("run submitted: %r as %r", request.run_key, run_id)
     return Outcome.RUN, {"run_id": run_id}
+
+
+def _batch_params(services: Services, event: ObjectFinalized, inputs: Mapping[str, str]) -> dict[str, object]:
+    """The batch's objects and size, for the pipeline inputs that ask for them.
+
+    Raises:
+        NotReady: some listed objects are missing or empty.
+        BadEvent: the manifest is not a manifest.
+    """
+    if services.objects is None:
+        raise NotReady("no object store is configured to check the batch")
+    batch = ready(services.objects, event.bucket, event.name)
+    values = {BATCH_OBJECTS_PARAMETER: list(batch.uris), BATCH_BYTES_PARAMETER: batch.total_bytes}
+    return {name: value for name, value in values.items() if name in inputs}
 
 
 def _record(

@@ -23,6 +23,7 @@ PREFIX = "KFP_TRIGGER_"
 LEDGER_URLS = {"sqlite": r"^sqlite:///.+$", "firestore": r"^firestore://[a-z][a-z0-9-]{4,29}/[A-Za-z0-9_-]+$"}
 SINK_URLS = {"jsonl": r"^jsonl:///.+$", "pubsub": r"^pubsub://projects/[^/]+/topics/[^/]+$"}
 AUTH_MODES = ("google-oidc", "none")
+STORAGE_KINDS = ("local", "gcs")
 
 
 class SettingsError(PermanentError):
@@ -39,6 +40,7 @@ class Settings:
     quarantine: str = ""  # default: jsonl:///<state_dir>/quarantine.jsonl
     completion_topic: str = ""  # pubsub://… : local runs publish their notice there
     completion_url: str | None = None  # or post it straight to handle_completion (dev)
+    storage: str = "local"  # where objects are read: the landing folder, or Cloud Storage
     auth: str = "google-oidc"
     auth_audience: str = ""
     auth_emails: tuple[str, ...] = ()
@@ -87,6 +89,7 @@ class Settings:
             quarantine=_url(env, "QUARANTINE", SINK_URLS),
             completion_topic=_url(env, "COMPLETION_TOPIC", {"pubsub": SINK_URLS["pubsub"]}),
             completion_url=text("COMPLETION_URL", "") or None,
+            storage=_choice(env, "STORAGE", STORAGE_KINDS),
             auth=_choice(env, "AUTH", AUTH_MODES),
             auth_audience=text("AUTH_AUDIENCE", ""),
             auth_emails=tuple(e.strip() for e in text("AUTH_EMAILS", "").split(",") if e.strip()),
@@ -121,6 +124,7 @@ class Settings:
             "QUARANTINE": self.quarantine,
             "COMPLETION_TOPIC": self.completion_topic,
             "COMPLETION_URL": self.completion_url or "",
+            "STORAGE": self.storage,
             "AUTH": self.auth,
             "AUTH_AUDIENCE": self.auth_audience,
             "AUTH_EMAILS": ",".join(self.auth_emails),

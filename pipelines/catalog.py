@@ -22,7 +22,11 @@ import yaml
 from events.routes import PipelineDef, RoutesConfig, Rule
 from pipelines.backend import CompiledPipeline
 
+# Inputs filled by kfp-trigger itself when a pipeline declares them.
 RUN_KEY_PARAMETER = "run_key"
+BATCH_OBJECTS_PARAMETER = "batch_objects"  # LIST of gs:// URIs of a manifest's batch
+BATCH_BYTES_PARAMETER = "batch_bytes"  # NUMBER_INTEGER: their total size
+FILLED = frozenset({RUN_KEY_PARAMETER, BATCH_OBJECTS_PARAMETER, BATCH_BYTES_PARAMETER})
 
 
 def content_hash(package_text: str) -> str:
@@ -124,7 +128,7 @@ def typed_rules(
             if name not in pipeline.inputs:
                 known = ", ".join(sorted(pipeline.inputs)) or "none"
                 problems.append(f"{where}.{name}: pipeline {rule.pipeline!r} has no such parameter ({known})")
-        given = set(rule.params) | {RUN_KEY_PARAMETER}
+        given = set(rule.params) | FILLED
         for name in sorted(pipeline.required - given):
             problems.append(f"{where}: pipeline {rule.pipeline!r} needs parameter {name!r}")
         types = {name: pipeline.inputs[name] for name in rule.params if name in pipeline.inputs}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from events.envelope import parse_http
@@ -158,3 +160,31 @@ def test_reconcile_completes_runs_whose_notice_was_lost(
     assert completion.reconcile(services) == 1
     assert completion.reconcile(services) == 0
     assert [r["data"]["state"] for r in results(services)] == ["CANCELED"]
+
+
+def test_a_manifest_runs_once_when_its_whole_batch_has_landed(
+    services: Services, backend: RecordingBackend, tmp_path: Path
+) -> None:
+    from dataclasses import replace
+
+    from functions.objects import LocalObjectStore
+
+    landing = tmp_path / "landing" / "acme-survey-batches" / "batches" / "b7"
+    landing.mkdir(parents=True)
+    (landing / "_MANIFEST.json").write_text('{"objects": ["part-0.csv", "part-1.csv"]}')
+    services = replace(services, objects=LocalObjectStore(tmp_path / "landing"))
+    event = storage_event("acme-survey-batches", "batches/b7/_MANIFEST.json")
+    not_ready = deliver(services, *event)
+    assert not_ready.status == 503
+    assert "2 of 2 objects missing" in str(not_ready.body)
+    (landing / "part-0.csv").write_text("a\n")
+    assert deliver(services, *event).status == 503, "one object is still missing"
+    (landing / "part-1.csv").write_text("b\n")
+    assert deliver(services, *event).status == 200
+    assert deliver(services, *event).status == 200
+    (submission,) = backend.submitted
+    assert submission.params["batch_objects"] == [
+        "gs://acme-survey-batches/batches/b7/part-0.csv",
+        "gs://acme-survey-batches/batches/b7/part-1.csv",
+    ]
+    assert submission.params["batch_bytes"] == 4

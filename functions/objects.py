@@ -1,0 +1,135 @@
+"""The `ObjectStore` port: what the trigger reads of Cloud Storage, and batch readiness.
+
+Adapters: `LocalObjectStore` (the landing folder: `landing/<bucket>/<object name>`) and
+`GcsObjectStore` (google-cloud-storage; honours STORAGE_EMULATOR_HOST). Object names stay
+opaque: the local adapter resolves them under the landing folder and refuses any that escape it.
+
+A route with `batch: {manifest: true}` is triggered by a manifest object, JSON
+`{"objects": ["part-0000.csv", ...]}` with names relative to the manifest's folder. `ready`
+checks that every listed object exists and is non-empty, and returns them with their total size.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from events.errors import BadEvent, TransientError
+
+MAX_MANIFEST_BYTES = 1024 * 1024
+MAX_MANIFEST_OBJECTS = 100_000
+
+
+class ObjectStore(Protocol):
+    def read(self, bucket: str, name: str, limit: int) -> bytes | None:
+        """The object's bytes (at most `limit`), or None if it does not exist."""
+        ...
+
+    def size(self, bucket: str, name: str) -> int | None:
+        """The object's size in bytes, or None if it does not exist."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    uris: tuple[str, ...]
+    total_bytes: int
+
+
+class NotReady(TransientError):
+    """Some objects of the batch are missing or empty; the event will be redelivered."""
+
+
+def ready(store: ObjectStore, bucket: str, manifest: str) -> Batch:
+    """Check a manifest's batch.
+
+    Raises:
+        BadEvent: the manifest is missing, too large or not a valid manifest (permanent).
+        NotReady: some listed objects do not exist yet or are empty (retry later).
+    """
+    raw = store.read(bucket, manifest, MAX_MANIFEST_BYTES + 1)
+    if raw is None:
+        raise NotReady(f"manifest {manifest!r} is not readable yet")
+    if len(raw) > MAX_MANIFEST_BYTES:
+        raise BadEvent(f"manifest is larger than {MAX_MANIFEST_BYTES} bytes")
+    try:
+        listed = json.loads(raw)["objects"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise BadEvent('manifest is not JSON of the form {"objects": [names]}') from exc
+    if not isinstance(listed, list) or not listed or len(listed) > MAX_MANIFEST_OBJECTS:
+        raise BadEvent(f"manifest must list 1 to {MAX_MANIFEST_OBJECTS} objects")
+    folder = posixpath.dirname(manifest)
+    names = [_member(folder, entry) for entry in listed]
+    missing, total = [], 0
+    for name in names:
+        size = store.size(bucket, name)
+        if not size:
+            missing.append(name)
+        else:
+            total += size
+    if missing:
+        raise NotReady(f"{len(missing)} of {len(names)} objects missing or empty, e.g. {missing[0]!r}")
+    return Batch(tuple(f"gs://{bucket}/{name}" for name in names), total)
+
+
+def _member(folder: str, entry: object) -> str:
+    if not isinstance(entry, str) or not entry or entry.startswith("/") or "\n" in entry:
+        raise BadEvent("manifest entries must be object names relative to the manifest's folder")
+    if any(part in (".", "..") for part in entry.split("/")):
+        raise BadEvent("manifest entries must not contain . or .. segments")
+    return f"{folder}/{entry}" if folder else entry
+
+
+class LocalObjectStore:
+    def __init__(self, landing: Path) -> None:
+        self.landing = landing.resolve()
+
+    def _path(self, bucket: str, name: str) -> Path | None:
+        path = (self.landing / bucket / name).resolve()
+        return path if path.is_relative_to(self.landing / bucket) and path.is_file() else None
+
+    def read(self, bucket: str, name: str, limit: int) -> bytes | None:
+        path = self._path(bucket, name)
+        if path is None:
+            return None
+        with open(path, "rb") as handle:
+            return handle.read(limit)
+
+    def size(self, bucket: str, name: str) -> int | None:
+        path = self._path(bucket, name)
+        return path.stat().st_size if path is not None else None
+
+
+class GcsObjectStore:
+    def __init__(self) -> None:
+        self._client: Any = None
+
+    def _bucket(self, bucket: str) -> Any:
+        if self._client is None:
+            from google.cloud.storage import Client
+
+            self._client = Client()
+        return self._client.bucket(bucket)
+
+    def read(self, bucket: str, name: str, limit: int) -> bytes | None:
+        from google.api_core import exceptions
+
+        try:
+            data: bytes = self._bucket(bucket).blob(name).download_as_bytes(start=0, end=limit - 1)
+        except exceptions.NotFound:
+            return None
+        except exceptions.GoogleAPICallError as exc:
+            raise TransientError(f"Cloud Storage unavailable: {type(exc).__name__}") from exc
+        return data
+
+    def size(self, bucket: str, name: str) -> int | None:
+        from google.api_core import exceptions
+
+        try:
+            blob = self._bucket(bucket).get_blob(name)
+        except exceptions.GoogleAPICallError as exc:
+            raise TransientError(f"Cloud Storage unavailable: {type(exc).__name__}") from exc
+        return None if blob is None else int(blob.size or 0)

@@ -1,0 +1,70 @@
+"""Batch readiness: a manifest's objects must all exist and be non-empty before a run starts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from events.errors import BadEvent
+from functions.objects import LocalObjectStore, NotReady, ready
+
+BUCKET = "acme-survey-batches"
+
+
+@pytest.fixture
+def landing(tmp_path: Path) -> Path:
+    folder = tmp_path / "landing" / BUCKET / "batches" / "b1"
+    folder.mkdir(parents=True)
+    (folder / "_MANIFEST.json").write_text(json.dumps({"objects": ["part-0.csv", "sub/part-1.csv"]}))
+    return tmp_path / "landing"
+
+
+def land(landing: Path, name: str, text: str) -> None:
+    path = landing / BUCKET / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def test_a_complete_batch_is_ready(landing: Path) -> None:
+    land(landing, "batches/b1/part-0.csv", "a,b\n")
+    land(landing, "batches/b1/sub/part-1.csv", "a,b\n1,2\n")
+    batch = ready(LocalObjectStore(landing), BUCKET, "batches/b1/_MANIFEST.json")
+    assert batch.uris == (f"gs://{BUCKET}/batches/b1/part-0.csv", f"gs://{BUCKET}/batches/b1/sub/part-1.csv")
+    assert batch.total_bytes == 4 + 8
+
+
+@pytest.mark.parametrize(
+    "present",
+    [{}, {"batches/b1/part-0.csv": "x"}, {"batches/b1/part-0.csv": "x", "batches/b1/sub/part-1.csv": ""}],
+)
+def test_missing_or_empty_objects_are_not_ready(landing: Path, present: dict[str, str]) -> None:
+    for name, text in present.items():
+        land(landing, name, text)
+    with pytest.raises(NotReady, match="missing or empty"):
+        ready(LocalObjectStore(landing), BUCKET, "batches/b1/_MANIFEST.json")
+
+
+@pytest.mark.parametrize(
+    ("manifest", "reason"),
+    [
+        ("not json", "not JSON"),
+        ('{"files": []}', "not JSON of the form"),
+        ('{"objects": []}', "1 to"),
+        ('{"objects": ["../../other-bucket/secret"]}', r"\. or \.\."),
+        ('{"objects": ["/etc/passwd"]}', "relative"),
+        ('{"objects": [7]}', "relative"),
+    ],
+)
+def test_a_bad_manifest_is_a_bad_event(landing: Path, manifest: str, reason: str) -> None:
+    land(landing, "batches/b1/_MANIFEST.json", manifest)
+    with pytest.raises(BadEvent, match=reason):
+        ready(LocalObjectStore(landing), BUCKET, "batches/b1/_MANIFEST.json")
+
+
+def test_the_local_store_never_leaves_the_bucket_folder(landing: Path) -> None:
+    (landing / "outside.txt").write_text("secret")
+    store = LocalObjectStore(landing)
+    assert store.size(BUCKET, "../outside.txt") is None
+    assert store.read(BUCKET, "../outside.txt", 100) is None
