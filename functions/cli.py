@@ -210,7 +210,9 @@ def dev(routes: str | None, state_dir: str | None, landing_dir: str | None, host
 
     settings = _settings(routes, state_dir, landing_dir)
     server = DevServer(host, port)
-    settings = replace(settings, completion_url=f"{server.url}/handle_completion")
+    completion_url = f"{server.url}/handle_completion"
+    if not settings.completion_topic:  # no Pub/Sub: runs post their notice straight to the target
+        settings = replace(settings, completion_url=completion_url)
     if "KFP_TRIGGER_AUTH" not in os.environ:
         settings = replace(
             settings, auth="none"
@@ -227,6 +229,13 @@ def dev(routes: str | None, state_dir: str | None, landing_dir: str | None, host
     send = partial(post, events_url)
     start_background("ticker", lambda: tick_schedules(services.router.rules, send, stop))
     start_background("reconciler", lambda: every(5.0, lambda: completion.reconcile(services), stop))
+    if settings.completion_topic:  # notices go through Pub/Sub: relay them as Eventarc would
+        from functions.relay import ensure_subscription, relay
+
+        topic = settings.completion_topic.removeprefix("pubsub://")
+        subscription = topic.replace("/topics/", "/subscriptions/") + "-kfp-trigger-dev"
+        ensure_subscription(topic, subscription)
+        start_background("relay", lambda: relay(topic, subscription, completion_url, stop))
     click.echo(f"kfp-trigger dev on {server.url}; landing folder {settings.landing_dir}; Ctrl-C to stop")
     try:
         server.start()

@@ -152,21 +152,34 @@ def landing_name(landing: Path, path: Path) -> tuple[str, str] | None:
 
 
 def watch_landing(landing: Path, events_url: str, stop: threading.Event) -> None:
-    """Post a `finalized` event for every file added or rewritten under `landing`."""
+    """Post a `finalized` event for every file added or rewritten under `landing`.
+
+    Like Eventarc, an event answered non-2xx is delivered again later (every few seconds).
+    """
     import watchfiles
 
     landing.mkdir(parents=True, exist_ok=True)
-    for changes in watchfiles.watch(landing, stop_event=stop, debounce=200, step=50, raise_interrupt=False):
+    pending: list[tuple[dict[str, str], dict[str, object]]] = []
+    for changes in watchfiles.watch(
+        landing,
+        stop_event=stop,
+        debounce=200,
+        step=50,
+        rust_timeout=2000,
+        yield_on_timeout=True,
+        raise_interrupt=False,
+    ):
         for change, raw in sorted(changes, key=lambda item: item[1]):
-            if change == watchfiles.Change.deleted:
-                continue
-            path = Path(raw)
-            names = landing_name(landing, path)
-            if names is None:
-                continue
-            headers, data = finalized_event(names[0], names[1], path)
+            names = landing_name(landing, Path(raw))
+            if change != watchfiles.Change.deleted and names is not None:
+                pending.append(finalized_event(names[0], names[1], Path(raw)))
+        retry = []
+        for headers, data in pending:
             status = post(events_url, headers, data)
-            log.info("landed %s/%s → %s", names[0], names[1], status)
+            log.info("delivered %s → %s", headers["ce-subject"], status)
+            if status >= 300:
+                retry.append((headers, data))
+        pending = retry
 
 
 def tick_schedules(
