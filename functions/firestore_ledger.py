@@ -1,12 +1,14 @@
 """The Firestore `Ledger`: the same contract as the SQLite ledger, across instances.
 
 Runs live in COLLECTION (document id: sha256 of the run key, which may contain `/`), decisions
-in COLLECTION-decisions. Every state change is a transaction that reads the run and writes it
-only if its state allows (a claim creates the document if absent). Leases are compared on
-**server** time: the transaction's snapshot `read_time` is "now", so an instance with a skewed
-clock can neither steal a live claim nor hold an expired one; the `now` the caller passes is
-used only for the timestamps it records. Every Google API error becomes `TransientError`: a
-ledger that cannot record must not let an event be acknowledged.
+in COLLECTION-decisions. A claim is a create-if-absent (`create()`, atomic and lock-free, so a
+storm of duplicate deliveries takes no transaction locks); a losing delivery decides BUSY or
+DONE from a plain read, and only the takeover of an expired claim runs in a transaction. Every
+other state change is a transaction that writes only if the run's state allows. Leases are
+compared on **server** time: a lease starts at a server timestamp and is compared with the
+snapshot's `read_time`, so an instance with a skewed clock can neither steal a live claim nor
+hold an expired one; the `now` the caller passes only stamps what it records. Every Google API
+error becomes `TransientError`: a ledger that cannot record must not let an event be acknowledged.
 """
 
 from __future__ import annotations
@@ -64,22 +66,39 @@ class FirestoreLedger:
                 raise TransientError("ledger contention: the transaction did not commit; retry") from exc
 
     def claim(self, run: NewRun, now: float, lease: float) -> Claim:
-        def change(transaction: Any, ref: Any, current: Mapping[str, Any] | None, server_now: float) -> Claim:
-            if current is None:
-                transaction.create(ref, _new_document(run, now, server_now + lease))
+        from google.api_core import exceptions
+
+        ref = self._runs.document(document_id(run.run_key))
+        with _mapped():
+            try:  # create-if-absent: atomic without a transaction, so racing deliveries take no locks
+                ref.create(_new_document(run, now, lease, self._firestore.SERVER_TIMESTAMP))
                 return Claim(ClaimOutcome.WON, attempt=1)
-            record = _record(current)
-            if record.state is not State.CLAIMED:
-                return Claim(ClaimOutcome.DONE, record.attempt, record)
-            if record.lease_until > server_now:
-                return Claim(ClaimOutcome.BUSY, record.attempt, record, record.lease_until - server_now)
+            except exceptions.AlreadyExists:
+                snapshot = ref.get()
+        decided = _decide(_record(snapshot.to_dict() or {}), snapshot.read_time.timestamp())
+        if decided is not None:
+            return decided
+
+        def take_over(
+            transaction: Any, ref: Any, current: Mapping[str, Any] | None, server_now: float
+        ) -> Claim:
+            record = _record(current or {})
+            again = _decide(record, server_now)
+            if again is not None:  # somebody else took it over first
+                return again
             attempt = record.attempt + 1
             transaction.update(
-                ref, {"attempt": attempt, "lease_until": server_now + lease, "updated_at": now}
+                ref,
+                {
+                    "attempt": attempt,
+                    "lease_start": self._firestore.SERVER_TIMESTAMP,
+                    "lease_seconds": lease,
+                    "updated_at": now,
+                },
             )
             return Claim(ClaimOutcome.WON, attempt, record)
 
-        return self._transact(run.run_key, change)
+        return self._transact(run.run_key, take_over)
 
     def mark_submitted(self, run_key: str, attempt: int, run_id: str, now: float) -> bool:
         def change(transaction: Any, ref: Any, current: Mapping[str, Any] | None, _: float) -> bool:
@@ -96,7 +115,7 @@ class FirestoreLedger:
     def release(self, run_key: str, attempt: int) -> None:
         def change(transaction: Any, ref: Any, current: Mapping[str, Any] | None, _: float) -> None:
             if current is not None and current["state"] == State.CLAIMED and current["attempt"] == attempt:
-                transaction.update(ref, {"lease_until": 0.0})
+                transaction.update(ref, {"lease_seconds": 0.0})
 
         self._transact(run_key, change)
 
@@ -121,7 +140,7 @@ class FirestoreLedger:
                 return None
             if current["publish_lease"] > server_now:
                 return None
-            transaction.update(ref, {"publish_lease": server_now + lease})
+            transaction.update(ref, {"publish_lease": server_now + lease})  # server time, from read_time
             return _record(current)
 
         return self._transact(run_key, change)
@@ -188,7 +207,16 @@ class FirestoreLedger:
         ]
 
 
-def _new_document(run: NewRun, now: float, lease_until: float) -> dict[str, Any]:
+def _decide(record: RunRecord, server_now: float) -> Claim | None:
+    """DONE or BUSY for an existing run, or None when its claim has expired (take it over)."""
+    if record.state is not State.CLAIMED:
+        return Claim(ClaimOutcome.DONE, record.attempt, record)
+    if record.lease_until > server_now:
+        return Claim(ClaimOutcome.BUSY, record.attempt, record, record.lease_until - server_now)
+    return None
+
+
+def _new_document(run: NewRun, now: float, lease: float, server_time: object) -> dict[str, Any]:
     return {
         "run_key": run.run_key,
         "route": run.route,
@@ -199,7 +227,8 @@ def _new_document(run: NewRun, now: float, lease_until: float) -> dict[str, Any]
         "event_id": run.event_id,
         "state": State.CLAIMED.value,
         "attempt": 1,
-        "lease_until": lease_until,
+        "lease_start": server_time,  # the lease runs from the server's clock
+        "lease_seconds": lease,
         "run_id": None,
         "created_at": now,
         "updated_at": now,
@@ -213,5 +242,7 @@ def _new_document(run: NewRun, now: float, lease_until: float) -> dict[str, Any]
 
 
 def _record(document: Mapping[str, Any]) -> RunRecord:
-    values = {k: v for k, v in document.items() if k not in ("publish_lease", "published")}
-    return RunRecord(**(values | {"state": State(document["state"])}))
+    hidden = ("publish_lease", "published", "lease_start", "lease_seconds")
+    values = {k: v for k, v in document.items() if k not in hidden}
+    lease_until = document["lease_start"].timestamp() + document["lease_seconds"]
+    return RunRecord(**(values | {"state": State(document["state"]), "lease_until": lease_until}))
