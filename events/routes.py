@@ -120,6 +120,9 @@ class PipelineModel(_Model):
     backend: Literal["local"] = "local"
     pipeline_root: str | None = None
     params: dict[str, ScalarValue] = Field(default_factory=dict)
+    notify: bool = Field(
+        False, description="wrap in an exit handler that publishes the completion notice to Pub/Sub"
+    )
 
 
 class RoutesFileModel(_Model):
@@ -136,6 +139,7 @@ class PipelineDef:
     backend: str
     pipeline_root: str | None
     params: Mapping[str, Scalar]
+    notify: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -197,7 +201,13 @@ def load_routes(text: str) -> RoutesConfig:
         elif model.source is not None and not re.match(r"^[\w.]+:\w+$", model.source):
             problems.append(f"{where}.source: expected module:function, got {model.source!r}")
         pipelines[str(name)] = PipelineDef(
-            str(name), model.source, model.package, model.backend, model.pipeline_root, model.params
+            str(name),
+            model.source,
+            model.package,
+            model.backend,
+            model.pipeline_root,
+            model.params,
+            model.notify,
         )
 
     rules: list[Rule] = []

@@ -26,7 +26,10 @@ from pipelines.backend import CompiledPipeline
 RUN_KEY_PARAMETER = "run_key"
 BATCH_OBJECTS_PARAMETER = "batch_objects"  # LIST of gs:// URIs of a manifest's batch
 BATCH_BYTES_PARAMETER = "batch_bytes"  # NUMBER_INTEGER: their total size
-FILLED = frozenset({RUN_KEY_PARAMETER, BATCH_OBJECTS_PARAMETER, BATCH_BYTES_PARAMETER})
+COMPLETION_TOPIC_PARAMETER = "completion_topic"  # where a notified pipeline's exit task publishes
+FILLED = frozenset(
+    {RUN_KEY_PARAMETER, BATCH_OBJECTS_PARAMETER, BATCH_BYTES_PARAMETER, COMPLETION_TOPIC_PARAMETER}
+)
 
 
 def content_hash(package_text: str) -> str:
@@ -78,6 +81,10 @@ def build_pipeline(definition: PipelineDef, base_dir: Path, packages_dir: Path) 
         text = compile_reference(definition.source, packages_dir)
     else:
         text = (base_dir / str(definition.package)).read_text()
+    if definition.notify:
+        from pipelines.notify import notified
+
+        text = notified(text)
     version = content_hash(text)
     package = packages_dir / f"{definition.name}-{version[:12]}.yaml"
     if not package.exists():

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from events.errors import TransientError
 from pipelines.backend import RunState, RunStatus, Submission
-from pipelines.catalog import RUN_KEY_PARAMETER
+from pipelines.catalog import COMPLETION_TOPIC_PARAMETER, RUN_KEY_PARAMETER
 
 # A pipeline that declares this input reads gs://BUCKET/NAME from LANDING/BUCKET/NAME when run
 # locally: the embedded default's stand-in for Cloud Storage.
@@ -75,6 +75,10 @@ class LocalBackend:
         wants_landing = LANDING_PARAMETER in submission.pipeline.inputs and not params.get(LANDING_PARAMETER)
         if wants_landing and self.landing_dir is not None:
             params[LANDING_PARAMETER] = str(self.landing_dir.resolve())
+        # A notified pipeline publishes its own notice from its exit task; the runner does not.
+        notifies_itself = COMPLETION_TOPIC_PARAMETER in submission.pipeline.inputs
+        if notifies_itself:
+            params[COMPLETION_TOPIC_PARAMETER] = self.completion_topic
         request = {
             "run_id": run_id,
             "run_key": submission.run_key,
@@ -82,10 +86,11 @@ class LocalBackend:
             "pipeline": submission.pipeline.name,
             "version": submission.pipeline.version,
             "package": str(submission.pipeline.package.resolve()),
-            "pipeline_root": submission.pipeline.pipeline_root or str((folder / "outputs").resolve()),
+            # Always the run's own folder: metrics are read from this run's executor outputs.
+            "pipeline_root": str((folder / "outputs").resolve()),
             "params": params,
             "completion_url": self.completion_url,
-            "completion_topic": self.completion_topic,
+            "completion_topic": "" if notifies_itself else self.completion_topic,
             "submitted_at": now_iso(),
         }
         try:

@@ -31,7 +31,7 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 def run(folder: Path) -> dict[str, Any]:
     from kfp import components, local
-    from kfp.dsl import Artifact, Metrics
+    from kfp.dsl import Artifact
 
     request = json.loads((folder / "request.json").read_text())
     started = now_iso()
@@ -43,17 +43,43 @@ def run(folder: Path) -> dict[str, Any]:
     except Exception as exc:
         status |= {"state": RunState.FAILED, "error": _ANSI.sub("", str(exc))[:2000]}
     else:
-        metrics: dict[str, float] = {}
-        outputs: dict[str, str] = {}
-        for name, value in (task.outputs or {}).items():
-            if isinstance(value, Artifact):
-                outputs[name] = value.uri
-                if isinstance(value, Metrics):
-                    metrics.update({k: float(v) for k, v in value.metadata.items()})
-        status |= {"state": RunState.SUCCEEDED, "metrics": metrics, "outputs": outputs}
+        outputs = {
+            name: value.uri for name, value in (task.outputs or {}).items() if isinstance(value, Artifact)
+        }
+        status |= {"state": RunState.SUCCEEDED, "outputs": outputs}
+    status["metrics"] = metrics_of(Path(request["package"]), Path(request["pipeline_root"]))
     status["finished_at"] = now_iso()
     write_json(folder / "status.json", status)
     return {"request": request, "status": status}
+
+
+def metrics_of(package: Path, pipeline_root: Path) -> dict[str, float]:
+    """Every `system.Metrics` artifact the run logged, read from its executor outputs.
+
+    The compiled spec says which task outputs are metrics (in any nested DAG, so a pipeline
+    wrapped in an exit handler reports the same metrics); each task's executor output under the
+    pipeline root holds their values.
+    """
+    import yaml
+
+    spec = next(doc for doc in yaml.safe_load_all(package.read_text()) if doc is not None)
+    dags = [spec.get("root", {}), *list(spec.get("components", {}).values())]
+    metric_outputs: set[tuple[str, str]] = set()
+    for dag in dags:
+        for task, definition in dag.get("dag", {}).get("tasks", {}).items():
+            component = spec.get("components", {}).get(definition.get("componentRef", {}).get("name", ""), {})
+            for name, artifact in component.get("outputDefinitions", {}).get("artifacts", {}).items():
+                if artifact.get("artifactType", {}).get("schemaTitle") == "system.Metrics":
+                    metric_outputs.add((task, name))
+    metrics: dict[str, float] = {}
+    for output in sorted(pipeline_root.glob("*/*/executor_output.json")):
+        task = output.parent.name
+        artifacts = json.loads(output.read_text()).get("artifacts", {})
+        for name, listed in artifacts.items():
+            if (task, name) in metric_outputs:
+                for artifact in listed.get("artifacts", []):
+                    metrics.update({k: float(v) for k, v in artifact.get("metadata", {}).items()})
+    return metrics
 
 
 def notice(run_key: str, run_id: str, state: str) -> bytes:

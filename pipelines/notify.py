@@ -1,0 +1,94 @@
+"""The completion notice as a pipeline step: wrap any compiled pipeline in `dsl.ExitHandler`.
+
+`notified(package_text)` returns the package of a pipeline with the same inputs plus
+`completion_topic` (and `run_key` if it had none). It runs the original pipeline inside an exit
+handler whose exit task, `publish_completion`, publishes `{run_key, state, job, error}` to the
+topic whatever the end (caching off, as an exit task must always run). The state is the engine's
+word (Vertex: SUCCEEDED / FAILED / CANCELLED; KFP: COMPLETE / FAILED); `handle_completion`
+normalises it. Correlation travels as parameters: an exit task cannot read the outputs of the
+tasks it guards.
+
+KFP reads annotations at runtime: no `from __future__ import annotations` here.
+"""
+
+import inspect
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+from kfp import compiler, components, dsl
+
+COMPLETION_TOPIC_PARAMETER = "completion_topic"
+RUN_KEY_PARAMETER = "run_key"
+PYTHON_TYPES = {
+    "STRING": str,
+    "NUMBER_INTEGER": int,
+    "NUMBER_DOUBLE": float,
+    "BOOLEAN": bool,
+    "LIST": list,
+    "STRUCT": dict,
+}
+
+
+@dsl.component(base_image="python:3.11-slim", packages_to_install=["google-cloud-pubsub>=2.30,<3"])
+def publish_completion(completion_topic: str, run_key: str, status: dsl.PipelineTaskFinalStatus) -> None:
+    """Publish the run's end to `completion_topic` (pubsub://projects/P/topics/T or projects/P/topics/T)."""
+    import json
+
+    if not completion_topic:
+        print("no completion_topic: the reconciler will find this run's end")
+        return
+    from google.cloud.pubsub_v1 import PublisherClient
+
+    notice = {
+        "run_key": run_key,
+        "state": status.state,
+        "job": status.pipeline_job_resource_name,
+        "error": status.error_message,
+    }
+    topic = completion_topic.removeprefix("pubsub://")
+    PublisherClient().publish(topic, json.dumps(notice).encode(), run_key=run_key).result(timeout=120)
+
+
+def _parameters(declared: dict[str, Any]) -> list[inspect.Parameter]:
+    parameters = [
+        inspect.Parameter(
+            name,
+            inspect.Parameter.POSITIONAL_OR_KEYWORD,
+            default=info.get("defaultValue", inspect.Parameter.empty),
+            annotation=PYTHON_TYPES[info.get("parameterType", "STRING")],
+        )
+        for name, info in declared.items()
+    ]
+    for name in (RUN_KEY_PARAMETER, COMPLETION_TOPIC_PARAMETER):
+        if name not in declared:
+            parameters.append(
+                inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default="", annotation=str)
+            )
+    return sorted(parameters, key=lambda p: p.default is not inspect.Parameter.empty)
+
+
+def notified(package_text: str) -> str:
+    """The package of `package_text`'s pipeline, guarded by a completion-notice exit handler."""
+    spec = next(doc for doc in yaml.safe_load_all(package_text) if doc is not None)
+    declared = spec.get("root", {}).get("inputDefinitions", {}).get("parameters", {})
+    inner = components.load_component_from_text(package_text)
+    parameters = _parameters(declared)
+    names = [parameter.name for parameter in parameters]
+
+    def pipeline(*channels: Any) -> None:  # KFP calls a pipeline with its inputs, in order
+        values = dict(zip(names, channels, strict=True))
+        exit_task = publish_completion(
+            completion_topic=values[COMPLETION_TOPIC_PARAMETER], run_key=values[RUN_KEY_PARAMETER]
+        ).set_caching_options(False)
+        with dsl.ExitHandler(exit_task):
+            inner(**{name: values[name] for name in declared})
+
+    pipeline.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+    pipeline.__annotations__ = {parameter.name: parameter.annotation for parameter in parameters}
+    name = f"{spec['pipelineInfo']['name']}-notified"
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch) / "pipeline.yaml"
+        compiler.Compiler().compile(dsl.pipeline(name=name)(pipeline), str(path))
+        return path.read_text()
