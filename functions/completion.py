@@ -20,6 +20,7 @@ from events.errors import BadEvent
 from events.model import Message
 from functions.answer import Answer, quarantine
 from functions.ledger import DecisionRecord, Outcome, RunRecord, State
+from functions.objects import metrics_at
 from functions.results import result_event
 
 if TYPE_CHECKING:
@@ -87,10 +88,13 @@ def complete(services: Services, run: RunRecord, hint: State | None = None) -> S
     state = run.state if run.state.terminal else None
     if state is None and run.run_id is not None:
         status = services.backends[run.backend].status(run.run_id)
+        metrics = dict(status.metrics)
+        if not metrics and services.objects is not None:  # a cluster keeps values in its metadata store
+            metrics = metrics_at(services.objects, status.outputs)
         details = {
             "started_at": status.started_at,
             "finished_at": status.finished_at,
-            "metrics": dict(status.metrics),
+            "metrics": metrics,
             "outputs": dict(status.outputs),
             "error": status.error,
         }

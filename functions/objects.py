@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import posixpath
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -133,3 +134,31 @@ class GcsObjectStore:
         except exceptions.GoogleAPICallError as exc:
             raise TransientError(f"Cloud Storage unavailable: {type(exc).__name__}") from exc
         return None if blob is None else int(blob.size or 0)
+
+
+def metrics_at(store: ObjectStore, outputs: Mapping[str, str]) -> dict[str, float]:
+    """Metrics written as JSON into the files of a run's `…metrics` output artifacts.
+
+    On a cluster, metric values live in the engine's metadata store, not in the artifact file;
+    a metrics component that also writes `{"name": number}` to its artifact's path makes them
+    readable from the `gs://` pipeline root. Unreadable or non-JSON files are skipped.
+    """
+    metrics: dict[str, float] = {}
+    for name, uri in sorted(outputs.items()):
+        if not name.endswith("metrics") or not uri.startswith("gs://"):
+            continue
+        bucket, _, path = uri.removeprefix("gs://").partition("/")
+        raw = store.read(bucket, path, MAX_MANIFEST_BYTES)
+        try:
+            values = json.loads(raw) if raw else {}
+        except ValueError:
+            continue
+        if isinstance(values, dict):
+            metrics.update(
+                {
+                    k: float(v)
+                    for k, v in values.items()
+                    if isinstance(v, int | float) and not isinstance(v, bool)
+                }
+            )
+    return metrics

@@ -20,6 +20,8 @@ class RecordingBackend:
     states: dict[str, RunState] = field(default_factory=dict)
     fail_with: Exception | None = None
     succeed_but_raise: Exception | None = None
+    metrics: dict[str, float] = field(default_factory=lambda: {"accuracy": 0.9})
+    outputs: dict[str, str] = field(default_factory=dict)
 
     def submit(self, submission: Submission) -> str:
         if self.fail_with is not None:
@@ -35,8 +37,9 @@ class RecordingBackend:
 
     def status(self, run_id: str) -> RunStatus:
         state = self.states[run_id]
-        metrics = {"accuracy": 0.9} if state is RunState.SUCCEEDED else {}
-        return RunStatus(run_id, state, metrics=metrics, outputs={"model": f"mem://{run_id}/model"})
+        metrics = self.metrics if state is RunState.SUCCEEDED else {}
+        outputs = self.outputs or {"model": f"mem://{run_id}/model"}
+        return RunStatus(run_id, state, metrics=metrics, outputs=outputs)
 
     def find(self, run_key: str) -> str | None:
         for number, submission in enumerate(self.submitted, start=1):

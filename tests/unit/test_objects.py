@@ -68,3 +68,18 @@ def test_the_local_store_never_leaves_the_bucket_folder(landing: Path) -> None:
     store = LocalObjectStore(landing)
     assert store.size(BUCKET, "../outside.txt") is None
     assert store.read(BUCKET, "../outside.txt", 100) is None
+
+
+def test_metrics_are_read_from_metrics_artifacts_only(tmp_path: Path) -> None:
+    from functions.objects import metrics_at
+
+    land(tmp_path, "root/run/evaluate/metrics", '{"auc": 0.81, "rows": 40, "note": "text", "flag": true}')
+    land(tmp_path, "root/run/train/model", '{"weights": 1}')
+    land(tmp_path, "root/run/other/metrics", "not json")
+    outputs = {
+        "metrics": f"gs://{BUCKET}/root/run/evaluate/metrics",
+        "model": f"gs://{BUCKET}/root/run/train/model",
+        "other-metrics": f"gs://{BUCKET}/root/run/other/metrics",
+        "local-metrics": "/tmp/not/a/gs/uri",
+    }
+    assert metrics_at(LocalObjectStore(tmp_path), outputs) == {"auc": 0.81, "rows": 40.0}
