@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +17,15 @@ from functions.settings import Settings
 from functions.sqlite_ledger import SqliteLedger
 from tests.fakes import RecordingBackend, RecordingSink
 from tests.support import ROUTES
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Stop on SIGTERM the way Ctrl-C does, so session fixtures (the emulators) are torn down."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 @pytest.fixture(autouse=True)
