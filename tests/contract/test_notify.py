@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -15,35 +13,12 @@ from events.routes import PipelineDef
 from pipelines.backend import RunState, Submission
 from pipelines.catalog import build_pipeline
 from pipelines.local import LocalBackend
-from tests.conftest import PROJECT
+from tests.pubsub import pull, topic_with_subscription
 
 
 @pytest.fixture
 def topic(pubsub_emulator: str) -> tuple[str, str]:
-    from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
-
-    name = uuid.uuid4().hex[:10]
-    topic_path = f"projects/{PROJECT}/topics/completions-{name}"
-    subscription = f"projects/{PROJECT}/subscriptions/completions-{name}"
-    PublisherClient().create_topic(name=topic_path)
-    with SubscriberClient() as subscriber:
-        subscriber.create_subscription(name=subscription, topic=topic_path)
-    return topic_path, subscription
-
-
-def notices(subscription: str, count: int, wait: float = 60) -> list[Any]:
-    from google.cloud.pubsub_v1 import SubscriberClient
-
-    received: list[Any] = []
-    deadline = time.monotonic() + wait
-    with SubscriberClient() as subscriber:
-        while len(received) < count and time.monotonic() < deadline:
-            response = subscriber.pull(subscription=subscription, max_messages=10, timeout=5)
-            received += [m.message for m in response.received_messages]
-            if response.received_messages:
-                ack_ids = [m.ack_id for m in response.received_messages]
-                subscriber.acknowledge(subscription=subscription, ack_ids=ack_ids)
-    return received
+    return topic_with_subscription("completions")
 
 
 def test_a_notified_pipeline_publishes_its_end(topic: tuple[str, str], tmp_path: Path) -> None:
@@ -58,12 +33,12 @@ def test_a_notified_pipeline_publishes_its_end(topic: tuple[str, str], tmp_path:
 
     ok = backend.submit(Submission("route/ok#1", "route", pipeline, {"message": "four"}))
     failing = backend.submit(Submission("route/fail#1", "route", pipeline, {"fail": True}))
-    received = {m.attributes["run_key"]: json.loads(m.data) for m in notices(subscription, 2)}
+    received = {m.attributes["run_key"]: json.loads(m.data) for m in pull(subscription, 2)}
 
     assert received["route/ok#1"]["state"] == "SUCCEEDED"
     assert received["route/fail#1"]["state"] == "FAILED"
     assert set(received) == {"route/ok#1", "route/fail#1"}
-    assert notices(subscription, 1, wait=4) == [], "one notice per run: from the exit task only"
+    assert pull(subscription, 1, wait=4) == [], "one notice per run: from the exit task only"
     deadline = time.monotonic() + 30
     while not backend.status(ok).state.terminal and time.monotonic() < deadline:
         time.sleep(0.2)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import uuid
-from typing import Any
 
 import pytest
 
@@ -13,39 +11,12 @@ from functions.ledger import RunRecord, State
 from functions.pubsub_sink import PubsubSink
 from functions.results import quarantine_record, result_event
 from tests.conftest import PROJECT
+from tests.pubsub import pull, topic_with_subscription
 
 
 @pytest.fixture
 def topic(pubsub_emulator: str) -> tuple[str, str]:
-    """A fresh topic with an ordered subscription: (topic path, subscription path)."""
-    from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
-
-    name = uuid.uuid4().hex[:12]
-    topic_path = f"projects/{PROJECT}/topics/t-{name}"
-    subscription = f"projects/{PROJECT}/subscriptions/s-{name}"
-    PublisherClient().create_topic(name=topic_path)
-    with SubscriberClient() as subscriber:
-        subscriber.create_subscription(
-            request={"name": subscription, "topic": topic_path, "enable_message_ordering": True}
-        )
-    return topic_path, subscription
-
-
-def pull(subscription: str, count: int) -> list[Any]:
-    from google.cloud.pubsub_v1 import SubscriberClient
-
-    received: list[Any] = []
-    with SubscriberClient() as subscriber:
-        for _ in range(20):
-            response = subscriber.pull(subscription=subscription, max_messages=10, timeout=10)
-            received += [m.message for m in response.received_messages]
-            if response.received_messages:
-                subscriber.acknowledge(
-                    subscription=subscription, ack_ids=[m.ack_id for m in response.received_messages]
-                )
-            if len(received) >= count:
-                break
-    return received
+    return topic_with_subscription("results", ordered=True)
 
 
 RUN = RunRecord(
@@ -70,7 +41,7 @@ def test_a_result_arrives_as_a_binary_mode_cloudevent(topic: tuple[str, str]) ->
     topic_path, subscription = topic
     event = result_event(RUN)
     PubsubSink(topic_path).publish(event)
-    (message,) = pull(subscription, 1)
+    (message,) = pull(subscription, 1, wait=30)
     attributes = dict(message.attributes)
     assert attributes["ce-id"] == event["id"]
     assert attributes["ce-type"] == "dev.kfp-trigger.run.finished.v1"
@@ -87,7 +58,7 @@ def test_a_repeated_result_carries_the_same_cloudevent_id(topic: tuple[str, str]
     sink = PubsubSink(topic_path)
     sink.publish(result_event(RUN))
     sink.publish(result_event(RUN))
-    first, second = pull(subscription, 2)
+    first, second = pull(subscription, 2, wait=30)
     assert first.attributes["ce-id"] == second.attributes["ce-id"]
     assert first.message_id != second.message_id
 
@@ -103,7 +74,7 @@ def test_a_quarantined_event_keeps_its_body_and_reason(topic: tuple[str, str]) -
         now=1.0,
     )
     PubsubSink(topic_path).publish(record)
-    (message,) = pull(subscription, 1)
+    (message,) = pull(subscription, 1, wait=30)
     assert message.data == body
     assert message.attributes["reason"] == "data.name must be a non-empty string"
     assert message.attributes["event-id"] == "ev-9"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +21,7 @@ from functions.adapters import ledger_from
 from functions.ledger import State
 from functions.relay import ensure_subscription, relay
 from tests.conftest import PROJECT
+from tests.pubsub import pull
 from tests.support import env_for, free_port, functions_framework, server, storage_event
 
 BUCKET = "acme-survey-batches"
@@ -99,23 +99,6 @@ def cloud(
             eventarc.join(timeout=10)
 
 
-def pull(subscription: str, wait: float) -> list[Any]:
-    from google.cloud.pubsub_v1 import SubscriberClient
-
-    received: list[Any] = []
-    deadline = time.monotonic() + wait
-    with SubscriberClient() as subscriber:
-        while time.monotonic() < deadline:
-            response = subscriber.pull(subscription=subscription, max_messages=10, timeout=5)
-            if response.received_messages:
-                received += [m.message for m in response.received_messages]
-                ack_ids = [m.ack_id for m in response.received_messages]
-                subscriber.acknowledge(subscription=subscription, ack_ids=ack_ids)
-            elif received:
-                break
-    return received
-
-
 def test_a_landed_batch_runs_once_and_its_result_reaches_pubsub(cloud: dict[str, Any]) -> None:
     bucket = cloud["bucket"]
     bucket.blob(MANIFEST).upload_from_string(json.dumps({"objects": sorted(PARTS)}))
@@ -132,7 +115,7 @@ def test_a_landed_batch_runs_once_and_its_result_reaches_pubsub(cloud: dict[str,
     (decision,) = redelivered.json()["decisions"]
     assert decision["outcome"] == "run"
 
-    (message,) = pull(cloud["results"], wait=90)
+    (message,) = pull(cloud["results"], 1, wait=90)
     result = json.loads(message.data)
     assert message.attributes["ce-subject"] == decision["run_key"]
     assert result["state"] == "SUCCEEDED"
@@ -141,7 +124,7 @@ def test_a_landed_batch_runs_once_and_its_result_reaches_pubsub(cloud: dict[str,
 
     again = requests.post(cloud["events_url"], data=body, headers=headers, timeout=30)
     assert again.json()["decisions"][0]["outcome"] == "duplicate"
-    assert pull(cloud["results"], wait=3) == [], "one result per run"
+    assert pull(cloud["results"], 1, wait=3) == [], "one result per run"
     record = ledger_from(cloud["ledger"]).get(decision["run_key"])
     assert record is not None
     assert record.state is State.SUCCEEDED
