@@ -1,0 +1,95 @@
+"""The `kfp` backend through the real `kfp.Client` against the local KFP API fake, which
+checks every request against the kfp_server_api models."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from events.errors import TransientError
+from functions.config import LoadedRoutes
+from pipelines.backend import RunState, Submission
+from pipelines.kfp_backend import STATES, KfpBackend
+from tests.kfp_fake import FakeKfp, serving
+
+
+@pytest.fixture
+def fake() -> FakeKfp:
+    return FakeKfp()
+
+
+@pytest.fixture
+def kfp(fake: FakeKfp) -> Iterator[KfpBackend]:
+    with serving(fake) as url:
+        yield KfpBackend.for_host(url, namespace="kubeflow", token="test-token")
+
+
+def submission(test_routes: LoadedRoutes, key: str = "route/b/o#1") -> Submission:
+    return Submission(key, "survey-landed", test_routes.catalog["echo"], {"message": "hi"})
+
+
+def test_a_run_is_created_from_its_content_addressed_version(
+    kfp: KfpBackend, fake: FakeKfp, test_routes: LoadedRoutes
+) -> None:
+    run_id = kfp.submit(submission(test_routes))
+    run = fake.runs[run_id]
+    assert run["display_name"] == "route/b/o#1"
+    assert run["runtime_config"]["parameters"] == {"message": "hi", "run_key": "route/b/o#1"}
+    version = fake.versions[run["pipeline_version_reference"]["pipeline_version_id"]]
+    assert version["name"] == test_routes.catalog["echo"].version_name
+    assert [e["display_name"] for e in fake.experiments.values()] == ["kfp-trigger-survey-landed"]
+
+
+def test_one_hundred_events_upload_the_version_once(fake: FakeKfp, test_routes: LoadedRoutes) -> None:
+    with serving(fake) as url:
+        for instance in range(4):  # several instances, each with a cold cache
+            backend = KfpBackend.for_host(url, namespace="kubeflow")
+            for n in range(25):
+                backend.submit(submission(test_routes, f"route/b/o#{instance}-{n}"))
+    uploads = [path for method, path in fake.requests if method == "POST" and "upload" in path]
+    assert len(fake.runs) == 100
+    assert len([v for v in fake.versions.values() if v["name"].startswith("echo-")]) == 1
+    assert len(uploads) == 1 + 4, (
+        "the pipeline once, then one version upload per instance: 409 after the first"
+    )
+
+
+def test_a_lost_create_response_is_recovered_by_lookup(
+    kfp: KfpBackend, fake: FakeKfp, test_routes: LoadedRoutes
+) -> None:
+    fake.fail_next("POST", "/runs", "lost")
+    with pytest.raises(TransientError, match="HTTP 504"):
+        kfp.submit(submission(test_routes))
+    (created,) = fake.runs
+    assert kfp.find("route/b/o#1") == created, "the run was created: find it instead of creating again"
+    assert kfp.find("route/b/o#2") is None
+
+
+def test_an_unavailable_server_is_transient(
+    kfp: KfpBackend, fake: FakeKfp, test_routes: LoadedRoutes
+) -> None:
+    kfp.submit(submission(test_routes, "warm"))
+    fake.fail_next("POST", "/runs", "503")
+    with pytest.raises(TransientError, match="HTTP 503"):
+        kfp.submit(submission(test_routes))
+    assert len(fake.runs) == 1
+
+
+@pytest.mark.parametrize(("server_state", "ours"), sorted(STATES.items()))
+def test_every_run_state_is_mapped(
+    kfp: KfpBackend, fake: FakeKfp, test_routes: LoadedRoutes, server_state: str, ours: RunState
+) -> None:
+    run_id = kfp.submit(submission(test_routes))
+    fake.states[run_id] = server_state
+    assert kfp.status(run_id).state is ours
+
+
+def test_the_fake_refuses_what_the_real_server_would() -> None:
+    from tests.kfp_fake import check
+
+    check({"display_name": "x", "runtime_config": {"parameters": {"a": 1}}}, "V2beta1Run", "run")
+    with pytest.raises(ValueError, match="unknown field 'bogus'"):
+        check({"display_name": "x", "runtime_config": {"bogus": 1}}, "V2beta1Run", "run")
+    with pytest.raises(ValueError, match="expected str"):
+        check({"display_name": 7}, "V2beta1Run", "run")

@@ -1,0 +1,270 @@
+"""A local Kubeflow Pipelines API server (v2beta1) for contract tests of the `kfp` backend.
+
+It serves the endpoints `kfp.Client` calls, checks every request body and query against the
+`kfp_server_api` models (unknown or mistyped fields, at any depth, answer 400 the way the real
+server's JSON unmarshalling does), enforces the server's name uniqueness (experiments per
+namespace, pipelines per namespace, versions per pipeline → 409), and injects faults:
+`fail_next(method, path_prefix, kind)` with kind "503" (nothing happens) or "lost" (the write
+happens, then the caller gets a 504, as when a proxy times out). `states[run_id]` sets what a
+run reports. It records every request in `requests`.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import kfp_server_api
+from werkzeug.serving import make_server
+from werkzeug.wrappers import Request, Response
+
+PREFIX = "/apis/v2beta1"
+PRIMITIVES = {"str": str, "bool": bool, "int": int, "float": (int, float), "object": object, "datetime": str}
+
+
+def check(value: Any, type_name: str, where: str) -> None:
+    """Raise ValueError if `value` does not fit the kfp_server_api type `type_name`."""
+    if value is None:
+        return
+    if type_name.startswith("list["):
+        if not isinstance(value, list):
+            raise ValueError(f"{where}: expected a list")
+        for i, item in enumerate(value):
+            check(item, type_name[5:-1], f"{where}[{i}]")
+        return
+    if type_name.startswith("dict("):
+        if not isinstance(value, dict):
+            raise ValueError(f"{where}: expected an object")
+        inner = type_name[5:-1].split(", ", 1)[1]
+        for key, item in value.items():
+            check(item, inner, f"{where}.{key}")
+        return
+    if type_name in PRIMITIVES:
+        if not isinstance(value, PRIMITIVES[type_name]) or (
+            type_name != "bool" and isinstance(value, bool) and type_name != "object"
+        ):
+            raise ValueError(f"{where}: expected {type_name}")
+        return
+    model = getattr(kfp_server_api, type_name)
+    if not model.openapi_types:  # an enum: its name, or (protojson accepts it) its number
+        names = [v for k, v in vars(model).items() if k.isupper()]
+        number_ok = isinstance(value, int) and not isinstance(value, bool) and 0 <= value < len(names)
+        if value not in names and not number_ok:
+            raise ValueError(f"{where}: {value!r} is not a {type_name}")
+        return
+    if not isinstance(value, dict):
+        raise ValueError(f"{where}: expected a {type_name} object")
+    # protojson accepts a field's proto name and its lowerCamelCase JSON name alike.
+    by_json = {json_name: attr for attr, json_name in model.attribute_map.items()}
+    by_json |= {_camel(json_name): attr for json_name, attr in list(by_json.items())}
+    for key, item in value.items():
+        if key not in by_json:
+            raise ValueError(f"{where}: unknown field {key!r} for {type_name}")
+        check(item, model.openapi_types[by_json[key]], f"{where}.{key}")
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.capitalize() for part in rest)
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+
+
+@dataclass
+class FakeKfp:
+    experiments: dict[str, dict[str, Any]] = field(default_factory=dict)
+    pipelines: dict[str, dict[str, Any]] = field(default_factory=dict)
+    versions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    runs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    states: dict[str, str] = field(default_factory=dict)
+    requests: list[tuple[str, str]] = field(default_factory=list)
+    faults: list[tuple[str, str, str]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def fail_next(self, method: str, path_prefix: str, kind: str) -> None:
+        self.faults.append((method, path_prefix, kind))
+
+    def _fault(self, method: str, path: str) -> str | None:
+        for fault in self.faults:
+            if fault[0] == method and path.startswith(PREFIX + fault[1]):
+                self.faults.remove(fault)
+                return fault[2]
+        return None
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        request = Request(environ)
+        try:
+            with self.lock:
+                response = self.handle(request)
+        finally:
+            request.close()  # closes uploaded files
+        return response(environ, start_response)
+
+    def handle(self, request: Request) -> Response:
+        method, path = request.method, request.path
+        self.requests.append((method, path))
+        fault = self._fault(method, path)
+        if fault == "503":
+            return _json({"error": "unavailable", "code": 14}, 503)
+        try:
+            response = self.route(method, path.removeprefix(PREFIX), request)
+        except ValueError as exc:
+            return _json({"error": str(exc), "code": 3}, 400)
+        if fault == "lost":
+            return _json({"error": "upstream request timeout"}, 504)
+        return response
+
+    def route(self, method: str, path: str, request: Request) -> Response:
+        parts = path.strip("/").split("/")
+        match (method, parts):
+            case ("GET", ["healthz"]):
+                return _json({"multi_user": False, "pipeline_store": "database"})
+            case ("GET", ["experiments"]):
+                return _json({"experiments": _filtered(self.experiments.values(), request), "total_size": 0})
+            case ("POST", ["experiments"]):
+                body = _body(request, "V2beta1Experiment")
+                if any(e["display_name"] == body["display_name"] for e in self.experiments.values()):
+                    return _conflict(f"The name {body['display_name']} already exists")
+                experiment = {
+                    **body,
+                    "experiment_id": str(uuid.uuid4()),
+                    "created_at": now(),
+                    "storage_state": "AVAILABLE",
+                }
+                self.experiments[experiment["experiment_id"]] = experiment
+                return _json(experiment)
+            case ("GET", ["pipelines"]):
+                return _json({"pipelines": _filtered(self.pipelines.values(), request), "total_size": 0})
+            case ("POST", ["pipelines", "upload"]):
+                name = request.args["name"]
+                _package(request)
+                if any(p["display_name"] == name for p in self.pipelines.values()):
+                    return _conflict(f"Pipeline with name {name} already exists")
+                pipeline = {
+                    "pipeline_id": str(uuid.uuid4()),
+                    "display_name": name,
+                    "name": name,
+                    "created_at": now(),
+                }
+                self.pipelines[pipeline["pipeline_id"]] = pipeline
+                self._add_version(pipeline["pipeline_id"], name)
+                return _json(pipeline)
+            case ("POST", ["pipelines", "upload_version"]):
+                name, pipeline_id = request.args["name"], request.args["pipelineid"]
+                _package(request)
+                if pipeline_id not in self.pipelines:
+                    return _json({"error": "pipeline not found", "code": 5}, 404)
+                if any(v["pipeline_id"] == pipeline_id and v["name"] == name for v in self.versions.values()):
+                    return _conflict(f"Pipeline version with name {name} already exists")
+                return _json(self._add_version(pipeline_id, name))
+            case ("GET", ["pipelines", pipeline_id, "versions"]):
+                versions = [v for v in self.versions.values() if v["pipeline_id"] == pipeline_id]
+                return _json({"pipeline_versions": _filtered(versions, request), "total_size": 0})
+            case ("POST", ["runs"]):
+                body = _body(request, "V2beta1Run")
+                if not body.get("experiment_id") or body["experiment_id"] not in self.experiments:
+                    raise ValueError("experiment_id names no experiment")
+                reference = body.get("pipeline_version_reference") or {}
+                if reference.get("pipeline_version_id") not in self.versions and "pipeline_spec" not in body:
+                    raise ValueError("the run names no pipeline version and has no pipeline_spec")
+                run = {
+                    **body,
+                    "run_id": str(uuid.uuid4()),
+                    "created_at": now(),
+                    "state": "PENDING",
+                    "storage_state": "AVAILABLE",
+                }
+                self.runs[run["run_id"]] = run
+                return _json(run)
+            case ("GET", ["runs", run_id]):
+                if run_id not in self.runs:
+                    return _json({"error": "run not found", "code": 5}, 404)
+                run = dict(self.runs[run_id])
+                run["state"] = self.states.get(run_id, run["state"])
+                return _json(run)
+            case ("GET", ["runs"]):
+                runs = [
+                    r
+                    for r in self.runs.values()
+                    if r["experiment_id"] == request.args.get("experiment_id", r["experiment_id"])
+                ]
+                return _json({"runs": _filtered(runs, request), "total_size": 0})
+        return _json({"error": f"no such endpoint: {method} {path}", "code": 12}, 404)
+
+    def _add_version(self, pipeline_id: str, name: str) -> dict[str, Any]:
+        version = {
+            "pipeline_id": pipeline_id,
+            "pipeline_version_id": str(uuid.uuid4()),
+            "display_name": name,
+            "name": name,
+            "created_at": now(),
+        }
+        self.versions[version["pipeline_version_id"]] = version
+        return version
+
+
+def _filtered(items: Any, request: Request) -> list[dict[str, Any]]:
+    """Apply a v2beta1 filter's EQUALS and GREATER_THAN predicates (what kfp-trigger sends)."""
+    raw = request.args.get("filter")
+    result = list(items)
+    if not raw:
+        return result
+    document = json.loads(raw)
+    check(document, "V2beta1Filter", "filter")
+    for predicate in document.get("predicates", []):
+        key, operation = predicate["key"], str(predicate["operation"])
+        value = predicate.get("string_value", predicate.get("stringValue"))
+        if operation in ("EQUALS", "1"):
+            result = [item for item in result if item.get(key) == value]
+        elif operation in ("GREATER_THAN", "3"):
+            bound = predicate.get("timestamp_value", predicate.get("timestampValue", ""))
+            result = [item for item in result if item.get(key, "") > bound]
+        else:
+            raise ValueError(f"the fake does not implement filter operation {operation}")
+    return result
+
+
+def _body(request: Request, model: str) -> dict[str, Any]:
+    body = request.get_json(force=True, silent=True)
+    if not isinstance(body, dict):
+        raise ValueError("the body is not a JSON object")
+    check(body, model, model)
+    return body
+
+
+def _package(request: Request) -> None:
+    upload = request.files.get("uploadfile")
+    if upload is None:
+        raise ValueError("multipart field 'uploadfile' is missing")
+    import yaml
+
+    spec = next(doc for doc in yaml.safe_load_all(upload.read()) if doc is not None)
+    if spec.get("schemaVersion") != "2.1.0":
+        raise ValueError("KFP only supports schema version 2.1.0")
+
+
+def _conflict(message: str) -> Response:
+    return _json({"error": message, "code": 6}, 409)
+
+
+def _json(body: Any, status: int = 200) -> Response:
+    return Response(json.dumps(body), status, mimetype="application/json")
+
+
+@contextmanager
+def serving(fake: FakeKfp) -> Iterator[str]:
+    server = make_server("127.0.0.1", 0, fake, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.port}"
+    finally:
+        server.shutdown()
