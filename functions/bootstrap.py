@@ -20,9 +20,10 @@ from functions.adapters import ledger_from, sink_from
 from functions.auth import Verifier
 from functions.ledger import Ledger
 from functions.objects import GcsObjectStore, LocalObjectStore, ObjectStore
-from functions.settings import Settings
+from functions.settings import Settings, SettingsError
 from functions.sinks import Sink
 from pipelines.backend import Backend, CompiledPipeline
+from pipelines.kfp_backend import KfpBackend
 from pipelines.local import LocalBackend
 
 log = logging.getLogger("kfp_trigger")
@@ -64,12 +65,19 @@ def build(settings: Settings) -> Services:
         landing_dir=settings.landing_dir if settings.storage == "local" else None,
     )
     objects = LocalObjectStore(settings.landing_dir) if settings.storage == "local" else GcsObjectStore()
+    backends: dict[str, Backend] = {"local": local}
+    if any(pipeline.backend == "kfp" for pipeline in loaded.catalog.values()):
+        if not settings.kfp_host:
+            raise SettingsError("KFP_TRIGGER_KFP_HOST is required: a pipeline in the routes has backend: kfp")
+        backends["kfp"] = KfpBackend.for_host(
+            settings.kfp_host, settings.kfp_namespace, settings.kfp_token, settings.kfp_client_id
+        )
     return Services(
         settings=settings,
         router=Router(loaded.rules),
         catalog=loaded.catalog,
         ledger=ledger_from(settings.ledger_url),
-        backends={"local": local},
+        backends=backends,
         results=sink_from(settings.results_url, echo=_echo_result),
         quarantine=sink_from(settings.quarantine_url),
         objects=objects,

@@ -33,6 +33,7 @@ Quick start:
   kfp-trigger dev                           serve both targets, watch ./landing, tick schedules
   kfp-trigger runs --state FAILED --json    runs recorded in the ledger
   kfp-trigger explain EVENT_ID|RUN_KEY      every decision for one event or run
+  kfp-trigger reconcile                     finish runs whose completion notice was lost
 """
 
 
@@ -268,6 +269,29 @@ def demo(routes: str | None, state_dir: str | None, landing_dir: str | None, tim
     )
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s %(message)s")
     sys.exit(run_demo(settings, click.echo, timeout))
+
+
+@main.command()
+@settings_options
+@click.option("--json", "as_json", is_flag=True, help="print {finished}")
+def reconcile(routes: str | None, state_dir: str | None, landing_dir: str | None, as_json: bool) -> None:
+    """Finish runs whose completion notice was lost, and re-publish unpublished results.
+
+    The same work as the `reconcile` function target (which Cloud Scheduler calls). Runs
+    submitted less than KFP_TRIGGER_RECONCILE_GRACE_SECONDS ago are left alone. Safe to run
+    while the service runs, and concurrently with itself.
+    """
+    from functions import bootstrap, completion
+
+    settings = replace(_settings(routes, state_dir, landing_dir), auth="none")  # no server here
+    try:
+        finished = completion.reconcile(bootstrap.build(settings))
+    except (RoutesError, SettingsError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    if as_json:
+        _emit({"finished": finished})
+    else:
+        click.echo(f"finished or re-published {finished} run(s)")
 
 
 def _ledger(settings: Settings) -> Ledger:

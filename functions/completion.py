@@ -132,10 +132,15 @@ def publish_result(services: Services, run_key: str) -> bool:
 def reconcile(services: Services) -> int:
     """Complete every submitted run that has ended and re-publish unpublished results.
 
-    Returns how many runs it finished or published. Safe to run beside the notice path.
+    Runs submitted less than `reconcile_grace_seconds` ago are left to their completion notice.
+    Returns how many runs it finished or published. Safe to run concurrently with itself and
+    with the notice path: finishing is a compare-and-set, publishing holds a lease.
     """
     done = 0
+    settled = services.clock() - services.settings.reconcile_grace_seconds
     for run in services.ledger.unfinished():
+        if run.submitted_at is not None and run.submitted_at > settled:
+            continue
         if complete(services, run) is not None:
             done += 1
     for run in services.ledger.unpublished():

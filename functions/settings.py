@@ -45,8 +45,13 @@ class Settings:
     auth_audience: str = ""
     auth_emails: tuple[str, ...] = ()
     auth_certs_url: str = "https://www.googleapis.com/oauth2/v1/certs"
+    kfp_host: str = ""  # the KFP API endpoint, for pipelines with backend: kfp
+    kfp_namespace: str = "kubeflow"
+    kfp_client_id: str = ""  # IAP-protected Kubeflow: the OAuth client id
+    kfp_token: str = ""  # a bearer token, where neither ADC nor IAP applies
     max_body_bytes: int = 512 * 1024  # Eventarc's own event size limit
     claim_lease_seconds: float = 120.0
+    reconcile_grace_seconds: float = 60.0  # runs younger than this are left to their notice
 
     @property
     def ledger_url(self) -> str:
@@ -94,8 +99,15 @@ class Settings:
             auth_audience=text("AUTH_AUDIENCE", ""),
             auth_emails=tuple(e.strip() for e in text("AUTH_EMAILS", "").split(",") if e.strip()),
             auth_certs_url=text("AUTH_CERTS_URL", defaults.auth_certs_url),
+            kfp_host=text("KFP_HOST", ""),
+            kfp_namespace=text("KFP_NAMESPACE", defaults.kfp_namespace),
+            kfp_client_id=text("KFP_CLIENT_ID", ""),
+            kfp_token=text("KFP_TOKEN", ""),
             max_body_bytes=int(_number(env, "MAX_BODY_BYTES", defaults.max_body_bytes)),
             claim_lease_seconds=_number(env, "CLAIM_LEASE_SECONDS", defaults.claim_lease_seconds),
+            reconcile_grace_seconds=_number(
+                env, "RECONCILE_GRACE_SECONDS", defaults.reconcile_grace_seconds, zero=True
+            ),
         )
 
     def check_serving(self) -> None:
@@ -129,8 +141,13 @@ class Settings:
             "AUTH_AUDIENCE": self.auth_audience,
             "AUTH_EMAILS": ",".join(self.auth_emails),
             "AUTH_CERTS_URL": self.auth_certs_url,
+            "KFP_HOST": self.kfp_host,
+            "KFP_NAMESPACE": self.kfp_namespace,
+            "KFP_CLIENT_ID": self.kfp_client_id,
+            "KFP_TOKEN": self.kfp_token,
             "MAX_BODY_BYTES": str(self.max_body_bytes),
             "CLAIM_LEASE_SECONDS": str(self.claim_lease_seconds),
+            "RECONCILE_GRACE_SECONDS": str(self.reconcile_grace_seconds),
         }
         return {f"{PREFIX}{name}": value for name, value in values.items() if value}
 
@@ -153,7 +170,7 @@ def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
     return raw
 
 
-def _number(env: Mapping[str, str], name: str, default: float) -> float:
+def _number(env: Mapping[str, str], name: str, default: float, *, zero: bool = False) -> float:
     raw = env.get(f"{PREFIX}{name}")
     if raw is None or raw == "":
         return default
@@ -161,6 +178,6 @@ def _number(env: Mapping[str, str], name: str, default: float) -> float:
         value = float(raw)
     except ValueError:
         raise SettingsError(f"{PREFIX}{name} must be a number, got {raw[:40]!r}") from None
-    if value <= 0:
-        raise SettingsError(f"{PREFIX}{name} must be positive")
+    if value < 0 or (value == 0 and not zero):
+        raise SettingsError(f"{PREFIX}{name} must be {'zero or more' if zero else 'positive'}")
     return value

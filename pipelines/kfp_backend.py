@@ -83,13 +83,20 @@ class KfpBackend:
         self._versions: dict[str, tuple[str, str]] = {}
 
     @classmethod
-    def for_host(cls, host: str, namespace: str, token: str | None = None) -> KfpBackend:
+    def for_host(cls, host: str, namespace: str, token: str = "", client_id: str = "") -> KfpBackend:
+        """A backend for the API at `host`. Credentials, as kfp.Client resolves them: a bearer
+        `token`; an IAP `client_id` (an ID token for the ambient service account); for AI
+        Platform Pipelines hosts (*.pipelines.googleusercontent.com) Application Default
+        Credentials. `namespace` is passed explicitly (multi-user clusters need it)."""
+
         def factory() -> Any:
             import kfp
 
             with warnings.catch_warnings():  # it always warns that it needs KFP >= 2.0: documented
                 warnings.filterwarnings("ignore", "This client only works", FutureWarning)
-                return kfp.Client(host=host, namespace=namespace, existing_token=token)
+                return kfp.Client(
+                    host=host, namespace=namespace, existing_token=token or None, client_id=client_id or None
+                )
 
         return cls(factory)
 

@@ -65,7 +65,7 @@ def backend() -> RecordingBackend:
 @pytest.fixture
 def services(tmp_path: Path, test_routes: LoadedRoutes, backend: RecordingBackend, clock: Clock) -> Services:
     """The service wired as in production, with a recording backend and recording sinks."""
-    settings = Settings(routes=ROUTES, state_dir=tmp_path)
+    settings = Settings(routes=ROUTES, state_dir=tmp_path, reconcile_grace_seconds=0)
     return Services(
         settings=settings,
         router=Router(test_routes.rules),

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
+from events.envelope import parse_http
 from events.errors import RoutesError
 from events.routes import load_routes
-from tests.support import DATA, ROOT, env_for, kfp_trigger
+from functions import bootstrap, dispatch
+from functions.settings import Settings
+from tests.support import DATA, ROOT, ROUTES, env_for, kfp_trigger, storage_event
 from tests.unit.test_routes import BROKEN
 
 
@@ -113,3 +117,22 @@ def test_pipelines_compile_writes_content_addressed_packages(tmp_path: Path) -> 
     assert result.returncode == 0, result.stderr
     (package,) = tmp_path.glob("survey-retrain-*.yaml")
     assert f"survey-retrain: {package}" in result.stdout
+
+
+def test_reconcile_finishes_a_run_whose_notice_was_lost(tmp_path: Path) -> None:
+    """A real local run whose completion notice went nowhere: `kfp-trigger reconcile` ends it."""
+    settings = Settings(routes=ROUTES, state_dir=tmp_path, landing_dir=tmp_path / "landing", auth="none")
+    services = bootstrap.build(settings)  # no completion URL or topic: the notice is lost
+    headers, body = storage_event("some-bucket", "folder/lost.csv")
+    assert dispatch.handle(services, *parse_http(headers, body), body).status == 200
+    env = {**env_for(tmp_path), "KFP_TRIGGER_RECONCILE_GRACE_SECONDS": "0"}
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        result = json.loads(run("reconcile", "--json", env=env).stdout)
+        if result["finished"]:
+            break
+        time.sleep(1)
+    assert result == {"finished": 1}
+    assert json.loads(run("reconcile", "--json", env=env).stdout) == {"finished": 0}
+    (line,) = (tmp_path / "results.jsonl").read_text().splitlines()
+    assert json.loads(line)["data"]["state"] == "SUCCEEDED"

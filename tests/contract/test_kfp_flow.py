@@ -1,0 +1,92 @@
+"""The trigger loop on the `kfp` backend (the KFP API fake): lost responses, every end state,
+and the exit handler's word for success."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+
+import pytest
+
+from events.envelope import parse_http
+from functions import completion, dispatch
+from functions.bootstrap import Services
+from functions.ledger import State
+from pipelines.kfp_backend import KfpBackend
+from tests.fakes import RecordingSink
+from tests.kfp_fake import FakeKfp, serving
+from tests.support import completion_event, storage_event
+
+RUN_KEY = "some-bucket-folder/some-bucket/folder/kfp.csv#1"
+
+
+@pytest.fixture
+def fake() -> FakeKfp:
+    return FakeKfp()
+
+
+@pytest.fixture
+def on_kfp(services: Services, fake: FakeKfp) -> Iterator[Services]:
+    with serving(fake) as url:
+        catalog = {name: replace(pipeline, backend="kfp") for name, pipeline in services.catalog.items()}
+        yield replace(services, catalog=catalog, backends={"kfp": KfpBackend.for_host(url, "kubeflow")})
+
+
+def deliver(services: Services) -> dispatch.Answer:
+    headers, body = storage_event("some-bucket", "folder/kfp.csv")
+    return dispatch.handle(services, *parse_http(headers, body), body)
+
+
+def results(services: Services) -> list[dict[str, object]]:
+    assert isinstance(services.results, RecordingSink)
+    return [dict(r) for r in services.results.published]
+
+
+def test_a_lost_create_response_still_gives_one_run_and_one_result(on_kfp: Services, fake: FakeKfp) -> None:
+    fake.fail_next("POST", "/runs", "lost")
+    assert deliver(on_kfp).status == 503, "ambiguous: ask Eventarc to redeliver"
+    assert deliver(on_kfp).status == 200, "the redelivery looks the run up and adopts it"
+    assert deliver(on_kfp).status == 200
+    (run_id,) = fake.runs
+    record = on_kfp.ledger.get(RUN_KEY)
+    assert record is not None
+    assert (record.state, record.run_id) == (State.SUBMITTED, run_id)
+    assert completion.reconcile(on_kfp) == 0, "still PENDING"
+    fake.states[run_id] = "SUCCEEDED"
+    assert completion.reconcile(on_kfp) == 1
+    assert completion.reconcile(on_kfp) == 0
+    (result,) = results(on_kfp)
+    assert result["data"]["state"] == "SUCCEEDED"
+    assert result["data"]["run_id"] == run_id
+
+
+@pytest.mark.parametrize(
+    ("server_state", "ended"),
+    [
+        ("CANCELED", State.CANCELED),
+        ("FAILED", State.FAILED),
+        ("SKIPPED", State.SKIPPED),
+        ("PAUSED", None),
+        ("CANCELING", None),
+        ("RUNNING", None),
+    ],
+)
+def test_one_reconcile_pass_ends_what_has_ended(
+    on_kfp: Services, fake: FakeKfp, server_state: str, ended: State | None
+) -> None:
+    deliver(on_kfp)
+    (run_id,) = fake.runs
+    fake.states[run_id] = server_state
+    completion.reconcile(on_kfp)
+    record = on_kfp.ledger.get(RUN_KEY)
+    assert record is not None
+    assert record.state is (ended or State.SUBMITTED)
+    assert len(results(on_kfp)) == (1 if ended else 0)
+
+
+def test_the_exit_handler_says_complete_for_success(on_kfp: Services, fake: FakeKfp) -> None:
+    deliver(on_kfp)
+    headers, body = completion_event(RUN_KEY, "COMPLETE")  # KFP's exit task: the MLMD state
+    completion.handle(on_kfp, *parse_http(headers, body), body)
+    (result,) = results(on_kfp)
+    assert result["data"]["state"] == "SUCCEEDED"
