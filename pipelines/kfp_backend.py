@@ -84,18 +84,25 @@ class KfpBackend:
 
     @classmethod
     def for_host(cls, host: str, namespace: str, token: str = "", client_id: str = "") -> KfpBackend:
-        """A backend for the API at `host`. Credentials, as kfp.Client resolves them: a bearer
-        `token`; an IAP `client_id` (an ID token for the ambient service account); for AI
-        Platform Pipelines hosts (*.pipelines.googleusercontent.com) Application Default
-        Credentials. `namespace` is passed explicitly (multi-user clusters need it)."""
+        """A backend for the API at `host`, authenticated by, in order: a bearer `token`; an
+        IAP `client_id` (ID tokens for the ambient service account, refreshed); for AI Platform
+        Pipelines hosts (*.pipelines.googleusercontent.com), Application Default Credentials
+        (refreshed); otherwise none. `namespace` is passed explicitly: it skips the client's
+        multi-user probe and multi-user clusters need it."""
+        from pipelines.kfp_auth import adc_access_token, iap_id_token, refreshing
 
         def factory() -> Any:
             import kfp
 
+            credentials = None
+            if not token and client_id:
+                credentials = refreshing(iap_id_token(client_id))
+            elif not token and host.rstrip("/").endswith(".pipelines.googleusercontent.com"):
+                credentials = refreshing(adc_access_token())
             with warnings.catch_warnings():  # it always warns that it needs KFP >= 2.0: documented
                 warnings.filterwarnings("ignore", "This client only works", FutureWarning)
                 return kfp.Client(
-                    host=host, namespace=namespace, existing_token=token or None, client_id=client_id or None
+                    host=host, namespace=namespace, existing_token=token or None, credentials=credentials
                 )
 
         return cls(factory)

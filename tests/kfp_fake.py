@@ -86,6 +86,7 @@ class FakeKfp:
     runs: dict[str, dict[str, Any]] = field(default_factory=dict)
     states: dict[str, str] = field(default_factory=dict)
     requests: list[tuple[str, str]] = field(default_factory=list)
+    authorizations: list[str] = field(default_factory=list)
     faults: list[tuple[str, str, str]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -111,6 +112,7 @@ class FakeKfp:
     def handle(self, request: Request) -> Response:
         method, path = request.method, request.path
         self.requests.append((method, path))
+        self.authorizations.append(request.headers.get("Authorization", ""))
         fault = self._fault(method, path)
         if fault == "503":
             return _json({"error": "unavailable", "code": 14}, 503)

@@ -93,3 +93,26 @@ def test_the_fake_refuses_what_the_real_server_would() -> None:
         check({"display_name": "x", "runtime_config": {"bogus": 1}}, "V2beta1Run", "run")
     with pytest.raises(ValueError, match="expected str"):
         check({"display_name": 7}, "V2beta1Run", "run")
+
+
+def test_refreshing_credentials_authorize_every_request(fake: FakeKfp, test_routes: LoadedRoutes) -> None:
+    from pipelines.kfp_auth import refreshing
+
+    tokens = iter(f"id-token-{n}" for n in range(1000))
+    with serving(fake) as url:
+
+        def client() -> object:
+            import kfp
+
+            return kfp.Client(
+                host=url, namespace="kubeflow", credentials=refreshing(lambda: (next(tokens), 0.0))
+            )
+
+        backend = KfpBackend(client)
+        with pytest.warns(FutureWarning):
+            backend.submit(submission(test_routes))
+    assert fake.authorizations
+    assert all(header.startswith("Bearer id-token-") for header in fake.authorizations)
+    assert len(set(fake.authorizations)) == len(fake.authorizations), (
+        "an expired token is refreshed each time"
+    )
