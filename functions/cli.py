@@ -20,7 +20,7 @@ from typing import Any
 
 import click
 
-from events.errors import BadEvent, RoutesError
+from events.errors import BadEvent, KfpTriggerError, RoutesError
 from functions.ledger import Ledger
 from functions.settings import Settings, SettingsError
 
@@ -413,3 +413,50 @@ def pipelines_compile(
         raise click.ClickException(str(exc)) from exc
     for name, pipeline in loaded.catalog.items():
         click.echo(f"{name}: {pipeline.package}  (sha256 {pipeline.version})")
+
+
+@pipelines.command("push")
+@settings_options
+@click.option("--json", "as_json", is_flag=True, help="print [{pipeline, version, pipeline_id, version_id}]")
+def pipelines_push(routes: str | None, state_dir: str | None, landing_dir: str | None, as_json: bool) -> None:
+    """Upload the current version of every `backend: kfp` pipeline to the cluster.
+
+    Each version is named <pipeline>-<sha12> and uploaded once: a version already on the
+    cluster is found, not duplicated. The cluster is KFP_TRIGGER_KFP_HOST (and _NAMESPACE,
+    _CLIENT_ID or _TOKEN).
+    """
+    from functions import config
+    from pipelines.kfp_backend import KfpBackend
+
+    settings = _settings(routes, state_dir, landing_dir)
+    try:
+        loaded = config.load(settings.routes, settings.packages_dir)
+    except RoutesError as exc:
+        raise click.ClickException(str(exc)) from exc
+    on_cluster = [pipeline for pipeline in loaded.catalog.values() if pipeline.backend == "kfp"]
+    if on_cluster and not settings.kfp_host:
+        raise click.UsageError("set KFP_TRIGGER_KFP_HOST: the cluster to push to")
+    backend = KfpBackend.for_host(
+        settings.kfp_host, settings.kfp_namespace, settings.kfp_token, settings.kfp_client_id
+    )
+    pushed = []
+    for pipeline in on_cluster:
+        try:
+            pipeline_id, version_id = backend.version(pipeline)
+        except KfpTriggerError as exc:
+            raise click.ClickException(f"{pipeline.name}: {exc}") from exc
+        pushed.append(
+            {
+                "pipeline": pipeline.name,
+                "version": pipeline.version_name,
+                "pipeline_id": pipeline_id,
+                "version_id": version_id,
+            }
+        )
+    if as_json:
+        _emit(pushed)
+        return
+    if not pushed:
+        click.echo("no pipeline has backend: kfp; nothing to push")
+    for row in pushed:
+        click.echo(f"{row['version']}: pipeline {row['pipeline_id']}, version {row['version_id']}")

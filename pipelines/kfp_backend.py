@@ -15,7 +15,9 @@ KFP ≥ 2.0 API server), through `kfp.Client`.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sys
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -46,12 +48,17 @@ STATES: Mapping[str, RunState] = {
 
 @contextmanager
 def mapped(action: str) -> Iterator[None]:
-    """Turn the client's errors into kfp-trigger's: retry on 5xx/429/connection, else permanent."""
+    """Turn the client's errors into kfp-trigger's: retry on 5xx/429/connection, else permanent.
+
+    kfp.Client also `print()`s links ("Pipeline details: …"); they go to stderr, not stdout,
+    which stays for data (`--json`).
+    """
     import kfp_server_api
     import urllib3
 
     try:
-        yield
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
     except kfp_server_api.ApiException as exc:
         if exc.status is None or exc.status >= 500 or exc.status == 429:
             raise TransientError(f"KFP {action}: HTTP {exc.status}") from exc

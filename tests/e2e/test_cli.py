@@ -136,3 +136,25 @@ def test_reconcile_finishes_a_run_whose_notice_was_lost(tmp_path: Path) -> None:
     assert json.loads(run("reconcile", "--json", env=env).stdout) == {"finished": 0}
     (line,) = (tmp_path / "results.jsonl").read_text().splitlines()
     assert json.loads(line)["data"]["state"] == "SUCCEEDED"
+
+
+def test_pipelines_push_uploads_each_version_once(tmp_path: Path) -> None:
+    from tests.kfp_fake import FakeKfp, serving
+
+    routes = tmp_path / "routes.yaml"
+    routes.write_text(
+        ROUTES.read_text().replace(
+            "source: tests.echo_pipeline:echo_pipeline",
+            "source: tests.echo_pipeline:echo_pipeline\n    backend: kfp",
+        )
+    )
+    fake = FakeKfp()
+    with serving(fake) as url:
+        env = env_for(tmp_path, routes=routes, KFP_TRIGGER_KFP_HOST=url)
+        first = run("pipelines", "push", "--json", env=env)
+        again = run("pipelines", "push", "--json", env=env)
+    assert first.returncode == 0, first.stderr
+    (pushed,) = json.loads(first.stdout)
+    assert pushed["version"].startswith("echo-")
+    assert json.loads(again.stdout) == [pushed], "the second push finds the same version"
+    assert [v["name"] for v in fake.versions.values()].count(pushed["version"]) == 1
