@@ -86,8 +86,11 @@ def complete(services: Services, run: RunRecord, hint: State | None = None) -> S
     """
     details: dict[str, object] = {}
     state = run.state if run.state.terminal else None
-    if state is None and run.run_id is not None:
-        status = services.backends[run.backend].status(run.run_id)
+    backend = services.backends[run.backend]
+    # A run still CLAIMED may have been submitted by a claimant that died before recording it.
+    run_id = run.run_id or (backend.find(run.run_key) if state is None else None)
+    if state is None and run_id is not None:
+        status = backend.status(run_id)
         metrics = dict(status.metrics)
         if not metrics and services.objects is not None:  # a cluster keeps values in its metadata store
             metrics = metrics_at(services.objects, status.outputs)

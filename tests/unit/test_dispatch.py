@@ -188,3 +188,21 @@ def test_a_manifest_runs_once_when_its_whole_batch_has_landed(
         "gs://acme-survey-batches/batches/b7/part-1.csv",
     ]
     assert submission.params["batch_bytes"] == 4
+
+
+def test_a_notice_for_a_run_whose_claimant_died_before_recording_it(
+    services: Services, backend: RecordingBackend
+) -> None:
+    from functions.ledger import NewRun
+    from pipelines.backend import Submission
+
+    services.ledger.claim(
+        NewRun(KEY, "some-bucket-folder", "echo", "v", "local", {}, "e"), 1_800_000_000, 120
+    )
+    run_id = backend.submit(
+        Submission(KEY, "some-bucket-folder", services.catalog["echo"], {})
+    )  # then it died
+    backend.states[run_id] = RunState.SUCCEEDED
+    assert notify(services, KEY, "SUCCEEDED").status == 200
+    (result,) = results(services)
+    assert result["data"]["metrics"] == {"accuracy": 0.9}, "details found by looking the run up by key"
