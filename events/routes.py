@@ -117,8 +117,10 @@ class RouteModel(_Model):
 class PipelineModel(_Model):
     source: str | None = Field(None, description="module:function of a @dsl.pipeline")
     package: str | None = Field(None, description="path to a compiled pipeline YAML")
-    backend: Literal["local", "kfp"] = Field(
-        "local", description="local: kfp.local on this machine; kfp: the cluster at KFP_TRIGGER_KFP_HOST"
+    backend: Literal["local", "kfp", "vertex"] = Field(
+        "local",
+        description="local: kfp.local on this machine; kfp: the cluster at KFP_TRIGGER_KFP_HOST; "
+        "vertex: Vertex AI Pipelines in KFP_TRIGGER_VERTEX_PROJECT",
     )
     pipeline_root: str | None = None
     params: dict[str, ScalarValue] = Field(default_factory=dict)

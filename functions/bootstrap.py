@@ -25,6 +25,7 @@ from functions.sinks import Sink
 from pipelines.backend import Backend, CompiledPipeline
 from pipelines.kfp_backend import KfpBackend
 from pipelines.local import LocalBackend
+from pipelines.vertex_backend import VertexBackend
 
 log = logging.getLogger("kfp_trigger")
 
@@ -71,6 +72,17 @@ def build(settings: Settings) -> Services:
             raise SettingsError("KFP_TRIGGER_KFP_HOST is required: a pipeline in the routes has backend: kfp")
         backends["kfp"] = KfpBackend.for_host(
             settings.kfp_host, settings.kfp_namespace, settings.kfp_token, settings.kfp_client_id
+        )
+    if any(pipeline.backend == "vertex" for pipeline in loaded.catalog.values()):
+        for name in ("vertex_project", "vertex_location", "vertex_pipeline_root"):
+            if not getattr(settings, name):
+                raise SettingsError(f"KFP_TRIGGER_{name.upper()} is required: a pipeline has backend: vertex")
+        backends["vertex"] = VertexBackend(
+            settings.vertex_project,
+            settings.vertex_location,
+            settings.vertex_pipeline_root,
+            service_account=settings.vertex_service_account,
+            endpoint=settings.vertex_endpoint,
         )
     return Services(
         settings=settings,

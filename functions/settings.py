@@ -49,6 +49,11 @@ class Settings:
     kfp_namespace: str = "kubeflow"
     kfp_client_id: str = ""  # IAP-protected Kubeflow: the OAuth client id
     kfp_token: str = ""  # a bearer token, where neither ADC nor IAP applies
+    vertex_project: str = ""  # for pipelines with backend: vertex
+    vertex_location: str = ""
+    vertex_pipeline_root: str = ""  # gs://… where Vertex writes run outputs
+    vertex_service_account: str = ""  # the pipeline runner's identity (not the Compute default)
+    vertex_endpoint: str = ""  # default: <location>-aiplatform.googleapis.com
     max_body_bytes: int = 512 * 1024  # Eventarc's own event size limit
     claim_lease_seconds: float = 120.0
     reconcile_grace_seconds: float = 60.0  # runs younger than this are left to their notice
@@ -103,6 +108,11 @@ class Settings:
             kfp_namespace=text("KFP_NAMESPACE", defaults.kfp_namespace),
             kfp_client_id=text("KFP_CLIENT_ID", ""),
             kfp_token=text("KFP_TOKEN", ""),
+            vertex_project=text("VERTEX_PROJECT", ""),
+            vertex_location=text("VERTEX_LOCATION", ""),
+            vertex_pipeline_root=text("VERTEX_PIPELINE_ROOT", ""),
+            vertex_service_account=text("VERTEX_SERVICE_ACCOUNT", ""),
+            vertex_endpoint=text("VERTEX_ENDPOINT", ""),
             max_body_bytes=int(_number(env, "MAX_BODY_BYTES", defaults.max_body_bytes)),
             claim_lease_seconds=_number(env, "CLAIM_LEASE_SECONDS", defaults.claim_lease_seconds),
             reconcile_grace_seconds=_number(
@@ -145,6 +155,11 @@ class Settings:
             "KFP_NAMESPACE": self.kfp_namespace,
             "KFP_CLIENT_ID": self.kfp_client_id,
             "KFP_TOKEN": self.kfp_token,
+            "VERTEX_PROJECT": self.vertex_project,
+            "VERTEX_LOCATION": self.vertex_location,
+            "VERTEX_PIPELINE_ROOT": self.vertex_pipeline_root,
+            "VERTEX_SERVICE_ACCOUNT": self.vertex_service_account,
+            "VERTEX_ENDPOINT": self.vertex_endpoint,
             "MAX_BODY_BYTES": str(self.max_body_bytes),
             "CLAIM_LEASE_SECONDS": str(self.claim_lease_seconds),
             "RECONCILE_GRACE_SECONDS": str(self.reconcile_grace_seconds),

@@ -1,0 +1,140 @@
+"""The `vertex` backend (GAPIC PipelineServiceClient over REST) against the local fake."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from google.auth.credentials import AnonymousCredentials
+
+from events.errors import TransientError
+from functions.config import LoadedRoutes
+from pipelines.backend import RunState, Submission
+from pipelines.vertex_backend import STATES, VertexBackend, job_id
+from tests.vertex_fake import FakeVertex, serving
+
+
+@pytest.fixture
+def fake() -> FakeVertex:
+    return FakeVertex()
+
+
+@pytest.fixture
+def vertex(fake: FakeVertex) -> Iterator[VertexBackend]:
+    with serving(fake) as url:
+        yield VertexBackend(
+            "acme-analytics",
+            "europe-west1",
+            "gs://acme-pipelines/root",
+            service_account="runner@acme-analytics.iam.gserviceaccount.com",
+            endpoint=url,
+            credentials=AnonymousCredentials(),
+        )
+
+
+def submission(test_routes: LoadedRoutes, key: str = "Survey_Landed/b/o#1") -> Submission:
+    return Submission(key, "survey-landed", test_routes.catalog["echo"], {"message": "hi"})
+
+
+@pytest.mark.parametrize("key", ["Survey_Landed/b/o#1", "x" * 500, "1-starts-with-a-digit", "ÜNICODE ✓"])
+def test_job_ids_are_valid_and_stable(key: str) -> None:
+    import re
+
+    assert re.fullmatch(r"[a-z][a-z0-9-]{0,127}", job_id(key))
+    assert job_id(key) == job_id(key)
+
+
+def test_a_job_carries_its_run_key_labels_and_parameters(
+    vertex: VertexBackend, fake: FakeVertex, test_routes: LoadedRoutes
+) -> None:
+    name = vertex.submit(submission(test_routes))
+    (job,) = fake.jobs.values()
+    assert job["name"] == name
+    assert job["displayName"] == "Survey_Landed/b/o#1"
+    assert job["labels"] == {
+        "kfp-trigger-route": "survey-landed",
+        "pipeline-hash": test_routes.catalog["echo"].version[:12],
+    }
+    assert job["runtimeConfig"]["parameterValues"] == {"message": "hi", "run_key": "Survey_Landed/b/o#1"}
+    assert job["runtimeConfig"]["gcsOutputDirectory"] == "gs://acme-pipelines/root"
+    assert job["serviceAccount"] == "runner@acme-analytics.iam.gserviceaccount.com"
+    assert job["pipelineSpec"]["pipelineInfo"]["name"] == "echo-pipeline"
+
+
+def test_the_same_run_twice_is_one_create_and_one_adopt(
+    vertex: VertexBackend, fake: FakeVertex, test_routes: LoadedRoutes
+) -> None:
+    first = vertex.submit(submission(test_routes))
+    second = vertex.submit(submission(test_routes))
+    assert first == second
+    assert (fake.creates, len(fake.jobs)) == (2, 1)
+    assert vertex.find("Survey_Landed/b/o#1") == first
+    assert vertex.find("another key") is None
+
+
+def test_unavailable_on_create_is_retried_later_and_still_one_job(
+    vertex: VertexBackend, fake: FakeVertex, test_routes: LoadedRoutes
+) -> None:
+    fake.fail_next("create", "503")
+    with pytest.raises(TransientError, match="ServiceUnavailable"):
+        vertex.submit(submission(test_routes))
+    assert fake.jobs == {}
+    vertex.submit(submission(test_routes))
+    vertex.submit(submission(test_routes))
+    assert len(fake.jobs) == 1
+
+
+@pytest.mark.parametrize(("server_state", "ours"), sorted(STATES.items()))
+def test_every_job_state_is_mapped(
+    vertex: VertexBackend, fake: FakeVertex, test_routes: LoadedRoutes, server_state: str, ours: RunState
+) -> None:
+    name = vertex.submit(submission(test_routes))
+    fake.states[job_id("Survey_Landed/b/o#1")] = server_state
+    assert vertex.status(name).state is ours
+
+
+def test_the_trigger_loop_on_vertex(services, vertex: VertexBackend, fake: FakeVertex) -> None:
+    """503 on create → redelivered → one job; CANCELLED → one CANCELED result after one pass."""
+    from dataclasses import replace
+
+    from events.envelope import parse_http
+    from functions import completion, dispatch
+    from tests.support import storage_event
+
+    catalog = {name: replace(pipeline, backend="vertex") for name, pipeline in services.catalog.items()}
+    on_vertex = replace(services, catalog=catalog, backends={"vertex": vertex})
+    headers, body = storage_event("some-bucket", "folder/vertex.csv")
+    fake.fail_next("create", "503")
+    assert dispatch.handle(on_vertex, *parse_http(headers, body), body).status == 503
+    assert dispatch.handle(on_vertex, *parse_http(headers, body), body).status == 200
+    (job_key,) = fake.jobs
+    fake.states[job_key] = "PIPELINE_STATE_CANCELLED"
+    assert completion.reconcile(on_vertex) == 1
+    (result,) = on_vertex.results.published
+    assert result["data"]["state"] == "CANCELED"
+    assert result["data"]["run_id"].endswith(f"/pipelineJobs/{job_key}")
+
+
+def test_a_vertex_pipeline_needs_its_project(tmp_path) -> None:
+    from functions import bootstrap
+    from functions.settings import Settings, SettingsError
+    from tests.support import ROUTES
+
+    routes = tmp_path / "routes.yaml"
+    routes.write_text(
+        ROUTES.read_text().replace(
+            "source: tests.echo_pipeline:echo_pipeline",
+            "source: tests.echo_pipeline:echo_pipeline\n    backend: vertex",
+        )
+    )
+    with pytest.raises(SettingsError, match="KFP_TRIGGER_VERTEX_PROJECT"):
+        bootstrap.build(Settings(routes=routes, state_dir=tmp_path, auth="none"))
+    configured = Settings(
+        routes=routes,
+        state_dir=tmp_path,
+        auth="none",
+        vertex_project="p",
+        vertex_location="europe-west1",
+        vertex_pipeline_root="gs://b/root",
+    )
+    assert "vertex" in bootstrap.build(configured).backends

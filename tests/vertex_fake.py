@@ -1,0 +1,105 @@
+"""A local Vertex AI `pipelineJobs` REST API (v1) for contract tests of the `vertex` backend.
+
+Create, get and cancel, with the service's rules: request bodies are parsed strictly into the
+real `aiplatform_v1.PipelineJob` message (unknown fields answer 400 INVALID_ARGUMENT), the
+`pipelineJobId` must match `[a-z][a-z0-9-]{0,127}`, label keys/values are at most 63 lower-case
+letters, digits, `_` or `-`, and a reused id answers 409 ALREADY_EXISTS. `fail_next("create",
+"503")` answers UNAVAILABLE once; `states[job_id]` sets what a job reports.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from werkzeug.serving import make_server
+from werkzeug.wrappers import Request, Response
+
+JOB_ID = re.compile(r"^[a-z][a-z0-9-]{0,127}$")
+LABEL = re.compile(r"^[a-z0-9_-]{0,63}$")
+JOBS = re.compile(r"^/v1/(projects/[^/]+/locations/[^/]+)/pipelineJobs(?:/([^/:]+))?(:cancel)?$")
+
+
+def _error(code: int, status: str, message: str) -> Response:
+    body = {"error": {"code": code, "message": message, "status": status}}
+    return Response(json.dumps(body), code, mimetype="application/json")
+
+
+@dataclass
+class FakeVertex:
+    jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    states: dict[str, str] = field(default_factory=dict)
+    creates: int = 0
+    faults: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def fail_next(self, action: str, kind: str) -> None:
+        self.faults.append(f"{action}:{kind}")
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        request = Request(environ)
+        with self.lock:
+            response = self.handle(request)
+        return response(environ, start_response)
+
+    def handle(self, request: Request) -> Response:
+        match = JOBS.match(request.path)
+        if match is None:
+            return _error(404, "NOT_FOUND", f"no such method {request.path}")
+        parent, job_id, cancel = match.groups()
+        if request.method == "POST" and job_id is None:
+            return self.create(request, parent)
+        if job_id not in self.jobs:
+            return _error(404, "NOT_FOUND", f"PipelineJob {job_id} does not exist")
+        if request.method == "POST" and cancel:
+            self.states[job_id] = "PIPELINE_STATE_CANCELLING"
+            return Response("{}", 200, mimetype="application/json")
+        job = {**self.jobs[job_id], "state": self.states.get(job_id, "PIPELINE_STATE_PENDING")}
+        return Response(json.dumps(job), 200, mimetype="application/json")
+
+    def create(self, request: Request, parent: str) -> Response:
+        from google.cloud.aiplatform_v1 import types
+
+        self.creates += 1
+        if "create:503" in self.faults:
+            self.faults.remove("create:503")
+            return _error(503, "UNAVAILABLE", "The service is currently unavailable.")
+        job_id = request.args.get("pipelineJobId", "")
+        if not JOB_ID.match(job_id):
+            return _error(400, "INVALID_ARGUMENT", "pipelineJobId must match [a-z][a-z0-9-]{0,127}")
+        try:
+            job = types.PipelineJob.from_json(request.get_data(as_text=True), ignore_unknown_fields=False)
+        except Exception as exc:
+            return _error(400, "INVALID_ARGUMENT", f"Invalid JSON payload: {type(exc).__name__}")
+        if len(job.display_name) > 128:
+            return _error(400, "INVALID_ARGUMENT", "displayName is longer than 128 characters")
+        if not all(LABEL.match(key) and key and LABEL.match(value) for key, value in job.labels.items()):
+            return _error(400, "INVALID_ARGUMENT", "labels must be lower-case letters, digits, _ or -")
+        if job_id in self.jobs:
+            return _error(409, "ALREADY_EXISTS", "Pipeline job with the specified ID already exists.")
+        now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        body = json.loads(request.get_data(as_text=True))
+        self.jobs[job_id] = {
+            **body,
+            "name": f"{parent}/pipelineJobs/{job_id}",
+            "createTime": now,
+            "updateTime": now,
+        }
+        return Response(json.dumps(self.jobs[job_id]), 200, mimetype="application/json")
+
+
+@contextmanager
+def serving(fake: FakeVertex) -> Iterator[str]:
+    server = make_server("127.0.0.1", 0, fake, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.port}"
+    finally:
+        server.shutdown()
