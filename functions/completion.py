@@ -135,11 +135,31 @@ def publish_result(services: Services, run_key: str) -> bool:
 def reconcile(services: Services) -> int:
     """Complete every submitted run that has ended and re-publish unpublished results.
 
-    Runs submitted less than `reconcile_grace_seconds` ago are left to their completion notice.
+    First, claims whose holder died are resolved: a run found by its key is adopted. Runs
+    submitted less than `reconcile_grace_seconds` ago are left to their completion notice.
     Returns how many runs it finished or published. Safe to run concurrently with itself and
     with the notice path: finishing is a compare-and-set, publishing holds a lease.
     """
     done = 0
+    for claim in services.ledger.stale_claims(services.clock()):
+        # Its holder died. If it had submitted, adopt the run; if not, the expired claim is
+        # there for the platform's redelivery to take over.
+        run_id = services.backends[claim.backend].find(claim.run_key)
+        if run_id is not None and services.ledger.mark_submitted(
+            claim.run_key, claim.attempt, run_id, services.clock()
+        ):
+            services.ledger.record(
+                DecisionRecord(
+                    services.clock(),
+                    claim.event_id,
+                    "",
+                    "reconcile",
+                    Outcome.RUN,
+                    claim.route,
+                    f"adopted {run_id} from a claim whose holder died",
+                    claim.run_key,
+                )
+            )
     settled = services.clock() - services.settings.reconcile_grace_seconds
     for run in services.ledger.unfinished():
         if run.submitted_at is not None and run.submitted_at > settled:

@@ -174,6 +174,17 @@ class FirestoreLedger:
     def unfinished(self) -> list[RunRecord]:
         return self._query(state=State.SUBMITTED.value)
 
+    def stale_claims(self, now: float) -> list[RunRecord]:
+        query = self._runs.where(filter=self._firestore.FieldFilter("state", "==", State.CLAIMED.value))
+        with _mapped():
+            snapshots = list(query.stream())
+        stale = [
+            record
+            for snapshot in snapshots
+            if (record := _record(snapshot.to_dict() or {})).lease_until <= snapshot.read_time.timestamp()
+        ]
+        return sorted(stale, key=lambda record: record.created_at)
+
     def unpublished(self) -> list[RunRecord]:
         return [record for record in self._query(published=False) if record.state.terminal]
 

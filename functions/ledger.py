@@ -132,6 +132,10 @@ class Ledger(Protocol):
         """Runs that are SUBMITTED (the backend has them) but not terminal yet."""
         ...
 
+    def stale_claims(self, now: float) -> list[RunRecord]:
+        """Runs still CLAIMED whose lease has run out (on the ledger's clock)."""
+        ...
+
     def unpublished(self) -> list[RunRecord]:
         """Terminal runs whose result is not published yet."""
         ...

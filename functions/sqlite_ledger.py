@@ -192,6 +192,13 @@ class SqliteLedger:
         rows = self._read("SELECT * FROM runs WHERE state = ? ORDER BY created_at", (State.SUBMITTED,))
         return [_record(row) for row in rows]
 
+    def stale_claims(self, now: float) -> list[RunRecord]:
+        rows = self._read(
+            "SELECT * FROM runs WHERE state = ? AND lease_until <= ? ORDER BY created_at",
+            (State.CLAIMED, now),
+        )
+        return [_record(row) for row in rows]
+
     def unpublished(self) -> list[RunRecord]:
         rows = self._read(
             f"SELECT * FROM runs WHERE {_IN_TERMINAL} AND published_at IS NULL ORDER BY finished_at",

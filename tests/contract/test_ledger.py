@@ -148,3 +148,14 @@ def test_every_api_error_is_transient() -> None:
     for make in errors:
         with pytest.raises(TransientError), _mapped():
             raise make()
+
+
+def test_stale_claims_are_those_past_their_lease(ledger: Ledger) -> None:
+    ledger.claim(RUN, now(), LEASE)
+    other = NewRun("route/other#1", "route", "pipeline", "v1", "local", {}, "event-2")
+    ledger.claim(other, now(), 60)
+    assert ledger.stale_claims(now()) == []
+    time.sleep(LEASE + 0.2)
+    assert [r.run_key for r in ledger.stale_claims(now())] == [RUN.run_key]
+    ledger.mark_submitted(RUN.run_key, 1, "r-1", now())
+    assert ledger.stale_claims(now()) == []

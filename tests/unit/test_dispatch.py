@@ -206,3 +206,37 @@ def test_a_notice_for_a_run_whose_claimant_died_before_recording_it(
     assert notify(services, KEY, "SUCCEEDED").status == 200
     (result,) = results(services)
     assert result["data"]["metrics"] == {"accuracy": 0.9}, "details found by looking the run up by key"
+
+
+def test_reconcile_adopts_a_run_whose_claimant_died_and_nobody_redelivered(
+    services: Services, backend: RecordingBackend, clock: Clock
+) -> None:
+    from functions.ledger import NewRun
+    from pipelines.backend import Submission
+
+    services.ledger.claim(NewRun(KEY, "some-bucket-folder", "echo", "v", "local", {}, "e"), clock(), 120)
+    run_id = backend.submit(
+        Submission(KEY, "some-bucket-folder", services.catalog["echo"], {})
+    )  # then it died
+    assert completion.reconcile(services) == 0, "the claim is still live"
+    clock.now += 121
+    backend.states[run_id] = RunState.SUCCEEDED
+    assert completion.reconcile(services) == 1
+    record = services.ledger.get(KEY)
+    assert record is not None
+    assert (record.state, record.run_id) == (State.SUCCEEDED, run_id)
+    assert len(backend.submitted) == 1
+
+
+def test_reconcile_leaves_an_unsubmitted_stale_claim_to_the_redelivery(
+    services: Services, backend: RecordingBackend, clock: Clock
+) -> None:
+    from functions.ledger import NewRun
+
+    services.ledger.claim(NewRun(KEY, "some-bucket-folder", "echo", "v", "local", {}, "e"), clock(), 120)
+    clock.now += 121
+    assert completion.reconcile(services) == 0
+    assert deliver(services, *storage_event("some-bucket", "folder/a.csv")).status == 200, (
+        "the redelivery takes over"
+    )
+    assert len(backend.submitted) == 1
