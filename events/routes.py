@@ -102,6 +102,12 @@ class FromSpec(_Model):
 
 class Run(_Model):
     pipeline: str
+    version: Annotated[str, Field(pattern=r"^(current|[0-9a-f]{12,64})$")] = Field(
+        "current", description="current: the catalog's version at load; or a content hash (≥ 12 hex) to pin"
+    )
+    backend: Literal["local", "kfp", "vertex"] | None = Field(
+        None, description="override the pipeline's backend"
+    )
     params: dict[str, StrictBool | StrictInt | StrictFloat | str | FromSpec] = Field(default_factory=dict)
     run_key: str | None = None
     enabled: bool = True
@@ -153,7 +159,9 @@ class Rule:
     name: str
     source: Source
     index: str  # bucket, topic short name, job, or "" when the route cannot be indexed
-    pipeline: str
+    pipeline: str  # a catalog key: the pipeline's name, or name@version/backend for a variant
+    version: str = "current"
+    backend: str | None = None
     params: Mapping[str, ParamSpec]
     run_key: Template
     enabled: bool = True
@@ -255,6 +263,7 @@ def _compile(model: RouteModel, where: str, problems: list[str]) -> Rule | None:
     source = Source(chosen[0])
     count = len(problems)
     common: dict[str, Any] = {"name": model.name, "source": source, "pipeline": model.run.pipeline}
+    common |= {"version": model.run.version, "backend": model.run.backend}
     common["enabled"] = model.run.enabled
     captures: tuple[str, ...] = ()
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from events.errors import RoutesError
 from events.routes import RoutesConfig, Rule, load_routes
 from pipelines.backend import CompiledPipeline
-from pipelines.catalog import build_catalog, typed_rules
+from pipelines.catalog import build_catalog, resolve_variants, typed_rules
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +35,9 @@ def load(path: Path, packages_dir: Path) -> LoadedRoutes:
     config = load_routes(text)
     problems: list[str] = []
     catalog = build_catalog(config, path.parent, packages_dir, problems)
-    rules = typed_rules(config.rules, catalog, problems)
+    # Pinned versions are looked up beside routes.yaml (packages/, committed) and in the state.
+    variants = resolve_variants(config.rules, catalog, [path.parent / "packages", packages_dir], problems)
+    rules = typed_rules(variants, catalog, problems)
     if problems:
         raise RoutesError(problems)
     return LoadedRoutes(config, rules, catalog)

@@ -14,6 +14,7 @@ import json
 import os
 import tempfile
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -119,12 +120,54 @@ def build_catalog(
     return catalog
 
 
+def pinned(pipeline: CompiledPipeline, version: str, folders: list[Path]) -> CompiledPipeline:
+    """The compiled package of an earlier version of `pipeline`, found by its content hash.
+
+    Raises:
+        LookupError: no package `<name>-<hash12>.yaml` with that content hash in `folders`.
+    """
+    for folder in folders:
+        for package in sorted(folder.glob(f"{pipeline.name}-{version[:12]}*.yaml")):
+            text = package.read_text()
+            if content_hash(text).startswith(version):
+                inputs, required = _inputs(text)
+                return replace(
+                    pipeline, version=content_hash(text), package=package, inputs=inputs, required=required
+                )
+    searched = ", ".join(str(folder) for folder in folders)
+    raise LookupError(f"no compiled package {pipeline.name}-{version[:12]}.yaml in {searched}")
+
+
+def resolve_variants(
+    rules: tuple[Rule, ...], catalog: dict[str, CompiledPipeline], folders: list[Path], problems: list[str]
+) -> tuple[Rule, ...]:
+    """Give each route whose version is pinned, or whose backend differs, its own catalog entry.
+
+    The entry's key, `name@hash12/backend`, becomes the rule's pipeline; the run and its result
+    record the version that was resolved.
+    """
+    result: list[Rule] = []
+    for rule in rules:
+        base = catalog.get(rule.pipeline)
+        if base is None or (rule.version == "current" and rule.backend in (None, base.backend)):
+            result.append(rule)
+            continue
+        try:
+            variant = base if rule.version == "current" else pinned(base, rule.version, folders)
+        except LookupError as exc:
+            problems.append(f"routes[{rule.name}].run.version: {exc}")
+            continue
+        variant = replace(variant, backend=rule.backend or base.backend)
+        key = f"{base.name}@{variant.version[:12]}/{variant.backend}"
+        catalog[key] = variant
+        result.append(replace(rule, pipeline=key))
+    return tuple(result)
+
+
 def typed_rules(
     rules: tuple[Rule, ...], catalog: Mapping[str, CompiledPipeline], problems: list[str]
 ) -> tuple[Rule, ...]:
     """Check each route's params against its pipeline's inputs and attach their declared types."""
-    from dataclasses import replace
-
     result: list[Rule] = []
     for rule in rules:
         pipeline = catalog.get(rule.pipeline)

@@ -52,3 +52,54 @@ def test_a_pipeline_named_like_its_component_is_refused(tmp_path: Path) -> None:
     definition = PipelineDef("echo", "tests.echo_pipeline:colliding_pipeline", None, "local", None, {})
     with pytest.raises(ValueError, match="also the name of one of its components"):
         build_pipeline(definition, tmp_path, tmp_path / "p")
+
+
+def _routes_with(tmp_path: Path, run: str) -> Path:
+    routes = tmp_path / "routes.yaml"
+    routes.write_text(
+        "pipelines:\n  echo: {source: 'tests.echo_pipeline:echo_pipeline'}\n"
+        "routes:\n  - name: landed\n    when: {storage: {bucket: landing}}\n"
+        f"    run: {{pipeline: echo, params: {{message: 'x'}}, {run}}}\n"
+    )
+    return routes
+
+
+def test_a_route_can_pin_an_earlier_version(tmp_path: Path) -> None:
+    from functions import config
+
+    current = build_pipeline(
+        PipelineDef("echo", "tests.echo_pipeline:echo_pipeline", None, "local", None, {}),
+        tmp_path,
+        tmp_path / "current",
+    )
+    older_text = current.package.read_text().replace("defaultValue: 0.0", "defaultValue: 7.0", 1)
+    assert older_text != current.package.read_text()
+    older_hash = content_hash(older_text)
+    (tmp_path / "packages").mkdir()
+    (tmp_path / "packages" / f"echo-{older_hash[:12]}.yaml").write_text(older_text)
+
+    loaded = config.load(_routes_with(tmp_path, f"version: {older_hash[:16]}"), tmp_path / "state")
+    (rule,) = loaded.rules
+    assert rule.pipeline == f"echo@{older_hash[:12]}/local"
+    assert loaded.catalog[rule.pipeline].version == older_hash
+    assert loaded.catalog["echo"].version == current.version, "other routes keep the current version"
+
+
+def test_an_unknown_pin_is_reported_with_its_place(tmp_path: Path) -> None:
+    from events.errors import RoutesError
+    from functions import config
+
+    with pytest.raises(
+        RoutesError, match=r"routes\[landed\]\.run\.version: no compiled package echo-0123456789ab"
+    ):
+        config.load(_routes_with(tmp_path, "version: 0123456789abcdef"), tmp_path / "state")
+
+
+def test_a_route_can_choose_another_backend(tmp_path: Path) -> None:
+    from functions import config
+
+    loaded = config.load(_routes_with(tmp_path, "backend: vertex"), tmp_path / "state")
+    (rule,) = loaded.rules
+    assert rule.pipeline.endswith("/vertex")
+    assert loaded.catalog[rule.pipeline].backend == "vertex"
+    assert loaded.catalog["echo"].backend == "local"
