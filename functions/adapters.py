@@ -1,4 +1,5 @@
-"""Build the adapters the settings name, from tables keyed by URL scheme.
+"""Build the adapters the settings name: ledgers and sinks from tables keyed by URL scheme,
+and the cluster backends.
 
     ledger:  sqlite:///PATH            firestore://PROJECT/COLLECTION
     sinks:   jsonl:///PATH             pubsub://projects/P/topics/T
@@ -11,10 +12,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from functions.ledger import Ledger
+from functions.settings import Settings, SettingsError
 from functions.sinks import Echo, JsonlSink, Sink
+
+if TYPE_CHECKING:
+    from pipelines.kfp_backend import KfpBackend
+    from pipelines.vertex_backend import VertexBackend
 
 
 def path_of(url: str) -> Path:
@@ -55,3 +62,34 @@ def ledger_from(url: str) -> Ledger:
 
 def sink_from(url: str, echo: Echo | None = None) -> Sink:
     return SINKS[urlsplit(url).scheme](url, echo)
+
+
+def kfp_backend(settings: Settings) -> KfpBackend:
+    """The `kfp` backend for the cluster the settings name."""
+    from pipelines.kfp_backend import KfpBackend
+
+    if not settings.kfp_host:
+        raise SettingsError("KFP_TRIGGER_KFP_HOST is required: a pipeline has backend: kfp")
+    return KfpBackend.for_host(
+        settings.kfp_host,
+        settings.kfp_namespace,
+        token=settings.kfp_token,
+        client_id=settings.kfp_client_id,
+        token_file=settings.kfp_token_file,
+    )
+
+
+def vertex_backend(settings: Settings) -> VertexBackend:
+    """The `vertex` backend for the project and location the settings name."""
+    from pipelines.vertex_backend import VertexBackend
+
+    for name in ("vertex_project", "vertex_location", "vertex_pipeline_root"):
+        if not getattr(settings, name):
+            raise SettingsError(f"KFP_TRIGGER_{name.upper()} is required: a pipeline has backend: vertex")
+    return VertexBackend(
+        settings.vertex_project,
+        settings.vertex_location,
+        settings.vertex_pipeline_root,
+        service_account=settings.vertex_service_account,
+        endpoint=settings.vertex_endpoint,
+    )

@@ -16,16 +16,14 @@ from dataclasses import dataclass, field
 
 from events.router import Router
 from functions import config
-from functions.adapters import ledger_from, sink_from
+from functions.adapters import kfp_backend, ledger_from, sink_from, vertex_backend
 from functions.auth import Verifier
 from functions.ledger import Ledger
 from functions.objects import GcsObjectStore, LocalObjectStore, ObjectStore
-from functions.settings import Settings, SettingsError
+from functions.settings import Settings
 from functions.sinks import Sink
 from pipelines.backend import Backend, CompiledPipeline
-from pipelines.kfp_backend import KfpBackend
 from pipelines.local import LocalBackend
-from pipelines.vertex_backend import VertexBackend
 
 log = logging.getLogger("kfp_trigger")
 
@@ -67,23 +65,11 @@ def build(settings: Settings) -> Services:
     )
     objects = LocalObjectStore(settings.landing_dir) if settings.storage == "local" else GcsObjectStore()
     backends: dict[str, Backend] = {"local": local}
-    if any(pipeline.backend == "kfp" for pipeline in loaded.catalog.values()):
-        if not settings.kfp_host:
-            raise SettingsError("KFP_TRIGGER_KFP_HOST is required: a pipeline in the routes has backend: kfp")
-        backends["kfp"] = KfpBackend.for_host(
-            settings.kfp_host, settings.kfp_namespace, settings.kfp_token, settings.kfp_client_id
-        )
-    if any(pipeline.backend == "vertex" for pipeline in loaded.catalog.values()):
-        for name in ("vertex_project", "vertex_location", "vertex_pipeline_root"):
-            if not getattr(settings, name):
-                raise SettingsError(f"KFP_TRIGGER_{name.upper()} is required: a pipeline has backend: vertex")
-        backends["vertex"] = VertexBackend(
-            settings.vertex_project,
-            settings.vertex_location,
-            settings.vertex_pipeline_root,
-            service_account=settings.vertex_service_account,
-            endpoint=settings.vertex_endpoint,
-        )
+    used = {pipeline.backend for pipeline in loaded.catalog.values()}
+    if "kfp" in used:
+        backends["kfp"] = kfp_backend(settings)
+    if "vertex" in used:
+        backends["vertex"] = vertex_backend(settings)
     return Services(
         settings=settings,
         router=Router(loaded.rules),

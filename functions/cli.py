@@ -426,7 +426,7 @@ def pipelines_push(routes: str | None, state_dir: str | None, landing_dir: str |
     _CLIENT_ID or _TOKEN).
     """
     from functions import config
-    from pipelines.kfp_backend import KfpBackend
+    from functions.adapters import kfp_backend
 
     settings = _settings(routes, state_dir, landing_dir)
     try:
@@ -434,11 +434,16 @@ def pipelines_push(routes: str | None, state_dir: str | None, landing_dir: str |
     except RoutesError as exc:
         raise click.ClickException(str(exc)) from exc
     on_cluster = [pipeline for pipeline in loaded.catalog.values() if pipeline.backend == "kfp"]
-    if on_cluster and not settings.kfp_host:
-        raise click.UsageError("set KFP_TRIGGER_KFP_HOST: the cluster to push to")
-    backend = KfpBackend.for_host(
-        settings.kfp_host, settings.kfp_namespace, settings.kfp_token, settings.kfp_client_id
-    )
+    if not on_cluster:
+        if as_json:
+            _emit([])
+        else:
+            click.echo("no pipeline has backend: kfp; nothing to push")
+        return
+    try:
+        backend = kfp_backend(settings)
+    except SettingsError as exc:
+        raise click.UsageError(str(exc)) from exc
     pushed = []
     for pipeline in on_cluster:
         try:
@@ -456,7 +461,5 @@ def pipelines_push(routes: str | None, state_dir: str | None, landing_dir: str |
     if as_json:
         _emit(pushed)
         return
-    if not pushed:
-        click.echo("no pipeline has backend: kfp; nothing to push")
     for row in pushed:
         click.echo(f"{row['version']}: pipeline {row['pipeline_id']}, version {row['version_id']}")

@@ -49,6 +49,7 @@ class Settings:
     kfp_namespace: str = "kubeflow"
     kfp_client_id: str = ""  # IAP-protected Kubeflow: the OAuth client id
     kfp_token: str = ""  # a bearer token, where neither ADC nor IAP applies
+    kfp_token_file: str = ""  # in-cluster: the projected service-account token
     vertex_project: str = ""  # for pipelines with backend: vertex
     vertex_location: str = ""
     vertex_pipeline_root: str = ""  # gs://… where Vertex writes run outputs
@@ -108,6 +109,7 @@ class Settings:
             kfp_namespace=text("KFP_NAMESPACE", defaults.kfp_namespace),
             kfp_client_id=text("KFP_CLIENT_ID", ""),
             kfp_token=text("KFP_TOKEN", ""),
+            kfp_token_file=text("KFP_TOKEN_FILE", ""),
             vertex_project=text("VERTEX_PROJECT", ""),
             vertex_location=text("VERTEX_LOCATION", ""),
             vertex_pipeline_root=text("VERTEX_PIPELINE_ROOT", ""),
@@ -155,6 +157,7 @@ class Settings:
             "KFP_NAMESPACE": self.kfp_namespace,
             "KFP_CLIENT_ID": self.kfp_client_id,
             "KFP_TOKEN": self.kfp_token,
+            "KFP_TOKEN_FILE": self.kfp_token_file,
             "VERTEX_PROJECT": self.vertex_project,
             "VERTEX_LOCATION": self.vertex_location,
             "VERTEX_PIPELINE_ROOT": self.vertex_pipeline_root,

@@ -90,19 +90,25 @@ class KfpBackend:
         self._versions: dict[str, tuple[str, str]] = {}
 
     @classmethod
-    def for_host(cls, host: str, namespace: str, token: str = "", client_id: str = "") -> KfpBackend:
-        """A backend for the API at `host`, authenticated by, in order: a bearer `token`; an
-        IAP `client_id` (ID tokens for the ambient service account, refreshed); for AI Platform
-        Pipelines hosts (*.pipelines.googleusercontent.com), Application Default Credentials
-        (refreshed); otherwise none. `namespace` is passed explicitly: it skips the client's
-        multi-user probe and multi-user clusters need it."""
+    def for_host(
+        cls, host: str, namespace: str, token: str = "", client_id: str = "", token_file: str = ""
+    ) -> KfpBackend:
+        """A backend for the API at `host`, authenticated by, in order: a bearer `token`; a
+        service-account `token_file` (in-cluster: the projected token, re-read on every request
+        as the kubelet rotates it); an IAP `client_id` (ID tokens for the ambient service
+        account, refreshed); for AI Platform Pipelines hosts (*.pipelines.googleusercontent.com),
+        Application Default Credentials (refreshed); otherwise none. `namespace` is passed
+        explicitly: it skips the client's multi-user probe and multi-user clusters need it."""
         from pipelines.kfp_auth import adc_access_token, iap_id_token, refreshing
 
         def factory() -> Any:
             import kfp
+            from kfp.client.set_volume_credentials import ServiceAccountTokenVolumeCredentials
 
-            credentials = None
-            if not token and client_id:
+            credentials = None  # with a bearer `token`, kfp.Client needs none
+            if not token and token_file:
+                credentials = ServiceAccountTokenVolumeCredentials(token_file)
+            elif not token and client_id:
                 credentials = refreshing(iap_id_token(client_id))
             elif not token and host.rstrip("/").endswith(".pipelines.googleusercontent.com"):
                 credentials = refreshing(adc_access_token())

@@ -116,3 +116,17 @@ def test_refreshing_credentials_authorize_every_request(fake: FakeKfp, test_rout
     assert len(set(fake.authorizations)) == len(fake.authorizations), (
         "an expired token is refreshed each time"
     )
+
+
+def test_in_cluster_token_file_is_reread_as_it_rotates(
+    fake: FakeKfp, test_routes: LoadedRoutes, tmp_path
+) -> None:
+    token = tmp_path / "token"
+    token.write_text("sa-token-1")
+    with serving(fake) as url:
+        backend = KfpBackend.for_host(url, "kubeflow", token_file=str(token))
+        backend.submit(submission(test_routes, "k1"))
+        token.write_text("sa-token-2")  # the kubelet rotated it
+        backend.submit(submission(test_routes, "k2"))
+    assert fake.authorizations[0] == "Bearer sa-token-1"
+    assert fake.authorizations[-1] == "Bearer sa-token-2"
