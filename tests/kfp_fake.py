@@ -4,8 +4,9 @@ It serves the endpoints `kfp.Client` calls, checks every request body and query 
 `kfp_server_api` models (unknown or mistyped fields, at any depth, answer 400 the way the real
 server's JSON unmarshalling does), enforces the server's name uniqueness (experiments per
 namespace, pipelines per namespace, versions per pipeline → 409), and injects faults:
-`fail_next(method, path_prefix, kind)` with kind "503" (nothing happens) or "lost" (the write
-happens, then the caller gets a 504, as when a proxy times out). `states[run_id]` sets what a
+`fail_next(method, path_prefix, kind)` with kind "503" (nothing happens), "lost" (the write
+happens, then the caller gets a 504, as when a proxy times out) or "empty" (a list answers
+nothing, as when another instance creates the item just after). `states[run_id]` sets what a
 run reports. It records every request in `requests`.
 """
 
@@ -114,6 +115,8 @@ class FakeKfp:
         self.requests.append((method, path))
         self.authorizations.append(request.headers.get("Authorization", ""))
         fault = self._fault(method, path)
+        if fault == "empty":  # a list that misses what exists (another instance just created it)
+            return _json({"total_size": 0})
         if fault == "503":
             return _json({"error": "unavailable", "code": 14}, 503)
         try:

@@ -130,3 +130,13 @@ def test_in_cluster_token_file_is_reread_as_it_rotates(
         backend.submit(submission(test_routes, "k2"))
     assert fake.authorizations[0] == "Bearer sa-token-1"
     assert fake.authorizations[-1] == "Bearer sa-token-2"
+
+
+def test_an_experiment_created_by_a_concurrent_instance_is_read_not_duplicated(
+    kfp: KfpBackend, fake: FakeKfp, test_routes: LoadedRoutes
+) -> None:
+    fake.experiments["other"] = {"experiment_id": "other", "display_name": "kfp-trigger-survey-landed"}
+    fake.fail_next("GET", "/experiments", "empty")  # the get of get-or-create misses it; the create gets 409
+    run_id = kfp.submit(submission(test_routes))
+    assert fake.runs[run_id]["experiment_id"] == "other"
+    assert len(fake.experiments) == 1

@@ -240,3 +240,13 @@ def test_reconcile_leaves_an_unsubmitted_stale_claim_to_the_redelivery(
         "the redelivery takes over"
     )
     assert len(backend.submitted) == 1
+
+
+def test_concurrent_reconcilers_publish_one_result(services: Services, backend: RecordingBackend) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    deliver(services, *storage_event("some-bucket", "folder/a.csv"))
+    backend.states["fake-1"] = RunState.SUCCEEDED
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda _: completion.reconcile(services), range(8)))
+    assert len(results(services)) == 1
