@@ -15,14 +15,11 @@ from __future__ import annotations
 import json
 import threading
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import kfp_server_api
-from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 PREFIX = "/apis/v2beta1"
@@ -262,14 +259,3 @@ def _conflict(message: str) -> Response:
 
 def _json(body: Any, status: int = 200) -> Response:
     return Response(json.dumps(body), status, mimetype="application/json")
-
-
-@contextmanager
-def serving(fake: FakeKfp) -> Iterator[str]:
-    server = make_server("127.0.0.1", 0, fake, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.port}"
-    finally:
-        server.shutdown()

@@ -171,3 +171,19 @@ def functions_framework(target: str, port: int) -> list[str]:
 
 def kfp_trigger(*args: str) -> list[str]:
     return [str(Path(sys.executable).parent / "kfp-trigger"), *args]
+
+
+@contextmanager
+def serving(app: Any) -> Iterator[str]:
+    """Serve a WSGI app (a test fake) on a free local port in a thread; yield its base URL."""
+    import threading
+
+    from werkzeug.serving import make_server
+
+    http = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=http.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{http.port}"
+    finally:
+        http.shutdown()

@@ -12,13 +12,10 @@ from __future__ import annotations
 import json
 import re
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 JOB_ID = re.compile(r"^[a-z][a-z0-9-]{0,127}$")
@@ -92,14 +89,3 @@ class FakeVertex:
             "updateTime": now,
         }
         return Response(json.dumps(self.jobs[job_id]), 200, mimetype="application/json")
-
-
-@contextmanager
-def serving(fake: FakeVertex) -> Iterator[str]:
-    server = make_server("127.0.0.1", 0, fake, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.port}"
-    finally:
-        server.shutdown()

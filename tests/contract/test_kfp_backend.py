@@ -11,7 +11,8 @@ from events.errors import TransientError
 from functions.config import LoadedRoutes
 from pipelines.backend import RunState, Submission
 from pipelines.kfp_backend import STATES, KfpBackend
-from tests.kfp_fake import FakeKfp, serving
+from tests.kfp_fake import FakeKfp
+from tests.support import serving
 
 
 @pytest.fixture

@@ -14,8 +14,8 @@ from functions.bootstrap import Services
 from functions.ledger import State
 from pipelines.kfp_backend import KfpBackend
 from tests.fakes import RecordingSink
-from tests.kfp_fake import FakeKfp, serving
-from tests.support import completion_event, storage_event
+from tests.kfp_fake import FakeKfp
+from tests.support import completion_event, serving, storage_event
 
 RUN_KEY = "some-bucket-folder/some-bucket/folder/kfp.csv#1"
 

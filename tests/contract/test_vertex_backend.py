@@ -11,7 +11,8 @@ from events.errors import TransientError
 from functions.config import LoadedRoutes
 from pipelines.backend import RunState, Submission
 from pipelines.vertex_backend import STATES, VertexBackend, job_id
-from tests.vertex_fake import FakeVertex, serving
+from tests.support import serving
+from tests.vertex_fake import FakeVertex
 
 
 @pytest.fixture
