@@ -140,7 +140,7 @@ def test_reconcile_finishes_a_run_whose_notice_was_lost(tmp_path: Path) -> None:
 
 def test_pipelines_push_uploads_each_version_once(tmp_path: Path) -> None:
     from tests.kfp_fake import FakeKfp
-from tests.support import serving
+    from tests.support import serving
 
     routes = tmp_path / "routes.yaml"
     routes.write_text(
