@@ -31,6 +31,7 @@ from pipelines.catalog import RUN_KEY_PARAMETER
 T = TypeVar("T")
 EXPERIMENT_PREFIX = "kfp-trigger-"
 FIND_WINDOW = timedelta(days=7)  # created_at bound on lookups by run key
+TIMEOUT = (10.0, 60.0)  # (connect, read) seconds for every KFP API request
 
 # KFP v2beta1 RuntimeState → ours. CANCELING can still end SUCCEEDED or FAILED; PAUSED resumes.
 STATES: Mapping[str, RunState] = {
@@ -67,6 +68,23 @@ def mapped(action: str) -> Iterator[None]:
         raise TransientError(f"KFP {action}: {type(exc).__name__}") from exc
 
 
+def with_timeout(client: Any, timeout: tuple[float, float]) -> Any:
+    """Give every request of this `kfp.Client` a (connect, read) timeout.
+
+    kfp.Client passes no timeout, and the generated REST client then waits forever: a hung API
+    server would hold the event until the platform kills the function. The generated client
+    takes `_request_timeout` per request; this supplies it on the client's own REST object.
+    """
+    rest = client._run_api.api_client.rest_client
+    request = rest.request
+
+    def timed(*args: Any, _request_timeout: Any = None, **kwargs: Any) -> Any:
+        return request(*args, _request_timeout=_request_timeout or timeout, **kwargs)
+
+    rest.request = timed
+    return client
+
+
 def _conflict(exc: BaseException) -> bool:
     import kfp_server_api
 
@@ -91,7 +109,13 @@ class KfpBackend:
 
     @classmethod
     def for_host(
-        cls, host: str, namespace: str, token: str = "", client_id: str = "", token_file: str = ""
+        cls,
+        host: str,
+        namespace: str,
+        token: str = "",
+        client_id: str = "",
+        token_file: str = "",
+        timeout: tuple[float, float] = TIMEOUT,
     ) -> KfpBackend:
         """A backend for the API at `host`, authenticated by, in order: a bearer `token`; a
         service-account `token_file` (in-cluster: the projected token, re-read on every request
@@ -114,9 +138,10 @@ class KfpBackend:
                 credentials = refreshing(adc_access_token())
             with warnings.catch_warnings():  # it always warns that it needs KFP >= 2.0: documented
                 warnings.filterwarnings("ignore", "This client only works", FutureWarning)
-                return kfp.Client(
+                client = kfp.Client(
                     host=host, namespace=namespace, existing_token=token or None, credentials=credentials
                 )
+            return with_timeout(client, timeout)
 
         return cls(factory)
 

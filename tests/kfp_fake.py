@@ -5,8 +5,9 @@ It serves the endpoints `kfp.Client` calls, checks every request body and query 
 server's JSON unmarshalling does), enforces the server's name uniqueness (experiments per
 namespace, pipelines per namespace, versions per pipeline → 409), and injects faults:
 `fail_next(method, path_prefix, kind)` with kind "503" (nothing happens), "lost" (the write
-happens, then the caller gets a 504, as when a proxy times out) or "empty" (a list answers
-nothing, as when another instance creates the item just after). `states[run_id]` sets what a
+happens, then the caller gets a 504, as when a proxy times out), "timeout" (the write happens,
+the answer comes `slow_seconds` late) or "empty" (a list answers nothing, as when another
+instance creates the item just after). `states[run_id]` sets what a
 run reports. It records every request in `requests`.
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -85,6 +87,7 @@ class FakeKfp:
     states: dict[str, str] = field(default_factory=dict)
     requests: list[tuple[str, str]] = field(default_factory=list)
     authorizations: list[str] = field(default_factory=list)
+    slow_seconds: float = 3.0
     faults: list[tuple[str, str, str]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -105,6 +108,8 @@ class FakeKfp:
                 response = self.handle(request)
         finally:
             request.close()  # closes uploaded files
+        if response.headers.get("X-Fake-Delay"):  # a slow answer, without holding up other callers
+            time.sleep(float(response.headers["X-Fake-Delay"]))
         return response(environ, start_response)
 
     def handle(self, request: Request) -> Response:
@@ -122,6 +127,8 @@ class FakeKfp:
             return _json({"error": str(exc), "code": 3}, 400)
         if fault == "lost":
             return _json({"error": "upstream request timeout"}, 504)
+        if fault == "timeout":  # done, but the answer comes after the caller stopped waiting
+            response.headers["X-Fake-Delay"] = str(self.slow_seconds)
         return response
 
     def route(self, method: str, path: str, request: Request) -> Response:

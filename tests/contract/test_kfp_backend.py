@@ -141,3 +141,15 @@ def test_an_experiment_created_by_a_concurrent_instance_is_read_not_duplicated(
     run_id = kfp.submit(submission(test_routes))
     assert fake.runs[run_id]["experiment_id"] == "other"
     assert len(fake.experiments) == 1
+
+
+def test_a_hung_api_call_times_out_as_transient_and_the_run_is_found(
+    fake: FakeKfp, test_routes: LoadedRoutes
+) -> None:
+    with serving(fake) as url:
+        backend = KfpBackend.for_host(url, "kubeflow", timeout=(2.0, 0.5))
+        backend.submit(submission(test_routes, "warm"))
+        fake.fail_next("POST", "/runs", "timeout")
+        with pytest.raises(TransientError, match="ReadTimeoutError"):
+            backend.submit(submission(test_routes, "slow"))
+        assert backend.find("slow") is not None, "created all the same: the retry must look first"
