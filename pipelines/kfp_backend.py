@@ -206,6 +206,7 @@ class KfpBackend:
                 pipeline_id=pipeline_id,
                 version_id=version_id,
                 params=params,
+                pipeline_root=submission.pipeline.pipeline_root,
             )
         return str(run.run_id)
 

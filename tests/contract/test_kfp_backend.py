@@ -42,6 +42,16 @@ def test_a_run_is_created_from_its_content_addressed_version(
     assert [e["display_name"] for e in fake.experiments.values()] == ["kfp-trigger-survey-landed"]
 
 
+def test_the_pipeline_root_travels_with_the_run(
+    kfp: KfpBackend, fake: FakeKfp, test_routes: LoadedRoutes
+) -> None:
+    from dataclasses import replace
+
+    rooted = replace(test_routes.catalog["echo"], pipeline_root="gs://acme-pipelines/root")
+    run_id = kfp.submit(Submission("k", "survey-landed", rooted, {"message": "hi"}))
+    assert fake.runs[run_id]["runtime_config"]["pipeline_root"] == "gs://acme-pipelines/root"
+
+
 def test_one_hundred_events_upload_the_version_once(fake: FakeKfp, test_routes: LoadedRoutes) -> None:
     with serving(fake) as url:
         for instance in range(4):  # several instances, each with a cold cache
