@@ -6,11 +6,9 @@ from __future__ import annotations
 import base64
 import datetime
 import json
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from cryptography import x509
@@ -18,6 +16,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from google.auth import crypt, jwt
+from werkzeug.wrappers import Response
+
+from tests.support import serving
 
 KEY_ID = "test-key-1"
 CALLER = "eventarc-trigger@acme-analytics.iam.gserviceaccount.com"
@@ -83,23 +84,10 @@ def tampered(token: str) -> str:
 @contextmanager
 def certs_endpoint(issuer: Issuer) -> Iterator[str]:
     """Serve the issuer's certificates the way https://www.googleapis.com/oauth2/v1/certs does."""
-    body = json.dumps(issuer.certs).encode()
+    body = json.dumps(issuer.certs)
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.end_headers()
-            self.wfile.write(body)
+    def app(environ: dict[str, Any], start_response: Any) -> Any:
+        return Response(body, 200, mimetype="application/json")(environ, start_response)
 
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}/oauth2/v1/certs"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(app) as url:
+        yield f"{url}/oauth2/v1/certs"
