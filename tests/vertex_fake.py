@@ -1,10 +1,11 @@
 """A local Vertex AI `pipelineJobs` REST API (v1) for contract tests of the `vertex` backend.
 
-Create, get and cancel, with the service's rules: request bodies are parsed strictly into the
-real `aiplatform_v1.PipelineJob` message (unknown fields answer 400 INVALID_ARGUMENT), the
-`pipelineJobId` must match `[a-z][a-z0-9-]{0,127}`, label keys/values are at most 63 lower-case
-letters, digits, `_` or `-`, and a reused id answers 409 ALREADY_EXISTS. `fail_next("create",
-"503")` answers UNAVAILABLE once; `states[job_id]` sets what a job reports.
+Create, get, list (with label filters) and cancel, with the service's rules: request bodies
+are parsed strictly into the real `aiplatform_v1.PipelineJob` message (unknown fields answer
+400 INVALID_ARGUMENT), the `pipelineJobId` must match `[a-z][a-z0-9-]{0,127}`, label keys and
+values are at most 63 lower-case letters, digits, `_` or `-`, and a reused id answers 409
+ALREADY_EXISTS. `fail_next("create", "503")` answers UNAVAILABLE once; `states[job_id]` sets
+what a job reports.
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ class FakeVertex:
         parent, job_id, cancel = match.groups()
         if request.method == "POST" and job_id is None:
             return self.create(request, parent)
+        if request.method == "GET" and job_id is None:
+            return self.list(request)
         if job_id not in self.jobs:
             return _error(404, "NOT_FOUND", f"PipelineJob {job_id} does not exist")
         if request.method == "POST" and cancel:
@@ -59,6 +62,16 @@ class FakeVertex:
             return Response("{}", 200, mimetype="application/json")
         job = {**self.jobs[job_id], "state": self.states.get(job_id, "PIPELINE_STATE_PENDING")}
         return Response(json.dumps(job), 200, mimetype="application/json")
+
+    def list(self, request: Request) -> Response:
+        """pipelineJobs.list with the filters kfp-trigger would use: `labels.K="V"` joined by AND."""
+        wanted = dict(re.findall(r'labels\.([a-z0-9_-]+)\s*=\s*"([^"]*)"', request.args.get("filter", "")))
+        jobs = [
+            {**job, "state": self.states.get(job_id, "PIPELINE_STATE_PENDING")}
+            for job_id, job in sorted(self.jobs.items())
+            if all(job.get("labels", {}).get(key) == value for key, value in wanted.items())
+        ]
+        return Response(json.dumps({"pipelineJobs": jobs}), 200, mimetype="application/json")
 
     def create(self, request: Request, parent: str) -> Response:
         from google.cloud.aiplatform_v1 import types

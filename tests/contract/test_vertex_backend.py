@@ -139,3 +139,14 @@ def test_a_vertex_pipeline_needs_its_project(tmp_path) -> None:
         vertex_pipeline_root="gs://b/root",
     )
     assert "vertex" in bootstrap.build(configured).backends
+
+
+def test_the_fake_lists_jobs_by_label_as_the_service_does(
+    vertex: VertexBackend, fake: FakeVertex, test_routes: LoadedRoutes
+) -> None:
+    vertex.submit(submission(test_routes, "a"))
+    vertex.submit(Submission("b", "other-route", test_routes.catalog["echo"], {"message": "hi"}))
+    listed = vertex.client.list_pipeline_jobs(
+        request={"parent": vertex.parent, "filter": 'labels.kfp-trigger-route="survey-landed"'}
+    )
+    assert [job.display_name for job in listed] == ["a"]
