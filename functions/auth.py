@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,8 +67,8 @@ class Verifier:
         self.certs_url = certs_url
         self._transport = _CertsCache()
 
-    def verify(self, headers: Mapping[str, str]) -> Caller:
-        """The verified caller of a request with these (lower-cased) headers.
+    def verify(self, authorization: str) -> Caller:
+        """The verified caller of a request with this `Authorization` header value.
 
         Raises:
             AuthError: 401 for a missing, malformed, forged, expired or misaddressed token;
@@ -78,7 +77,7 @@ class Verifier:
         from google.auth import exceptions
         from google.oauth2 import id_token
 
-        scheme, _, token = headers.get("authorization", "").partition(" ")
+        scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise AuthError(401, "a Bearer ID token is required")
         try:

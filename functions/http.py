@@ -72,7 +72,7 @@ def guarded(request: flask.Request, target: str, work: Callable[[Services], Answ
     try:
         services = current()
         if services.verifier is not None:
-            services.verifier.verify({key.lower(): value for key, value in request.headers.items()})
+            services.verifier.verify(request.headers.get("Authorization", ""))
         answer = work(services)
     except AuthError as exc:
         log.warning("%s refused a caller: %s", target, exc.reason)
