@@ -122,7 +122,11 @@ class RouteModel(_Model):
 
 class PipelineModel(_Model):
     source: str | None = Field(None, description="module:function of a @dsl.pipeline")
-    package: str | None = Field(None, description="path to a compiled pipeline YAML")
+    package: str | None = Field(
+        None,
+        description="a compiled pipeline YAML: a path (relative to routes.yaml), gs://bucket/object, "
+        "or an Artifact Registry template https://REGION-kfp.pkg.dev/PROJECT/REPO/PACKAGE/TAG",
+    )
     backend: Literal["local", "kfp", "vertex"] = Field(
         "local",
         description="local: kfp.local on this machine; kfp: the cluster at KFP_TRIGGER_KFP_HOST; "

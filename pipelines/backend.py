@@ -41,6 +41,7 @@ class CompiledPipeline:
     pipeline_root: str | None
     inputs: Mapping[str, str]  # parameter name → KFP parameterType
     required: frozenset[str] = frozenset()
+    template_uri: str | None = None  # the Artifact Registry URL it was read from
 
     @property
     def version_name(self) -> str:

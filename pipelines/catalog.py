@@ -1,9 +1,10 @@
 """The pipeline catalog: compile each pipeline once, version it by content, know its inputs.
 
 A pipeline comes from a Python reference (`module:function`, compiled with the KFP compiler) or
-a compiled YAML package. Its version is the sha256 of the canonical JSON of every YAML document
-in the package, so formatting and comments do not change it but any change to the spec (or the
-KFP SDK version, which the spec embeds) does. Packages land in `<state>/packages/`.
+a compiled YAML package (a local file, `gs://` or Artifact Registry: see `templates`). Its
+version is the sha256 of the canonical JSON of every YAML document in the package, so
+formatting and comments do not change it but any change to the spec (or the KFP SDK version,
+which the spec embeds) does. Packages land in `<state>/packages/`.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import yaml
 
 from events.routes import PipelineDef, RoutesConfig, Rule
 from pipelines.backend import CompiledPipeline
+from pipelines.templates import problem, read_template, template_uri
 
 # Inputs filled by kfp-trigger itself when a pipeline declares them.
 RUN_KEY_PARAMETER = "run_key"
@@ -78,10 +80,15 @@ def build_pipeline(definition: PipelineDef, base_dir: Path, packages_dir: Path) 
     Raises:
         Exception: whatever compiling or reading raised; the caller reports it with the name.
     """
+    remote: str | None = None
     if definition.source is not None:
         text = compile_reference(definition.source, packages_dir)
     else:
-        text = (base_dir / str(definition.package)).read_text()
+        location = str(definition.package)
+        if reason := problem(location):
+            raise ValueError(reason)
+        text = read_template(location, base_dir)
+        remote = template_uri(location)
     if definition.notify:
         from pipelines.notify import notified
 
@@ -103,6 +110,7 @@ def build_pipeline(definition: PipelineDef, base_dir: Path, packages_dir: Path) 
         pipeline_root=definition.pipeline_root,
         inputs=inputs,
         required=required,
+        template_uri=None if definition.notify else remote,
     )
 
 
@@ -132,7 +140,12 @@ def pinned(pipeline: CompiledPipeline, version: str, folders: list[Path]) -> Com
             if content_hash(text).startswith(version):
                 inputs, required = _inputs(text)
                 return replace(
-                    pipeline, version=content_hash(text), package=package, inputs=inputs, required=required
+                    pipeline,
+                    version=content_hash(text),
+                    package=package,
+                    inputs=inputs,
+                    required=required,
+                    template_uri=None,
                 )
     searched = ", ".join(str(folder) for folder in folders)
     raise LookupError(f"no compiled package {pipeline.name}-{version[:12]}.yaml in {searched}")

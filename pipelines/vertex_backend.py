@@ -102,6 +102,7 @@ class VertexBackend:
         job = types.PipelineJob(
             display_name=submission.run_key[:128],
             pipeline_spec=spec,
+            template_uri=submission.pipeline.template_uri or "",
             labels={
                 "kfp-trigger-route": label(submission.route),
                 "pipeline-hash": submission.pipeline.version[:12],

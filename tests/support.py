@@ -174,16 +174,56 @@ def kfp_trigger(*args: str) -> list[str]:
 
 
 @contextmanager
-def serving(app: Any) -> Iterator[str]:
-    """Serve a WSGI app (a test fake) on a free local port in a thread; yield its base URL."""
+def serving(app: Any, tls: tuple[Path, Path] | None = None) -> Iterator[str]:
+    """Serve a WSGI app (a test fake) on a free local port in a thread; yield its base URL.
+
+    With `tls` (certificate, key), the server speaks HTTPS.
+    """
     import threading
 
     from werkzeug.serving import make_server
 
-    http = make_server("127.0.0.1", 0, app, threaded=True)
+    context = (str(tls[0]), str(tls[1])) if tls else None
+    http = make_server("127.0.0.1", 0, app, threaded=True, ssl_context=context)
     thread = threading.Thread(target=http.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{http.port}"
+        yield f"{'https' if tls else 'http'}://127.0.0.1:{http.port}"
     finally:
         http.shutdown()
+
+
+def self_signed(directory: Path) -> tuple[Path, Path]:
+    """A certificate and key for 127.0.0.1 (trust it with REQUESTS_CA_BUNDLE=certificate)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    loopback = ipaddress.ip_address("127.0.0.1")
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(loopback)]), False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    certificate_path, key_path = directory / "server.pem", directory / "server.key"
+    certificate_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return certificate_path, key_path

@@ -1,11 +1,11 @@
 """A local Vertex AI `pipelineJobs` REST API (v1) for contract tests of the `vertex` backend.
 
-Create, get, list (with label filters) and cancel, with the service's rules: request bodies
-are parsed strictly into the real `aiplatform_v1.PipelineJob` message (unknown fields answer
-400 INVALID_ARGUMENT), the `pipelineJobId` must match `[a-z][a-z0-9-]{0,127}`, label keys and
-values are at most 63 lower-case letters, digits, `_` or `-`, and a reused id answers 409
-ALREADY_EXISTS. `fail_next("create", "503")` answers UNAVAILABLE once; `states[job_id]` sets
-what a job reports.
+Create, get, list (with label filters) and cancel, with the service's rules: request bodies are
+parsed strictly into the real `aiplatform_v1.PipelineJob` message (unknown fields answer 400
+INVALID_ARGUMENT), the `pipelineJobId` must match `[a-z][a-z0-9-]{0,127}`, label keys and values are
+at most 63 lower-case letters, digits, `_` or `-`, and a reused id answers 409 ALREADY_EXISTS; a
+`templateUri` must be an Artifact Registry template URI. `fail_next("create", "503")` answers
+UNAVAILABLE once; `states[job_id]` sets what a job reports.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from werkzeug.wrappers import Request, Response
 
 JOB_ID = re.compile(r"^[a-z][a-z0-9-]{0,127}$")
 LABEL = re.compile(r"^[a-z0-9_-]{0,63}$")
+TEMPLATE_URI = re.compile(r"^https://[\w-]+-kfp\.pkg\.dev/[^/]+/[^/]+/[^/]+/[^/]+$")
 JOBS = re.compile(r"^/v1/(projects/[^/]+/locations/[^/]+)/pipelineJobs(?:/([^/:]+))?(:cancel)?$")
 
 
@@ -91,6 +92,8 @@ class FakeVertex:
             return _error(400, "INVALID_ARGUMENT", "displayName is longer than 128 characters")
         if not all(LABEL.match(key) and key and LABEL.match(value) for key, value in job.labels.items()):
             return _error(400, "INVALID_ARGUMENT", "labels must be lower-case letters, digits, _ or -")
+        if job.template_uri and not TEMPLATE_URI.match(job.template_uri):
+            return _error(400, "INVALID_ARGUMENT", "templateUri must be a Vertex template registry URI")
         if job_id in self.jobs:
             return _error(409, "ALREADY_EXISTS", "Pipeline job with the specified ID already exists.")
         now = datetime.now(UTC).isoformat().replace("+00:00", "Z")

@@ -60,6 +60,32 @@ def test_a_job_carries_its_run_key_labels_and_parameters(
     assert job["runtimeConfig"]["gcsOutputDirectory"] == "gs://acme-pipelines/root"
     assert job["serviceAccount"] == "runner@acme-analytics.iam.gserviceaccount.com"
     assert job["pipelineSpec"]["pipelineInfo"]["name"] == "echo-pipeline"
+    assert "templateUri" not in job
+
+
+def test_a_job_from_a_registry_template_records_its_template_uri(
+    vertex: VertexBackend, fake: FakeVertex, test_routes: LoadedRoutes
+) -> None:
+    from dataclasses import replace
+
+    uri = "https://europe-west1-kfp.pkg.dev/acme-analytics/pipelines/echo-pipeline/v3"
+    pipeline = replace(test_routes.catalog["echo"], template_uri=uri)
+    vertex.submit(Submission("k", "survey-landed", pipeline, {"message": "hi"}))
+    (job,) = fake.jobs.values()
+    assert job["templateUri"] == uri
+    assert job["pipelineSpec"]["pipelineInfo"]["name"] == "echo-pipeline"  # inline too, as the SDK does
+
+
+def test_the_fake_refuses_a_template_uri_outside_the_registry(
+    vertex: VertexBackend, fake: FakeVertex, test_routes: LoadedRoutes
+) -> None:
+    from dataclasses import replace
+
+    from events.errors import PermanentError
+
+    pipeline = replace(test_routes.catalog["echo"], template_uri="https://example.com/echo.yaml")
+    with pytest.raises(PermanentError, match="templateUri"):
+        vertex.submit(Submission("k", "survey-landed", pipeline, {"message": "hi"}))
 
 
 def test_the_same_run_twice_is_one_create_and_one_adopt(
