@@ -18,6 +18,7 @@ from events import jsonvalues as jv
 from events.decoders import decode
 from events.errors import BadEvent
 from events.model import Message
+from functions import crashpoints
 from functions.answer import Answer, quarantine
 from functions.ledger import DecisionRecord, Outcome, RunRecord, State
 from functions.objects import metrics_at
@@ -27,8 +28,6 @@ if TYPE_CHECKING:
     from functions.bootstrap import Services
 
 log = logging.getLogger("kfp_trigger.completion")
-
-PUBLISH_LEASE_SECONDS = 60.0
 
 # Every engine's word for an ended run. KFP's exit handler says COMPLETE (the MLMD execution
 # state); Vertex says CANCELLED; KFP runs say CANCELED.
@@ -118,16 +117,20 @@ def complete(services: Services, run: RunRecord, hint: State | None = None) -> S
                 run.run_key,
             )
         )
+    crashpoints.reached(crashpoints.AFTER_TERMINAL)
     publish_result(services, run.run_key)
     return state
 
 
 def publish_result(services: Services, run_key: str) -> bool:
     """Publish a terminal run's result unless it is published already (or being published)."""
-    record = services.ledger.begin_publish(run_key, services.clock(), PUBLISH_LEASE_SECONDS)
+    # A publisher that dies holds the right to publish for one lease, as a claimant does.
+    lease = services.settings.claim_lease_seconds
+    record = services.ledger.begin_publish(run_key, services.clock(), lease)
     if record is None:
         return False
     services.results.publish(result_event(record))
+    crashpoints.reached(crashpoints.AFTER_PUBLISH)
     services.ledger.mark_published(run_key, services.clock())
     return True
 

@@ -16,6 +16,7 @@ from events.decoders import decode
 from events.errors import BadEvent, PermanentError, TransientError
 from events.model import Ignored, ObjectFinalized, TriggerEvent
 from events.router import RunRequest
+from functions import crashpoints
 from functions.answer import STATUS, Answer, quarantine
 from functions.bootstrap import Services
 from functions.completion import publish_result
@@ -120,6 +121,7 @@ def start_run(
         record(Outcome.BUSY, "another delivery holds a live claim")
         return Outcome.BUSY, {"retry_after": round(claim.retry_after, 1)}
 
+    crashpoints.reached(crashpoints.AFTER_CLAIM)
     backend = services.backends[pipeline.backend]
     try:
         # A taken-over claim may have submitted before its holder died: look before submitting.
@@ -134,11 +136,13 @@ def start_run(
         record(Outcome.FAILED, str(exc))
         publish_result(services, request.run_key)
         return Outcome.FAILED, {"reason": str(exc)}
+    crashpoints.reached(crashpoints.AFTER_SUBMIT)
     if not ledger.mark_submitted(request.run_key, claim.attempt, run_id, services.clock()):
         # Our lease ran out mid-submit and another delivery took over: it adopts this run by key.
         log.warning("claim on %r was taken over while submitting %r", request.run_key, run_id)
     record(Outcome.RUN, f"submitted as {run_id}")
     log.info("run submitted: %r as %r", request.run_key, run_id)
+    crashpoints.reached(crashpoints.AFTER_RECORD)
     return Outcome.RUN, {"run_id": run_id}
 
 
