@@ -87,7 +87,11 @@ def complete(services: Services, run: RunRecord, hint: State | None = None) -> S
     state = run.state if run.state.terminal else None
     backend = services.backends[run.backend]
     # A run still CLAIMED may have been submitted by a claimant that died before recording it.
-    run_id = run.run_id or (backend.find(run.run_key) if state is None else None)
+    run_id = run.run_id
+    if run_id is None and state is None:
+        run_id = backend.find(run.run_key)
+        if run_id is not None:
+            adopt(services, run, run_id, "found by its run key when it ended")
     if state is None and run_id is not None:
         status = backend.status(run_id)
         metrics = dict(status.metrics)
@@ -135,6 +139,23 @@ def publish_result(services: Services, run_key: str) -> bool:
     return True
 
 
+def adopt(services: Services, claim: RunRecord, run_id: str, why: str) -> None:
+    """Record `run_id`, found on the engine by the run key, for a run the ledger has CLAIMED."""
+    if services.ledger.mark_submitted(claim.run_key, claim.attempt, run_id, services.clock()):
+        services.ledger.record(
+            DecisionRecord(
+                services.clock(),
+                claim.event_id,
+                "",
+                "adoption",
+                Outcome.RUN,
+                claim.route,
+                f"adopted {run_id} {why}",
+                claim.run_key,
+            )
+        )
+
+
 def reconcile(services: Services) -> int:
     """Complete every submitted run that has ended and re-publish unpublished results.
 
@@ -148,21 +169,8 @@ def reconcile(services: Services) -> int:
         # Its holder died. If it had submitted, adopt the run; if not, the expired claim is
         # there for the platform's redelivery to take over.
         run_id = services.backends[claim.backend].find(claim.run_key)
-        if run_id is not None and services.ledger.mark_submitted(
-            claim.run_key, claim.attempt, run_id, services.clock()
-        ):
-            services.ledger.record(
-                DecisionRecord(
-                    services.clock(),
-                    claim.event_id,
-                    "",
-                    "reconcile",
-                    Outcome.RUN,
-                    claim.route,
-                    f"adopted {run_id} from a claim whose holder died",
-                    claim.run_key,
-                )
-            )
+        if run_id is not None:
+            adopt(services, claim, run_id, "from a claim whose holder died")
     settled = services.clock() - services.settings.reconcile_grace_seconds
     for run in services.ledger.unfinished():
         if run.submitted_at is not None and run.submitted_at > settled:

@@ -206,6 +206,10 @@ def test_a_notice_for_a_run_whose_claimant_died_before_recording_it(
     assert notify(services, KEY, "SUCCEEDED").status == 200
     (result,) = results(services)
     assert result["data"]["metrics"] == {"accuracy": 0.9}, "details found by looking the run up by key"
+    assert result["data"]["run_id"] == run_id, "and the run it found is recorded (found by bench/reliability)"
+    record = services.ledger.get(KEY)
+    assert record is not None
+    assert (record.state, record.run_id) == (State.SUCCEEDED, run_id)
 
 
 def test_reconcile_adopts_a_run_whose_claimant_died_and_nobody_redelivered(
