@@ -28,14 +28,11 @@ import random
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from events.decoders import decode
 from events.envelope import parse_http
-from events.errors import TransientError
 from events.model import Ignored
 from events.router import RunRequest
 from functions import bootstrap, completion, crashpoints, dispatch
@@ -45,15 +42,11 @@ from functions.ledger import Outcome, State
 from functions.settings import Settings
 from pipelines.backend import RunState
 from tests.fakes import RecordingBackend, RecordingSink
-from tests.faults import Faults
+from tests.faults import Faults, answer, crashing
 from tests.support import ROUTES, completion_event, storage_event
 
 LEASE = 30.0
 ACCOUNTED = {Outcome.SKIPPED, Outcome.QUARANTINED, Outcome.IGNORED}
-
-
-class Crash(BaseException):
-    """The instance died here: no handler catches it, nothing is answered."""
 
 
 @dataclass
@@ -98,34 +91,6 @@ class Delivery:
     target: str  # "event" or "completion"
     headers: dict[str, str]
     body: bytes
-
-
-@contextmanager
-def crashing(rate: float, rng: random.Random, report: Report) -> Iterator[Callable[[bool], None]]:
-    """Make crash points fire at `rate`; yields a switch to turn them off."""
-    enabled = [True]
-
-    def reached(point: str) -> None:
-        if enabled[0] and rng.random() < rate:
-            report.crashes[point] += 1
-            raise Crash(point)
-
-    original = crashpoints.reached
-    crashpoints.reached = reached
-    try:
-        yield lambda on: enabled.__setitem__(0, on)
-    finally:
-        crashpoints.reached = original
-
-
-def answer(target: Callable[[], Answer]) -> int | None:
-    """The status the platform sees: None when the instance died, 503 for a transient failure."""
-    try:
-        return target().status
-    except TransientError:
-        return 503
-    except Crash:
-        return None
 
 
 def event_for(number: int) -> tuple[dict[str, str], bytes]:
@@ -213,7 +178,7 @@ def _simulate(
                     notice = completion_event(run_key, "RUNNING", message_id=f"{run_id}-late")
                     pending.append(Delivery(now[0] + rng.uniform(0, 300), "completion", *notice))
 
-        with crashing(crash_rate, rng, report) as crashes_on:
+        with crashing(lambda point: rng.random() < crash_rate, report.crashes) as crashes_on:
             while report.deliveries < deliveries:
                 now[0] += rng.uniform(0, 2)
                 if rng.random() < 0.4:

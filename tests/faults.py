@@ -9,16 +9,23 @@ with one of these kinds, as a cloud API would:
 
 Only the port's methods that talk to the outside are wrapped (see FAULTY); everything else
 passes through. `injected` counts what was injected, by `port.method:kind`.
+
+`crashing(...)` makes the named crash points (functions/crashpoints.py) fire in this process:
+the call stops there with `Crash`, which no handler catches, and `answer(...)` reports it as
+"no answer", as the platform sees an instance that died.
 """
 
 from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from events.errors import TransientError
+from functions import crashpoints
+from functions.answer import Answer
 
 KINDS = ("timeout", "unavailable", "quota", "done-but-timeout")
 FAULTY = {
@@ -72,3 +79,38 @@ class _Faulty:
             raise TransientError(f"injected {kind} in {self._name}.{attribute}")
 
         return call
+
+
+class Crash(BaseException):
+    """The instance died here: no handler catches it, nothing is answered."""
+
+
+@contextmanager
+def crashing(
+    fire: Callable[[str], bool], crashes: Counter[str] | None = None
+) -> Iterator[Callable[[bool], None]]:
+    """Crash at each point where `fire(point)` says so; yields a switch to turn crashing off."""
+    enabled = [True]
+
+    def reached(point: str) -> None:
+        if enabled[0] and fire(point):
+            if crashes is not None:
+                crashes[point] += 1
+            raise Crash(point)
+
+    original = crashpoints.reached
+    crashpoints.reached = reached
+    try:
+        yield lambda on: enabled.__setitem__(0, on)
+    finally:
+        crashpoints.reached = original
+
+
+def answer(target: Callable[[], Answer]) -> int | None:
+    """The status the platform sees: None when the instance died, 503 for a transient failure."""
+    try:
+        return target().status
+    except TransientError:
+        return 503
+    except Crash:
+        return None
