@@ -34,6 +34,7 @@ Quick start:
   kfp-trigger runs --state FAILED --json    runs recorded in the ledger
   kfp-trigger explain EVENT_ID|RUN_KEY      every decision for one event or run
   kfp-trigger reconcile                     finish runs whose completion notice was lost
+  kfp-trigger rerun RUN_KEY                 run it again on purpose (a new run key)
 """
 
 
@@ -292,6 +293,37 @@ def reconcile(routes: str | None, state_dir: str | None, landing_dir: str | None
         _emit({"finished": finished})
     else:
         click.echo(f"finished or re-published {finished} run(s)")
+
+
+@main.command()
+@click.argument("run_key")
+@settings_options
+@click.option("--json", "as_json", is_flag=True, help="print {run_key, outcome, ...}")
+def rerun(
+    run_key: str, routes: str | None, state_dir: str | None, landing_dir: str | None, as_json: bool
+) -> None:
+    """Start a fresh run of RUN_KEY on purpose, although it already ran.
+
+    Deduplication would refuse the same run key, so the new run gets a key derived from the
+    old one, RUN_KEY~rerun-N (the first N not taken). It runs the route's current pipeline
+    version with the recorded parameters, and its result is published like any other.
+    Exit status 1 if the run could not be started (the reason is printed).
+    """
+    from events.errors import PermanentError
+    from functions import bootstrap, dispatch
+    from functions.ledger import Outcome
+
+    settings = replace(_settings(routes, state_dir, landing_dir), auth="none")  # no server here
+    try:
+        new_key, outcome, detail = dispatch.rerun(bootstrap.build(settings), run_key)
+    except (RoutesError, SettingsError, PermanentError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    if as_json:
+        _emit({"run_key": new_key, "rerun_of": run_key, "outcome": outcome, **detail})
+    elif outcome is Outcome.RUN:
+        click.echo(f"started {new_key} as {detail['run_id']}")
+    if outcome is not Outcome.RUN:
+        raise click.ClickException(f"{new_key}: {outcome}: {detail.get('reason', detail)}")
 
 
 def _ledger(settings: Settings) -> Ledger:

@@ -9,8 +9,10 @@ redelivery is what takes over.
 
 from __future__ import annotations
 
+import itertools
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from functools import partial
 
 from events.decoders import decode
 from events.errors import BadEvent, PermanentError, TransientError
@@ -22,7 +24,7 @@ from functions.bootstrap import Services
 from functions.completion import publish_result
 from functions.ledger import ClaimOutcome, DecisionRecord, NewRun, Outcome, State
 from functions.objects import NotReady, ready
-from pipelines.backend import Submission
+from pipelines.backend import CompiledPipeline, Submission
 from pipelines.catalog import BATCH_BYTES_PARAMETER, BATCH_OBJECTS_PARAMETER
 
 log = logging.getLogger("kfp_trigger.dispatch")
@@ -75,19 +77,16 @@ def start_run(
     """Check the batch if there is one, claim the run key and, if this delivery wins, submit
     exactly one run."""
     pipeline = services.catalog[request.pipeline]
-    ledger = services.ledger
 
-    def record(outcome: Outcome, reason: str = "") -> None:
-        _record(
-            services,
-            event.envelope.id,
-            event.key,
-            event.envelope.type,
-            outcome,
-            route=request.route,
-            reason=reason,
-            run_key=request.run_key,
-        )
+    record = partial(
+        _record,
+        services,
+        event.envelope.id,
+        event.key,
+        event.envelope.type,
+        route=request.route,
+        run_key=request.run_key,
+    )
 
     params = dict(request.params)
     if request.manifest and isinstance(event, ObjectFinalized):
@@ -99,20 +98,25 @@ def start_run(
         except BadEvent as exc:
             record(Outcome.SKIPPED, f"bad manifest: {exc.reason}")
             return Outcome.SKIPPED, {"reason": f"bad manifest: {exc.reason}"}
-    claim = ledger.claim(
-        NewRun(
-            run_key=request.run_key,
-            route=request.route,
-            pipeline=pipeline.name,
-            version=pipeline.version,
-            backend=pipeline.backend,
-            params=params,
-            event_id=event.envelope.id,
-        ),
-        services.clock(),
-        services.settings.claim_lease_seconds,
+    new_run = NewRun(
+        run_key=request.run_key,
+        route=request.route,
+        pipeline=pipeline.name,
+        version=pipeline.version,
+        backend=pipeline.backend,
+        params=params,
+        event_id=event.envelope.id,
     )
+    return launch(services, new_run, pipeline, record)
 
+
+def launch(
+    services: Services, run: NewRun, pipeline: CompiledPipeline, record: Callable[[Outcome, str], None]
+) -> tuple[Outcome, dict[str, object]]:
+    """Claim `run.run_key` and, if this caller wins, submit exactly one run; `record` writes
+    the decision to the trail."""
+    ledger = services.ledger
+    claim = ledger.claim(run, services.clock(), services.settings.claim_lease_seconds)
     if claim.outcome is ClaimOutcome.DONE:
         state = claim.record.state if claim.record else ""
         record(Outcome.DUPLICATE, f"run key already {state}")
@@ -125,25 +129,70 @@ def start_run(
     backend = services.backends[pipeline.backend]
     try:
         # A taken-over claim may have submitted before its holder died: look before submitting.
-        run_id = backend.find(request.run_key) if claim.attempt > 1 else None
-        run_id = run_id or backend.submit(Submission(request.run_key, request.route, pipeline, params))
+        run_id = backend.find(run.run_key) if claim.attempt > 1 else None
+        run_id = run_id or backend.submit(Submission(run.run_key, run.route, pipeline, run.params))
     except TransientError as exc:
-        ledger.release(request.run_key, claim.attempt)
+        ledger.release(run.run_key, claim.attempt)
         record(Outcome.RETRY, str(exc))
         return Outcome.RETRY, {"reason": str(exc)}
     except PermanentError as exc:
-        ledger.finish(request.run_key, State.FAILED, {"error": str(exc)}, services.clock())
+        ledger.finish(run.run_key, State.FAILED, {"error": str(exc)}, services.clock())
         record(Outcome.FAILED, str(exc))
-        publish_result(services, request.run_key)
+        publish_result(services, run.run_key)
         return Outcome.FAILED, {"reason": str(exc)}
     crashpoints.reached(crashpoints.AFTER_SUBMIT)
-    if not ledger.mark_submitted(request.run_key, claim.attempt, run_id, services.clock()):
+    if not ledger.mark_submitted(run.run_key, claim.attempt, run_id, services.clock()):
         # Our lease ran out mid-submit and another delivery took over: it adopts this run by key.
-        log.warning("claim on %r was taken over while submitting %r", request.run_key, run_id)
+        log.warning("claim on %r was taken over while submitting %r", run.run_key, run_id)
     record(Outcome.RUN, f"submitted as {run_id}")
-    log.info("run submitted: %r as %r", request.run_key, run_id)
+    log.info("run submitted: %r as %r", run.run_key, run_id)
     crashpoints.reached(crashpoints.AFTER_RECORD)
     return Outcome.RUN, {"run_id": run_id}
+
+
+RERUN_SUFFIX = "~rerun-"
+
+
+def rerun(services: Services, run_key: str) -> tuple[str, Outcome, dict[str, object]]:
+    """Start a fresh run of a recorded run deliberately, under a new run key derived from the
+    old one (`<run key>~rerun-<n>`, the first n not taken), so deduplication cannot block it.
+
+    It runs what the route runs now (its current pipeline version and backend) with the
+    recorded parameters. Returns the new run key, the outcome and its detail.
+
+    Raises:
+        PermanentError: no such run, or its route is no longer in routes.yaml.
+    """
+    original = services.ledger.get(run_key)
+    if original is None:
+        raise PermanentError(f"no run {run_key!r} in the ledger")
+    rule = next((rule for rule in services.router.rules if rule.name == original.route), None)
+    if rule is None:
+        raise PermanentError(f"route {original.route!r} of run {run_key!r} is not in routes.yaml any more")
+    pipeline = services.catalog[rule.pipeline]
+    for number in itertools.count(1):
+        new_key = f"{run_key}{RERUN_SUFFIX}{number}"
+        if services.ledger.get(new_key) is not None:
+            continue
+        fresh = NewRun(
+            new_key,
+            rule.name,
+            pipeline.name,
+            pipeline.version,
+            pipeline.backend,
+            original.params,
+            original.event_id,
+        )
+
+        def record(outcome: Outcome, reason: str, key: str = new_key) -> None:
+            _record(
+                services, original.event_id, "", "rerun", outcome, route=rule.name, reason=reason, run_key=key
+            )
+
+        outcome, detail = launch(services, fresh, pipeline, record)
+        if outcome is not Outcome.DUPLICATE:  # a concurrent rerun took this number: try the next
+            return new_key, outcome, detail
+    raise AssertionError("unreachable")
 
 
 def _batch_params(services: Services, event: ObjectFinalized, inputs: Mapping[str, str]) -> dict[str, object]:
@@ -166,9 +215,9 @@ def _record(
     event_key: str,
     event_type: str,
     outcome: Outcome,
+    reason: str = "",
     *,
     route: str = "",
-    reason: str = "",
     run_key: str = "",
 ) -> None:
     services.ledger.record(

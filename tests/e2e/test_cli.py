@@ -138,6 +138,30 @@ def test_reconcile_finishes_a_run_whose_notice_was_lost(tmp_path: Path) -> None:
     assert json.loads(line)["data"]["state"] == "SUCCEEDED"
 
 
+def test_rerun_starts_a_fresh_run_under_a_derived_key(tmp_path: Path) -> None:
+    """Deduplication refuses the event again, `rerun` does not: each call is one more run."""
+    settings = Settings(routes=ROUTES, state_dir=tmp_path, landing_dir=tmp_path / "landing", auth="none")
+    services = bootstrap.build(settings)
+    headers, body = storage_event("some-bucket", "folder/again.csv")
+    assert dispatch.handle(services, *parse_http(headers, body), body).status == 200
+    key = "some-bucket-folder/some-bucket/folder/again.csv#1"
+    first = run("rerun", key, "--json", env=env_for(tmp_path))
+    assert first.returncode == 0, first.stderr
+    started = json.loads(first.stdout)
+    assert (started["run_key"], started["rerun_of"], started["outcome"]) == (f"{key}~rerun-1", key, "run")
+    second = run("rerun", key, env=env_for(tmp_path))
+    assert second.stdout.startswith(f"started {key}~rerun-2 as local-")
+    assert dispatch.handle(services, *parse_http(headers, body), body).body["decisions"][0]["outcome"] == (
+        "duplicate"
+    )
+    records = {record.run_key: record for record in services.ledger.runs()}
+    assert set(records) == {key, f"{key}~rerun-1", f"{key}~rerun-2"}
+    assert records[f"{key}~rerun-2"].params == records[key].params
+    assert len(list((tmp_path / "runs").iterdir())) == 3
+    missing = run("rerun", "no/such#key", env=env_for(tmp_path))
+    assert (missing.returncode, missing.stderr.strip()) == (1, "Error: no run 'no/such#key' in the ledger")
+
+
 def test_pipelines_push_uploads_each_version_once(tmp_path: Path) -> None:
     from tests.kfp_fake import FakeKfp
     from tests.support import serving
