@@ -62,6 +62,7 @@ class Routing:
 class Router:
     def __init__(self, rules: tuple[Rule, ...]) -> None:
         self.rules = rules
+        self.by_name = {rule.name: rule for rule in rules}
         self._index: dict[tuple[str, str], list[Rule]] = defaultdict(list)
         self._scan: dict[str, list[Rule]] = defaultdict(list)
         for rule in rules:

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal, TypeVar
 import yaml
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StrictBool,
@@ -113,11 +114,53 @@ class Run(_Model):
     enabled: bool = True
 
 
+UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def seconds(value: object) -> object:
+    """A duration: a number of seconds, or a string like `90s`, `10m`, `2h`, `1d`."""
+    if isinstance(value, str) and (match := re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd])\s*", value)):
+        return float(match[1]) * UNITS[match[2]]
+    return value
+
+
+Duration = Annotated[float, BeforeValidator(seconds), Field(gt=0)]
+
+
+class Rate(_Model):
+    runs: int = Field(ge=1, description="at most this many run starts")
+    per: Duration = Field(description="per window of this length (windows are aligned to the epoch)")
+
+
+class RouteLimits(_Model):
+    """What one route may spend. Runs held back by a limit wait in the ledger's queue."""
+
+    max_active: int | None = Field(
+        None, ge=1, description="at most this many runs of the route at once; more wait in the queue"
+    )
+    rate: Rate | None = Field(None, description="at most `runs` starts per `per`; more wait in the queue")
+    coalesce: Duration | None = Field(
+        None,
+        description="storage routes: finalize events with the same run key inside one window of this "
+        "length become one run, started when the window closes, with every object in batch_objects",
+    )
+    max_age: Duration | None = Field(
+        None, description="skip (and record) events older than this, by their CloudEvent time"
+    )
+
+
+class GlobalLimits(_Model):
+    daily_submissions: int | None = Field(
+        None, ge=1, description="at most this many runs started per UTC day, all routes together; more wait"
+    )
+
+
 class RouteModel(_Model):
     name: Annotated[str, Field(pattern=NAME)]
     description: str = ""
     when: When
     run: Run
+    limits: RouteLimits = Field(default_factory=RouteLimits)
 
 
 class PipelineModel(_Model):
@@ -141,6 +184,7 @@ class PipelineModel(_Model):
 
 class RoutesFileModel(_Model):
     version: Literal[1] = 1
+    limits: Any = None  # GlobalLimits, validated on its own so that its errors do not hide others
     pipelines: dict[str, Any] = Field(default_factory=dict)
     routes: list[Any] = Field(default_factory=list)
 
@@ -179,12 +223,14 @@ class Rule:
     cron: str = ""
     timezone: str = "UTC"
     param_types: Mapping[str, str] = field(default_factory=dict)
+    limits: RouteLimits = field(default_factory=RouteLimits)
 
 
 @dataclass(frozen=True, slots=True)
 class RoutesConfig:
     pipelines: Mapping[str, PipelineDef]
     rules: tuple[Rule, ...]
+    limits: GlobalLimits = field(default_factory=GlobalLimits)
 
 
 def load_routes(text: str) -> RoutesConfig:
@@ -204,6 +250,7 @@ def load_routes(text: str) -> RoutesConfig:
     if top is None:
         raise RoutesError(problems)
 
+    limits = _validate(GlobalLimits, top.limits or {}, "limits", problems) or GlobalLimits()
     pipelines: dict[str, PipelineDef] = {}
     for name, raw in top.pipelines.items():
         where = f"pipelines[{name}]"
@@ -245,7 +292,7 @@ def load_routes(text: str) -> RoutesConfig:
     if problems:
         raise RoutesError(problems)
     merged = tuple(replace(rule, params={**pipelines[rule.pipeline].params, **rule.params}) for rule in rules)
-    return RoutesConfig(pipelines, merged)
+    return RoutesConfig(pipelines, merged, limits)
 
 
 def _validate(model: type[_M], raw: object, where: str, problems: list[str]) -> _M | None:
@@ -269,7 +316,16 @@ def _compile(model: RouteModel, where: str, problems: list[str]) -> Rule | None:
     common: dict[str, Any] = {"name": model.name, "source": source, "pipeline": model.run.pipeline}
     common |= {"version": model.run.version, "backend": model.run.backend}
     common["enabled"] = model.run.enabled
+    common["limits"] = model.limits
     captures: tuple[str, ...] = ()
+    if model.limits.coalesce is not None:
+        if source is not Source.STORAGE:
+            problems.append(f"{where}.limits.coalesce: only storage routes can coalesce events")
+        elif model.run.run_key is None:
+            problems.append(
+                f"{where}.limits.coalesce: set run.run_key to the batch's key (e.g. '{{route}}/{{date}}'); "
+                "the default key is one per object"
+            )
 
     if when.storage is not None:
         pattern = _pattern(when.storage.object, "/", f"{where}.when.storage.object", problems)

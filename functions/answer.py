@@ -28,6 +28,7 @@ STATUS: Mapping[Outcome, int] = {
     Outcome.QUARANTINED: 200,
     Outcome.FAILED: 200,
     Outcome.COMPLETED: 200,
+    Outcome.QUEUED: 200,
     Outcome.BUSY: 429,
     Outcome.RETRY: 503,
 }

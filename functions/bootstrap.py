@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from events.router import Router
+from events.routes import GlobalLimits
 from functions import config
 from functions.adapters import kfp_backend, ledger_from, sink_from, vertex_backend
 from functions.auth import Verifier
@@ -40,6 +41,7 @@ class Services:
     objects: ObjectStore | None = None  # for batch readiness
     verifier: Verifier | None = None  # None: no authentication (KFP_TRIGGER_AUTH=none)
     clock: Callable[[], float] = field(default=time.time)
+    limits: GlobalLimits = field(default_factory=GlobalLimits)  # routes.yaml's top-level limits
 
 
 def _echo_result(document: Mapping[str, object]) -> None:
@@ -73,6 +75,7 @@ def build(settings: Settings) -> Services:
     return Services(
         settings=settings,
         router=Router(loaded.rules),
+        limits=loaded.config.limits,
         catalog=loaded.catalog,
         ledger=ledger_from(settings.ledger_url),
         backends=backends,

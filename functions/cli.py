@@ -35,6 +35,7 @@ Quick start:
   kfp-trigger explain EVENT_ID|RUN_KEY      every decision for one event or run
   kfp-trigger reconcile                     finish runs whose completion notice was lost
   kfp-trigger rerun RUN_KEY                 run it again on purpose (a new run key)
+  kfp-trigger pause / resume                hold every submission in the queue / start them
 """
 
 
@@ -326,6 +327,48 @@ def rerun(
         raise click.ClickException(f"{new_key}: {outcome}: {detail.get('reason', detail)}")
 
 
+@main.command()
+@settings_options
+@click.option("--json", "as_json", is_flag=True, help="print {paused}")
+def pause(routes: str | None, state_dir: str | None, landing_dir: str | None, as_json: bool) -> None:
+    """Hold every submission: events are still recorded, and runs wait in the queue.
+
+    The switch lives in the ledger, so it holds for every instance at once. Runs already
+    started go on. `kfp-trigger resume` starts what waited. (KFP_TRIGGER_PAUSED=true holds
+    submissions too, for the instances that have it set.)
+    """
+    from functions.limits import PAUSED
+
+    _ledger(_settings(routes, state_dir, landing_dir)).set_flag(PAUSED, True)
+    if as_json:
+        _emit({"paused": True})
+    else:
+        click.echo("paused: submissions wait in the queue")
+
+
+@main.command()
+@settings_options
+@click.option("--json", "as_json", is_flag=True, help="print {paused, started}")
+def resume(routes: str | None, state_dir: str | None, landing_dir: str | None, as_json: bool) -> None:
+    """Lift the pause and start the queued runs that the limits allow now."""
+    from functions import bootstrap, dispatch
+    from functions.limits import PAUSED
+
+    settings = replace(_settings(routes, state_dir, landing_dir), auth="none")  # no server here
+    try:
+        services = bootstrap.build(settings)
+    except (RoutesError, SettingsError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    services.ledger.set_flag(PAUSED, False)
+    started = dispatch.start_queued(services)
+    if as_json:
+        _emit({"paused": services.settings.paused, "started": started})
+    else:
+        click.echo(f"resumed: started {started} queued run(s)")
+        if services.settings.paused:
+            click.echo("KFP_TRIGGER_PAUSED=true is still set here: this process still holds submissions")
+
+
 def _ledger(settings: Settings) -> Ledger:
     from functions.adapters import ledger_from, path_of
 
@@ -339,7 +382,8 @@ def _ledger(settings: Settings) -> Ledger:
 @settings_options
 @click.option("--route", help="only this route")
 @click.option(
-    "--state", type=click.Choice(["CLAIMED", "SUBMITTED", "SUCCEEDED", "FAILED", "CANCELED", "SKIPPED"])
+    "--state",
+    type=click.Choice(["QUEUED", "CLAIMED", "SUBMITTED", "SUCCEEDED", "FAILED", "CANCELED", "SKIPPED"]),
 )
 @click.option("--json", "as_json", is_flag=True, help="print a JSON list")
 def runs(

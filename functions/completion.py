@@ -18,7 +18,7 @@ from events import jsonvalues as jv
 from events.decoders import decode
 from events.errors import BadEvent
 from events.model import Message
-from functions import crashpoints
+from functions import crashpoints, limits
 from functions.answer import Answer, quarantine
 from functions.ledger import DecisionRecord, Outcome, RunRecord, State
 from functions.objects import metrics_at
@@ -109,6 +109,7 @@ def complete(services: Services, run: RunRecord, hint: State | None = None) -> S
     if state is None:
         return None
     if services.ledger.finish(run.run_key, state, details, services.clock()):
+        limits.ended(services, run.route, run.run_key)
         services.ledger.record(
             DecisionRecord(
                 services.clock(),
@@ -123,6 +124,9 @@ def complete(services: Services, run: RunRecord, hint: State | None = None) -> S
         )
     crashpoints.reached(crashpoints.AFTER_TERMINAL)
     publish_result(services, run.run_key)
+    from functions.dispatch import start_queued
+
+    start_queued(services)  # the run's place may let a queued one start
     return state
 
 
@@ -157,20 +161,24 @@ def adopt(services: Services, claim: RunRecord, run_id: str, why: str) -> None:
 
 
 def reconcile(services: Services) -> int:
-    """Complete every submitted run that has ended and re-publish unpublished results.
+    """Complete every submitted run that has ended, re-publish unpublished results, and start
+    the queued runs that may start.
 
-    First, claims whose holder died are resolved: a run found by its key is adopted. Runs
-    submitted less than `reconcile_grace_seconds` ago are left to their completion notice.
-    Returns how many runs it finished or published. Safe to run concurrently with itself and
-    with the notice path: finishing is a compare-and-set, publishing holds a lease.
+    First, claims whose holder died are resolved: a run found by its key is adopted, one that
+    was never submitted is queued (and started at the end of the pass). Runs submitted less
+    than `reconcile_grace_seconds` ago are left to their completion notice. Returns how many
+    runs it finished, published or started. Safe to run concurrently with itself and with the
+    notice path: every change is a compare-and-set, publishing holds a lease.
     """
     done = 0
     for claim in services.ledger.stale_claims(services.clock()):
-        # Its holder died. If it had submitted, adopt the run; if not, the expired claim is
-        # there for the platform's redelivery to take over.
+        # Its holder died (or gave up after a transient failure).
         run_id = services.backends[claim.backend].find(claim.run_key)
         if run_id is not None:
             adopt(services, claim, run_id, "from a claim whose holder died")
+        else:  # it never submitted: queue it, and it is started below like any queued run
+            reason = "its claimant stopped before submitting"
+            services.ledger.queue(claim.run_key, claim.attempt, reason, services.clock())
     settled = services.clock() - services.settings.reconcile_grace_seconds
     for run in services.ledger.unfinished():
         if run.submitted_at is not None and run.submitted_at > settled:
@@ -179,4 +187,6 @@ def reconcile(services: Services) -> int:
             done += 1
     for run in services.ledger.unpublished():
         done += publish_result(services, run.run_key)
-    return done
+    from functions.dispatch import start_queued
+
+    return done + start_queued(services)

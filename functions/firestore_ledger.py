@@ -1,13 +1,15 @@
 """The Firestore `Ledger`: the same contract as the SQLite ledger, across instances.
 
-Runs live in COLLECTION (document id: sha256 of the run key, which may contain `/`), decisions
-in COLLECTION-decisions. A claim is a create-if-absent (`create()`, atomic and lock-free, so a
-storm of duplicate deliveries takes no transaction locks); a losing delivery decides BUSY or
-DONE from a plain read, and only the takeover of an expired claim runs in a transaction. Every
-other state change is a transaction that writes only if the run's state allows. Leases are
-compared on **server** time: a lease starts at a server timestamp and is compared with the
-snapshot's `read_time`, so an instance with a skewed clock can neither steal a live claim nor
-hold an expired one; the `now` the caller passes only stamps what it records. Every Google API
+Runs live in COLLECTION (document id: sha256 of the run key, which may contain `/`), decisions in
+COLLECTION-decisions, a batch's objects in COLLECTION-members, limit places in COLLECTION-places
+(place i of a scope is a document created if absent, so a limit of N can never be held N+1 times),
+flags and high-water marks in COLLECTION-flags and COLLECTION-marks. A claim is a create-if-absent
+(`create()`, atomic and lock-free, so a storm of duplicate deliveries takes no transaction locks); a
+losing delivery decides BUSY or DONE from a plain read, and only the takeover of an expired claim
+runs in a transaction. Every other state change is a transaction that writes only if the run's state
+allows. Leases are compared on **server** time: a lease starts at a server timestamp and is compared
+with the snapshot's `read_time`, so an instance with a skewed clock can neither steal a live claim
+nor hold an expired one; the `now` the caller passes only stamps what it records. Every Google API
 error becomes `TransientError`: a ledger that cannot record must not let an event be acknowledged.
 """
 
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any, TypeVar
 
 from events.errors import TransientError
@@ -48,6 +50,10 @@ class FirestoreLedger:
         self._db = firestore.Client(project=project)
         self._runs = self._db.collection(collection)
         self._decisions = self._db.collection(f"{collection}-decisions")
+        self._members = self._db.collection(f"{collection}-members")
+        self._places = self._db.collection(f"{collection}-places")
+        self._flags = self._db.collection(f"{collection}-flags")
+        self._marks = self._db.collection(f"{collection}-marks")
 
     def _transact(self, run_key: str, change: Callable[[Any, Any, Mapping[str, Any] | None, float], T]) -> T:
         """Run `change(transaction, ref, current or None, server_now)` in one transaction."""
@@ -71,7 +77,7 @@ class FirestoreLedger:
         ref = self._runs.document(document_id(run.run_key))
         with _mapped():
             try:  # create-if-absent: atomic without a transaction, so racing deliveries take no locks
-                ref.create(_new_document(run, now, lease, self._firestore.SERVER_TIMESTAMP))
+                ref.create(_new_document(run, State.CLAIMED, now, lease, self._firestore.SERVER_TIMESTAMP))
                 return Claim(ClaimOutcome.WON, attempt=1)
             except exceptions.AlreadyExists:
                 snapshot = ref.get()
@@ -203,6 +209,113 @@ class FirestoreLedger:
         with _mapped():
             self._decisions.add(document)
 
+    def queue(self, run_key: str, attempt: int, reason: str, now: float) -> bool:
+        def change(transaction: Any, ref: Any, current: Mapping[str, Any] | None, _: float) -> bool:
+            if current is None or current["state"] != State.CLAIMED or current["attempt"] != attempt:
+                return False
+            update = {"state": State.QUEUED.value, "details": {"queued": reason}, "lease_seconds": 0.0}
+            transaction.update(ref, update | {"updated_at": now})
+            return True
+
+        return self._transact(run_key, change)
+
+    def queued(self, now: float) -> list[RunRecord]:
+        return [record for record in self._query(state=State.QUEUED.value) if record.not_before <= now]
+
+    def take(self, run_key: str, now: float, lease: float) -> Claim:
+        def change(transaction: Any, ref: Any, current: Mapping[str, Any] | None, server_now: float) -> Claim:
+            if current is None:
+                raise KeyError(run_key)
+            record = _record(current)
+            if record.state is not State.QUEUED:
+                return _decide(record, server_now) or Claim(ClaimOutcome.DONE, record.attempt, record)
+            attempt = record.attempt + 1
+            transaction.update(
+                ref,
+                {
+                    "state": State.CLAIMED.value,
+                    "attempt": attempt,
+                    "lease_start": self._firestore.SERVER_TIMESTAMP,
+                    "lease_seconds": lease,
+                    "updated_at": now,
+                },
+            )
+            return Claim(ClaimOutcome.WON, attempt, record)
+
+        return self._transact(run_key, change)
+
+    def open_batch(self, run: NewRun, not_before: float, now: float) -> RunRecord:
+        from google.api_core import exceptions
+
+        ref = self._runs.document(document_id(run.run_key))
+        document = _new_document(run, State.QUEUED, now, 0.0, self._firestore.SERVER_TIMESTAMP)
+        with _mapped():
+            with suppress(exceptions.AlreadyExists):  # the window's first event created it
+                ref.create(document | {"not_before": not_before})
+            snapshot = ref.get()
+        return _record(snapshot.to_dict() or {})
+
+    def add_member(self, run_key: str, member: str) -> None:
+        with _mapped():
+            self._members.document(document_id(f"{run_key}\n{member}")).set(
+                {"run_key": run_key, "member": member}
+            )
+
+    def members(self, run_key: str) -> list[str]:
+        query = self._members.where(filter=self._firestore.FieldFilter("run_key", "==", run_key))
+        with _mapped():
+            return sorted(str((snapshot.to_dict() or {})["member"]) for snapshot in query.stream())
+
+    def _holding(self, scope: str, holder: str) -> list[Any]:
+        FieldFilter = self._firestore.FieldFilter
+        query = self._places.where(filter=FieldFilter("scope", "==", scope)).where(
+            filter=FieldFilter("holder", "==", holder)
+        )
+        return list(query.stream())
+
+    def hold(self, scope: str, limit: int, holder: str, now: float) -> bool:
+        from google.api_core import exceptions
+
+        with _mapped():
+            if self._holding(scope, holder):
+                return True
+            counted: Any = self._places.where(
+                filter=self._firestore.FieldFilter("scope", "==", scope)
+            ).count()
+            held = int(counted.get()[0][0].value)
+            if held >= limit:
+                return False
+            prefix = document_id(scope)
+            for slot in [*range(held, limit), *range(held)]:  # the free places are most likely past `held`
+                try:
+                    self._places.document(f"{prefix}-{slot}").create(
+                        {"scope": scope, "holder": holder, "at": now}
+                    )
+                    return True
+                except exceptions.AlreadyExists:
+                    continue
+        return False
+
+    def let_go(self, scope: str, holder: str) -> None:
+        with _mapped():
+            for snapshot in self._holding(scope, holder):
+                snapshot.reference.delete()
+
+    def flag(self, name: str) -> bool:
+        with _mapped():
+            snapshot = self._flags.document(name).get()
+        return bool(snapshot.exists and (snapshot.to_dict() or {}).get("value"))
+
+    def set_flag(self, name: str, on: bool) -> None:
+        with _mapped():
+            self._flags.document(name).set({"value": on})
+
+    def raise_mark(self, key: str, value: int) -> int:
+        ref = self._marks.document(document_id(key))
+        with _mapped():
+            ref.set({"key": key, "value": self._firestore.Maximum(value)}, merge=True)  # atomic max
+            return int((ref.get().to_dict() or {})["value"])
+
     def trail(self, identifier: str) -> list[DecisionRecord]:
         found: dict[str, Mapping[str, Any]] = {}
         with _mapped():
@@ -227,7 +340,7 @@ def _decide(record: RunRecord, server_now: float) -> Claim | None:
     return None
 
 
-def _new_document(run: NewRun, now: float, lease: float, server_time: object) -> dict[str, Any]:
+def _new_document(run: NewRun, state: State, now: float, lease: float, server_time: object) -> dict[str, Any]:
     return {
         "run_key": run.run_key,
         "route": run.route,
@@ -236,7 +349,7 @@ def _new_document(run: NewRun, now: float, lease: float, server_time: object) ->
         "backend": run.backend,
         "params": dict(run.params),
         "event_id": run.event_id,
-        "state": State.CLAIMED.value,
+        "state": state.value,
         "attempt": 1,
         "lease_start": server_time,  # the lease runs from the server's clock
         "lease_seconds": lease,
@@ -249,6 +362,7 @@ def _new_document(run: NewRun, now: float, lease: float, server_time: object) ->
         "publish_lease": 0.0,
         "published": False,
         "published_at": None,
+        "not_before": 0.0,
     }
 
 

@@ -3,8 +3,10 @@
 A run is keyed by its run key. Its state only moves forward:
 
     CLAIMED ──▶ SUBMITTED ──▶ SUCCEEDED | FAILED | CANCELED | SKIPPED ──▶ (result published)
-       │  ▲
-       └──┘ an expired claim (the claimant died) is taken over by a later delivery
+     │ ▲ │ ▲
+     │ │ └─┘ an expired claim (the claimant died) is taken over by a later delivery
+     ▼ │
+    QUEUED   held back by a limit, a pause or a coalescing window; taken when it may start
 
 `claim` is the atomic create-if-absent that makes one delivery the submitter. Terminal states
 are absorbing: a late or repeated completion never moves a run back. The decisions table keeps
@@ -22,6 +24,7 @@ from typing import Protocol
 
 
 class State(StrEnum):
+    QUEUED = "QUEUED"
     CLAIMED = "CLAIMED"
     SUBMITTED = "SUBMITTED"
     SUCCEEDED = "SUCCEEDED"
@@ -31,7 +34,7 @@ class State(StrEnum):
 
     @property
     def terminal(self) -> bool:
-        return self not in (State.CLAIMED, State.SUBMITTED)
+        return self not in (State.QUEUED, State.CLAIMED, State.SUBMITTED)
 
 
 class ClaimOutcome(StrEnum):
@@ -52,6 +55,7 @@ class Outcome(StrEnum):
     FAILED = "failed"
     RETRY = "retry"
     COMPLETED = "completed"
+    QUEUED = "queued"  # held back (a limit, a pause, a coalescing window): it starts later
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +83,7 @@ class RunRecord(NewRun):
     finished_at: float | None = None
     details: Mapping[str, object] = field(default_factory=dict)
     published_at: float | None = None
+    not_before: float = 0.0  # a QUEUED run does not start before this (a coalescing window's end)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +146,50 @@ class Ledger(Protocol):
         ...
 
     def record(self, decision: DecisionRecord) -> None: ...
+
+    # ---- the queue: runs held back by a limit, a pause or a coalescing window -----------------
+
+    def queue(self, run_key: str, attempt: int, reason: str, now: float) -> bool:
+        """Move a claimed run (only its holder: `attempt` matches) to the queue."""
+        ...
+
+    def queued(self, now: float) -> list[RunRecord]:
+        """QUEUED runs that may start now (`not_before` has passed), oldest first."""
+        ...
+
+    def take(self, run_key: str, now: float, lease: float) -> Claim:
+        """Claim a QUEUED run to start it (WON, attempt + 1); otherwise what `claim` would say."""
+        ...
+
+    def open_batch(self, run: NewRun, not_before: float, now: float) -> RunRecord:
+        """The QUEUED run that collects a coalescing window's events, created if absent."""
+        ...
+
+    def add_member(self, run_key: str, member: str) -> None:
+        """Add an object to a batch run's list (a set: adding twice keeps one)."""
+        ...
+
+    def members(self, run_key: str) -> list[str]:
+        """A batch run's objects, sorted."""
+        ...
+
+    # ---- limits that must hold across instances ----------------------------------------------
+
+    def hold(self, scope: str, limit: int, holder: str, now: float) -> bool:
+        """Take one of `limit` places in `scope` for `holder`; True if held (also if held before)."""
+        ...
+
+    def let_go(self, scope: str, holder: str) -> None:
+        """Give `holder`'s place in `scope` back."""
+        ...
+
+    def flag(self, name: str) -> bool: ...
+
+    def set_flag(self, name: str, on: bool) -> None: ...
+
+    def raise_mark(self, key: str, value: int) -> int:
+        """Raise the high-water mark `key` to at least `value`; the mark after (≥ value)."""
+        ...
 
     def trail(self, identifier: str) -> list[DecisionRecord]:
         """Every decision for an event id, event key or run key, oldest first."""

@@ -58,6 +58,7 @@ class Settings:
     max_body_bytes: int = 512 * 1024  # Eventarc's own event size limit
     claim_lease_seconds: float = 120.0
     reconcile_grace_seconds: float = 60.0  # runs younger than this are left to their notice
+    paused: bool = False  # hold every submission in the queue (as `kfp-trigger pause` does)
 
     @property
     def ledger_url(self) -> str:
@@ -120,6 +121,7 @@ class Settings:
             reconcile_grace_seconds=_number(
                 env, "RECONCILE_GRACE_SECONDS", defaults.reconcile_grace_seconds, zero=True
             ),
+            paused=_choice(env, "PAUSED", ("false", "true")) == "true",
         )
 
     def check_serving(self) -> None:
@@ -166,6 +168,7 @@ class Settings:
             "MAX_BODY_BYTES": str(self.max_body_bytes),
             "CLAIM_LEASE_SECONDS": str(self.claim_lease_seconds),
             "RECONCILE_GRACE_SECONDS": str(self.reconcile_grace_seconds),
+            "PAUSED": "true" if self.paused else "",
         }
         return {f"{PREFIX}{name}": value for name, value in values.items() if value}
 

@@ -34,7 +34,8 @@ CREATE TABLE IF NOT EXISTS runs (
     params TEXT NOT NULL, event_id TEXT NOT NULL,
     state TEXT NOT NULL, attempt INTEGER NOT NULL, lease_until REAL NOT NULL, run_id TEXT,
     created_at REAL NOT NULL, updated_at REAL NOT NULL, submitted_at REAL, finished_at REAL,
-    details TEXT NOT NULL DEFAULT '{}', publish_lease REAL NOT NULL DEFAULT 0, published_at REAL
+    details TEXT NOT NULL DEFAULT '{}', publish_lease REAL NOT NULL DEFAULT 0, published_at REAL,
+    not_before REAL NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS runs_by_state ON runs(state);
 CREATE INDEX IF NOT EXISTS runs_by_route ON runs(route);
@@ -46,7 +47,17 @@ CREATE TABLE IF NOT EXISTS decisions (
 CREATE INDEX IF NOT EXISTS decisions_by_event ON decisions(event_id);
 CREATE INDEX IF NOT EXISTS decisions_by_key ON decisions(event_key);
 CREATE INDEX IF NOT EXISTS decisions_by_run ON decisions(run_key);
+CREATE TABLE IF NOT EXISTS members (
+    run_key TEXT NOT NULL, member TEXT NOT NULL, PRIMARY KEY (run_key, member)
+);
+CREATE TABLE IF NOT EXISTS places (
+    scope TEXT NOT NULL, holder TEXT NOT NULL, at REAL NOT NULL, PRIMARY KEY (scope, holder)
+);
+CREATE TABLE IF NOT EXISTS flags (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS marks (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
+# Columns added after the first release, for ledgers created before them.
+ADDED_COLUMNS = {"not_before": "REAL NOT NULL DEFAULT 0"}
 
 TERMINAL = tuple(state.value for state in State if state.terminal)
 _IN_TERMINAL = f"state IN ({','.join('?' * len(TERMINAL))})"
@@ -58,7 +69,12 @@ class SqliteLedger:
         self._local = threading.local()
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._connection().executescript(SCHEMA)  # idempotent; commits by itself
+            db = self._connection()
+            db.executescript(SCHEMA)  # idempotent; commits by itself
+            present = {row["name"] for row in db.execute("PRAGMA table_info(runs)")}
+            for column, declaration in ADDED_COLUMNS.items():
+                if column not in present:
+                    db.execute(f"ALTER TABLE runs ADD COLUMN {column} {declaration}")
         except sqlite3.Error as exc:
             raise TransientError(f"ledger unavailable: {exc}") from exc
 
@@ -92,40 +108,59 @@ class SqliteLedger:
         except sqlite3.Error as exc:
             raise TransientError(f"ledger unavailable: {exc}") from exc
 
+    @staticmethod
+    def _insert(
+        db: sqlite3.Connection,
+        run: NewRun,
+        state: State,
+        lease_until: float,
+        now: float,
+        not_before: float = 0.0,
+    ) -> None:
+        db.execute(
+            "INSERT INTO runs (run_key, route, pipeline, version, backend, params, event_id,"
+            " state, attempt, lease_until, created_at, updated_at, not_before)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?)",
+            (
+                run.run_key,
+                run.route,
+                run.pipeline,
+                run.version,
+                run.backend,
+                json.dumps(run.params, sort_keys=True),
+                run.event_id,
+                state,
+                lease_until,
+                now,
+                now,
+                not_before,
+            ),
+        )
+
     def claim(self, run: NewRun, now: float, lease: float) -> Claim:
         with self._write() as db:
             row = db.execute("SELECT * FROM runs WHERE run_key = ?", (run.run_key,)).fetchone()
             if row is None:
-                db.execute(
-                    "INSERT INTO runs (run_key, route, pipeline, version, backend, params, event_id,"
-                    " state, attempt, lease_until, created_at, updated_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?)",
-                    (
-                        run.run_key,
-                        run.route,
-                        run.pipeline,
-                        run.version,
-                        run.backend,
-                        json.dumps(run.params, sort_keys=True),
-                        run.event_id,
-                        State.CLAIMED,
-                        now + lease,
-                        now,
-                        now,
-                    ),
-                )
+                self._insert(db, run, State.CLAIMED, now + lease, now)
                 return Claim(ClaimOutcome.WON, attempt=1)
-            record = _record(row)
-            if record.state is not State.CLAIMED:
-                return Claim(ClaimOutcome.DONE, record.attempt, record)
-            if record.lease_until > now:
-                return Claim(ClaimOutcome.BUSY, record.attempt, record, record.lease_until - now)
-            attempt = record.attempt + 1
-            db.execute(
-                "UPDATE runs SET attempt = ?, lease_until = ?, updated_at = ? WHERE run_key = ?",
-                (attempt, now + lease, now, run.run_key),
-            )
-            return Claim(ClaimOutcome.WON, attempt, record)
+            return self._take_over(db, _record(row), now, lease, State.CLAIMED)
+
+    @staticmethod
+    def _take_over(
+        db: sqlite3.Connection, record: RunRecord, now: float, lease: float, takes: State
+    ) -> Claim:
+        """WON (attempt + 1) if the run is in state `takes` (a CLAIMED one only once its lease
+        ran out); else DONE, or BUSY while another holder's claim is live."""
+        if record.state is State.CLAIMED and record.lease_until > now:
+            return Claim(ClaimOutcome.BUSY, record.attempt, record, record.lease_until - now)
+        if record.state is not takes:
+            return Claim(ClaimOutcome.DONE, record.attempt, record)
+        attempt = record.attempt + 1
+        db.execute(
+            "UPDATE runs SET state = ?, attempt = ?, lease_until = ?, updated_at = ? WHERE run_key = ?",
+            (State.CLAIMED, attempt, now + lease, now, record.run_key),
+        )
+        return Claim(ClaimOutcome.WON, attempt, record)
 
     def mark_submitted(self, run_key: str, attempt: int, run_id: str, now: float) -> bool:
         with self._write() as db:
@@ -222,6 +257,79 @@ class SqliteLedger:
                     decision.run_key,
                 ),
             )
+
+    def queue(self, run_key: str, attempt: int, reason: str, now: float) -> bool:
+        with self._write() as db:
+            cursor = db.execute(
+                "UPDATE runs SET state = ?, details = ?, lease_until = 0, updated_at = ?"
+                " WHERE run_key = ? AND state = ? AND attempt = ?",
+                (State.QUEUED, json.dumps({"queued": reason}), now, run_key, State.CLAIMED, attempt),
+            )
+            return cursor.rowcount == 1
+
+    def queued(self, now: float) -> list[RunRecord]:
+        rows = self._read(
+            "SELECT * FROM runs WHERE state = ? AND not_before <= ? ORDER BY created_at", (State.QUEUED, now)
+        )
+        return [_record(row) for row in rows]
+
+    def take(self, run_key: str, now: float, lease: float) -> Claim:
+        with self._write() as db:
+            row = db.execute("SELECT * FROM runs WHERE run_key = ?", (run_key,)).fetchone()
+            if row is None:
+                raise KeyError(run_key)
+            return self._take_over(db, _record(row), now, lease, State.QUEUED)
+
+    def open_batch(self, run: NewRun, not_before: float, now: float) -> RunRecord:
+        with self._write() as db:
+            row = db.execute("SELECT * FROM runs WHERE run_key = ?", (run.run_key,)).fetchone()
+            if row is None:
+                self._insert(db, run, State.QUEUED, 0.0, now, not_before)
+                row = db.execute("SELECT * FROM runs WHERE run_key = ?", (run.run_key,)).fetchone()
+            return _record(row)
+
+    def add_member(self, run_key: str, member: str) -> None:
+        with self._write() as db:
+            db.execute("INSERT OR IGNORE INTO members (run_key, member) VALUES (?, ?)", (run_key, member))
+
+    def members(self, run_key: str) -> list[str]:
+        rows = self._read("SELECT member FROM members WHERE run_key = ? ORDER BY member", (run_key,))
+        return [row["member"] for row in rows]
+
+    def hold(self, scope: str, limit: int, holder: str, now: float) -> bool:
+        with self._write() as db:
+            if db.execute("SELECT 1 FROM places WHERE scope = ? AND holder = ?", (scope, holder)).fetchone():
+                return True
+            (held,) = db.execute("SELECT COUNT(*) FROM places WHERE scope = ?", (scope,)).fetchone()
+            if held >= limit:
+                return False
+            db.execute("INSERT INTO places (scope, holder, at) VALUES (?, ?, ?)", (scope, holder, now))
+            return True
+
+    def let_go(self, scope: str, holder: str) -> None:
+        with self._write() as db:
+            db.execute("DELETE FROM places WHERE scope = ? AND holder = ?", (scope, holder))
+
+    def flag(self, name: str) -> bool:
+        rows = self._read("SELECT value FROM flags WHERE name = ?", (name,))
+        return bool(rows and rows[0]["value"])
+
+    def set_flag(self, name: str, on: bool) -> None:
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO flags (name, value) VALUES (?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                (name, int(on)),
+            )
+
+    def raise_mark(self, key: str, value: int) -> int:
+        with self._write() as db:
+            (mark,) = db.execute(
+                "INSERT INTO marks (key, value) VALUES (?, ?)"
+                " ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value) RETURNING value",
+                (key, value),
+            ).fetchone()
+            return int(mark)
 
     def trail(self, identifier: str) -> list[DecisionRecord]:
         rows = self._read(

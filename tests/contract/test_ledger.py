@@ -9,7 +9,9 @@ import multiprocessing
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -159,3 +161,80 @@ def test_stale_claims_are_those_past_their_lease(ledger: Ledger) -> None:
     assert [r.run_key for r in ledger.stale_claims(now())] == [RUN.run_key]
     ledger.mark_submitted(RUN.run_key, 1, "r-1", now())
     assert ledger.stale_claims(now()) == []
+
+
+def test_a_queued_run_is_a_duplicate_until_taken_once(ledger: Ledger) -> None:
+    claim = ledger.claim(RUN, now(), LEASE)
+    assert not ledger.queue(RUN.run_key, claim.attempt + 1, "not the holder", now())
+    assert ledger.queue(RUN.run_key, claim.attempt, "max_active 2 reached", now())
+    record = ledger.get(RUN.run_key)
+    assert record is not None
+    assert (record.state, record.details) == (State.QUEUED, {"queued": "max_active 2 reached"})
+    assert ledger.claim(RUN, now(), LEASE).outcome is ClaimOutcome.DONE, "a redelivery is acknowledged"
+    assert [r.run_key for r in ledger.queued(now())] == [RUN.run_key]
+    taken = ledger.take(RUN.run_key, now(), LEASE)
+    assert (taken.outcome, taken.attempt) == (ClaimOutcome.WON, 2)
+    assert ledger.take(RUN.run_key, now(), LEASE).outcome is ClaimOutcome.BUSY
+    assert ledger.queued(now()) == []
+    assert ledger.mark_submitted(RUN.run_key, 2, "r-1", now())
+    assert ledger.take(RUN.run_key, now(), LEASE).outcome is ClaimOutcome.DONE
+
+
+def test_a_batch_opens_once_and_collects_its_members_as_a_set(ledger: Ledger) -> None:
+    first = ledger.open_batch(RUN, not_before=now() + 60, now=now())
+    again = ledger.open_batch(replace(RUN, params={"n": 2}), not_before=now() + 120, now=now())
+    assert (first.state, again.params, again.not_before) == (State.QUEUED, {"n": 1}, first.not_before)
+    for member in ("gs://b/2.csv", "gs://b/1.csv", "gs://b/2.csv"):
+        ledger.add_member(RUN.run_key, member)
+    assert ledger.members(RUN.run_key) == ["gs://b/1.csv", "gs://b/2.csv"]
+    assert ledger.members("another") == []
+    assert ledger.queued(now()) == [], "not before its window closes"
+    assert [r.run_key for r in ledger.queued(now() + 61)] == [RUN.run_key]
+
+
+def test_a_limit_of_n_places_is_never_held_n_plus_one_times(ledger: Ledger) -> None:
+    assert ledger.hold("active:r", 2, "a", now())
+    assert ledger.hold("active:r", 2, "a", now()), "holding twice is one place"
+    assert ledger.hold("active:r", 2, "b", now())
+    assert not ledger.hold("active:r", 2, "c", now())
+    assert ledger.hold("active:other", 2, "c", now()), "scopes are separate"
+    ledger.let_go("active:r", "a")
+    ledger.let_go("active:r", "nobody")
+    assert ledger.hold("active:r", 2, "c", now())
+    assert not ledger.hold("active:r", 2, "a", now())
+
+
+def test_places_under_a_race_from_many_processes(ledger_url: str, ledger: Ledger) -> None:
+    held = hold_race(ledger_url, 8, limit=3)
+    assert held.count(True) == 3
+
+
+def _hold(url: str, holder: str, limit: int, start: Any, results: Any) -> None:
+    start.wait()
+    results.put(ledger_from(url).hold("daily:2026-11-27", limit, holder, now()))
+
+
+def hold_race(url: str, processes: int, limit: int) -> list[bool]:
+    context = multiprocessing.get_context("spawn")
+    start, results = context.Event(), context.Queue()
+    workers = [
+        context.Process(target=_hold, args=(url, f"run-{n}", limit, start, results)) for n in range(processes)
+    ]
+    for worker in workers:
+        worker.start()
+    start.set()
+    for worker in workers:
+        worker.join(timeout=120)
+    return [results.get(timeout=5) for _ in workers]
+
+
+def test_flags_and_high_water_marks(ledger: Ledger) -> None:
+    assert not ledger.flag("paused")
+    ledger.set_flag("paused", True)
+    assert ledger.flag("paused")
+    ledger.set_flag("paused", False)
+    assert not ledger.flag("paused")
+    assert ledger.raise_mark("b/o", 5) == 5
+    assert ledger.raise_mark("b/o", 3) == 5, "an older generation does not lower the mark"
+    assert ledger.raise_mark("b/o", 7) == 7
+    assert ledger.raise_mark("b/other", 1) == 1

@@ -162,6 +162,23 @@ def test_rerun_starts_a_fresh_run_under_a_derived_key(tmp_path: Path) -> None:
     assert (missing.returncode, missing.stderr.strip()) == (1, "Error: no run 'no/such#key' in the ledger")
 
 
+def test_pause_holds_submissions_and_resume_starts_them(tmp_path: Path) -> None:
+    settings = Settings(routes=ROUTES, state_dir=tmp_path, landing_dir=tmp_path / "landing", auth="none")
+    services = bootstrap.build(settings)
+    services.ledger.get("create the ledger file")
+    assert json.loads(run("pause", "--json", env=env_for(tmp_path)).stdout) == {"paused": True}
+    for name in ("held-1.csv", "held-2.csv"):
+        headers, body = storage_event("some-bucket", f"folder/{name}")
+        answer = dispatch.handle(services, *parse_http(headers, body), body)
+        assert answer.body["decisions"][0]["reason"] == "submissions are paused"
+    queued = json.loads(run("runs", "--state", "QUEUED", "--json", env=env_for(tmp_path)).stdout)
+    assert len(queued) == 2
+    assert not (tmp_path / "runs").exists()
+    resumed = run("resume", "--json", env=env_for(tmp_path))
+    assert json.loads(resumed.stdout) == {"paused": False, "started": 2}, resumed.stderr
+    assert len(list((tmp_path / "runs").iterdir())) == 2
+
+
 def test_pipelines_push_uploads_each_version_once(tmp_path: Path) -> None:
     from tests.kfp_fake import FakeKfp
     from tests.support import serving

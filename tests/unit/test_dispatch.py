@@ -232,17 +232,20 @@ def test_reconcile_adopts_a_run_whose_claimant_died_and_nobody_redelivered(
     assert len(backend.submitted) == 1
 
 
-def test_reconcile_leaves_an_unsubmitted_stale_claim_to_the_redelivery(
+def test_reconcile_starts_a_stale_claim_that_never_submitted(
     services: Services, backend: RecordingBackend, clock: Clock
 ) -> None:
+    """Its claimant died before submitting: the reconciler queues and starts it (the event may
+    never be delivered again: a queued run's was acknowledged), and a redelivery is a duplicate."""
     from functions.ledger import NewRun
 
     services.ledger.claim(NewRun(KEY, "some-bucket-folder", "echo", "v", "local", {}, "e"), clock(), 120)
+    assert completion.reconcile(services) == 0, "the claim is live"
     clock.now += 121
-    assert completion.reconcile(services) == 0
-    assert deliver(services, *storage_event("some-bucket", "folder/a.csv")).status == 200, (
-        "the redelivery takes over"
-    )
+    assert completion.reconcile(services) == 1
+    assert [submission.run_key for submission in backend.submitted] == [KEY]
+    answer = deliver(services, *storage_event("some-bucket", "folder/a.csv"))
+    assert (answer.status, answer.body["decisions"][0]["outcome"]) == (200, "duplicate")
     assert len(backend.submitted) == 1
 
 

@@ -5,7 +5,8 @@ a named point, fail the backend (before or after it started the run), let runs e
 duplicate and out-of-order completion notices, fail a result publish, reconcile, let time pass.
 After every step the invariants of research/reliability.md hold:
 
-- I1 an acknowledged event is accounted for: its run is on the engine and in the ledger;
+- I1 an acknowledged event is accounted for: recorded at once (a run, or a queue entry), and once
+  faults stop and the reconciler has run, started on the engine;
 - I2 at most one run on the engine per run key;
 - I3 every published result of a run carries the same event id; a finished, published run has one;
 - I4 a terminal state never changes, even for a completer acting on what it read earlier.
@@ -163,13 +164,23 @@ class TriggerLoop(RuleBasedStateMachine):
         assert len(keys) == len(set(keys))
 
     @invariant()
-    def acknowledged_events_are_accounted_for(self) -> None:  # I1
+    def acknowledged_events_are_recorded(self) -> None:  # I1, at every step
+        for number in self.acked:
+            assert self.services.ledger.get(run_key(number)) is not None
+
+    @rule()
+    def everything_settles(self) -> None:  # I1: with no more faults, every acknowledged event runs
+        self.engine.fail_with = self.engine.succeed_but_raise = None
+        self.results.fail_next, self.crash_at = False, None
+        for _ in range(2):
+            self.now += LEASE + 1
+            completion.reconcile(self.services)
         started = {submission.run_key for submission in self.engine.submitted}
         for number in self.acked:
             record = self.services.ledger.get(run_key(number))
             assert record is not None
             assert run_key(number) in started or record.state is State.FAILED
-            assert record.state is not State.CLAIMED or record.run_id is not None
+            assert record.state in (State.SUBMITTED, State.FAILED) or record.state.terminal
 
     @invariant()
     def terminal_states_are_absorbing(self) -> None:  # I4

@@ -89,6 +89,65 @@ def test_a_pipeline_that_does_not_build_is_reported(tmp_path: Path) -> None:
         config.load(path, tmp_path / "packages")
 
 
+LIMITS = """
+limits: {daily_submissions: 0}
+pipelines:
+  train: {source: "pipelines.survey:survey_retrain"}
+routes:
+  - name: on-message
+    when: {pubsub: {topic: t}}
+    run: {pipeline: train}
+    limits: {coalesce: 10m, max_active: 0, rate: {runs: 2, per: "a while"}}
+  - name: per-object
+    when: {storage: {bucket: landing}}
+    run: {pipeline: train}
+    limits: {coalesce: 90s, max_age: 2d}
+"""
+
+
+def test_limits_are_validated_with_their_paths() -> None:
+    with pytest.raises(RoutesError) as caught:
+        load_routes(LIMITS)
+    for text in (
+        "limits.daily_submissions: Input should be greater than or equal to 1",
+        "routes[on-message].limits.max_active: Input should be greater than or equal to 1",
+        "routes[on-message].limits.rate.per: Input should be a valid number",
+        "routes[per-object].limits.coalesce: set run.run_key to the batch's key",
+    ):
+        assert any(problem.startswith(text) for problem in caught.value.problems), (
+            text,
+            caught.value.problems,
+        )
+    fixed = (
+        LIMITS.replace("max_active: 0", "max_active: 1").replace('"a while"', "1h").replace(": 0}", ": 9}")
+    )
+    with pytest.raises(RoutesError) as caught:
+        load_routes(fixed)
+    assert (
+        caught.value.problems[0]
+        == "routes[on-message].limits.coalesce: only storage routes can coalesce events"
+    )
+
+
+def test_durations_and_a_coalescing_pipeline_needs_batch_objects(tmp_path: Path) -> None:
+    text = LIMITS.replace("max_active: 0", "max_active: 1").replace('"a while"', "1h").replace(": 0}", ": 9}")
+    text = text.replace("coalesce: 10m, ", "").replace(
+        "run: {pipeline: train}\n    limits: {coalesce: 90s",
+        ("run: {pipeline: train, run_key: '{route}/{object.bucket}'}\n    limits: {coalesce: 90s"),
+    )
+    rules = {rule.name: rule for rule in load_routes(text).rules}
+    assert rules["on-message"].limits.rate is not None
+    assert rules["on-message"].limits.rate.per == 3600
+    assert (rules["per-object"].limits.coalesce, rules["per-object"].limits.max_age) == (90, 172800)
+    path = tmp_path / "routes.yaml"
+    path.write_text(text.replace("params: {}", ""))
+    with pytest.raises(RoutesError) as caught:
+        config.load(path, tmp_path / "packages")
+    assert "routes[per-object].limits.coalesce: pipeline 'train' needs a list parameter 'batch_objects'" in (
+        "\n".join(caught.value.problems)
+    )
+
+
 def test_invalid_yaml_names_the_line() -> None:
     with pytest.raises(RoutesError, match="not valid YAML at line 3"):
         load_routes("routes:\n  - [unclosed\n")

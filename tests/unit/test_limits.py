@@ -1,0 +1,226 @@
+"""Cost bounds from routes.yaml, enforced in the ledger: active runs, rate, daily cap, pause,
+coalescing windows, event age and the generation high-water mark."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import pytest
+
+from events.envelope import parse_http
+from events.router import Router
+from functions import completion, dispatch, limits
+from functions.bootstrap import Services
+from functions.config import LoadedRoutes, load
+from functions.ledger import State
+from pipelines.backend import RunState, Submission
+from tests.conftest import Clock
+from tests.fakes import RecordingBackend
+from tests.support import binary, completion_event, storage_event
+
+ROUTES = """
+version: 1
+limits: {daily_submissions: 60}
+pipelines:
+  echo: {source: tests.echo_pipeline:echo_pipeline}
+routes:
+  - name: two-at-a-time
+    when: {storage: {bucket: busy-bucket}}
+    run: {pipeline: echo}
+    limits: {max_active: 2}
+  - name: five-an-hour
+    when: {storage: {bucket: rated-bucket}}
+    run: {pipeline: echo}
+    limits: {rate: {runs: 5, per: 1h}}
+  - name: batched
+    when: {storage: {bucket: batch-bucket, object: "{batch}/{part}"}}
+    run: {pipeline: echo, run_key: "{route}/{batch}", params: {message: "{batch}"}}
+    limits: {coalesce: 10m}
+  - name: fresh-only
+    when: {storage: {bucket: fresh-bucket}}
+    run: {pipeline: echo}
+    limits: {max_age: 1h}
+"""
+
+
+@pytest.fixture(scope="module")
+def loaded(tmp_path_factory: pytest.TempPathFactory) -> LoadedRoutes:
+    folder = tmp_path_factory.mktemp("limits")
+    (folder / "routes.yaml").write_text(ROUTES)
+    return load(folder / "routes.yaml", folder / "packages")
+
+
+class ActiveCounting(RecordingBackend):
+    """Remembers how many runs were active when each one was submitted."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.active_at_submit: list[int] = []
+
+    def submit(self, submission: Submission) -> str:
+        self.active_at_submit.append(sum(not state.terminal for state in self.states.values()) + 1)
+        return super().submit(submission)
+
+
+@pytest.fixture
+def engine() -> ActiveCounting:
+    return ActiveCounting()
+
+
+@pytest.fixture
+def limited(services: Services, loaded: LoadedRoutes, engine: ActiveCounting) -> Services:
+    """The `services` fixture on the routes above."""
+    return replace(
+        services,
+        router=Router(loaded.rules),
+        catalog=loaded.catalog,
+        backends={"local": engine},
+        limits=loaded.config.limits,
+    )
+
+
+def deliver(services: Services, headers: dict[str, str], body: bytes) -> dispatch.Answer:
+    return dispatch.handle(services, *parse_http(headers, body), body)
+
+
+def end_every_running_run(services: Services, engine: RecordingBackend) -> None:
+    """The engine finishes its active runs; their completion notices arrive."""
+    for number, submission in enumerate(engine.submitted, start=1):
+        if engine.states[f"fake-{number}"] is RunState.RUNNING:
+            engine.states[f"fake-{number}"] = RunState.SUCCEEDED
+            headers, body = completion_event(submission.run_key, "SUCCEEDED", message_id=f"n-{number}")
+            assert completion.handle(services, *parse_http(headers, body), body).status == 200
+
+
+def test_max_active_two_holds_fifty_events_to_two_runs_at_a_time_and_runs_them_all(
+    limited: Services, engine: ActiveCounting
+) -> None:
+    answers = [
+        deliver(limited, *storage_event("busy-bucket", f"o-{n}.csv", event_id=f"e-{n}")) for n in range(50)
+    ]
+    assert all(answer.status == 200 for answer in answers), "queued events are acknowledged"
+    assert [a.body["decisions"][0]["outcome"] for a in answers].count("queued") == 48
+    assert len(engine.submitted) == 2
+    for _ in range(30):
+        end_every_running_run(limited, engine)
+    assert len(engine.submitted) == 50
+    assert max(engine.active_at_submit) == 2
+    assert {r.state for r in limited.ledger.runs(route="two-at-a-time")} == {State.SUCCEEDED}
+
+
+def test_a_rate_limit_queues_the_excess_until_the_next_window(
+    limited: Services, engine: ActiveCounting, clock: Clock
+) -> None:
+    for n in range(8):
+        deliver(limited, *storage_event("rated-bucket", f"o-{n}.csv", event_id=f"e-{n}"))
+    assert len(engine.submitted) == 5
+    assert completion.reconcile(limited) == 0, "still the same hour"
+    clock.now += 3600
+    assert completion.reconcile(limited) == 3
+    assert len(engine.submitted) == 8
+
+
+def test_the_daily_cap_counts_every_route_together(
+    limited: Services, engine: ActiveCounting, clock: Clock
+) -> None:
+    for n in range(50):
+        deliver(limited, *storage_event("fresh-bucket", f"o-{n}.csv", event_id=f"e-{n}"))
+    for n in range(20):
+        deliver(limited, *storage_event("busy-bucket", f"o-{n}.csv", event_id=f"b-{n}"))
+    assert len(engine.submitted) == 52, "50 + max_active 2"
+    for _ in range(10):
+        end_every_running_run(limited, engine)
+    assert len(engine.submitted) == 60
+    queued = limited.ledger.runs(state=State.QUEUED)
+    assert len(queued) == 10
+    assert "daily_submissions 60 reached" in {run.details["queued"] for run in queued}
+    clock.now += 86400
+    for _ in range(10):  # the reconciler (Cloud Scheduler) starts them the next day
+        completion.reconcile(limited)
+        end_every_running_run(limited, engine)
+    assert len(engine.submitted) == 70
+
+
+def test_paused_submissions_are_all_held_and_all_run_after_resume(
+    limited: Services, engine: ActiveCounting
+) -> None:
+    limited.ledger.set_flag(limits.PAUSED, True)
+    for n in range(20):
+        answer = deliver(limited, *storage_event("fresh-bucket", f"p-{n}.csv", event_id=f"e-{n}"))
+        assert answer.body["decisions"][0] == {
+            "route": "fresh-only",
+            "outcome": "queued",
+            "run_key": f"fresh-only/fresh-bucket/p-{n}.csv#1",
+            "reason": "submissions are paused",
+        }
+    assert engine.submitted == []
+    assert completion.reconcile(limited) == 0, "the reconciler does not start them either"
+    limited.ledger.set_flag(limits.PAUSED, False)
+    assert dispatch.start_queued(limited) == 20
+    assert len(engine.submitted) == 20
+
+
+def test_five_thousand_objects_in_one_window_are_one_run_listing_them_all(
+    limited: Services, engine: ActiveCounting, clock: Clock
+) -> None:
+    clock.now = 1_800_000_000.0  # 10-minute windows start at multiples of 600 s
+    for n in range(5000):
+        headers, body = storage_event("batch-bucket", f"b-7/part-{n:05}.csv", event_id=f"e-{n}")
+        answer = deliver(limited, headers, body)
+        assert answer.body["decisions"][0]["outcome"] == "queued"
+        clock.now += 0.1  # 500 s of arrivals, inside the window
+    deliver(limited, *storage_event("batch-bucket", "b-7/part-00042.csv", event_id="again"))  # a duplicate
+    assert engine.submitted == []
+    assert completion.reconcile(limited) == 0, "the window is still open"
+    clock.now += 150
+    assert completion.reconcile(limited) == 1
+    (run,) = engine.submitted
+    objects = run.params["batch_objects"]
+    assert isinstance(objects, list)
+    assert len(objects) == 5000
+    assert objects[0] == "gs://batch-bucket/b-7/part-00000.csv"
+    assert run.params["message"] == "b-7"
+    assert run.run_key == "batched/b-7@2027-01-15T08:00:00.000Z"
+
+
+def test_an_object_after_its_window_started_gets_a_batch_of_its_own(
+    limited: Services, engine: ActiveCounting, clock: Clock
+) -> None:
+    clock.now = 1_800_000_000.0
+    deliver(limited, *storage_event("batch-bucket", "b-1/a.csv", event_id="a"))
+    clock.now += 600
+    completion.reconcile(limited)
+    clock.now -= 1  # a late redelivery stamped inside the closed window
+    answer = deliver(limited, *storage_event("batch-bucket", "b-1/b.csv", event_id="b"))
+    assert answer.body["decisions"][0]["batch"].endswith("+batch-bucket/b-1/b.csv#1")
+    clock.now += 2
+    completion.reconcile(limited)
+    assert [s.params["batch_objects"] for s in engine.submitted] == [
+        ["gs://batch-bucket/b-1/a.csv"],
+        ["gs://batch-bucket/b-1/b.csv"],
+    ]
+
+
+def test_events_older_than_max_age_are_skipped_and_recorded(limited: Services, clock: Clock) -> None:
+    attributes = {
+        "specversion": "1.0",
+        "id": "old-1",
+        "type": "google.cloud.storage.object.v1.finalized",
+        "source": "//storage.googleapis.com/projects/_/buckets/fresh-bucket",
+        "time": datetime.fromtimestamp(clock.now - 7200, UTC).isoformat(),
+    }
+    headers, body = binary(attributes, {"bucket": "fresh-bucket", "name": "late.csv", "generation": "3"})
+    answer = deliver(limited, headers, body)
+    assert answer.body["decisions"][0]["outcome"] == "skipped"
+    assert answer.body["decisions"][0]["reason"] == "event is 7200 s old, older than max_age 3600 s"
+    (decision,) = limited.ledger.trail("old-1")
+    assert decision.reason.startswith("event is 7200 s old")
+
+
+def test_an_older_generation_after_a_newer_one_is_skipped(limited: Services, engine: ActiveCounting) -> None:
+    for generation, event_id in ((2, "g2"), (1, "g1"), (2, "g2-again")):
+        deliver(limited, *storage_event("fresh-bucket", "same.csv", generation=generation, event_id=event_id))
+    assert [s.run_key for s in engine.submitted] == ["fresh-only/fresh-bucket/same.csv#2"]
+    (skipped,) = limited.ledger.trail("g1")
+    assert skipped.reason == "generation 1 is older than generation 2, seen already"
