@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from functions.ledger import DecisionRecord, Outcome
+from functions.logs import fields, label
 from functions.results import quarantine_record
 
 if TYPE_CHECKING:
@@ -47,6 +48,7 @@ def quarantine(
 ) -> Answer:
     """Keep a permanently bad event with its reason, record the decision, and acknowledge it."""
     now = services.clock()
+    label(event_id=attributes.get("id", attributes.get("ce-id", "")))
     services.quarantine.publish(quarantine_record(reason, attributes, body, target=target, now=now))
     services.ledger.record(
         DecisionRecord(
@@ -58,5 +60,5 @@ def quarantine(
             reason=reason,
         )
     )
-    log.warning("%s quarantined an event: %r", target, reason)
+    log.warning("event quarantined", extra=fields(target=target, reason=reason))
     return Answer(200, {"outcome": Outcome.QUARANTINED, "reason": reason})

@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 
 from events.router import Router
 from events.routes import GlobalLimits
-from functions import config
+from functions import config, logs
 from functions.adapters import kfp_backend, ledger_from, sink_from, vertex_backend
 from functions.auth import Verifier
 from functions.ledger import Ledger
+from functions.logs import fields
 from functions.objects import GcsObjectStore, LocalObjectStore, ObjectStore
 from functions.settings import Settings
 from functions.sinks import Sink
@@ -47,7 +48,8 @@ class Services:
 def _echo_result(document: Mapping[str, object]) -> None:
     data = document.get("data")
     if isinstance(data, Mapping):
-        log.info("result %s %s metrics=%s", data.get("run_key"), data.get("state"), data.get("metrics"))
+        values = {name: data.get(name) for name in ("run_key", "state", "metrics")}
+        log.info("result published", extra=fields(**values))
 
 
 def build(settings: Settings) -> Services:
@@ -102,8 +104,9 @@ def services() -> Services:
 
 @functools.cache
 def _cached() -> Services:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    return build(Settings.from_env(os.environ))
+    settings = Settings.from_env(os.environ)
+    logs.configure(settings.log_format)
+    return build(settings)
 
 
 def reset() -> None:

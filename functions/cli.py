@@ -21,6 +21,7 @@ from typing import Any
 import click
 
 from events.errors import BadEvent, KfpTriggerError, RoutesError
+from functions import logs
 from functions.ledger import Ledger
 from functions.settings import Settings, SettingsError
 
@@ -220,8 +221,9 @@ def dev(routes: str | None, state_dir: str | None, landing_dir: str | None, host
         settings = replace(
             settings, auth="none"
         )  # a local server: say KFP_TRIGGER_AUTH=google-oidc to test auth
+    if "KFP_TRIGGER_LOG_FORMAT" not in os.environ:
+        settings = replace(settings, log_format="text")  # a terminal
     os.environ.update(settings.to_env())
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
         services = bootstrap.services()
     except (RoutesError, SettingsError) as exc:
@@ -269,7 +271,7 @@ def demo(routes: str | None, state_dir: str | None, landing_dir: str | None, tim
         landing_dir=Path(landing_dir) if landing_dir else Path(".kfp-trigger/demo/landing"),
         auth="none",
     )
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s %(message)s")
+    logs.configure("text", logging.WARNING)
     sys.exit(run_demo(settings, click.echo, timeout))
 
 

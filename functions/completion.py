@@ -21,6 +21,7 @@ from events.model import Message
 from functions import crashpoints, limits
 from functions.answer import Answer, quarantine
 from functions.ledger import DecisionRecord, Outcome, RunRecord, State
+from functions.logs import label
 from functions.objects import metrics_at
 from functions.results import result_event
 
@@ -67,6 +68,7 @@ def handle(services: Services, attributes: Mapping[str, str], data: object, body
         notice = decode_notice(attributes, data)
     except BadEvent as exc:
         return quarantine(services, exc.reason, attributes, body, "handle_completion")
+    label(run_key=notice.run_key)
     run = services.ledger.get(notice.run_key)
     if run is None:
         return quarantine(

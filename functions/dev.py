@@ -28,6 +28,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from events.decoders import MESSAGE_PUBLISHED, STORAGE_FINALIZED
 from events.pubsub import SCHEDULE_ATTRIBUTE
 from events.routes import Rule
+from functions.logs import fields
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -176,7 +177,7 @@ def watch_landing(landing: Path, events_url: str, stop: threading.Event) -> None
         retry = []
         for headers, data in pending:
             status = post(events_url, headers, data)
-            log.info("delivered %s → %s", headers["ce-subject"], status)
+            log.info("delivered", extra=fields(subject=headers["ce-subject"], status=status))
             if status >= 300:
                 retry.append((headers, data))
         pending = retry
@@ -205,7 +206,7 @@ def tick_schedules(
         now = clock()
         for rule in schedules:
             if upcoming[rule.name] <= now:
-                log.info("schedule %s fired", rule.index)
+                log.info("schedule fired", extra=fields(job=rule.index))
                 send(*tick_event(rule.index, now))
                 upcoming[rule.name] = next_slot(rule, now)
 

@@ -24,6 +24,7 @@ from functions.answer import STATUS, Answer, quarantine
 from functions.bootstrap import Services
 from functions.completion import publish_result
 from functions.ledger import ClaimOutcome, DecisionRecord, NewRun, Outcome, State
+from functions.logs import fields, label
 from functions.objects import NotReady, ready
 from functions.results import iso
 from pipelines.backend import CompiledPipeline, Submission
@@ -43,6 +44,7 @@ def handle(services: Services, attributes: Mapping[str, str], data: object, body
         return Answer(200, {"outcome": Outcome.IGNORED, "reason": decoded.reason})
 
     event = decoded
+    label(event_id=event.envelope.id)
     routing = services.router.route(event)
     if not routing.routed:
         reason = f"no route listens to {event.kind} {event.index!r}"
@@ -205,9 +207,9 @@ def start_claimed(
     crashpoints.reached(crashpoints.AFTER_SUBMIT)
     if not ledger.mark_submitted(run.run_key, attempt, run_id, services.clock()):
         # Our lease ran out mid-submit and another delivery took over: it adopts this run by key.
-        log.warning("claim on %r was taken over while submitting %r", run.run_key, run_id)
+        log.warning("claim taken over while submitting", extra=fields(run_key=run.run_key, run_id=run_id))
     record(Outcome.RUN, f"submitted as {run_id}")
-    log.info("run submitted: %r as %r", run.run_key, run_id)
+    log.info("run submitted", extra=fields(route=run.route, run_key=run.run_key, run_id=run_id))
     crashpoints.reached(crashpoints.AFTER_RECORD)
     return Outcome.RUN, {"run_id": run_id}
 

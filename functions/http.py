@@ -18,6 +18,8 @@ import flask
 from events.envelope import EnvelopeError, parse_http
 from events.errors import TransientError
 from functions.answer import Answer
+from functions.logs import fields, trace_of
+from functions.logs import request as request_context
 
 if TYPE_CHECKING:
     from functions.bootstrap import Services
@@ -55,7 +57,7 @@ def serve(request: flask.Request, service: Service, target: str) -> flask.Respon
         try:
             attributes, data = parse_http(headers, body)
         except EnvelopeError as exc:
-            log.warning("%s rejected a request: %s", target, exc.message)
+            log.warning("request rejected", extra=fields(status=exc.status, reason=exc.message))
             return Answer(exc.status, {"error": exc.message})
         return service(services, attributes, data, body)
 
@@ -64,25 +66,32 @@ def serve(request: flask.Request, service: Service, target: str) -> flask.Respon
 
 def guarded(request: flask.Request, target: str, work: Callable[[Services], Answer]) -> flask.Response:
     """Method, authentication and error mapping shared by every target."""
-    from functions.auth import AuthError
-    from functions.bootstrap import services as current
 
     if request.method != "POST":
         return reply(405, {"error": "only POST is accepted"}, {"Allow": "POST"})
+    trace = trace_of(request.headers.get("traceparent"), request.headers.get("X-Cloud-Trace-Context"))
+    with request_context(target, trace):
+        return _answered(request, work)
+
+
+def _answered(request: flask.Request, work: Callable[[Services], Answer]) -> flask.Response:
+    from functions.auth import AuthError
+    from functions.bootstrap import services as current
+
     try:
         services = current()
         if services.verifier is not None:
             services.verifier.verify(request.headers.get("Authorization", ""))
         answer = work(services)
     except AuthError as exc:
-        log.warning("%s refused a caller: %s", target, exc.reason)
+        log.warning("caller refused", extra=fields(status=exc.status, reason=exc.reason))
         challenge = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
         return reply(exc.status, {"error": exc.reason}, challenge)
     except TransientError as exc:
-        log.warning("%s asks for a retry after a transient failure: %s", target, exc)
+        log.warning("transient failure: asking for a retry", extra=fields(error=str(exc)))
         return reply(503, {"error": "temporarily unavailable; retry"}, {"Retry-After": RETRY_AFTER_SECONDS})
     except Exception:
-        log.exception("unexpected failure in %s", target)
+        log.exception("unexpected failure")
         return reply(500, {"error": "internal error"})
     retry = {"Retry-After": RETRY_AFTER_SECONDS} if answer.status in (429, 503) else {}
     return reply(answer.status, answer.body, retry)

@@ -15,6 +15,7 @@ import threading
 from typing import Any
 
 from events.decoders import MESSAGE_PUBLISHED
+from functions.logs import fields
 
 log = logging.getLogger("kfp_trigger.relay")
 
@@ -77,7 +78,7 @@ def relay(topic: str, subscription: str, url: str, stop: threading.Event) -> Non
                 if status < 300:
                     subscriber.acknowledge(subscription=subscription, ack_ids=[received.ack_id])
                 else:
-                    log.info("relay: %s answered %s; Pub/Sub will redeliver", url, status)
+                    log.info("not acknowledged; Pub/Sub will redeliver", extra=fields(url=url, status=status))
                     subscriber.modify_ack_deadline(
                         subscription=subscription, ack_ids=[received.ack_id], ack_deadline_seconds=1
                     )

@@ -59,6 +59,7 @@ class Settings:
     claim_lease_seconds: float = 120.0
     reconcile_grace_seconds: float = 60.0  # runs younger than this are left to their notice
     paused: bool = False  # hold every submission in the queue (as `kfp-trigger pause` does)
+    log_format: str = "json"  # json: Cloud Logging's structured lines; text: for a terminal
 
     @property
     def ledger_url(self) -> str:
@@ -122,6 +123,7 @@ class Settings:
                 env, "RECONCILE_GRACE_SECONDS", defaults.reconcile_grace_seconds, zero=True
             ),
             paused=_choice(env, "PAUSED", ("false", "true")) == "true",
+            log_format=_choice(env, "LOG_FORMAT", ("json", "text")),
         )
 
     def check_serving(self) -> None:
@@ -169,6 +171,7 @@ class Settings:
             "CLAIM_LEASE_SECONDS": str(self.claim_lease_seconds),
             "RECONCILE_GRACE_SECONDS": str(self.reconcile_grace_seconds),
             "PAUSED": "true" if self.paused else "",
+            "LOG_FORMAT": self.log_format,
         }
         return {f"{PREFIX}{name}": value for name, value in values.items() if value}
 

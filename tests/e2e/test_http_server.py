@@ -13,7 +13,18 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.support import Case, binary, cases, encodings, env_for, free_port, functions_framework, server
+from functions import logs
+from tests.support import (
+    Case,
+    binary,
+    cases,
+    encodings,
+    env_for,
+    free_port,
+    functions_framework,
+    server,
+    structured,
+)
 
 CASES = cases()
 CAP = 64 * 1024
@@ -119,3 +130,41 @@ def test_only_post(url: str) -> None:
     response = requests.get(url, timeout=10)
     assert response.status_code == 405
     assert response.headers["allow"] == "POST"
+
+
+FORGING = "\n2026-11-27T00:00:00Z ERROR kfp_trigger forged\r\x1b[2J\x1b[31mred"
+
+
+@pytest.mark.parametrize(
+    ("bucket", "name"),
+    [("sample-bucket", "folder/x.csv"), ("nobody-listens", "x.csv"), ("sample-bucket", f"x{FORGING}")],
+    ids=["run", "quarantined", "forged-name"],
+)
+def test_logs_are_one_json_entry_per_line_whatever_the_event_says(
+    url: str, state: Path, bucket: str, name: str
+) -> None:
+    """A log-forging event id (structured mode lets it hold CR/LF and escapes), object name and
+    bearer token: the server's lines stay Cloud Logging JSON, untrusted values are cleaned
+    fields or labels, and neither the token nor the payload is written."""
+    log = state / "server.log"
+    before = log.stat().st_size
+    event_id = f"forge-{bucket}-{len(name)}{FORGING}"
+    attributes = {**STORAGE, "id": event_id, "source": STORAGE["source"].replace("some-bucket", bucket)}
+    data = {"bucket": bucket, "name": name, "generation": "4", "payload": "PAYLOAD-7"}
+    headers, body = structured(attributes, data)
+    trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+    headers |= {"Authorization": SECRET, "traceparent": f"00-{trace}-00f067aa0ba902b7-01"}
+    assert requests.post(url, data=body, headers=headers, timeout=30).status_code == 200
+    with open(log, "rb") as handle:
+        handle.seek(before)
+        written = handle.read().decode()
+    assert written, "the request was logged"
+    assert not {"\x1b", "\r"} & set(written)
+    assert "eyJhbGciOiJSUzI1NiJ9" not in written
+    assert "PAYLOAD-7" not in written
+    entries = [json.loads(line) for line in written.splitlines()]  # every line is one JSON entry
+    for entry in entries:
+        assert entry["logging.googleapis.com/trace"].endswith(trace)  # projects/P/traces/T with a project
+        assert entry["logging.googleapis.com/labels"]["target"] == "handle_event"
+        assert entry["logging.googleapis.com/labels"]["event_id"] == logs.clean(event_id)
+        assert "forged" not in entry["message"]
