@@ -64,7 +64,7 @@ def _data(raw: bytes | str) -> object:
     try:
         return jv.loads(raw)
     except ValueError as exc:
-        return NotJson(f"the body is {exc}")
+        return NotJson(f"the body is not strict JSON: {exc}")
 
 
 def parse_http(headers: Mapping[str, str], body: bytes) -> tuple[dict[str, str], object]:
@@ -90,7 +90,7 @@ def parse_http(headers: Mapping[str, str], body: bytes) -> tuple[dict[str, str],
     try:
         document = jv.loads(body)
     except ValueError as exc:
-        raise EnvelopeError(f"the body is {exc}") from exc
+        raise EnvelopeError(f"the body is not strict JSON: {exc}") from exc
     if not isinstance(document, dict):
         raise EnvelopeError("the body is not a CloudEvent (a JSON object was expected)")
     if "specversion" in document:

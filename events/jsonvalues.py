@@ -1,7 +1,8 @@
 """Strict readers for untrusted JSON: typed field access with errors that name the field.
 
 `loads` rejects what the standard parser lets through and what attackers use: duplicate keys,
-NaN/Infinity, invalid UTF-8, and nesting deep enough to exhaust the stack.
+NaN/Infinity and numbers out of float range, invalid UTF-8, lone surrogates, and nesting deep
+enough to exhaust the stack.
 """
 
 from __future__ import annotations
@@ -9,11 +10,13 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 from events.errors import BadEvent
+from events.model import NotJson
 
 MAX_DEPTH = 64
 
@@ -31,19 +34,31 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
-def _depth(value: object) -> int:
+def _finite(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(f"{text[:20]} is out of range")
+    return number
+
+
+def _check(value: object) -> None:
+    """Depth at most MAX_DEPTH, and every string (keys too) valid Unicode: the parser lets a
+    lone surrogate escape such as "\\ud800" through, and it would fail later, on encoding."""
     stack: list[tuple[object, int]] = [(value, 1)]
-    deepest = 0
     while stack:
         item, level = stack.pop()
-        deepest = max(deepest, level)
-        if deepest > MAX_DEPTH:
-            break
+        if level > MAX_DEPTH:
+            raise ValueError(f"nested deeper than {MAX_DEPTH} levels")
         if isinstance(item, dict):
+            stack.extend((key, level) for key in item)
             stack.extend((child, level + 1) for child in item.values())
         elif isinstance(item, list):
             stack.extend((child, level + 1) for child in item)
-    return deepest
+        elif isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise ValueError("a string holds a lone surrogate (not valid Unicode)") from exc
 
 
 def loads(raw: bytes | str) -> Any:
@@ -54,19 +69,22 @@ def loads(raw: bytes | str) -> Any:
     """
     try:
         text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
-        value = json.loads(text, object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant)
+        value = json.loads(
+            text, object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant, parse_float=_finite
+        )
     except UnicodeDecodeError as exc:
         raise ValueError("not valid UTF-8") from exc
     except RecursionError as exc:
         raise ValueError(f"nested deeper than {MAX_DEPTH} levels") from exc
     except json.JSONDecodeError as exc:
         raise ValueError(f"not JSON ({exc.msg} at position {exc.pos})") from exc
-    if _depth(value) > MAX_DEPTH:
-        raise ValueError(f"nested deeper than {MAX_DEPTH} levels")
+    _check(value)
     return value
 
 
 def as_object(value: object, where: str) -> Mapping[str, Any]:
+    if isinstance(value, NotJson):
+        raise BadEvent(value.reason)
     if not isinstance(value, dict):
         raise BadEvent(f"{where} must be a JSON object, got {type(value).__name__}")
     return value

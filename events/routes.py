@@ -44,6 +44,19 @@ _M = TypeVar("_M", bound=BaseModel)
 ScalarValue = StrictBool | StrictInt | StrictFloat | str
 
 
+UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def seconds(value: object) -> object:
+    """A duration: a number of seconds, or a string like `90s`, `10m`, `2h`, `1d`."""
+    if isinstance(value, str) and (match := re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd])\s*", value)):
+        return float(match[1]) * UNITS[match[2]]
+    return value
+
+
+Duration = Annotated[float, BeforeValidator(seconds), Field(gt=0)]
+
+
 class Batch(_Model):
     manifest: bool = Field(
         False,
@@ -62,6 +75,17 @@ class StorageWhen(_Model):
     batch: Batch = Batch()
 
 
+class Signature(_Model):
+    """The producer signs each message: attributes `timestamp` (Unix seconds) and `signature`,
+    `v1=` + hex HMAC-SHA256 over `<timestamp>.` + the message data, with a shared secret."""
+
+    secret: str = Field(
+        pattern=r"^[A-Z_][A-Z0-9_]*$",
+        description="the environment variable that holds the shared secret (mount it from Secret Manager)",
+    )
+    max_skew: Duration = Field(300.0, description="refuse messages signed further from now than this")
+
+
 class PubsubWhen(_Model):
     """A message on `topic` (short name or projects/P/topics/T) meeting every condition."""
 
@@ -72,6 +96,7 @@ class PubsubWhen(_Model):
     data: dict[str, ScalarValue | tuple[ScalarValue, ...]] = Field(
         default_factory=dict, description="JSON field path → required value (or any of a list)"
     )
+    signature: Signature | None = Field(None, description="require a valid producer signature")
 
 
 class BigQueryWhen(_Model):
@@ -112,19 +137,6 @@ class Run(_Model):
     params: dict[str, StrictBool | StrictInt | StrictFloat | str | FromSpec] = Field(default_factory=dict)
     run_key: str | None = None
     enabled: bool = True
-
-
-UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def seconds(value: object) -> object:
-    """A duration: a number of seconds, or a string like `90s`, `10m`, `2h`, `1d`."""
-    if isinstance(value, str) and (match := re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd])\s*", value)):
-        return float(match[1]) * UNITS[match[2]]
-    return value
-
-
-Duration = Annotated[float, BeforeValidator(seconds), Field(gt=0)]
 
 
 class Rate(_Model):
@@ -224,6 +236,7 @@ class Rule:
     timezone: str = "UTC"
     param_types: Mapping[str, str] = field(default_factory=dict)
     limits: RouteLimits = field(default_factory=RouteLimits)
+    signature: Signature | None = None  # pubsub: the producer's signature to check
 
 
 @dataclass(frozen=True, slots=True)
@@ -346,6 +359,7 @@ def _compile(model: RouteModel, where: str, problems: list[str]) -> Rule | None:
             "topic": topic,
             "attributes": {k: _tuple(v) for k, v in when.pubsub.attributes.items()},
             "data": {k: _tuple(v) for k, v in when.pubsub.data.items()},
+            "signature": when.pubsub.signature,
         }
     elif when.bigquery is not None:
         pattern = _pattern(when.bigquery.table, ".", f"{where}.when.bigquery.table", problems)

@@ -22,7 +22,7 @@ from functions.auth import Verifier
 from functions.ledger import Ledger
 from functions.logs import fields
 from functions.objects import GcsObjectStore, LocalObjectStore, ObjectStore
-from functions.settings import Settings
+from functions.settings import Settings, SettingsError
 from functions.sinks import Sink
 from pipelines.backend import Backend, CompiledPipeline
 from pipelines.local import LocalBackend
@@ -61,6 +61,11 @@ def build(settings: Settings) -> Services:
     """
     settings.check_serving()
     loaded = config.load(settings.routes, settings.packages_dir)
+    for rule in loaded.rules:
+        if rule.signature is not None and not os.environ.get(rule.signature.secret):
+            raise SettingsError(
+                f"{rule.signature.secret} is not set: route {rule.name!r} checks signatures with it"
+            )
     local = LocalBackend(
         settings.runs_dir,
         completion_url=settings.completion_url,

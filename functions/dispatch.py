@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from functools import partial
 
+from events import signatures
 from events.decoders import decode
 from events.errors import BadEvent, PermanentError, TransientError
-from events.model import Ignored, ObjectFinalized, TriggerEvent
-from events.router import RunRequest
+from events.model import Ignored, Message, ObjectFinalized, TriggerEvent
+from events.router import Routing, RunRequest
 from functions import crashpoints, limits
 from functions.answer import STATUS, Answer, quarantine
 from functions.bootstrap import Services
@@ -50,6 +52,9 @@ def handle(services: Services, attributes: Mapping[str, str], data: object, body
         reason = f"no route listens to {event.kind} {event.index!r}"
         return quarantine(services, reason, attributes, body, "handle_event")
 
+    if isinstance(event, Message) and (unsigned := _signature_problem(services, event, routing)):
+        log.warning("signature check failed", extra=fields(reason=unsigned, topic=event.topic))
+        return quarantine(services, f"signature: {unsigned}", attributes, body, "handle_event")
     stale = _older_generation(services, event) if routing.requests else None
     outcomes: list[dict[str, object]] = []
     worst = 200
@@ -73,6 +78,17 @@ def handle(services: Services, attributes: Mapping[str, str], data: object, body
             )
             outcomes.append({"route": decision.route, "outcome": Outcome.SKIPPED, "reason": reason})
     return Answer(worst, {"event": event.key, "decisions": outcomes})
+
+
+def _signature_problem(services: Services, event: Message, routing: Routing) -> str | None:
+    """The first signature problem among the routes that would run this message."""
+    for request in routing.requests:
+        signature = services.router.by_name[request.route].signature
+        if signature is not None:
+            secret = os.environ.get(signature.secret, "")
+            if found := signatures.problem(event, signature, secret, services.clock()):
+                return found
+    return None
 
 
 def _older_generation(services: Services, event: TriggerEvent) -> str | None:

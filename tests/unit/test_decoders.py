@@ -54,7 +54,7 @@ def test_storage_int64_as_string_or_number(generation: object) -> None:
         ({"bucket": "b", "name": "x", "generation": True}, "data.generation"),
         ({"bucket": "b", "name": "a\nb", "generation": "1"}, "object name"),
         ({"bucket": "b", "name": "x" * 1025, "generation": "1"}, "object name"),
-        (NotJson("the body is not JSON"), "JSON object"),
+        (NotJson("the body is not JSON (Expecting value)"), "^the body is not JSON \\(Expecting value\\)$"),
         ([1, 2], "JSON object"),
     ],
 )
