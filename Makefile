@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench clean
+.PHONY: demo test lint typecheck unit bench fuzz clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ test: lint typecheck
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# The coverage-guided engine (atheris) is optional: the fuzzer runs hypothesis alone without it.
+fuzz: $(STAMP)
+	$(BIN)/python -m pip install --quiet atheris || echo "atheris did not install: hypothesis only"
+	$(BIN)/python -m bench.fuzz --seconds $(or $(SECONDS_PER_ENGINE),60)
 
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit -q

@@ -25,8 +25,8 @@ def decode_audit_entry(envelope: Envelope, data: object) -> TableWritten | Ignor
     service = payload.get("serviceName")
     if service != BIGQUERY:
         return Ignored(envelope, f"audit entry from {_short(service)}, not BigQuery")
-    status = payload.get("status") or {}
-    if isinstance(status, dict) and status.get("code"):
+    status = _obj(payload.get("status"))
+    if status.get("code"):
         return Ignored(envelope, "the BigQuery request failed")
 
     where = f"{jv.text(entry, 'logName', 'data')}#{jv.text(entry, 'insertId', 'data')}"
@@ -48,14 +48,14 @@ def _legacy(envelope: Envelope, service_data: Mapping[str, Any], where: str) -> 
     if completed.get("eventName") == "extract_job_completed":
         return Ignored(envelope, "extract jobs write to Cloud Storage, not to a table")
     job = jv.as_object(completed.get("job"), "jobCompletedEvent.job")
-    status = job.get("jobStatus") or {}
+    status = _obj(job.get("jobStatus"))
     if status.get("state") != "DONE" or status.get("error"):
         return Ignored(envelope, "the BigQuery job did not complete successfully")
-    config = job.get("jobConfiguration") or {}
+    config = _obj(job.get("jobConfiguration"))
     for kind in LEGACY_CONFIGS:
-        table = (config.get(kind) or {}).get("destinationTable")
+        table = _obj(config.get(kind)).get("destinationTable")
         if isinstance(table, dict):
-            name = job.get("jobName") or {}
+            name = _obj(job.get("jobName"))
             job_name = (
                 f"projects/{name.get('projectId')}/jobs/{name.get('jobId')}" if name.get("jobId") else None
             )
@@ -73,14 +73,14 @@ def _job_change(
 ) -> TableWritten | Ignored:
     if change.get("after") != "DONE":
         return Ignored(envelope, f"BigQuery job state {_short(change.get('after'))}, not DONE")
-    job = change.get("job") or {}
-    if (job.get("jobStatus") or {}).get("errorResult"):
+    job = _obj(change.get("job"))
+    if _obj(job.get("jobStatus")).get("errorResult"):
         return Ignored(envelope, "the BigQuery job did not complete successfully")
-    config = job.get("jobConfig") or {}
+    config = _obj(job.get("jobConfig"))
     if config.get("type") == "EXTRACT":
         return Ignored(envelope, "extract jobs write to Cloud Storage, not to a table")
     for kind in NEW_CONFIGS:
-        destination = (config.get(kind) or {}).get("destinationTable")
+        destination = _obj(config.get(kind)).get("destinationTable")
         if isinstance(destination, str):
             return _written(envelope, _table_path(destination), job.get("jobName"), where)
     return Ignored(envelope, "the BigQuery job has no destination table")
@@ -94,6 +94,11 @@ def _table_data_change(
 
 _NEW_FORMAT: Mapping[str, Callable[[Envelope, Mapping[str, Any], str, str], TableWritten | Ignored]]
 _NEW_FORMAT = {"jobChange": _job_change, "tableDataChange": _table_data_change}
+
+
+def _obj(value: object) -> Mapping[str, Any]:
+    """An optional nested object: absent, null or of another type reads as empty."""
+    return value if isinstance(value, dict) else {}
 
 
 def _table_path(path: str) -> tuple[object, object, object]:

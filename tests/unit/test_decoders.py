@@ -117,3 +117,23 @@ def test_unknown_type_is_a_bad_event() -> None:
 def test_oversized_attributes_are_refused(attribute: str) -> None:
     with pytest.raises(BadEvent, match="longer than"):
         decode({**STORAGE, attribute: "x" * 65536}, {})
+
+
+@pytest.mark.parametrize("wrong", [[], "text", 7, None])
+def test_an_audit_entry_with_wrong_types_inside_is_ignored_not_a_crash(wrong: object) -> None:
+    """Found by bench/fuzz.py: a list where the job configuration's object belongs."""
+    from tests.support import cases
+
+    (case,) = [case for case in cases() if case.file == "audit/bigquery-jobchange-done.json"]
+    attributes, data = case.cloudevent()
+    assert isinstance(data, dict)
+    change = data["protoPayload"]["metadata"]["jobChange"]
+    for path in (("job", "jobConfig", "load"), ("job", "jobConfig"), ("job", "jobStatus"), ("job",)):
+        broken = json.loads(json.dumps(data))
+        node = broken["protoPayload"]["metadata"]["jobChange"]
+        for key in path[:-1]:
+            node = node[key]
+        node[path[-1]] = wrong
+        decoded = decode(attributes, broken)
+        assert decoded is not None
+    assert change["after"] == "DONE"
