@@ -21,7 +21,7 @@ from events.model import Message
 from functions import crashpoints, limits
 from functions.answer import Answer, quarantine
 from functions.ledger import DecisionRecord, Outcome, RunRecord, State
-from functions.logs import label
+from functions.logs import fields, label
 from functions.objects import metrics_at
 from functions.results import result_event
 
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from functions.bootstrap import Services
 
 log = logging.getLogger("kfp_trigger.completion")
+STALE_CLAIM_MESSAGE = "claim past its lease"  # a Cloud Monitoring alert counts these lines
 
 # Every engine's word for an ended run. KFP's exit handler says COMPLETE (the MLMD execution
 # state); Vertex says CANCELLED; KFP runs say CANCELED.
@@ -175,6 +176,7 @@ def reconcile(services: Services) -> int:
     done = 0
     for claim in services.ledger.stale_claims(services.clock()):
         # Its holder died (or gave up after a transient failure).
+        log.warning(STALE_CLAIM_MESSAGE, extra=fields(run_key=claim.run_key, attempt=claim.attempt))
         run_id = services.backends[claim.backend].find(claim.run_key)
         if run_id is not None:
             adopt(services, claim, run_id, "from a claim whose holder died")
