@@ -54,7 +54,13 @@ def seconds(value: object) -> object:
     return value
 
 
-Duration = Annotated[float, BeforeValidator(seconds), Field(gt=0)]
+Duration = Annotated[
+    float,
+    BeforeValidator(
+        seconds, json_schema_input_type=float | Annotated[str, Field(pattern=r"^\d+(\.\d+)?[smhd]$")]
+    ),
+    Field(gt=0),
+]
 
 
 class Batch(_Model):
@@ -68,11 +74,11 @@ class Batch(_Model):
 class StorageWhen(_Model):
     """An object finalized in `bucket` whose name matches `object`."""
 
-    bucket: Annotated[str, Field(min_length=3, max_length=222)]
+    bucket: Annotated[str, Field(min_length=3, max_length=222, description="the bucket's name (exact)")]
     object: str = Field("**", description="name pattern: {capture}, *, **")
     content_types: tuple[str, ...] = Field((), description="accept only these content types")
     min_size: int = Field(0, ge=0, description="skip smaller objects (bytes)")
-    batch: Batch = Batch()
+    batch: Batch = Field(default_factory=Batch, description="the object is a batch manifest")
 
 
 class Signature(_Model):
@@ -89,7 +95,9 @@ class Signature(_Model):
 class PubsubWhen(_Model):
     """A message on `topic` (short name or projects/P/topics/T) meeting every condition."""
 
-    topic: Annotated[str, Field(min_length=1)]
+    topic: Annotated[
+        str, Field(min_length=1, description="a short name, or projects/P/topics/T to pin the project")
+    ]
     attributes: dict[str, str | tuple[str, ...]] = Field(
         default_factory=dict, description="attribute → required value (or any of a list)"
     )
@@ -102,41 +110,48 @@ class PubsubWhen(_Model):
 class BigQueryWhen(_Model):
     """A successful BigQuery job wrote to a table matching `table` (project.dataset.table)."""
 
-    table: Annotated[str, Field(min_length=5)]
+    table: Annotated[str, Field(min_length=5, description="project.dataset.table; each part a pattern")]
 
 
 class ScheduleWhen(_Model):
     """Cloud Scheduler job `job` fired; its slot is found by rounding down to `cron`."""
 
-    job: Annotated[str, Field(min_length=1, max_length=500)]
-    cron: Annotated[str, Field(min_length=9)]
-    timezone: str = "UTC"
+    job: Annotated[str, Field(min_length=1, max_length=500, description="the Cloud Scheduler job's name")]
+    cron: Annotated[str, Field(min_length=9, description="the job's schedule (unix cron)")]
+    timezone: str = Field("UTC", description="the time zone the cron is read in (IANA name)")
 
 
 class When(_Model):
-    storage: StorageWhen | None = None
-    pubsub: PubsubWhen | None = None
-    bigquery: BigQueryWhen | None = None
-    schedule: ScheduleWhen | None = None
+    storage: StorageWhen | None = Field(None, description="a Cloud Storage object was finalized")
+    pubsub: PubsubWhen | None = Field(None, description="a message was published (not by Cloud Scheduler)")
+    bigquery: BigQueryWhen | None = Field(None, description="a BigQuery job wrote a table")
+    schedule: ScheduleWhen | None = Field(None, description="a Cloud Scheduler job fired")
 
 
 class FromSpec(_Model):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-    from_: str = Field(alias="from", min_length=1)
-    default: ScalarValue | None = None
+    from_: str = Field(alias="from", min_length=1, description="the event field whose value to pass")
+    default: ScalarValue | None = Field(None, description="the value when the field is absent")
 
 
 class Run(_Model):
-    pipeline: str
+    pipeline: str = Field(description="a name under pipelines:")
     version: Annotated[str, Field(pattern=r"^(current|[0-9a-f]{12,64})$")] = Field(
         "current", description="current: the catalog's version at load; or a content hash (≥ 12 hex) to pin"
     )
     backend: Literal["local", "kfp", "vertex"] | None = Field(
         None, description="override the pipeline's backend"
     )
-    params: dict[str, StrictBool | StrictInt | StrictFloat | str | FromSpec] = Field(default_factory=dict)
-    run_key: str | None = None
-    enabled: bool = True
+    params: dict[str, StrictBool | StrictInt | StrictFloat | str | FromSpec] = Field(
+        default_factory=dict,
+        description="pipeline parameter → literal, template with {fields}, or {from: field}",
+    )
+    run_key: str | None = Field(
+        None,
+        description="template of the idempotency key; default {route}/{event.key}, "
+        "and {route}/{schedule.job}@{schedule.slot} for schedules",
+    )
+    enabled: bool = Field(True, description="false: matching events are recorded as skipped")
 
 
 class Rate(_Model):
@@ -168,11 +183,11 @@ class GlobalLimits(_Model):
 
 
 class RouteModel(_Model):
-    name: Annotated[str, Field(pattern=NAME)]
-    description: str = ""
-    when: When
-    run: Run
-    limits: RouteLimits = Field(default_factory=RouteLimits)
+    name: Annotated[str, Field(pattern=NAME, description="unique; lower-case letters, digits, dashes")]
+    description: str = Field("", description="for people")
+    when: When = Field(description="exactly one of storage, pubsub, bigquery, schedule")
+    run: Run = Field(description="what to start")
+    limits: RouteLimits = Field(default_factory=RouteLimits, description="what the route may spend")
 
 
 class PipelineModel(_Model):
@@ -187,18 +202,39 @@ class PipelineModel(_Model):
         description="local: kfp.local on this machine; kfp: the cluster at KFP_TRIGGER_KFP_HOST; "
         "vertex: Vertex AI Pipelines in KFP_TRIGGER_VERTEX_PROJECT",
     )
-    pipeline_root: str | None = None
-    params: dict[str, ScalarValue] = Field(default_factory=dict)
+    pipeline_root: str | None = Field(
+        None, description="gs://… for cluster backends (default: the backend's)"
+    )
+    params: dict[str, ScalarValue] = Field(default_factory=dict, description="defaults for every route")
     notify: bool = Field(
         False, description="wrap in an exit handler that publishes the completion notice to Pub/Sub"
     )
 
 
 class RoutesFileModel(_Model):
-    version: Literal[1] = 1
+    version: Literal[1] = Field(1, description="the file format's version")
     limits: Any = None  # GlobalLimits, validated on its own so that its errors do not hide others
     pipelines: dict[str, Any] = Field(default_factory=dict)
     routes: list[Any] = Field(default_factory=list)
+
+
+class RoutesDocument(RoutesFileModel):
+    """routes.yaml as a whole, for the JSON Schema (`kfp-trigger routes schema`); the loader
+    validates pipelines and routes one by one, to report every problem with its place."""
+
+    limits: GlobalLimits = Field(
+        default_factory=GlobalLimits, description="what all routes together may spend"
+    )
+    pipelines: dict[str, PipelineModel] = Field(default_factory=dict, description="name → pipeline")
+    routes: list[RouteModel] = Field(default_factory=list, description="which events start which pipeline")
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of routes.yaml (for editors, and for the generated reference)."""
+    schema = RoutesDocument.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "kfp-trigger routes.yaml"
+    return schema
 
 
 @dataclass(frozen=True, slots=True)

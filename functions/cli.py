@@ -128,6 +128,27 @@ def routes_check(path: str | None, as_json: bool) -> None:
         click.echo(f"  pipeline {name}: {version}")
 
 
+@routes.command("schema")
+def routes_schema() -> None:
+    """Print the JSON Schema of routes.yaml, for editors.
+
+    \b
+    With the YAML language server (VS Code, Neovim, …), start routes.yaml with:
+      # yaml-language-server: $schema=deploy/routes.schema.json
+    """
+    from events.routes import json_schema
+
+    click.echo(json.dumps(json_schema(), indent=2, ensure_ascii=False))
+
+
+@routes.command("reference")
+def routes_reference() -> None:
+    """Print the routes.yaml reference (Markdown), generated from the schema."""
+    from functions.reference import render
+
+    click.echo(render(), nl=False)
+
+
 @main.command()
 @click.argument("event_file", type=click.Path(exists=True, dir_okay=False))
 @settings_options

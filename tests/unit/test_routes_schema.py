@@ -1,0 +1,55 @@
+"""The routes.yaml JSON Schema and the reference generated from it: committed copies are
+current, and what the loader accepts the schema accepts (and the other way round for the
+obvious mistakes)."""
+
+from __future__ import annotations
+
+import json
+
+import jsonschema
+import pytest
+import yaml
+
+from events.routes import json_schema
+from functions.reference import render
+from tests.support import DATA, ROOT
+
+SCHEMA = ROOT / "deploy" / "routes.schema.json"
+REFERENCE = ROOT / "docs" / "routes-reference.md"
+
+
+def test_the_committed_schema_and_reference_are_current() -> None:
+    assert json.loads(SCHEMA.read_text()) == json_schema(), (
+        "kfp-trigger routes schema > deploy/routes.schema.json"
+    )
+    assert REFERENCE.read_text() == render(), "kfp-trigger routes reference > docs/routes-reference.md"
+
+
+@pytest.mark.parametrize(
+    "path", [ROOT / "deploy" / "routes.example.yaml", DATA / "routes.yaml"], ids=lambda p: p.name
+)
+def test_files_the_loader_accepts_validate_against_the_schema(path) -> None:
+    jsonschema.validate(yaml.safe_load(path.read_text()), json_schema())
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        {"routes": [{"name": "Bad_Name", "when": {"pubsub": {"topic": "t"}}, "run": {"pipeline": "p"}}]},
+        {"routes": [{"name": "x", "when": {"pubsub": {"topic": "t"}}, "run": {"pipeline": "p", "oops": 1}}]},
+        {"routes": [{"name": "x", "when": {}, "run": {"pipeline": "p"}}], "limits": {"daily_submissions": 0}},
+        {
+            "routes": [
+                {
+                    "name": "x",
+                    "when": {"storage": {"bucket": "b1b"}},
+                    "run": {"pipeline": "p"},
+                    "limits": {"coalesce": "soon"},
+                }
+            ]
+        },
+    ],
+)
+def test_mistakes_an_editor_should_flag(broken: dict[str, object]) -> None:
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(broken, json_schema())
