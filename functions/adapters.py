@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from functions.ledger import Ledger
 from functions.settings import Settings, SettingsError
-from functions.sinks import Echo, JsonlSink, Sink
+from functions.sinks import JsonlSink, Sink
 
 if TYPE_CHECKING:
     from pipelines.kfp_backend import KfpBackend
@@ -42,26 +42,26 @@ def _firestore(url: str) -> Ledger:
     return FirestoreLedger(project=parts.netloc, collection=parts.path.strip("/"))
 
 
-def _jsonl(url: str, echo: Echo | None) -> Sink:
-    return JsonlSink(path_of(url), echo=echo)
+def _jsonl(url: str) -> Sink:
+    return JsonlSink(path_of(url))
 
 
-def _pubsub(url: str, echo: Echo | None) -> Sink:
+def _pubsub(url: str) -> Sink:
     from functions.pubsub_sink import PubsubSink
 
-    return PubsubSink(topic=url.removeprefix("pubsub://"), echo=echo)
+    return PubsubSink(topic=url.removeprefix("pubsub://"))
 
 
 LEDGERS: Mapping[str, Callable[[str], Ledger]] = {"sqlite": _sqlite, "firestore": _firestore}
-SINKS: Mapping[str, Callable[[str, Echo | None], Sink]] = {"jsonl": _jsonl, "pubsub": _pubsub}
+SINKS: Mapping[str, Callable[[str], Sink]] = {"jsonl": _jsonl, "pubsub": _pubsub}
 
 
 def ledger_from(url: str) -> Ledger:
     return LEDGERS[urlsplit(url).scheme](url)
 
 
-def sink_from(url: str, echo: Echo | None = None) -> Sink:
-    return SINKS[urlsplit(url).scheme](url, echo)
+def sink_from(url: str) -> Sink:
+    return SINKS[urlsplit(url).scheme](url)
 
 
 def kfp_backend(settings: Settings) -> KfpBackend:

@@ -20,7 +20,6 @@ from functions import config, logs
 from functions.adapters import kfp_backend, ledger_from, sink_from, vertex_backend
 from functions.auth import Verifier
 from functions.ledger import Ledger
-from functions.logs import fields
 from functions.objects import GcsObjectStore, LocalObjectStore, ObjectStore
 from functions.settings import Settings, SettingsError
 from functions.sinks import Sink
@@ -43,13 +42,6 @@ class Services:
     verifier: Verifier | None = None  # None: no authentication (KFP_TRIGGER_AUTH=none)
     clock: Callable[[], float] = field(default=time.time)
     limits: GlobalLimits = field(default_factory=GlobalLimits)  # routes.yaml's top-level limits
-
-
-def _echo_result(document: Mapping[str, object]) -> None:
-    data = document.get("data")
-    if isinstance(data, Mapping):
-        values = {name: data.get(name) for name in ("run_key", "state", "metrics")}
-        log.info("result published", extra=fields(**values))
 
 
 def build(settings: Settings) -> Services:
@@ -86,7 +78,7 @@ def build(settings: Settings) -> Services:
         catalog=loaded.catalog,
         ledger=ledger_from(settings.ledger_url),
         backends=backends,
-        results=sink_from(settings.results_url, echo=_echo_result),
+        results=sink_from(settings.results_url),
         quarantine=sink_from(settings.quarantine_url),
         objects=objects,
         verifier=(

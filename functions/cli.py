@@ -12,6 +12,7 @@ import os
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import asdict, replace
 from functools import partial
@@ -33,6 +34,7 @@ Quick start:
   kfp-trigger simulate event.json --json    which routes would fire, touching nothing
   kfp-trigger dev                           serve both targets, watch ./landing, tick schedules
   kfp-trigger runs --state FAILED --json    runs recorded in the ledger
+  kfp-trigger status                        runs by route and state, queue, quarantine, claims
   kfp-trigger explain EVENT_ID|RUN_KEY      every decision for one event or run
   kfp-trigger reconcile                     finish runs whose completion notice was lost
   kfp-trigger rerun RUN_KEY                 run it again on purpose (a new run key)
@@ -349,6 +351,62 @@ def rerun(
         click.echo(f"started {new_key} as {detail['run_id']}")
     if outcome is not Outcome.RUN:
         raise click.ClickException(f"{new_key}: {outcome}: {detail.get('reason', detail)}")
+
+
+@main.command()
+@settings_options
+@click.option(
+    "--json", "as_json", is_flag=True, help="print {paused, runs, queued, quarantined, oldest_open_claim}"
+)
+def status(routes: str | None, state_dir: str | None, landing_dir: str | None, as_json: bool) -> None:
+    """How the service stands: runs by route and state, the queue, quarantined events, the
+    oldest open claim (a claim past its lease means a delivery died mid-way; `reconcile`
+    resolves it), and whether submissions are paused."""
+    from functions.ledger import Outcome, State
+    from functions.limits import PAUSED
+    from functions.results import iso
+
+    settings = _settings(routes, state_dir, landing_dir)
+    ledger = _ledger(settings)
+    summary = ledger.summary()
+    by_route: dict[str, dict[str, int]] = {}
+    for (route, state), count in sorted(summary.items()):
+        by_route.setdefault(route, {})[state.value] = count
+    claims = ledger.runs(state=State.CLAIMED)
+    oldest = min(claims, key=lambda run: run.created_at, default=None)
+    now = time.time()
+    report: dict[str, object] = {
+        "paused": settings.paused or ledger.flag(PAUSED),
+        "runs": by_route,
+        "queued": sum(count for (_, state), count in summary.items() if state is State.QUEUED),
+        "quarantined": ledger.count_decisions(Outcome.QUARANTINED),
+        "oldest_open_claim": None
+        if oldest is None
+        else {
+            "run_key": oldest.run_key,
+            "route": oldest.route,
+            "since": iso(oldest.created_at),
+            "age_seconds": round(now - oldest.created_at, 1),
+            "past_lease": oldest.lease_until <= now,
+        },
+    }
+    if as_json:
+        _emit(report)
+        return
+    click.echo(f"submissions: {'PAUSED (kfp-trigger resume)' if report['paused'] else 'running'}")
+    states = [state.value for state in State]
+    width = max([len("route"), *(len(route) for route in by_route)])
+    click.echo(f"{'route':<{width}}  " + " ".join(f"{state:>9}" for state in states))
+    for route, counts in by_route.items():
+        click.echo(f"{route:<{width}}  " + " ".join(f"{counts.get(state, 0):>9}" for state in states))
+    if not by_route:
+        click.echo("(no runs yet)")
+    click.echo(f"queued: {report['queued']}   quarantined events: {report['quarantined']}")
+    if oldest is None:
+        click.echo("open claims: none")
+    else:
+        late = " PAST ITS LEASE: run `kfp-trigger reconcile`" if oldest.lease_until <= now else ""
+        click.echo(f"oldest open claim: {oldest.run_key} ({now - oldest.created_at:.0f} s){late}")
 
 
 @main.command()

@@ -71,6 +71,8 @@ def handle(services: Services, attributes: Mapping[str, str], data: object, body
         return quarantine(services, exc.reason, attributes, body, "handle_completion")
     label(run_key=notice.run_key)
     run = services.ledger.get(notice.run_key)
+    if run is not None:
+        label(event_id=run.event_id)  # the event that started it: one filter shows the whole story
     if run is None:
         return quarantine(
             services, "completion notice for an unknown run key", attributes, body, "handle_completion"
@@ -140,8 +142,13 @@ def publish_result(services: Services, run_key: str) -> bool:
     record = services.ledger.begin_publish(run_key, services.clock(), lease)
     if record is None:
         return False
-    services.results.publish(result_event(record))
+    event = result_event(record)
+    services.results.publish(event)
     crashpoints.reached(crashpoints.AFTER_PUBLISH)
+    data = event["data"]
+    assert isinstance(data, Mapping)
+    summary = {"state": data.get("state"), "metrics": data.get("metrics"), "result_id": event["id"]}
+    log.info("result published", extra=fields(run_key=run_key, **summary))
     services.ledger.mark_published(run_key, services.clock())
     return True
 

@@ -345,3 +345,4 @@ def _record(
     services.ledger.record(
         DecisionRecord(services.clock(), event_id, event_key, event_type, outcome, route, reason, run_key)
     )
+    log.info("decision recorded", extra=fields(outcome=outcome, route=route, run_key=run_key, reason=reason))

@@ -330,6 +330,20 @@ class FirestoreLedger:
             for d in ordered
         ]
 
+    def summary(self) -> dict[tuple[str, State], int]:
+        counts: dict[tuple[str, State], int] = {}
+        with _mapped():
+            for snapshot in self._runs.select(["route", "state"]).stream():
+                document = snapshot.to_dict() or {}
+                key = (str(document.get("route", "")), State(document["state"]))
+                counts[key] = counts.get(key, 0) + 1
+        return counts
+
+    def count_decisions(self, outcome: Outcome) -> int:
+        query: Any = self._decisions.where(filter=self._firestore.FieldFilter("outcome", "==", outcome.value))
+        with _mapped():
+            return int(query.count().get()[0][0].value)
+
 
 def _decide(record: RunRecord, server_now: float) -> Claim | None:
     """DONE or BUSY for an existing run, or None when its claim has expired (take it over)."""

@@ -194,3 +194,11 @@ class Ledger(Protocol):
     def trail(self, identifier: str) -> list[DecisionRecord]:
         """Every decision for an event id, event key or run key, oldest first."""
         ...
+
+    def summary(self) -> dict[tuple[str, State], int]:
+        """How many runs each route has in each state."""
+        ...
+
+    def count_decisions(self, outcome: Outcome) -> int:
+        """How many decisions had this outcome (e.g. how many events were quarantined)."""
+        ...

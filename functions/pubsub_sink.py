@@ -16,7 +16,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from events.errors import TransientError
-from functions.sinks import Echo
 
 MAX_ATTRIBUTE_VALUE = 1024
 PUBLISH_TIMEOUT_SECONDS = 60.0
@@ -54,10 +53,9 @@ def _capped(attributes: dict[str, str]) -> dict[str, str]:
 
 
 class PubsubSink:
-    def __init__(self, topic: str, echo: Echo | None = None) -> None:
+    def __init__(self, topic: str) -> None:
         """`topic` is `projects/P/topics/T`. Honours PUBSUB_EMULATOR_HOST like every Google client."""
         self.topic = topic
-        self.echo = echo
         self._publisher: Any = None
 
     def _client(self) -> Any:
@@ -81,5 +79,3 @@ class PubsubSink:
             if ordering_key:
                 publisher.resume_publish(self.topic, ordering_key)  # a failed key is paused until resumed
             raise TransientError(f"publishing to {self.topic} failed: {type(exc).__name__}") from exc
-        if self.echo is not None:
-            self.echo(document)

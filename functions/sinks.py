@@ -2,18 +2,16 @@
 `PubsubSink` (functions/pubsub_sink.py).
 
 A JSONL sink appends one JSON document per line, under an exclusive file lock so lines from
-concurrent processes never interleave, and can echo a one-line summary to the console.
+concurrent processes never interleave.
 """
 
 from __future__ import annotations
 
 import fcntl
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Protocol
-
-Echo = Callable[[Mapping[str, object]], None]
 
 
 class Sink(Protocol):
@@ -23,9 +21,8 @@ class Sink(Protocol):
 
 
 class JsonlSink:
-    def __init__(self, path: Path, echo: Echo | None = None) -> None:
+    def __init__(self, path: Path) -> None:
         self.path = path
-        self.echo = echo
 
     def publish(self, document: Mapping[str, object]) -> None:
         line = json.dumps(document, sort_keys=True, separators=(",", ":")) + "\n"
@@ -34,8 +31,6 @@ class JsonlSink:
             fcntl.flock(out, fcntl.LOCK_EX)
             out.write(line)
             out.flush()
-        if self.echo is not None:
-            self.echo(document)
 
     def read(self) -> list[dict[str, object]]:
         if not self.path.exists():

@@ -338,6 +338,14 @@ class SqliteLedger:
         )
         return [_decision(row) for row in rows]
 
+    def summary(self) -> dict[tuple[str, State], int]:
+        rows = self._read("SELECT route, state, COUNT(*) AS n FROM runs GROUP BY route, state")
+        return {(row["route"], State(row["state"])): row["n"] for row in rows}
+
+    def count_decisions(self, outcome: Outcome) -> int:
+        (row,) = self._read("SELECT COUNT(*) AS n FROM decisions WHERE outcome = ?", (outcome,))
+        return int(row["n"])
+
 
 def _decision(row: sqlite3.Row) -> DecisionRecord:
     values = {key: row[key] for key in row.keys() if key != "id"}  # noqa: SIM118 - a Row iterates values

@@ -238,3 +238,63 @@ def test_flags_and_high_water_marks(ledger: Ledger) -> None:
     assert ledger.raise_mark("b/o", 3) == 5, "an older generation does not lower the mark"
     assert ledger.raise_mark("b/o", 7) == 7
     assert ledger.raise_mark("b/other", 1) == 1
+
+
+def test_summary_and_decision_counts(ledger: Ledger) -> None:
+    ledger.claim(RUN, now(), LEASE)
+    other = NewRun("route/other#1", "route", "pipeline", "v1", "local", {}, "event-2")
+    ledger.claim(other, now(), LEASE)
+    ledger.mark_submitted(other.run_key, 1, "r-2", now())
+    elsewhere = NewRun("else/x#1", "else", "pipeline", "v1", "local", {}, "event-3")
+    ledger.queue(elsewhere.run_key, ledger.claim(elsewhere, now(), LEASE).attempt, "paused", now())
+    assert ledger.summary() == {
+        ("route", State.CLAIMED): 1,
+        ("route", State.SUBMITTED): 1,
+        ("else", State.QUEUED): 1,
+    }
+    for event_id in ("q-1", "q-2"):
+        ledger.record(DecisionRecord(now(), event_id, "", "t", Outcome.QUARANTINED, reason="bad"))
+    ledger.record(DecisionRecord(now(), "s-1", "", "t", Outcome.SKIPPED, reason="no match"))
+    assert ledger.count_decisions(Outcome.QUARANTINED) == 2
+    assert ledger.count_decisions(Outcome.FAILED) == 0
+
+
+def test_status_and_explain_read_this_ledger_through_the_cli(
+    ledger_url: str, ledger: Ledger, tmp_path: Path
+) -> None:
+    """`kfp-trigger status` and `explain` on either ledger, as an operator runs them."""
+    import json
+    import os
+    import subprocess
+
+    from tests.support import ROOT, kfp_trigger
+
+    ledger.claim(RUN, now() - 10, LEASE)
+    ledger.record(
+        DecisionRecord(now(), "event-1", "b/o#1", "t", Outcome.RUN, "route", "submitted as r-1", RUN.run_key)
+    )
+    ledger.record(DecisionRecord(now(), "bad-1", "", "t", Outcome.QUARANTINED, reason="not JSON"))
+    ledger.set_flag("paused", True)
+    time.sleep(LEASE + 0.2)  # the claim's holder is gone: its lease runs out (on the server's clock)
+    env = {**os.environ, "KFP_TRIGGER_LEDGER": ledger_url, "KFP_TRIGGER_STATE_DIR": str(tmp_path)}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            kfp_trigger(*args), capture_output=True, text=True, env=env, cwd=ROOT, timeout=120
+        )
+
+    status = run("status", "--json")
+    assert status.returncode == 0, status.stderr
+    report = json.loads(status.stdout)
+    assert report["paused"] is True
+    assert report["runs"] == {"route": {"CLAIMED": 1}}
+    assert (report["queued"], report["quarantined"]) == (0, 1)
+    assert report["oldest_open_claim"]["run_key"] == RUN.run_key
+    assert report["oldest_open_claim"]["past_lease"] is True
+    text = run("status").stdout
+    assert "PAUSED" in text
+    assert "PAST ITS LEASE" in text
+    explained = run("explain", "event-1")
+    assert explained.returncode == 0, explained.stderr
+    assert "submitted as r-1" in explained.stdout
+    assert f"run {RUN.run_key}: CLAIMED" in explained.stdout
