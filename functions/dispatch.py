@@ -225,7 +225,6 @@ def start_claimed(
         # Our lease ran out mid-submit and another delivery took over: it adopts this run by key.
         log.warning("claim taken over while submitting", extra=fields(run_key=run.run_key, run_id=run_id))
     record(Outcome.RUN, f"submitted as {run_id}")
-    log.info("run submitted", extra=fields(route=run.route, run_key=run.run_key, run_id=run_id))
     crashpoints.reached(crashpoints.AFTER_RECORD)
     return Outcome.RUN, {"run_id": run_id}
 

@@ -5,7 +5,7 @@ On Cloud Functions (2nd gen) and Cloud Run, a JSON object per line on stderr bec
 request's trace, `logging.googleapis.com/labels` become entry labels, every other key lands in
 `jsonPayload`. So:
 
-- messages are constant text: `log.info("run submitted", extra=fields(run_key=key))`; every value
+- messages are constant text: `log.info("decision recorded", extra=fields(run_key=key))`; every value
   that came from outside (object names, attributes, reasons) travels as a field;
 - every string is cleaned: ANSI escape sequences and control characters (CR, LF, ESC, …) are
   replaced by their escaped form and long values are cut, so a value cannot forge a second line

@@ -1,0 +1,264 @@
+"""What a new instance pays, what each event costs over HTTP, and a burst: each figure beside its
+baseline, measured in the same run.
+
+1. Cold start: `import main` in a fresh interpreter, against `import functions_framework` alone
+   and against Google's documented pattern (a function that imports the aiplatform SDK to
+   submit). REPEATS fresh interpreters each; medians with the spread.
+2. Per event over HTTP: `handle_event` (decode, route, claim on SQLite, a recording backend)
+   against a no-op CloudEvent function, each served by functions-framework exactly as Cloud
+   Functions runs it, the same client (CLIENTS keep-alive connections) sending the same finalize
+   events: requests/s, p50 and p99 latency; REPEATS rounds each, medians.
+3. Burst: BURST finalize events with 30% duplicates through the `handle_event` server: time,
+   runs created, duplicate runs.
+4. Memory: the serving processes' peak RSS (VmHWM) after the burst.
+
+Linux only (it reads /proc). `python -m bench.serving`, or `make bench` for every benchmark.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+REPEATS = 5
+REQUESTS = 2_000
+CLIENTS = 4
+BURST = 10_000
+DUPLICATES = 0.3
+ROUTES = ROOT / "tests" / "data" / "routes.yaml"
+
+
+def spread(values: list[float], scale: float = 1.0, digits: int = 0) -> str:
+    median, low, high = statistics.median(values), min(values), max(values)
+    return f"{median * scale:,.{digits}f} ({low * scale:,.{digits}f}-{high * scale:,.{digits}f})"
+
+
+# ---- 1. cold start ------------------------------------------------------------------------------
+
+
+def import_seconds(statement: str) -> float:
+    code = f"import time; t = time.perf_counter(); {statement}; print(time.perf_counter() - t)"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env, check=True
+    )
+    return float(done.stdout.strip().splitlines()[-1])
+
+
+def cold_start() -> dict[str, list[float]]:
+    statements = {
+        "import functions_framework": "import functions_framework",
+        "import main (kfp-trigger)": "import main",
+        "functions_framework + aiplatform SDK": (
+            "import functions_framework; from google.cloud import aiplatform"
+        ),
+    }
+    samples: dict[str, list[float]] = {name: [] for name in statements}
+    for _ in range(REPEATS):  # interleaved, so a busy moment hurts every variant alike
+        for name, statement in statements.items():
+            samples[name].append(import_seconds(statement))
+    return samples
+
+
+# ---- 2-4. over HTTP -----------------------------------------------------------------------------
+
+
+def finalize(number: int) -> tuple[dict[str, str], bytes]:
+    headers = {
+        "ce-id": f"bench-{number}",
+        "ce-source": "//storage.googleapis.com/projects/_/buckets/some-bucket",
+        "ce-type": "google.cloud.storage.object.v1.finalized",
+        "ce-specversion": "1.0",
+        "content-type": "application/json",
+    }
+    body = {"bucket": "some-bucket", "name": f"folder/part-{number}.csv", "generation": "1", "size": "100"}
+    return headers, json.dumps(body).encode()
+
+
+@contextmanager
+def serving(target: str, state: Path) -> Iterator[tuple[str, int]]:
+    """functions-framework serving one target of bench/serving_app.py; yields (url, pid)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    runs = state / "runs.txt"
+    runs.touch()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("KFP_TRIGGER_")},
+        "PYTHONPATH": str(ROOT),
+        "KFP_TRIGGER_ROUTES": str(ROUTES),
+        "KFP_TRIGGER_STATE_DIR": str(state),
+        "KFP_TRIGGER_AUTH": "none",
+        "KFP_TRIGGER_LOG_FORMAT": "json",
+        "BENCH_RUNS_FILE": str(runs),
+    }
+    command = [str(Path(sys.executable).parent / "functions-framework"), "--source", "bench/serving_app.py"]
+    command += ["--target", target, "--port", str(port)]
+    with open(state / f"{target}.log", "wb") as log:
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                requests.get(url, timeout=1)
+                break
+            except requests.ConnectionError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise RuntimeError((state / f"{target}.log").read_text()[-2000:]) from None
+                time.sleep(0.2)
+        yield url, process.pid
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def load(url: str, events: list[tuple[dict[str, str], bytes]]) -> tuple[float, list[float], list[int]]:
+    """Send every event once over CLIENTS keep-alive connections: (seconds, latencies, statuses)."""
+    latencies: list[float] = []
+    statuses: list[int] = []
+    lock = threading.Lock()
+    shares = [events[n::CLIENTS] for n in range(CLIENTS)]
+
+    def client(share: list[tuple[dict[str, str], bytes]]) -> None:
+        mine, codes = [], []
+        with requests.Session() as session:
+            for headers, body in share:
+                started = time.perf_counter()
+                codes.append(session.post(url, data=body, headers=headers, timeout=60).status_code)
+                mine.append(time.perf_counter() - started)
+        with lock:
+            latencies.extend(mine)
+            statuses.extend(codes)
+
+    threads = [threading.Thread(target=client, args=(share,)) for share in shares]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return time.perf_counter() - started, latencies, statuses
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+def peak_rss_mb(pid: int) -> float:
+    """The largest VmHWM among the process and its children (gunicorn's master and worker)."""
+    pids = [pid]
+    for status in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = status.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            pids.append(int(status.parent.name))
+    peaks = []
+    for each in pids:
+        for line in Path(f"/proc/{each}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                peaks.append(int(line.split()[1]) / 1024)
+    return max(peaks)
+
+
+def per_event() -> dict[str, dict[str, list[float]]]:
+    results: dict[str, dict[str, list[float]]] = {}
+    for target in ("noop", "handle_event"):
+        figures: dict[str, list[float]] = {"rps": [], "p50": [], "p99": []}
+        for round_ in range(REPEATS):
+            with tempfile.TemporaryDirectory() as scratch, serving(target, Path(scratch)) as (url, _):
+                load(url, [finalize(-n - 1) for n in range(200)])  # warm up
+                events = [finalize(round_ * REQUESTS + n) for n in range(REQUESTS)]
+                seconds, latencies, statuses = load(url, events)
+                assert set(statuses) == {200}, f"{target}: {sorted(set(statuses))}"
+                figures["rps"].append(len(events) / seconds)
+                figures["p50"].append(percentile(latencies, 0.5))
+                figures["p99"].append(percentile(latencies, 0.99))
+        results[target] = figures
+    return results
+
+
+def burst() -> dict[str, float]:
+    unique = int(BURST * (1 - DUPLICATES))
+    events = [finalize(n % unique) for n in range(BURST)]
+    with tempfile.TemporaryDirectory() as scratch, serving("handle_event", Path(scratch)) as (url, pid):
+        seconds, _, statuses = load(url, events)
+        runs = (Path(scratch) / "runs.txt").read_text().splitlines()
+        rss = peak_rss_mb(pid)
+    return {
+        "seconds": seconds,
+        "answered_2xx": sum(status < 300 for status in statuses),
+        "expected_runs": unique,
+        "runs": len(runs),
+        "duplicate_runs": len(runs) - len(set(runs)),
+        "peak_rss_mb": rss,
+    }
+
+
+def verdict(passed: bool) -> str:
+    return "pass" if passed else "MISS"
+
+
+def main() -> None:
+    print(
+        f"\nServing (bench/serving.py): {platform.machine()}, {os.cpu_count()} CPUs, "
+        f"Python {platform.python_version()}\n"
+    )
+    cold = cold_start()
+    base, ours, sdk = (statistics.median(values) for values in cold.values())
+    print("| cold import, fresh interpreter | ms | x vs functions_framework |")
+    print("|---|---|---|")
+    for (name, values), median in zip(cold.items(), (base, ours, sdk), strict=True):
+        print(f"| {name} | {spread(values, 1000)} | {median / base:.2f} |")
+    print(
+        f"\ntarget: import main ≤ 1.3x import functions_framework → {ours / base:.2f}x "
+        f"{verdict(ours <= 1.3 * base)}\n"
+    )
+
+    http = per_event()
+    noop, real = http["noop"], http["handle_event"]
+    print(f"| over HTTP ({CLIENTS} clients, {REQUESTS:,} finalize events) | requests/s | p50 ms | p99 ms |")
+    print("|---|---|---|---|")
+    for name, figures in (
+        ("no-op CloudEvent function", noop),
+        ("handle_event (decode, route, claim, record)", real),
+    ):
+        row = f"| {name} | {spread(figures['rps'])} | {spread(figures['p50'], 1000, 1)} "
+        print(row + f"| {spread(figures['p99'], 1000, 1)} |")
+    cost = statistics.median(noop["rps"]) / statistics.median(real["rps"])
+    print(f"\ntarget: per-event cost ≤ 1.5x the no-op → {cost:.2f}x {verdict(cost <= 1.5)}\n")
+
+    outcome = burst()
+    print(f"| burst: {BURST:,} finalize events, {DUPLICATES:.0%} duplicates | value | target |")
+    print("|---|---|---|")
+    print(f"| time | {outcome['seconds']:.1f} s ({BURST / outcome['seconds']:,.0f} events/s) | |")
+    print(f"| answered 2xx | {outcome['answered_2xx']:,} | all |")
+    exact = outcome["runs"] == outcome["expected_runs"]
+    print(
+        f"| runs created | {outcome['runs']:,} of {outcome['expected_runs']:,} expected "
+        f"| exact: {verdict(exact)} |"
+    )
+    print(f"| duplicate runs | {outcome['duplicate_runs']} | 0: {verdict(outcome['duplicate_runs'] == 0)} |")
+    rss = outcome["peak_rss_mb"]
+    print(f"| peak RSS of the serving process | {rss:.0f} MB | < 128 MB: {verdict(rss < 128)} |")
+
+
+if __name__ == "__main__":
+    main()

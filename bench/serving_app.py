@@ -1,0 +1,58 @@
+"""The two targets bench/serving.py serves with functions-framework, side by side.
+
+- `handle_event`: kfp-trigger's own target, configured from the environment like the deployed
+  function (SQLite ledger, JSONL sinks), except that the backend records instead of starting
+  runs: every submission's run key is appended to BENCH_RUNS_FILE, so the benchmark counts the
+  runs created and any duplicates.
+- `noop`: a CloudEvent function that does nothing, the baseline: what functions-framework costs.
+
+    functions-framework --source bench/serving_app.py --target handle_event
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from dataclasses import replace
+
+import functions_framework
+from cloudevents.http import CloudEvent
+
+from functions import bootstrap
+from main import handle_event  # noqa: F401 - served by functions-framework
+from pipelines.backend import RunState, RunStatus, Submission
+
+
+class FileRecordingBackend:
+    """Starts nothing; appends each submitted run key to a file (one line per run created)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def submit(self, submission: Submission) -> str:
+        with open(self.path, "a", encoding="utf-8") as out:
+            fcntl.flock(out, fcntl.LOCK_EX)
+            out.write(submission.run_key.replace("\n", " ") + "\n")
+        return f"bench-{submission.run_key}"
+
+    def find(self, run_key: str) -> str | None:
+        with open(self.path, encoding="utf-8") as runs:
+            return f"bench-{run_key}" if run_key + "\n" in runs.readlines() else None
+
+    def status(self, run_id: str) -> RunStatus:
+        return RunStatus(run_id, RunState.RUNNING)
+
+    def cancel(self, run_id: str) -> None:
+        return None
+
+
+if os.environ.get("BENCH_RUNS_FILE"):
+    _services = replace(
+        bootstrap.services(), backends={"local": FileRecordingBackend(os.environ["BENCH_RUNS_FILE"])}
+    )
+    bootstrap.services = lambda: _services
+
+
+@functions_framework.cloud_event
+def noop(event: CloudEvent) -> None:
+    return None
