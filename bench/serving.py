@@ -17,7 +17,6 @@ Linux only (it reads /proc). `python -m bench.serving`, or `make bench` for ever
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import statistics
@@ -31,6 +30,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import requests
+
+from tests.support import storage_event
 
 ROOT = Path(__file__).resolve().parent.parent
 REPEATS = 5
@@ -77,15 +78,7 @@ def cold_start() -> dict[str, list[float]]:
 
 
 def finalize(number: int) -> tuple[dict[str, str], bytes]:
-    headers = {
-        "ce-id": f"bench-{number}",
-        "ce-source": "//storage.googleapis.com/projects/_/buckets/some-bucket",
-        "ce-type": "google.cloud.storage.object.v1.finalized",
-        "ce-specversion": "1.0",
-        "content-type": "application/json",
-    }
-    body = {"bucket": "some-bucket", "name": f"folder/part-{number}.csv", "generation": "1", "size": "100"}
-    return headers, json.dumps(body).encode()
+    return storage_event("some-bucket", f"folder/part-{number}.csv", event_id=f"bench-{number}")
 
 
 @contextmanager

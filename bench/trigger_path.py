@@ -7,7 +7,6 @@ so the figure is kfp-trigger's own cost per event.
 
 from __future__ import annotations
 
-import json
 import platform
 import statistics
 import tempfile
@@ -22,6 +21,7 @@ from events.router import Router, RunRequest
 from events.routes import load_routes
 from functions.ledger import ClaimOutcome, NewRun
 from functions.sqlite_ledger import SqliteLedger
+from tests.support import storage_event
 
 REPEATS = 5
 EVENTS = 5_000
@@ -37,16 +37,8 @@ routes:
 
 
 def finalized(number: int) -> tuple[dict[str, str], bytes]:
-    headers = {
-        "ce-id": f"id-{number}",
-        "ce-source": "//storage.googleapis.com/projects/_/buckets/landing",
-        "ce-type": "google.cloud.storage.object.v1.finalized",
-        "ce-specversion": "1.0",
-        "content-type": "application/json",
-    }
     name = f"responses/t{number % 50}/2026-11-26/part-{number}.csv"
-    body = {"bucket": "landing", "name": name, "generation": "1", "metageneration": "1", "size": "100"}
-    return headers, json.dumps(body).encode()
+    return storage_event("landing", name, event_id=f"id-{number}")
 
 
 def deliveries() -> list[tuple[dict[str, str], bytes]]:
