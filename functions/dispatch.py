@@ -20,7 +20,7 @@ from events import signatures
 from events.decoders import decode
 from events.errors import BadEvent, PermanentError, TransientError
 from events.model import Ignored, Message, ObjectFinalized, TriggerEvent
-from events.router import Routing, RunRequest
+from events.router import Routing, RunRequest, Skip
 from functions import crashpoints, limits
 from functions.answer import STATUS, Answer, quarantine
 from functions.bootstrap import Services
@@ -66,7 +66,7 @@ def handle(services: Services, attributes: Mapping[str, str], data: object, body
                 {"route": decision.route, "outcome": outcome, "run_key": decision.run_key, **detail}
             )
         else:
-            reason = stale if isinstance(decision, RunRequest) and stale else getattr(decision, "reason", "")
+            reason = decision.reason if isinstance(decision, Skip) else str(stale)  # a stale generation
             _record(
                 services,
                 event.envelope.id,
