@@ -11,17 +11,18 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import os
 import random
 import shutil
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from functions import logs
 from functions.adapters import path_of
 from functions.settings import Settings
 from functions.sinks import JsonlSink
@@ -79,8 +80,8 @@ def run_demo(settings: Settings, say: Callable[[str], None], timeout: float = 24
         "watcher", lambda: watch_landing(settings.landing_dir, f"{server.url}/handle_event", stop)
     )
     start_background("reconciler", lambda: every(5.0, lambda: completion.reconcile(services), stop))
+    logs.configure("text", logging.WARNING)  # the services set up the function's own logging
     try:
-        time.sleep(0.5)  # let the watcher take its first look before files land
         day = datetime.now(UTC).strftime("%Y-%m-%d")
         prefix = f"responses/tenant-a/{day}"
         say(

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import logging
 import mimetypes
 import threading
@@ -155,13 +156,17 @@ def landing_name(landing: Path, path: Path) -> tuple[str, str] | None:
 def watch_landing(landing: Path, events_url: str, stop: threading.Event) -> None:
     """Post a `finalized` event for every file added or rewritten under `landing`.
 
-    Like Eventarc, an event answered non-2xx is delivered again later (every few seconds).
+    watchfiles wakes the loop on a change (or every 2 s); each wake-up compares the folder with
+    what was delivered, by modification time, so a file is delivered whether it landed before
+    the watcher started watching, while it started, or after. Like Eventarc, an event answered
+    non-2xx is delivered again at the next wake-up.
     """
     import watchfiles
 
     landing.mkdir(parents=True, exist_ok=True)
+    delivered: dict[Path, int] = {}
     pending: list[tuple[dict[str, str], dict[str, object]]] = []
-    for changes in watchfiles.watch(
+    for _ in watchfiles.watch(
         landing,
         stop_event=stop,
         debounce=200,
@@ -170,10 +175,15 @@ def watch_landing(landing: Path, events_url: str, stop: threading.Event) -> None
         yield_on_timeout=True,
         raise_interrupt=False,
     ):
-        for change, raw in sorted(changes, key=lambda item: item[1]):
-            names = landing_name(landing, Path(raw))
-            if change != watchfiles.Change.deleted and names is not None:
-                pending.append(finalized_event(names[0], names[1], Path(raw)))
+        for path in sorted(landing.rglob("*")):
+            names = landing_name(landing, path)
+            if names is None:
+                continue
+            with contextlib.suppress(FileNotFoundError):  # gone again already
+                modified = path.stat().st_mtime_ns
+                if delivered.get(path) != modified:
+                    delivered[path] = modified
+                    pending.append(finalized_event(names[0], names[1], path))
         retry = []
         for headers, data in pending:
             status = post(events_url, headers, data)
