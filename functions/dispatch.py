@@ -4,7 +4,8 @@ Ack/retry follows DESIGN.md. A permanent problem with the event (undecodable, un
 route listens there) is quarantined and acknowledged. A transient failure (ledger or backend
 unavailable) is answered non-2xx so the platform redelivers. A duplicate that arrives while
 another delivery holds a live claim is *not* acknowledged (429): if that holder dies, this
-redelivery is what takes over.
+redelivery is what takes over. A run a limit or the pause holds back is queued (acknowledged;
+`start_queued` starts it later), and a coalescing route adds the object to its window's batch.
 """
 
 from __future__ import annotations

@@ -12,7 +12,8 @@ A run is keyed by its run key. Its state only moves forward:
 are absorbing: a late or repeated completion never moves a run back. The decisions table keeps
 the event → decision → run trail that `kfp-trigger explain` prints.
 
-Adapters: `SqliteLedger` (functions/sqlite_ledger.py).
+Adapters: `SqliteLedger` (functions/sqlite_ledger.py), `FirestoreLedger` (functions/firestore_ledger.py);
+one contract suite (tests/contract/test_ledger.py) runs on both.
 """
 
 from __future__ import annotations

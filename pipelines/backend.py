@@ -1,8 +1,10 @@
 """The `Backend` port: submit a compiled pipeline, read a run's status, find a run by its key.
 
-Adapters: `local` (kfp.local in a subprocess per run). Every submission carries its run key, so
-a response lost after a successful submit is recovered with `find(run_key)` instead of a second
-submit. Adapters convert their own exceptions to `TransientError` / `PermanentError`.
+Adapters: `local` (kfp.local in a subprocess per run, pipelines/local.py), `kfp` (a KFP cluster,
+pipelines/kfp_backend.py), `vertex` (Vertex AI Pipelines, pipelines/vertex_backend.py). Every
+submission carries its run key, so a response lost after a successful submit is recovered with
+`find(run_key)` instead of a second submit. Adapters convert their own exceptions to
+`TransientError` / `PermanentError`.
 """
 
 from __future__ import annotations
