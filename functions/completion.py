@@ -71,12 +71,11 @@ def handle(services: Services, attributes: Mapping[str, str], data: object, body
         return quarantine(services, exc.reason, attributes, body, "handle_completion")
     label(run_key=notice.run_key)
     run = services.ledger.get(notice.run_key)
-    if run is not None:
-        label(event_id=run.event_id)  # the event that started it: one filter shows the whole story
     if run is None:
         return quarantine(
             services, "completion notice for an unknown run key", attributes, body, "handle_completion"
         )
+    label(event_id=run.event_id)  # the event that started it: one filter shows the whole story
     state = complete(services, run, hint=normalise(notice.state))
     return Answer(200, {"run_key": run.run_key, "state": str(state) if state else "open"})
 

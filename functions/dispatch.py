@@ -22,6 +22,7 @@ from events.decoders import decode
 from events.errors import BadEvent, PermanentError, TransientError
 from events.model import Ignored, Message, ObjectFinalized, TriggerEvent
 from events.router import Routing, RunRequest, Skip
+from events.routes import Rule
 from functions import crashpoints, limits
 from functions.answer import STATUS, Answer, quarantine
 from functions.bootstrap import Services
@@ -259,7 +260,7 @@ def start_queued(services: Services) -> int:
         elif outcome is Outcome.RETRY:
             services.ledger.queue(queued.run_key, claim.attempt, str(detail["reason"]), services.clock())
         elif outcome is Outcome.QUEUED:
-            if detail["reason"] == limits.PAUSED_REASON or str(detail["reason"]).startswith("daily"):
+            if limits.holds_every_route(str(detail["reason"])):
                 break
             blocked.add(queued.route)
     return started
@@ -271,10 +272,19 @@ def pipeline_for(services: Services, run: NewRun) -> CompiledPipeline:
     for pipeline in services.catalog.values():
         if (pipeline.name, pipeline.version, pipeline.backend) == (run.pipeline, run.version, run.backend):
             return pipeline
+    return services.catalog[_rule_of(services, run).pipeline]
+
+
+def _rule_of(services: Services, run: NewRun) -> Rule:
+    """The route a recorded run belongs to.
+
+    Raises:
+        PermanentError: routes.yaml no longer has that route.
+    """
     rule = services.router.by_name.get(run.route)
     if rule is None:
         raise PermanentError(f"route {run.route!r} of run {run.run_key!r} is not in routes.yaml any more")
-    return services.catalog[rule.pipeline]
+    return rule
 
 
 RERUN_SUFFIX = "~rerun-"
@@ -293,9 +303,7 @@ def rerun(services: Services, run_key: str) -> tuple[str, Outcome, dict[str, obj
     original = services.ledger.get(run_key)
     if original is None:
         raise PermanentError(f"no run {run_key!r} in the ledger")
-    rule = services.router.by_name.get(original.route)
-    if rule is None:
-        raise PermanentError(f"route {original.route!r} of run {run_key!r} is not in routes.yaml any more")
+    rule = _rule_of(services, original)
     pipeline = services.catalog[rule.pipeline]
     for number in itertools.count(1):
         new_key = f"{run_key}{RERUN_SUFFIX}{number}"

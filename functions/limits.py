@@ -26,6 +26,16 @@ if TYPE_CHECKING:
 
 PAUSED = "paused"
 PAUSED_REASON = "submissions are paused"
+DAILY = "daily_submissions"
+
+
+def active_scope(route: str) -> str:
+    return f"active:{route}"
+
+
+def holds_every_route(reason: str) -> bool:
+    """Whether a run held back for `reason` means no queued run of any route may start now."""
+    return reason == PAUSED_REASON or reason.startswith(DAILY)
 
 
 def paused(services: Services) -> bool:
@@ -43,14 +53,14 @@ def places(services: Services, route: str, now: float) -> list[tuple[str, int, s
     daily = services.limits.daily_submissions
     if daily is not None:
         day = datetime.fromtimestamp(now, UTC).date().isoformat()
-        found.append((f"daily:{day}", daily, f"daily_submissions {daily}"))
+        found.append((f"daily:{day}", daily, f"{DAILY} {daily}"))
     limits = route_limits(services, route)
     if limits.rate is not None:
         rate = limits.rate
         window = int(now // rate.per)
         found.append((f"rate:{route}:{window}", rate.runs, f"rate {rate.runs} per {rate.per:g} s"))
     if limits.max_active is not None:
-        found.append((f"active:{route}", limits.max_active, f"max_active {limits.max_active}"))
+        found.append((active_scope(route), limits.max_active, f"max_active {limits.max_active}"))
     return found
 
 
@@ -73,7 +83,7 @@ def admit(services: Services, run: NewRun) -> str | None:
 def ended(services: Services, route: str, run_key: str) -> None:
     """A run ended: give its active place back (rate and daily places count starts; they stay)."""
     if route_limits(services, route).max_active is not None:
-        services.ledger.let_go(f"active:{route}", run_key)
+        services.ledger.let_go(active_scope(route), run_key)
 
 
 def too_old(services: Services, route: str, time: datetime | None) -> str | None:
