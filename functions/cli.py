@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import asdict, replace
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -25,6 +25,9 @@ from events.errors import BadEvent, KfpTriggerError, RoutesError
 from functions import logs
 from functions.ledger import Ledger
 from functions.settings import Settings, SettingsError
+
+if TYPE_CHECKING:  # the services pull in every adapter: commands import them when they run
+    from functions.bootstrap import Services
 
 EXAMPLES = """
 \b
@@ -75,6 +78,17 @@ def settings_options(command: Callable[..., Any]) -> Callable[..., Any]:
     for option in reversed(options):
         command = option(command)
     return command
+
+
+def _services(routes: str | None, state_dir: str | None, landing_dir: str | None) -> Services:
+    """The service as the function would build it, for a command (no server, so no auth)."""
+    from functions import bootstrap
+
+    settings = replace(_settings(routes, state_dir, landing_dir), auth="none")
+    try:
+        return bootstrap.build(settings)
+    except (RoutesError, SettingsError) as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 def _emit(data: object) -> None:
@@ -309,13 +323,9 @@ def reconcile(routes: str | None, state_dir: str | None, landing_dir: str | None
     submitted less than KFP_TRIGGER_RECONCILE_GRACE_SECONDS ago are left alone. Safe to run
     while the service runs, and concurrently with itself.
     """
-    from functions import bootstrap, completion
+    from functions import completion
 
-    settings = replace(_settings(routes, state_dir, landing_dir), auth="none")  # no server here
-    try:
-        finished = completion.reconcile(bootstrap.build(settings))
-    except (RoutesError, SettingsError) as exc:
-        raise click.ClickException(str(exc)) from exc
+    finished = completion.reconcile(_services(routes, state_dir, landing_dir))
     if as_json:
         _emit({"finished": finished})
     else:
@@ -337,13 +347,13 @@ def rerun(
     Exit status 1 if the run could not be started (the reason is printed).
     """
     from events.errors import PermanentError
-    from functions import bootstrap, dispatch
+    from functions import dispatch
     from functions.ledger import Outcome
 
-    settings = replace(_settings(routes, state_dir, landing_dir), auth="none")  # no server here
+    services = _services(routes, state_dir, landing_dir)
     try:
-        new_key, outcome, detail = dispatch.rerun(bootstrap.build(settings), run_key)
-    except (RoutesError, SettingsError, PermanentError) as exc:
+        new_key, outcome, detail = dispatch.rerun(services, run_key)
+    except PermanentError as exc:
         raise click.ClickException(str(exc)) from exc
     if as_json:
         _emit({"run_key": new_key, "rerun_of": run_key, "outcome": outcome, **detail})
@@ -433,14 +443,10 @@ def pause(routes: str | None, state_dir: str | None, landing_dir: str | None, as
 @click.option("--json", "as_json", is_flag=True, help="print {paused, started}")
 def resume(routes: str | None, state_dir: str | None, landing_dir: str | None, as_json: bool) -> None:
     """Lift the pause and start the queued runs that the limits allow now."""
-    from functions import bootstrap, dispatch
+    from functions import dispatch
     from functions.limits import PAUSED
 
-    settings = replace(_settings(routes, state_dir, landing_dir), auth="none")  # no server here
-    try:
-        services = bootstrap.build(settings)
-    except (RoutesError, SettingsError) as exc:
-        raise click.ClickException(str(exc)) from exc
+    services = _services(routes, state_dir, landing_dir)
     services.ledger.set_flag(PAUSED, False)
     started = dispatch.start_queued(services)
     if as_json:
