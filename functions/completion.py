@@ -77,6 +77,10 @@ def handle(services: Services, attributes: Mapping[str, str], data: object, body
         )
     label(event_id=run.event_id)  # the event that started it: one filter shows the whole story
     state = complete(services, run, hint=normalise(notice.state))
+    if state is not None:
+        from functions.dispatch import start_queued
+
+        start_queued(services)  # its place may let a queued run start (reconcile does it once per pass)
     return Answer(200, {"run_key": run.run_key, "state": str(state) if state else "open"})
 
 
@@ -128,9 +132,6 @@ def complete(services: Services, run: RunRecord, hint: State | None = None) -> S
         )
     crashpoints.reached(crashpoints.AFTER_TERMINAL)
     publish_result(services, run.run_key)
-    from functions.dispatch import start_queued
-
-    start_queued(services)  # the run's place may let a queued one start
     return state
 
 
