@@ -6,7 +6,7 @@ reconciler, in one process, on the SQLite ledger, with simulated time:
 - every event is delivered until it is acknowledged (2xx), with backoff, as Pub/Sub push and
   Eventarc do; some events are delivered twice at once, and after acknowledgement a share is
   delivered again (duplicates);
-- at every crash point (functions/crashpoints.py) the "instance" dies at a seeded rate: the
+- at every crash point (functions/service/crashpoints.py) the "instance" dies at a seeded rate: the
   call stops there and nothing is answered, so the platform delivers again;
 - backend, ledger and sink calls fail at a seeded rate (tests/faults.py): timeout, unavailable,
   quota, and "done but the caller saw a timeout";
@@ -35,15 +35,16 @@ from events.decoders import decode
 from events.envelope import parse_http
 from events.model import Ignored
 from events.router import RunRequest
-from functions import bootstrap, completion, crashpoints, dispatch
-from functions.answer import Answer
-from functions.bootstrap import Services
-from functions.ledger import Outcome, State
+from functions import bootstrap
+from functions.service import completion, crashpoints
+from functions.service import intake as dispatch
+from functions.service.ports import Services
+from functions.service.records import Outcome
 from functions.settings import Settings
 from pipelines.backend import RunState
-from tests.fakes import RecordingBackend, RecordingSink
-from tests.faults import Faults, answer, crashing
 from tests.support import ROUTES, completion_event, storage_event
+from tests.support.fakes import RecordingBackend, RecordingSink
+from tests.support.faults import Crasher, Faults, answer
 
 LEASE = 30.0
 ACCOUNTED = {Outcome.SKIPPED, Outcome.QUARANTINED, Outcome.IGNORED}
@@ -144,6 +145,7 @@ def _simulate(
         faults = Faults(fault_rate, seed)
         now = [1_800_000_000.0]
         results = RecordingSink()
+        crasher = Crasher(lambda point: rng.random() < crash_rate, report.crashes)
         services: Services = replace(
             built,
             ledger=faults.wrap(built.ledger, "ledger"),
@@ -151,6 +153,7 @@ def _simulate(
             results=faults.wrap(results, "sink", "results"),
             quarantine=faults.wrap(RecordingSink(), "sink", "quarantine"),
             clock=lambda: now[0],
+            crash=crasher,
         )
         pending: list[Delivery] = []
         events: list[tuple[dict[str, str], bytes]] = []
@@ -178,37 +181,36 @@ def _simulate(
                     notice = completion_event(run_key, "RUNNING", message_id=f"{run_id}-late")
                     pending.append(Delivery(now[0] + rng.uniform(0, 300), "completion", *notice))
 
-        with crashing(lambda point: rng.random() < crash_rate, report.crashes) as crashes_on:
-            while report.deliveries < deliveries:
-                now[0] += rng.uniform(0, 2)
-                if rng.random() < 0.4:
-                    events.append(event_for(len(events)))
-                    copies = 2 if rng.random() < 0.1 else 1  # now and then, twice at once
-                    report.duplicates += copies - 1
-                    pending.extend(Delivery(now[0], "event", *events[-1]) for _ in range(copies))
-                due = [item for item in pending if item.due <= now[0]]
-                if due:
-                    item = rng.choice(due)
-                    pending.remove(item)
-                    deliver(item)
-                end_some_runs()
-                if rng.random() < 0.02:
-                    answer(lambda: Answer(200, {"done": completion.reconcile(services)}))
-            # Drain: no more faults or crashes; the platform redelivers, the runs end, the
-            # reconciler runs, until everything is acknowledged and published.
-            faults.enabled = False
-            crashes_on(False)
-            for _ in range(1000):
-                now[0] += 3 * LEASE
-                for item in sorted(pending, key=lambda item: item.due):
-                    pending.remove(item)
-                    deliver(item)
-                for run_id in engine.states:
-                    if not engine.states[run_id].terminal:
-                        engine.states[run_id] = RunState.SUCCEEDED
-                completion.reconcile(services)
-                if not pending and not built.ledger.unfinished() and not built.ledger.unpublished():
-                    break
+        while report.deliveries < deliveries:
+            now[0] += rng.uniform(0, 2)
+            if rng.random() < 0.4:
+                events.append(event_for(len(events)))
+                copies = 2 if rng.random() < 0.1 else 1  # now and then, twice at once
+                report.duplicates += copies - 1
+                pending.extend(Delivery(now[0], "event", *events[-1]) for _ in range(copies))
+            due = [item for item in pending if item.due <= now[0]]
+            if due:
+                item = rng.choice(due)
+                pending.remove(item)
+                deliver(item)
+            end_some_runs()
+            if rng.random() < 0.02:
+                answer(lambda: completion.reconcile_pass(services))
+        # Drain: no more faults or crashes; the platform redelivers, the runs end, the
+        # reconciler runs, until everything is acknowledged and published.
+        faults.enabled = False
+        crasher.enabled = False
+        for _ in range(1000):
+            now[0] += 3 * LEASE
+            for item in sorted(pending, key=lambda item: item.due):
+                pending.remove(item)
+                deliver(item)
+            for run_id in engine.states:
+                if not engine.states[run_id].terminal:
+                    engine.states[run_id] = RunState.SUCCEEDED
+            completion.reconcile(services)
+            if not pending and not built.ledger.unfinished() and not built.ledger.unpublished():
+                break
 
         report.events = len(events)
         report.faults, report.calls = sum(faults.injected.values()), faults.calls
@@ -237,7 +239,7 @@ def accounted(services: Services, headers: dict[str, str], body: bytes) -> bool:
         return False
     requests = [d for d in services.router.route(decoded).decisions if isinstance(d, RunRequest)]
     runs = [services.ledger.get(request.run_key) for request in requests]
-    return bool(runs) and all(run and run.run_id and run.state is not State.CLAIMED for run in runs)
+    return bool(runs) and all(run and run.run_id and run.state is not RunState.CLAIMED for run in runs)
 
 
 def main() -> None:

@@ -19,8 +19,8 @@ from events.decoders import decode
 from events.envelope import parse_http
 from events.router import Router, RunRequest
 from events.routes import load_routes
-from functions.ledger import ClaimOutcome, NewRun
-from functions.sqlite_ledger import SqliteLedger
+from functions.adapters.sqlite_ledger import SqliteLedger
+from functions.service.records import ClaimOutcome, NewRun
 from tests.support import storage_event
 
 REPEATS = 5

@@ -1,70 +1,156 @@
-"""Wire the service once per process: settings → routes, catalog, ledger, backends, sinks.
+"""Wire the service once per process: the environment → `Settings` → `Services`.
 
-Nothing is built at import. `services()` builds on first use and caches for warm starts; tests
-call `build(settings)` or wire `Services` themselves, and `reset()` forgets the cached ones.
+This is the only module that reads the environment, and the only one that knows the adapters:
+ledgers and sinks come from tables keyed by URL scheme, cloud clients are imported only when
+their scheme is used (the embedded default never loads them), and nothing is built at import.
+
+    ledger:  sqlite:///PATH            firestore://PROJECT/COLLECTION
+    sinks:   jsonl:///PATH             pubsub://projects/P/topics/T
+
+`services()` builds on first use and caches for warm starts; `install(services)` hands a
+process ready-made services instead (the dev stack, tests); `build(settings)` wires a server's
+services from settings alone; `reset()` forgets them.
 """
 
 from __future__ import annotations
 
 import functools
-import logging
 import os
 import threading
-import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from events.router import Router
-from events.routes import GlobalLimits
-from functions import config, logs
-from functions.adapters import kfp_backend, ledger_from, sink_from, vertex_backend
-from functions.auth import Verifier
-from functions.ledger import Ledger
-from functions.objects import GcsObjectStore, LocalObjectStore, ObjectStore
+from functions import logs
+from functions.service.ports import Ledger, ObjectStore, Services, Sink
 from functions.settings import Settings, SettingsError
-from functions.sinks import Sink
-from pipelines.backend import Backend, CompiledPipeline
-from pipelines.local import LocalBackend
+from pipelines import catalog
+from pipelines.backend import Backend
 
-log = logging.getLogger("kfp_trigger")
-
-
-@dataclass(frozen=True)
-class Services:
-    settings: Settings
-    router: Router
-    catalog: Mapping[str, CompiledPipeline]
-    ledger: Ledger
-    backends: Mapping[str, Backend]
-    results: Sink
-    quarantine: Sink
-    objects: ObjectStore | None = None  # for batch readiness
-    verifier: Verifier | None = None  # None: no authentication (KFP_TRIGGER_AUTH=none)
-    clock: Callable[[], float] = field(default=time.time)
-    limits: GlobalLimits = field(default_factory=GlobalLimits)  # routes.yaml's top-level limits
+if TYPE_CHECKING:
+    from pipelines.kfp.backend import KfpBackend
+    from pipelines.vertex import VertexBackend
 
 
-def build(settings: Settings) -> Services:
-    """Wire a server's services.
+def settings(defaults: Mapping[str, Any] | None = None, **overrides: Any) -> Settings:
+    """The `KFP_TRIGGER_*` settings of this process's environment; `overrides` win over the
+    environment, which wins over `defaults`.
+
+    Raises:
+        SettingsError: a variable is malformed; the message names it.
+    """
+    return Settings.from_environment(defaults, **overrides)
+
+
+def path_of(url: str) -> Path:
+    """The file a `sqlite:///` or `jsonl:///` URL names."""
+    return Path(urlsplit(url).path)
+
+
+def _sqlite(url: str) -> Ledger:
+    from functions.adapters.sqlite_ledger import SqliteLedger
+
+    return SqliteLedger(path_of(url))
+
+
+def _firestore(url: str) -> Ledger:
+    from functions.adapters.firestore_ledger import FirestoreLedger
+
+    parts = urlsplit(url)
+    return FirestoreLedger(project=parts.netloc, collection=parts.path.strip("/"))
+
+
+def _jsonl(url: str) -> Sink:
+    from functions.adapters.jsonl_sink import JsonlSink
+
+    return JsonlSink(path_of(url))
+
+
+def _pubsub(url: str) -> Sink:
+    from functions.adapters.pubsub_sink import PubsubSink
+
+    return PubsubSink(topic=url.removeprefix("pubsub://"))
+
+
+LEDGERS: Mapping[str, Callable[[str], Ledger]] = {"sqlite": _sqlite, "firestore": _firestore}
+SINKS: Mapping[str, Callable[[str], Sink]] = {"jsonl": _jsonl, "pubsub": _pubsub}
+
+
+def ledger_from(url: str) -> Ledger:
+    return LEDGERS[urlsplit(url).scheme](url)
+
+
+def sink_from(url: str) -> Sink:
+    return SINKS[urlsplit(url).scheme](url)
+
+
+def objects_from(settings: Settings) -> ObjectStore:
+    from functions.adapters.objects import GcsObjectStore, LocalObjectStore
+
+    return LocalObjectStore(settings.landing_dir) if settings.storage == "local" else GcsObjectStore()
+
+
+def kfp_backend(settings: Settings) -> KfpBackend:
+    """The `kfp` backend for the cluster the settings name."""
+    from pipelines.kfp.backend import KfpBackend
+
+    if not settings.kfp_host:
+        raise SettingsError("KFP_TRIGGER_KFP_HOST is required: a pipeline has backend: kfp")
+    return KfpBackend.for_host(
+        settings.kfp_host,
+        settings.kfp_namespace,
+        token=settings.kfp_token,
+        client_id=settings.kfp_client_id,
+        token_file=settings.kfp_token_file,
+    )
+
+
+def vertex_backend(settings: Settings) -> VertexBackend:
+    """The `vertex` backend for the project and location the settings name."""
+    from pipelines.vertex import VertexBackend
+
+    for name in ("vertex_project", "vertex_location", "vertex_pipeline_root"):
+        if not getattr(settings, name):
+            raise SettingsError(f"KFP_TRIGGER_{name.upper()} is required: a pipeline has backend: vertex")
+    return VertexBackend(
+        settings.vertex_project,
+        settings.vertex_location,
+        settings.vertex_pipeline_root,
+        service_account=settings.vertex_service_account,
+        endpoint=settings.vertex_endpoint,
+    )
+
+
+def build(settings: Settings, environment: Mapping[str, str] | None = None) -> Services:
+    """Wire a server's services; signature secrets are read from `environment` (default: this
+    process's).
 
     Raises:
         SettingsError: settings a server needs are missing.
         RoutesError: the routes file does not validate.
     """
+    from functions.adapters.oidc import Verifier
+    from pipelines.local.backend import LocalBackend
+
     settings.check_serving()
-    loaded = config.load(settings.routes, settings.packages_dir)
+    environment = os.environ if environment is None else environment
+    loaded = catalog.load(settings.routes, settings.packages_dir)
+    secrets: dict[str, str] = {}
     for rule in loaded.rules:
-        if rule.signature is not None and not os.environ.get(rule.signature.secret):
-            raise SettingsError(
-                f"{rule.signature.secret} is not set: route {rule.name!r} checks signatures with it"
-            )
+        if rule.signature is not None:
+            secrets[rule.signature.secret] = environment.get(rule.signature.secret, "")
+            if not secrets[rule.signature.secret]:
+                raise SettingsError(
+                    f"{rule.signature.secret} is not set: route {rule.name!r} checks signatures with it"
+                )
     local = LocalBackend(
         settings.runs_dir,
         completion_url=settings.completion_url,
         completion_topic=settings.completion_topic,
         landing_dir=settings.landing_dir if settings.storage == "local" else None,
     )
-    objects = LocalObjectStore(settings.landing_dir) if settings.storage == "local" else GcsObjectStore()
     backends: dict[str, Backend] = {"local": local}
     used = {pipeline.backend for pipeline in loaded.catalog.values()}
     if "kfp" in used:
@@ -80,32 +166,42 @@ def build(settings: Settings) -> Services:
         backends=backends,
         results=sink_from(settings.results_url),
         quarantine=sink_from(settings.quarantine_url),
-        objects=objects,
+        objects=objects_from(settings),
         verifier=(
             Verifier(settings.auth_audience, settings.auth_emails, settings.auth_certs_url)
             if settings.auth == "google-oidc"
             else None
         ),
+        secrets=secrets,
     )
 
 
 _building = threading.Lock()
+_installed: list[Services] = []
 
 
 def services() -> Services:
-    """The process's services, built from the environment on first use (the deployed function's
-    only input) and kept for warm starts. Concurrent first requests build once."""
+    """The process's services: those installed, or built from the environment on first use (the
+    deployed function's only input) and kept for warm starts. Concurrent first requests build once."""
     with _building:
-        return _cached()
+        return _installed[0] if _installed else _cached()
 
 
 @functools.cache
 def _cached() -> Services:
-    settings = Settings.from_env(os.environ)
-    logs.configure(settings.log_format)
-    return build(settings)
+    built = settings()
+    logs.configure(built.log_format, project=os.environ.get("GOOGLE_CLOUD_PROJECT", ""))
+    return build(built)
+
+
+def install(ready: Services) -> None:
+    """Serve this process's targets with `ready` (the dev stack and the tests build their own)."""
+    with _building:
+        _installed[:] = [ready]
 
 
 def reset() -> None:
-    """Forget the built services, so the next call reads the environment again."""
-    _cached.cache_clear()
+    """Forget the services, so the next call builds them from the environment again."""
+    with _building:
+        _installed.clear()
+        _cached.cache_clear()

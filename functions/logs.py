@@ -13,8 +13,8 @@ request's trace, `logging.googleapis.com/labels` become entry labels, every othe
 - payloads and credentials are never logged (callers pass ids, keys and reasons only);
 - each request's lines carry its target and trace (from `traceparent` or
   `X-Cloud-Trace-Context`), and the event id and run key once known, as labels, so Logs Explorer
-  shows event → decision → run → result by one filter. Set GOOGLE_CLOUD_PROJECT for the trace
-  field to name its project (Cloud Logging wants `projects/P/traces/T`).
+  shows event → decision → run → result by one filter. `configure(project=…)` (bootstrap passes
+  GOOGLE_CLOUD_PROJECT) names the trace's project, as Cloud Logging wants `projects/P/traces/T`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
-import os
 import re
 import sys
 from collections.abc import Iterator, Mapping
@@ -94,6 +93,10 @@ def label(**values: str) -> None:
 class CloudLogging(logging.Formatter):
     """One JSON object per record, as Cloud Logging reads structured logs."""
 
+    def __init__(self, project: str = "") -> None:
+        super().__init__()
+        self.project = project
+
     def format(self, record: logging.LogRecord) -> str:
         labels = dict(_context.get())
         trace = labels.pop("trace", None)
@@ -108,8 +111,7 @@ class CloudLogging(logging.Formatter):
         if record.exc_info:
             entry["stack_trace"] = self.formatException(record.exc_info)
         if trace:
-            project = os.environ.get("GOOGLE_CLOUD_PROJECT", "")
-            entry[TRACE] = f"projects/{project}/traces/{trace}" if project else trace
+            entry[TRACE] = f"projects/{self.project}/traces/{trace}" if self.project else trace
         if labels:
             entry[LABELS] = labels
         return json.dumps(entry, default=str)  # ASCII only: no raw control or bidi characters
@@ -128,17 +130,15 @@ class Text(logging.Formatter):
         return line
 
 
-FORMATS: Mapping[str, type[logging.Formatter]] = {"json": CloudLogging, "text": Text}
-
-
-def configure(format: str = "json", level: int = logging.INFO) -> None:
-    """Send the `kfp_trigger` loggers to stderr in `format` (json or text); idempotent."""
+def configure(format: str = "json", level: int = logging.INFO, *, project: str = "") -> None:
+    """Send the `kfp_trigger` loggers to stderr in `format` (json or text); idempotent.
+    `project` names the trace's project in JSON lines."""
     logger = logging.getLogger("kfp_trigger")
     handler: Any = next((h for h in logger.handlers if getattr(h, "kfp_trigger", False)), None)
     if handler is None:
         handler = logging.StreamHandler(sys.stderr)
         handler.kfp_trigger = True
         logger.addHandler(handler)
-    handler.setFormatter(FORMATS[format]())
+    handler.setFormatter(CloudLogging(project) if format == "json" else Text())
     logger.setLevel(level)
     logger.propagate = False

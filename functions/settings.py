@@ -1,65 +1,147 @@
-"""Configuration, read once from the environment into a frozen `Settings`.
+"""Configuration: one frozen `Settings`, each field one `KFP_TRIGGER_*` variable (pydantic-settings).
 
-Every variable is `KFP_TRIGGER_*`; the CLI's options mirror them (click `envvar=`). Adapters are
-chosen by URL (`sqlite:///…` or `firestore://PROJECT/COLLECTION` for the ledger; `jsonl:///…` or
-`pubsub://projects/P/topics/T` for the sinks). A missing or malformed value fails at start-up
-naming its variable. Library code receives `Settings`; only the edges (bootstrap, CLI) read the
-environment.
+The field list below is the only list of variables: `bootstrap` reads them from the environment
+(`Settings.from_environment()`, the one place that does), the CLI mirrors some as options, and
+`to_environment()` renders them for the deploy plan. Constructing `Settings(...)` directly reads
+nothing. Adapters are chosen by URL (`sqlite:///…` or `firestore://PROJECT/COLLECTION` for the
+ledger; `jsonl:///…` or `pubsub://projects/P/topics/T` for the sinks). A missing or malformed
+value fails at start-up naming its variable.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, field_serializer
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from events.errors import PermanentError
 
 PREFIX = "KFP_TRIGGER_"
 
-# scheme → the shape of the rest, for each kind of adapter URL.
-LEDGER_URLS = {"sqlite": r"^sqlite:///.+$", "firestore": r"^firestore://[a-z][a-z0-9-]{4,29}/[A-Za-z0-9_-]+$"}
-SINK_URLS = {"jsonl": r"^jsonl:///.+$", "pubsub": r"^pubsub://projects/[^/]+/topics/[^/]+$"}
-AUTH_MODES = ("google-oidc", "none")
-STORAGE_KINDS = ("local", "gcs")
+# scheme → the shape of the whole URL, for each kind of adapter URL
+LEDGER_URLS = {"sqlite": r"sqlite:///.+", "firestore": r"firestore://[a-z][a-z0-9-]{4,29}/[A-Za-z0-9_-]+"}
+SINK_URLS = {"jsonl": r"jsonl:///.+", "pubsub": r"pubsub://projects/[^/]+/topics/[^/]+"}
+TOPIC_URLS = {"pubsub": SINK_URLS["pubsub"]}
 
 
 class SettingsError(PermanentError):
     """A configuration variable is missing or malformed."""
 
 
-@dataclass(frozen=True, slots=True)
-class Settings:
-    routes: Path = Path("routes.yaml")
-    state_dir: Path = Path(".kfp-trigger")
-    landing_dir: Path = Path("landing")
-    ledger: str = ""  # default: sqlite:///<state_dir>/ledger.sqlite3
-    results: str = ""  # default: jsonl:///<state_dir>/results.jsonl
-    quarantine: str = ""  # default: jsonl:///<state_dir>/quarantine.jsonl
-    completion_topic: str = ""  # pubsub://… : local runs publish their notice there
-    completion_url: str | None = None  # or post it straight to handle_completion (dev)
-    storage: str = "local"  # where objects are read: the landing folder, or Cloud Storage
-    auth: str = "google-oidc"
+def _emails(value: object) -> object:
+    """AUTH_EMAILS is comma-separated in the environment."""
+    if isinstance(value, str):
+        return tuple(email.strip() for email in value.split(",") if email.strip())
+    return value
+
+
+def _url(shapes: dict[str, str]) -> AfterValidator:
+    """Accept "" (the default) or a URL of one of `shapes`."""
+
+    def check(value: str) -> str:
+        if value and not any(re.fullmatch(shape, value) for shape in shapes.values()):
+            raise ValueError(f"must be one of {', '.join(f'{scheme}://…' for scheme in shapes)}")
+        return value
+
+    return AfterValidator(check)
+
+
+def _blank_is_unset(value: object) -> object:
+    return None if isinstance(value, str) and not value.strip() else value
+
+
+Positive = Annotated[float, Field(gt=0)]
+OptionalText = Annotated[str | None, BeforeValidator(_blank_is_unset)]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=PREFIX, frozen=True, extra="ignore", str_strip_whitespace=True
+    )
+
+    routes: Path = Field(Path("routes.yaml"), description="the routes file")
+    state_dir: Path = Field(Path(".kfp-trigger"), description="local state: ledger, sinks, runs, packages")
+    landing_dir: Path = Field(Path("landing"), description="the local stand-in for buckets")
+    ledger: Annotated[str, _url(LEDGER_URLS)] = ""  # default: sqlite:///<state_dir>/ledger.sqlite3
+    results: Annotated[str, _url(SINK_URLS)] = ""  # default: jsonl:///<state_dir>/results.jsonl
+    quarantine: Annotated[str, _url(SINK_URLS)] = ""  # default: jsonl:///<state_dir>/quarantine.jsonl
+    completion_topic: Annotated[str, _url(TOPIC_URLS)] = ""  # local runs publish their notice there
+    completion_url: OptionalText = Field(None, description="or post it straight to handle_completion (dev)")
+    storage: Literal["local", "gcs"] = Field("local", description="where objects are read")
+    auth: Literal["google-oidc", "none"] = "google-oidc"
     auth_audience: str = ""
-    auth_emails: tuple[str, ...] = ()
+    auth_emails: Annotated[tuple[str, ...], NoDecode, BeforeValidator(_emails)] = ()
     auth_certs_url: str = "https://www.googleapis.com/oauth2/v1/certs"
-    kfp_host: str = ""  # the KFP API endpoint, for pipelines with backend: kfp
+    kfp_host: str = Field("", description="the KFP API endpoint, for pipelines with backend: kfp")
     kfp_namespace: str = "kubeflow"
-    kfp_client_id: str = ""  # IAP-protected Kubeflow: the OAuth client id
-    kfp_token: str = ""  # a bearer token, where neither ADC nor IAP applies
-    kfp_token_file: str = ""  # in-cluster: the projected service-account token
-    vertex_project: str = ""  # for pipelines with backend: vertex
+    kfp_client_id: str = Field("", description="IAP-protected Kubeflow: the OAuth client id")
+    kfp_token: str = Field("", description="a bearer token, where neither ADC nor IAP applies")
+    kfp_token_file: str = Field("", description="in-cluster: the projected service-account token")
+    vertex_project: str = ""
     vertex_location: str = ""
-    vertex_pipeline_root: str = ""  # gs://… where Vertex writes run outputs
-    vertex_service_account: str = ""  # the pipeline runner's identity (not the Compute default)
-    vertex_endpoint: str = ""  # default: <location>-aiplatform.googleapis.com
-    max_body_bytes: int = 512 * 1024  # Eventarc's own event size limit
-    claim_lease_seconds: float = 120.0
-    reconcile_grace_seconds: float = 60.0  # runs younger than this are left to their notice
+    vertex_pipeline_root: str = Field("", description="gs://… where Vertex writes run outputs")
+    vertex_service_account: str = Field("", description="the pipeline runner's identity")
+    vertex_endpoint: str = Field("", description="default: <location>-aiplatform.googleapis.com")
+    max_body_bytes: Annotated[int, Field(gt=0)] = 512 * 1024  # Eventarc's own event size limit
+    claim_lease_seconds: Positive = 120.0
+    reconcile_grace_seconds: Annotated[float, Field(ge=0)] = 60.0  # younger runs are left to their notice
     paused: bool = False  # hold every submission in the queue (as `kfp-trigger pause` does)
-    log_format: str = "json"  # json: Cloud Logging's structured lines; text: for a terminal
+    log_format: Literal["json", "text"] = "json"  # json: Cloud Logging's structured lines
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """`Settings(...)` takes its arguments only; `from_environment()` adds the environment."""
+        return (init_settings,)
+
+    @classmethod
+    def from_environment(cls, defaults: Mapping[str, Any] | None = None, **overrides: Any) -> Settings:
+        """Read the `KFP_TRIGGER_*` variables; `overrides` win over them, and they win over
+        `defaults` (a command's own defaults, e.g. `dev`'s AUTH=none), which win over the fields'.
+
+        Only `functions.bootstrap` calls this: it is the one reader of the environment.
+
+        Raises:
+            SettingsError: a variable is malformed; the message names it.
+        """
+        try:
+            read = _FromEnvironment(**overrides)
+            values = read.model_dump()
+            values |= {k: v for k, v in (defaults or {}).items() if k not in read.model_fields_set}
+            return Settings(**values)
+        except ValidationError as exc:
+            raise SettingsError("; ".join(_problem(error) for error in exc.errors())) from None
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with `changes`, validated like the original."""
+        try:
+            return Settings(**(self.model_dump() | changes))
+        except ValidationError as exc:
+            raise SettingsError("; ".join(_problem(error) for error in exc.errors())) from None
+
+    @field_serializer("auth_emails")
+    def _comma_separated(self, emails: tuple[str, ...]) -> str:
+        return ",".join(emails)
+
+    def to_environment(self) -> dict[str, str]:
+        """The variables that reproduce these settings (non-default ones only)."""
+        defaults = Settings().model_dump(mode="json")
+        current = self.model_dump(mode="json")
+        return {
+            f"{PREFIX}{name.upper()}": _text(value)
+            for name, value in current.items()
+            if value != defaults[name]
+        }
 
     @property
     def ledger_url(self) -> str:
@@ -81,51 +163,6 @@ class Settings:
     def packages_dir(self) -> Path:
         return self.state_dir / "packages"
 
-    @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> Settings:
-        """Read `KFP_TRIGGER_*` variables; unset ones keep their defaults.
-
-        Raises:
-            SettingsError: a variable is malformed; the message names it.
-        """
-        defaults = cls()
-
-        def text(name: str, default: str) -> str:
-            return env.get(f"{PREFIX}{name}", "").strip() or default
-
-        return cls(
-            routes=Path(text("ROUTES", str(defaults.routes))),
-            state_dir=Path(text("STATE_DIR", str(defaults.state_dir))),
-            landing_dir=Path(text("LANDING_DIR", str(defaults.landing_dir))),
-            ledger=_url(env, "LEDGER", LEDGER_URLS),
-            results=_url(env, "RESULTS", SINK_URLS),
-            quarantine=_url(env, "QUARANTINE", SINK_URLS),
-            completion_topic=_url(env, "COMPLETION_TOPIC", {"pubsub": SINK_URLS["pubsub"]}),
-            completion_url=text("COMPLETION_URL", "") or None,
-            storage=_choice(env, "STORAGE", STORAGE_KINDS),
-            auth=_choice(env, "AUTH", AUTH_MODES),
-            auth_audience=text("AUTH_AUDIENCE", ""),
-            auth_emails=tuple(e.strip() for e in text("AUTH_EMAILS", "").split(",") if e.strip()),
-            auth_certs_url=text("AUTH_CERTS_URL", defaults.auth_certs_url),
-            kfp_host=text("KFP_HOST", ""),
-            kfp_namespace=text("KFP_NAMESPACE", defaults.kfp_namespace),
-            kfp_client_id=text("KFP_CLIENT_ID", ""),
-            kfp_token=text("KFP_TOKEN", ""),
-            kfp_token_file=text("KFP_TOKEN_FILE", ""),
-            vertex_project=text("VERTEX_PROJECT", ""),
-            vertex_location=text("VERTEX_LOCATION", ""),
-            vertex_pipeline_root=text("VERTEX_PIPELINE_ROOT", ""),
-            vertex_service_account=text("VERTEX_SERVICE_ACCOUNT", ""),
-            vertex_endpoint=text("VERTEX_ENDPOINT", ""),
-            max_body_bytes=int(_number(env, "MAX_BODY_BYTES", defaults.max_body_bytes)),
-            claim_lease_seconds=_number(env, "CLAIM_LEASE_SECONDS", defaults.claim_lease_seconds),
-            reconcile_grace_seconds=_number(
-                env, "RECONCILE_GRACE_SECONDS", defaults.reconcile_grace_seconds, zero=True
-            ),
-            paused=_choice(env, "PAUSED", ("false", "true")) == "true",
-            log_format=_choice(env, "LOG_FORMAT", ("json", "text")),
-        )
-
     def check_serving(self) -> None:
         """What a server needs beyond what every command needs.
 
@@ -141,67 +178,28 @@ class Settings:
                     f"(set {PREFIX}AUTH=none only where nothing but you can reach the server)"
                 )
 
-    def to_env(self) -> dict[str, str]:
-        """The variables that reproduce these settings in another process."""
-        values = {
-            "ROUTES": str(self.routes),
-            "STATE_DIR": str(self.state_dir),
-            "LANDING_DIR": str(self.landing_dir),
-            "LEDGER": self.ledger,
-            "RESULTS": self.results,
-            "QUARANTINE": self.quarantine,
-            "COMPLETION_TOPIC": self.completion_topic,
-            "COMPLETION_URL": self.completion_url or "",
-            "STORAGE": self.storage,
-            "AUTH": self.auth,
-            "AUTH_AUDIENCE": self.auth_audience,
-            "AUTH_EMAILS": ",".join(self.auth_emails),
-            "AUTH_CERTS_URL": self.auth_certs_url,
-            "KFP_HOST": self.kfp_host,
-            "KFP_NAMESPACE": self.kfp_namespace,
-            "KFP_CLIENT_ID": self.kfp_client_id,
-            "KFP_TOKEN": self.kfp_token,
-            "KFP_TOKEN_FILE": self.kfp_token_file,
-            "VERTEX_PROJECT": self.vertex_project,
-            "VERTEX_LOCATION": self.vertex_location,
-            "VERTEX_PIPELINE_ROOT": self.vertex_pipeline_root,
-            "VERTEX_SERVICE_ACCOUNT": self.vertex_service_account,
-            "VERTEX_ENDPOINT": self.vertex_endpoint,
-            "MAX_BODY_BYTES": str(self.max_body_bytes),
-            "CLAIM_LEASE_SECONDS": str(self.claim_lease_seconds),
-            "RECONCILE_GRACE_SECONDS": str(self.reconcile_grace_seconds),
-            "PAUSED": "true" if self.paused else "",
-            "LOG_FORMAT": self.log_format,
-        }
-        return {f"{PREFIX}{name}": value for name, value in values.items() if value}
+
+class _FromEnvironment(Settings):
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings)
 
 
-def _url(env: Mapping[str, str], name: str, shapes: Mapping[str, str]) -> str:
-    raw = env.get(f"{PREFIX}{name}", "").strip()
-    if not raw:
-        return ""
-    shape = shapes.get(urlsplit(raw).scheme)
-    if shape is None or not re.match(shape, raw):
-        accepted = ", ".join(f"{scheme}://…" for scheme in shapes)
-        raise SettingsError(f"{PREFIX}{name} must be one of {accepted}; got {raw[:80]!r}")
-    return raw
+def _text(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "" if value is None else str(value)
 
 
-def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
-    raw = env.get(f"{PREFIX}{name}", "").strip() or choices[0]
-    if raw not in choices:
-        raise SettingsError(f"{PREFIX}{name} must be one of {', '.join(choices)}; got {raw[:40]!r}")
-    return raw
-
-
-def _number(env: Mapping[str, str], name: str, default: float, *, zero: bool = False) -> float:
-    raw = env.get(f"{PREFIX}{name}")
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SettingsError(f"{PREFIX}{name} must be a number, got {raw[:40]!r}") from None
-    if value < 0 or (value == 0 and not zero):
-        raise SettingsError(f"{PREFIX}{name} must be {'zero or more' if zero else 'positive'}")
-    return value
+def _problem(error: Any) -> str:
+    name = f"{PREFIX}{str(error['loc'][0]).upper()}" if error["loc"] else PREFIX.rstrip("_")
+    given = error.get("input")
+    shown = f"; got {str(given)[:80]!r}" if isinstance(given, str | int | float) else ""
+    return f"{name}: {error['msg']}{shown}"

@@ -1,29 +1,53 @@
-"""The Cloud Functions targets. Each is thin: hand the request to `serve` with one service.
+"""The Cloud Functions targets, the HTTP glue they share, and the one table of answers.
 
-The service modules are imported on the first request, not at import, so a cold start pays
-only for functions-framework itself.
+Each target is thin: authenticate, cap and parse the request, call one use case, and turn what
+it did into ack (2xx) or retry (non-2xx) by `STATUS`. Every answer is a small JSON body that
+never echoes the request (functions-framework's own 400 page for CloudEvent functions echoes
+every header, Authorization included; these targets use the HTTP signature and parse CloudEvents
+themselves so that page is never produced). Unexpected errors are logged with their traceback
+and answered 500 without detail, so the platform retries.
+
+The use cases are imported on the first request, not at import, so a cold start pays only for
+functions-framework itself.
 """
 
 from __future__ import annotations
 
+import json
+import logging
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
+
 import flask
 import functions_framework
 
-from functions.http import guarded, serve
+from events.errors import TransientError
+from functions.logs import fields, trace_of
+from functions.logs import request as request_context
+
+if TYPE_CHECKING:
+    from functions.service.ports import Services
+    from functions.service.records import Handled, Outcome
+
+    UseCase = Callable[[Services, Mapping[str, str], object, bytes], Handled]
+
+log = logging.getLogger("kfp_trigger.http")
+
+RETRY_AFTER_SECONDS = "10"
 
 
 @functions_framework.http
 def handle_event(request: flask.Request) -> flask.Response:
     """Inbound events (Eventarc: Cloud Storage, Pub/Sub, BigQuery audit logs) → at most one run each."""
-    from functions import dispatch
+    from functions.service import intake
 
-    return serve(request, dispatch.handle, "handle_event")
+    return serve(request, intake.handle, "handle_event")
 
 
 @functions_framework.http
 def handle_completion(request: flask.Request) -> flask.Response:
     """Completion notices (Pub/Sub) → terminal state → published result."""
-    from functions import completion
+    from functions.service import completion
 
     return serve(request, completion.handle, "handle_completion")
 
@@ -31,9 +55,94 @@ def handle_completion(request: flask.Request) -> flask.Response:
 @functions_framework.http
 def reconcile(request: flask.Request) -> flask.Response:
     """Cloud Scheduler → finish runs whose completion notice was lost; re-publish results."""
-    from functions import completion
-    from functions.answer import Answer
+    from functions.service import completion
 
-    return guarded(
-        request, "reconcile", lambda services: Answer(200, {"finished": completion.reconcile(services)})
+    return guarded(request, "reconcile", completion.reconcile_pass)
+
+
+def status_of(handled: Handled) -> int:
+    """The HTTP status for what a use case did: that of its most severe outcome.
+
+    Every outcome is acknowledged (2xx) but two: BUSY (another delivery holds the claim: 429, so
+    that if it dies this redelivery takes over) and RETRY (a dependency failed: 503).
+    """
+    from functions.service.records import Outcome
+
+    status: Mapping[Outcome, int] = {Outcome.BUSY: 429, Outcome.RETRY: 503}
+    return max((status.get(outcome, 200) for outcome in handled.outcomes), default=200)
+
+
+def reply(
+    status: int, body: Mapping[str, object], headers: Mapping[str, str] | None = None
+) -> flask.Response:
+    return flask.Response(
+        json.dumps(body, sort_keys=True, default=str),
+        status,
+        headers=dict(headers or {}),
+        mimetype="application/json",
     )
+
+
+def serve(request: flask.Request, use_case: UseCase, target: str) -> flask.Response:
+    """A CloudEvent target: authenticate, cap, parse, and run `use_case` on the event."""
+    from events.envelope import EnvelopeError, parse_http
+    from functions.service.quarantine import quarantine
+
+    def work(services: Services) -> flask.Response:
+        cap = services.settings.max_body_bytes
+        body = request.stream.read(cap + 1)
+        headers = {key.lower(): value for key, value in request.headers.items()}
+        if len(body) > cap:
+            ce_headers = {k: v for k, v in headers.items() if k.startswith("ce-")}
+            return answer(quarantine(services, f"body larger than {cap} bytes", ce_headers, b"", target))
+        try:
+            attributes, data = parse_http(headers, body)
+        except EnvelopeError as exc:
+            log.warning("request rejected", extra=fields(status=exc.status, reason=exc.message))
+            return reply(exc.status, {"error": exc.message})
+        return answer(use_case(services, attributes, data, body))
+
+    return _guarded(request, target, work)
+
+
+def guarded(request: flask.Request, target: str, use_case: Callable[[Services], Handled]) -> flask.Response:
+    """A target that reads nothing of the request but who sent it (the reconciler)."""
+    return _guarded(request, target, lambda services: answer(use_case(services)))
+
+
+def answer(handled: Handled) -> flask.Response:
+    status = status_of(handled)
+    retry = {"Retry-After": RETRY_AFTER_SECONDS} if status in (429, 503) else {}
+    return reply(status, handled.body, retry)
+
+
+def _guarded(
+    request: flask.Request, target: str, work: Callable[[Services], flask.Response]
+) -> flask.Response:
+    """Method, authentication and error mapping shared by every target."""
+    if request.method != "POST":
+        return reply(405, {"error": "only POST is accepted"}, {"Allow": "POST"})
+    trace = trace_of(request.headers.get("traceparent"), request.headers.get("X-Cloud-Trace-Context"))
+    with request_context(target, trace):
+        return _answered(request, work)
+
+
+def _answered(request: flask.Request, work: Callable[[Services], flask.Response]) -> flask.Response:
+    from functions.bootstrap import services as current
+    from functions.service.ports import AuthError
+
+    try:
+        services = current()
+        if services.verifier is not None:
+            services.verifier.verify(request.headers.get("Authorization", ""))
+        return work(services)
+    except AuthError as exc:
+        log.warning("caller refused", extra=fields(status=exc.status, reason=exc.reason))
+        challenge = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
+        return reply(exc.status, {"error": exc.reason}, challenge)
+    except TransientError as exc:
+        log.warning("transient failure: asking for a retry", extra=fields(error=str(exc)))
+        return reply(503, {"error": "temporarily unavailable; retry"}, {"Retry-After": RETRY_AFTER_SECONDS})
+    except Exception:
+        log.exception("unexpected failure")
+        return reply(500, {"error": "internal error"})

@@ -1,7 +1,7 @@
 """The `Backend` port: submit a compiled pipeline, read a run's status, find a run by its key.
 
-Adapters: `local` (kfp.local in a subprocess per run, pipelines/local.py), `kfp` (a KFP cluster,
-pipelines/kfp_backend.py), `vertex` (Vertex AI Pipelines, pipelines/vertex_backend.py). Every
+Adapters: `local` (kfp.local in a subprocess per run, pipelines/local/), `kfp` (a KFP cluster,
+pipelines/kfp/), `vertex` (Vertex AI Pipelines, pipelines/vertex.py). Every
 submission carries its run key, so a response lost after a successful submit is recovered with
 `find(run_key)` instead of a second submit. Adapters convert their own exceptions to
 `TransientError` / `PermanentError`.
@@ -17,6 +17,15 @@ from typing import Protocol
 
 
 class RunState(StrEnum):
+    """The one state enum of a run, from its claim in the ledger to the engine's last word.
+
+    QUEUED, CLAIMED and SUBMITTED are the ledger's (before and at submission); PENDING and RUNNING
+    are the engine's while it runs; the last four are terminal, and absorbing in the ledger.
+    """
+
+    QUEUED = "QUEUED"
+    CLAIMED = "CLAIMED"
+    SUBMITTED = "SUBMITTED"
     PENDING = "PENDING"
     RUNNING = "RUNNING"
     SUCCEEDED = "SUCCEEDED"
@@ -28,8 +37,36 @@ class RunState(StrEnum):
     def terminal(self) -> bool:
         return self in TERMINAL
 
+    @classmethod
+    def parse(cls, word: str) -> RunState:
+        """The state an engine's word stands for: KFP v2beta1 `RuntimeState`, Vertex
+        `PipelineState` (with or without its `PIPELINE_STATE_` prefix), or an exit handler's
+        `PipelineTaskFinalStatus.state`. Unknown words are PENDING: not an end."""
+        return ENGINE_WORDS.get(word.strip().upper().removeprefix("PIPELINE_STATE_"), cls.PENDING)
+
 
 TERMINAL = frozenset({RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELED, RunState.SKIPPED})
+
+# Every engine's words, in one table. CANCELING/CANCELLING can still end SUCCEEDED or FAILED and
+# PAUSED resumes, so they are not ends. Sources: KFP backend/api/v2beta1/run.proto (RuntimeState);
+# Vertex aiplatform/v1/pipeline_state.proto (PipelineState; CANCELLED); KFP's exit handler reports
+# the MLMD execution state (COMPLETE, FAILED, CANCELED). shared/research/kfp.md §1.4, §3 and §5.
+ENGINE_WORDS: Mapping[str, RunState] = {
+    "RUNTIME_STATE_UNSPECIFIED": RunState.PENDING,
+    "UNSPECIFIED": RunState.PENDING,
+    "QUEUED": RunState.PENDING,
+    "PENDING": RunState.PENDING,
+    "RUNNING": RunState.RUNNING,
+    "CANCELING": RunState.RUNNING,
+    "CANCELLING": RunState.RUNNING,
+    "PAUSED": RunState.RUNNING,
+    "SUCCEEDED": RunState.SUCCEEDED,
+    "COMPLETE": RunState.SUCCEEDED,
+    "SKIPPED": RunState.SKIPPED,
+    "FAILED": RunState.FAILED,
+    "CANCELED": RunState.CANCELED,
+    "CANCELLED": RunState.CANCELED,
+}
 
 
 @dataclass(frozen=True, slots=True)

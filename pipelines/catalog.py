@@ -1,5 +1,10 @@
 """The pipeline catalog: compile each pipeline once, version it by content, know its inputs.
 
+`load(routes.yaml, packages)` is the one loader the function and the CLI share: it validates the
+file (`events.routes`), builds every pipeline it names, and checks each route against its
+pipeline, so a file that passes `kfp-trigger routes check` is a file the function accepts at
+cold start.
+
 A pipeline comes from a Python reference (`module:function`, compiled with the KFP compiler) or
 a compiled YAML package (a local file, `gs://` or Artifact Registry: see `templates`). Its
 version is the sha256 of the canonical JSON of every YAML document in the package, so
@@ -15,13 +20,14 @@ import json
 import os
 import tempfile
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from events.routes import PipelineDef, RoutesConfig, Rule
+from events.errors import RoutesError
+from events.routes import PipelineDef, RoutesConfig, Rule, load_routes
 from pipelines.backend import CompiledPipeline
 from pipelines.templates import problem, read_template, template_uri
 
@@ -202,3 +208,31 @@ def typed_rules(
         types = {name: pipeline.inputs[name] for name in rule.params if name in pipeline.inputs}
         result.append(replace(rule, param_types=types))
     return tuple(result)
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedRoutes:
+    config: RoutesConfig
+    rules: tuple[Rule, ...]  # with parameter types from the compiled pipelines
+    catalog: dict[str, CompiledPipeline]
+
+
+def load(path: Path, packages_dir: Path) -> LoadedRoutes:
+    """Validate the routes file and compile every pipeline it names.
+
+    Raises:
+        RoutesError: every problem found, each with its place in the file.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise RoutesError([f"{path}: cannot read ({exc.strerror})"]) from exc
+    config = load_routes(text)
+    problems: list[str] = []
+    catalog = build_catalog(config, path.parent, packages_dir, problems)
+    # Pinned versions are looked up beside routes.yaml (packages/, committed) and in the state.
+    variants = resolve_variants(config.rules, catalog, [path.parent / "packages", packages_dir], problems)
+    rules = typed_rules(variants, catalog, problems)
+    if problems:
+        raise RoutesError(problems)
+    return LoadedRoutes(config, rules, catalog)

@@ -10,13 +10,14 @@ from pathlib import Path
 import pytest
 
 from events.router import Router
-from functions import bootstrap, config
-from functions.bootstrap import Services
-from functions.config import LoadedRoutes
+from functions import bootstrap
+from functions.adapters.sqlite_ledger import SqliteLedger
+from functions.service.ports import Services
 from functions.settings import Settings
-from functions.sqlite_ledger import SqliteLedger
-from tests.fakes import RecordingBackend, RecordingSink
+from pipelines import catalog as routes_catalog
+from pipelines.catalog import LoadedRoutes
 from tests.support import ROUTES
+from tests.support.fakes import RecordingBackend, RecordingSink
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -41,7 +42,7 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 @pytest.fixture(scope="session")
 def test_routes(tmp_path_factory: pytest.TempPathFactory) -> LoadedRoutes:
     """tests/data/routes.yaml, loaded once with its echo pipeline compiled."""
-    return config.load(ROUTES, tmp_path_factory.mktemp("packages"))
+    return routes_catalog.load(ROUTES, tmp_path_factory.mktemp("packages"))
 
 
 class Clock:
@@ -82,7 +83,7 @@ PROJECT = "kfp-trigger-test"
 
 
 def _emulated(name: str, variable: str, factory: pytest.TempPathFactory) -> Iterator[str]:
-    from tests.emulators import emulator
+    from tests.support.emulators import emulator
 
     with emulator(name, factory.mktemp(name) / "emulator.log") as host, pytest.MonkeyPatch.context() as patch:
         patch.setenv(variable, f"http://{host}" if name == "storage" else host)

@@ -10,7 +10,7 @@ import yaml
 from events.routes import PipelineDef
 from pipelines.catalog import build_pipeline, content_hash
 
-SURVEY = PipelineDef("survey-retrain", "pipelines.survey:survey_retrain", None, "local", None, {})
+SURVEY = PipelineDef("survey-retrain", "pipelines.examples.survey:survey_retrain", None, "local", None, {})
 
 
 def test_compiling_twice_gives_the_same_version(tmp_path: Path) -> None:
@@ -49,7 +49,9 @@ def test_inputs_and_required_parameters(tmp_path: Path) -> None:
 
 def test_a_pipeline_named_like_its_component_is_refused(tmp_path: Path) -> None:
     """KFP would load the component of that name instead of the pipeline, silently."""
-    definition = PipelineDef("echo", "tests.echo_pipeline:colliding_pipeline", None, "local", None, {})
+    definition = PipelineDef(
+        "echo", "tests.support.echo_pipeline:colliding_pipeline", None, "local", None, {}
+    )
     with pytest.raises(ValueError, match="also the name of one of its components"):
         build_pipeline(definition, tmp_path, tmp_path / "p")
 
@@ -57,7 +59,7 @@ def test_a_pipeline_named_like_its_component_is_refused(tmp_path: Path) -> None:
 def _routes_with(tmp_path: Path, run: str) -> Path:
     routes = tmp_path / "routes.yaml"
     routes.write_text(
-        "pipelines:\n  echo: {source: 'tests.echo_pipeline:echo_pipeline'}\n"
+        "pipelines:\n  echo: {source: 'tests.support.echo_pipeline:echo_pipeline'}\n"
         "routes:\n  - name: landed\n    when: {storage: {bucket: landing}}\n"
         f"    run: {{pipeline: echo, params: {{message: 'x'}}, {run}}}\n"
     )
@@ -65,10 +67,10 @@ def _routes_with(tmp_path: Path, run: str) -> Path:
 
 
 def test_a_route_can_pin_an_earlier_version(tmp_path: Path) -> None:
-    from functions import config
+    from pipelines import catalog as routes_catalog
 
     current = build_pipeline(
-        PipelineDef("echo", "tests.echo_pipeline:echo_pipeline", None, "local", None, {}),
+        PipelineDef("echo", "tests.support.echo_pipeline:echo_pipeline", None, "local", None, {}),
         tmp_path,
         tmp_path / "current",
     )
@@ -78,7 +80,7 @@ def test_a_route_can_pin_an_earlier_version(tmp_path: Path) -> None:
     (tmp_path / "packages").mkdir()
     (tmp_path / "packages" / f"echo-{older_hash[:12]}.yaml").write_text(older_text)
 
-    loaded = config.load(_routes_with(tmp_path, f"version: {older_hash[:16]}"), tmp_path / "state")
+    loaded = routes_catalog.load(_routes_with(tmp_path, f"version: {older_hash[:16]}"), tmp_path / "state")
     (rule,) = loaded.rules
     assert rule.pipeline == f"echo@{older_hash[:12]}/local"
     assert loaded.catalog[rule.pipeline].version == older_hash
@@ -87,18 +89,18 @@ def test_a_route_can_pin_an_earlier_version(tmp_path: Path) -> None:
 
 def test_an_unknown_pin_is_reported_with_its_place(tmp_path: Path) -> None:
     from events.errors import RoutesError
-    from functions import config
+    from pipelines import catalog as routes_catalog
 
     with pytest.raises(
         RoutesError, match=r"routes\[landed\]\.run\.version: no compiled package echo-0123456789ab"
     ):
-        config.load(_routes_with(tmp_path, "version: 0123456789abcdef"), tmp_path / "state")
+        routes_catalog.load(_routes_with(tmp_path, "version: 0123456789abcdef"), tmp_path / "state")
 
 
 def test_a_route_can_choose_another_backend(tmp_path: Path) -> None:
-    from functions import config
+    from pipelines import catalog as routes_catalog
 
-    loaded = config.load(_routes_with(tmp_path, "backend: vertex"), tmp_path / "state")
+    loaded = routes_catalog.load(_routes_with(tmp_path, "backend: vertex"), tmp_path / "state")
     (rule,) = loaded.rules
     assert rule.pipeline.endswith("/vertex")
     assert loaded.catalog[rule.pipeline].backend == "vertex"

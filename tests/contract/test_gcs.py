@@ -8,14 +8,15 @@ from dataclasses import replace
 
 import pytest
 
-from events.envelope import parse_http
-from functions import completion, dispatch
-from functions.bootstrap import Services
-from functions.objects import GcsObjectStore, NotReady, ready
+from functions.adapters.objects import GcsObjectStore
+from functions.service import completion
+from functions.service import intake as dispatch
+from functions.service.batches import NotReady, ready
+from functions.service.ports import Services
 from pipelines.backend import RunState
 from tests.conftest import PROJECT
-from tests.fakes import RecordingBackend, RecordingSink
-from tests.support import completion_event, storage_event
+from tests.support import call, completion_event, storage_event
+from tests.support.fakes import RecordingBackend, RecordingSink
 
 
 @pytest.fixture
@@ -52,11 +53,11 @@ def test_the_result_carries_metrics_read_from_a_gs_pipeline_root(
     )
     backend.outputs = {"metrics": f"gs://{bucket.name}/{root}/evaluate-model/metrics"}
     headers, body = storage_event("some-bucket", "folder/gcs.csv")
-    dispatch.handle(services, *parse_http(headers, body), body)
+    call(dispatch.handle, services, headers, body)
     backend.states["fake-1"] = RunState.SUCCEEDED
     backend.metrics = {}
     headers, body = completion_event("some-bucket-folder/some-bucket/folder/gcs.csv#1", "SUCCEEDED")
-    completion.handle(services, *parse_http(headers, body), body)
+    call(completion.handle, services, headers, body)
     assert isinstance(services.results, RecordingSink)
     (result,) = services.results.published
     assert result["data"]["metrics"] == {"auc": 0.77, "rows_test": 40.0}

@@ -8,11 +8,11 @@ from collections.abc import Iterator
 import pytest
 
 from events.errors import TransientError
-from functions.config import LoadedRoutes
 from pipelines.backend import RunState, Submission
-from pipelines.kfp_backend import STATES, KfpBackend
-from tests.kfp_fake import FakeKfp
+from pipelines.catalog import LoadedRoutes
+from pipelines.kfp.backend import KfpBackend
 from tests.support import serving
+from tests.support.kfp_fake import FakeKfp
 
 
 @pytest.fixture
@@ -87,7 +87,21 @@ def test_an_unavailable_server_is_transient(
     assert len(fake.runs) == 1
 
 
-@pytest.mark.parametrize(("server_state", "ours"), sorted(STATES.items()))
+# Every v2beta1 RuntimeState (backend/api/v2beta1/run.proto) and what it means to us.
+RUNTIME_STATES = {
+    "RUNTIME_STATE_UNSPECIFIED": RunState.PENDING,
+    "PENDING": RunState.PENDING,
+    "RUNNING": RunState.RUNNING,
+    "SUCCEEDED": RunState.SUCCEEDED,
+    "SKIPPED": RunState.SKIPPED,
+    "FAILED": RunState.FAILED,
+    "CANCELING": RunState.RUNNING,  # it may still end SUCCEEDED or FAILED
+    "CANCELED": RunState.CANCELED,
+    "PAUSED": RunState.RUNNING,  # it resumes
+}
+
+
+@pytest.mark.parametrize(("server_state", "ours"), sorted(RUNTIME_STATES.items()))
 def test_every_run_state_is_mapped(
     kfp: KfpBackend, fake: FakeKfp, test_routes: LoadedRoutes, server_state: str, ours: RunState
 ) -> None:
@@ -97,7 +111,7 @@ def test_every_run_state_is_mapped(
 
 
 def test_the_fake_refuses_what_the_real_server_would() -> None:
-    from tests.kfp_fake import check
+    from tests.support.kfp_fake import check
 
     check({"display_name": "x", "runtime_config": {"parameters": {"a": 1}}}, "V2beta1Run", "run")
     with pytest.raises(ValueError, match="unknown field 'bogus'"):
@@ -107,7 +121,7 @@ def test_the_fake_refuses_what_the_real_server_would() -> None:
 
 
 def test_refreshing_credentials_authorize_every_request(fake: FakeKfp, test_routes: LoadedRoutes) -> None:
-    from pipelines.kfp_auth import refreshing
+    from pipelines.kfp.auth import refreshing
 
     tokens = iter(f"id-token-{n}" for n in range(1000))
     with serving(fake) as url:

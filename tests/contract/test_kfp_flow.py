@@ -8,14 +8,14 @@ from dataclasses import replace
 
 import pytest
 
-from events.envelope import parse_http
-from functions import completion, dispatch
-from functions.bootstrap import Services
-from functions.ledger import State
-from pipelines.kfp_backend import KfpBackend
-from tests.fakes import RecordingSink
-from tests.kfp_fake import FakeKfp
-from tests.support import completion_event, serving, storage_event
+from functions.service import completion
+from functions.service import intake as dispatch
+from functions.service.ports import Services
+from pipelines.backend import RunState
+from pipelines.kfp.backend import KfpBackend
+from tests.support import Reply, call, completion_event, serving, storage_event
+from tests.support.fakes import RecordingSink
+from tests.support.kfp_fake import FakeKfp
 
 RUN_KEY = "some-bucket-folder/some-bucket/folder/kfp.csv#1"
 
@@ -32,9 +32,9 @@ def on_kfp(services: Services, fake: FakeKfp) -> Iterator[Services]:
         yield replace(services, catalog=catalog, backends={"kfp": KfpBackend.for_host(url, "kubeflow")})
 
 
-def deliver(services: Services) -> dispatch.Answer:
+def deliver(services: Services) -> Reply:
     headers, body = storage_event("some-bucket", "folder/kfp.csv")
-    return dispatch.handle(services, *parse_http(headers, body), body)
+    return call(dispatch.handle, services, headers, body)
 
 
 def results(services: Services) -> list[dict[str, object]]:
@@ -50,7 +50,7 @@ def test_a_lost_create_response_still_gives_one_run_and_one_result(on_kfp: Servi
     (run_id,) = fake.runs
     record = on_kfp.ledger.get(RUN_KEY)
     assert record is not None
-    assert (record.state, record.run_id) == (State.SUBMITTED, run_id)
+    assert (record.state, record.run_id) == (RunState.SUBMITTED, run_id)
     assert completion.reconcile(on_kfp) == 0, "still PENDING"
     fake.states[run_id] = "SUCCEEDED"
     assert completion.reconcile(on_kfp) == 1
@@ -63,16 +63,16 @@ def test_a_lost_create_response_still_gives_one_run_and_one_result(on_kfp: Servi
 @pytest.mark.parametrize(
     ("server_state", "ended"),
     [
-        ("CANCELED", State.CANCELED),
-        ("FAILED", State.FAILED),
-        ("SKIPPED", State.SKIPPED),
+        ("CANCELED", RunState.CANCELED),
+        ("FAILED", RunState.FAILED),
+        ("SKIPPED", RunState.SKIPPED),
         ("PAUSED", None),
         ("CANCELING", None),
         ("RUNNING", None),
     ],
 )
 def test_one_reconcile_pass_ends_what_has_ended(
-    on_kfp: Services, fake: FakeKfp, server_state: str, ended: State | None
+    on_kfp: Services, fake: FakeKfp, server_state: str, ended: RunState | None
 ) -> None:
     deliver(on_kfp)
     (run_id,) = fake.runs
@@ -80,13 +80,13 @@ def test_one_reconcile_pass_ends_what_has_ended(
     completion.reconcile(on_kfp)
     record = on_kfp.ledger.get(RUN_KEY)
     assert record is not None
-    assert record.state is (ended or State.SUBMITTED)
+    assert record.state is (ended or RunState.SUBMITTED)
     assert len(results(on_kfp)) == (1 if ended else 0)
 
 
 def test_the_exit_handler_says_complete_for_success(on_kfp: Services, fake: FakeKfp) -> None:
     deliver(on_kfp)
     headers, body = completion_event(RUN_KEY, "COMPLETE")  # KFP's exit task: the MLMD state
-    completion.handle(on_kfp, *parse_http(headers, body), body)
+    call(completion.handle, on_kfp, headers, body)
     (result,) = results(on_kfp)
     assert result["data"]["state"] == "SUCCEEDED"

@@ -15,8 +15,10 @@ from typing import Any
 
 import pytest
 
-from functions.adapters import ledger_from
-from functions.ledger import ClaimOutcome, DecisionRecord, Ledger, NewRun, Outcome, State
+from functions.bootstrap import ledger_from
+from functions.service.ports import Ledger
+from functions.service.records import ClaimOutcome, DecisionRecord, NewRun, Outcome
+from pipelines.backend import RunState
 from tests.conftest import PROJECT
 
 RUN = NewRun("route/bucket/name#1", "route", "pipeline", "v1", "local", {"n": 1}, "event-1")
@@ -67,20 +69,20 @@ def test_release_lets_the_next_delivery_take_over_at_once(ledger: Ledger) -> Non
 def test_terminal_states_are_absorbing(ledger: Ledger) -> None:
     ledger.claim(RUN, now(), 60)
     ledger.mark_submitted(RUN.run_key, 1, "r-1", now())
-    assert ledger.finish(RUN.run_key, State.SUCCEEDED, {"metrics": {"auc": 0.9}}, now())
-    assert not ledger.finish(RUN.run_key, State.FAILED, {}, now())
+    assert ledger.finish(RUN.run_key, RunState.SUCCEEDED, {"metrics": {"auc": 0.9}}, now())
+    assert not ledger.finish(RUN.run_key, RunState.FAILED, {}, now())
     record = ledger.get(RUN.run_key)
     assert record is not None
-    assert (record.state, record.run_id, record.params) == (State.SUCCEEDED, "r-1", {"n": 1})
+    assert (record.state, record.run_id, record.params) == (RunState.SUCCEEDED, "r-1", {"n": 1})
     assert record.details == {"metrics": {"auc": 0.9}}
     with pytest.raises(ValueError, match="not a terminal state"):
-        ledger.finish(RUN.run_key, State.SUBMITTED, {}, now())
+        ledger.finish(RUN.run_key, RunState.SUBMITTED, {}, now())
 
 
 def test_one_publisher_at_a_time_until_published(ledger: Ledger) -> None:
     ledger.claim(RUN, now(), 60)
     assert ledger.begin_publish(RUN.run_key, now(), LEASE) is None, "not terminal yet"
-    ledger.finish(RUN.run_key, State.FAILED, {}, now())
+    ledger.finish(RUN.run_key, RunState.FAILED, {}, now())
     assert [r.run_key for r in ledger.unpublished()] == [RUN.run_key]
     assert ledger.begin_publish(RUN.run_key, now(), LEASE) is not None
     assert ledger.begin_publish(RUN.run_key, now(), LEASE) is None, "another publisher holds it"
@@ -100,8 +102,8 @@ def test_queries_and_trail(ledger: Ledger) -> None:
     )
     ledger.record(DecisionRecord(2.0, "event-2", "b/o#1", "t", Outcome.DUPLICATE, "route", "", RUN.run_key))
     assert [r.run_key for r in ledger.unfinished()] == [RUN.run_key]
-    assert [r.run_key for r in ledger.runs(route="route", state=State.SUBMITTED)] == [RUN.run_key]
-    assert ledger.runs(state=State.FAILED) == []
+    assert [r.run_key for r in ledger.runs(route="route", state=RunState.SUBMITTED)] == [RUN.run_key]
+    assert ledger.runs(state=RunState.FAILED) == []
     assert [d.outcome for d in ledger.trail(RUN.run_key)] == [Outcome.RUN, Outcome.DUPLICATE]
     assert [d.event_id for d in ledger.trail("b/o#1")] == ["event-1", "event-2"]
     assert [d.outcome for d in ledger.trail("event-2")] == [Outcome.DUPLICATE]
@@ -138,7 +140,7 @@ def test_every_api_error_is_transient() -> None:
     from google.api_core import exceptions
 
     from events.errors import TransientError
-    from functions.firestore_ledger import _mapped
+    from functions.adapters.firestore_ledger import _mapped
 
     errors: list[Callable[[], Exception]] = [
         lambda: exceptions.ServiceUnavailable("down"),
@@ -169,7 +171,7 @@ def test_a_queued_run_is_a_duplicate_until_taken_once(ledger: Ledger) -> None:
     assert ledger.queue(RUN.run_key, claim.attempt, "max_active 2 reached", now())
     record = ledger.get(RUN.run_key)
     assert record is not None
-    assert (record.state, record.details) == (State.QUEUED, {"queued": "max_active 2 reached"})
+    assert (record.state, record.details) == (RunState.QUEUED, {"queued": "max_active 2 reached"})
     assert ledger.claim(RUN, now(), LEASE).outcome is ClaimOutcome.DONE, "a redelivery is acknowledged"
     assert [r.run_key for r in ledger.queued(now())] == [RUN.run_key]
     taken = ledger.take(RUN.run_key, now(), LEASE)
@@ -183,7 +185,7 @@ def test_a_queued_run_is_a_duplicate_until_taken_once(ledger: Ledger) -> None:
 def test_a_batch_opens_once_and_collects_its_members_as_a_set(ledger: Ledger) -> None:
     first = ledger.open_batch(RUN, not_before=now() + 60, now=now())
     again = ledger.open_batch(replace(RUN, params={"n": 2}), not_before=now() + 120, now=now())
-    assert (first.state, again.params, again.not_before) == (State.QUEUED, {"n": 1}, first.not_before)
+    assert (first.state, again.params, again.not_before) == (RunState.QUEUED, {"n": 1}, first.not_before)
     for member in ("gs://b/2.csv", "gs://b/1.csv", "gs://b/2.csv"):
         ledger.add_member(RUN.run_key, member)
     assert ledger.members(RUN.run_key) == ["gs://b/1.csv", "gs://b/2.csv"]
@@ -248,9 +250,9 @@ def test_summary_and_decision_counts(ledger: Ledger) -> None:
     elsewhere = NewRun("else/x#1", "else", "pipeline", "v1", "local", {}, "event-3")
     ledger.queue(elsewhere.run_key, ledger.claim(elsewhere, now(), LEASE).attempt, "paused", now())
     assert ledger.summary() == {
-        ("route", State.CLAIMED): 1,
-        ("route", State.SUBMITTED): 1,
-        ("else", State.QUEUED): 1,
+        ("route", RunState.CLAIMED): 1,
+        ("route", RunState.SUBMITTED): 1,
+        ("else", RunState.QUEUED): 1,
     }
     for event_id in ("q-1", "q-2"):
         ledger.record(DecisionRecord(now(), event_id, "", "t", Outcome.QUARANTINED, reason="bad"))

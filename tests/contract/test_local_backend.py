@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from functions.config import LoadedRoutes
 from pipelines.backend import RunState, RunStatus, Submission
-from pipelines.local import LocalBackend
+from pipelines.catalog import LoadedRoutes
+from pipelines.local.backend import LocalBackend
 
 
 def wait(backend: LocalBackend, run_id: str, timeout: float = 60) -> RunStatus:

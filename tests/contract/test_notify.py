@@ -12,8 +12,8 @@ import pytest
 from events.routes import PipelineDef
 from pipelines.backend import RunState, Submission
 from pipelines.catalog import build_pipeline
-from pipelines.local import LocalBackend
-from tests.pubsub import pull, topic_with_subscription
+from pipelines.local.backend import LocalBackend
+from tests.support.pubsub import pull, topic_with_subscription
 
 
 @pytest.fixture
@@ -24,7 +24,7 @@ def topic(pubsub_emulator: str) -> tuple[str, str]:
 def test_a_notified_pipeline_publishes_its_end(topic: tuple[str, str], tmp_path: Path) -> None:
     topic_path, subscription = topic
     definition = PipelineDef(
-        "echo", "tests.echo_pipeline:echo_pipeline", None, "local", None, {}, notify=True
+        "echo", "tests.support.echo_pipeline:echo_pipeline", None, "local", None, {}, notify=True
     )
     pipeline = build_pipeline(definition, tmp_path, tmp_path / "packages")
     assert "completion_topic" in pipeline.inputs

@@ -7,11 +7,12 @@ import json
 
 import pytest
 
-from functions.ledger import RunRecord, State
-from functions.pubsub_sink import PubsubSink
-from functions.results import quarantine_record, result_event
+from functions.adapters.pubsub_sink import PubsubSink
+from functions.service.records import RunRecord
+from functions.service.results import quarantine_record, result_event
+from pipelines.backend import RunState
 from tests.conftest import PROJECT
-from tests.pubsub import pull, topic_with_subscription
+from tests.support.pubsub import pull, topic_with_subscription
 
 
 @pytest.fixture
@@ -27,7 +28,7 @@ RUN = RunRecord(
     backend="local",
     params={"tenant": "a"},
     event_id="e-1",
-    state=State.SUCCEEDED,
+    state=RunState.SUCCEEDED,
     attempt=1,
     run_id="r-1",
     created_at=1.0,

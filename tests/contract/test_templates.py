@@ -17,7 +17,7 @@ from pipelines.catalog import build_pipeline
 from tests.conftest import PROJECT
 from tests.support import self_signed, serving
 
-SURVEY = PipelineDef("survey-retrain", "pipelines.survey:survey_retrain", None, "local", None, {})
+SURVEY = PipelineDef("survey-retrain", "pipelines.examples.survey:survey_retrain", None, "local", None, {})
 TOKEN = "registry-access-token"
 
 

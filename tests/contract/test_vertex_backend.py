@@ -8,11 +8,11 @@ import pytest
 from google.auth.credentials import AnonymousCredentials
 
 from events.errors import TransientError
-from functions.config import LoadedRoutes
 from pipelines.backend import RunState, Submission
-from pipelines.vertex_backend import STATES, VertexBackend, job_id
-from tests.support import serving
-from tests.vertex_fake import FakeVertex
+from pipelines.catalog import LoadedRoutes
+from pipelines.vertex import VertexBackend, job_id
+from tests.support import call, serving
+from tests.support.vertex_fake import FakeVertex
 
 
 @pytest.fixture
@@ -111,7 +111,21 @@ def test_unavailable_on_create_is_retried_later_and_still_one_job(
     assert len(fake.jobs) == 1
 
 
-@pytest.mark.parametrize(("server_state", "ours"), sorted(STATES.items()))
+# Every PipelineState (google/cloud/aiplatform/v1/pipeline_state.proto) and what it means to us.
+PIPELINE_STATES = {
+    "PIPELINE_STATE_UNSPECIFIED": RunState.PENDING,
+    "PIPELINE_STATE_QUEUED": RunState.PENDING,
+    "PIPELINE_STATE_PENDING": RunState.PENDING,
+    "PIPELINE_STATE_RUNNING": RunState.RUNNING,
+    "PIPELINE_STATE_SUCCEEDED": RunState.SUCCEEDED,
+    "PIPELINE_STATE_FAILED": RunState.FAILED,
+    "PIPELINE_STATE_CANCELLING": RunState.RUNNING,  # it may still end otherwise
+    "PIPELINE_STATE_CANCELLED": RunState.CANCELED,
+    "PIPELINE_STATE_PAUSED": RunState.RUNNING,
+}
+
+
+@pytest.mark.parametrize(("server_state", "ours"), sorted(PIPELINE_STATES.items()))
 def test_every_job_state_is_mapped(
     vertex: VertexBackend, fake: FakeVertex, test_routes: LoadedRoutes, server_state: str, ours: RunState
 ) -> None:
@@ -124,16 +138,16 @@ def test_the_trigger_loop_on_vertex(services, vertex: VertexBackend, fake: FakeV
     """503 on create → redelivered → one job; CANCELLED → one CANCELED result after one pass."""
     from dataclasses import replace
 
-    from events.envelope import parse_http
-    from functions import completion, dispatch
+    from functions.service import completion
+    from functions.service import intake as dispatch
     from tests.support import storage_event
 
     catalog = {name: replace(pipeline, backend="vertex") for name, pipeline in services.catalog.items()}
     on_vertex = replace(services, catalog=catalog, backends={"vertex": vertex})
     headers, body = storage_event("some-bucket", "folder/vertex.csv")
     fake.fail_next("create", "503")
-    assert dispatch.handle(on_vertex, *parse_http(headers, body), body).status == 503
-    assert dispatch.handle(on_vertex, *parse_http(headers, body), body).status == 200
+    assert call(dispatch.handle, on_vertex, headers, body).status == 503
+    assert call(dispatch.handle, on_vertex, headers, body).status == 200
     (job_key,) = fake.jobs
     fake.states[job_key] = "PIPELINE_STATE_CANCELLED"
     assert completion.reconcile(on_vertex) == 1
@@ -150,8 +164,8 @@ def test_a_vertex_pipeline_needs_its_project(tmp_path) -> None:
     routes = tmp_path / "routes.yaml"
     routes.write_text(
         ROUTES.read_text().replace(
-            "source: tests.echo_pipeline:echo_pipeline",
-            "source: tests.echo_pipeline:echo_pipeline\n    backend: vertex",
+            "source: tests.support.echo_pipeline:echo_pipeline",
+            "source: tests.support.echo_pipeline:echo_pipeline\n    backend: vertex",
         )
     )
     with pytest.raises(SettingsError, match="KFP_TRIGGER_VERTEX_PROJECT"):

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.oidc import AUDIENCE, CALLER, Issuer, certs_endpoint, tampered, unsigned
 from tests.support import env_for, free_port, functions_framework, server, storage_event
+from tests.support.oidc import AUDIENCE, CALLER, Issuer, certs_endpoint, tampered, unsigned
 
 
 @pytest.fixture(scope="module")

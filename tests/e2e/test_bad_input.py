@@ -24,7 +24,7 @@ from tests.support import binary, cases, env_for, free_port, functions_framework
 ROUTES = """
 version: 1
 pipelines:
-  echo: {source: tests.echo_pipeline:echo_pipeline}
+  echo: {source: tests.support.echo_pipeline:echo_pipeline}
 routes:
   - name: any-object
     when: {storage: {bucket: sample-bucket}}

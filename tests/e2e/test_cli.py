@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from events.envelope import parse_http
 from events.errors import RoutesError
 from events.routes import load_routes
-from functions import bootstrap, dispatch
+from functions import bootstrap
+from functions.service import intake as dispatch
 from functions.settings import Settings
-from tests.support import DATA, ROOT, ROUTES, env_for, kfp_trigger, storage_event
+from tests.support import DATA, ROOT, ROUTES, call, env_for, kfp_trigger, storage_event
 from tests.unit.test_routes import BROKEN
 
 
@@ -77,8 +77,8 @@ def test_simulate_explains_a_skip_in_words(tmp_path: Path) -> None:
 
 
 def test_runs_and_explain_read_the_ledger(tmp_path: Path) -> None:
-    from functions.ledger import DecisionRecord, NewRun, Outcome
-    from functions.sqlite_ledger import SqliteLedger
+    from functions.adapters.sqlite_ledger import SqliteLedger
+    from functions.service.records import DecisionRecord, NewRun, Outcome
 
     ledger = SqliteLedger(tmp_path / "ledger.sqlite3")
     ledger.claim(NewRun("r/k#1", "r", "echo", "v1", "local", {"x": 1}, "ev-1"), now=1.0, lease=60)
@@ -124,7 +124,7 @@ def test_reconcile_finishes_a_run_whose_notice_was_lost(tmp_path: Path) -> None:
     settings = Settings(routes=ROUTES, state_dir=tmp_path, landing_dir=tmp_path / "landing", auth="none")
     services = bootstrap.build(settings)  # no completion URL or topic: the notice is lost
     headers, body = storage_event("some-bucket", "folder/lost.csv")
-    assert dispatch.handle(services, *parse_http(headers, body), body).status == 200
+    assert call(dispatch.handle, services, headers, body).status == 200
     env = {**env_for(tmp_path), "KFP_TRIGGER_RECONCILE_GRACE_SECONDS": "0"}
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -143,7 +143,7 @@ def test_rerun_starts_a_fresh_run_under_a_derived_key(tmp_path: Path) -> None:
     settings = Settings(routes=ROUTES, state_dir=tmp_path, landing_dir=tmp_path / "landing", auth="none")
     services = bootstrap.build(settings)
     headers, body = storage_event("some-bucket", "folder/again.csv")
-    assert dispatch.handle(services, *parse_http(headers, body), body).status == 200
+    assert call(dispatch.handle, services, headers, body).status == 200
     key = "some-bucket-folder/some-bucket/folder/again.csv#1"
     first = run("rerun", key, "--json", env=env_for(tmp_path))
     assert first.returncode == 0, first.stderr
@@ -151,9 +151,7 @@ def test_rerun_starts_a_fresh_run_under_a_derived_key(tmp_path: Path) -> None:
     assert (started["run_key"], started["rerun_of"], started["outcome"]) == (f"{key}~rerun-1", key, "run")
     second = run("rerun", key, env=env_for(tmp_path))
     assert second.stdout.startswith(f"started {key}~rerun-2 as local-")
-    assert dispatch.handle(services, *parse_http(headers, body), body).body["decisions"][0]["outcome"] == (
-        "duplicate"
-    )
+    assert call(dispatch.handle, services, headers, body).body["decisions"][0]["outcome"] == ("duplicate")
     records = {record.run_key: record for record in services.ledger.runs()}
     assert set(records) == {key, f"{key}~rerun-1", f"{key}~rerun-2"}
     assert records[f"{key}~rerun-2"].params == records[key].params
@@ -169,7 +167,7 @@ def test_pause_holds_submissions_and_resume_starts_them(tmp_path: Path) -> None:
     assert json.loads(run("pause", "--json", env=env_for(tmp_path)).stdout) == {"paused": True}
     for name in ("held-1.csv", "held-2.csv"):
         headers, body = storage_event("some-bucket", f"folder/{name}")
-        answer = dispatch.handle(services, *parse_http(headers, body), body)
+        answer = call(dispatch.handle, services, headers, body)
         assert answer.body["decisions"][0]["reason"] == "submissions are paused"
     queued = json.loads(run("runs", "--state", "QUEUED", "--json", env=env_for(tmp_path)).stdout)
     assert len(queued) == 2
@@ -180,14 +178,14 @@ def test_pause_holds_submissions_and_resume_starts_them(tmp_path: Path) -> None:
 
 
 def test_pipelines_push_uploads_each_version_once(tmp_path: Path) -> None:
-    from tests.kfp_fake import FakeKfp
     from tests.support import serving
+    from tests.support.kfp_fake import FakeKfp
 
     routes = tmp_path / "routes.yaml"
     routes.write_text(
         ROUTES.read_text().replace(
-            "source: tests.echo_pipeline:echo_pipeline",
-            "source: tests.echo_pipeline:echo_pipeline\n    backend: kfp",
+            "source: tests.support.echo_pipeline:echo_pipeline",
+            "source: tests.support.echo_pipeline:echo_pipeline\n    backend: kfp",
         )
     )
     fake = FakeKfp()

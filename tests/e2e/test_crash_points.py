@@ -2,7 +2,7 @@
 logical result, every event accounted for (research/reliability.md F3, F4, F8; invariants I1 to I3).
 
 Each delivery and each reconcile pass runs in a process of its own that SIGKILLs itself at the
-point (functions/crashpoints.py). Parametrised over every point by both ledgers (SQLite, the
+point (functions/service/crashpoints.py). Parametrised over every point by both ledgers (SQLite, the
 Firestore emulator) by the local backend (kfp.local) and the KFP API fake.
 """
 
@@ -20,13 +20,14 @@ from pathlib import Path
 
 import pytest
 
-from functions import crashpoints
-from functions.adapters import ledger_from
-from functions.ledger import Outcome, State
+from functions.bootstrap import ledger_from
+from functions.service import crashpoints
+from functions.service.records import Outcome
 from functions.settings import Settings
+from pipelines.backend import RunState
 from tests.conftest import PROJECT
-from tests.kfp_fake import FakeKfp
 from tests.support import ROOT, ROUTES, env_for, serving, storage_event
+from tests.support.kfp_fake import FakeKfp
 
 LEASE = 1.0  # seconds: how long a dead claimant (or publisher) blocks the next one
 
@@ -55,8 +56,8 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
     routes = tmp_path / "routes-kfp.yaml"
     routes.write_text(
         ROUTES.read_text().replace(
-            "source: tests.echo_pipeline:echo_pipeline",
-            "source: tests.echo_pipeline:echo_pipeline\n    backend: kfp",
+            "source: tests.support.echo_pipeline:echo_pipeline",
+            "source: tests.support.echo_pipeline:echo_pipeline\n    backend: kfp",
         )
     )
 
@@ -80,10 +81,10 @@ def ledger_env(request: pytest.FixtureRequest) -> dict[str, str]:
 
 
 def child(env: dict[str, str], *args: str, crash_at: str = "") -> subprocess.CompletedProcess[str]:
-    extra = {crashpoints.VARIABLE: crash_at} if crash_at else {}
+    crash = ["--crash-at", crash_at] if crash_at else []
     return subprocess.run(
-        [sys.executable, "-m", "tests.crash_child", *args],
-        env={**env, **extra},
+        [sys.executable, "-m", "tests.support.crash_child", *crash, *args],
+        env=env,
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -122,7 +123,9 @@ def test_a_crash_loses_nothing_and_runs_nothing_twice(
     again = answered(child(env, *delivery))
     assert again["status"] == 200, again
 
-    settings = Settings.from_env(env)
+    settings = Settings(
+        state_dir=Path(env["KFP_TRIGGER_STATE_DIR"]), ledger=env.get("KFP_TRIGGER_LEDGER", "")
+    )
     ledger = ledger_from(settings.ledger_url)
     (run,) = ledger.runs()
     engine.finish(run.run_key)
@@ -136,7 +139,7 @@ def test_a_crash_loses_nothing_and_runs_nothing_twice(
     assert engine.runs(run.run_key) == 1, "exactly one run on the engine (I2)"
     final = ledger.get(run.run_key)
     assert final is not None
-    assert (final.state, final.published_at is not None) == (State.SUCCEEDED, True)
+    assert (final.state, final.published_at is not None) == (RunState.SUCCEEDED, True)
     results = [
         json.loads(line)
         for line in (tmp_path / "results.jsonl").read_text().splitlines()

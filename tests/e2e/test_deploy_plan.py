@@ -11,7 +11,7 @@ import tempfile
 import pytest
 
 from events.routes import load_routes
-from functions.plan import Gcloud, build_plan
+from functions.cli.plan.builder import Gcloud, build_plan
 from tests.support import ROOT, kfp_trigger
 
 EXAMPLE = ROOT / "deploy" / "routes.example.yaml"

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from functions.adapters import ledger_from
-from functions.ledger import Outcome
+from functions.bootstrap import ledger_from
+from functions.service.records import Outcome
 from tests.conftest import PROJECT
 from tests.support import env_for, free_port, functions_framework, server, storage_event
 

@@ -17,12 +17,12 @@ from typing import Any
 import pytest
 import requests
 
-from functions.adapters import ledger_from
-from functions.ledger import State
-from functions.relay import ensure_subscription, relay
+from functions.bootstrap import ledger_from
+from functions.cli.devstack.relay import ensure_subscription, relay
+from pipelines.backend import RunState
 from tests.conftest import PROJECT
-from tests.pubsub import pull
 from tests.support import env_for, free_port, functions_framework, server, storage_event
+from tests.support.pubsub import pull
 
 BUCKET = "acme-survey-batches"
 MANIFEST = "batches/wave-3/_MANIFEST.json"
@@ -127,5 +127,5 @@ def test_a_landed_batch_runs_once_and_its_result_reaches_pubsub(cloud: dict[str,
     assert pull(cloud["results"], 1, wait=3) == [], "one result per run"
     record = ledger_from(cloud["ledger"]).get(decision["run_key"])
     assert record is not None
-    assert record.state is State.SUCCEEDED
+    assert record.state is RunState.SUCCEEDED
     assert record.published_at is not None

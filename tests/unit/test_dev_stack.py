@@ -9,8 +9,9 @@ from pathlib import Path
 from events.decoders import decode
 from events.envelope import parse_http
 from events.router import Router, RunRequest
-from functions.config import LoadedRoutes
-from functions.dev import finalized_event, landing_name, tick_schedules
+from functions.cli.devstack.ticks import tick_schedules
+from functions.cli.devstack.watcher import finalized_event, landing_name
+from pipelines.catalog import LoadedRoutes
 from tests.support import binary
 
 

@@ -6,28 +6,25 @@ from pathlib import Path
 
 import pytest
 
-from events.envelope import parse_http
 from events.errors import PermanentError, TransientError
-from functions import completion, dispatch
-from functions.bootstrap import Services
-from functions.ledger import Outcome, State
+from functions.service import completion
+from functions.service import intake as dispatch
+from functions.service.ports import Services
+from functions.service.records import Outcome
 from pipelines.backend import RunState
 from tests.conftest import Clock
-from tests.fakes import RecordingBackend, RecordingSink
-from tests.support import binary, completion_event, storage_event
+from tests.support import Reply, binary, call, completion_event, storage_event
+from tests.support.fakes import RecordingBackend, RecordingSink
 
 KEY = "some-bucket-folder/some-bucket/folder/a.csv#1"
 
 
-def deliver(services: Services, headers: dict[str, str], body: bytes) -> dispatch.Answer:
-    attributes, data = parse_http(headers, body)
-    return dispatch.handle(services, attributes, data, body)
+def deliver(services: Services, headers: dict[str, str], body: bytes) -> Reply:
+    return call(dispatch.handle, services, headers, body)
 
 
-def notify(services: Services, run_key: str, state: str) -> dispatch.Answer:
-    headers, body = completion_event(run_key, state)
-    attributes, data = parse_http(headers, body)
-    return completion.handle(services, attributes, data, body)
+def notify(services: Services, run_key: str, state: str) -> Reply:
+    return call(completion.handle, services, *completion_event(run_key, state))
 
 
 def results(services: Services) -> list[dict[str, object]]:
@@ -49,7 +46,7 @@ def test_a_redelivered_event_starts_one_run(services: Services, backend: Recordi
 def test_a_duplicate_during_a_live_claim_is_not_acknowledged(
     services: Services, backend: RecordingBackend
 ) -> None:
-    from functions.ledger import NewRun
+    from functions.service.records import NewRun
 
     services.ledger.claim(
         NewRun(KEY, "some-bucket-folder", "echo", "v", "local", {}, "other"), 1_800_000_000, 120
@@ -82,7 +79,7 @@ def test_a_lost_submit_response_is_adopted_not_resubmitted(
     assert len(backend.submitted) == 1
     record = services.ledger.get(KEY)
     assert record is not None
-    assert (record.state, record.run_id) == (State.SUBMITTED, "fake-1")
+    assert (record.state, record.run_id) == (RunState.SUBMITTED, "fake-1")
 
 
 def test_a_permanent_backend_failure_is_a_failed_run_with_a_result(
@@ -137,12 +134,12 @@ def test_the_exit_handler_word_for_success_is_complete(services: Services, backe
 
 
 def test_state_names_of_every_engine() -> None:
-    assert completion.normalise("CANCELLED") is State.CANCELED
-    assert completion.normalise("PIPELINE_STATE_CANCELLED") is State.CANCELED
-    assert completion.normalise("canceled") is State.CANCELED
-    assert completion.normalise("COMPLETE") is State.SUCCEEDED
-    assert completion.normalise("RUNNING") is None
-    assert completion.normalise("PAUSED") is None
+    assert RunState.parse("CANCELLED") is RunState.CANCELED
+    assert RunState.parse("PIPELINE_STATE_CANCELLED") is RunState.CANCELED
+    assert RunState.parse("canceled") is RunState.CANCELED
+    assert RunState.parse("COMPLETE") is RunState.SUCCEEDED
+    assert not RunState.parse("RUNNING").terminal
+    assert not RunState.parse("PAUSED").terminal
 
 
 def test_a_notice_for_an_unknown_run_is_quarantined(services: Services) -> None:
@@ -167,7 +164,7 @@ def test_a_manifest_runs_once_when_its_whole_batch_has_landed(
 ) -> None:
     from dataclasses import replace
 
-    from functions.objects import LocalObjectStore
+    from functions.adapters.objects import LocalObjectStore
 
     landing = tmp_path / "landing" / "acme-survey-batches" / "batches" / "b7"
     landing.mkdir(parents=True)
@@ -193,7 +190,7 @@ def test_a_manifest_runs_once_when_its_whole_batch_has_landed(
 def test_a_notice_for_a_run_whose_claimant_died_before_recording_it(
     services: Services, backend: RecordingBackend
 ) -> None:
-    from functions.ledger import NewRun
+    from functions.service.records import NewRun
     from pipelines.backend import Submission
 
     services.ledger.claim(
@@ -209,13 +206,13 @@ def test_a_notice_for_a_run_whose_claimant_died_before_recording_it(
     assert result["data"]["run_id"] == run_id, "and the run it found is recorded (found by bench/reliability)"
     record = services.ledger.get(KEY)
     assert record is not None
-    assert (record.state, record.run_id) == (State.SUCCEEDED, run_id)
+    assert (record.state, record.run_id) == (RunState.SUCCEEDED, run_id)
 
 
 def test_reconcile_adopts_a_run_whose_claimant_died_and_nobody_redelivered(
     services: Services, backend: RecordingBackend, clock: Clock
 ) -> None:
-    from functions.ledger import NewRun
+    from functions.service.records import NewRun
     from pipelines.backend import Submission
 
     services.ledger.claim(NewRun(KEY, "some-bucket-folder", "echo", "v", "local", {}, "e"), clock(), 120)
@@ -228,7 +225,7 @@ def test_reconcile_adopts_a_run_whose_claimant_died_and_nobody_redelivered(
     assert completion.reconcile(services) == 1
     record = services.ledger.get(KEY)
     assert record is not None
-    assert (record.state, record.run_id) == (State.SUCCEEDED, run_id)
+    assert (record.state, record.run_id) == (RunState.SUCCEEDED, run_id)
     assert len(backend.submitted) == 1
 
 
@@ -237,7 +234,7 @@ def test_reconcile_starts_a_stale_claim_that_never_submitted(
 ) -> None:
     """Its claimant died before submitting: the reconciler queues and starts it (the event may
     never be delivered again: a queued run's was acknowledged), and a redelivery is a duplicate."""
-    from functions.ledger import NewRun
+    from functions.service.records import NewRun
 
     services.ledger.claim(NewRun(KEY, "some-bucket-folder", "echo", "v", "local", {}, "e"), clock(), 120)
     assert completion.reconcile(services) == 0, "the claim is live"

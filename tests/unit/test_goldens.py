@@ -9,7 +9,7 @@ from events.envelope import parse_http
 from events.errors import BadEvent
 from events.model import Ignored
 from events.router import Router, RunRequest, Skip
-from functions.config import LoadedRoutes
+from pipelines.catalog import LoadedRoutes
 from tests.support import DATA, Case, cases, encodings
 
 CASES = cases()

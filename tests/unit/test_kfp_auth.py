@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from pipelines.kfp_auth import MARGIN_SECONDS, RefreshingToken
+from pipelines.kfp.auth import MARGIN_SECONDS, RefreshingToken
 
 
 def test_a_token_is_reused_until_shortly_before_it_expires() -> None:

@@ -8,22 +8,21 @@ from datetime import UTC, datetime
 
 import pytest
 
-from events.envelope import parse_http
 from events.router import Router
-from functions import completion, dispatch, limits
-from functions.bootstrap import Services
-from functions.config import LoadedRoutes, load
-from functions.ledger import State
+from functions.service import completion, limits, runs
+from functions.service import intake as dispatch
+from functions.service.ports import Services
 from pipelines.backend import RunState, Submission
+from pipelines.catalog import LoadedRoutes, load
 from tests.conftest import Clock
-from tests.fakes import RecordingBackend
-from tests.support import binary, completion_event, storage_event
+from tests.support import Reply, binary, call, completion_event, storage_event
+from tests.support.fakes import RecordingBackend
 
 ROUTES = """
 version: 1
 limits: {daily_submissions: 60}
 pipelines:
-  echo: {source: tests.echo_pipeline:echo_pipeline}
+  echo: {source: tests.support.echo_pipeline:echo_pipeline}
 routes:
   - name: two-at-a-time
     when: {storage: {bucket: busy-bucket}}
@@ -80,8 +79,8 @@ def limited(services: Services, loaded: LoadedRoutes, engine: ActiveCounting) ->
     )
 
 
-def deliver(services: Services, headers: dict[str, str], body: bytes) -> dispatch.Answer:
-    return dispatch.handle(services, *parse_http(headers, body), body)
+def deliver(services: Services, headers: dict[str, str], body: bytes) -> Reply:
+    return call(dispatch.handle, services, headers, body)
 
 
 def end_every_running_run(services: Services, engine: RecordingBackend) -> None:
@@ -90,7 +89,7 @@ def end_every_running_run(services: Services, engine: RecordingBackend) -> None:
         if engine.states[f"fake-{number}"] is RunState.RUNNING:
             engine.states[f"fake-{number}"] = RunState.SUCCEEDED
             headers, body = completion_event(submission.run_key, "SUCCEEDED", message_id=f"n-{number}")
-            assert completion.handle(services, *parse_http(headers, body), body).status == 200
+            assert call(completion.handle, services, headers, body).status == 200
 
 
 def test_max_active_two_holds_fifty_events_to_two_runs_at_a_time_and_runs_them_all(
@@ -106,7 +105,7 @@ def test_max_active_two_holds_fifty_events_to_two_runs_at_a_time_and_runs_them_a
         end_every_running_run(limited, engine)
     assert len(engine.submitted) == 50
     assert max(engine.active_at_submit) == 2
-    assert {r.state for r in limited.ledger.runs(route="two-at-a-time")} == {State.SUCCEEDED}
+    assert {r.state for r in limited.ledger.runs(route="two-at-a-time")} == {RunState.SUCCEEDED}
 
 
 def test_a_rate_limit_queues_the_excess_until_the_next_window(
@@ -132,7 +131,7 @@ def test_the_daily_cap_counts_every_route_together(
     for _ in range(10):
         end_every_running_run(limited, engine)
     assert len(engine.submitted) == 60
-    queued = limited.ledger.runs(state=State.QUEUED)
+    queued = limited.ledger.runs(state=RunState.QUEUED)
     assert len(queued) == 10
     assert "daily_submissions 60 reached" in {run.details["queued"] for run in queued}
     clock.now += 86400
@@ -157,7 +156,7 @@ def test_paused_submissions_are_all_held_and_all_run_after_resume(
     assert engine.submitted == []
     assert completion.reconcile(limited) == 0, "the reconciler does not start them either"
     limited.ledger.set_flag(limits.PAUSED, False)
-    assert dispatch.start_queued(limited) == 20
+    assert runs.start_queued(limited) == 20
     assert len(engine.submitted) == 20
 
 

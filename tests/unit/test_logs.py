@@ -21,15 +21,12 @@ def captured(monkeypatch: pytest.MonkeyPatch) -> Iterator[io.StringIO]:
     logger = logging.getLogger("kfp_trigger")
     saved = list(logger.handlers)
     logger.handlers = []
-    logs.configure("json")
+    logs.configure("json", project="acme-analytics")
     yield stream
     logger.handlers = saved
 
 
-def test_an_untrusted_value_stays_inside_one_json_line(
-    captured: io.StringIO, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "acme-analytics")
+def test_an_untrusted_value_stays_inside_one_json_line(captured: io.StringIO) -> None:
     with logs.request("handle_event", logs.trace_of("00-" + "ab" * 16 + "-" + "cd" * 8 + "-01", None)):
         logs.label(event_id="e-1")
         logging.getLogger("kfp_trigger.dispatch").warning(

@@ -26,16 +26,17 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from events.envelope import parse_http
 from events.errors import TransientError
 from events.router import Router
-from functions import completion, config, crashpoints, dispatch
-from functions.answer import Answer
-from functions.bootstrap import Services
-from functions.ledger import RunRecord, State
+from functions.adapters.sqlite_ledger import SqliteLedger
+from functions.service import completion, crashpoints, runs
+from functions.service import intake as dispatch
+from functions.service.ports import Services
+from functions.service.records import Handled, RunRecord
 from functions.settings import Settings
-from functions.sqlite_ledger import SqliteLedger
+from pipelines import catalog
 from pipelines.backend import RunState
-from tests.fakes import RecordingBackend, RecordingSink
-from tests.faults import answer, crashing
 from tests.support import ROUTES, completion_event, storage_event
+from tests.support.fakes import RecordingBackend, RecordingSink
+from tests.support.faults import Crasher, answer
 
 LEASE = 60.0
 EVENTS = 4
@@ -59,7 +60,7 @@ class FlakySink(RecordingSink):
 
 
 class TriggerLoop(RuleBasedStateMachine):
-    routes = config.load(ROUTES, Path(tempfile.mkdtemp(prefix="kfp-trigger-model-")))
+    routes = catalog.load(ROUTES, Path(tempfile.mkdtemp(prefix="kfp-trigger-model-")))
 
     def __init__(self) -> None:
         super().__init__()
@@ -81,19 +82,23 @@ class TriggerLoop(RuleBasedStateMachine):
             results=self.results,
             quarantine=RecordingSink(),
             clock=lambda: self.now,
+            crash=Crasher(lambda point: point == self.armed),
         )
         self.crash_at: str | None = None
+        self.armed: str | None = None  # the crash point of the call in progress
         self.acked: set[int] = set()
-        self.terminal: dict[str, State] = {}
+        self.terminal: dict[str, RunState] = {}
         self.snapshots: list[RunRecord | None] = []
 
     def teardown(self) -> None:
         self.scratch.cleanup()
 
-    def call(self, target: Callable[[], Answer]) -> int | None:
-        armed, self.crash_at = self.crash_at, None
-        with crashing(lambda point: point == armed):
+    def call(self, target: Callable[[], Handled]) -> int | None:
+        self.armed, self.crash_at = self.crash_at, None
+        try:
             return answer(target)
+        finally:
+            self.armed = None
 
     # ---- the platform ----------------------------------------------------------------------
 
@@ -146,15 +151,15 @@ class TriggerLoop(RuleBasedStateMachine):
         self.snapshots.append(self.services.ledger.get(key))
 
     @precondition(lambda self: bool(self.snapshots))
-    @rule(hint=st.sampled_from([None, State.SUCCEEDED, State.FAILED, State.CANCELED]))
-    def the_slow_completer_acts(self, hint: State | None) -> None:
+    @rule(hint=st.sampled_from([None, RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELED]))
+    def the_slow_completer_acts(self, hint: RunState | None) -> None:
         record = self.snapshots.pop(0)
         if record is not None:
-            self.call(lambda: Answer(200, {"state": completion.complete(self.services, record, hint)}))
+            self.call(lambda: Handled((), {"state": runs.complete(self.services, record, hint)}))
 
     @rule()
     def reconcile(self) -> None:
-        self.call(lambda: Answer(200, {"done": completion.reconcile(self.services)}))
+        self.call(lambda: completion.reconcile_pass(self.services))
 
     # ---- invariants ------------------------------------------------------------------------
 
@@ -179,8 +184,8 @@ class TriggerLoop(RuleBasedStateMachine):
         for number in self.acked:
             record = self.services.ledger.get(run_key(number))
             assert record is not None
-            assert run_key(number) in started or record.state is State.FAILED
-            assert record.state in (State.SUBMITTED, State.FAILED) or record.state.terminal
+            assert run_key(number) in started or record.state is RunState.FAILED
+            assert record.state in (RunState.SUBMITTED, RunState.FAILED) or record.state.terminal
 
     @invariant()
     def terminal_states_are_absorbing(self) -> None:  # I4

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from events.errors import BadEvent
-from functions.objects import LocalObjectStore, NotReady, ready
+from functions.adapters.objects import LocalObjectStore
+from functions.service.batches import NotReady, ready
 
 BUCKET = "acme-survey-batches"
 
@@ -71,7 +72,7 @@ def test_the_local_store_never_leaves_the_bucket_folder(landing: Path) -> None:
 
 
 def test_metrics_are_read_from_metrics_artifacts_only(tmp_path: Path) -> None:
-    from functions.objects import metrics_at
+    from functions.service.batches import metrics_at
 
     land(tmp_path, "root/run/evaluate/metrics", '{"auc": 0.81, "rows": 40, "note": "text", "flag": true}')
     land(tmp_path, "root/run/train/model", '{"weights": 1}')

@@ -6,7 +6,7 @@ Not a timed test: it asserts what came out, not how fast."""
 from __future__ import annotations
 
 from bench.reliability import simulate
-from functions import crashpoints
+from functions.service import crashpoints
 
 
 def test_ten_thousand_hostile_deliveries_start_each_run_once_and_lose_nothing() -> None:

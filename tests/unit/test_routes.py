@@ -10,14 +10,14 @@ from events.errors import RoutesError
 from events.params import parse_template
 from events.patterns import compile_pattern
 from events.routes import load_routes
-from functions import config
+from pipelines import catalog as routes_catalog
 from tests.support import ROOT
 
 BROKEN = """
 version: 1
 pipelines:
   train:
-    source: pipelines.survey:survey_retrain
+    source: pipelines.examples.survey:survey_retrain
   Bad_Name:
     package: x.yaml
     source: a:b
@@ -38,7 +38,7 @@ routes:
 
 
 def test_example_routes_load_and_type_check(tmp_path: Path) -> None:
-    loaded = config.load(ROOT / "deploy" / "routes.example.yaml", tmp_path)
+    loaded = routes_catalog.load(ROOT / "deploy" / "routes.example.yaml", tmp_path)
     assert {rule.source for rule in loaded.rules} == {"storage", "pubsub", "bigquery", "schedule"}
     assert loaded.rules[0].param_types["responses_uri"] == "STRING"
 
@@ -69,7 +69,7 @@ def test_params_are_checked_against_the_pipeline(tmp_path: Path) -> None:
     path.write_text(
         """
 pipelines:
-  train: {source: "pipelines.survey:survey_retrain"}
+  train: {source: "pipelines.examples.survey:survey_retrain"}
 routes:
   - name: landed
     when: {storage: {bucket: landing}}
@@ -77,7 +77,7 @@ routes:
 """
     )
     with pytest.raises(RoutesError) as caught:
-        config.load(path, tmp_path / "packages")
+        routes_catalog.load(path, tmp_path / "packages")
     assert any("run.params.epoch: pipeline 'train' has no such parameter" in p for p in caught.value.problems)
     assert any("needs parameter 'responses_uri'" in p for p in caught.value.problems)
 
@@ -86,13 +86,13 @@ def test_a_pipeline_that_does_not_build_is_reported(tmp_path: Path) -> None:
     path = tmp_path / "routes.yaml"
     path.write_text("pipelines:\n  p: {source: 'no_such_module:pipeline'}\nroutes: []\n")
     with pytest.raises(RoutesError, match=r"pipelines\[p\]\.source: cannot build: ModuleNotFoundError"):
-        config.load(path, tmp_path / "packages")
+        routes_catalog.load(path, tmp_path / "packages")
 
 
 LIMITS = """
 limits: {daily_submissions: 0}
 pipelines:
-  train: {source: "pipelines.survey:survey_retrain"}
+  train: {source: "pipelines.examples.survey:survey_retrain"}
 routes:
   - name: on-message
     when: {pubsub: {topic: t}}
@@ -142,7 +142,7 @@ def test_durations_and_a_coalescing_pipeline_needs_batch_objects(tmp_path: Path)
     path = tmp_path / "routes.yaml"
     path.write_text(text.replace("params: {}", ""))
     with pytest.raises(RoutesError) as caught:
-        config.load(path, tmp_path / "packages")
+        routes_catalog.load(path, tmp_path / "packages")
     assert "routes[per-object].limits.coalesce: pipeline 'train' needs a list parameter 'batch_objects'" in (
         "\n".join(caught.value.problems)
     )

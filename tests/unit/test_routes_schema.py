@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from events.routes import json_schema
-from functions.reference import render
+from functions.cli.reference import render
 from tests.support import DATA, ROOT
 
 SCHEMA = ROOT / "deploy" / "routes.schema.json"

@@ -65,7 +65,7 @@ def test_a_route_that_checks_signatures_needs_its_secret(
 ) -> None:
     routes = tmp_path / "routes.yaml"
     routes.write_text(
-        "pipelines: {echo: {source: 'tests.echo_pipeline:echo_pipeline'}}\n"
+        "pipelines: {echo: {source: 'tests.support.echo_pipeline:echo_pipeline'}}\n"
         "routes:\n  - name: product\n"
         "    when: {pubsub: {topic: t, signature: {secret: PRODUCT_SIGNING_SECRET}}}\n"
         "    run: {pipeline: echo}\n"

@@ -1,0 +1,390 @@
+"""The Firestore `Ledger`: the same contract as the SQLite ledger, across instances.
+
+Runs live in COLLECTION (document id: sha256 of the run key, which may contain `/`), decisions in
+COLLECTION-decisions, a batch's objects in COLLECTION-members, limit places in COLLECTION-places
+(place i of a scope is a document created if absent, so a limit of N can never be held N+1 times),
+flags and high-water marks in COLLECTION-flags and COLLECTION-marks. A claim is a create-if-absent
+(`create()`, atomic and lock-free, so a storm of duplicate deliveries takes no transaction locks); a
+losing delivery decides BUSY or DONE from a plain read, and only the takeover of an expired claim
+runs in a transaction. Every other state change is a transaction that writes only if the run's state
+allows. Leases are compared on **server** time: a lease starts at a server timestamp and is compared
+with the snapshot's `read_time`, so an instance with a skewed clock can neither steal a live claim
+nor hold an expired one; the `now` the caller passes only stamps what it records. Every Google API
+error becomes `TransientError`: a ledger that cannot record must not let an event be acknowledged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager, suppress
+from typing import Any, TypeVar
+
+from events.errors import TransientError
+from functions.service.records import (
+    Claim,
+    ClaimOutcome,
+    DecisionRecord,
+    NewRun,
+    Outcome,
+    RunRecord,
+    claim_rule,
+)
+from pipelines.backend import TERMINAL, RunState
+
+T = TypeVar("T")
+TRANSACTION_ATTEMPTS = 10  # contention retries inside one call; past them the caller retries
+TERMINAL_STATES = sorted(state.value for state in TERMINAL)
+
+
+def document_id(run_key: str) -> str:
+    return hashlib.sha256(run_key.encode()).hexdigest()
+
+
+@contextmanager
+def _mapped() -> Iterator[None]:
+    from google.api_core import exceptions
+
+    try:
+        yield
+    except (exceptions.GoogleAPICallError, exceptions.RetryError) as exc:
+        raise TransientError(f"ledger unavailable: {type(exc).__name__}") from exc
+
+
+class FirestoreLedger:
+    def __init__(self, project: str, collection: str) -> None:
+        from google.cloud import firestore
+
+        self._firestore = firestore
+        self._db = firestore.Client(project=project)
+        self._runs = self._db.collection(collection)
+        self._decisions = self._db.collection(f"{collection}-decisions")
+        self._members = self._db.collection(f"{collection}-members")
+        self._places = self._db.collection(f"{collection}-places")
+        self._flags = self._db.collection(f"{collection}-flags")
+        self._marks = self._db.collection(f"{collection}-marks")
+
+    def _transact(self, run_key: str, change: Callable[[Any, Any, Mapping[str, Any] | None, float], T]) -> T:
+        """Run `change(transaction, ref, current or None, server_now)` in one transaction."""
+        ref = self._runs.document(document_id(run_key))
+
+        @self._firestore.transactional
+        def apply(transaction: Any) -> T:
+            snapshot = ref.get(transaction=transaction)
+            server_now = snapshot.read_time.timestamp()
+            return change(transaction, ref, snapshot.to_dict() if snapshot.exists else None, server_now)
+
+        with _mapped():
+            try:
+                return apply(self._db.transaction(max_attempts=TRANSACTION_ATTEMPTS))  # type: ignore[no-any-return]
+            except ValueError as exc:  # the client's "Failed to commit transaction in N attempts"
+                raise TransientError("ledger contention: the transaction did not commit; retry") from exc
+
+    def claim(self, run: NewRun, now: float, lease: float) -> Claim:
+        from google.api_core import exceptions
+
+        ref = self._runs.document(document_id(run.run_key))
+        with _mapped():
+            try:  # create-if-absent: atomic without a transaction, so racing deliveries take no locks
+                ref.create(_new_document(run, RunState.CLAIMED, now, lease, self._firestore.SERVER_TIMESTAMP))
+                return Claim(ClaimOutcome.WON, attempt=1)
+            except exceptions.AlreadyExists:
+                snapshot = ref.get()
+        decided = claim_rule(_record(snapshot.to_dict() or {}), snapshot.read_time.timestamp())
+        if decided is not None:
+            return decided
+
+        def take_over(
+            transaction: Any, ref: Any, current: Mapping[str, Any] | None, server_now: float
+        ) -> Claim:
+            record = _record(current or {})
+            again = claim_rule(record, server_now)
+            if again is not None:  # somebody else took it over first
+                return again
+            attempt = record.attempt + 1
+            transaction.update(
+                ref,
+                {
+                    "attempt": attempt,
+                    "lease_start": self._firestore.SERVER_TIMESTAMP,
+                    "lease_seconds": lease,
+                    "updated_at": now,
+                },
+            )
+            return Claim(ClaimOutcome.WON, attempt, record)
+
+        return self._transact(run.run_key, take_over)
+
+    def mark_submitted(self, run_key: str, attempt: int, run_id: str, now: float) -> bool:
+        def change(transaction: Any, ref: Any, current: Mapping[str, Any] | None, _: float) -> bool:
+            if current is None or current["state"] != RunState.CLAIMED or current["attempt"] != attempt:
+                return False
+            transaction.update(
+                ref,
+                {"state": RunState.SUBMITTED.value, "run_id": run_id, "submitted_at": now, "updated_at": now},
+            )
+            return True
+
+        return self._transact(run_key, change)
+
+    def release(self, run_key: str, attempt: int) -> None:
+        def change(transaction: Any, ref: Any, current: Mapping[str, Any] | None, _: float) -> None:
+            if current is not None and current["state"] == RunState.CLAIMED and current["attempt"] == attempt:
+                transaction.update(ref, {"lease_seconds": 0.0})
+
+        self._transact(run_key, change)
+
+    def finish(self, run_key: str, state: RunState, details: Mapping[str, object], now: float) -> bool:
+        if not state.terminal:
+            raise ValueError(f"{state} is not a terminal state")
+
+        def change(transaction: Any, ref: Any, current: Mapping[str, Any] | None, _: float) -> bool:
+            if current is None or current["state"] in TERMINAL_STATES:
+                return False
+            update = {"state": state.value, "details": dict(details), "finished_at": now, "updated_at": now}
+            transaction.update(ref, update)
+            return True
+
+        return self._transact(run_key, change)
+
+    def begin_publish(self, run_key: str, now: float, lease: float) -> RunRecord | None:
+        def change(
+            transaction: Any, ref: Any, current: Mapping[str, Any] | None, server_now: float
+        ) -> RunRecord | None:
+            if current is None or current["state"] not in TERMINAL_STATES or current["published"]:
+                return None
+            if current["publish_lease"] > server_now:
+                return None
+            transaction.update(ref, {"publish_lease": server_now + lease})  # server time, from read_time
+            return _record(current)
+
+        return self._transact(run_key, change)
+
+    def mark_published(self, run_key: str, now: float) -> None:
+        def change(transaction: Any, ref: Any, current: Mapping[str, Any] | None, _: float) -> None:
+            if current is not None and not current["published"]:
+                transaction.update(ref, {"published": True, "published_at": now, "updated_at": now})
+
+        self._transact(run_key, change)
+
+    def get(self, run_key: str) -> RunRecord | None:
+        with _mapped():
+            snapshot = self._runs.document(document_id(run_key)).get()
+        return _record(snapshot.to_dict() or {}) if snapshot.exists else None
+
+    def _query(self, **equals: object) -> list[RunRecord]:
+        query: Any = self._runs
+        for field, value in equals.items():
+            query = query.where(filter=self._firestore.FieldFilter(field, "==", value))
+        with _mapped():
+            records = [_record(snapshot.to_dict() or {}) for snapshot in query.stream()]
+        return sorted(records, key=lambda record: record.created_at)
+
+    def runs(
+        self, *, route: str | None = None, state: RunState | None = None, limit: int = 1000
+    ) -> list[RunRecord]:
+        equals = {k: str(v) for k, v in (("route", route), ("state", state)) if v is not None}
+        return self._query(**equals)[:limit]
+
+    def unfinished(self) -> list[RunRecord]:
+        return self._query(state=RunState.SUBMITTED.value)
+
+    def stale_claims(self, now: float) -> list[RunRecord]:
+        query = self._runs.where(filter=self._firestore.FieldFilter("state", "==", RunState.CLAIMED.value))
+        with _mapped():
+            snapshots = list(query.stream())
+        stale = [
+            record
+            for snapshot in snapshots
+            if (record := _record(snapshot.to_dict() or {})).lease_until <= snapshot.read_time.timestamp()
+        ]
+        return sorted(stale, key=lambda record: record.created_at)
+
+    def unpublished(self) -> list[RunRecord]:
+        return [record for record in self._query(published=False) if record.state.terminal]
+
+    def record(self, decision: DecisionRecord) -> None:
+        document = {
+            "at": decision.at,
+            "event_id": decision.event_id,
+            "event_key": decision.event_key,
+            "event_type": decision.event_type,
+            "outcome": decision.outcome.value,
+            "route": decision.route,
+            "reason": decision.reason,
+            "run_key": decision.run_key,
+            "written": self._firestore.SERVER_TIMESTAMP,
+        }
+        with _mapped():
+            self._decisions.add(document)
+
+    def queue(self, run_key: str, attempt: int, reason: str, now: float) -> bool:
+        def change(transaction: Any, ref: Any, current: Mapping[str, Any] | None, _: float) -> bool:
+            if current is None or current["state"] != RunState.CLAIMED or current["attempt"] != attempt:
+                return False
+            update = {"state": RunState.QUEUED.value, "details": {"queued": reason}, "lease_seconds": 0.0}
+            transaction.update(ref, update | {"updated_at": now})
+            return True
+
+        return self._transact(run_key, change)
+
+    def queued(self, now: float) -> list[RunRecord]:
+        return [record for record in self._query(state=RunState.QUEUED.value) if record.not_before <= now]
+
+    def take(self, run_key: str, now: float, lease: float) -> Claim:
+        def change(transaction: Any, ref: Any, current: Mapping[str, Any] | None, server_now: float) -> Claim:
+            if current is None:
+                raise KeyError(run_key)
+            record = _record(current)
+            decided = claim_rule(record, server_now, RunState.QUEUED)
+            if decided is not None:
+                return decided
+            attempt = record.attempt + 1
+            transaction.update(
+                ref,
+                {
+                    "state": RunState.CLAIMED.value,
+                    "attempt": attempt,
+                    "lease_start": self._firestore.SERVER_TIMESTAMP,
+                    "lease_seconds": lease,
+                    "updated_at": now,
+                },
+            )
+            return Claim(ClaimOutcome.WON, attempt, record)
+
+        return self._transact(run_key, change)
+
+    def open_batch(self, run: NewRun, not_before: float, now: float) -> RunRecord:
+        from google.api_core import exceptions
+
+        ref = self._runs.document(document_id(run.run_key))
+        document = _new_document(run, RunState.QUEUED, now, 0.0, self._firestore.SERVER_TIMESTAMP)
+        with _mapped():
+            with suppress(exceptions.AlreadyExists):  # the window's first event created it
+                ref.create(document | {"not_before": not_before})
+            snapshot = ref.get()
+        return _record(snapshot.to_dict() or {})
+
+    def add_member(self, run_key: str, member: str) -> None:
+        with _mapped():
+            self._members.document(document_id(f"{run_key}\n{member}")).set(
+                {"run_key": run_key, "member": member}
+            )
+
+    def members(self, run_key: str) -> list[str]:
+        query = self._members.where(filter=self._firestore.FieldFilter("run_key", "==", run_key))
+        with _mapped():
+            return sorted(str((snapshot.to_dict() or {})["member"]) for snapshot in query.stream())
+
+    def _holding(self, scope: str, holder: str) -> list[Any]:
+        FieldFilter = self._firestore.FieldFilter
+        query = self._places.where(filter=FieldFilter("scope", "==", scope)).where(
+            filter=FieldFilter("holder", "==", holder)
+        )
+        return list(query.stream())
+
+    def hold(self, scope: str, limit: int, holder: str, now: float) -> bool:
+        from google.api_core import exceptions
+
+        with _mapped():
+            if self._holding(scope, holder):
+                return True
+            counted: Any = self._places.where(
+                filter=self._firestore.FieldFilter("scope", "==", scope)
+            ).count()
+            held = int(counted.get()[0][0].value)
+            if held >= limit:
+                return False
+            prefix = document_id(scope)
+            for slot in [*range(held, limit), *range(held)]:  # the free places are most likely past `held`
+                try:
+                    self._places.document(f"{prefix}-{slot}").create(
+                        {"scope": scope, "holder": holder, "at": now}
+                    )
+                    return True
+                except exceptions.AlreadyExists:
+                    continue
+        return False
+
+    def let_go(self, scope: str, holder: str) -> None:
+        with _mapped():
+            for snapshot in self._holding(scope, holder):
+                snapshot.reference.delete()
+
+    def flag(self, name: str) -> bool:
+        with _mapped():
+            snapshot = self._flags.document(name).get()
+        return bool(snapshot.exists and (snapshot.to_dict() or {}).get("value"))
+
+    def set_flag(self, name: str, on: bool) -> None:
+        with _mapped():
+            self._flags.document(name).set({"value": on})
+
+    def raise_mark(self, key: str, value: int) -> int:
+        ref = self._marks.document(document_id(key))
+        with _mapped():
+            ref.set({"key": key, "value": self._firestore.Maximum(value)}, merge=True)  # atomic max
+            return int((ref.get().to_dict() or {})["value"])
+
+    def trail(self, identifier: str) -> list[DecisionRecord]:
+        found: dict[str, Mapping[str, Any]] = {}
+        with _mapped():
+            for field in ("event_id", "event_key", "run_key"):
+                query = self._decisions.where(filter=self._firestore.FieldFilter(field, "==", identifier))
+                found.update((snapshot.id, snapshot.to_dict() or {}) for snapshot in query.stream())
+        ordered = sorted(found.values(), key=lambda d: (d["at"], d["written"]))
+        return [
+            DecisionRecord(
+                **{k: v for k, v in d.items() if k != "written"} | {"outcome": Outcome(d["outcome"])}
+            )
+            for d in ordered
+        ]
+
+    def summary(self) -> dict[tuple[str, RunState], int]:
+        counts: dict[tuple[str, RunState], int] = {}
+        with _mapped():
+            for snapshot in self._runs.select(["route", "state"]).stream():
+                document = snapshot.to_dict() or {}
+                key = (str(document.get("route", "")), RunState(document["state"]))
+                counts[key] = counts.get(key, 0) + 1
+        return counts
+
+    def count_decisions(self, outcome: Outcome) -> int:
+        query: Any = self._decisions.where(filter=self._firestore.FieldFilter("outcome", "==", outcome.value))
+        with _mapped():
+            return int(query.count().get()[0][0].value)
+
+
+def _new_document(
+    run: NewRun, state: RunState, now: float, lease: float, server_time: object
+) -> dict[str, Any]:
+    return {
+        "run_key": run.run_key,
+        "route": run.route,
+        "pipeline": run.pipeline,
+        "version": run.version,
+        "backend": run.backend,
+        "params": dict(run.params),
+        "event_id": run.event_id,
+        "state": state.value,
+        "attempt": 1,
+        "lease_start": server_time,  # the lease runs from the server's clock
+        "lease_seconds": lease,
+        "run_id": None,
+        "created_at": now,
+        "updated_at": now,
+        "submitted_at": None,
+        "finished_at": None,
+        "details": {},
+        "publish_lease": 0.0,
+        "published": False,
+        "published_at": None,
+        "not_before": 0.0,
+    }
+
+
+def _record(document: Mapping[str, Any]) -> RunRecord:
+    hidden = ("publish_lease", "published", "lease_start", "lease_seconds")
+    values = {k: v for k, v in document.items() if k not in hidden}
+    lease_until = document["lease_start"].timestamp() + document["lease_seconds"]
+    return RunRecord(**(values | {"state": RunState(document["state"]), "lease_until": lease_until}))

@@ -1,0 +1,64 @@
+"""`ObjectStore` adapters: the landing folder (`landing/<bucket>/<object name>`) and Cloud Storage.
+
+`GcsObjectStore` uses google-cloud-storage (honours STORAGE_EMULATOR_HOST). Object names stay
+opaque: the local adapter resolves them under the landing folder and refuses any that escape it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from events.errors import TransientError
+
+
+class LocalObjectStore:
+    def __init__(self, landing: Path) -> None:
+        self.landing = landing.resolve()
+
+    def _path(self, bucket: str, name: str) -> Path | None:
+        path = (self.landing / bucket / name).resolve()
+        return path if path.is_relative_to(self.landing / bucket) and path.is_file() else None
+
+    def read(self, bucket: str, name: str, limit: int) -> bytes | None:
+        path = self._path(bucket, name)
+        if path is None:
+            return None
+        with open(path, "rb") as handle:
+            return handle.read(limit)
+
+    def size(self, bucket: str, name: str) -> int | None:
+        path = self._path(bucket, name)
+        return path.stat().st_size if path is not None else None
+
+
+class GcsObjectStore:
+    def __init__(self) -> None:
+        self._client: Any = None
+
+    def _bucket(self, bucket: str) -> Any:
+        if self._client is None:
+            from google.cloud.storage import Client
+
+            self._client = Client()
+        return self._client.bucket(bucket)
+
+    def read(self, bucket: str, name: str, limit: int) -> bytes | None:
+        from google.api_core import exceptions
+
+        try:
+            data: bytes = self._bucket(bucket).blob(name).download_as_bytes(start=0, end=limit - 1)
+        except exceptions.NotFound:
+            return None
+        except exceptions.GoogleAPICallError as exc:
+            raise TransientError(f"Cloud Storage unavailable: {type(exc).__name__}") from exc
+        return data
+
+    def size(self, bucket: str, name: str) -> int | None:
+        from google.api_core import exceptions
+
+        try:
+            blob = self._bucket(bucket).get_blob(name)
+        except exceptions.GoogleAPICallError as exc:
+            raise TransientError(f"Cloud Storage unavailable: {type(exc).__name__}") from exc
+        return None if blob is None else int(blob.size or 0)

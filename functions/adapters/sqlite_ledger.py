@@ -1,0 +1,362 @@
+"""The SQLite `Ledger`: one file, safe across threads and processes on one machine.
+
+Each write is one `BEGIN IMMEDIATE` transaction, so the read-decide-write of a claim is atomic
+even between separate processes sharing the file (the embedded default's `dev` server and its
+runners, or several functions-framework workers). WAL mode lets readers proceed meanwhile.
+SQLite errors become `TransientError`: the caller answers non-2xx and the platform retries.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from events.errors import TransientError
+from functions.service.records import (
+    Claim,
+    ClaimOutcome,
+    DecisionRecord,
+    NewRun,
+    Outcome,
+    RunRecord,
+    claim_rule,
+)
+from pipelines.backend import TERMINAL, RunState
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_key TEXT PRIMARY KEY,
+    route TEXT NOT NULL, pipeline TEXT NOT NULL, version TEXT NOT NULL, backend TEXT NOT NULL,
+    params TEXT NOT NULL, event_id TEXT NOT NULL,
+    state TEXT NOT NULL, attempt INTEGER NOT NULL, lease_until REAL NOT NULL, run_id TEXT,
+    created_at REAL NOT NULL, updated_at REAL NOT NULL, submitted_at REAL, finished_at REAL,
+    details TEXT NOT NULL DEFAULT '{}', publish_lease REAL NOT NULL DEFAULT 0, published_at REAL,
+    not_before REAL NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS runs_by_state ON runs(state);
+CREATE INDEX IF NOT EXISTS runs_by_route ON runs(route);
+CREATE TABLE IF NOT EXISTS decisions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at REAL NOT NULL, event_id TEXT NOT NULL, event_key TEXT NOT NULL, event_type TEXT NOT NULL,
+    outcome TEXT NOT NULL, route TEXT NOT NULL, reason TEXT NOT NULL, run_key TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS decisions_by_event ON decisions(event_id);
+CREATE INDEX IF NOT EXISTS decisions_by_key ON decisions(event_key);
+CREATE INDEX IF NOT EXISTS decisions_by_run ON decisions(run_key);
+CREATE TABLE IF NOT EXISTS members (
+    run_key TEXT NOT NULL, member TEXT NOT NULL, PRIMARY KEY (run_key, member)
+);
+CREATE TABLE IF NOT EXISTS places (
+    scope TEXT NOT NULL, holder TEXT NOT NULL, at REAL NOT NULL, PRIMARY KEY (scope, holder)
+);
+CREATE TABLE IF NOT EXISTS flags (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS marks (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+"""
+# Columns added after the first release, for ledgers created before them.
+ADDED_COLUMNS = {"not_before": "REAL NOT NULL DEFAULT 0"}
+
+TERMINAL_STATES = tuple(sorted(state.value for state in TERMINAL))
+_IN_TERMINAL = f"state IN ({','.join('?' * len(TERMINAL_STATES))})"
+
+
+class SqliteLedger:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._local = threading.local()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            db = self._connection()
+            db.executescript(SCHEMA)  # idempotent; commits by itself
+            present = {row["name"] for row in db.execute("PRAGMA table_info(runs)")}
+            for column, declaration in ADDED_COLUMNS.items():
+                if column not in present:
+                    db.execute(f"ALTER TABLE runs ADD COLUMN {column} {declaration}")
+        except sqlite3.Error as exc:
+            raise TransientError(f"ledger unavailable: {exc}") from exc
+
+    def _connection(self) -> sqlite3.Connection:
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            db.row_factory = sqlite3.Row
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            self._local.db = db
+        return db
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        try:
+            db = self._connection()
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise TransientError(f"ledger unavailable: {exc}") from exc
+
+    def _read(self, sql: str, args: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+        try:
+            return self._connection().execute(sql, args).fetchall()
+        except sqlite3.Error as exc:
+            raise TransientError(f"ledger unavailable: {exc}") from exc
+
+    @staticmethod
+    def _insert(
+        db: sqlite3.Connection,
+        run: NewRun,
+        state: RunState,
+        lease_until: float,
+        now: float,
+        not_before: float = 0.0,
+    ) -> None:
+        db.execute(
+            "INSERT INTO runs (run_key, route, pipeline, version, backend, params, event_id,"
+            " state, attempt, lease_until, created_at, updated_at, not_before)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?)",
+            (
+                run.run_key,
+                run.route,
+                run.pipeline,
+                run.version,
+                run.backend,
+                json.dumps(run.params, sort_keys=True),
+                run.event_id,
+                state,
+                lease_until,
+                now,
+                now,
+                not_before,
+            ),
+        )
+
+    def claim(self, run: NewRun, now: float, lease: float) -> Claim:
+        with self._write() as db:
+            row = db.execute("SELECT * FROM runs WHERE run_key = ?", (run.run_key,)).fetchone()
+            if row is None:
+                self._insert(db, run, RunState.CLAIMED, now + lease, now)
+                return Claim(ClaimOutcome.WON, attempt=1)
+            return self._take_over(db, _record(row), now, lease, RunState.CLAIMED)
+
+    @staticmethod
+    def _take_over(
+        db: sqlite3.Connection, record: RunRecord, now: float, lease: float, takes: RunState
+    ) -> Claim:
+        """Decide by `claim_rule`; on a takeover, claim the run again (attempt + 1)."""
+        decided = claim_rule(record, now, takes)
+        if decided is not None:
+            return decided
+        attempt = record.attempt + 1
+        db.execute(
+            "UPDATE runs SET state = ?, attempt = ?, lease_until = ?, updated_at = ? WHERE run_key = ?",
+            (RunState.CLAIMED, attempt, now + lease, now, record.run_key),
+        )
+        return Claim(ClaimOutcome.WON, attempt, record)
+
+    def mark_submitted(self, run_key: str, attempt: int, run_id: str, now: float) -> bool:
+        with self._write() as db:
+            cursor = db.execute(
+                "UPDATE runs SET state = ?, run_id = ?, submitted_at = ?, updated_at = ?"
+                " WHERE run_key = ? AND state = ? AND attempt = ?",
+                (RunState.SUBMITTED, run_id, now, now, run_key, RunState.CLAIMED, attempt),
+            )
+            return cursor.rowcount == 1
+
+    def release(self, run_key: str, attempt: int) -> None:
+        with self._write() as db:
+            db.execute(
+                "UPDATE runs SET lease_until = 0 WHERE run_key = ? AND state = ? AND attempt = ?",
+                (run_key, RunState.CLAIMED, attempt),
+            )
+
+    def finish(self, run_key: str, state: RunState, details: Mapping[str, object], now: float) -> bool:
+        if not state.terminal:
+            raise ValueError(f"{state} is not a terminal state")
+        with self._write() as db:
+            cursor = db.execute(
+                f"UPDATE runs SET state = ?, details = ?, finished_at = ?, updated_at = ?"
+                f" WHERE run_key = ? AND NOT {_IN_TERMINAL}",
+                (state, json.dumps(details, sort_keys=True), now, now, run_key, *TERMINAL_STATES),
+            )
+            return cursor.rowcount == 1
+
+    def begin_publish(self, run_key: str, now: float, lease: float) -> RunRecord | None:
+        with self._write() as db:
+            cursor = db.execute(
+                f"UPDATE runs SET publish_lease = ? WHERE run_key = ? AND {_IN_TERMINAL}"
+                " AND published_at IS NULL AND publish_lease <= ?",
+                (now + lease, run_key, *TERMINAL_STATES, now),
+            )
+            if cursor.rowcount != 1:
+                return None
+            return _record(db.execute("SELECT * FROM runs WHERE run_key = ?", (run_key,)).fetchone())
+
+    def mark_published(self, run_key: str, now: float) -> None:
+        with self._write() as db:
+            db.execute(
+                "UPDATE runs SET published_at = ?, updated_at = ? WHERE run_key = ? AND published_at IS NULL",
+                (now, now, run_key),
+            )
+
+    def get(self, run_key: str) -> RunRecord | None:
+        rows = self._read("SELECT * FROM runs WHERE run_key = ?", (run_key,))
+        return _record(rows[0]) if rows else None
+
+    def runs(
+        self, *, route: str | None = None, state: RunState | None = None, limit: int = 1000
+    ) -> list[RunRecord]:
+        clauses, args = [], []
+        for column, value in (("route", route), ("state", state)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                args.append(str(value))
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = self._read(f"SELECT * FROM runs {where} ORDER BY created_at LIMIT ?", (*args, limit))
+        return [_record(row) for row in rows]
+
+    def unfinished(self) -> list[RunRecord]:
+        rows = self._read("SELECT * FROM runs WHERE state = ? ORDER BY created_at", (RunState.SUBMITTED,))
+        return [_record(row) for row in rows]
+
+    def stale_claims(self, now: float) -> list[RunRecord]:
+        rows = self._read(
+            "SELECT * FROM runs WHERE state = ? AND lease_until <= ? ORDER BY created_at",
+            (RunState.CLAIMED, now),
+        )
+        return [_record(row) for row in rows]
+
+    def unpublished(self) -> list[RunRecord]:
+        rows = self._read(
+            f"SELECT * FROM runs WHERE {_IN_TERMINAL} AND published_at IS NULL ORDER BY finished_at",
+            TERMINAL_STATES,
+        )
+        return [_record(row) for row in rows]
+
+    def record(self, decision: DecisionRecord) -> None:
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO decisions (at, event_id, event_key, event_type, outcome, route, reason, run_key)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    decision.at,
+                    decision.event_id,
+                    decision.event_key,
+                    decision.event_type,
+                    decision.outcome,
+                    decision.route,
+                    decision.reason,
+                    decision.run_key,
+                ),
+            )
+
+    def queue(self, run_key: str, attempt: int, reason: str, now: float) -> bool:
+        with self._write() as db:
+            cursor = db.execute(
+                "UPDATE runs SET state = ?, details = ?, lease_until = 0, updated_at = ?"
+                " WHERE run_key = ? AND state = ? AND attempt = ?",
+                (RunState.QUEUED, json.dumps({"queued": reason}), now, run_key, RunState.CLAIMED, attempt),
+            )
+            return cursor.rowcount == 1
+
+    def queued(self, now: float) -> list[RunRecord]:
+        rows = self._read(
+            "SELECT * FROM runs WHERE state = ? AND not_before <= ? ORDER BY created_at",
+            (RunState.QUEUED, now),
+        )
+        return [_record(row) for row in rows]
+
+    def take(self, run_key: str, now: float, lease: float) -> Claim:
+        with self._write() as db:
+            row = db.execute("SELECT * FROM runs WHERE run_key = ?", (run_key,)).fetchone()
+            if row is None:
+                raise KeyError(run_key)
+            return self._take_over(db, _record(row), now, lease, RunState.QUEUED)
+
+    def open_batch(self, run: NewRun, not_before: float, now: float) -> RunRecord:
+        with self._write() as db:
+            row = db.execute("SELECT * FROM runs WHERE run_key = ?", (run.run_key,)).fetchone()
+            if row is None:
+                self._insert(db, run, RunState.QUEUED, 0.0, now, not_before)
+                row = db.execute("SELECT * FROM runs WHERE run_key = ?", (run.run_key,)).fetchone()
+            return _record(row)
+
+    def add_member(self, run_key: str, member: str) -> None:
+        with self._write() as db:
+            db.execute("INSERT OR IGNORE INTO members (run_key, member) VALUES (?, ?)", (run_key, member))
+
+    def members(self, run_key: str) -> list[str]:
+        rows = self._read("SELECT member FROM members WHERE run_key = ? ORDER BY member", (run_key,))
+        return [row["member"] for row in rows]
+
+    def hold(self, scope: str, limit: int, holder: str, now: float) -> bool:
+        with self._write() as db:
+            if db.execute("SELECT 1 FROM places WHERE scope = ? AND holder = ?", (scope, holder)).fetchone():
+                return True
+            (held,) = db.execute("SELECT COUNT(*) FROM places WHERE scope = ?", (scope,)).fetchone()
+            if held >= limit:
+                return False
+            db.execute("INSERT INTO places (scope, holder, at) VALUES (?, ?, ?)", (scope, holder, now))
+            return True
+
+    def let_go(self, scope: str, holder: str) -> None:
+        with self._write() as db:
+            db.execute("DELETE FROM places WHERE scope = ? AND holder = ?", (scope, holder))
+
+    def flag(self, name: str) -> bool:
+        rows = self._read("SELECT value FROM flags WHERE name = ?", (name,))
+        return bool(rows and rows[0]["value"])
+
+    def set_flag(self, name: str, on: bool) -> None:
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO flags (name, value) VALUES (?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                (name, int(on)),
+            )
+
+    def raise_mark(self, key: str, value: int) -> int:
+        with self._write() as db:
+            (mark,) = db.execute(
+                "INSERT INTO marks (key, value) VALUES (?, ?)"
+                " ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value) RETURNING value",
+                (key, value),
+            ).fetchone()
+            return int(mark)
+
+    def trail(self, identifier: str) -> list[DecisionRecord]:
+        rows = self._read(
+            "SELECT * FROM decisions WHERE event_id = ? OR event_key = ? OR run_key = ? ORDER BY id",
+            (identifier, identifier, identifier),
+        )
+        return [_decision(row) for row in rows]
+
+    def summary(self) -> dict[tuple[str, RunState], int]:
+        rows = self._read("SELECT route, state, COUNT(*) AS n FROM runs GROUP BY route, state")
+        return {(row["route"], RunState(row["state"])): row["n"] for row in rows}
+
+    def count_decisions(self, outcome: Outcome) -> int:
+        (row,) = self._read("SELECT COUNT(*) AS n FROM decisions WHERE outcome = ?", (outcome,))
+        return int(row["n"])
+
+
+def _decision(row: sqlite3.Row) -> DecisionRecord:
+    values = {key: row[key] for key in row.keys() if key != "id"}  # noqa: SIM118 - a Row iterates values
+    return DecisionRecord(**(values | {"outcome": Outcome(row["outcome"])}))
+
+
+def _record(row: sqlite3.Row) -> RunRecord:
+    values = {key: row[key] for key in row.keys() if key != "publish_lease"}  # noqa: SIM118 - a Row iterates values
+    decoded = {
+        "params": json.loads(row["params"]),
+        "details": json.loads(row["details"]),
+        "state": RunState(row["state"]),
+    }
+    return RunRecord(**(values | decoded))

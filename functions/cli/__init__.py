@@ -1,0 +1,55 @@
+"""`kfp-trigger`: check routes, simulate events, run the embedded stack, inspect and operate runs.
+
+Laptop and operator tooling: none of `functions/cli/` ships in the function's source (the
+deploy plan excludes it). Each command group lives in its own module; this one assembles them.
+"""
+
+from __future__ import annotations
+
+import click
+
+from functions.cli import deploy, inspect, local, operate, pipelines, routes
+
+EXAMPLES = """
+\b
+Quick start:
+  kfp-trigger demo                          land survey data, watch one run end to end
+  kfp-trigger routes check routes.yaml      validate a routes file (exit 1 on errors)
+  kfp-trigger simulate event.json --json    which routes would fire, touching nothing
+  kfp-trigger dev                           serve both targets, watch ./landing, tick schedules
+  kfp-trigger runs --state FAILED --json    runs recorded in the ledger
+  kfp-trigger status                        runs by route and state, queue, quarantine, claims
+  kfp-trigger explain EVENT_ID|RUN_KEY      every decision for one event or run
+  kfp-trigger reconcile                     finish runs whose completion notice was lost
+  kfp-trigger rerun RUN_KEY                 run it again on purpose (a new run key)
+  kfp-trigger pause / resume                hold every submission in the queue / start them
+  kfp-trigger deploy plan --project P --region R   Terraform for everything routes.yaml needs
+"""
+
+
+@click.group(epilog=EXAMPLES, context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Start Kubeflow Pipelines runs from Google Cloud events, exactly once per event.
+
+    Events (a Cloud Storage object landed, a Pub/Sub message from the product, a BigQuery job
+    wrote a table, a Cloud Scheduler tick) are matched against routes.yaml; each match starts
+    one pipeline run, and each run's end is published as a result CloudEvent.
+    """
+
+
+for command in (
+    routes.routes,
+    routes.simulate,
+    local.dev,
+    local.demo,
+    inspect.status,
+    inspect.runs,
+    inspect.explain,
+    operate.reconcile,
+    operate.rerun,
+    operate.pause,
+    operate.resume,
+    deploy.deploy,
+    pipelines.pipelines,
+):
+    main.add_command(command)

@@ -1,0 +1,92 @@
+"""What every `kfp-trigger` command shares: its settings, the services, the ledger, JSON output.
+
+Commands get their settings from `bootstrap` (the one reader of the environment), with the
+`--routes/--state-dir/--landing-dir` options (each defaulting to its `KFP_TRIGGER_*` variable,
+click `envvar=`) on top, so the CLI always sees what the deployed function sees.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from events.errors import RoutesError
+from functions.settings import Settings, SettingsError
+
+if TYPE_CHECKING:  # the services pull in every adapter: commands import them when they run
+    from functions.service.ports import Ledger, Services
+
+
+def settings(
+    routes: str | None = None,
+    state_dir: str | None = None,
+    landing_dir: str | None = None,
+    *,
+    defaults: Mapping[str, Any] | None = None,
+    **overrides: Any,
+) -> Settings:
+    """This process's settings, with the command's options on top."""
+    from functions import bootstrap
+
+    given = {"routes": routes, "state_dir": state_dir, "landing_dir": landing_dir}
+    overrides |= {name: Path(value) for name, value in given.items() if value is not None}
+    try:
+        return bootstrap.settings(defaults, **overrides)
+    except SettingsError as exc:
+        raise click.UsageError(str(exc)) from exc
+
+
+def settings_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--routes/--state-dir/--landing-dir, each defaulting to its KFP_TRIGGER_* variable."""
+    options = [
+        click.option(
+            "--routes", "routes", envvar="KFP_TRIGGER_ROUTES", help="routes file  [default: routes.yaml]"
+        ),
+        click.option(
+            "--state-dir",
+            envvar="KFP_TRIGGER_STATE_DIR",
+            help="ledger, results, runs  [default: .kfp-trigger]",
+        ),
+        click.option(
+            "--landing-dir",
+            envvar="KFP_TRIGGER_LANDING_DIR",
+            help="local stand-in for buckets  [default: landing]",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def build(settings: Settings) -> Services:
+    """The services as the function would build them from `settings`."""
+    from functions import bootstrap
+
+    try:
+        return bootstrap.build(settings)
+    except (RoutesError, SettingsError) as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def services(routes: str | None, state_dir: str | None, landing_dir: str | None) -> Services:
+    """The service as the function would build it, for a command (no server, so no auth)."""
+    return build(settings(routes, state_dir, landing_dir, auth="none"))
+
+
+def ledger(settings: Settings) -> Ledger:
+    """The ledger the settings name (it must exist already: commands only read it)."""
+    from functions.bootstrap import ledger_from, path_of
+
+    url = settings.ledger_url
+    if url.startswith("sqlite:") and not path_of(url).exists():
+        raise click.ClickException(f"no ledger at {path_of(url)} (set --state-dir or KFP_TRIGGER_LEDGER)")
+    return ledger_from(url)
+
+
+def emit(data: object) -> None:
+    """Print `data` as JSON, for scripts (`--json`)."""
+    click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))

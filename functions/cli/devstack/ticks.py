@@ -1,0 +1,51 @@
+"""Schedule ticks: each schedule route's cron, posted as the Pub/Sub message a Cloud Scheduler
+job with a Pub/Sub target publishes."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from events.eventarc import Delivery, message_published
+from events.pubsub import SCHEDULE_ATTRIBUTE
+from events.routes import Rule
+from functions.logs import fields
+
+log = logging.getLogger("kfp_trigger.dev")
+
+SCHEDULE_TOPIC = "projects/local/topics/kfp-trigger-schedules"
+
+
+def tick_event(job: str, moment: datetime) -> Delivery:
+    """The messagePublished CloudEvent a Cloud Scheduler job with a Pub/Sub target causes."""
+    return message_published(SCHEDULE_TOPIC, b"{}", {SCHEDULE_ATTRIBUTE: job}, published=moment)
+
+
+def tick_schedules(
+    rules: tuple[Rule, ...],
+    send: Callable[[dict[str, str], dict[str, object]], object],
+    stop: threading.Event,
+    *,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    interval: float = 1.0,
+) -> None:
+    """Send one Scheduler-shaped tick per schedule route whenever its cron comes due."""
+    from zoneinfo import ZoneInfo
+
+    from croniter import croniter
+
+    def next_slot(rule: Rule, after: datetime) -> datetime:
+        slot: datetime = croniter(rule.cron, after.astimezone(ZoneInfo(rule.timezone))).get_next(datetime)
+        return slot
+
+    schedules = [rule for rule in rules if rule.cron]
+    upcoming = {rule.name: next_slot(rule, clock()) for rule in schedules}
+    while schedules and not stop.wait(interval):
+        now = clock()
+        for rule in schedules:
+            if upcoming[rule.name] <= now:
+                log.info("schedule fired", extra=fields(job=rule.index))
+                send(*tick_event(rule.index, now))
+                upcoming[rule.name] = next_slot(rule, now)

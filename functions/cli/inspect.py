@@ -1,0 +1,157 @@
+"""Read-only commands on the ledger: `status`, `runs`, `explain`."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict
+
+import click
+
+from functions.cli import common
+from functions.cli.common import settings_options
+from functions.service.records import LEDGER_STATES
+from pipelines.backend import RunState
+
+
+@click.command()
+@settings_options
+@click.option(
+    "--json", "as_json", is_flag=True, help="print {paused, runs, queued, quarantined, oldest_open_claim}"
+)
+def status(routes: str | None, state_dir: str | None, landing_dir: str | None, as_json: bool) -> None:
+    """How the service stands: runs by route and state, the queue, quarantined events, the
+    oldest open claim (a claim past its lease means a delivery died mid-way; `reconcile`
+    resolves it), and whether submissions are paused."""
+    from functions.service.limits import PAUSED
+    from functions.service.records import Outcome
+    from functions.service.results import iso
+
+    settings = common.settings(routes, state_dir, landing_dir)
+    ledger = common.ledger(settings)
+    summary = ledger.summary()
+    by_route: dict[str, dict[str, int]] = {}
+    for (route, state), count in sorted(summary.items()):
+        by_route.setdefault(route, {})[state.value] = count
+    claims = ledger.runs(state=RunState.CLAIMED)
+    oldest = min(claims, key=lambda run: run.created_at, default=None)
+    now = time.time()
+    report: dict[str, object] = {
+        "paused": settings.paused or ledger.flag(PAUSED),
+        "runs": by_route,
+        "queued": sum(count for (_, state), count in summary.items() if state is RunState.QUEUED),
+        "quarantined": ledger.count_decisions(Outcome.QUARANTINED),
+        "oldest_open_claim": None
+        if oldest is None
+        else {
+            "run_key": oldest.run_key,
+            "route": oldest.route,
+            "since": iso(oldest.created_at),
+            "age_seconds": round(now - oldest.created_at, 1),
+            "past_lease": oldest.lease_until <= now,
+        },
+    }
+    if as_json:
+        common.emit(report)
+        return
+    click.echo(f"submissions: {'PAUSED (kfp-trigger resume)' if report['paused'] else 'running'}")
+    states = [state.value for state in LEDGER_STATES]
+    width = max([len("route"), *(len(route) for route in by_route)])
+    click.echo(f"{'route':<{width}}  " + " ".join(f"{state:>9}" for state in states))
+    for route, counts in by_route.items():
+        click.echo(f"{route:<{width}}  " + " ".join(f"{counts.get(state, 0):>9}" for state in states))
+    if not by_route:
+        click.echo("(no runs yet)")
+    click.echo(f"queued: {report['queued']}   quarantined events: {report['quarantined']}")
+    if oldest is None:
+        click.echo("open claims: none")
+    else:
+        late = " PAST ITS LEASE: run `kfp-trigger reconcile`" if oldest.lease_until <= now else ""
+        click.echo(f"oldest open claim: {oldest.run_key} ({now - oldest.created_at:.0f} s){late}")
+
+
+@click.command()
+@settings_options
+@click.option("--route", help="only this route")
+@click.option(
+    "--state",
+    type=click.Choice([state.value for state in LEDGER_STATES]),
+)
+@click.option("--json", "as_json", is_flag=True, help="print a JSON list")
+def runs(
+    routes: str | None,
+    state_dir: str | None,
+    landing_dir: str | None,
+    route: str | None,
+    state: str | None,
+    as_json: bool,
+) -> None:
+    """List the runs in the ledger, oldest first."""
+
+    from functions.service.results import iso
+
+    records = common.ledger(common.settings(routes, state_dir, landing_dir)).runs(
+        route=route, state=RunState(state) if state else None
+    )
+    rows = [
+        {
+            "run_key": r.run_key,
+            "route": r.route,
+            "pipeline": r.pipeline,
+            "version": r.version,
+            "state": r.state,
+            "run_id": r.run_id,
+            "event_id": r.event_id,
+            "created_at": iso(r.created_at),
+            "finished_at": iso(r.finished_at),
+            "published": r.published_at is not None,
+            "metrics": r.details.get("metrics", {}),
+        }
+        for r in records
+    ]
+    if as_json:
+        common.emit(rows)
+        return
+    if not rows:
+        click.echo("no runs")
+    for row in rows:
+        click.echo(f"{row['state']:<10} {row['route']:<28} {row['run_key']}  {row['run_id'] or '-'}")
+
+
+@click.command()
+@click.argument("identifier")
+@settings_options
+@click.option("--json", "as_json", is_flag=True)
+def explain(
+    identifier: str, routes: str | None, state_dir: str | None, landing_dir: str | None, as_json: bool
+) -> None:
+    """Show every decision for an event id, event key or run key, and the runs it led to."""
+    from functions.service.results import iso
+
+    ledger = common.ledger(common.settings(routes, state_dir, landing_dir))
+    trail = ledger.trail(identifier)
+    # A run key leads to its events; show everything those events caused (other routes too).
+    for event_id in sorted({step.event_id for step in trail if step.event_id} - {identifier}):
+        trail += [step for step in ledger.trail(event_id) if step not in trail]
+    trail.sort(key=lambda step: step.at)
+    run_keys = sorted(
+        {step.run_key for step in trail if step.run_key} | ({identifier} if ledger.get(identifier) else set())
+    )
+    related = [ledger.get(key) for key in run_keys]
+    if not trail and not any(related):
+        raise click.ClickException(f"nothing recorded for {identifier!r}")
+    if as_json:
+        common.emit(
+            {"decisions": [asdict(step) for step in trail], "runs": [asdict(run) for run in related if run]}
+        )
+        return
+    for step in trail:
+        click.echo(f"{iso(step.at)}  {step.outcome:<11} {step.route or '-':<28} {step.reason}")
+        click.echo(f"{'':26}event {step.event_id} key={step.event_key or '-'} run_key={step.run_key or '-'}")
+    for run in related:
+        if run:
+            published = run.published_at is not None
+            click.echo(
+                f"run {run.run_key}: {run.state} ({run.run_id or 'not submitted'}), published={published}"
+            )
+            click.echo(f"    metrics={json.dumps(run.details.get('metrics', {}), sort_keys=True)}")

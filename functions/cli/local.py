@@ -1,0 +1,90 @@
+"""`kfp-trigger dev` and `demo`: the embedded stack on one machine (functions/cli/devstack/)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+from functools import partial
+from pathlib import Path
+
+import click
+
+from functions import logs
+from functions.cli import common
+from functions.cli.common import settings_options
+
+
+@click.command()
+@settings_options
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True, envvar="PORT", type=int)
+def dev(routes: str | None, state_dir: str | None, landing_dir: str | None, host: str, port: int) -> None:
+    """Run the embedded stack until Ctrl-C.
+
+    \b
+    Serves POST /handle_event and POST /handle_completion (functions-framework apps), turns
+    new files in LANDING/<bucket>/<object name> into storage finalized events, fires each
+    schedule route's cron, and completes runs whose completion notice was missed.
+    """
+    from functions import bootstrap
+    from functions.cli.devstack.server import DevServer, every, post, start_background
+    from functions.cli.devstack.ticks import tick_schedules
+    from functions.cli.devstack.watcher import watch_landing
+    from functions.service import completion
+
+    # A local server: KFP_TRIGGER_AUTH=google-oidc tests auth; the text log format is for a terminal.
+    settings = common.settings(
+        routes, state_dir, landing_dir, defaults={"auth": "none", "log_format": "text"}
+    )
+    server = DevServer(host, port)
+    completion_url = f"{server.url}/handle_completion"
+    if not settings.completion_topic:  # no Pub/Sub: runs post their notice straight to the target
+        settings = settings.replace(completion_url=completion_url)
+    services = common.build(settings)
+    logs.configure(settings.log_format)
+    bootstrap.install(services)  # the targets the server runs use these services
+    stop = threading.Event()
+    events_url = f"{server.url}/handle_event"
+    start_background("watcher", lambda: watch_landing(settings.landing_dir, events_url, stop))
+    send = partial(post, events_url)
+    start_background("ticker", lambda: tick_schedules(services.router.rules, send, stop))
+    start_background("reconciler", lambda: every(5.0, lambda: completion.reconcile(services), stop))
+    if settings.completion_topic:  # notices go through Pub/Sub: relay them as Eventarc would
+        from functions.cli.devstack.relay import ensure_subscription, relay
+
+        topic = settings.completion_topic.removeprefix("pubsub://")
+        subscription = topic.replace("/topics/", "/subscriptions/") + "-kfp-trigger-dev"
+        ensure_subscription(topic, subscription)
+        start_background("relay", lambda: relay(topic, subscription, completion_url, stop))
+    click.echo(f"kfp-trigger dev on {server.url}; landing folder {settings.landing_dir}; Ctrl-C to stop")
+    try:
+        server.start()
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop.set()
+        server.stop()
+
+
+@click.command()
+@settings_options
+@click.option("--timeout", default=240.0, show_default=True, help="seconds to wait for the run")
+def demo(routes: str | None, state_dir: str | None, landing_dir: str | None, timeout: float) -> None:
+    """Run the trigger loop once on the embedded default and show each step.
+
+    Uses deploy/routes.example.yaml and a fresh .kfp-trigger/demo unless told otherwise.
+    Exits 0 only if the run SUCCEEDED and its result was published.
+    """
+    from functions.cli.devstack.demo import run_demo
+
+    root = Path(__file__).resolve().parents[2]
+    settings = common.settings(
+        routes or str(root / "deploy" / "routes.example.yaml"),
+        state_dir or ".kfp-trigger/demo",
+        landing_dir or ".kfp-trigger/demo/landing",
+        auth="none",
+    )
+    logs.configure("text", logging.WARNING)
+    sys.exit(run_demo(settings, click.echo, timeout))

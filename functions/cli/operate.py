@@ -1,0 +1,97 @@
+"""Operating commands: `reconcile`, `rerun`, `pause`, `resume` — each the same use case the
+functions run, on the settings' ledger and backends."""
+
+from __future__ import annotations
+
+import click
+
+from functions.cli import common
+from functions.cli.common import settings_options
+
+
+@click.command()
+@settings_options
+@click.option("--json", "as_json", is_flag=True, help="print {finished}")
+def reconcile(routes: str | None, state_dir: str | None, landing_dir: str | None, as_json: bool) -> None:
+    """Finish runs whose completion notice was lost, and re-publish unpublished results.
+
+    The same work as the `reconcile` function target (which Cloud Scheduler calls). Runs
+    submitted less than KFP_TRIGGER_RECONCILE_GRACE_SECONDS ago are left alone. Safe to run
+    while the service runs, and concurrently with itself.
+    """
+    from functions.service import completion
+
+    finished = completion.reconcile(common.services(routes, state_dir, landing_dir))
+    if as_json:
+        common.emit({"finished": finished})
+    else:
+        click.echo(f"finished or re-published {finished} run(s)")
+
+
+@click.command()
+@click.argument("run_key")
+@settings_options
+@click.option("--json", "as_json", is_flag=True, help="print {run_key, outcome, ...}")
+def rerun(
+    run_key: str, routes: str | None, state_dir: str | None, landing_dir: str | None, as_json: bool
+) -> None:
+    """Start a fresh run of RUN_KEY on purpose, although it already ran.
+
+    Deduplication would refuse the same run key, so the new run gets a key derived from the
+    old one, RUN_KEY~rerun-N (the first N not taken). It runs the route's current pipeline
+    version with the recorded parameters, and its result is published like any other.
+    Exit status 1 if the run could not be started (the reason is printed).
+    """
+    from events.errors import PermanentError
+    from functions.service import runs
+    from functions.service.records import Outcome
+
+    services = common.services(routes, state_dir, landing_dir)
+    try:
+        new_key, outcome, detail = runs.rerun(services, run_key)
+    except PermanentError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if as_json:
+        common.emit({"run_key": new_key, "rerun_of": run_key, "outcome": outcome, **detail})
+    elif outcome is Outcome.RUN:
+        click.echo(f"started {new_key} as {detail['run_id']}")
+    if outcome is not Outcome.RUN:
+        raise click.ClickException(f"{new_key}: {outcome}: {detail.get('reason', detail)}")
+
+
+@click.command()
+@settings_options
+@click.option("--json", "as_json", is_flag=True, help="print {paused}")
+def pause(routes: str | None, state_dir: str | None, landing_dir: str | None, as_json: bool) -> None:
+    """Hold every submission: events are still recorded, and runs wait in the queue.
+
+    The switch lives in the ledger, so it holds for every instance at once. Runs already
+    started go on. `kfp-trigger resume` starts what waited. (KFP_TRIGGER_PAUSED=true holds
+    submissions too, for the instances that have it set.)
+    """
+    from functions.service.limits import PAUSED
+
+    common.ledger(common.settings(routes, state_dir, landing_dir)).set_flag(PAUSED, True)
+    if as_json:
+        common.emit({"paused": True})
+    else:
+        click.echo("paused: submissions wait in the queue")
+
+
+@click.command()
+@settings_options
+@click.option("--json", "as_json", is_flag=True, help="print {paused, started}")
+def resume(routes: str | None, state_dir: str | None, landing_dir: str | None, as_json: bool) -> None:
+    """Lift the pause and start the queued runs that the limits allow now."""
+    from functions.service import runs
+    from functions.service.limits import PAUSED
+
+    services = common.services(routes, state_dir, landing_dir)
+    services.ledger.set_flag(PAUSED, False)
+    started = runs.start_queued(services)
+    if as_json:
+        common.emit({"paused": services.settings.paused, "started": started})
+    else:
+        click.echo(f"resumed: started {started} queued run(s)")
+        if services.settings.paused:
+            click.echo("KFP_TRIGGER_PAUSED=true is still set here: this process still holds submissions")

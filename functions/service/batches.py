@@ -1,0 +1,97 @@
+"""Batch readiness and metrics files, read through the `ObjectStore` port.
+
+A route with `batch: {manifest: true}` is triggered by a manifest object, JSON
+`{"objects": ["part-0000.csv", ...]}` with names relative to the manifest's folder. `ready`
+checks that every listed object exists and is non-empty, and returns them with their total size.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from events.errors import BadEvent, TransientError
+from functions.service.ports import ObjectStore
+
+MAX_MANIFEST_BYTES = 1024 * 1024
+MAX_MANIFEST_OBJECTS = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    uris: tuple[str, ...]
+    total_bytes: int
+
+
+class NotReady(TransientError):
+    """Some objects of the batch are missing or empty; the event will be redelivered."""
+
+
+def ready(store: ObjectStore, bucket: str, manifest: str) -> Batch:
+    """Check a manifest's batch.
+
+    Raises:
+        BadEvent: the manifest is missing, too large or not a valid manifest (permanent).
+        NotReady: some listed objects do not exist yet or are empty (retry later).
+    """
+    raw = store.read(bucket, manifest, MAX_MANIFEST_BYTES + 1)
+    if raw is None:
+        raise NotReady(f"manifest {manifest!r} is not readable yet")
+    if len(raw) > MAX_MANIFEST_BYTES:
+        raise BadEvent(f"manifest is larger than {MAX_MANIFEST_BYTES} bytes")
+    try:
+        listed = json.loads(raw)["objects"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise BadEvent('manifest is not JSON of the form {"objects": [names]}') from exc
+    if not isinstance(listed, list) or not listed or len(listed) > MAX_MANIFEST_OBJECTS:
+        raise BadEvent(f"manifest must list 1 to {MAX_MANIFEST_OBJECTS} objects")
+    folder = posixpath.dirname(manifest)
+    names = [_member(folder, entry) for entry in listed]
+    missing, total = [], 0
+    for name in names:
+        size = store.size(bucket, name)
+        if not size:
+            missing.append(name)
+        else:
+            total += size
+    if missing:
+        raise NotReady(f"{len(missing)} of {len(names)} objects missing or empty, e.g. {missing[0]!r}")
+    return Batch(tuple(f"gs://{bucket}/{name}" for name in names), total)
+
+
+def _member(folder: str, entry: object) -> str:
+    if not isinstance(entry, str) or not entry or entry.startswith("/") or "\n" in entry:
+        raise BadEvent("manifest entries must be object names relative to the manifest's folder")
+    if any(part in (".", "..") for part in entry.split("/")):
+        raise BadEvent("manifest entries must not contain . or .. segments")
+    return f"{folder}/{entry}" if folder else entry
+
+
+def metrics_at(store: ObjectStore, outputs: Mapping[str, str]) -> dict[str, float]:
+    """Metrics written as JSON into the files of a run's `…metrics` output artifacts.
+
+    On a cluster, metric values live in the engine's metadata store, not in the artifact file;
+    a metrics component that also writes `{"name": number}` to its artifact's path makes them
+    readable from the `gs://` pipeline root. Unreadable or non-JSON files are skipped.
+    """
+    metrics: dict[str, float] = {}
+    for name, uri in sorted(outputs.items()):
+        if not name.endswith("metrics") or not uri.startswith("gs://"):
+            continue
+        bucket, _, path = uri.removeprefix("gs://").partition("/")
+        raw = store.read(bucket, path, MAX_MANIFEST_BYTES)
+        try:
+            values = json.loads(raw) if raw else {}
+        except ValueError:
+            continue
+        if isinstance(values, dict):
+            metrics.update(
+                {
+                    k: float(v)
+                    for k, v in values.items()
+                    if isinstance(v, int | float) and not isinstance(v, bool)
+                }
+            )
+    return metrics

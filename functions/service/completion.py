@@ -1,0 +1,95 @@
+"""`handle_completion` and `reconcile`: a run's end → its terminal state (once) → its result.
+
+A completion notice (`pipelines.notice.Notice`, from the pipeline's exit handler in production,
+from the local runner on the embedded default) is a hint to look: `runs.complete` asks the
+backend, whose terminal state wins; the notice's state decides only when the backend reports no
+end yet. Terminal states are absorbing, so repeated or late notices change nothing.
+`reconcile` is the backstop when notices are lost.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+from events.decoders import decode
+from events.errors import BadEvent
+from events.model import Message
+from functions.logs import fields, label
+from functions.service import runs
+from functions.service.ports import Services
+from functions.service.quarantine import quarantine
+from functions.service.records import Handled, Outcome
+from functions.service.results import publish_result
+from pipelines.backend import RunState
+from pipelines.notice import Notice
+
+log = logging.getLogger("kfp_trigger.completion")
+STALE_CLAIM_MESSAGE = "claim past its lease"  # a Cloud Monitoring alert counts these lines
+
+
+def decode_notice(attributes: Mapping[str, str], data: object) -> Notice:
+    """The notice a completions-topic CloudEvent carries.
+
+    Raises:
+        BadEvent: it is not a Pub/Sub message with a notice as its JSON body.
+    """
+    decoded = decode(attributes, data)
+    if not isinstance(decoded, Message) or decoded.payload is None:
+        raise BadEvent("a completion notice is a Pub/Sub message with a JSON object body")
+    return Notice.decode(decoded.payload)
+
+
+def handle(services: Services, attributes: Mapping[str, str], data: object, body: bytes) -> Handled:
+    try:
+        notice = decode_notice(attributes, data)
+    except BadEvent as exc:
+        return quarantine(services, exc.reason, attributes, body, "handle_completion")
+    label(run_key=notice.run_key)
+    run = services.ledger.get(notice.run_key)
+    if run is None:
+        return quarantine(
+            services, "completion notice for an unknown run key", attributes, body, "handle_completion"
+        )
+    label(event_id=run.event_id)  # the event that started it: one filter shows the whole story
+    state = runs.complete(services, run, hint=RunState.parse(notice.state))
+    if state is not None:
+        runs.start_queued(services)  # its place may let a queued run start (reconcile does it once per pass)
+    outcome = Outcome.COMPLETED if state is not None else Outcome.SKIPPED
+    return Handled((outcome,), {"run_key": run.run_key, "state": str(state) if state else "open"})
+
+
+def reconcile(services: Services) -> int:
+    """Complete every submitted run that has ended, re-publish unpublished results, and start
+    the queued runs that may start.
+
+    First, claims whose holder died are resolved: a run found by its key is adopted, one that
+    was never submitted is queued (and started at the end of the pass). Runs submitted less
+    than `reconcile_grace_seconds` ago are left to their completion notice. Returns how many
+    runs it finished, published or started. Safe to run concurrently with itself and with the
+    notice path: every change is a compare-and-set, publishing holds a lease.
+    """
+    done = 0
+    for claim in services.ledger.stale_claims(services.clock()):
+        # Its holder died (or gave up after a transient failure).
+        log.warning(STALE_CLAIM_MESSAGE, extra=fields(run_key=claim.run_key, attempt=claim.attempt))
+        run_id = services.backends[claim.backend].find(claim.run_key)
+        if run_id is not None:
+            runs.adopt(services, claim, run_id, "from a claim whose holder died")
+        else:  # it never submitted: queue it, and it is started below like any queued run
+            reason = "its claimant stopped before submitting"
+            services.ledger.queue(claim.run_key, claim.attempt, reason, services.clock())
+    settled = services.clock() - services.settings.reconcile_grace_seconds
+    for run in services.ledger.unfinished():
+        if run.submitted_at is not None and run.submitted_at > settled:
+            continue
+        if runs.complete(services, run) is not None:
+            done += 1
+    for run in services.ledger.unpublished():
+        done += publish_result(services, run.run_key)
+    return done + runs.start_queued(services)
+
+
+def reconcile_pass(services: Services) -> Handled:
+    """The `reconcile` target's use case."""
+    return Handled((), {"finished": reconcile(services)})

@@ -1,0 +1,177 @@
+"""Decide, then act: every check after routing, as a pure plan.
+
+`gather` reads what the checks need (the object's generation high-water mark, a manifest's
+batch); `decide` is pure: from the event, its routing, the routes, the catalog and those facts,
+it returns the plan — `Refuse` the whole event (quarantine), or one step per route: `Skip`,
+`Retry`, `Join` a coalescing window, or `Launch` a run. `intake` carries the plan out. Tests of
+decisions need no I/O: build `Facts` and call `decide`.
+
+The checks, in order: the producer's signature (a Pub/Sub route that requires one), the
+object's generation (an older generation than one already seen is skipped), the event's age
+(`limits.max_age`), the batch's readiness (`batch.manifest`), then the coalescing window.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from events import signatures
+from events.errors import BadEvent
+from events.model import Message, ObjectFinalized, TriggerEvent
+from events.router import Router, Routing, RunRequest
+from events.routes import Rule
+from functions.service import limits
+from functions.service.batches import Batch, NotReady, ready
+from functions.service.ports import Services
+from functions.service.records import NewRun
+from pipelines.backend import CompiledPipeline
+from pipelines.catalog import BATCH_BYTES_PARAMETER, BATCH_OBJECTS_PARAMETER
+
+
+@dataclass(frozen=True, slots=True)
+class Facts:
+    """What was read before deciding, and when."""
+
+    now: float
+    secrets: Mapping[str, str] = field(default_factory=dict)  # signature secrets, by variable name
+    generation_mark: int = 0  # the highest generation of this object seen (this one included)
+    batch: Batch | NotReady | BadEvent | None = None  # the manifest's batch, or why there is none
+
+
+@dataclass(frozen=True, slots=True)
+class Refuse:
+    """Quarantine the whole event."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Skip:
+    route: str
+    reason: str
+    run_key: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Retry:
+    """Nothing is claimed; the redelivery checks again."""
+
+    route: str
+    reason: str
+    run_key: str
+
+
+@dataclass(frozen=True, slots=True)
+class Join:
+    """Add the object to its route's batch for this window (aligned to the epoch)."""
+
+    run: NewRun
+    window: float
+
+
+@dataclass(frozen=True, slots=True)
+class Launch:
+    run: NewRun
+    pipeline: CompiledPipeline
+
+
+Step = Skip | Retry | Join | Launch
+Plan = Refuse | tuple[Step, ...]
+
+
+def gather(services: Services, event: TriggerEvent, routing: Routing) -> Facts:
+    """Read what `decide` needs for this event: nothing unless some route would run it."""
+    mark = 0
+    batch: Batch | NotReady | BadEvent | None = None
+    if routing.requests and isinstance(event, ObjectFinalized):
+        if event.generation:
+            # An atomic max, so concurrent deliveries of two generations agree on the newest.
+            mark = services.ledger.raise_mark(f"{event.bucket}/{event.name}", event.generation)
+        if any(request.manifest for request in routing.requests):
+            batch = _batch(services, event)
+    return Facts(services.clock(), services.secrets, mark, batch)
+
+
+def _batch(services: Services, event: ObjectFinalized) -> Batch | NotReady | BadEvent:
+    if services.objects is None:
+        return NotReady("no object store is configured to check the batch")
+    try:
+        return ready(services.objects, event.bucket, event.name)
+    except (NotReady, BadEvent) as exc:
+        return exc
+
+
+def decide(
+    event: TriggerEvent,
+    routing: Routing,
+    router: Router,
+    catalog: Mapping[str, CompiledPipeline],
+    facts: Facts,
+) -> Plan:
+    """The plan for a routed event. Pure."""
+    if isinstance(event, Message) and (unsigned := _signature_problem(event, routing, router, facts)):
+        return Refuse(f"signature: {unsigned}")
+    stale = _older_generation(event, facts)
+    steps: list[Step] = []
+    for decision in routing.decisions:
+        if not isinstance(decision, RunRequest):
+            steps.append(Skip(decision.route, decision.reason))
+        elif stale is not None:
+            steps.append(Skip(decision.route, stale))
+        else:
+            steps.append(_step(event, decision, router.by_name[decision.route], catalog, facts))
+    return tuple(steps)
+
+
+def _step(
+    event: TriggerEvent,
+    request: RunRequest,
+    rule: Rule,
+    catalog: Mapping[str, CompiledPipeline],
+    facts: Facts,
+) -> Step:
+    if (too_old := limits.too_old(rule.limits, event.envelope.time, facts.now)) is not None:
+        return Skip(request.route, too_old, request.run_key)
+    pipeline = catalog[request.pipeline]
+    params = dict(request.params)
+    if request.manifest and isinstance(event, ObjectFinalized):
+        if isinstance(facts.batch, BadEvent):
+            return Skip(request.route, f"bad manifest: {facts.batch.reason}", request.run_key)
+        if not isinstance(facts.batch, Batch):
+            return Retry(request.route, f"batch not ready: {facts.batch}", request.run_key)
+        values = {
+            BATCH_OBJECTS_PARAMETER: list(facts.batch.uris),
+            BATCH_BYTES_PARAMETER: facts.batch.total_bytes,
+        }
+        params |= {name: value for name, value in values.items() if name in pipeline.inputs}
+    run = NewRun(
+        run_key=request.run_key,
+        route=request.route,
+        pipeline=pipeline.name,
+        version=pipeline.version,
+        backend=pipeline.backend,
+        params=params,
+        event_id=event.envelope.id,
+    )
+    if rule.limits.coalesce is not None and isinstance(event, ObjectFinalized):
+        return Join(run, rule.limits.coalesce)
+    return Launch(run, pipeline)
+
+
+def _signature_problem(event: Message, routing: Routing, router: Router, facts: Facts) -> str | None:
+    """The first signature problem among the routes that would run this message."""
+    for request in routing.requests:
+        signature = router.by_name[request.route].signature
+        if signature is not None:
+            secret = facts.secrets.get(signature.secret, "")
+            if found := signatures.problem(event, signature, secret, facts.now):
+                return found
+    return None
+
+
+def _older_generation(event: TriggerEvent, facts: Facts) -> str | None:
+    """For an object: why this generation is skipped (a newer one was seen), or None."""
+    if isinstance(event, ObjectFinalized) and event.generation and facts.generation_mark > event.generation:
+        return f"generation {event.generation} is older than generation {facts.generation_mark}, seen already"
+    return None

@@ -1,0 +1,106 @@
+"""`handle_event`'s use case: decode → route → guards (a pure plan) → carry the plan out.
+
+Ack/retry follows DESIGN.md. A permanent problem with the event (undecodable, unknown type, no
+route listens there, a bad signature) is quarantined and acknowledged. A transient failure
+(ledger or backend unavailable, a batch not ready yet) asks for a redelivery. A duplicate that
+arrives while another delivery holds a live claim is *not* acknowledged (BUSY): if that holder
+dies, this redelivery is what takes over. A run a limit or the pause holds back is queued
+(acknowledged; `runs.start_queued` starts it later), and a coalescing route adds the object to
+its window's batch.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import replace
+
+from events.decoders import decode
+from events.errors import BadEvent
+from events.model import Ignored, ObjectFinalized, TriggerEvent
+from functions.logs import fields, label
+from functions.service import guards, runs
+from functions.service.ports import Services
+from functions.service.quarantine import quarantine
+from functions.service.records import Handled, NewRun, Outcome
+from functions.service.results import iso
+from pipelines.backend import RunState
+
+log = logging.getLogger("kfp_trigger.intake")
+
+
+def handle(services: Services, attributes: Mapping[str, str], data: object, body: bytes) -> Handled:
+    """Process one inbound CloudEvent. `body` is the raw request body, kept if quarantined."""
+    try:
+        decoded = decode(attributes, data)
+    except BadEvent as exc:
+        return quarantine(services, exc.reason, attributes, body, "handle_event")
+    if isinstance(decoded, Ignored):
+        envelope = decoded.envelope
+        runs.record(services, envelope.id, "", envelope.type, Outcome.IGNORED, decoded.reason)
+        return Handled((Outcome.IGNORED,), {"outcome": Outcome.IGNORED, "reason": decoded.reason})
+
+    event = decoded
+    label(event_id=event.envelope.id)
+    routing = services.router.route(event)
+    if not routing.routed:
+        reason = f"no route listens to {event.kind} {event.index!r}"
+        return quarantine(services, reason, attributes, body, "handle_event")
+    facts = guards.gather(services, event, routing)
+    plan = guards.decide(event, routing, services.router, services.catalog, facts)
+    if isinstance(plan, guards.Refuse):
+        log.warning("event refused", extra=fields(reason=plan.reason))
+        return quarantine(services, plan.reason, attributes, body, "handle_event")
+    entries = [_carry_out(services, event, step) for step in plan]
+    outcomes = tuple(entry["outcome"] for entry in entries)
+    return Handled(outcomes, {"event": event.key, "decisions": entries})  # type: ignore[arg-type]
+
+
+def _carry_out(services: Services, event: TriggerEvent, step: guards.Step) -> dict[str, object]:
+    """Act on one step of the plan; the entry for the answer's `decisions`."""
+    envelope = event.envelope
+
+    def note(outcome: Outcome, reason: str, route: str, run_key: str) -> None:
+        runs.record(
+            services, envelope.id, event.key, envelope.type, outcome, reason, route=route, run_key=run_key
+        )
+
+    match step:
+        case guards.Skip(route, reason, run_key):
+            note(Outcome.SKIPPED, reason, route, run_key)
+            entry: dict[str, object] = {"route": route, "outcome": Outcome.SKIPPED, "reason": reason}
+            return entry | ({"run_key": run_key} if run_key else {})
+        case guards.Retry(route, reason, run_key):
+            note(Outcome.RETRY, reason, route, run_key)
+            return {"route": route, "outcome": Outcome.RETRY, "run_key": run_key, "reason": reason}
+        case guards.Join(run, window):
+            assert isinstance(event, ObjectFinalized)  # only objects coalesce (guards.decide)
+            batch = coalesce(services, event, run, window)
+            note(Outcome.QUEUED, f"joined batch {batch}", run.route, batch)
+            return {"route": run.route, "outcome": Outcome.QUEUED, "run_key": run.run_key, "batch": batch}
+        case guards.Launch(run, pipeline):
+            record = runs.recorder(services, run, envelope.type, event.key)
+            outcome, detail = runs.launch(services, run, pipeline, record)
+            detail.pop("every_route", None)
+            return {"route": run.route, "outcome": outcome, "run_key": run.run_key, **detail}
+
+
+def coalesce(services: Services, event: ObjectFinalized, run: NewRun, window: float) -> str:
+    """Add the object to its route's batch for this run key and window; the batch's run key.
+
+    The batch is a QUEUED run created by the window's first event; it starts when the window
+    closes, with every object in `batch_objects`. An object that arrives after its window's run
+    was taken (a late redelivery) gets a batch of its own, due at once, rather than be lost.
+    """
+    ledger, now = services.ledger, services.clock()
+    opened = now // window * window
+    member = f"gs://{event.bucket}/{event.name}"
+    batch = replace(run, run_key=f"{run.run_key}@{iso(opened)}")
+    ledger.open_batch(batch, opened + window, now)
+    ledger.add_member(batch.run_key, member)
+    current = ledger.get(batch.run_key)
+    if current is None or current.state is not RunState.QUEUED:
+        batch = replace(batch, run_key=f"{batch.run_key}+{event.key}")
+        ledger.open_batch(batch, now, now)
+        ledger.add_member(batch.run_key, member)
+    return batch.run_key

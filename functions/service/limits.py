@@ -1,0 +1,103 @@
+"""Cost bounds: the places a run must hold before it starts, the pause switch, event age.
+
+Every bound is enforced in the ledger, so it holds across instances:
+
+- pause: the ledger flag `paused` (`kfp-trigger pause` / `resume`) or KFP_TRIGGER_PAUSED=true;
+- `limits.daily_submissions` (top level): one place per run in scope `daily:<UTC date>`;
+- `limits.rate` (per route): one place per run in `rate:<route>:<window number>`;
+- `limits.max_active` (per route): one place per run in `active:<route>`, given back when it ends.
+
+Which places a run needs (`places`) and whether an event is too old (`too_old`) are pure; `admit`
+takes the places. A run that cannot take every place gives back what it took and waits in the
+ledger's queue (QUEUED, with the reason); `runs.start_queued` tries again when a run ends, on
+every reconcile pass and on `resume`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from events.routes import GlobalLimits, RouteLimits
+from functions.service.ports import Services
+from functions.service.records import NewRun
+
+PAUSED = "paused"  # the ledger flag
+PAUSED_REASON = "submissions are paused"
+
+
+@dataclass(frozen=True, slots=True)
+class Place:
+    scope: str
+    limit: int
+    what: str
+    every_route: bool = False  # while it is full, no queued run of any route may start
+
+
+def active_scope(route: str) -> str:
+    return f"active:{route}"
+
+
+def route_limits(services: Services, route: str) -> RouteLimits:
+    rule = services.router.by_name.get(route)
+    return rule.limits if rule is not None else RouteLimits()
+
+
+def places(route: str, limits: RouteLimits, global_limits: GlobalLimits, now: float) -> list[Place]:
+    """Every place a run of `route` must hold to start at `now`."""
+    found: list[Place] = []
+    daily = global_limits.daily_submissions
+    if daily is not None:
+        day = datetime.fromtimestamp(now, UTC).date().isoformat()
+        found.append(Place(f"daily:{day}", daily, f"daily_submissions {daily}", every_route=True))
+    if limits.rate is not None:
+        rate = limits.rate
+        window = int(now // rate.per)
+        found.append(Place(f"rate:{route}:{window}", rate.runs, f"rate {rate.runs} per {rate.per:g} s"))
+    if limits.max_active is not None:
+        found.append(Place(active_scope(route), limits.max_active, f"max_active {limits.max_active}"))
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class Wait:
+    """Why a run must wait in the queue."""
+
+    reason: str
+    every_route: bool  # the pause or a global limit: no queued run of any route may start now
+
+
+def paused(services: Services) -> bool:
+    return services.settings.paused or services.ledger.flag(PAUSED)
+
+
+def admit(services: Services, run: NewRun) -> Wait | None:
+    """Take every place `run` needs; None if it may start, else why it must wait (and it holds
+    nothing then)."""
+    if paused(services):
+        return Wait(PAUSED_REASON, every_route=True)
+    now = services.clock()
+    held: list[str] = []
+    for place in places(run.route, route_limits(services, run.route), services.limits, now):
+        if not services.ledger.hold(place.scope, place.limit, run.run_key, now):
+            for taken in held:
+                services.ledger.let_go(taken, run.run_key)
+            return Wait(f"{place.what} reached", place.every_route)
+        held.append(place.scope)
+    return None
+
+
+def ended(services: Services, route: str, run_key: str) -> None:
+    """A run ended: give its active place back (rate and daily places count starts; they stay)."""
+    if route_limits(services, route).max_active is not None:
+        services.ledger.let_go(active_scope(route), run_key)
+
+
+def too_old(limits: RouteLimits, time: datetime | None, now: float) -> str | None:
+    """Why an event is too old for a route with these `limits` (its `max_age`), or None."""
+    if limits.max_age is None or time is None:
+        return None
+    age = now - time.timestamp()
+    return (
+        f"event is {age:.0f} s old, older than max_age {limits.max_age:g} s" if age > limits.max_age else None
+    )

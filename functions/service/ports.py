@@ -1,0 +1,183 @@
+"""The ports the use cases talk through, and `Services`: every port, wired once by bootstrap.
+
+Each port has its adapters in `functions/adapters/` (and `pipelines/` for backends) and a
+recording fake in `tests/support/fakes.py`; the use cases import only this module and `records`.
+
+- `Ledger`: the durable record of runs and decisions (`SqliteLedger`, `FirestoreLedger`).
+- `Sink`: where results and quarantined events go (`JsonlSink`, `PubsubSink`).
+- `ObjectStore`: what the trigger reads of Cloud Storage (`LocalObjectStore`, `GcsObjectStore`).
+- `Verifier`: who may call the targets (`adapters.oidc.Verifier`).
+- `Backend` (pipelines.backend): where runs start (`local`, `kfp`, `vertex`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+from events.errors import KfpTriggerError
+from events.routes import GlobalLimits
+from functions.service.records import Claim, DecisionRecord, NewRun, Outcome, RunRecord
+from pipelines.backend import Backend, CompiledPipeline, RunState
+
+if TYPE_CHECKING:
+    from events.router import Router
+    from functions.settings import Settings
+
+
+class Ledger(Protocol):
+    def claim(self, run: NewRun, now: float, lease: float) -> Claim: ...
+
+    def mark_submitted(self, run_key: str, attempt: int, run_id: str, now: float) -> bool:
+        """Record the backend's run id, only for the claim holder (`attempt` matches)."""
+        ...
+
+    def release(self, run_key: str, attempt: int) -> None:
+        """Give up a claim after a transient failure, so the retry can take over at once."""
+        ...
+
+    def finish(self, run_key: str, state: RunState, details: Mapping[str, object], now: float) -> bool:
+        """Move a run to a terminal state; False if it was terminal already (absorbing)."""
+        ...
+
+    def begin_publish(self, run_key: str, now: float, lease: float) -> RunRecord | None:
+        """Take the right to publish a terminal, unpublished run's result (one publisher at a time)."""
+        ...
+
+    def mark_published(self, run_key: str, now: float) -> None: ...
+
+    def get(self, run_key: str) -> RunRecord | None: ...
+
+    def runs(
+        self, *, route: str | None = None, state: RunState | None = None, limit: int = 1000
+    ) -> list[RunRecord]: ...
+
+    def unfinished(self) -> list[RunRecord]:
+        """Runs that are SUBMITTED (the backend has them) but not terminal yet."""
+        ...
+
+    def stale_claims(self, now: float) -> list[RunRecord]:
+        """Runs still CLAIMED whose lease has run out (on the ledger's clock)."""
+        ...
+
+    def unpublished(self) -> list[RunRecord]:
+        """Terminal runs whose result is not published yet."""
+        ...
+
+    def record(self, decision: DecisionRecord) -> None: ...
+
+    # ---- the queue: runs held back by a limit, a pause or a coalescing window -----------------
+
+    def queue(self, run_key: str, attempt: int, reason: str, now: float) -> bool:
+        """Move a claimed run (only its holder: `attempt` matches) to the queue."""
+        ...
+
+    def queued(self, now: float) -> list[RunRecord]:
+        """QUEUED runs that may start now (`not_before` has passed), oldest first."""
+        ...
+
+    def take(self, run_key: str, now: float, lease: float) -> Claim:
+        """Claim a QUEUED run to start it (WON, attempt + 1); otherwise what `claim` would say."""
+        ...
+
+    def open_batch(self, run: NewRun, not_before: float, now: float) -> RunRecord:
+        """The QUEUED run that collects a coalescing window's events, created if absent."""
+        ...
+
+    def add_member(self, run_key: str, member: str) -> None:
+        """Add an object to a batch run's list (a set: adding twice keeps one)."""
+        ...
+
+    def members(self, run_key: str) -> list[str]:
+        """A batch run's objects, sorted."""
+        ...
+
+    # ---- limits that must hold across instances ----------------------------------------------
+
+    def hold(self, scope: str, limit: int, holder: str, now: float) -> bool:
+        """Take one of `limit` places in `scope` for `holder`; True if held (also if held before)."""
+        ...
+
+    def let_go(self, scope: str, holder: str) -> None:
+        """Give `holder`'s place in `scope` back."""
+        ...
+
+    def flag(self, name: str) -> bool: ...
+
+    def set_flag(self, name: str, on: bool) -> None: ...
+
+    def raise_mark(self, key: str, value: int) -> int:
+        """Raise the high-water mark `key` to at least `value`; the mark after (≥ value)."""
+        ...
+
+    def trail(self, identifier: str) -> list[DecisionRecord]:
+        """Every decision for an event id, event key or run key, oldest first."""
+        ...
+
+    def summary(self) -> dict[tuple[str, RunState], int]:
+        """How many runs each route has in each state."""
+        ...
+
+    def count_decisions(self, outcome: Outcome) -> int:
+        """How many decisions had this outcome (e.g. how many events were quarantined)."""
+        ...
+
+
+class Sink(Protocol):
+    def publish(self, document: Mapping[str, object]) -> None:
+        """Deliver one document; return only once it is delivered (raise TransientError if not)."""
+        ...
+
+
+class ObjectStore(Protocol):
+    def read(self, bucket: str, name: str, limit: int) -> bytes | None:
+        """The object's bytes (at most `limit`), or None if it does not exist."""
+        ...
+
+    def size(self, bucket: str, name: str) -> int | None:
+        """The object's size in bytes, or None if it does not exist."""
+        ...
+
+
+class AuthError(KfpTriggerError):
+    """The caller is not let in; `status` is 401 (who are you?), 403 (not you) or 503."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+class Verifier(Protocol):
+    def verify(self, authorization: str) -> object:
+        """Check an `Authorization` header value.
+
+        Raises:
+            AuthError: the caller is not let in.
+        """
+        ...
+
+
+def never_crash(point: str) -> None:
+    """The production crash hook: reaching a crash point does nothing."""
+
+
+@dataclass(frozen=True)
+class Services:
+    """Every port a use case needs, built once per process by `functions.bootstrap`."""
+
+    settings: Settings
+    router: Router
+    catalog: Mapping[str, CompiledPipeline]
+    ledger: Ledger
+    backends: Mapping[str, Backend]
+    results: Sink
+    quarantine: Sink
+    objects: ObjectStore | None = None  # for batch readiness
+    verifier: Verifier | None = None  # None: no authentication (KFP_TRIGGER_AUTH=none)
+    clock: Callable[[], float] = field(default=time.time)
+    limits: GlobalLimits = field(default_factory=GlobalLimits)  # routes.yaml's top-level limits
+    secrets: Mapping[str, str] = field(default_factory=dict)  # signature secrets, by variable name
+    crash: Callable[[str], None] = never_crash  # the crash tests' hook (service/crashpoints.py)

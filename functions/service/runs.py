@@ -1,0 +1,246 @@
+"""The run lifecycle, shared by events, reruns, the queue and completions.
+
+    launch ──claim──▶ start_claimed ──admit──▶ submit ──▶ SUBMITTED ──complete──▶ terminal ──▶ result
+                            └── a limit or the pause ──▶ QUEUED ──start_queued──┘
+
+Every change is a compare-and-set in the ledger, so concurrent deliveries, reconcilers and
+notices never start a run twice, and a terminal state never moves back. The engine is the
+only authority on whether a run has ended (`complete`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Callable
+from dataclasses import replace
+from functools import partial
+
+from events.errors import PermanentError, TransientError
+from events.routes import Rule
+from functions.logs import fields
+from functions.service import crashpoints, limits
+from functions.service.batches import metrics_at
+from functions.service.ports import Services
+from functions.service.records import ClaimOutcome, DecisionRecord, NewRun, Outcome, RunRecord
+from functions.service.results import publish_result
+from pipelines.backend import CompiledPipeline, RunState, Submission
+from pipelines.catalog import BATCH_OBJECTS_PARAMETER
+
+log = logging.getLogger("kfp_trigger.runs")
+
+Record = Callable[[Outcome, str], None]  # writes one decision about the run at hand
+Started = tuple[Outcome, dict[str, object]]  # what happened, and details for the answer
+RERUN_SUFFIX = "~rerun-"
+
+
+def record(
+    services: Services,
+    event_id: str,
+    event_key: str,
+    event_type: str,
+    outcome: Outcome,
+    reason: str = "",
+    *,
+    route: str = "",
+    run_key: str = "",
+) -> None:
+    """Write one decision to the trail (and one log line, which names the run id when there is one)."""
+    services.ledger.record(
+        DecisionRecord(services.clock(), event_id, event_key, event_type, outcome, route, reason, run_key)
+    )
+    log.info("decision recorded", extra=fields(outcome=outcome, route=route, run_key=run_key, reason=reason))
+
+
+def recorder(services: Services, run: NewRun, event_type: str, event_key: str = "") -> Record:
+    """A `Record` for decisions about `run`."""
+    return partial(
+        record, services, run.event_id, event_key, event_type, route=run.route, run_key=run.run_key
+    )
+
+
+def launch(services: Services, run: NewRun, pipeline: CompiledPipeline, note: Record) -> Started:
+    """Claim `run.run_key` and, if this caller wins, start it; `note` writes the decision."""
+    claim = services.ledger.claim(run, services.clock(), services.settings.claim_lease_seconds)
+    if claim.outcome is ClaimOutcome.DONE:
+        state = claim.record.state if claim.record else ""
+        note(Outcome.DUPLICATE, f"run key already {state}")
+        return Outcome.DUPLICATE, {"state": str(state)}
+    if claim.outcome is ClaimOutcome.BUSY:
+        note(Outcome.BUSY, "another delivery holds a live claim")
+        return Outcome.BUSY, {"retry_after": round(claim.retry_after, 1)}
+    return start_claimed(services, run, pipeline, claim.attempt, note)
+
+
+def start_claimed(
+    services: Services, run: NewRun, pipeline: CompiledPipeline, attempt: int, note: Record
+) -> Started:
+    """Start a run this caller holds the claim of (`attempt`): queue it if a limit or the pause
+    holds it back, else submit exactly one run."""
+    ledger = services.ledger
+    if (wait := limits.admit(services, run)) is not None:
+        ledger.queue(run.run_key, attempt, wait.reason, services.clock())
+        note(Outcome.QUEUED, wait.reason)
+        return Outcome.QUEUED, {"reason": wait.reason, "every_route": wait.every_route}
+    services.crash(crashpoints.AFTER_CLAIM)
+    backend = services.backends[pipeline.backend]
+    try:
+        # A taken-over claim may have submitted before its holder died: look before submitting.
+        run_id = backend.find(run.run_key) if attempt > 1 else None
+        run_id = run_id or backend.submit(Submission(run.run_key, run.route, pipeline, run.params))
+    except TransientError as exc:
+        ledger.release(run.run_key, attempt)
+        note(Outcome.RETRY, str(exc))
+        return Outcome.RETRY, {"reason": str(exc)}
+    except PermanentError as exc:
+        finish(services, run, RunState.FAILED, {"error": str(exc)})
+        note(Outcome.FAILED, str(exc))
+        publish_result(services, run.run_key)
+        return Outcome.FAILED, {"reason": str(exc)}
+    services.crash(crashpoints.AFTER_SUBMIT)
+    if not ledger.mark_submitted(run.run_key, attempt, run_id, services.clock()):
+        # Our lease ran out mid-submit and another delivery took over: it adopts this run by key.
+        log.warning("claim taken over while submitting", extra=fields(run_key=run.run_key, run_id=run_id))
+    note(Outcome.RUN, f"submitted as {run_id}")
+    services.crash(crashpoints.AFTER_RECORD)
+    return Outcome.RUN, {"run_id": run_id}
+
+
+def start_queued(services: Services) -> int:
+    """Start the queued runs that may start now, oldest first; how many were started.
+
+    Called when a run ends, by every reconcile pass and by `resume`. A route whose limit is
+    reached is not tried again in the same pass; nothing is when submissions are paused.
+    """
+    started = 0
+    blocked: set[str] = set()
+    lease = services.settings.claim_lease_seconds
+    for queued in services.ledger.queued(services.clock()):
+        if queued.route in blocked:
+            continue
+        claim = services.ledger.take(queued.run_key, services.clock(), lease)
+        if claim.outcome is not ClaimOutcome.WON:
+            continue
+        params = dict(queued.params)
+        if members := services.ledger.members(queued.run_key):
+            params[BATCH_OBJECTS_PARAMETER] = members
+        run = replace(queued, params=params)
+        note = recorder(services, queued, "queue")
+        outcome, detail = start_claimed(services, run, pipeline_for(services, queued), claim.attempt, note)
+        if outcome is Outcome.RUN:
+            started += 1
+        elif outcome is Outcome.RETRY:
+            services.ledger.queue(queued.run_key, claim.attempt, str(detail["reason"]), services.clock())
+        elif outcome is Outcome.QUEUED:
+            if detail["every_route"]:
+                break
+            blocked.add(queued.route)
+    return started
+
+
+def pipeline_for(services: Services, run: NewRun) -> CompiledPipeline:
+    """The catalog entry a recorded run was decided with, or its route's current one if that
+    version is no longer loaded."""
+    for pipeline in services.catalog.values():
+        if (pipeline.name, pipeline.version, pipeline.backend) == (run.pipeline, run.version, run.backend):
+            return pipeline
+    return services.catalog[rule_of(services, run).pipeline]
+
+
+def rule_of(services: Services, run: NewRun) -> Rule:
+    """The route a recorded run belongs to.
+
+    Raises:
+        PermanentError: routes.yaml no longer has that route.
+    """
+    rule = services.router.by_name.get(run.route)
+    if rule is None:
+        raise PermanentError(f"route {run.route!r} of run {run.run_key!r} is not in routes.yaml any more")
+    return rule
+
+
+def rerun(services: Services, run_key: str) -> tuple[str, Outcome, dict[str, object]]:
+    """Start a fresh run of a recorded run deliberately, under a new run key derived from the
+    old one (`<run key>~rerun-<n>`, the first n not taken), so deduplication cannot block it.
+
+    It runs what the route runs now (its current pipeline version and backend) with the
+    recorded parameters. Returns the new run key, the outcome and its detail.
+
+    Raises:
+        PermanentError: no such run, or its route is no longer in routes.yaml.
+    """
+    original = services.ledger.get(run_key)
+    if original is None:
+        raise PermanentError(f"no run {run_key!r} in the ledger")
+    rule = rule_of(services, original)
+    pipeline = services.catalog[rule.pipeline]
+    for number in itertools.count(1):
+        new_key = f"{run_key}{RERUN_SUFFIX}{number}"
+        if services.ledger.get(new_key) is not None:
+            continue
+        fresh = NewRun(
+            run_key=new_key,
+            route=rule.name,
+            pipeline=pipeline.name,
+            version=pipeline.version,
+            backend=pipeline.backend,
+            params=original.params,
+            event_id=original.event_id,
+        )
+        outcome, detail = launch(services, fresh, pipeline, recorder(services, fresh, "rerun"))
+        if outcome is not Outcome.DUPLICATE:  # a concurrent rerun took this number: try the next
+            return new_key, outcome, detail
+    raise AssertionError("unreachable")
+
+
+def finish(services: Services, run: NewRun, state: RunState, details: dict[str, object]) -> bool:
+    """Move a run to its terminal state and give back its place; False if it had ended already."""
+    if not services.ledger.finish(run.run_key, state, details, services.clock()):
+        return False
+    limits.ended(services, run.route, run.run_key)
+    return True
+
+
+def complete(services: Services, run: RunRecord, hint: RunState | None = None) -> RunState | None:
+    """Finish `run` if it has ended and publish its result; the state it ended in, or None.
+
+    The backend is asked first; `hint` (the notice's state) decides only when the backend does
+    not report an end yet (for example an exit handler that fires before the engine's status
+    catches up).
+    """
+    details: dict[str, object] = {}
+    state = run.state if run.state.terminal else None
+    backend = services.backends[run.backend]
+    # A run still CLAIMED may have been submitted by a claimant that died before recording it.
+    run_id = run.run_id
+    if run_id is None and state is None:
+        run_id = backend.find(run.run_key)
+        if run_id is not None:
+            adopt(services, run, run_id, "found by its run key when it ended")
+    if state is None and run_id is not None:
+        status = backend.status(run_id)
+        metrics = dict(status.metrics)
+        if not metrics and services.objects is not None:  # a cluster keeps values in its metadata store
+            metrics = metrics_at(services.objects, status.outputs)
+        details = {
+            "started_at": status.started_at,
+            "finished_at": status.finished_at,
+            "metrics": metrics,
+            "outputs": dict(status.outputs),
+            "error": status.error,
+        }
+        state = status.state if status.state.terminal else None
+    state = state or (hint if hint is not None and hint.terminal else None)
+    if state is None:
+        return None
+    if finish(services, run, state, details):
+        recorder(services, run, "completion")(Outcome.COMPLETED, f"run ended {state}")
+    services.crash(crashpoints.AFTER_TERMINAL)
+    publish_result(services, run.run_key)
+    return state
+
+
+def adopt(services: Services, claim: RunRecord, run_id: str, why: str) -> None:
+    """Record `run_id`, found on the engine by the run key, for a run the ledger has CLAIMED."""
+    if services.ledger.mark_submitted(claim.run_key, claim.attempt, run_id, services.clock()):
+        recorder(services, claim, "adoption")(Outcome.RUN, f"adopted {run_id} {why}")

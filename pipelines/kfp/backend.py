@@ -1,0 +1,222 @@
+"""The `kfp` backend: Kubeflow Pipelines on a cluster (AI Platform Pipelines on GKE, or any
+KFP ≥ 2.0 API server), through `kfp.Client`.
+
+- One experiment per route (`kfp-trigger-<route>`), get-or-create; the server's unique-name 409
+  from a concurrent creator is answered by reading the experiment it made.
+- Pipeline versions are content-addressed: version `<pipeline>-<hash12>` is uploaded once
+  (409 → it exists: look it up) and every run is created from that version reference.
+- A run's display name is its run key (and the run key is a parameter when the pipeline declares
+  one), so `find(run_key)` recovers a run whose create response was lost: KFP has no
+  idempotency key, so the caller looks before it creates again.
+- Run states are read with `RunState.parse` (`wait_for_run_completion` never ends on CANCELED).
+- `kfp_server_api` / urllib3 errors become `TransientError` (5xx, 429, connection) or
+  `PermanentError` (other 4xx).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+from events.errors import PermanentError, TransientError
+from pipelines.backend import CompiledPipeline, RunState, RunStatus, Submission
+from pipelines.catalog import RUN_KEY_PARAMETER
+
+T = TypeVar("T")
+EXPERIMENT_PREFIX = "kfp-trigger-"
+FIND_WINDOW = timedelta(days=7)  # created_at bound on lookups by run key
+TIMEOUT = (10.0, 60.0)  # (connect, read) seconds for every KFP API request
+
+
+@contextmanager
+def mapped(action: str) -> Iterator[None]:
+    """Turn the client's errors into kfp-trigger's: retry on 5xx/429/connection, else permanent.
+
+    kfp.Client also `print()`s links ("Pipeline details: …"); they go to stderr, not stdout,
+    which stays for data (`--json`).
+    """
+    import kfp_server_api
+    import urllib3
+
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    except kfp_server_api.ApiException as exc:
+        if exc.status is None or exc.status >= 500 or exc.status == 429:
+            raise TransientError(f"KFP {action}: HTTP {exc.status}") from exc
+        raise PermanentError(f"KFP {action}: HTTP {exc.status}: {str(exc.body)[:300]}") from exc
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        raise TransientError(f"KFP {action}: {type(exc).__name__}") from exc
+
+
+def with_timeout(client: Any, timeout: tuple[float, float]) -> Any:
+    """Give every request of this `kfp.Client` a (connect, read) timeout.
+
+    kfp.Client passes no timeout, and the generated REST client then waits forever: a hung API
+    server would hold the event until the platform kills the function. The generated client
+    takes `_request_timeout` per request; this supplies it on the client's own REST object.
+    """
+    rest = client._run_api.api_client.rest_client
+    request = rest.request
+
+    def timed(*args: Any, _request_timeout: Any = None, **kwargs: Any) -> Any:
+        return request(*args, _request_timeout=_request_timeout or timeout, **kwargs)
+
+    rest.request = timed
+    return client
+
+
+def _conflict(exc: BaseException) -> bool:
+    import kfp_server_api
+
+    return isinstance(exc, kfp_server_api.ApiException) and exc.status == 409
+
+
+def _equals(key: str, value: str, since: datetime | None = None) -> str:
+    predicates: list[dict[str, Any]] = [{"key": key, "operation": "EQUALS", "string_value": value}]
+    if since is not None:
+        stamp = since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        predicates.append({"key": "created_at", "operation": "GREATER_THAN", "timestamp_value": stamp})
+    return json.dumps({"predicates": predicates})
+
+
+class KfpBackend:
+    def __init__(self, client_factory: Callable[[], Any]) -> None:
+        """`client_factory` builds the `kfp.Client` (host, namespace, credentials) on first use."""
+        self._factory = client_factory
+        self._client: Any = None
+        self._experiments: dict[str, str] = {}
+        self._versions: dict[str, tuple[str, str]] = {}
+
+    @classmethod
+    def for_host(
+        cls,
+        host: str,
+        namespace: str,
+        token: str = "",
+        client_id: str = "",
+        token_file: str = "",
+        timeout: tuple[float, float] = TIMEOUT,
+    ) -> KfpBackend:
+        """A backend for the API at `host`, authenticated by, in order: a bearer `token`; a
+        service-account `token_file` (in-cluster: the projected token, re-read on every request
+        as the kubelet rotates it); an IAP `client_id` (ID tokens for the ambient service
+        account, refreshed); for AI Platform Pipelines hosts (*.pipelines.googleusercontent.com),
+        Application Default Credentials (refreshed); otherwise none. `namespace` is passed
+        explicitly: it skips the client's multi-user probe and multi-user clusters need it."""
+        from pipelines.kfp.auth import adc_access_token, iap_id_token, refreshing
+
+        def factory() -> Any:
+            import kfp
+            from kfp.client.set_volume_credentials import ServiceAccountTokenVolumeCredentials
+
+            credentials = None  # with a bearer `token`, kfp.Client needs none
+            if not token and token_file:
+                credentials = ServiceAccountTokenVolumeCredentials(token_file)
+            elif not token and client_id:
+                credentials = refreshing(iap_id_token(client_id))
+            elif not token and host.rstrip("/").endswith(".pipelines.googleusercontent.com"):
+                credentials = refreshing(adc_access_token())
+            with warnings.catch_warnings():  # it always warns that it needs KFP >= 2.0: documented
+                warnings.filterwarnings("ignore", "This client only works", FutureWarning)
+                client = kfp.Client(
+                    host=host, namespace=namespace, existing_token=token or None, credentials=credentials
+                )
+            return with_timeout(client, timeout)
+
+        return cls(factory)
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            with mapped("connect"):
+                self._client = self._factory()
+        return self._client
+
+    def experiment_id(self, route: str) -> str:
+        name = f"{EXPERIMENT_PREFIX}{route}"
+        if name not in self._experiments:
+            with mapped("create experiment"):
+                try:
+                    experiment = self.client.create_experiment(name)  # get-or-create, but racy
+                except Exception as exc:
+                    if not _conflict(exc):
+                        raise
+                    experiment = self.client.get_experiment(experiment_name=name)
+            self._experiments[name] = experiment.experiment_id
+        return self._experiments[name]
+
+    def version(self, pipeline: CompiledPipeline) -> tuple[str, str]:
+        """(pipeline_id, version_id) of the pipeline's content-addressed version, uploaded once."""
+        if pipeline.version_name in self._versions:
+            return self._versions[pipeline.version_name]
+        client = self.client
+        with mapped("upload pipeline"):
+            pipeline_id = client.get_pipeline_id(pipeline.name)
+            if pipeline_id is None:
+                try:
+                    pipeline_id = client.upload_pipeline(str(pipeline.package), pipeline.name).pipeline_id
+                except Exception as exc:
+                    if not _conflict(exc):
+                        raise
+                    pipeline_id = client.get_pipeline_id(pipeline.name)
+            try:
+                version = client.upload_pipeline_version(
+                    str(pipeline.package), pipeline.version_name, pipeline_id=pipeline_id
+                )
+            except Exception as exc:
+                if not _conflict(exc):
+                    raise
+                listed = client.list_pipeline_versions(
+                    pipeline_id, filter=_equals("display_name", pipeline.version_name)
+                )
+                (version,) = listed.pipeline_versions
+        self._versions[pipeline.version_name] = (pipeline_id, version.pipeline_version_id)
+        return self._versions[pipeline.version_name]
+
+    def submit(self, submission: Submission) -> str:
+        params = dict(submission.params)
+        if RUN_KEY_PARAMETER in submission.pipeline.inputs:
+            params[RUN_KEY_PARAMETER] = submission.run_key
+        experiment_id = self.experiment_id(submission.route)
+        pipeline_id, version_id = self.version(submission.pipeline)
+        with mapped("create run"):
+            run = self.client.run_pipeline(
+                experiment_id=experiment_id,
+                job_name=submission.run_key,
+                pipeline_id=pipeline_id,
+                version_id=version_id,
+                params=params,
+                pipeline_root=submission.pipeline.pipeline_root,
+            )
+        return str(run.run_id)
+
+    def find(self, run_key: str) -> str | None:
+        since = datetime.now(UTC) - FIND_WINDOW
+        with mapped("find run"):
+            listed = self.client.list_runs(filter=_equals("display_name", run_key, since), page_size=5)
+        runs = [run for run in listed.runs or [] if run.display_name == run_key]
+        return str(runs[0].run_id) if runs else None
+
+    def status(self, run_id: str) -> RunStatus:
+        with mapped("get run"):
+            run = self.client.get_run(run_id)
+        state = RunState.parse(str(run.state))
+        error = run.error.message if getattr(run, "error", None) else None
+        return RunStatus(
+            run_id=run_id,
+            state=state,
+            started_at=run.created_at.isoformat() if run.created_at else None,
+            finished_at=run.finished_at.isoformat() if run.finished_at else None,
+            error=error,
+        )
+
+    def cancel(self, run_id: str) -> None:
+        with mapped("terminate run"):
+            self.client.terminate_run(run_id)
