@@ -1,11 +1,12 @@
 # Two commands do everything on a fresh machine:  make demo   make test
 # Each creates .venv and installs the project (with its dev tools) first if needed.
+# make check is the fast tier for every edit (under 90 s): lint, types, import contracts, fast tests.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench fuzz clean
+.PHONY: demo test check lint typecheck contracts unit bench fuzz clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,8 +24,15 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: lint typecheck
+# The architecture (pyproject.toml [tool.importlinter]): layers, pure events/, no cycles.
+contracts: $(STAMP)
+	$(BIN)/lint-imports --no-cache
+
+test: lint typecheck contracts
 	$(BIN)/pytest
+
+check: lint typecheck contracts
+	$(BIN)/pytest -q -m "not slow and not emulator"
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

@@ -38,7 +38,7 @@ from events.router import RunRequest
 from functions import bootstrap
 from functions.service import completion, crashpoints
 from functions.service import intake as dispatch
-from functions.service.ports import Services
+from functions.service.ports import Services, ledger_ports
 from functions.service.records import Outcome
 from functions.settings import Settings
 from pipelines.backend import RunState
@@ -148,7 +148,7 @@ def _simulate(
         crasher = Crasher(lambda point: rng.random() < crash_rate, report.crashes)
         services: Services = replace(
             built,
-            ledger=faults.wrap(built.ledger, "ledger"),
+            **ledger_ports(faults.wrap(built.store, "ledger")),
             backends={"local": faults.wrap(engine, "backend")},
             results=faults.wrap(results, "sink", "results"),
             quarantine=faults.wrap(RecordingSink(), "sink", "quarantine"),
@@ -209,7 +209,7 @@ def _simulate(
                 if not engine.states[run_id].terminal:
                     engine.states[run_id] = RunState.SUCCEEDED
             completion.reconcile(services)
-            if not pending and not built.ledger.unfinished() and not built.ledger.unpublished():
+            if not pending and not built.store.unfinished() and not built.store.unpublished():
                 break
 
         report.events = len(events)
@@ -232,13 +232,13 @@ def _simulate(
 def accounted(services: Services, headers: dict[str, str], body: bytes) -> bool:
     """The event has a run on the engine, or a recorded skip, ignore or quarantine."""
     attributes, data = parse_http(headers, body)
-    if any(decision.outcome in ACCOUNTED for decision in services.ledger.trail(attributes["id"])):
+    if any(decision.outcome in ACCOUNTED for decision in services.decisions.trail(attributes["id"])):
         return True
     decoded = decode(attributes, data)
     if isinstance(decoded, Ignored):
         return False
     requests = [d for d in services.router.route(decoded).decisions if isinstance(d, RunRequest)]
-    runs = [services.ledger.get(request.run_key) for request in requests]
+    runs = [services.store.get(request.run_key) for request in requests]
     return bool(runs) and all(run and run.run_id and run.state is not RunState.CLAIMED for run in runs)
 
 

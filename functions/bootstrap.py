@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 from events.router import Router
 from functions import logs
-from functions.service.ports import Ledger, ObjectStore, Services, Sink
+from functions.service.ports import Ledger, ObjectStore, Services, Sink, ledger_ports
 from functions.settings import Settings, SettingsError
 from pipelines import catalog
 from pipelines.backend import Backend
@@ -162,7 +162,7 @@ def build(settings: Settings, environment: Mapping[str, str] | None = None) -> S
         router=Router(loaded.rules),
         limits=loaded.config.limits,
         catalog=loaded.catalog,
-        ledger=ledger_from(settings.ledger_url),
+        **ledger_ports(ledger_from(settings.ledger_url)),
         backends=backends,
         results=sink_from(settings.results_url),
         quarantine=sink_from(settings.quarantine_url),

@@ -11,13 +11,14 @@ import pytest
 
 from events.router import Router
 from functions import bootstrap
-from functions.adapters.sqlite_ledger import SqliteLedger
-from functions.service.ports import Services
+from functions.service.ports import Services, ledger_ports
 from functions.settings import Settings
 from pipelines import catalog as routes_catalog
 from pipelines.catalog import LoadedRoutes
 from tests.support import ROUTES
-from tests.support.fakes import RecordingBackend, RecordingSink
+from tests.support.fakes import MemoryLedger, RecordingBackend, RecordingSink
+
+EMULATORS = ("pubsub_emulator", "firestore_emulator", "storage_emulator")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -27,6 +28,13 @@ def pytest_configure(config: pytest.Config) -> None:
         raise KeyboardInterrupt(f"signal {signum}")
 
     signal.signal(signal.SIGTERM, interrupt)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that uses an emulator `emulator` (the fast tier leaves them out)."""
+    for item in items:
+        if set(EMULATORS) & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.emulator)
 
 
 @pytest.fixture(autouse=True)
@@ -65,13 +73,13 @@ def backend() -> RecordingBackend:
 
 @pytest.fixture
 def services(tmp_path: Path, test_routes: LoadedRoutes, backend: RecordingBackend, clock: Clock) -> Services:
-    """The service wired as in production, with a recording backend and recording sinks."""
+    """The service wired as in production, with recording fakes for the ledger, backend and sinks."""
     settings = Settings(routes=ROUTES, state_dir=tmp_path, reconcile_grace_seconds=0)
     return Services(
         settings=settings,
         router=Router(test_routes.rules),
         catalog=test_routes.catalog,
-        ledger=SqliteLedger(tmp_path / "ledger.sqlite3"),
+        **ledger_ports(MemoryLedger()),
         backends={"local": backend},
         results=RecordingSink(),
         quarantine=RecordingSink(),

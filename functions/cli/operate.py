@@ -87,7 +87,7 @@ def resume(routes: str | None, state_dir: str | None, landing_dir: str | None, a
     from functions.service.limits import PAUSED
 
     services = common.services(routes, state_dir, landing_dir)
-    services.ledger.set_flag(PAUSED, False)
+    services.quotas.set_flag(PAUSED, False)
     started = runs.start_queued(services)
     if as_json:
         common.emit({"paused": services.settings.paused, "started": started})

@@ -46,7 +46,7 @@ def handle(services: Services, attributes: Mapping[str, str], data: object, body
     except BadEvent as exc:
         return quarantine(services, exc.reason, attributes, body, "handle_completion")
     label(run_key=notice.run_key)
-    run = services.ledger.get(notice.run_key)
+    run = services.store.get(notice.run_key)
     if run is None:
         return quarantine(
             services, "completion notice for an unknown run key", attributes, body, "handle_completion"
@@ -70,7 +70,7 @@ def reconcile(services: Services) -> int:
     notice path: every change is a compare-and-set, publishing holds a lease.
     """
     done = 0
-    for claim in services.ledger.stale_claims(services.clock()):
+    for claim in services.store.stale_claims(services.clock()):
         # Its holder died (or gave up after a transient failure).
         log.warning(STALE_CLAIM_MESSAGE, extra=fields(run_key=claim.run_key, attempt=claim.attempt))
         run_id = services.backends[claim.backend].find(claim.run_key)
@@ -78,14 +78,14 @@ def reconcile(services: Services) -> int:
             runs.adopt(services, claim, run_id, "from a claim whose holder died")
         else:  # it never submitted: queue it, and it is started below like any queued run
             reason = "its claimant stopped before submitting"
-            services.ledger.queue(claim.run_key, claim.attempt, reason, services.clock())
+            services.queue.queue(claim.run_key, claim.attempt, reason, services.clock())
     settled = services.clock() - services.settings.reconcile_grace_seconds
-    for run in services.ledger.unfinished():
+    for run in services.store.unfinished():
         if run.submitted_at is not None and run.submitted_at > settled:
             continue
         if runs.complete(services, run) is not None:
             done += 1
-    for run in services.ledger.unpublished():
+    for run in services.store.unpublished():
         done += publish_result(services, run.run_key)
     return done + runs.start_queued(services)
 

@@ -87,7 +87,7 @@ def gather(services: Services, event: TriggerEvent, routing: Routing) -> Facts:
     if routing.requests and isinstance(event, ObjectFinalized):
         if event.generation:
             # An atomic max, so concurrent deliveries of two generations agree on the newest.
-            mark = services.ledger.raise_mark(f"{event.bucket}/{event.name}", event.generation)
+            mark = services.quotas.raise_mark(f"{event.bucket}/{event.name}", event.generation)
         if any(request.manifest for request in routing.requests):
             batch = _batch(services, event)
     return Facts(services.clock(), services.secrets, mark, batch)

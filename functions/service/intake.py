@@ -92,15 +92,15 @@ def coalesce(services: Services, event: ObjectFinalized, run: NewRun, window: fl
     closes, with every object in `batch_objects`. An object that arrives after its window's run
     was taken (a late redelivery) gets a batch of its own, due at once, rather than be lost.
     """
-    ledger, now = services.ledger, services.clock()
+    queue, now = services.queue, services.clock()
     opened = now // window * window
     member = f"gs://{event.bucket}/{event.name}"
     batch = replace(run, run_key=f"{run.run_key}@{iso(opened)}")
-    ledger.open_batch(batch, opened + window, now)
-    ledger.add_member(batch.run_key, member)
-    current = ledger.get(batch.run_key)
+    queue.open_batch(batch, opened + window, now)
+    queue.add_member(batch.run_key, member)
+    current = services.store.get(batch.run_key)
     if current is None or current.state is not RunState.QUEUED:
         batch = replace(batch, run_key=f"{batch.run_key}+{event.key}")
-        ledger.open_batch(batch, now, now)
-        ledger.add_member(batch.run_key, member)
+        queue.open_batch(batch, now, now)
+        queue.add_member(batch.run_key, member)
     return batch.run_key

@@ -68,7 +68,7 @@ class Wait:
 
 
 def paused(services: Services) -> bool:
-    return services.settings.paused or services.ledger.flag(PAUSED)
+    return services.settings.paused or services.quotas.flag(PAUSED)
 
 
 def admit(services: Services, run: NewRun) -> Wait | None:
@@ -79,9 +79,9 @@ def admit(services: Services, run: NewRun) -> Wait | None:
     now = services.clock()
     held: list[str] = []
     for place in places(run.route, route_limits(services, run.route), services.limits, now):
-        if not services.ledger.hold(place.scope, place.limit, run.run_key, now):
+        if not services.quotas.hold(place.scope, place.limit, run.run_key, now):
             for taken in held:
-                services.ledger.let_go(taken, run.run_key)
+                services.quotas.let_go(taken, run.run_key)
             return Wait(f"{place.what} reached", place.every_route)
         held.append(place.scope)
     return None
@@ -90,7 +90,7 @@ def admit(services: Services, run: NewRun) -> Wait | None:
 def ended(services: Services, route: str, run_key: str) -> None:
     """A run ended: give its active place back (rate and daily places count starts; they stay)."""
     if route_limits(services, route).max_active is not None:
-        services.ledger.let_go(active_scope(route), run_key)
+        services.quotas.let_go(active_scope(route), run_key)
 
 
 def too_old(limits: RouteLimits, time: datetime | None, now: float) -> str | None:

@@ -3,7 +3,8 @@
 Each port has its adapters in `functions/adapters/` (and `pipelines/` for backends) and a
 recording fake in `tests/support/fakes.py`; the use cases import only this module and `records`.
 
-- `Ledger`: the durable record of runs and decisions (`SqliteLedger`, `FirestoreLedger`).
+- `RunStore`, `RunQueue`, `DecisionLog`, `Quotas`: the durable record of runs and decisions, in
+  four small ports; one `Ledger` adapter is all four (`SqliteLedger`, `FirestoreLedger`).
 - `Sink`: where results and quarantined events go (`JsonlSink`, `PubsubSink`).
 - `ObjectStore`: what the trigger reads of Cloud Storage (`LocalObjectStore`, `GcsObjectStore`).
 - `Verifier`: who may call the targets (`adapters.oidc.Verifier`).
@@ -15,7 +16,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from events.errors import KfpTriggerError
 from events.routes import GlobalLimits
@@ -27,8 +28,12 @@ if TYPE_CHECKING:
     from functions.settings import Settings
 
 
-class Ledger(Protocol):
-    def claim(self, run: NewRun, now: float, lease: float) -> Claim: ...
+class RunStore(Protocol):
+    """Runs by run key, and their moves through the states (every move a compare-and-set)."""
+
+    def claim(self, run: NewRun, now: float, lease: float) -> Claim:
+        """Create the run CLAIMED if absent (WON); otherwise decide by `records.claim_rule`."""
+        ...
 
     def mark_submitted(self, run_key: str, attempt: int, run_id: str, now: float) -> bool:
         """Record the backend's run id, only for the claim holder (`attempt` matches)."""
@@ -66,9 +71,13 @@ class Ledger(Protocol):
         """Terminal runs whose result is not published yet."""
         ...
 
-    def record(self, decision: DecisionRecord) -> None: ...
+    def summary(self) -> dict[tuple[str, RunState], int]:
+        """How many runs each route has in each state."""
+        ...
 
-    # ---- the queue: runs held back by a limit, a pause or a coalescing window -----------------
+
+class RunQueue(Protocol):
+    """Runs held back by a limit, the pause or a coalescing window, and batches' members."""
 
     def queue(self, run_key: str, attempt: int, reason: str, now: float) -> bool:
         """Move a claimed run (only its holder: `attempt` matches) to the queue."""
@@ -94,7 +103,23 @@ class Ledger(Protocol):
         """A batch run's objects, sorted."""
         ...
 
-    # ---- limits that must hold across instances ----------------------------------------------
+
+class DecisionLog(Protocol):
+    """The event → decision → run trail that `kfp-trigger explain` prints."""
+
+    def record(self, decision: DecisionRecord) -> None: ...
+
+    def trail(self, identifier: str) -> list[DecisionRecord]:
+        """Every decision for an event id, event key or run key, oldest first."""
+        ...
+
+    def count_decisions(self, outcome: Outcome) -> int:
+        """How many decisions had this outcome (e.g. how many events were quarantined)."""
+        ...
+
+
+class Quotas(Protocol):
+    """What must hold across instances: limit places, switches, high-water marks."""
 
     def hold(self, scope: str, limit: int, holder: str, now: float) -> bool:
         """Take one of `limit` places in `scope` for `holder`; True if held (also if held before)."""
@@ -112,17 +137,10 @@ class Ledger(Protocol):
         """Raise the high-water mark `key` to at least `value`; the mark after (≥ value)."""
         ...
 
-    def trail(self, identifier: str) -> list[DecisionRecord]:
-        """Every decision for an event id, event key or run key, oldest first."""
-        ...
 
-    def summary(self) -> dict[tuple[str, RunState], int]:
-        """How many runs each route has in each state."""
-        ...
-
-    def count_decisions(self, outcome: Outcome) -> int:
-        """How many decisions had this outcome (e.g. how many events were quarantined)."""
-        ...
+class Ledger(RunStore, RunQueue, DecisionLog, Quotas, Protocol):
+    """One durable store that is all four ports: what the adapters are (`SqliteLedger`,
+    `FirestoreLedger`), so that a claim and the records around it share one database."""
 
 
 class Sink(Protocol):
@@ -171,7 +189,10 @@ class Services:
     settings: Settings
     router: Router
     catalog: Mapping[str, CompiledPipeline]
-    ledger: Ledger
+    store: RunStore
+    queue: RunQueue
+    decisions: DecisionLog
+    quotas: Quotas
     backends: Mapping[str, Backend]
     results: Sink
     quarantine: Sink
@@ -181,3 +202,8 @@ class Services:
     limits: GlobalLimits = field(default_factory=GlobalLimits)  # routes.yaml's top-level limits
     secrets: Mapping[str, str] = field(default_factory=dict)  # signature secrets, by variable name
     crash: Callable[[str], None] = never_crash  # the crash tests' hook (service/crashpoints.py)
+
+
+def ledger_ports(ledger: Ledger) -> dict[str, Any]:
+    """`Services` fields for one ledger that serves every ledger port."""
+    return {"store": ledger, "queue": ledger, "decisions": ledger, "quotas": ledger}

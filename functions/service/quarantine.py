@@ -25,7 +25,7 @@ def quarantine(
     event_id = attributes.get("id", attributes.get("ce-id", ""))
     label(event_id=event_id)
     services.quarantine.publish(quarantine_record(reason, attributes, body, target=target, now=now))
-    services.ledger.record(
+    services.decisions.record(
         DecisionRecord(
             at=now,
             event_id=event_id[:1024],

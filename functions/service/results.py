@@ -87,7 +87,7 @@ def publish_result(services: Services, run_key: str) -> bool:
     """Publish a terminal run's result unless it is published already (or being published)."""
     # A publisher that dies holds the right to publish for one lease, as a claimant does.
     lease = services.settings.claim_lease_seconds
-    record = services.ledger.begin_publish(run_key, services.clock(), lease)
+    record = services.store.begin_publish(run_key, services.clock(), lease)
     if record is None:
         return False
     event = result_event(record)
@@ -96,5 +96,5 @@ def publish_result(services: Services, run_key: str) -> bool:
     data = record.details
     summary = {"state": record.state, "metrics": data.get("metrics", {}), "result_id": event["id"]}
     log.info("result published", extra=fields(run_key=run_key, **summary))
-    services.ledger.mark_published(run_key, services.clock())
+    services.store.mark_published(run_key, services.clock())
     return True

@@ -46,7 +46,7 @@ def record(
     run_key: str = "",
 ) -> None:
     """Write one decision to the trail (and one log line, which names the run id when there is one)."""
-    services.ledger.record(
+    services.decisions.record(
         DecisionRecord(services.clock(), event_id, event_key, event_type, outcome, route, reason, run_key)
     )
     log.info("decision recorded", extra=fields(outcome=outcome, route=route, run_key=run_key, reason=reason))
@@ -61,7 +61,7 @@ def recorder(services: Services, run: NewRun, event_type: str, event_key: str = 
 
 def launch(services: Services, run: NewRun, pipeline: CompiledPipeline, note: Record) -> Started:
     """Claim `run.run_key` and, if this caller wins, start it; `note` writes the decision."""
-    claim = services.ledger.claim(run, services.clock(), services.settings.claim_lease_seconds)
+    claim = services.store.claim(run, services.clock(), services.settings.claim_lease_seconds)
     if claim.outcome is ClaimOutcome.DONE:
         state = claim.record.state if claim.record else ""
         note(Outcome.DUPLICATE, f"run key already {state}")
@@ -77,9 +77,9 @@ def start_claimed(
 ) -> Started:
     """Start a run this caller holds the claim of (`attempt`): queue it if a limit or the pause
     holds it back, else submit exactly one run."""
-    ledger = services.ledger
+    store = services.store
     if (wait := limits.admit(services, run)) is not None:
-        ledger.queue(run.run_key, attempt, wait.reason, services.clock())
+        services.queue.queue(run.run_key, attempt, wait.reason, services.clock())
         note(Outcome.QUEUED, wait.reason)
         return Outcome.QUEUED, {"reason": wait.reason, "every_route": wait.every_route}
     services.crash(crashpoints.AFTER_CLAIM)
@@ -89,7 +89,7 @@ def start_claimed(
         run_id = backend.find(run.run_key) if attempt > 1 else None
         run_id = run_id or backend.submit(Submission(run.run_key, run.route, pipeline, run.params))
     except TransientError as exc:
-        ledger.release(run.run_key, attempt)
+        store.release(run.run_key, attempt)
         note(Outcome.RETRY, str(exc))
         return Outcome.RETRY, {"reason": str(exc)}
     except PermanentError as exc:
@@ -98,7 +98,7 @@ def start_claimed(
         publish_result(services, run.run_key)
         return Outcome.FAILED, {"reason": str(exc)}
     services.crash(crashpoints.AFTER_SUBMIT)
-    if not ledger.mark_submitted(run.run_key, attempt, run_id, services.clock()):
+    if not store.mark_submitted(run.run_key, attempt, run_id, services.clock()):
         # Our lease ran out mid-submit and another delivery took over: it adopts this run by key.
         log.warning("claim taken over while submitting", extra=fields(run_key=run.run_key, run_id=run_id))
     note(Outcome.RUN, f"submitted as {run_id}")
@@ -115,14 +115,14 @@ def start_queued(services: Services) -> int:
     started = 0
     blocked: set[str] = set()
     lease = services.settings.claim_lease_seconds
-    for queued in services.ledger.queued(services.clock()):
+    for queued in services.queue.queued(services.clock()):
         if queued.route in blocked:
             continue
-        claim = services.ledger.take(queued.run_key, services.clock(), lease)
+        claim = services.queue.take(queued.run_key, services.clock(), lease)
         if claim.outcome is not ClaimOutcome.WON:
             continue
         params = dict(queued.params)
-        if members := services.ledger.members(queued.run_key):
+        if members := services.queue.members(queued.run_key):
             params[BATCH_OBJECTS_PARAMETER] = members
         run = replace(queued, params=params)
         note = recorder(services, queued, "queue")
@@ -130,7 +130,7 @@ def start_queued(services: Services) -> int:
         if outcome is Outcome.RUN:
             started += 1
         elif outcome is Outcome.RETRY:
-            services.ledger.queue(queued.run_key, claim.attempt, str(detail["reason"]), services.clock())
+            services.queue.queue(queued.run_key, claim.attempt, str(detail["reason"]), services.clock())
         elif outcome is Outcome.QUEUED:
             if detail["every_route"]:
                 break
@@ -169,14 +169,14 @@ def rerun(services: Services, run_key: str) -> tuple[str, Outcome, dict[str, obj
     Raises:
         PermanentError: no such run, or its route is no longer in routes.yaml.
     """
-    original = services.ledger.get(run_key)
+    original = services.store.get(run_key)
     if original is None:
         raise PermanentError(f"no run {run_key!r} in the ledger")
     rule = rule_of(services, original)
     pipeline = services.catalog[rule.pipeline]
     for number in itertools.count(1):
         new_key = f"{run_key}{RERUN_SUFFIX}{number}"
-        if services.ledger.get(new_key) is not None:
+        if services.store.get(new_key) is not None:
             continue
         fresh = NewRun(
             run_key=new_key,
@@ -195,7 +195,7 @@ def rerun(services: Services, run_key: str) -> tuple[str, Outcome, dict[str, obj
 
 def finish(services: Services, run: NewRun, state: RunState, details: dict[str, object]) -> bool:
     """Move a run to its terminal state and give back its place; False if it had ended already."""
-    if not services.ledger.finish(run.run_key, state, details, services.clock()):
+    if not services.store.finish(run.run_key, state, details, services.clock()):
         return False
     limits.ended(services, run.route, run.run_key)
     return True
@@ -242,5 +242,5 @@ def complete(services: Services, run: RunRecord, hint: RunState | None = None) -
 
 def adopt(services: Services, claim: RunRecord, run_id: str, why: str) -> None:
     """Record `run_id`, found on the engine by the run key, for a run the ledger has CLAIMED."""
-    if services.ledger.mark_submitted(claim.run_key, claim.attempt, run_id, services.clock()):
+    if services.store.mark_submitted(claim.run_key, claim.attempt, run_id, services.clock()):
         recorder(services, claim, "adoption")(Outcome.RUN, f"adopted {run_id} {why}")

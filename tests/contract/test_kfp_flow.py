@@ -48,7 +48,7 @@ def test_a_lost_create_response_still_gives_one_run_and_one_result(on_kfp: Servi
     assert deliver(on_kfp).status == 200, "the redelivery looks the run up and adopts it"
     assert deliver(on_kfp).status == 200
     (run_id,) = fake.runs
-    record = on_kfp.ledger.get(RUN_KEY)
+    record = on_kfp.store.get(RUN_KEY)
     assert record is not None
     assert (record.state, record.run_id) == (RunState.SUBMITTED, run_id)
     assert completion.reconcile(on_kfp) == 0, "still PENDING"
@@ -78,7 +78,7 @@ def test_one_reconcile_pass_ends_what_has_ended(
     (run_id,) = fake.runs
     fake.states[run_id] = server_state
     completion.reconcile(on_kfp)
-    record = on_kfp.ledger.get(RUN_KEY)
+    record = on_kfp.store.get(RUN_KEY)
     assert record is not None
     assert record.state is (ended or RunState.SUBMITTED)
     assert len(results(on_kfp)) == (1 if ended else 0)

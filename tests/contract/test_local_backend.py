@@ -11,6 +11,8 @@ from pipelines.backend import RunState, RunStatus, Submission
 from pipelines.catalog import LoadedRoutes
 from pipelines.local.backend import LocalBackend
 
+pytestmark = pytest.mark.slow  # real kfp.local runs
+
 
 def wait(backend: LocalBackend, run_id: str, timeout: float = 60) -> RunStatus:
     deadline = time.monotonic() + timeout

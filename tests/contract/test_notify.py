@@ -15,6 +15,8 @@ from pipelines.catalog import build_pipeline
 from pipelines.local.backend import LocalBackend
 from tests.support.pubsub import pull, topic_with_subscription
 
+pytestmark = pytest.mark.slow  # a real kfp.local run of a notified pipeline
+
 
 @pytest.fixture
 def topic(pubsub_emulator: str) -> tuple[str, str]:

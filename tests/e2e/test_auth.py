@@ -12,6 +12,8 @@ import requests
 from tests.support import env_for, free_port, functions_framework, server, storage_event
 from tests.support.oidc import AUDIENCE, CALLER, Issuer, certs_endpoint, tampered, unsigned
 
+pytestmark = pytest.mark.slow  # servers and CLI commands in subprocesses
+
 
 @pytest.fixture(scope="module")
 def issuer() -> Issuer:

@@ -21,6 +21,8 @@ import requests
 from events import signatures
 from tests.support import binary, cases, env_for, free_port, functions_framework, server, structured
 
+pytestmark = pytest.mark.slow  # servers and CLI commands in subprocesses
+
 ROUTES = """
 version: 1
 pipelines:

@@ -8,6 +8,8 @@ import pytest
 
 from bench import serving
 
+pytestmark = pytest.mark.slow  # servers and CLI commands in subprocesses
+
 
 def test_the_serving_benchmark_runs_and_its_burst_is_exact(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(serving, "REPEATS", 1)

@@ -17,6 +17,8 @@ from functions.settings import Settings
 from tests.support import DATA, ROOT, ROUTES, call, env_for, kfp_trigger, storage_event
 from tests.unit.test_routes import BROKEN
 
+pytestmark = pytest.mark.slow  # servers and CLI commands in subprocesses
+
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(kfp_trigger(*args), capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
@@ -152,7 +154,7 @@ def test_rerun_starts_a_fresh_run_under_a_derived_key(tmp_path: Path) -> None:
     second = run("rerun", key, env=env_for(tmp_path))
     assert second.stdout.startswith(f"started {key}~rerun-2 as local-")
     assert call(dispatch.handle, services, headers, body).body["decisions"][0]["outcome"] == ("duplicate")
-    records = {record.run_key: record for record in services.ledger.runs()}
+    records = {record.run_key: record for record in services.store.runs()}
     assert set(records) == {key, f"{key}~rerun-1", f"{key}~rerun-2"}
     assert records[f"{key}~rerun-2"].params == records[key].params
     assert len(list((tmp_path / "runs").iterdir())) == 3
@@ -163,7 +165,7 @@ def test_rerun_starts_a_fresh_run_under_a_derived_key(tmp_path: Path) -> None:
 def test_pause_holds_submissions_and_resume_starts_them(tmp_path: Path) -> None:
     settings = Settings(routes=ROUTES, state_dir=tmp_path, landing_dir=tmp_path / "landing", auth="none")
     services = bootstrap.build(settings)
-    services.ledger.get("create the ledger file")
+    services.store.get("create the ledger file")
     assert json.loads(run("pause", "--json", env=env_for(tmp_path)).stdout) == {"paused": True}
     for name in ("held-1.csv", "held-2.csv"):
         headers, body = storage_event("some-bucket", f"folder/{name}")

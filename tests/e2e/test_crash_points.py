@@ -29,6 +29,8 @@ from tests.conftest import PROJECT
 from tests.support import ROOT, ROUTES, env_for, serving, storage_event
 from tests.support.kfp_fake import FakeKfp
 
+pytestmark = pytest.mark.slow  # servers and CLI commands in subprocesses
+
 LEASE = 1.0  # seconds: how long a dead claimant (or publisher) blocks the next one
 
 
@@ -72,7 +74,7 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
         yield Engine(routes, {"KFP_TRIGGER_KFP_HOST": url}, lambda key: len(keyed(key)), succeed)
 
 
-@pytest.fixture(params=["sqlite", "firestore"])
+@pytest.fixture(params=["sqlite", pytest.param("firestore", marks=pytest.mark.emulator)])
 def ledger_env(request: pytest.FixtureRequest) -> dict[str, str]:
     if request.param == "sqlite":
         return {}

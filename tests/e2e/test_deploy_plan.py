@@ -14,6 +14,8 @@ from events.routes import load_routes
 from functions.cli.plan.builder import Gcloud, build_plan
 from tests.support import ROOT, kfp_trigger
 
+pytestmark = pytest.mark.slow  # servers and CLI commands in subprocesses
+
 EXAMPLE = ROOT / "deploy" / "routes.example.yaml"
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 

@@ -15,6 +15,8 @@ import requests
 
 from tests.support import env_for, free_port, kfp_trigger, server, storage_event
 
+pytestmark = pytest.mark.slow  # servers and CLI commands in subprocesses
+
 DELIVERIES = 5
 
 # One delivery, retried the way Pub/Sub push does: until it is acknowledged (2xx).

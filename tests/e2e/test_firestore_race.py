@@ -18,6 +18,8 @@ from functions.service.records import Outcome
 from tests.conftest import PROJECT
 from tests.support import env_for, free_port, functions_framework, server, storage_event
 
+pytestmark = pytest.mark.slow  # servers and CLI commands in subprocesses
+
 DELIVERIES = 20
 ROUNDS = 50
 

@@ -24,6 +24,8 @@ from tests.conftest import PROJECT
 from tests.support import env_for, free_port, functions_framework, server, storage_event
 from tests.support.pubsub import pull
 
+pytestmark = pytest.mark.slow  # servers and CLI commands in subprocesses
+
 BUCKET = "acme-survey-batches"
 MANIFEST = "batches/wave-3/_MANIFEST.json"
 PARTS = {

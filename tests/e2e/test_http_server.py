@@ -26,6 +26,8 @@ from tests.support import (
     structured,
 )
 
+pytestmark = pytest.mark.slow  # servers and CLI commands in subprocesses
+
 CASES = cases()
 CAP = 64 * 1024
 

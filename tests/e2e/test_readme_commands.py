@@ -6,7 +6,11 @@ import json
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from tests.support import ROOT, kfp_trigger
+
+pytestmark = pytest.mark.slow  # servers and CLI commands in subprocesses
 
 
 def test_demo_runs_one_real_pipeline_to_a_published_result(tmp_path: Path) -> None:

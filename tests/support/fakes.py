@@ -1,10 +1,26 @@
-"""Recording fakes for the ports. They record what they were given; tests assert on that."""
+"""Recording fakes for the ports. They record what they were given; tests assert on that.
+
+The ledger's fakes (`FakeRunStore`, `FakeRunQueue`, `FakeDecisionLog`, `FakeQuotas`, and
+`MemoryLedger`, all four at once) keep the same contract as the real ledgers: the contract
+suites in tests/contract/ run on them too, so a fake cannot drift from the adapters.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+import threading
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 
+from functions.service.records import (
+    Claim,
+    ClaimOutcome,
+    DecisionRecord,
+    NewRun,
+    Outcome,
+    RunRecord,
+    claim_rule,
+)
 from pipelines.backend import RunState, RunStatus, Submission
 
 
@@ -57,3 +73,211 @@ class RecordingSink:
 
     def publish(self, document: Mapping[str, object]) -> None:
         self.published.append(document)
+
+
+class FakeRunStore:
+    """An in-memory `RunStore` that keeps the contract (tests/contract/test_run_store.py runs on
+    it too); `runs_by_key` is what it holds. Leases are compared with the `now` it is given."""
+
+    def __init__(self) -> None:
+        self.runs_by_key: dict[str, RunRecord] = {}
+        self._lock = threading.Lock()
+        self._publish_lease: dict[str, float] = {}
+
+    def _put(
+        self, run: NewRun, state: RunState, lease_until: float, now: float, not_before: float = 0.0
+    ) -> None:
+        fields = {name: getattr(run, name) for name in NewRun.__dataclass_fields__}
+        self.runs_by_key[run.run_key] = RunRecord(
+            **fields | {"params": dict(run.params)},
+            state=state,
+            attempt=1,
+            run_id=None,
+            created_at=now,
+            updated_at=now,
+            lease_until=lease_until,
+            not_before=not_before,
+        )
+
+    def _change(self, run_key: str, **values: object) -> None:
+        self.runs_by_key[run_key] = replace(self.runs_by_key[run_key], **values)  # type: ignore[arg-type]
+
+    def _take_over(self, record: RunRecord, now: float, lease: float, takes: RunState) -> Claim:
+        decided = claim_rule(record, now, takes)
+        if decided is not None:
+            return decided
+        attempt = record.attempt + 1
+        self._change(
+            record.run_key, state=RunState.CLAIMED, attempt=attempt, lease_until=now + lease, updated_at=now
+        )
+        return Claim(ClaimOutcome.WON, attempt, record)
+
+    def _holder(self, run_key: str, attempt: int) -> RunRecord | None:
+        record = self.runs_by_key.get(run_key)
+        return record if record and record.state is RunState.CLAIMED and record.attempt == attempt else None
+
+    def claim(self, run: NewRun, now: float, lease: float) -> Claim:
+        with self._lock:
+            record = self.runs_by_key.get(run.run_key)
+            if record is None:
+                self._put(run, RunState.CLAIMED, now + lease, now)
+                return Claim(ClaimOutcome.WON, attempt=1)
+            return self._take_over(record, now, lease, RunState.CLAIMED)
+
+    def mark_submitted(self, run_key: str, attempt: int, run_id: str, now: float) -> bool:
+        with self._lock:
+            if self._holder(run_key, attempt) is None:
+                return False
+            self._change(run_key, state=RunState.SUBMITTED, run_id=run_id, submitted_at=now, updated_at=now)
+            return True
+
+    def release(self, run_key: str, attempt: int) -> None:
+        with self._lock:
+            if self._holder(run_key, attempt) is not None:
+                self._change(run_key, lease_until=0.0)
+
+    def finish(self, run_key: str, state: RunState, details: Mapping[str, object], now: float) -> bool:
+        if not state.terminal:
+            raise ValueError(f"{state} is not a terminal state")
+        with self._lock:
+            record = self.runs_by_key.get(run_key)
+            if record is None or record.state.terminal:
+                return False
+            self._change(run_key, state=state, details=dict(details), finished_at=now, updated_at=now)
+            return True
+
+    def begin_publish(self, run_key: str, now: float, lease: float) -> RunRecord | None:
+        with self._lock:
+            record = self.runs_by_key.get(run_key)
+            if record is None or not record.state.terminal or record.published_at is not None:
+                return None
+            if self._publish_lease.get(run_key, 0.0) > now:
+                return None
+            self._publish_lease[run_key] = now + lease
+            return record
+
+    def mark_published(self, run_key: str, now: float) -> None:
+        with self._lock:
+            record = self.runs_by_key.get(run_key)
+            if record is not None and record.published_at is None:
+                self._change(run_key, published_at=now, updated_at=now)
+
+    def get(self, run_key: str) -> RunRecord | None:
+        return self.runs_by_key.get(run_key)
+
+    def _sorted(self, keep: Callable[[RunRecord], bool], by: str = "created_at") -> list[RunRecord]:
+        return sorted((r for r in self.runs_by_key.values() if keep(r)), key=lambda r: getattr(r, by) or 0.0)
+
+    def runs(
+        self, *, route: str | None = None, state: RunState | None = None, limit: int = 1000
+    ) -> list[RunRecord]:
+        chosen = self._sorted(lambda r: route in (None, r.route) and state in (None, r.state))
+        return chosen[:limit]
+
+    def unfinished(self) -> list[RunRecord]:
+        return self._sorted(lambda r: r.state is RunState.SUBMITTED)
+
+    def stale_claims(self, now: float) -> list[RunRecord]:
+        return self._sorted(lambda r: r.state is RunState.CLAIMED and r.lease_until <= now)
+
+    def unpublished(self) -> list[RunRecord]:
+        return self._sorted(lambda r: r.state.terminal and r.published_at is None, by="finished_at")
+
+    def summary(self) -> dict[tuple[str, RunState], int]:
+        return dict(Counter((r.route, r.state) for r in self.runs_by_key.values()))
+
+
+class FakeRunQueue(FakeRunStore):
+    """An in-memory `RunQueue` over a `FakeRunStore`'s runs (a queued run is a run)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.members_by_key: dict[str, set[str]] = {}
+
+    def queue(self, run_key: str, attempt: int, reason: str, now: float) -> bool:
+        with self._lock:
+            if self._holder(run_key, attempt) is None:
+                return False
+            self._change(
+                run_key, state=RunState.QUEUED, details={"queued": reason}, lease_until=0.0, updated_at=now
+            )
+            return True
+
+    def queued(self, now: float) -> list[RunRecord]:
+        return self._sorted(lambda r: r.state is RunState.QUEUED and r.not_before <= now)
+
+    def take(self, run_key: str, now: float, lease: float) -> Claim:
+        with self._lock:
+            record = self.runs_by_key.get(run_key)
+            if record is None:
+                raise KeyError(run_key)
+            return self._take_over(record, now, lease, RunState.QUEUED)
+
+    def open_batch(self, run: NewRun, not_before: float, now: float) -> RunRecord:
+        with self._lock:
+            if run.run_key not in self.runs_by_key:
+                self._put(run, RunState.QUEUED, 0.0, now, not_before)
+            return self.runs_by_key[run.run_key]
+
+    def add_member(self, run_key: str, member: str) -> None:
+        self.members_by_key.setdefault(run_key, set()).add(member)
+
+    def members(self, run_key: str) -> list[str]:
+        return sorted(self.members_by_key.get(run_key, ()))
+
+
+@dataclass
+class FakeDecisionLog:
+    """A recording `DecisionLog`: `recorded` lists every decision, oldest first."""
+
+    recorded: list[DecisionRecord] = field(default_factory=list)
+
+    def record(self, decision: DecisionRecord) -> None:
+        self.recorded.append(decision)
+
+    def trail(self, identifier: str) -> list[DecisionRecord]:
+        found = [d for d in self.recorded if identifier in (d.event_id, d.event_key, d.run_key)]
+        return sorted(found, key=lambda d: d.at)  # stable: equal times keep their order
+
+    def count_decisions(self, outcome: Outcome) -> int:
+        return sum(d.outcome is outcome for d in self.recorded)
+
+
+@dataclass
+class FakeQuotas:
+    """An in-memory `Quotas`: `places` (scope → holders), `flags`, `marks`."""
+
+    places: dict[str, set[str]] = field(default_factory=dict)
+    flags: dict[str, bool] = field(default_factory=dict)
+    marks: dict[str, int] = field(default_factory=dict)
+
+    def hold(self, scope: str, limit: int, holder: str, now: float) -> bool:
+        held = self.places.setdefault(scope, set())
+        if holder in held:
+            return True
+        if len(held) >= limit:
+            return False
+        held.add(holder)
+        return True
+
+    def let_go(self, scope: str, holder: str) -> None:
+        self.places.get(scope, set()).discard(holder)
+
+    def flag(self, name: str) -> bool:
+        return self.flags.get(name, False)
+
+    def set_flag(self, name: str, on: bool) -> None:
+        self.flags[name] = on
+
+    def raise_mark(self, key: str, value: int) -> int:
+        self.marks[key] = max(self.marks.get(key, value), value)
+        return self.marks[key]
+
+
+class MemoryLedger(FakeRunQueue, FakeDecisionLog, FakeQuotas):
+    """Every ledger port in memory, sharing one set of runs: what `SqliteLedger` is, without a file."""
+
+    def __init__(self) -> None:
+        FakeRunQueue.__init__(self)
+        FakeDecisionLog.__init__(self)
+        FakeQuotas.__init__(self)

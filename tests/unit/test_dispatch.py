@@ -39,7 +39,7 @@ def test_a_redelivered_event_starts_one_run(services: Services, backend: Recordi
     assert len(backend.submitted) == 1
     submission = backend.submitted[0]
     assert (submission.run_key, submission.params) == (KEY, {"message": "a.csv"})
-    outcomes = [d.outcome for d in services.ledger.trail(KEY)]
+    outcomes = [d.outcome for d in services.decisions.trail(KEY)]
     assert outcomes == [Outcome.RUN] + [Outcome.DUPLICATE] * 4
 
 
@@ -48,7 +48,7 @@ def test_a_duplicate_during_a_live_claim_is_not_acknowledged(
 ) -> None:
     from functions.service.records import NewRun
 
-    services.ledger.claim(
+    services.store.claim(
         NewRun(KEY, "some-bucket-folder", "echo", "v", "local", {}, "other"), 1_800_000_000, 120
     )
     answer = deliver(services, *storage_event("some-bucket", "folder/a.csv"))
@@ -77,7 +77,7 @@ def test_a_lost_submit_response_is_adopted_not_resubmitted(
     clock.now += services.settings.claim_lease_seconds + 1
     assert deliver(services, *event).status == 200
     assert len(backend.submitted) == 1
-    record = services.ledger.get(KEY)
+    record = services.store.get(KEY)
     assert record is not None
     assert (record.state, record.run_id) == (RunState.SUBMITTED, "fake-1")
 
@@ -106,7 +106,7 @@ def test_bad_and_unrouted_events_are_quarantined_and_acknowledged(services: Serv
     assert isinstance(services.quarantine, RecordingSink)
     reasons = [q["reason"] for q in services.quarantine.published]
     assert reasons == ["data.name must be a non-empty string", "no route listens to storage 'unknown-bucket'"]
-    assert [d.outcome for d in services.ledger.trail("q-1")] == [Outcome.QUARANTINED]
+    assert [d.outcome for d in services.decisions.trail("q-1")] == [Outcome.QUARANTINED]
 
 
 def test_completion_publishes_one_result_whatever_the_repeats(
@@ -122,7 +122,7 @@ def test_completion_publishes_one_result_whatever_the_repeats(
     assert result["subject"] == KEY
     assert result["data"]["state"] == "SUCCEEDED"
     assert result["data"]["metrics"] == {"accuracy": 0.9}
-    record = services.ledger.get(KEY)
+    record = services.store.get(KEY)
     assert record is not None
     assert record.published_at is not None
 
@@ -193,9 +193,7 @@ def test_a_notice_for_a_run_whose_claimant_died_before_recording_it(
     from functions.service.records import NewRun
     from pipelines.backend import Submission
 
-    services.ledger.claim(
-        NewRun(KEY, "some-bucket-folder", "echo", "v", "local", {}, "e"), 1_800_000_000, 120
-    )
+    services.store.claim(NewRun(KEY, "some-bucket-folder", "echo", "v", "local", {}, "e"), 1_800_000_000, 120)
     run_id = backend.submit(
         Submission(KEY, "some-bucket-folder", services.catalog["echo"], {})
     )  # then it died
@@ -204,7 +202,7 @@ def test_a_notice_for_a_run_whose_claimant_died_before_recording_it(
     (result,) = results(services)
     assert result["data"]["metrics"] == {"accuracy": 0.9}, "details found by looking the run up by key"
     assert result["data"]["run_id"] == run_id, "and the run it found is recorded (found by bench/reliability)"
-    record = services.ledger.get(KEY)
+    record = services.store.get(KEY)
     assert record is not None
     assert (record.state, record.run_id) == (RunState.SUCCEEDED, run_id)
 
@@ -215,7 +213,7 @@ def test_reconcile_adopts_a_run_whose_claimant_died_and_nobody_redelivered(
     from functions.service.records import NewRun
     from pipelines.backend import Submission
 
-    services.ledger.claim(NewRun(KEY, "some-bucket-folder", "echo", "v", "local", {}, "e"), clock(), 120)
+    services.store.claim(NewRun(KEY, "some-bucket-folder", "echo", "v", "local", {}, "e"), clock(), 120)
     run_id = backend.submit(
         Submission(KEY, "some-bucket-folder", services.catalog["echo"], {})
     )  # then it died
@@ -223,7 +221,7 @@ def test_reconcile_adopts_a_run_whose_claimant_died_and_nobody_redelivered(
     clock.now += 121
     backend.states[run_id] = RunState.SUCCEEDED
     assert completion.reconcile(services) == 1
-    record = services.ledger.get(KEY)
+    record = services.store.get(KEY)
     assert record is not None
     assert (record.state, record.run_id) == (RunState.SUCCEEDED, run_id)
     assert len(backend.submitted) == 1
@@ -236,7 +234,7 @@ def test_reconcile_starts_a_stale_claim_that_never_submitted(
     never be delivered again: a queued run's was acknowledged), and a redelivery is a duplicate."""
     from functions.service.records import NewRun
 
-    services.ledger.claim(NewRun(KEY, "some-bucket-folder", "echo", "v", "local", {}, "e"), clock(), 120)
+    services.store.claim(NewRun(KEY, "some-bucket-folder", "echo", "v", "local", {}, "e"), clock(), 120)
     assert completion.reconcile(services) == 0, "the claim is live"
     clock.now += 121
     assert completion.reconcile(services) == 1

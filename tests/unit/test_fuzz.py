@@ -4,7 +4,11 @@ is `make fuzz`."""
 
 from __future__ import annotations
 
+import pytest
+
 from bench.fuzz import with_hypothesis
+
+pytestmark = pytest.mark.slow  # a thousand fuzzed requests (about 10 s)
 
 
 def test_a_thousand_fuzzed_requests_raise_only_validation_errors() -> None:

@@ -105,7 +105,7 @@ def test_max_active_two_holds_fifty_events_to_two_runs_at_a_time_and_runs_them_a
         end_every_running_run(limited, engine)
     assert len(engine.submitted) == 50
     assert max(engine.active_at_submit) == 2
-    assert {r.state for r in limited.ledger.runs(route="two-at-a-time")} == {RunState.SUCCEEDED}
+    assert {r.state for r in limited.store.runs(route="two-at-a-time")} == {RunState.SUCCEEDED}
 
 
 def test_a_rate_limit_queues_the_excess_until_the_next_window(
@@ -131,7 +131,7 @@ def test_the_daily_cap_counts_every_route_together(
     for _ in range(10):
         end_every_running_run(limited, engine)
     assert len(engine.submitted) == 60
-    queued = limited.ledger.runs(state=RunState.QUEUED)
+    queued = limited.store.runs(state=RunState.QUEUED)
     assert len(queued) == 10
     assert "daily_submissions 60 reached" in {run.details["queued"] for run in queued}
     clock.now += 86400
@@ -144,7 +144,7 @@ def test_the_daily_cap_counts_every_route_together(
 def test_paused_submissions_are_all_held_and_all_run_after_resume(
     limited: Services, engine: ActiveCounting
 ) -> None:
-    limited.ledger.set_flag(limits.PAUSED, True)
+    limited.quotas.set_flag(limits.PAUSED, True)
     for n in range(20):
         answer = deliver(limited, *storage_event("fresh-bucket", f"p-{n}.csv", event_id=f"e-{n}"))
         assert answer.body["decisions"][0] == {
@@ -155,7 +155,7 @@ def test_paused_submissions_are_all_held_and_all_run_after_resume(
         }
     assert engine.submitted == []
     assert completion.reconcile(limited) == 0, "the reconciler does not start them either"
-    limited.ledger.set_flag(limits.PAUSED, False)
+    limited.quotas.set_flag(limits.PAUSED, False)
     assert runs.start_queued(limited) == 20
     assert len(engine.submitted) == 20
 
@@ -213,7 +213,7 @@ def test_events_older_than_max_age_are_skipped_and_recorded(limited: Services, c
     answer = deliver(limited, headers, body)
     assert answer.body["decisions"][0]["outcome"] == "skipped"
     assert answer.body["decisions"][0]["reason"] == "event is 7200 s old, older than max_age 3600 s"
-    (decision,) = limited.ledger.trail("old-1")
+    (decision,) = limited.decisions.trail("old-1")
     assert decision.reason.startswith("event is 7200 s old")
 
 
@@ -221,5 +221,5 @@ def test_an_older_generation_after_a_newer_one_is_skipped(limited: Services, eng
     for generation, event_id in ((2, "g2"), (1, "g1"), (2, "g2-again")):
         deliver(limited, *storage_event("fresh-bucket", "same.csv", generation=generation, event_id=event_id))
     assert [s.run_key for s in engine.submitted] == ["fresh-only/fresh-bucket/same.csv#2"]
-    (skipped,) = limited.ledger.trail("g1")
+    (skipped,) = limited.decisions.trail("g1")
     assert skipped.reason == "generation 1 is older than generation 2, seen already"

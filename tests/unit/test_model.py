@@ -29,7 +29,7 @@ from events.router import Router
 from functions.adapters.sqlite_ledger import SqliteLedger
 from functions.service import completion, crashpoints, runs
 from functions.service import intake as dispatch
-from functions.service.ports import Services
+from functions.service.ports import Services, ledger_ports
 from functions.service.records import Handled, RunRecord
 from functions.settings import Settings
 from pipelines import catalog
@@ -37,6 +37,8 @@ from pipelines.backend import RunState
 from tests.support import ROUTES, completion_event, storage_event
 from tests.support.fakes import RecordingBackend, RecordingSink
 from tests.support.faults import Crasher, answer
+
+pytestmark = pytest.mark.slow  # 300 hypothesis state-machine examples (about 10 s)
 
 LEASE = 60.0
 EVENTS = 4
@@ -77,7 +79,7 @@ class TriggerLoop(RuleBasedStateMachine):
             ),
             router=Router(self.routes.rules),
             catalog=self.routes.catalog,
-            ledger=SqliteLedger(Path(self.scratch.name) / "ledger.sqlite3"),
+            **ledger_ports(SqliteLedger(Path(self.scratch.name) / "ledger.sqlite3")),
             backends={"local": self.engine},
             results=self.results,
             quarantine=RecordingSink(),
@@ -148,7 +150,7 @@ class TriggerLoop(RuleBasedStateMachine):
     def a_completer_reads_a_run(self, data: st.DataObject) -> None:
         """Another instance reads a run now and acts on it later (see `the_slow_completer_acts`)."""
         key = data.draw(st.sampled_from(sorted({s.run_key for s in self.engine.submitted})))
-        self.snapshots.append(self.services.ledger.get(key))
+        self.snapshots.append(self.services.store.get(key))
 
     @precondition(lambda self: bool(self.snapshots))
     @rule(hint=st.sampled_from([None, RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELED]))
@@ -171,7 +173,7 @@ class TriggerLoop(RuleBasedStateMachine):
     @invariant()
     def acknowledged_events_are_recorded(self) -> None:  # I1, at every step
         for number in self.acked:
-            assert self.services.ledger.get(run_key(number)) is not None
+            assert self.services.store.get(run_key(number)) is not None
 
     @rule()
     def everything_settles(self) -> None:  # I1: with no more faults, every acknowledged event runs
@@ -182,14 +184,14 @@ class TriggerLoop(RuleBasedStateMachine):
             completion.reconcile(self.services)
         started = {submission.run_key for submission in self.engine.submitted}
         for number in self.acked:
-            record = self.services.ledger.get(run_key(number))
+            record = self.services.store.get(run_key(number))
             assert record is not None
             assert run_key(number) in started or record.state is RunState.FAILED
             assert record.state in (RunState.SUBMITTED, RunState.FAILED) or record.state.terminal
 
     @invariant()
     def terminal_states_are_absorbing(self) -> None:  # I4
-        for record in self.services.ledger.runs():
+        for record in self.services.store.runs():
             if record.run_key in self.terminal:
                 assert record.state is self.terminal[record.run_key]
             elif record.state.terminal:
@@ -203,7 +205,7 @@ class TriggerLoop(RuleBasedStateMachine):
             assert isinstance(data, dict)
             ids.setdefault(str(data["run_key"]), set()).add(str(document["id"]))
         assert all(len(found) == 1 for found in ids.values())
-        for record in self.services.ledger.runs():
+        for record in self.services.store.runs():
             if record.published_at is not None:
                 assert record.run_key in ids
 

@@ -5,8 +5,12 @@ Not a timed test: it asserts what came out, not how fast."""
 
 from __future__ import annotations
 
+import pytest
+
 from bench.reliability import simulate
 from functions.service import crashpoints
+
+pytestmark = pytest.mark.slow  # the 10,000-delivery simulation (about 20 s)
 
 
 def test_ten_thousand_hostile_deliveries_start_each_run_once_and_lose_nothing() -> None:

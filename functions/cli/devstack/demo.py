@@ -95,7 +95,7 @@ def run_demo(settings: Settings, say: Callable[[str], None], timeout: float = 24
         say("   landed _SUCCESS")
 
         def published() -> bool:
-            runs = services.ledger.runs(route=ROUTE)
+            runs = services.store.runs(route=ROUTE)
             return bool(runs) and all(run.published_at is not None for run in runs)
 
         say("3. waiting for the run (kfp.local, one subprocess per run) ...")
@@ -109,8 +109,8 @@ def run_demo(settings: Settings, say: Callable[[str], None], timeout: float = 24
 
 
 def _report(services: Services, settings: Settings, marker: str, say: Callable[[str], None]) -> int:
-    run = services.ledger.runs(route=ROUTE)[0]
-    trail = services.ledger.trail(run.event_id)
+    run = services.store.runs(route=ROUTE)[0]
+    trail = services.decisions.trail(run.event_id)
     say("\n== event ==")
     say(f"   {marker} → event {run.event_id}  key {trail[0].event_key if trail else '?'}")
     say("== decisions ==")

@@ -1,0 +1,29 @@
+"""The `DecisionLog` contract: the trail by event id, event key or run key, and counts."""
+
+from __future__ import annotations
+
+from functions.service.ports import Ledger
+from functions.service.records import DecisionRecord, NewRun, Outcome
+from tests.contract.conftest import Time
+
+RUN = NewRun("route/bucket/name#1", "route", "pipeline", "v1", "local", {"n": 1}, "event-1")
+LEASE = 1.0
+
+
+def test_the_trail_by_run_key_event_key_or_event_id(ledger: Ledger) -> None:
+    ledger.record(
+        DecisionRecord(1.0, "event-1", "b/o#1", "t", Outcome.RUN, "route", "submitted", RUN.run_key)
+    )
+    ledger.record(DecisionRecord(2.0, "event-2", "b/o#1", "t", Outcome.DUPLICATE, "route", "", RUN.run_key))
+    assert [d.outcome for d in ledger.trail(RUN.run_key)] == [Outcome.RUN, Outcome.DUPLICATE]
+    assert [d.event_id for d in ledger.trail("b/o#1")] == ["event-1", "event-2"]
+    assert [d.outcome for d in ledger.trail("event-2")] == [Outcome.DUPLICATE]
+    assert ledger.trail("nobody") == []
+
+
+def test_decision_counts(ledger: Ledger, clock: Time) -> None:
+    for event_id in ("q-1", "q-2"):
+        ledger.record(DecisionRecord(clock.now(), event_id, "", "t", Outcome.QUARANTINED, reason="bad"))
+    ledger.record(DecisionRecord(clock.now(), "s-1", "", "t", Outcome.SKIPPED, reason="no match"))
+    assert ledger.count_decisions(Outcome.QUARANTINED) == 2
+    assert ledger.count_decisions(Outcome.FAILED) == 0
