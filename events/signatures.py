@@ -14,7 +14,7 @@ import hashlib
 import hmac
 
 from events.model import Message
-from events.routes import Signature
+from events.schema import Signature
 
 VERSION = "v1="
 

@@ -278,7 +278,7 @@ data "archive_file" "source" {
   type        = "zip"
   source_dir  = var.source_dir
   output_path = "${path.module}/kfp-trigger-source.zip"
-  excludes    = [".venv", ".git", ".kfp-trigger", "landing", "tests", "bench"]
+  excludes    = [".venv", ".git", ".ci", ".kfp-trigger", "landing", "tests", "bench", "docs", "deploy", "functions/cli"]
 }
 
 resource "google_storage_bucket" "source" {
@@ -317,7 +317,6 @@ resource "google_cloudfunctions2_function" "events" {
     all_traffic_on_latest_revision = true
     service_account_email          = google_service_account.runtime.email
     environment_variables = {
-      "KFP_TRIGGER_ROUTES"           = "routes.yaml"
       "KFP_TRIGGER_STATE_DIR"        = "/tmp/kfp-trigger"
       "KFP_TRIGGER_LEDGER"           = "firestore://acme-analytics/kfp-trigger-runs"
       "KFP_TRIGGER_RESULTS"          = "pubsub://projects/acme-analytics/topics/kfp-trigger-results"
@@ -360,7 +359,6 @@ resource "google_cloudfunctions2_function" "completions" {
     all_traffic_on_latest_revision = true
     service_account_email          = google_service_account.runtime.email
     environment_variables = {
-      "KFP_TRIGGER_ROUTES"           = "routes.yaml"
       "KFP_TRIGGER_STATE_DIR"        = "/tmp/kfp-trigger"
       "KFP_TRIGGER_LEDGER"           = "firestore://acme-analytics/kfp-trigger-runs"
       "KFP_TRIGGER_RESULTS"          = "pubsub://projects/acme-analytics/topics/kfp-trigger-results"
@@ -403,7 +401,6 @@ resource "google_cloudfunctions2_function" "reconcile" {
     all_traffic_on_latest_revision = true
     service_account_email          = google_service_account.runtime.email
     environment_variables = {
-      "KFP_TRIGGER_ROUTES"           = "routes.yaml"
       "KFP_TRIGGER_STATE_DIR"        = "/tmp/kfp-trigger"
       "KFP_TRIGGER_LEDGER"           = "firestore://acme-analytics/kfp-trigger-runs"
       "KFP_TRIGGER_RESULTS"          = "pubsub://projects/acme-analytics/topics/kfp-trigger-results"

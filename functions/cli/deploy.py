@@ -44,7 +44,9 @@ def deploy_plan(routes_path: str, project: str, region: str, output_format: str,
       bash deploy.sh
     """
     from events.routes import load_routes
-    from functions.cli.plan.builder import PlanError, build_plan, render_gcloud, render_terraform
+    from functions.cli.plan.deployment import build_plan
+    from functions.cli.plan.model import PlanError
+    from functions.cli.plan.render import render_gcloud, render_terraform
 
     try:
         config = load_routes(Path(routes_path).read_text(encoding="utf-8"))

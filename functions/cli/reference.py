@@ -11,7 +11,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from events.routes import json_schema
+from events.schema import json_schema
 
 # Parts in reading order: (schema name, where it sits in routes.yaml)
 PARTS = (

@@ -64,7 +64,7 @@ def routes_schema() -> None:
     With the YAML language server (VS Code, Neovim, …), start routes.yaml with:
       # yaml-language-server: $schema=deploy/routes.schema.json
     """
-    from events.routes import json_schema
+    from events.schema import json_schema
 
     click.echo(json.dumps(json_schema(), indent=2, ensure_ascii=False))
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from events.errors import KfpTriggerError
-from events.routes import GlobalLimits
+from events.schema import GlobalLimits
 from functions.service.records import Claim, DecisionRecord, NewRun, Outcome, RunRecord
 from pipelines.backend import Backend, CompiledPipeline, RunState
 

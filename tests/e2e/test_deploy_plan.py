@@ -11,7 +11,8 @@ import tempfile
 import pytest
 
 from events.routes import load_routes
-from functions.cli.plan.builder import Gcloud, build_plan
+from functions.cli.plan.deployment import build_plan
+from functions.cli.plan.model import Gcloud
 from tests.support import ROOT, kfp_trigger
 
 pytestmark = pytest.mark.slow  # servers and CLI commands in subprocesses

@@ -9,7 +9,9 @@ import hcl2
 import pytest
 
 from events.routes import load_routes
-from functions.cli.plan.builder import PRIMITIVE_ROLES, Plan, build_plan, render_gcloud, render_terraform
+from functions.cli.plan.deployment import build_plan
+from functions.cli.plan.model import PRIMITIVE_ROLES, Plan
+from functions.cli.plan.render import render_gcloud, render_terraform
 from tests.support import ROOT
 
 EXAMPLE = ROOT / "deploy" / "routes.example.yaml"
@@ -154,7 +156,8 @@ def test_the_terraform_parses_and_every_reference_resolves(plan: Plan) -> None:
 
 
 def test_text_never_becomes_a_terraform_template_and_job_names_are_checked() -> None:
-    from functions.cli.plan.builder import PlanError, _hcl_value
+    from functions.cli.plan.model import PlanError
+    from functions.cli.plan.render import _hcl_value
 
     assert _hcl_value("${var.secret} %{if x}", 0) == '"$${var.secret} %%{if x}"'
     bad_job = EXAMPLE.read_text().replace("job: survey-nightly-retrain", 'job: "nightly ${oops}"')

@@ -10,7 +10,7 @@ import jsonschema
 import pytest
 import yaml
 
-from events.routes import json_schema
+from events.schema import json_schema
 from functions.cli.reference import render
 from tests.support import DATA, ROOT
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from events.model import Envelope, Message
-from events.routes import Signature
+from events.schema import Signature
 from events.signatures import problem, sign
 from functions import bootstrap
 from functions.settings import Settings, SettingsError

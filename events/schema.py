@@ -1,0 +1,223 @@
+"""The `routes.yaml` schema: pydantic models of the file, each field described.
+
+The models validate the file (`events.routes.load_routes` uses them one part at a time, to
+report every problem with its place) and give its JSON Schema (`json_schema()`), from which
+`kfp-trigger routes schema` and the generated reference (docs/routes-reference.md) come.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+)
+
+NAME = r"^[a-z][a-z0-9-]{0,62}$"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+ScalarValue = StrictBool | StrictInt | StrictFloat | str
+
+
+UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def seconds(value: object) -> object:
+    """A duration: a number of seconds, or a string like `90s`, `10m`, `2h`, `1d`."""
+    if isinstance(value, str) and (match := re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd])\s*", value)):
+        return float(match[1]) * UNITS[match[2]]
+    return value
+
+
+Duration = Annotated[
+    float,
+    BeforeValidator(
+        seconds, json_schema_input_type=float | Annotated[str, Field(pattern=r"^\d+(\.\d+)?[smhd]$")]
+    ),
+    Field(gt=0),
+]
+
+
+class Batch(_Model):
+    manifest: bool = Field(
+        False,
+        description='the object is a JSON manifest {"objects": [names relative to its folder]}: '
+        "run only once every listed object exists and is non-empty",
+    )
+
+
+class StorageWhen(_Model):
+    """An object finalized in `bucket` whose name matches `object`."""
+
+    bucket: Annotated[str, Field(min_length=3, max_length=222, description="the bucket's name (exact)")]
+    object: str = Field("**", description="name pattern: {capture}, *, **")
+    content_types: tuple[str, ...] = Field((), description="accept only these content types")
+    min_size: int = Field(0, ge=0, description="skip smaller objects (bytes)")
+    batch: Batch = Field(default_factory=Batch, description="the object is a batch manifest")
+
+
+class Signature(_Model):
+    """The producer signs each message: attributes `timestamp` (Unix seconds) and `signature`,
+    `v1=` + hex HMAC-SHA256 over `<timestamp>.` + the message data, with a shared secret."""
+
+    secret: str = Field(
+        pattern=r"^[A-Z_][A-Z0-9_]*$",
+        description="the environment variable that holds the shared secret (mount it from Secret Manager)",
+    )
+    max_skew: Duration = Field(300.0, description="refuse messages signed further from now than this")
+
+
+class PubsubWhen(_Model):
+    """A message on `topic` (short name or projects/P/topics/T) meeting every condition."""
+
+    topic: Annotated[
+        str, Field(min_length=1, description="a short name, or projects/P/topics/T to pin the project")
+    ]
+    attributes: dict[str, str | tuple[str, ...]] = Field(
+        default_factory=dict, description="attribute → required value (or any of a list)"
+    )
+    data: dict[str, ScalarValue | tuple[ScalarValue, ...]] = Field(
+        default_factory=dict, description="JSON field path → required value (or any of a list)"
+    )
+    signature: Signature | None = Field(None, description="require a valid producer signature")
+
+
+class BigQueryWhen(_Model):
+    """A successful BigQuery job wrote to a table matching `table` (project.dataset.table)."""
+
+    table: Annotated[str, Field(min_length=5, description="project.dataset.table; each part a pattern")]
+
+
+class ScheduleWhen(_Model):
+    """Cloud Scheduler job `job` fired; its slot is found by rounding down to `cron`."""
+
+    job: Annotated[str, Field(min_length=1, max_length=500, description="the Cloud Scheduler job's name")]
+    cron: Annotated[str, Field(min_length=9, description="the job's schedule (unix cron)")]
+    timezone: str = Field("UTC", description="the time zone the cron is read in (IANA name)")
+
+
+class When(_Model):
+    storage: StorageWhen | None = Field(None, description="a Cloud Storage object was finalized")
+    pubsub: PubsubWhen | None = Field(None, description="a message was published (not by Cloud Scheduler)")
+    bigquery: BigQueryWhen | None = Field(None, description="a BigQuery job wrote a table")
+    schedule: ScheduleWhen | None = Field(None, description="a Cloud Scheduler job fired")
+
+
+class FromSpec(_Model):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    from_: str = Field(alias="from", min_length=1, description="the event field whose value to pass")
+    default: ScalarValue | None = Field(None, description="the value when the field is absent")
+
+
+class Run(_Model):
+    pipeline: str = Field(description="a name under pipelines:")
+    version: Annotated[str, Field(pattern=r"^(current|[0-9a-f]{12,64})$")] = Field(
+        "current", description="current: the catalog's version at load; or a content hash (≥ 12 hex) to pin"
+    )
+    backend: Literal["local", "kfp", "vertex"] | None = Field(
+        None, description="override the pipeline's backend"
+    )
+    params: dict[str, StrictBool | StrictInt | StrictFloat | str | FromSpec] = Field(
+        default_factory=dict,
+        description="pipeline parameter → literal, template with {fields}, or {from: field}",
+    )
+    run_key: str | None = Field(
+        None,
+        description="template of the idempotency key; default {route}/{event.key}, "
+        "and {route}/{schedule.job}@{schedule.slot} for schedules",
+    )
+    enabled: bool = Field(True, description="false: matching events are recorded as skipped")
+
+
+class Rate(_Model):
+    runs: int = Field(ge=1, description="at most this many run starts")
+    per: Duration = Field(description="per window of this length (windows are aligned to the epoch)")
+
+
+class RouteLimits(_Model):
+    """What one route may spend. Runs held back by a limit wait in the ledger's queue."""
+
+    max_active: int | None = Field(
+        None, ge=1, description="at most this many runs of the route at once; more wait in the queue"
+    )
+    rate: Rate | None = Field(None, description="at most `runs` starts per `per`; more wait in the queue")
+    coalesce: Duration | None = Field(
+        None,
+        description="storage routes: finalize events with the same run key inside one window of this "
+        "length become one run, started when the window closes, with every object in batch_objects",
+    )
+    max_age: Duration | None = Field(
+        None, description="skip (and record) events older than this, by their CloudEvent time"
+    )
+
+
+class GlobalLimits(_Model):
+    daily_submissions: int | None = Field(
+        None, ge=1, description="at most this many runs started per UTC day, all routes together; more wait"
+    )
+
+
+class RouteModel(_Model):
+    name: Annotated[str, Field(pattern=NAME, description="unique; lower-case letters, digits, dashes")]
+    description: str = Field("", description="for people")
+    when: When = Field(description="exactly one of storage, pubsub, bigquery, schedule")
+    run: Run = Field(description="what to start")
+    limits: RouteLimits = Field(default_factory=RouteLimits, description="what the route may spend")
+
+
+class PipelineModel(_Model):
+    source: str | None = Field(None, description="module:function of a @dsl.pipeline")
+    package: str | None = Field(
+        None,
+        description="a compiled pipeline YAML: a path (relative to routes.yaml), gs://bucket/object, "
+        "or an Artifact Registry template https://REGION-kfp.pkg.dev/PROJECT/REPO/PACKAGE/TAG",
+    )
+    backend: Literal["local", "kfp", "vertex"] = Field(
+        "local",
+        description="local: kfp.local on this machine; kfp: the cluster at KFP_TRIGGER_KFP_HOST; "
+        "vertex: Vertex AI Pipelines in KFP_TRIGGER_VERTEX_PROJECT",
+    )
+    pipeline_root: str | None = Field(
+        None, description="gs://… for cluster backends (default: the backend's)"
+    )
+    params: dict[str, ScalarValue] = Field(default_factory=dict, description="defaults for every route")
+    notify: bool = Field(
+        False, description="wrap in an exit handler that publishes the completion notice to Pub/Sub"
+    )
+
+
+class RoutesFileModel(_Model):
+    version: Literal[1] = Field(1, description="the file format's version")
+    limits: Any = None  # GlobalLimits, validated on its own so that its errors do not hide others
+    pipelines: dict[str, Any] = Field(default_factory=dict)
+    routes: list[Any] = Field(default_factory=list)
+
+
+class RoutesDocument(RoutesFileModel):
+    """routes.yaml as a whole, for the JSON Schema (`kfp-trigger routes schema`); the loader
+    validates pipelines and routes one by one, to report every problem with its place."""
+
+    limits: GlobalLimits = Field(
+        default_factory=GlobalLimits, description="what all routes together may spend"
+    )
+    pipelines: dict[str, PipelineModel] = Field(default_factory=dict, description="name → pipeline")
+    routes: list[RouteModel] = Field(default_factory=list, description="which events start which pipeline")
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of routes.yaml (for editors, and for the generated reference)."""
+    schema = RoutesDocument.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "kfp-trigger routes.yaml"
+    return schema

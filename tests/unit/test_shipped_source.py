@@ -1,0 +1,60 @@
+"""What ships in the function's source: everything but `NOT_SHIPPED` (laptop tools, tests, deploy
+code generation, local state). The deploy plan's archive and `.gcloudignore` list the same, and
+every module that ships imports without the ones that do not."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from functions.cli.plan.model import NOT_SHIPPED
+from tests.support import ROOT
+
+
+def shipped_files() -> list[str]:
+    tracked = subprocess.run(
+        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    return [
+        name
+        for name in tracked
+        if not any(name == part or name.startswith(f"{part}/") for part in NOT_SHIPPED)
+    ]
+
+
+def test_gcloudignore_lists_what_the_plan_leaves_out() -> None:
+    lines = (ROOT / ".gcloudignore").read_text().splitlines()
+    entries = [line for line in lines if line and not line.startswith("#")]
+    assert set(entries) - {".gcloudignore"} == set(NOT_SHIPPED)
+
+
+def test_every_shipped_module_imports_without_the_tools(tmp_path: Path) -> None:
+    files = shipped_files()
+    assert "main.py" in files
+    assert not [name for name in files if name.startswith(("functions/cli/", "tests/", "bench/"))]
+    for name in files:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, tmp_path / name)
+    modules = sorted(
+        name.removesuffix(".py").removesuffix("/__init__").replace("/", ".")
+        for name in files
+        if name.endswith(".py")
+    )
+    script = (
+        "import importlib, sys\n"
+        f"for name in {modules!r}:\n"
+        "    module = importlib.import_module(name)\n"
+        f"    assert module.__file__.startswith({str(tmp_path)!r}), module.__file__\n"
+        "assert not [m for m in sys.modules if m.startswith('functions.cli')]\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
