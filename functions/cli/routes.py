@@ -4,7 +4,6 @@ print its schema and reference, and show what an event would start, touching not
 from __future__ import annotations
 
 import json
-import os
 import sys
 import tempfile
 from pathlib import Path
@@ -23,7 +22,7 @@ def routes() -> None:
 
 
 @routes.command("check")
-@click.argument("path", required=False, type=click.Path(dir_okay=False))
+@click.argument("path", required=False, envvar="KFP_TRIGGER_ROUTES", type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="print {valid, problems, routes, pipelines}")
 def routes_check(path: str | None, as_json: bool) -> None:
     """Validate PATH (default: $KFP_TRIGGER_ROUTES or routes.yaml) exactly as the function does.
@@ -33,7 +32,7 @@ def routes_check(path: str | None, as_json: bool) -> None:
     """
     from pipelines import catalog as routes_catalog
 
-    target = Path(path or os.environ.get("KFP_TRIGGER_ROUTES", "routes.yaml"))
+    target = Path(path or "routes.yaml")
     with tempfile.TemporaryDirectory() as scratch:
         try:
             loaded = routes_catalog.load(target, Path(scratch))

@@ -2,75 +2,60 @@
 
 kfp.Client's own `client_id` (IAP) and AI Platform Pipelines (ADC) paths fetch one token when
 the client is built and never refresh it; a warm Cloud Functions instance would start failing
-an hour later. `refreshing(fetch)` gives a `TokenCredentialsBase` whose hook (called by the
-generated API client before every request) reuses the token until `MARGIN_SECONDS` before it
-expires, then fetches a new one.
+an hour later. `refreshing(credentials)` wraps google-auth credentials in kfp's
+`TokenCredentialsBase`: the generated API client calls its hook before every request, and the
+hook refreshes the credentials whenever google-auth no longer counts them valid (it does so a
+few minutes before they expire, `google.auth._helpers.REFRESH_THRESHOLD`), then sets the token.
 """
 
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable
 from typing import Any
 
-MARGIN_SECONDS = 300.0
-Fetch = Callable[[], tuple[str, float]]  # → (token, expiry as a Unix time)
+SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
 
 
 class RefreshingToken:
-    def __init__(self, fetch: Fetch, clock: Callable[[], float] = time.time) -> None:
-        self._fetch = fetch
-        self._clock = clock
+    """The hook kfp's generated client calls before each request (`refresh_api_key_hook`)."""
+
+    def __init__(self, credentials: Any) -> None:
+        self.credentials = credentials
         self._lock = threading.Lock()
-        self._token = ""
-        self._expiry = 0.0
 
     def token(self) -> str:
         with self._lock:
-            if self._clock() >= self._expiry - MARGIN_SECONDS:
-                self._token, self._expiry = self._fetch()
-            return self._token
+            if not self.credentials.valid:
+                from google.auth.transport.requests import Request
+
+                self.credentials.refresh(Request())
+            return str(self.credentials.token)
 
     def refresh_api_key_hook(self, config: Any) -> None:
         config.api_key["authorization"] = self.token()
 
 
-def refreshing(fetch: Fetch) -> Any:
-    """A kfp `TokenCredentialsBase` around `fetch` (kfp is imported only here)."""
+def refreshing(credentials: Any) -> Any:
+    """A kfp `TokenCredentialsBase` around google-auth `credentials` (kfp is imported only here)."""
     from kfp.client.token_credentials_base import TokenCredentialsBase
 
     class Credentials(RefreshingToken, TokenCredentialsBase):
         pass
 
-    return Credentials(fetch)
+    return Credentials(credentials)
 
 
-def iap_id_token(client_id: str) -> Fetch:
-    """ID tokens for the ambient service account, with the IAP OAuth client id as audience."""
+def iap_credentials(client_id: str) -> Any:
+    """ID-token credentials for the ambient service account, audience the IAP OAuth client id."""
+    from google.auth.transport.requests import Request
+    from google.oauth2 import id_token
 
-    def fetch() -> tuple[str, float]:
-        from google.auth import jwt
-        from google.auth.transport.requests import Request
-        from google.oauth2 import id_token
-
-        token = id_token.fetch_id_token(Request(), client_id)
-        claims = jwt.decode(token, verify=False)
-        return token, float(claims["exp"])
-
-    return fetch
+    return id_token.fetch_id_token_credentials(client_id, Request())
 
 
-def adc_access_token() -> Fetch:
-    """Application Default Credentials access tokens (AI Platform Pipelines hosts)."""
+def adc_credentials() -> Any:
+    """Application Default Credentials (AI Platform Pipelines hosts)."""
+    import google.auth
 
-    def fetch() -> tuple[str, float]:
-        import google.auth
-        from google.auth.transport.requests import Request
-
-        credentials, _ = google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])
-        credentials.refresh(Request())
-        expiry = credentials.expiry.timestamp() if credentials.expiry else time.time() + 3000
-        return str(credentials.token), expiry
-
-    return fetch
+    credentials, _ = google.auth.default(scopes=SCOPES)
+    return credentials

@@ -110,7 +110,7 @@ class KfpBackend:
         account, refreshed); for AI Platform Pipelines hosts (*.pipelines.googleusercontent.com),
         Application Default Credentials (refreshed); otherwise none. `namespace` is passed
         explicitly: it skips the client's multi-user probe and multi-user clusters need it."""
-        from pipelines.kfp.auth import adc_access_token, iap_id_token, refreshing
+        from pipelines.kfp.auth import adc_credentials, iap_credentials, refreshing
 
         def factory() -> Any:
             import kfp
@@ -120,9 +120,9 @@ class KfpBackend:
             if not token and token_file:
                 credentials = ServiceAccountTokenVolumeCredentials(token_file)
             elif not token and client_id:
-                credentials = refreshing(iap_id_token(client_id))
+                credentials = refreshing(iap_credentials(client_id))
             elif not token and host.rstrip("/").endswith(".pipelines.googleusercontent.com"):
-                credentials = refreshing(adc_access_token())
+                credentials = refreshing(adc_credentials())
             with warnings.catch_warnings():  # it always warns that it needs KFP >= 2.0: documented
                 warnings.filterwarnings("ignore", "This client only works", FutureWarning)
                 client = kfp.Client(

@@ -122,22 +122,21 @@ def test_the_fake_refuses_what_the_real_server_would() -> None:
 
 def test_refreshing_credentials_authorize_every_request(fake: FakeKfp, test_routes: LoadedRoutes) -> None:
     from pipelines.kfp.auth import refreshing
+    from tests.support.fakes import StubCredentials
 
-    tokens = iter(f"id-token-{n}" for n in range(1000))
+    expired = StubCredentials(*[-1.0] * 1000)  # every token it gets has expired already
     with serving(fake) as url:
 
         def client() -> object:
             import kfp
 
-            return kfp.Client(
-                host=url, namespace="kubeflow", credentials=refreshing(lambda: (next(tokens), 0.0))
-            )
+            return kfp.Client(host=url, namespace="kubeflow", credentials=refreshing(expired))
 
         backend = KfpBackend(client)
         with pytest.warns(FutureWarning):
             backend.submit(submission(test_routes))
     assert fake.authorizations
-    assert all(header.startswith("Bearer id-token-") for header in fake.authorizations)
+    assert all(header.startswith("Bearer token-") for header in fake.authorizations)
     assert len(set(fake.authorizations)) == len(fake.authorizations), (
         "an expired token is refreshed each time"
     )

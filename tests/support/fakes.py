@@ -7,10 +7,13 @@ suites in tests/contract/ run on them too, so a fake cannot drift from the adapt
 
 from __future__ import annotations
 
+import datetime
 import threading
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+
+from google.auth import _helpers, credentials
 
 from functions.service.records import (
     Claim,
@@ -281,3 +284,18 @@ class MemoryLedger(FakeRunQueue, FakeDecisionLog, FakeQuotas):
         FakeRunQueue.__init__(self)
         FakeDecisionLog.__init__(self)
         FakeQuotas.__init__(self)
+
+
+class StubCredentials(credentials.Credentials):  # type: ignore[misc]
+    """google-auth credentials whose tokens live `lifetimes[n]` seconds each."""
+
+    def __init__(self, *lifetimes: float) -> None:
+        super().__init__()
+        self.lifetimes = list(lifetimes)
+        self.refreshed = 0
+
+    def refresh(self, request: object) -> None:
+        self.refreshed += 1
+        self.token = f"token-{self.refreshed}"
+        lifetime = datetime.timedelta(seconds=self.lifetimes.pop(0))
+        self.expiry = _helpers.utcnow() + lifetime

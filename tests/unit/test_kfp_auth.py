@@ -2,27 +2,25 @@
 
 from __future__ import annotations
 
+import datetime
 from types import SimpleNamespace
 
-from pipelines.kfp.auth import MARGIN_SECONDS, RefreshingToken
+from google.auth import _helpers
+
+from pipelines.kfp.auth import RefreshingToken
+from tests.support.fakes import StubCredentials
 
 
-def test_a_token_is_reused_until_shortly_before_it_expires() -> None:
-    now = [1000.0]
-    fetched: list[str] = []
-
-    def fetch() -> tuple[str, float]:
-        fetched.append(f"token-{len(fetched) + 1}")
-        return fetched[-1], now[0] + 3600
-
-    credentials = RefreshingToken(fetch, clock=lambda: now[0])
+def test_a_token_is_reused_while_valid_and_refreshed_shortly_before_it_expires() -> None:
+    threshold = _helpers.REFRESH_THRESHOLD.total_seconds()
+    stub = StubCredentials(3600, threshold - 10, 3600)
+    hook = RefreshingToken(stub)
     config = SimpleNamespace(api_key={})
-    credentials.refresh_api_key_hook(config)
-    assert config.api_key["authorization"] == "token-1"
-    now[0] += 3600 - MARGIN_SECONDS - 1
-    credentials.refresh_api_key_hook(config)
-    assert config.api_key["authorization"] == "token-1"
-    now[0] += 2
-    credentials.refresh_api_key_hook(config)
+    hook.refresh_api_key_hook(config)
+    hook.refresh_api_key_hook(config)
+    assert (config.api_key["authorization"], stub.refreshed) == ("token-1", 1), "valid: reused"
+    stub.expiry = _helpers.utcnow() + datetime.timedelta(seconds=threshold - 10)  # about to expire
+    hook.refresh_api_key_hook(config)
     assert config.api_key["authorization"] == "token-2"
-    assert fetched == ["token-1", "token-2"]
+    hook.refresh_api_key_hook(config)  # token-2 was issued inside the threshold: refreshed again
+    assert (config.api_key["authorization"], stub.refreshed) == ("token-3", 3)

@@ -58,3 +58,14 @@ def test_every_shipped_module_imports_without_the_tools(tmp_path: Path) -> None:
         timeout=120,
     )
     assert done.returncode == 0, done.stderr[-3000:]
+
+
+def test_only_bootstrap_reads_the_environment_and_nothing_writes_it() -> None:
+    """Library code gets `Settings`; the CLI's options read their variables through click."""
+    readers = []
+    for path in sorted((ROOT / "functions").rglob("*.py")) + sorted((ROOT / "pipelines").rglob("*.py")):
+        text = path.read_text()
+        if any(word in text for word in ("os.environ", "os.getenv", "os.putenv")):
+            readers.append(str(path.relative_to(ROOT)))
+    assert readers == ["functions/bootstrap.py"]
+    assert "os.environ[" not in (ROOT / "functions" / "bootstrap.py").read_text()
