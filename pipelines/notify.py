@@ -2,10 +2,13 @@
 
 `notified(package_text)` returns the package of a pipeline with the same inputs plus
 `completion_topic` (and `run_key` if it had none). It runs the original pipeline inside an exit
-handler whose exit task, `publish_completion`, publishes `{run_key, state, job, error}` to the
-topic whatever the end (caching off, as an exit task must always run). The state is the engine's
-word (Vertex: SUCCEEDED / FAILED / CANCELLED; KFP: COMPLETE / FAILED); `handle_completion`
-normalises it. Correlation travels as parameters: an exit task cannot read the outputs of the
+handler whose exit task, `publish_completion`, publishes the completion notice
+(`pipelines.notice.Notice`: `{run_key, state, job, error}`, the run key also as an attribute) to
+the topic whatever the end (caching off, as an exit task must always run). The task's body runs
+in the pipeline's image, where kfp-trigger is not installed, so it writes the notice's keys
+itself; tests/contract/test_notify.py reads what it publishes with `Notice.decode`. The state is
+the engine's word (Vertex: SUCCEEDED / FAILED / CANCELLED; KFP: COMPLETE / FAILED), read with
+`RunState.parse`. Correlation travels as parameters: an exit task cannot read the outputs of the
 tasks it guards.
 
 KFP reads annotations at runtime: no `from __future__ import annotations` here.

@@ -13,6 +13,7 @@ from events.routes import PipelineDef
 from pipelines.backend import RunState, Submission
 from pipelines.catalog import build_pipeline
 from pipelines.local.backend import LocalBackend
+from pipelines.notice import Notice
 from tests.support.pubsub import pull, topic_with_subscription
 
 pytestmark = pytest.mark.slow  # a real kfp.local run of a notified pipeline
@@ -35,10 +36,12 @@ def test_a_notified_pipeline_publishes_its_end(topic: tuple[str, str], tmp_path:
 
     ok = backend.submit(Submission("route/ok#1", "route", pipeline, {"message": "four"}))
     failing = backend.submit(Submission("route/fail#1", "route", pipeline, {"fail": True}))
-    received = {m.attributes["run_key"]: json.loads(m.data) for m in pull(subscription, 2)}
+    # The exit step writes the notice itself (this package is not in its image): the one decoder reads it.
+    received = {m.attributes["run_key"]: Notice.decode(json.loads(m.data)) for m in pull(subscription, 2)}
 
-    assert received["route/ok#1"]["state"] == "SUCCEEDED"
-    assert received["route/fail#1"]["state"] == "FAILED"
+    assert received["route/ok#1"].state == "SUCCEEDED"
+    assert received["route/ok#1"].run_key == "route/ok#1"
+    assert received["route/fail#1"].state == "FAILED"
     assert set(received) == {"route/ok#1", "route/fail#1"}
     assert pull(subscription, 1, wait=4) == [], "one notice per run: from the exit task only"
     deadline = time.monotonic() + 30

@@ -9,6 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from events.decoders import MESSAGE_PUBLISHED
+
 PREFIX = "kfp-trigger"
 RUNTIME = "python311"
 # What never ships in the function's source: local state, tests and benchmarks, the laptop and
@@ -30,7 +32,7 @@ NOT_SHIPPED = (
 PRIMITIVE_ROLES = frozenset({"roles/owner", "roles/editor", "roles/viewer"})
 RECONCILE_SCHEDULE = "*/5 * * * *"
 MAX_DELIVERY_ATTEMPTS = 10
-PUBLISHED = {"type": "google.cloud.pubsub.topic.v1.messagePublished"}
+PUBLISHED = {"type": MESSAGE_PUBLISHED}
 JOB_NAME = re.compile(r"[A-Za-z0-9_-]{1,500}")
 
 
