@@ -51,13 +51,15 @@ def handle(services: Services, attributes: Mapping[str, str], data: object, body
     if isinstance(plan, guards.Refuse):
         log.warning("event refused", extra=fields(reason=plan.reason))
         return quarantine(services, plan.reason, attributes, body, "handle_event")
-    entries = [_carry_out(services, event, step) for step in plan]
-    outcomes = tuple(entry["outcome"] for entry in entries)
-    return Handled(outcomes, {"event": event.key, "decisions": entries})  # type: ignore[arg-type]
+    done = [_carry_out(services, event, step) for step in plan]
+    outcomes = tuple(outcome for outcome, _ in done)
+    return Handled(outcomes, {"event": event.key, "decisions": [entry for _, entry in done]})
 
 
-def _carry_out(services: Services, event: TriggerEvent, step: guards.Step) -> dict[str, object]:
-    """Act on one step of the plan; the entry for the answer's `decisions`."""
+def _carry_out(
+    services: Services, event: TriggerEvent, step: guards.Step
+) -> tuple[Outcome, dict[str, object]]:
+    """Act on one step of the plan: its outcome, and its entry in the answer's `decisions`."""
     envelope = event.envelope
 
     def note(outcome: Outcome, reason: str, route: str, run_key: str) -> None:
@@ -69,20 +71,30 @@ def _carry_out(services: Services, event: TriggerEvent, step: guards.Step) -> di
         case guards.Skip(route, reason, run_key):
             note(Outcome.SKIPPED, reason, route, run_key)
             entry: dict[str, object] = {"route": route, "outcome": Outcome.SKIPPED, "reason": reason}
-            return entry | ({"run_key": run_key} if run_key else {})
+            return Outcome.SKIPPED, entry | ({"run_key": run_key} if run_key else {})
         case guards.Retry(route, reason, run_key):
             note(Outcome.RETRY, reason, route, run_key)
-            return {"route": route, "outcome": Outcome.RETRY, "run_key": run_key, "reason": reason}
+            return Outcome.RETRY, {
+                "route": route,
+                "outcome": Outcome.RETRY,
+                "run_key": run_key,
+                "reason": reason,
+            }
         case guards.Join(run, window):
             assert isinstance(event, ObjectFinalized)  # only objects coalesce (guards.decide)
             batch = coalesce(services, event, run, window)
             note(Outcome.QUEUED, f"joined batch {batch}", run.route, batch)
-            return {"route": run.route, "outcome": Outcome.QUEUED, "run_key": run.run_key, "batch": batch}
+            return Outcome.QUEUED, {
+                "route": run.route,
+                "outcome": Outcome.QUEUED,
+                "run_key": run.run_key,
+                "batch": batch,
+            }
         case guards.Launch(run, pipeline):
             record = runs.recorder(services, run, envelope.type, event.key)
             outcome, detail = runs.launch(services, run, pipeline, record)
             detail.pop("every_route", None)
-            return {"route": run.route, "outcome": outcome, "run_key": run.run_key, **detail}
+            return outcome, {"route": run.route, "outcome": outcome, "run_key": run.run_key, **detail}
 
 
 def coalesce(services: Services, event: ObjectFinalized, run: NewRun, window: float) -> str:

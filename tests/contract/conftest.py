@@ -60,5 +60,5 @@ def ledger(ledger_kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> 
 
 
 @pytest.fixture
-def clock(ledger_kind: str) -> Time:
+def ledger_clock(ledger_kind: str) -> Time:
     return Time(real=ledger_kind == "firestore")

@@ -21,9 +21,11 @@ def test_the_trail_by_run_key_event_key_or_event_id(ledger: Ledger) -> None:
     assert ledger.trail("nobody") == []
 
 
-def test_decision_counts(ledger: Ledger, clock: Time) -> None:
+def test_decision_counts(ledger: Ledger, ledger_clock: Time) -> None:
     for event_id in ("q-1", "q-2"):
-        ledger.record(DecisionRecord(clock.now(), event_id, "", "t", Outcome.QUARANTINED, reason="bad"))
-    ledger.record(DecisionRecord(clock.now(), "s-1", "", "t", Outcome.SKIPPED, reason="no match"))
+        ledger.record(
+            DecisionRecord(ledger_clock.now(), event_id, "", "t", Outcome.QUARANTINED, reason="bad")
+        )
+    ledger.record(DecisionRecord(ledger_clock.now(), "s-1", "", "t", Outcome.SKIPPED, reason="no match"))
     assert ledger.count_decisions(Outcome.QUARANTINED) == 2
     assert ledger.count_decisions(Outcome.FAILED) == 0

@@ -15,16 +15,16 @@ RUN = NewRun("route/bucket/name#1", "route", "pipeline", "v1", "local", {"n": 1}
 LEASE = 1.0
 
 
-def test_a_limit_of_n_places_is_never_held_n_plus_one_times(ledger: Ledger, clock: Time) -> None:
-    assert ledger.hold("active:r", 2, "a", clock.now())
-    assert ledger.hold("active:r", 2, "a", clock.now()), "holding twice is one place"
-    assert ledger.hold("active:r", 2, "b", clock.now())
-    assert not ledger.hold("active:r", 2, "c", clock.now())
-    assert ledger.hold("active:other", 2, "c", clock.now()), "scopes are separate"
+def test_a_limit_of_n_places_is_never_held_n_plus_one_times(ledger: Ledger, ledger_clock: Time) -> None:
+    assert ledger.hold("active:r", 2, "a", ledger_clock.now())
+    assert ledger.hold("active:r", 2, "a", ledger_clock.now()), "holding twice is one place"
+    assert ledger.hold("active:r", 2, "b", ledger_clock.now())
+    assert not ledger.hold("active:r", 2, "c", ledger_clock.now())
+    assert ledger.hold("active:other", 2, "c", ledger_clock.now()), "scopes are separate"
     ledger.let_go("active:r", "a")
     ledger.let_go("active:r", "nobody")
-    assert ledger.hold("active:r", 2, "c", clock.now())
-    assert not ledger.hold("active:r", 2, "a", clock.now())
+    assert ledger.hold("active:r", 2, "c", ledger_clock.now())
+    assert not ledger.hold("active:r", 2, "a", ledger_clock.now())
 
 
 def test_places_under_a_race_from_many_processes(ledger_url: str) -> None:

@@ -18,85 +18,90 @@ RUN = NewRun("route/bucket/name#1", "route", "pipeline", "v1", "local", {"n": 1}
 LEASE = 1.0
 
 
-def test_first_claim_wins_and_a_live_claim_is_busy(ledger: Ledger, clock: Time) -> None:
-    assert ledger.claim(RUN, clock.now(), LEASE).outcome is ClaimOutcome.WON
-    busy = ledger.claim(RUN, clock.now(), LEASE)
+def test_first_claim_wins_and_a_live_claim_is_busy(ledger: Ledger, ledger_clock: Time) -> None:
+    assert ledger.claim(RUN, ledger_clock.now(), LEASE).outcome is ClaimOutcome.WON
+    busy = ledger.claim(RUN, ledger_clock.now(), LEASE)
     assert busy.outcome is ClaimOutcome.BUSY
     assert 0 < busy.retry_after <= LEASE
 
 
-def test_an_expired_claim_is_taken_over_once(ledger: Ledger, clock: Time) -> None:
-    ledger.claim(RUN, clock.now(), LEASE)
-    clock.wait(LEASE + 0.2)
-    takeover = ledger.claim(RUN, clock.now(), LEASE)
+def test_an_expired_claim_is_taken_over_once(ledger: Ledger, ledger_clock: Time) -> None:
+    ledger.claim(RUN, ledger_clock.now(), LEASE)
+    ledger_clock.wait(LEASE + 0.2)
+    takeover = ledger.claim(RUN, ledger_clock.now(), LEASE)
     assert (takeover.outcome, takeover.attempt) == (ClaimOutcome.WON, 2)
-    assert ledger.claim(RUN, clock.now(), LEASE).outcome is ClaimOutcome.BUSY
-    assert not ledger.mark_submitted(RUN.run_key, 1, "stale", clock.now()), "the old holder lost its claim"
-    assert ledger.mark_submitted(RUN.run_key, 2, "r-1", clock.now())
-    assert ledger.claim(RUN, clock.now(), LEASE).outcome is ClaimOutcome.DONE
+    assert ledger.claim(RUN, ledger_clock.now(), LEASE).outcome is ClaimOutcome.BUSY
+    assert not ledger.mark_submitted(RUN.run_key, 1, "stale", ledger_clock.now()), (
+        "the old holder lost its claim"
+    )
+    assert ledger.mark_submitted(RUN.run_key, 2, "r-1", ledger_clock.now())
+    assert ledger.claim(RUN, ledger_clock.now(), LEASE).outcome is ClaimOutcome.DONE
 
 
-def test_release_lets_the_next_delivery_take_over_at_once(ledger: Ledger, clock: Time) -> None:
-    ledger.claim(RUN, clock.now(), 60)
+def test_release_lets_the_next_delivery_take_over_at_once(ledger: Ledger, ledger_clock: Time) -> None:
+    ledger.claim(RUN, ledger_clock.now(), 60)
     ledger.release(RUN.run_key, 1)
-    assert ledger.claim(RUN, clock.now(), 60).outcome is ClaimOutcome.WON
+    assert ledger.claim(RUN, ledger_clock.now(), 60).outcome is ClaimOutcome.WON
 
 
-def test_terminal_states_are_absorbing(ledger: Ledger, clock: Time) -> None:
-    ledger.claim(RUN, clock.now(), 60)
-    ledger.mark_submitted(RUN.run_key, 1, "r-1", clock.now())
-    assert ledger.finish(RUN.run_key, RunState.SUCCEEDED, {"metrics": {"auc": 0.9}}, clock.now())
-    assert not ledger.finish(RUN.run_key, RunState.FAILED, {}, clock.now())
+def test_terminal_states_are_absorbing(ledger: Ledger, ledger_clock: Time) -> None:
+    ledger.claim(RUN, ledger_clock.now(), 60)
+    ledger.mark_submitted(RUN.run_key, 1, "r-1", ledger_clock.now())
+    assert ledger.finish(RUN.run_key, RunState.SUCCEEDED, {"metrics": {"auc": 0.9}}, ledger_clock.now())
+    assert not ledger.finish(RUN.run_key, RunState.FAILED, {}, ledger_clock.now())
     record = ledger.get(RUN.run_key)
     assert record is not None
     assert (record.state, record.run_id, record.params) == (RunState.SUCCEEDED, "r-1", {"n": 1})
     assert record.details == {"metrics": {"auc": 0.9}}
     with pytest.raises(ValueError, match="not a terminal state"):
-        ledger.finish(RUN.run_key, RunState.SUBMITTED, {}, clock.now())
+        ledger.finish(RUN.run_key, RunState.SUBMITTED, {}, ledger_clock.now())
 
 
-def test_one_publisher_at_a_time_until_published(ledger: Ledger, clock: Time) -> None:
-    ledger.claim(RUN, clock.now(), 60)
-    assert ledger.begin_publish(RUN.run_key, clock.now(), LEASE) is None, "not terminal yet"
-    ledger.finish(RUN.run_key, RunState.FAILED, {}, clock.now())
+def test_one_publisher_at_a_time_until_published(ledger: Ledger, ledger_clock: Time) -> None:
+    ledger.claim(RUN, ledger_clock.now(), 60)
+    assert ledger.begin_publish(RUN.run_key, ledger_clock.now(), LEASE) is None, "not terminal yet"
+    ledger.finish(RUN.run_key, RunState.FAILED, {}, ledger_clock.now())
     assert [r.run_key for r in ledger.unpublished()] == [RUN.run_key]
-    assert ledger.begin_publish(RUN.run_key, clock.now(), LEASE) is not None
-    assert ledger.begin_publish(RUN.run_key, clock.now(), LEASE) is None, "another publisher holds it"
-    clock.wait(LEASE + 0.2)
-    assert ledger.begin_publish(RUN.run_key, clock.now(), LEASE) is not None, "its lease expired"
-    ledger.mark_published(RUN.run_key, clock.now())
-    clock.wait(LEASE + 0.2)
-    assert ledger.begin_publish(RUN.run_key, clock.now(), LEASE) is None
+    assert ledger.begin_publish(RUN.run_key, ledger_clock.now(), LEASE) is not None
+    assert ledger.begin_publish(RUN.run_key, ledger_clock.now(), LEASE) is None, "another publisher holds it"
+    ledger_clock.wait(LEASE + 0.2)
+    assert ledger.begin_publish(RUN.run_key, ledger_clock.now(), LEASE) is not None, "its lease expired"
+    ledger.mark_published(RUN.run_key, ledger_clock.now())
+    ledger_clock.wait(LEASE + 0.2)
+    assert ledger.begin_publish(RUN.run_key, ledger_clock.now(), LEASE) is None
     assert ledger.unpublished() == []
 
 
-def test_stale_claims_are_those_past_their_lease(ledger: Ledger, clock: Time) -> None:
-    ledger.claim(RUN, clock.now(), LEASE)
+def test_stale_claims_are_those_past_their_lease(ledger: Ledger, ledger_clock: Time) -> None:
+    ledger.claim(RUN, ledger_clock.now(), LEASE)
     other = NewRun("route/other#1", "route", "pipeline", "v1", "local", {}, "event-2")
-    ledger.claim(other, clock.now(), 60)
-    assert ledger.stale_claims(clock.now()) == []
-    clock.wait(LEASE + 0.2)
-    assert [r.run_key for r in ledger.stale_claims(clock.now())] == [RUN.run_key]
-    ledger.mark_submitted(RUN.run_key, 1, "r-1", clock.now())
-    assert ledger.stale_claims(clock.now()) == []
+    ledger.claim(other, ledger_clock.now(), 60)
+    assert ledger.stale_claims(ledger_clock.now()) == []
+    ledger_clock.wait(LEASE + 0.2)
+    assert [r.run_key for r in ledger.stale_claims(ledger_clock.now())] == [RUN.run_key]
+    ledger.mark_submitted(RUN.run_key, 1, "r-1", ledger_clock.now())
+    assert ledger.stale_claims(ledger_clock.now()) == []
 
 
-def test_queries(ledger: Ledger, clock: Time) -> None:
-    ledger.claim(RUN, clock.now(), 60)
-    ledger.mark_submitted(RUN.run_key, 1, "r-1", clock.now())
+def test_queries(ledger: Ledger, ledger_clock: Time) -> None:
+    ledger.claim(RUN, ledger_clock.now(), 60)
+    ledger.mark_submitted(RUN.run_key, 1, "r-1", ledger_clock.now())
     assert [r.run_key for r in ledger.unfinished()] == [RUN.run_key]
     assert [r.run_key for r in ledger.runs(route="route", state=RunState.SUBMITTED)] == [RUN.run_key]
     assert ledger.runs(state=RunState.FAILED) == []
 
 
-def test_summary(ledger: Ledger, clock: Time) -> None:
-    ledger.claim(RUN, clock.now(), LEASE)
+def test_summary(ledger: Ledger, ledger_clock: Time) -> None:
+    ledger.claim(RUN, ledger_clock.now(), LEASE)
     other = NewRun("route/other#1", "route", "pipeline", "v1", "local", {}, "event-2")
-    ledger.claim(other, clock.now(), LEASE)
-    ledger.mark_submitted(other.run_key, 1, "r-2", clock.now())
+    ledger.claim(other, ledger_clock.now(), LEASE)
+    ledger.mark_submitted(other.run_key, 1, "r-2", ledger_clock.now())
     elsewhere = NewRun("else/x#1", "else", "pipeline", "v1", "local", {}, "event-3")
     ledger.queue(
-        elsewhere.run_key, ledger.claim(elsewhere, clock.now(), LEASE).attempt, "paused", clock.now()
+        elsewhere.run_key,
+        ledger.claim(elsewhere, ledger_clock.now(), LEASE).attempt,
+        "paused",
+        ledger_clock.now(),
     )
     assert ledger.summary() == {
         ("route", RunState.CLAIMED): 1,

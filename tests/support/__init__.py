@@ -189,7 +189,7 @@ def serving(app: Any, tls: tuple[Path, Path] | None = None) -> Iterator[str]:
 
     context = (str(tls[0]), str(tls[1])) if tls else None
     http = make_server("127.0.0.1", 0, app, threaded=True, ssl_context=context)
-    thread = threading.Thread(target=http.serve_forever, daemon=True)
+    thread = threading.Thread(target=http.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
         yield f"{'https' if tls else 'http'}://127.0.0.1:{http.port}"
