@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, field_serializer
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
@@ -59,6 +59,7 @@ OptionalText = Annotated[str | None, BeforeValidator(_blank_is_unset)]
 
 
 class Settings(BaseSettings):
+    reads_environment: ClassVar[bool] = False
     model_config = SettingsConfigDict(
         env_prefix=PREFIX, frozen=True, extra="ignore", str_strip_whitespace=True
     )
@@ -102,7 +103,7 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         """`Settings(...)` takes its arguments only; `from_environment()` adds the environment."""
-        return (init_settings,)
+        return (init_settings, env_settings) if cls.reads_environment else (init_settings,)
 
     @classmethod
     def from_environment(cls, defaults: Mapping[str, Any] | None = None, **overrides: Any) -> Settings:
@@ -180,16 +181,7 @@ class Settings(BaseSettings):
 
 
 class _FromEnvironment(Settings):
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings)
+    reads_environment: ClassVar[bool] = True
 
 
 def _text(value: object) -> str:

@@ -1,0 +1,74 @@
+"""Settings: one field per KFP_TRIGGER_* variable, read from the environment by bootstrap only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from functions import bootstrap
+from functions.settings import Settings, SettingsError
+
+
+def test_constructing_settings_reads_no_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KFP_TRIGGER_AUTH", "none")
+    assert Settings().auth == "google-oidc"
+    assert bootstrap.settings().auth == "none"
+
+
+def test_the_environment_wins_over_a_commands_defaults_and_options_win_over_both(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("KFP_TRIGGER_LOG_FORMAT", "json")
+    read = bootstrap.settings({"log_format": "text", "auth": "none"}, routes=Path("r.yaml"))
+    assert (read.log_format, read.auth, read.routes) == ("json", "none", Path("r.yaml"))
+
+
+def test_every_kind_of_value_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(
+        "KFP_TRIGGER_AUTH_EMAILS", " a@x.iam.gserviceaccount.com, b@x.iam.gserviceaccount.com "
+    )
+    monkeypatch.setenv("KFP_TRIGGER_PAUSED", "true")
+    monkeypatch.setenv("KFP_TRIGGER_CLAIM_LEASE_SECONDS", "30")
+    monkeypatch.setenv("KFP_TRIGGER_LEDGER", "firestore://acme-analytics/runs")
+    read = bootstrap.settings()
+    assert read.auth_emails == ("a@x.iam.gserviceaccount.com", "b@x.iam.gserviceaccount.com")
+    assert (read.paused, read.claim_lease_seconds, read.ledger_url) == (
+        True,
+        30.0,
+        "firestore://acme-analytics/runs",
+    )
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "says"),
+    [
+        ("KFP_TRIGGER_LEDGER", "mysql://db/runs", "must be one of sqlite://…, firestore://…"),
+        ("KFP_TRIGGER_RESULTS", "pubsub://topics/x", "must be one of jsonl://…, pubsub://…"),
+        ("KFP_TRIGGER_CLAIM_LEASE_SECONDS", "0", "greater than 0"),
+        ("KFP_TRIGGER_CLAIM_LEASE_SECONDS", "soon", "valid number"),
+        ("KFP_TRIGGER_AUTH", "basic", "'google-oidc' or 'none'"),
+        ("KFP_TRIGGER_PAUSED", "maybe", "valid boolean"),
+    ],
+)
+def test_a_malformed_variable_is_named(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, says: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsError, match=variable) as raised:
+        bootstrap.settings()
+    assert says in str(raised.value)
+
+
+def test_settings_render_the_variables_that_reproduce_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = Settings(auth="none", auth_emails=("a@x", "b@x"), paused=True, max_body_bytes=1024)
+    rendered = settings.to_environment()
+    assert rendered == {
+        "KFP_TRIGGER_AUTH": "none",
+        "KFP_TRIGGER_AUTH_EMAILS": "a@x,b@x",
+        "KFP_TRIGGER_MAX_BODY_BYTES": "1024",
+        "KFP_TRIGGER_PAUSED": "true",
+    }
+    for name, value in rendered.items():
+        monkeypatch.setenv(name, value)
+    assert bootstrap.settings() == settings
