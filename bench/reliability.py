@@ -8,7 +8,7 @@ reconciler, in one process, on the SQLite ledger, with simulated time:
   delivered again (duplicates);
 - at every crash point (functions/service/crashpoints.py) the "instance" dies at a seeded rate: the
   call stops there and nothing is answered, so the platform delivers again;
-- backend, ledger and sink calls fail at a seeded rate (tests/faults.py): timeout, unavailable,
+- backend, ledger and sink calls fail at a seeded rate (tests/support/faults.py): timeout, unavailable,
   quota, and "done but the caller saw a timeout";
 - runs end at random times; each end sends completion notices (sometimes twice, sometimes an
   older state after the end) and the reconciler runs now and then (it crashes and fails too).
@@ -36,8 +36,7 @@ from events.envelope import parse_http
 from events.model import Ignored
 from events.router import RunRequest
 from functions import bootstrap
-from functions.service import completion, crashpoints
-from functions.service import intake as dispatch
+from functions.service import completion, crashpoints, intake
 from functions.service.ports import Services, ledger_ports
 from functions.service.records import Outcome
 from functions.settings import Settings
@@ -160,7 +159,7 @@ def _simulate(
 
         def deliver(item: Delivery) -> None:
             report.deliveries += 1
-            handler = dispatch.handle if item.target == "event" else completion.handle
+            handler = intake.handle if item.target == "event" else completion.handle
             status = answer(lambda: handler(services, *parse_http(item.headers, item.body), item.body))
             if status is None or status >= 300:  # redelivered after a backoff
                 pending.append(replace(item, due=now[0] + rng.uniform(10, 600 if status else 60)))

@@ -1,0 +1,1 @@
+"""Adapters of the service's ports; only `functions.bootstrap` wires them."""

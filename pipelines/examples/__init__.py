@@ -1,0 +1,1 @@
+"""Example pipelines routes.yaml can name (`pipelines.examples.survey:survey_retrain`)."""

@@ -1,0 +1,1 @@
+"""The `kfp` backend: a Kubeflow Pipelines cluster through kfp.Client."""

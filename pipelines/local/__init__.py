@@ -1,0 +1,1 @@
+"""The `local` backend: kfp.local, one process per run."""

@@ -9,8 +9,7 @@ from dataclasses import replace
 import pytest
 
 from functions.adapters.objects import GcsObjectStore
-from functions.service import completion
-from functions.service import intake as dispatch
+from functions.service import completion, intake
 from functions.service.batches import NotReady, ready
 from functions.service.ports import Services
 from pipelines.backend import RunState
@@ -53,7 +52,7 @@ def test_the_result_carries_metrics_read_from_a_gs_pipeline_root(
     )
     backend.outputs = {"metrics": f"gs://{bucket.name}/{root}/evaluate-model/metrics"}
     headers, body = storage_event("some-bucket", "folder/gcs.csv")
-    call(dispatch.handle, services, headers, body)
+    call(intake.handle, services, headers, body)
     backend.states["fake-1"] = RunState.SUCCEEDED
     backend.metrics = {}
     headers, body = completion_event("some-bucket-folder/some-bucket/folder/gcs.csv#1", "SUCCEEDED")

@@ -8,8 +8,7 @@ from dataclasses import replace
 
 import pytest
 
-from functions.service import completion
-from functions.service import intake as dispatch
+from functions.service import completion, intake
 from functions.service.ports import Services
 from pipelines.backend import RunState
 from pipelines.kfp.backend import KfpBackend
@@ -34,7 +33,7 @@ def on_kfp(services: Services, fake: FakeKfp) -> Iterator[Services]:
 
 def deliver(services: Services) -> Reply:
     headers, body = storage_event("some-bucket", "folder/kfp.csv")
-    return call(dispatch.handle, services, headers, body)
+    return call(intake.handle, services, headers, body)
 
 
 def results(services: Services) -> list[dict[str, object]]:

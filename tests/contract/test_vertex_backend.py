@@ -138,16 +138,15 @@ def test_the_trigger_loop_on_vertex(services, vertex: VertexBackend, fake: FakeV
     """503 on create → redelivered → one job; CANCELLED → one CANCELED result after one pass."""
     from dataclasses import replace
 
-    from functions.service import completion
-    from functions.service import intake as dispatch
+    from functions.service import completion, intake
     from tests.support import storage_event
 
     catalog = {name: replace(pipeline, backend="vertex") for name, pipeline in services.catalog.items()}
     on_vertex = replace(services, catalog=catalog, backends={"vertex": vertex})
     headers, body = storage_event("some-bucket", "folder/vertex.csv")
     fake.fail_next("create", "503")
-    assert call(dispatch.handle, on_vertex, headers, body).status == 503
-    assert call(dispatch.handle, on_vertex, headers, body).status == 200
+    assert call(intake.handle, on_vertex, headers, body).status == 503
+    assert call(intake.handle, on_vertex, headers, body).status == 200
     (job_key,) = fake.jobs
     fake.states[job_key] = "PIPELINE_STATE_CANCELLED"
     assert completion.reconcile(on_vertex) == 1

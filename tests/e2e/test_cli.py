@@ -12,7 +12,7 @@ import pytest
 from events.errors import RoutesError
 from events.routes import load_routes
 from functions import bootstrap
-from functions.service import intake as dispatch
+from functions.service import intake
 from functions.settings import Settings
 from tests.support import DATA, ROOT, ROUTES, call, env_for, kfp_trigger, storage_event
 from tests.unit.test_routes import BROKEN
@@ -126,7 +126,7 @@ def test_reconcile_finishes_a_run_whose_notice_was_lost(tmp_path: Path) -> None:
     settings = Settings(routes=ROUTES, state_dir=tmp_path, landing_dir=tmp_path / "landing", auth="none")
     services = bootstrap.build(settings)  # no completion URL or topic: the notice is lost
     headers, body = storage_event("some-bucket", "folder/lost.csv")
-    assert call(dispatch.handle, services, headers, body).status == 200
+    assert call(intake.handle, services, headers, body).status == 200
     env = {**env_for(tmp_path), "KFP_TRIGGER_RECONCILE_GRACE_SECONDS": "0"}
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -145,7 +145,7 @@ def test_rerun_starts_a_fresh_run_under_a_derived_key(tmp_path: Path) -> None:
     settings = Settings(routes=ROUTES, state_dir=tmp_path, landing_dir=tmp_path / "landing", auth="none")
     services = bootstrap.build(settings)
     headers, body = storage_event("some-bucket", "folder/again.csv")
-    assert call(dispatch.handle, services, headers, body).status == 200
+    assert call(intake.handle, services, headers, body).status == 200
     key = "some-bucket-folder/some-bucket/folder/again.csv#1"
     first = run("rerun", key, "--json", env=env_for(tmp_path))
     assert first.returncode == 0, first.stderr
@@ -153,7 +153,7 @@ def test_rerun_starts_a_fresh_run_under_a_derived_key(tmp_path: Path) -> None:
     assert (started["run_key"], started["rerun_of"], started["outcome"]) == (f"{key}~rerun-1", key, "run")
     second = run("rerun", key, env=env_for(tmp_path))
     assert second.stdout.startswith(f"started {key}~rerun-2 as local-")
-    assert call(dispatch.handle, services, headers, body).body["decisions"][0]["outcome"] == ("duplicate")
+    assert call(intake.handle, services, headers, body).body["decisions"][0]["outcome"] == ("duplicate")
     records = {record.run_key: record for record in services.store.runs()}
     assert set(records) == {key, f"{key}~rerun-1", f"{key}~rerun-2"}
     assert records[f"{key}~rerun-2"].params == records[key].params
@@ -169,7 +169,7 @@ def test_pause_holds_submissions_and_resume_starts_them(tmp_path: Path) -> None:
     assert json.loads(run("pause", "--json", env=env_for(tmp_path)).stdout) == {"paused": True}
     for name in ("held-1.csv", "held-2.csv"):
         headers, body = storage_event("some-bucket", f"folder/{name}")
-        answer = call(dispatch.handle, services, headers, body)
+        answer = call(intake.handle, services, headers, body)
         assert answer.body["decisions"][0]["reason"] == "submissions are paused"
     queued = json.loads(run("runs", "--state", "QUEUED", "--json", env=env_for(tmp_path)).stdout)
     assert len(queued) == 2

@@ -9,8 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from events.router import Router
-from functions.service import completion, limits, runs
-from functions.service import intake as dispatch
+from functions.service import completion, intake, limits, runs
 from functions.service.ports import Services
 from pipelines.backend import RunState, Submission
 from pipelines.catalog import LoadedRoutes, load
@@ -80,7 +79,7 @@ def limited(services: Services, loaded: LoadedRoutes, engine: ActiveCounting) ->
 
 
 def deliver(services: Services, headers: dict[str, str], body: bytes) -> Reply:
-    return call(dispatch.handle, services, headers, body)
+    return call(intake.handle, services, headers, body)
 
 
 def end_every_running_run(services: Services, engine: RecordingBackend) -> None:

@@ -29,7 +29,7 @@ def captured(monkeypatch: pytest.MonkeyPatch) -> Iterator[io.StringIO]:
 def test_an_untrusted_value_stays_inside_one_json_line(captured: io.StringIO) -> None:
     with logs.request("handle_event", logs.trace_of("00-" + "ab" * 16 + "-" + "cd" * 8 + "-01", None)):
         logs.label(event_id="e-1")
-        logging.getLogger("kfp_trigger.dispatch").warning(
+        logging.getLogger("kfp_trigger.intake").warning(
             "event quarantined", extra=logs.fields(reason=FORGED, sizes=[1, FORGED])
         )
     (line,) = captured.getvalue().splitlines()

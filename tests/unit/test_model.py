@@ -27,8 +27,7 @@ from events.envelope import parse_http
 from events.errors import TransientError
 from events.router import Router
 from functions.adapters.sqlite_ledger import SqliteLedger
-from functions.service import completion, crashpoints, runs
-from functions.service import intake as dispatch
+from functions.service import completion, crashpoints, intake, runs
 from functions.service.ports import Services, ledger_ports
 from functions.service.records import Handled, RunRecord
 from functions.settings import Settings
@@ -107,7 +106,7 @@ class TriggerLoop(RuleBasedStateMachine):
     @rule(number=st.integers(0, EVENTS - 1))
     def deliver(self, number: int) -> None:
         headers, body = storage_event("some-bucket", f"folder/model-{number}.csv", event_id=f"e-{number}")
-        status = self.call(lambda: dispatch.handle(self.services, *parse_http(headers, body), body))
+        status = self.call(lambda: intake.handle(self.services, *parse_http(headers, body), body))
         if status is not None and status < 300:
             self.acked.add(number)
 

@@ -1,0 +1,1 @@
+"""`kfp-trigger deploy plan`: every Google Cloud resource routes.yaml needs."""

@@ -7,8 +7,7 @@ from pathlib import Path
 import pytest
 
 from events.errors import PermanentError, TransientError
-from functions.service import completion
-from functions.service import intake as dispatch
+from functions.service import completion, intake
 from functions.service.ports import Services
 from functions.service.records import Outcome
 from pipelines.backend import RunState
@@ -20,7 +19,7 @@ KEY = "some-bucket-folder/some-bucket/folder/a.csv#1"
 
 
 def deliver(services: Services, headers: dict[str, str], body: bytes) -> Reply:
-    return call(dispatch.handle, services, headers, body)
+    return call(intake.handle, services, headers, body)
 
 
 def notify(services: Services, run_key: str, state: str) -> Reply:
