@@ -47,10 +47,8 @@ class FileRecordingBackend:
 
 
 if os.environ.get("BENCH_RUNS_FILE"):
-    _services = replace(
-        bootstrap.services(), backends={"local": FileRecordingBackend(os.environ["BENCH_RUNS_FILE"])}
-    )
-    bootstrap.services = lambda: _services
+    recording = FileRecordingBackend(os.environ["BENCH_RUNS_FILE"])
+    bootstrap.install(replace(bootstrap.services(), backends={"local": recording}))
 
 
 @functions_framework.cloud_event
