@@ -24,16 +24,34 @@ import functions_framework
 from events.errors import TransientError
 from functions.logs import fields, trace_of
 from functions.logs import request as request_context
+from functions.service.records import Handled, Outcome
 
 if TYPE_CHECKING:
     from functions.service.ports import Services
-    from functions.service.records import Handled, Outcome
 
     UseCase = Callable[[Services, Mapping[str, str], object, bytes], Handled]
 
 log = logging.getLogger("kfp_trigger.http")
 
 RETRY_AFTER_SECONDS = "10"
+
+# The one table of answers: how each outcome is answered (the most severe in a response wins).
+# Platform deliveries are retried on every non-2xx, so everything is acknowledged but a claim
+# another delivery holds (429: if it dies, this redelivery takes over) and a dependency that
+# failed (503). Requests that are not CloudEvents, and callers refused, are answered before
+# any outcome (400/415, 401/403).
+STATUS: Mapping[Outcome, int] = {
+    Outcome.RUN: 200,
+    Outcome.DUPLICATE: 200,
+    Outcome.SKIPPED: 200,
+    Outcome.IGNORED: 200,
+    Outcome.QUARANTINED: 200,
+    Outcome.FAILED: 200,
+    Outcome.COMPLETED: 200,
+    Outcome.QUEUED: 200,
+    Outcome.BUSY: 429,
+    Outcome.RETRY: 503,
+}
 
 
 @functions_framework.http
@@ -61,15 +79,8 @@ def reconcile(request: flask.Request) -> flask.Response:
 
 
 def status_of(handled: Handled) -> int:
-    """The HTTP status for what a use case did: that of its most severe outcome.
-
-    Every outcome is acknowledged (2xx) but two: BUSY (another delivery holds the claim: 429, so
-    that if it dies this redelivery takes over) and RETRY (a dependency failed: 503).
-    """
-    from functions.service.records import Outcome
-
-    status: Mapping[Outcome, int] = {Outcome.BUSY: 429, Outcome.RETRY: 503}
-    return max((status.get(outcome, 200) for outcome in handled.outcomes), default=200)
+    """The HTTP status for what a use case did: that of its most severe outcome."""
+    return max((STATUS[outcome] for outcome in handled.outcomes), default=200)
 
 
 def reply(

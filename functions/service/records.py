@@ -107,7 +107,7 @@ class DecisionRecord:
 @dataclass(frozen=True, slots=True)
 class Handled:
     """What a use case did with one request: every outcome (the HTTP target answers for the most
-    severe, see `functions.targets.STATUS`) and a small JSON body that never echoes the payload."""
+    severe, by `functions.targets.STATUS`) and a small JSON body that never echoes the payload."""
 
     outcomes: tuple[Outcome, ...]
     body: Mapping[str, object]

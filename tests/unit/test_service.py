@@ -251,3 +251,11 @@ def test_concurrent_reconcilers_publish_one_result(services: Services, backend: 
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(lambda _: completion.reconcile(services), range(8)))
     assert len(results(services)) == 1
+
+
+def test_every_outcome_has_an_answer() -> None:
+    from functions.service.records import Outcome
+    from functions.targets import STATUS
+
+    assert set(STATUS) == set(Outcome)
+    assert {outcome for outcome, status in STATUS.items() if status >= 300} == {Outcome.BUSY, Outcome.RETRY}
