@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 from events.errors import PermanentError, TransientError
 from pipelines.backend import CompiledPipeline, RunState, RunStatus, Submission
@@ -79,11 +80,18 @@ def _conflict(exc: BaseException) -> bool:
 
 
 def _equals(key: str, value: str, since: datetime | None = None) -> str:
+    """A v2beta1 filter, percent-encoded as the API server expects it.
+
+    The server URL-decodes the filter a second time after the gateway decoded the query string
+    (`parseAPIFilter` → `url.QueryUnescape`, backend/src/apiserver/server/list_request_util.go;
+    the KFP UI pre-encodes with encodeURIComponent for this reason). Sent as plain JSON, a `+` in
+    a run key would arrive as a space and a `%` would be refused with 400.
+    """
     predicates: list[dict[str, Any]] = [{"key": key, "operation": "EQUALS", "string_value": value}]
     if since is not None:
         stamp = since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         predicates.append({"key": "created_at", "operation": "GREATER_THAN", "timestamp_value": stamp})
-    return json.dumps({"predicates": predicates})
+    return quote(json.dumps({"predicates": predicates}), safe="")
 
 
 class KfpBackend:

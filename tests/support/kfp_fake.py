@@ -14,12 +14,14 @@ run reports. It records every request in `requests`.
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote_plus
 
 import kfp_server_api
 from werkzeug.wrappers import Request, Response
@@ -120,13 +122,13 @@ class FakeKfp:
         if fault == "empty":  # a list that misses what exists (another instance just created it)
             return _json({"total_size": 0})
         if fault == "503":
-            return _json({"error": "unavailable", "code": 14}, 503)
+            return _error(14, "unavailable", 503)
         try:
             response = self.route(method, path.removeprefix(PREFIX), request)
         except ValueError as exc:
-            return _json({"error": str(exc), "code": 3}, 400)
+            return _error(3, f"Invalid input error: {exc}", 400)
         if fault == "lost":
-            return _json({"error": "upstream request timeout"}, 504)
+            return Response("upstream request timeout", 504)  # a proxy's answer, not the server's
         if fault == "timeout":  # done, but the answer comes after the caller stopped waiting
             response.headers["X-Fake-Delay"] = str(self.slow_seconds)
         return response
@@ -137,7 +139,12 @@ class FakeKfp:
             case ("GET", ["healthz"]):
                 return _json({"multi_user": False, "pipeline_store": "database"})
             case ("GET", ["experiments"]):
-                return _json({"experiments": _filtered(self.experiments.values(), request), "total_size": 0})
+                return _json(
+                    {
+                        "experiments": _filtered(self.experiments.values(), request, "experiments"),
+                        "total_size": 0,
+                    }
+                )
             case ("POST", ["experiments"]):
                 body = _body(request, "V2beta1Experiment")
                 if any(e["display_name"] == body["display_name"] for e in self.experiments.values()):
@@ -151,7 +158,9 @@ class FakeKfp:
                 self.experiments[experiment["experiment_id"]] = experiment
                 return _json(experiment)
             case ("GET", ["pipelines"]):
-                return _json({"pipelines": _filtered(self.pipelines.values(), request), "total_size": 0})
+                return _json(
+                    {"pipelines": _filtered(self.pipelines.values(), request, "pipelines"), "total_size": 0}
+                )
             case ("POST", ["pipelines", "upload"]):
                 name = request.args["name"]
                 _package(request)
@@ -170,13 +179,13 @@ class FakeKfp:
                 name, pipeline_id = request.args["name"], request.args["pipelineid"]
                 _package(request)
                 if pipeline_id not in self.pipelines:
-                    return _json({"error": "pipeline not found", "code": 5}, 404)
+                    return _error(5, "pipeline not found", 404)
                 if any(v["pipeline_id"] == pipeline_id and v["name"] == name for v in self.versions.values()):
                     return _conflict(f"Pipeline version with name {name} already exists")
                 return _json(self._add_version(pipeline_id, name))
             case ("GET", ["pipelines", pipeline_id, "versions"]):
                 versions = [v for v in self.versions.values() if v["pipeline_id"] == pipeline_id]
-                return _json({"pipeline_versions": _filtered(versions, request), "total_size": 0})
+                return _json({"pipeline_versions": _filtered(versions, request, "versions"), "total_size": 0})
             case ("POST", ["runs"]):
                 body = _body(request, "V2beta1Run")
                 if not body.get("experiment_id") or body["experiment_id"] not in self.experiments:
@@ -195,7 +204,7 @@ class FakeKfp:
                 return _json(run)
             case ("GET", ["runs", run_id]):
                 if run_id not in self.runs:
-                    return _json({"error": "run not found", "code": 5}, 404)
+                    return _error(5, "run not found", 404)
                 run = dict(self.runs[run_id])
                 run["state"] = self.states.get(run_id, run["state"])
                 return _json(run)
@@ -205,8 +214,8 @@ class FakeKfp:
                     for r in self.runs.values()
                     if r["experiment_id"] == request.args.get("experiment_id", r["experiment_id"])
                 ]
-                return _json({"runs": _filtered(runs, request), "total_size": 0})
-        return _json({"error": f"no such endpoint: {method} {path}", "code": 12}, 404)
+                return _json({"runs": _filtered(runs, request, "runs"), "total_size": 0})
+        return _error(12, f"no such endpoint: {method} {path}", 404)
 
     def _add_version(self, pipeline_id: str, name: str) -> dict[str, Any]:
         version = {
@@ -220,16 +229,53 @@ class FakeKfp:
         return version
 
 
-def _filtered(items: Any, request: Request) -> list[dict[str, Any]]:
-    """Apply a v2beta1 filter's EQUALS and GREATER_THAN predicates (what kfp-trigger sends)."""
+# The filter keys the server accepts per resource (APIToModelFieldMap in
+# backend/src/apiserver/model/{run,experiment,pipeline,pipeline_version}.go); others answer 400.
+FILTER_KEYS = {
+    "runs": {
+        *("run_id", "id", "display_name", "name", "created_at", "finished_at", "description"),
+        *("scheduled_at", "storage_state", "status", "namespace", "experiment_id", "state"),
+        *("state_history", "runtime_details", "recurring_run_id"),
+    },
+    "experiments": {
+        *("id", "experiment_id", "name", "display_name", "created_at", "last_run_created_at"),
+        *("description", "namespace", "storage_state"),
+    },
+    "pipelines": {"id", "pipeline_id", "name", "display_name", "created_at", "description", "namespace"},
+    "versions": {
+        *("id", "pipeline_version_id", "name", "display_name", "created_at", "status", "description"),
+        "pipeline_spec",
+    },
+}
+
+
+def query_unescape(text: str) -> str:
+    """Go's `url.QueryUnescape`: `+` is a space, `%XX` a byte; a bad escape is an error."""
+    if re.search(r"%(?![0-9A-Fa-f]{2})", text):
+        raise ValueError(f"failed to parse valid filter from {text!r}: invalid URL escape")
+    try:
+        return unquote_plus(text, errors="strict")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"failed to parse valid filter from {text!r}: not UTF-8") from exc
+
+
+def _filtered(items: Any, request: Request, resource: str) -> list[dict[str, Any]]:
+    """Apply a v2beta1 filter's EQUALS and GREATER_THAN predicates (what kfp-trigger sends), after
+    decoding it the way the server does: the gateway decoded the query string (werkzeug did, here),
+    then `parseAPIFilter` decodes the filter once more (list_request_util.go)."""
     raw = request.args.get("filter")
     result = list(items)
     if not raw:
         return result
-    document = json.loads(raw)
+    try:
+        document = json.loads(query_unescape(raw))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"failed to parse valid filter from {raw!r}: {exc}") from exc
     check(document, "V2beta1Filter", "filter")
     for predicate in document.get("predicates", []):
         key, operation = predicate["key"], str(predicate["operation"])
+        if key not in FILTER_KEYS[resource]:
+            raise ValueError(f"no support for filtering on unrecognized field {key!r}")
         value = predicate.get("string_value", predicate.get("stringValue"))
         if operation in ("EQUALS", "1"):
             result = [item for item in result if item.get(key) == value]
@@ -261,7 +307,14 @@ def _package(request: Request) -> None:
 
 
 def _conflict(message: str) -> Response:
-    return _json({"error": message, "code": 6}, 409)
+    return _error(6, message, 409)
+
+
+def _error(code: int, message: str, status: int) -> Response:
+    """An error as the API server answers it: grpc-gateway v2's default handler writes the gRPC
+    status as JSON (`{"code", "message", "details"}`; runtime.DefaultHTTPErrorHandler, errors.go),
+    `code` the gRPC code (3 INVALID_ARGUMENT, 5 NOT_FOUND, 6 ALREADY_EXISTS, 14 UNAVAILABLE)."""
+    return _json({"code": code, "message": message, "details": []}, status)
 
 
 def _json(body: Any, status: int = 200) -> Response:
