@@ -73,6 +73,33 @@ def with_timeout(client: Any, timeout: tuple[float, float]) -> Any:
     return client
 
 
+def quiet_client() -> type[Any]:
+    """`kfp.Client` that makes no request and touches no file of its own.
+
+    kfp.Client's constructor reads `~/.config/kfp/context.json` (namespace, cookies, headers of
+    whoever last used kfp on the machine) and, unless that names a namespace, probes `/healthz`
+    to guess one: up to 5 attempts 5 s apart, each with no timeout, before any timeout of ours
+    can apply; `set_user_namespace` writes that file back (kfp/client/client.py `__init__`,
+    `_load_context_setting_or_default`, `get_kfp_healthz`, `set_user_namespace`). kfp-trigger
+    names the namespace itself: here the context starts empty, the probe answers nothing, the
+    namespace is kept in memory, and the first request the client makes is one of ours.
+    """
+    import kfp
+    import kfp_server_api
+
+    class QuietClient(kfp.Client):  # type: ignore[misc]
+        def _load_context_setting_or_default(self) -> None:
+            self._context_setting = {"namespace": ""}
+
+        def get_kfp_healthz(self, sleep_duration: int = 5) -> Any:
+            return kfp_server_api.V2beta1GetHealthzResponse()
+
+        def set_user_namespace(self, namespace: str) -> None:
+            self._context_setting["namespace"] = namespace
+
+    return QuietClient
+
+
 def _conflict(exc: BaseException) -> bool:
     import kfp_server_api
 
@@ -116,12 +143,12 @@ class KfpBackend:
         service-account `token_file` (in-cluster: the projected token, re-read on every request
         as the kubelet rotates it); an IAP `client_id` (ID tokens for the ambient service
         account, refreshed); for AI Platform Pipelines hosts (*.pipelines.googleusercontent.com),
-        Application Default Credentials (refreshed); otherwise none. `namespace` is passed
-        explicitly: it skips the client's multi-user probe and multi-user clusters need it."""
+        Application Default Credentials (refreshed); otherwise none. `namespace` is set on the
+        client for every request (multi-user clusters scope experiments and runs by it; a
+        single-user server ignores it, `ReplaceNamespace` in resource_manager.go)."""
         from pipelines.kfp.auth import adc_credentials, iap_credentials, refreshing
 
         def factory() -> Any:
-            import kfp
             from kfp.client.set_volume_credentials import ServiceAccountTokenVolumeCredentials
 
             credentials = None  # with a bearer `token`, kfp.Client needs none
@@ -133,9 +160,10 @@ class KfpBackend:
                 credentials = refreshing(adc_credentials())
             with warnings.catch_warnings():  # it always warns that it needs KFP >= 2.0: documented
                 warnings.filterwarnings("ignore", "This client only works", FutureWarning)
-                client = kfp.Client(
+                client = quiet_client()(
                     host=host, namespace=namespace, existing_token=token or None, credentials=credentials
                 )
+            client.set_user_namespace(namespace)  # kfp.Client keeps "kubeflow" only as a default
             return with_timeout(client, timeout)
 
         return cls(factory)

@@ -4,6 +4,7 @@ checks every request against the kfp_server_api models."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -222,3 +223,50 @@ def test_the_fake_decodes_the_filter_as_the_server_does(fake: FakeKfp) -> None:
         unknown = json.dumps({"predicates": [{**predicate, "key": "pipeline_root"}]})
         refused = requests.get(f"{url}/apis/v2beta1/runs", params={"filter": unknown}, timeout=10)
         assert refused.status_code == 400
+
+
+def test_the_client_makes_no_request_until_ours_and_keeps_no_context_file(
+    fake: FakeKfp, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """kfp.Client's own /healthz probe (5 tries, 5 s apart, no timeout) never runs, and neither
+    an operator's ~/.config/kfp/context.json nor ours changes what the backend sends."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    context = tmp_path / ".config" / "kfp" / "context.json"
+    context.parent.mkdir(parents=True)
+    context.write_text('{"namespace": "someone-else", "client_authentication_cookie": "stale"}')
+    import kfp
+
+    monkeypatch.setattr(kfp.Client, "_LOCAL_KFP_CONTEXT", str(context))
+    with serving(fake) as url:
+        backend = KfpBackend.for_host(url, "kubeflow")
+        assert backend.client.get_user_namespace() == "kubeflow"
+        team = KfpBackend.for_host(url, "team-a")
+        assert team.client.get_user_namespace() == "team-a"
+    assert fake.requests == []
+    assert "someone-else" in context.read_text(), "the operator's context file is left as it was"
+
+
+def test_a_server_that_never_answers_is_transient_within_the_timeout(test_routes: LoadedRoutes) -> None:
+    import socket
+    import time
+
+    with socket.socket() as silent:  # accepts connections (the kernel does) and never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        backend = KfpBackend.for_host(
+            f"http://127.0.0.1:{silent.getsockname()[1]}", "kubeflow", timeout=(1.0, 0.5)
+        )
+        started = time.monotonic()
+        with pytest.raises(TransientError):
+            backend.submit(submission(test_routes))
+        assert time.monotonic() - started < 5, "one timed-out request, not kfp.Client's retries"
+
+
+def test_connection_refused_is_transient(test_routes: LoadedRoutes) -> None:
+    from tests.support import free_port
+
+    backend = KfpBackend.for_host(f"http://127.0.0.1:{free_port()}", "kubeflow", timeout=(1.0, 0.5))
+    with pytest.raises(TransientError):
+        backend.submit(submission(test_routes))
+    with pytest.raises(TransientError):
+        backend.find("route/b/o#1")
