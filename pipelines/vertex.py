@@ -23,6 +23,7 @@ from pipelines.backend import RunState, RunStatus, Submission
 from pipelines.catalog import RUN_KEY_PARAMETER
 
 JOB_ID_PREFIX = "kfpt-"
+TIMEOUT_SECONDS = 60.0  # per API call (GAPIC `timeout=`); a hung endpoint is a transient failure
 LABEL = re.compile(r"[^a-z0-9_-]")
 
 
@@ -38,6 +39,10 @@ def label(value: str) -> str:
 
 @contextlib.contextmanager
 def mapped(action: str) -> Iterator[None]:
+    """Turn the client's errors into kfp-trigger's: 5xx, 429, retries given up, and every
+    connection failure or timeout (the REST transport raises `requests`' own exceptions for
+    those, unwrapped) are transient; other API errors are permanent."""
+    import requests
     from google.api_core import exceptions
 
     try:
@@ -46,6 +51,8 @@ def mapped(action: str) -> Iterator[None]:
         raise TransientError(f"Vertex {action}: {type(exc).__name__}") from exc
     except exceptions.GoogleAPICallError as exc:
         raise PermanentError(f"Vertex {action}: {type(exc).__name__}: {exc.message}") from exc
+    except (requests.RequestException, OSError) as exc:
+        raise TransientError(f"Vertex {action}: {type(exc).__name__}") from exc
 
 
 class VertexBackend:
@@ -58,12 +65,14 @@ class VertexBackend:
         service_account: str = "",
         endpoint: str = "",
         credentials: Any = None,
+        timeout: float = TIMEOUT_SECONDS,
     ) -> None:
         self.parent = f"projects/{project}/locations/{location}"
         self.pipeline_root = pipeline_root
         self.service_account = service_account
         self.endpoint = endpoint or f"{location}-aiplatform.googleapis.com"
         self.credentials = credentials
+        self.timeout = timeout  # seconds, for every API call
         self._client: Any = None
 
     @property
@@ -104,7 +113,10 @@ class VertexBackend:
         # ALREADY_EXISTS (Conflict): this run key has its job already; adopt it.
         with mapped("create pipeline job"), contextlib.suppress(exceptions.Conflict):
             self.client.create_pipeline_job(
-                parent=self.parent, pipeline_job=job, pipeline_job_id=job_id(submission.run_key)
+                parent=self.parent,
+                pipeline_job=job,
+                pipeline_job_id=job_id(submission.run_key),
+                timeout=self.timeout,
             )
         return self.name_of(submission.run_key)
 
@@ -113,13 +125,14 @@ class VertexBackend:
 
         with mapped("get pipeline job"):
             try:
-                return str(self.client.get_pipeline_job(name=self.name_of(run_key)).name)
+                job = self.client.get_pipeline_job(name=self.name_of(run_key), timeout=self.timeout)
+                return str(job.name)
             except exceptions.NotFound:
                 return None
 
     def status(self, run_id: str) -> RunStatus:
         with mapped("get pipeline job"):
-            job = self.client.get_pipeline_job(name=run_id)
+            job = self.client.get_pipeline_job(name=run_id, timeout=self.timeout)
         return RunStatus(
             run_id=run_id,
             state=RunState.parse(job.state.name),
@@ -130,4 +143,4 @@ class VertexBackend:
 
     def cancel(self, run_id: str) -> None:
         with mapped("cancel pipeline job"):
-            self.client.cancel_pipeline_job(name=run_id)
+            self.client.cancel_pipeline_job(name=run_id, timeout=self.timeout)

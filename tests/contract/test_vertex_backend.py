@@ -189,3 +189,41 @@ def test_the_fake_lists_jobs_by_label_as_the_service_does(
         request={"parent": vertex.parent, "filter": 'labels.kfp-trigger-route="survey-landed"'}
     )
     assert [job.display_name for job in listed] == ["a"]
+
+
+def unreachable(port: int, timeout: float = 1.0) -> VertexBackend:
+    return VertexBackend(
+        "acme-analytics",
+        "europe-west1",
+        "gs://acme-pipelines/root",
+        endpoint=f"http://127.0.0.1:{port}",
+        credentials=AnonymousCredentials(),
+        timeout=timeout,
+    )
+
+
+def test_a_refused_connection_is_transient(test_routes: LoadedRoutes) -> None:
+    """The REST transport raises requests' ConnectionError, not an API error: still transient."""
+    from tests.support import free_port
+
+    backend = unreachable(free_port())
+    with pytest.raises(TransientError):
+        backend.submit(submission(test_routes))
+    with pytest.raises(TransientError):
+        backend.find("Survey_Landed/b/o#1")
+    with pytest.raises(TransientError):
+        backend.status("projects/acme-analytics/locations/europe-west1/pipelineJobs/kfpt-x")
+
+
+def test_an_endpoint_that_never_answers_is_transient_within_the_timeout(test_routes: LoadedRoutes) -> None:
+    import socket
+    import time
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        backend = unreachable(silent.getsockname()[1], timeout=1.0)
+        started = time.monotonic()
+        with pytest.raises(TransientError):
+            backend.submit(submission(test_routes))
+        assert time.monotonic() - started < 10
