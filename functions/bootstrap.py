@@ -104,6 +104,7 @@ def kfp_backend(settings: Settings) -> KfpBackend:
         token=settings.kfp_token,
         client_id=settings.kfp_client_id,
         token_file=settings.kfp_token_file,
+        completion_topic=settings.completion_topic,
     )
 
 
@@ -120,6 +121,7 @@ def vertex_backend(settings: Settings) -> VertexBackend:
         settings.vertex_pipeline_root,
         service_account=settings.vertex_service_account,
         endpoint=settings.vertex_endpoint,
+        completion_topic=settings.completion_topic,
     )
 
 

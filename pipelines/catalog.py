@@ -29,16 +29,8 @@ import yaml
 from events.errors import RoutesError
 from events.routes import PipelineDef, RoutesConfig, Rule, load_routes
 from pipelines.backend import CompiledPipeline
+from pipelines.parameters import BATCH_OBJECTS_PARAMETER, FILLED
 from pipelines.templates import problem, read_template, template_uri
-
-# Inputs filled by kfp-trigger itself when a pipeline declares them.
-RUN_KEY_PARAMETER = "run_key"
-BATCH_OBJECTS_PARAMETER = "batch_objects"  # LIST of gs:// URIs of a manifest's batch
-BATCH_BYTES_PARAMETER = "batch_bytes"  # NUMBER_INTEGER: their total size
-COMPLETION_TOPIC_PARAMETER = "completion_topic"  # where a notified pipeline's exit task publishes
-FILLED = frozenset(
-    {RUN_KEY_PARAMETER, BATCH_OBJECTS_PARAMETER, BATCH_BYTES_PARAMETER, COMPLETION_TOPIC_PARAMETER}
-)
 
 
 def content_hash(package_text: str) -> str:

@@ -22,8 +22,8 @@ from typing import Any
 import yaml
 from kfp import compiler, components, dsl
 
-COMPLETION_TOPIC_PARAMETER = "completion_topic"
-RUN_KEY_PARAMETER = "run_key"
+from pipelines.parameters import COMPLETION_TOPIC_PARAMETER, RUN_KEY_PARAMETER
+
 PYTHON_TYPES = {
     "STRING": str,
     "NUMBER_INTEGER": int,

@@ -20,7 +20,7 @@ import yaml
 
 from events.errors import PermanentError, TransientError
 from pipelines.backend import RunState, RunStatus, Submission
-from pipelines.catalog import RUN_KEY_PARAMETER
+from pipelines.parameters import filled
 
 JOB_ID_PREFIX = "kfpt-"
 TIMEOUT_SECONDS = 60.0  # per API call (GAPIC `timeout=`); a hung endpoint is a transient failure
@@ -66,6 +66,7 @@ class VertexBackend:
         endpoint: str = "",
         credentials: Any = None,
         timeout: float = TIMEOUT_SECONDS,
+        completion_topic: str = "",
     ) -> None:
         self.parent = f"projects/{project}/locations/{location}"
         self.pipeline_root = pipeline_root
@@ -73,6 +74,7 @@ class VertexBackend:
         self.endpoint = endpoint or f"{location}-aiplatform.googleapis.com"
         self.credentials = credentials
         self.timeout = timeout  # seconds, for every API call
+        self.completion_topic = completion_topic  # where notified pipelines report their end
         self._client: Any = None
 
     @property
@@ -93,9 +95,7 @@ class VertexBackend:
         from google.cloud.aiplatform_v1 import types
 
         spec = next(d for d in yaml.safe_load_all(submission.pipeline.package.read_text()) if d is not None)
-        params = dict(submission.params)
-        if RUN_KEY_PARAMETER in submission.pipeline.inputs:
-            params[RUN_KEY_PARAMETER] = submission.run_key
+        params = filled(submission, self.completion_topic)
         job = types.PipelineJob(
             display_name=submission.run_key[:128],
             pipeline_spec=spec,

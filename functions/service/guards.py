@@ -26,7 +26,7 @@ from functions.service.batches import Batch, NotReady, ready
 from functions.service.ports import Services
 from functions.service.records import NewRun
 from pipelines.backend import CompiledPipeline
-from pipelines.catalog import BATCH_BYTES_PARAMETER, BATCH_OBJECTS_PARAMETER
+from pipelines.parameters import BATCH_BYTES_PARAMETER, BATCH_OBJECTS_PARAMETER
 
 
 @dataclass(frozen=True, slots=True)

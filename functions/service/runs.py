@@ -25,7 +25,7 @@ from functions.service.ports import Services
 from functions.service.records import ClaimOutcome, DecisionRecord, NewRun, Outcome, RunRecord
 from functions.service.results import publish_result
 from pipelines.backend import CompiledPipeline, RunState, Submission
-from pipelines.catalog import BATCH_OBJECTS_PARAMETER
+from pipelines.parameters import BATCH_OBJECTS_PARAMETER
 
 log = logging.getLogger("kfp_trigger.runs")
 

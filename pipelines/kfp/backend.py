@@ -27,7 +27,7 @@ from urllib.parse import quote
 
 from events.errors import PermanentError, TransientError
 from pipelines.backend import CompiledPipeline, RunState, RunStatus, Submission
-from pipelines.catalog import RUN_KEY_PARAMETER
+from pipelines.parameters import filled
 
 T = TypeVar("T")
 EXPERIMENT_PREFIX = "kfp-trigger-"
@@ -122,9 +122,11 @@ def _equals(key: str, value: str, since: datetime | None = None) -> str:
 
 
 class KfpBackend:
-    def __init__(self, client_factory: Callable[[], Any]) -> None:
-        """`client_factory` builds the `kfp.Client` (host, namespace, credentials) on first use."""
+    def __init__(self, client_factory: Callable[[], Any], completion_topic: str = "") -> None:
+        """`client_factory` builds the `kfp.Client` (host, namespace, credentials) on first use;
+        `completion_topic` (pubsub://projects/P/topics/T) is where notified pipelines report."""
         self._factory = client_factory
+        self.completion_topic = completion_topic
         self._client: Any = None
         self._experiments: dict[str, str] = {}
         self._versions: dict[str, tuple[str, str]] = {}
@@ -138,6 +140,7 @@ class KfpBackend:
         client_id: str = "",
         token_file: str = "",
         timeout: tuple[float, float] = TIMEOUT,
+        completion_topic: str = "",
     ) -> KfpBackend:
         """A backend for the API at `host`, authenticated by, in order: a bearer `token`; a
         service-account `token_file` (in-cluster: the projected token, re-read on every request
@@ -166,7 +169,7 @@ class KfpBackend:
             client.set_user_namespace(namespace)  # kfp.Client keeps "kubeflow" only as a default
             return with_timeout(client, timeout)
 
-        return cls(factory)
+        return cls(factory, completion_topic)
 
     @property
     def client(self) -> Any:
@@ -217,9 +220,7 @@ class KfpBackend:
         return self._versions[pipeline.version_name]
 
     def submit(self, submission: Submission) -> str:
-        params = dict(submission.params)
-        if RUN_KEY_PARAMETER in submission.pipeline.inputs:
-            params[RUN_KEY_PARAMETER] = submission.run_key
+        params = filled(submission, self.completion_topic)
         experiment_id = self.experiment_id(submission.route)
         pipeline_id, version_id = self.version(submission.pipeline)
         with mapped("create run"):

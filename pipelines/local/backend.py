@@ -25,7 +25,7 @@ from pathlib import Path
 
 from events.errors import TransientError
 from pipelines.backend import RunState, RunStatus, Submission
-from pipelines.catalog import COMPLETION_TOPIC_PARAMETER, RUN_KEY_PARAMETER
+from pipelines.parameters import COMPLETION_TOPIC_PARAMETER, filled
 
 # A pipeline that declares this input reads gs://BUCKET/NAME from LANDING/BUCKET/NAME when run
 # locally: the embedded default's stand-in for Cloud Storage.
@@ -69,16 +69,12 @@ class LocalBackend:
         folder = self.runs_dir / run_id
         if (folder / "started").exists():
             return run_id  # already started for this run key: adopt it
-        params = dict(submission.params)
-        if RUN_KEY_PARAMETER in submission.pipeline.inputs:
-            params[RUN_KEY_PARAMETER] = submission.run_key
+        params = filled(submission, self.completion_topic)
         wants_landing = LANDING_PARAMETER in submission.pipeline.inputs and not params.get(LANDING_PARAMETER)
         if wants_landing and self.landing_dir is not None:
             params[LANDING_PARAMETER] = str(self.landing_dir.resolve())
         # A notified pipeline publishes its own notice from its exit task; the runner does not.
         notifies_itself = COMPLETION_TOPIC_PARAMETER in submission.pipeline.inputs
-        if notifies_itself:
-            params[COMPLETION_TOPIC_PARAMETER] = self.completion_topic
         request = {
             "run_id": run_id,
             "run_key": submission.run_key,

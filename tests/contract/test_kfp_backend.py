@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from events.errors import TransientError
-from pipelines.backend import RunState, Submission
+from pipelines.backend import CompiledPipeline, RunState, Submission
 from pipelines.catalog import LoadedRoutes
 from pipelines.kfp.backend import KfpBackend
 from tests.support import serving
@@ -270,3 +270,26 @@ def test_connection_refused_is_transient(test_routes: LoadedRoutes) -> None:
         backend.submit(submission(test_routes))
     with pytest.raises(TransientError):
         backend.find("route/b/o#1")
+
+
+@pytest.fixture(scope="module")
+def notified(tmp_path_factory: pytest.TempPathFactory) -> CompiledPipeline:
+    from events.routes import PipelineDef
+    from pipelines.catalog import build_pipeline
+
+    folder = tmp_path_factory.mktemp("notified")
+    echo = PipelineDef(
+        "echo", "tests.support.echo_pipeline:echo_pipeline", None, "kfp", None, {}, notify=True
+    )
+    return build_pipeline(echo, folder, folder / "packages")
+
+
+def test_a_notified_pipeline_is_told_where_to_report_its_end(
+    fake: FakeKfp, notified: CompiledPipeline
+) -> None:
+    topic = "pubsub://projects/acme-analytics/topics/kfp-trigger-completions"
+    with serving(fake) as url:
+        backend = KfpBackend.for_host(url, "kubeflow", completion_topic=topic)
+        run_id = backend.submit(Submission("route/b/o#1", "survey-landed", notified, {"message": "hi"}))
+    parameters = fake.runs[run_id]["runtime_config"]["parameters"]
+    assert parameters == {"message": "hi", "run_key": "route/b/o#1", "completion_topic": topic}

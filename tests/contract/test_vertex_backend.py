@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from google.auth.credentials import AnonymousCredentials
@@ -227,3 +228,30 @@ def test_an_endpoint_that_never_answers_is_transient_within_the_timeout(test_rou
         with pytest.raises(TransientError):
             backend.submit(submission(test_routes))
         assert time.monotonic() - started < 10
+
+
+def test_a_notified_pipeline_is_told_where_to_report_its_end(fake: FakeVertex, tmp_path: Path) -> None:
+    from events.routes import PipelineDef
+    from pipelines.catalog import build_pipeline
+
+    echo = PipelineDef(
+        "echo", "tests.support.echo_pipeline:echo_pipeline", None, "vertex", None, {}, notify=True
+    )
+    notified = build_pipeline(echo, tmp_path, tmp_path / "packages")
+    topic = "pubsub://projects/acme-analytics/topics/kfp-trigger-completions"
+    with serving(fake) as url:
+        backend = VertexBackend(
+            "acme-analytics",
+            "europe-west1",
+            "gs://acme-pipelines/root",
+            endpoint=url,
+            credentials=AnonymousCredentials(),
+            completion_topic=topic,
+        )
+        backend.submit(Submission("Survey_Landed/b/o#1", "survey-landed", notified, {"message": "hi"}))
+    (job,) = fake.jobs.values()
+    assert job["runtimeConfig"]["parameterValues"] == {
+        "message": "hi",
+        "run_key": "Survey_Landed/b/o#1",
+        "completion_topic": topic,
+    }
