@@ -22,6 +22,7 @@ Quick start:
   kfp-trigger explain EVENT_ID|RUN_KEY      every decision for one event or run
   kfp-trigger reconcile                     finish runs whose completion notice was lost
   kfp-trigger rerun RUN_KEY                 run it again on purpose (a new run key)
+  kfp-trigger cancel RUN_KEY                stop a queued or running run
   kfp-trigger pause / resume                hold every submission in the queue / start them
   kfp-trigger deploy plan --project P --region R   Terraform for everything routes.yaml needs
 """
@@ -47,6 +48,7 @@ for command in (
     inspect.explain,
     operate.reconcile,
     operate.rerun,
+    operate.cancel,
     operate.pause,
     operate.resume,
     deploy.deploy,

@@ -95,3 +95,31 @@ def resume(routes: str | None, state_dir: str | None, landing_dir: str | None, a
         click.echo(f"resumed: started {started} queued run(s)")
         if services.settings.paused:
             click.echo("KFP_TRIGGER_PAUSED=true is still set here: this process still holds submissions")
+
+
+@click.command()
+@click.argument("run_key")
+@settings_options
+@click.option("--json", "as_json", is_flag=True, help="print {run_key, state}")
+def cancel(
+    run_key: str, routes: str | None, state_dir: str | None, landing_dir: str | None, as_json: bool
+) -> None:
+    """Cancel RUN_KEY: a queued run ends CANCELED at once; a running one is cancelled on its
+    engine, and recorded CANCELED when the engine reports it (its notice, or `reconcile`).
+    Exit status 1 if there is nothing to cancel (the reason is printed)."""
+    from events.errors import PermanentError
+    from functions.service import runs
+
+    services = common.services(routes, state_dir, landing_dir)
+    try:
+        state = runs.cancel(services, run_key)
+    except PermanentError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if as_json:
+        common.emit({"run_key": run_key, "state": state})
+    elif state is state.CANCELED:
+        click.echo(f"cancelled {run_key} (it was queued)")
+    else:
+        click.echo(
+            f"cancel requested for {run_key}; `kfp-trigger runs` shows CANCELED once the engine ends it"
+        )

@@ -244,3 +244,30 @@ def adopt(services: Services, claim: RunRecord, run_id: str, why: str) -> None:
     """Record `run_id`, found on the engine by the run key, for a run the ledger has CLAIMED."""
     if services.store.mark_submitted(claim.run_key, claim.attempt, run_id, services.clock()):
         recorder(services, claim, "adoption")(Outcome.RUN, f"adopted {run_id} {why}")
+
+
+def cancel(services: Services, run_key: str) -> RunState:
+    """Cancel a run on purpose: a queued run ends CANCELED at once (it never started, its result
+    is published); a submitted one is cancelled on its engine, which stays the authority: the
+    run is recorded CANCELED (or however it ends) when the engine says so, by its notice or the
+    reconciler. Returns the run's state after the request.
+
+    Raises:
+        PermanentError: no such run, it has ended already, or it is being submitted right now.
+    """
+    run = services.store.get(run_key)
+    if run is None:
+        raise PermanentError(f"no run {run_key!r} in the ledger")
+    if run.state.terminal:
+        raise PermanentError(f"run {run_key!r} has ended already: {run.state}")
+    note = recorder(services, run, "cancel")
+    if run.state is RunState.QUEUED:
+        if finish(services, run, RunState.CANCELED, {"error": "cancelled before it started"}):
+            note(Outcome.COMPLETED, "cancelled while queued")
+        publish_result(services, run.run_key)
+        return RunState.CANCELED
+    if run.run_id is None:
+        raise PermanentError(f"run {run_key!r} is being submitted right now; try again in a moment")
+    services.backends[run.backend].cancel(run.run_id)
+    note(Outcome.COMPLETED, f"cancel requested of {run.run_id}; the engine reports its end")
+    return run.state

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from events.errors import TransientError
+from events.errors import PermanentError, TransientError
 from pipelines.backend import CompiledPipeline, RunState, Submission
 from pipelines.catalog import LoadedRoutes
 from pipelines.kfp.backend import KfpBackend
@@ -293,3 +293,16 @@ def test_a_notified_pipeline_is_told_where_to_report_its_end(
         run_id = backend.submit(Submission("route/b/o#1", "survey-landed", notified, {"message": "hi"}))
     parameters = fake.runs[run_id]["runtime_config"]["parameters"]
     assert parameters == {"message": "hi", "run_key": "route/b/o#1", "completion_topic": topic}
+
+
+def test_cancel_terminates_a_run_that_has_not_ended(
+    kfp: KfpBackend, fake: FakeKfp, test_routes: LoadedRoutes
+) -> None:
+    run_id = kfp.submit(submission(test_routes))
+    kfp.cancel(run_id)
+    assert ("POST", f"/apis/v2beta1/runs/{run_id}:terminate") in fake.requests
+    assert kfp.status(run_id).state is RunState.RUNNING, "CANCELING: it may still end otherwise"
+    fake.states[run_id] = "CANCELED"
+    assert kfp.status(run_id).state is RunState.CANCELED
+    with pytest.raises(PermanentError, match="HTTP 400"):
+        kfp.cancel(run_id)  # the server refuses to terminate an ended run

@@ -174,9 +174,13 @@ def test_pause_holds_submissions_and_resume_starts_them(tmp_path: Path) -> None:
     queued = json.loads(run("runs", "--state", "QUEUED", "--json", env=env_for(tmp_path)).stdout)
     assert len(queued) == 2
     assert not (tmp_path / "runs").exists()
+    cancelled = run("cancel", queued[0]["run_key"], "--json", env=env_for(tmp_path))
+    assert json.loads(cancelled.stdout) == {"run_key": queued[0]["run_key"], "state": "CANCELED"}
+    again = run("cancel", queued[0]["run_key"], env=env_for(tmp_path))
+    assert (again.returncode, "has ended already: CANCELED" in again.stderr) == (1, True)
     resumed = run("resume", "--json", env=env_for(tmp_path))
-    assert json.loads(resumed.stdout) == {"paused": False, "started": 2}, resumed.stderr
-    assert len(list((tmp_path / "runs").iterdir())) == 2
+    assert json.loads(resumed.stdout) == {"paused": False, "started": 1}, resumed.stderr
+    assert len(list((tmp_path / "runs").iterdir())) == 1
 
 
 def test_pipelines_push_uploads_each_version_once(tmp_path: Path) -> None:

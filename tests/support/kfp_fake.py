@@ -8,7 +8,8 @@ namespace, pipelines per namespace, versions per pipeline → 409), and injects 
 happens, then the caller gets a 504, as when a proxy times out), "timeout" (the write happens,
 the answer comes `slow_seconds` late) or "empty" (a list answers nothing, as when another
 instance creates the item just after). `states[run_id]` sets what a
-run reports. It records every request in `requests`.
+run reports; `POST /runs/{id}:terminate` cancels as the server does. It records every request in
+`requests`.
 """
 
 from __future__ import annotations
@@ -202,6 +203,8 @@ class FakeKfp:
                 }
                 self.runs[run["run_id"]] = run
                 return _json(run)
+            case ("POST", ["runs", action]) if action.endswith(":terminate"):
+                return self._terminate(action.removesuffix(":terminate"))
             case ("GET", ["runs", run_id]):
                 if run_id not in self.runs:
                     return _error(5, "run not found", 404)
@@ -216,6 +219,17 @@ class FakeKfp:
                 ]
                 return _json({"runs": _filtered(runs, request, "runs"), "total_size": 0})
         return _error(12, f"no such endpoint: {method} {path}", 404)
+
+    def _terminate(self, run_id: str) -> Response:
+        """POST /runs/{id}:terminate (run.proto TerminateRun): a run not yet ended is CANCELING
+        (storage/run_store.go TerminateRun); the workflow's end makes it CANCELED later."""
+        if run_id not in self.runs:
+            return _error(5, f"Failed to terminate run {run_id}: run not found", 404)
+        state = self.states.get(run_id, self.runs[run_id]["state"])
+        if state not in ("PAUSED", "PENDING", "RUNNING", "RUNTIME_STATE_UNSPECIFIED"):
+            return _error(3, f"Failed to terminate a run {run_id}. Row not found", 400)
+        self.states[run_id] = "CANCELING"
+        return _json({})
 
     def _add_version(self, pipeline_id: str, name: str) -> dict[str, Any]:
         version = {

@@ -259,3 +259,35 @@ def test_every_outcome_has_an_answer() -> None:
 
     assert set(STATUS) == set(Outcome)
     assert {outcome for outcome, status in STATUS.items() if status >= 300} == {Outcome.BUSY, Outcome.RETRY}
+
+
+def test_cancel_asks_the_engine_and_the_engine_decides_the_end(
+    services: Services, backend: RecordingBackend
+) -> None:
+    from events.errors import PermanentError
+    from functions.service import runs
+
+    deliver(services, *storage_event("some-bucket", "folder/a.csv"))
+    assert runs.cancel(services, KEY) is RunState.SUBMITTED
+    assert backend.states["fake-1"] is RunState.CANCELED, "the engine was asked"
+    record = services.store.get(KEY)
+    assert record is not None
+    assert record.state is RunState.SUBMITTED, "recorded only when the engine reports it"
+    assert completion.reconcile(services) == 1
+    assert results(services)[0]["data"]["state"] == "CANCELED"
+    with pytest.raises(PermanentError, match="ended already"):
+        runs.cancel(services, KEY)
+    with pytest.raises(PermanentError, match="no run"):
+        runs.cancel(services, "nobody/knows")
+
+
+def test_cancel_ends_a_queued_run_at_once(services: Services, backend: RecordingBackend) -> None:
+    from functions.service import limits, runs
+
+    services.quotas.set_flag(limits.PAUSED, True)
+    deliver(services, *storage_event("some-bucket", "folder/a.csv"))
+    assert runs.cancel(services, KEY) is RunState.CANCELED
+    services.quotas.set_flag(limits.PAUSED, False)
+    assert runs.start_queued(services) == 0
+    assert backend.submitted == []
+    assert results(services)[0]["data"]["state"] == "CANCELED"
