@@ -55,6 +55,30 @@ def mapped(action: str) -> Iterator[None]:
         raise TransientError(f"Vertex {action}: {type(exc).__name__}") from exc
 
 
+def metrics_and_outputs(job: Any) -> tuple[dict[str, float], dict[str, str]]:
+    """A job's metrics and output artifacts, from what Vertex reports of each task.
+
+    `PipelineJob.jobDetail.taskDetails[].outputs` maps each output to its artifacts
+    (`PipelineTaskDetail.ArtifactList`); a `system.Metrics` artifact carries the logged values in
+    its `metadata` (aiplatform v1 REST reference: PipelineJob, PipelineTaskDetail, Artifact).
+    Metrics are the numeric metadata of every such artifact; outputs are `task/output` → URI.
+    """
+    metrics: dict[str, float] = {}
+    outputs: dict[str, str] = {}
+    for task in job.job_detail.task_details:
+        for name, listed in task.outputs.items():
+            for artifact in listed.artifacts:
+                if artifact.uri:
+                    outputs[f"{task.task_name}/{name}"] = artifact.uri
+                if artifact.schema_title == "system.Metrics":
+                    metrics |= {
+                        key: float(value)
+                        for key, value in dict(artifact.metadata).items()
+                        if isinstance(value, int | float) and not isinstance(value, bool)
+                    }
+    return metrics, outputs
+
+
 class VertexBackend:
     def __init__(
         self,
@@ -133,11 +157,14 @@ class VertexBackend:
     def status(self, run_id: str) -> RunStatus:
         with mapped("get pipeline job"):
             job = self.client.get_pipeline_job(name=run_id, timeout=self.timeout)
+        metrics, outputs = metrics_and_outputs(job)
         return RunStatus(
             run_id=run_id,
             state=RunState.parse(job.state.name),
             started_at=job.start_time.isoformat() if job.start_time else None,
             finished_at=job.end_time.isoformat() if job.end_time else None,
+            metrics=metrics,
+            outputs=outputs,
             error=job.error.message or None,
         )
 

@@ -156,6 +156,27 @@ def test_the_trigger_loop_on_vertex(services, vertex: VertexBackend, fake: FakeV
     assert result["data"]["run_id"].endswith(f"/pipelineJobs/{job_key}")
 
 
+def test_a_vertex_result_carries_the_jobs_metrics_and_version(
+    services, vertex: VertexBackend, fake: FakeVertex
+) -> None:
+    from dataclasses import replace
+
+    from functions.service import completion, intake
+    from tests.support import storage_event
+
+    catalog = {name: replace(pipeline, backend="vertex") for name, pipeline in services.catalog.items()}
+    on_vertex = replace(services, catalog=catalog, backends={"vertex": vertex})
+    headers, body = storage_event("some-bucket", "folder/vertex.csv")
+    assert call(intake.handle, on_vertex, headers, body).status == 200
+    (job_key,) = fake.jobs
+    fake.finish(job_key, "PIPELINE_STATE_SUCCEEDED", {"evaluate": {"accuracy": 0.81}})
+    assert completion.reconcile(on_vertex) == 1
+    (result,) = on_vertex.results.published
+    assert (result["data"]["state"], result["data"]["metrics"]) == ("SUCCEEDED", {"accuracy": 0.81})
+    assert result["data"]["version"] == catalog["echo"].version
+    assert result["data"]["finished_at"] is not None
+
+
 def test_a_vertex_pipeline_needs_its_project(tmp_path) -> None:
     from functions import bootstrap
     from functions.settings import Settings, SettingsError
@@ -255,3 +276,21 @@ def test_a_notified_pipeline_is_told_where_to_report_its_end(fake: FakeVertex, t
         "run_key": "Survey_Landed/b/o#1",
         "completion_topic": topic,
     }
+
+
+def test_a_finished_job_reports_its_metrics_times_and_error(
+    vertex: VertexBackend, fake: FakeVertex, test_routes: LoadedRoutes
+) -> None:
+    name = vertex.submit(submission(test_routes))
+    job = job_id("Survey_Landed/b/o#1")
+    fake.finish(job, "PIPELINE_STATE_SUCCEEDED", {"evaluate": {"accuracy": 0.81, "auc": 0.77, "note": "x"}})
+    status = vertex.status(name)
+    assert status.state is RunState.SUCCEEDED
+    assert status.metrics == {"accuracy": 0.81, "auc": 0.77}
+    assert status.outputs == {"evaluate/metrics": f"gs://acme-pipelines/root/{job}/evaluate/metrics"}
+    assert status.started_at is not None
+    assert status.finished_at is not None
+    assert status.error is None
+    failed = vertex.submit(submission(test_routes, "Survey_Landed/b/o#2"))
+    fake.finish(job_id("Survey_Landed/b/o#2"), "PIPELINE_STATE_FAILED", error="The DAG failed.")
+    assert (vertex.status(failed).state, vertex.status(failed).error) == (RunState.FAILED, "The DAG failed.")

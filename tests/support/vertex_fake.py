@@ -5,7 +5,8 @@ parsed strictly into the real `aiplatform_v1.PipelineJob` message (unknown field
 INVALID_ARGUMENT), the `pipelineJobId` must match `[a-z][a-z0-9-]{0,127}`, label keys and values are
 at most 63 lower-case letters, digits, `_` or `-`, and a reused id answers 409 ALREADY_EXISTS; a
 `templateUri` must be an Artifact Registry template URI. `fail_next("create", "503")` answers
-UNAVAILABLE once; `states[job_id]` sets what a job reports.
+UNAVAILABLE once; `states[job_id]` sets what a job reports; `finish(...)` ends a job with its
+times, error and task details (its metrics artifacts).
 """
 
 from __future__ import annotations
@@ -37,6 +38,46 @@ class FakeVertex:
     creates: int = 0
     faults: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def finish(
+        self,
+        job_id: str,
+        state: str,
+        metrics: dict[str, dict[str, object]] | None = None,
+        error: str = "",
+    ) -> None:
+        """End a job as Vertex reports it: `state`, `startTime`/`endTime`, an `error` (google.rpc
+        Status) when it failed, and `jobDetail.taskDetails` with each task's output artifacts;
+        `metrics` maps a task name to the metadata of its `system.Metrics` output (aiplatform v1
+        REST reference: PipelineJob, PipelineJobDetail, PipelineTaskDetail, Artifact)."""
+        now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        job = self.jobs[job_id]
+        root = job.get("runtimeConfig", {}).get("gcsOutputDirectory", "gs://root")
+        tasks = [
+            {
+                "taskId": str(number),
+                "taskName": task,
+                "state": "SUCCEEDED",
+                "outputs": {
+                    "metrics": {
+                        "artifacts": [
+                            {
+                                "name": f"{job['name']}/artifacts/{task}-metrics",
+                                "uri": f"{root}/{job_id}/{task}/metrics",
+                                "schemaTitle": "system.Metrics",
+                                "schemaVersion": "0.0.1",
+                                "metadata": {"display_name": "metrics", **values},
+                            }
+                        ]
+                    }
+                },
+            }
+            for number, (task, values) in enumerate((metrics or {}).items(), start=1)
+        ]
+        job |= {"startTime": job["createTime"], "endTime": now, "jobDetail": {"taskDetails": tasks}}
+        if error:
+            job["error"] = {"code": 9, "message": error}
+        self.states[job_id] = state
 
     def fail_next(self, action: str, kind: str) -> None:
         self.faults.append(f"{action}:{kind}")
