@@ -104,6 +104,7 @@ class RunStatus:
     metrics: Mapping[str, float] = field(default_factory=dict)
     outputs: Mapping[str, str] = field(default_factory=dict)  # output name → URI
     error: str | None = None
+    artifact_root: str | None = None  # gs://… under which the run's artifacts are written, if known
 
 
 class Backend(Protocol):

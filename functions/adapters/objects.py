@@ -6,6 +6,7 @@ opaque: the local adapter resolves them under the landing folder and refuses any
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,13 @@ class LocalObjectStore:
     def size(self, bucket: str, name: str) -> int | None:
         path = self._path(bucket, name)
         return path.stat().st_size if path is not None else None
+
+    def list(self, bucket: str, prefix: str, limit: int) -> list[str]:
+        root = (self.landing / bucket).resolve()
+        if not root.is_relative_to(self.landing) or not root.is_dir():
+            return []
+        names = (path.relative_to(root).as_posix() for path in root.rglob("*") if path.is_file())
+        return sorted(name for name in names if name.startswith(prefix))[:limit]
 
 
 class GcsObjectStore:
@@ -62,3 +70,12 @@ class GcsObjectStore:
         except exceptions.GoogleAPICallError as exc:
             raise TransientError(f"Cloud Storage unavailable: {type(exc).__name__}") from exc
         return None if blob is None else int(blob.size or 0)
+
+    def list(self, bucket: str, prefix: str, limit: int) -> list[str]:
+        from google.api_core import exceptions
+
+        try:
+            blobs = self._bucket(bucket).list_blobs(prefix=prefix, max_results=limit)
+            return sorted(str(blob.name) for blob in itertools.islice(blobs, limit))
+        except exceptions.GoogleAPICallError as exc:
+            raise TransientError(f"Cloud Storage unavailable: {type(exc).__name__}") from exc

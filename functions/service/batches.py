@@ -17,6 +17,7 @@ from functions.service.ports import ObjectStore
 
 MAX_MANIFEST_BYTES = 1024 * 1024
 MAX_MANIFEST_OBJECTS = 100_000
+MAX_METRICS_FILES = 1000  # objects listed under one run's artifact root
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,10 +77,21 @@ def metrics_at(store: ObjectStore, outputs: Mapping[str, str]) -> dict[str, floa
     a metrics component that also writes `{"name": number}` to its artifact's path makes them
     readable from the `gs://` pipeline root. Unreadable or non-JSON files are skipped.
     """
+    uris = [uri for name, uri in sorted(outputs.items()) if name.endswith("metrics")]
+    return _metrics_in(store, [uri for uri in uris if uri.startswith("gs://")])
+
+
+def metrics_under(store: ObjectStore, root: str) -> dict[str, float]:
+    """Metrics written as JSON into every `…metrics` artifact under a run's `gs://` artifact root
+    (where KFP writes `<root>/<task>/<salt>/<output>`: its API does not list artifact URIs)."""
+    bucket, _, prefix = root.removeprefix("gs://").partition("/")
+    names = store.list(bucket, prefix, MAX_METRICS_FILES)
+    return _metrics_in(store, [f"gs://{bucket}/{name}" for name in names if name.endswith("metrics")])
+
+
+def _metrics_in(store: ObjectStore, uris: list[str]) -> dict[str, float]:
     metrics: dict[str, float] = {}
-    for name, uri in sorted(outputs.items()):
-        if not name.endswith("metrics") or not uri.startswith("gs://"):
-            continue
+    for uri in uris:
         bucket, _, path = uri.removeprefix("gs://").partition("/")
         raw = store.read(bucket, path, MAX_MANIFEST_BYTES)
         try:

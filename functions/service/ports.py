@@ -158,6 +158,10 @@ class ObjectStore(Protocol):
         """The object's size in bytes, or None if it does not exist."""
         ...
 
+    def list(self, bucket: str, prefix: str, limit: int) -> list[str]:
+        """The names of at most `limit` objects whose names start with `prefix`, sorted."""
+        ...
+
 
 class AuthError(KfpTriggerError):
     """The caller is not let in; `status` is 401 (who are you?), 403 (not you) or 503."""

@@ -20,7 +20,7 @@ from events.errors import PermanentError, TransientError
 from events.routes import Rule
 from functions.logs import fields
 from functions.service import crashpoints, limits
-from functions.service.batches import metrics_at
+from functions.service.batches import metrics_at, metrics_under
 from functions.service.ports import Services
 from functions.service.records import ClaimOutcome, DecisionRecord, NewRun, Outcome, RunRecord
 from functions.service.results import publish_result
@@ -222,6 +222,8 @@ def complete(services: Services, run: RunRecord, hint: RunState | None = None) -
         metrics = dict(status.metrics)
         if not metrics and services.objects is not None:  # a cluster keeps values in its metadata store
             metrics = metrics_at(services.objects, status.outputs)
+            if not metrics and status.artifact_root:
+                metrics = metrics_under(services.objects, status.artifact_root)
         details = {
             "started_at": status.started_at,
             "finished_at": status.finished_at,

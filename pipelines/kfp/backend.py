@@ -130,6 +130,7 @@ class KfpBackend:
         self._client: Any = None
         self._experiments: dict[str, str] = {}
         self._versions: dict[str, tuple[str, str]] = {}
+        self._pipeline_names: dict[str, str] = {}  # pipeline version id → pipelineInfo.name
 
     @classmethod
     def for_host(
@@ -252,7 +253,29 @@ class KfpBackend:
             started_at=run.created_at.isoformat() if run.created_at else None,
             finished_at=run.finished_at.isoformat() if run.finished_at else None,
             error=error,
+            artifact_root=self.artifact_root(run) if state.terminal else None,
         )
+
+    def artifact_root(self, run: Any) -> str | None:
+        """Where the run's artifacts are written: `<pipeline root>/<pipeline name>/<run id>/`
+        (the v2 driver's `GenerateOutputURI(pipelineRoot, [pipelineName, runID])`,
+        backend/src/v2/metadata/client.go), for a run submitted with a `gs://` pipeline root.
+
+        The API lists no artifact URIs (a run's task details hold artifact ids of the metadata
+        store only), so the completion path reads metrics files under this root instead.
+        """
+        config, reference = run.runtime_config, run.pipeline_version_reference
+        root = config.pipeline_root if config is not None else None
+        if not root or not root.startswith("gs://") or reference is None:
+            return None
+        version_id = str(reference.pipeline_version_id)
+        if version_id not in self._pipeline_names:
+            with mapped("get pipeline version"):
+                version = self.client.get_pipeline_version(reference.pipeline_id, version_id)
+            info = (version.pipeline_spec or {}).get("pipelineInfo", {})
+            self._pipeline_names[version_id] = str(info.get("name", ""))
+        name = self._pipeline_names[version_id]
+        return f"{root.rstrip('/')}/{name}/{run.run_id}/" if name else None
 
     def cancel(self, run_id: str) -> None:
         with mapped("terminate run"):

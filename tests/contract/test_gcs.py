@@ -60,3 +60,24 @@ def test_the_result_carries_metrics_read_from_a_gs_pipeline_root(
     assert isinstance(services.results, RecordingSink)
     (result,) = services.results.published
     assert result["data"]["metrics"] == {"auc": 0.77, "rows_test": 40.0}
+
+
+@pytest.mark.parametrize("kind", ["gcs", "local"])
+def test_both_stores_list_by_prefix_alike(kind: str, request: pytest.FixtureRequest, tmp_path) -> None:
+    """The object store contract for listing, on Cloud Storage (the emulator) and the landing folder."""
+    from functions.adapters.objects import LocalObjectStore
+
+    names = ["run/a/metrics", "run/b/model", "run/b/metrics", "runner/x", "other/run/y"]
+    if kind == "gcs":
+        bucket = request.getfixturevalue("bucket")
+        for name in names:
+            bucket.blob(name).upload_from_string("{}")
+        store, bucket_name = GcsObjectStore(), bucket.name
+    else:
+        for name in names:
+            (tmp_path / "b" / name).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / "b" / name).write_text("{}")
+        store, bucket_name = LocalObjectStore(tmp_path), "b"
+    assert store.list(bucket_name, "run/", 100) == ["run/a/metrics", "run/b/metrics", "run/b/model"]
+    assert store.list(bucket_name, "run/", 2) == ["run/a/metrics", "run/b/metrics"]
+    assert store.list(bucket_name, "nothing/", 100) == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -89,3 +90,34 @@ def test_the_exit_handler_says_complete_for_success(on_kfp: Services, fake: Fake
     call(completion.handle, on_kfp, headers, body)
     (result,) = results(on_kfp)
     assert result["data"]["state"] == "SUCCEEDED"
+
+
+def test_a_kfp_result_carries_the_metrics_its_run_wrote_under_the_pipeline_root(
+    on_kfp: Services, fake: FakeKfp, tmp_path: Path
+) -> None:
+    """The API lists no artifact URIs: the metrics files are found under the run's root in the
+    pipeline root, where the v2 driver writes `<root>/<pipeline>/<run id>/<task>/<salt>/<output>`."""
+    import json
+
+    from functions.adapters.objects import LocalObjectStore
+
+    rooted = {
+        name: replace(p, pipeline_root="gs://acme-pipelines/root") for name, p in on_kfp.catalog.items()
+    }
+    landing = tmp_path / "buckets"
+    services = replace(on_kfp, catalog=rooted, objects=LocalObjectStore(landing))
+    assert deliver(services).status == 200
+    (run_id,) = fake.runs
+    pipeline_name = "echo-pipeline"
+    written = landing / "acme-pipelines" / "root" / pipeline_name / run_id / "evaluate" / "f1e2d3" / "metrics"
+    written.parent.mkdir(parents=True)
+    written.write_text(json.dumps({"accuracy": 0.81, "rows": 600}))
+    unrelated = (
+        landing / "acme-pipelines" / "root" / pipeline_name / "another-run" / "evaluate" / "x" / "metrics"
+    )
+    unrelated.parent.mkdir(parents=True)
+    unrelated.write_text(json.dumps({"accuracy": 0.1}))
+    fake.states[run_id] = "SUCCEEDED"
+    assert completion.reconcile(services) == 1
+    (result,) = results(services)
+    assert result["data"]["metrics"] == {"accuracy": 0.81, "rows": 600.0}

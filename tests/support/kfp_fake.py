@@ -164,7 +164,7 @@ class FakeKfp:
                 )
             case ("POST", ["pipelines", "upload"]):
                 name = request.args["name"]
-                _package(request)
+                spec = _package(request)
                 if any(p["display_name"] == name for p in self.pipelines.values()):
                     return _conflict(f"Pipeline with name {name} already exists")
                 pipeline = {
@@ -174,16 +174,21 @@ class FakeKfp:
                     "created_at": now(),
                 }
                 self.pipelines[pipeline["pipeline_id"]] = pipeline
-                self._add_version(pipeline["pipeline_id"], name)
+                self._add_version(pipeline["pipeline_id"], name, spec)
                 return _json(pipeline)
             case ("POST", ["pipelines", "upload_version"]):
                 name, pipeline_id = request.args["name"], request.args["pipelineid"]
-                _package(request)
+                spec = _package(request)
                 if pipeline_id not in self.pipelines:
                     return _error(5, "pipeline not found", 404)
                 if any(v["pipeline_id"] == pipeline_id and v["name"] == name for v in self.versions.values()):
                     return _conflict(f"Pipeline version with name {name} already exists")
-                return _json(self._add_version(pipeline_id, name))
+                return _json(self._add_version(pipeline_id, name, spec))
+            case ("GET", ["pipelines", pipeline_id, "versions", version_id]):
+                version = self.versions.get(version_id)
+                if version is None or version["pipeline_id"] != pipeline_id:
+                    return _error(5, f"pipeline version {version_id} not found", 404)
+                return _json(version)
             case ("GET", ["pipelines", pipeline_id, "versions"]):
                 versions = [v for v in self.versions.values() if v["pipeline_id"] == pipeline_id]
                 return _json({"pipeline_versions": _filtered(versions, request, "versions"), "total_size": 0})
@@ -231,13 +236,14 @@ class FakeKfp:
         self.states[run_id] = "CANCELING"
         return _json({})
 
-    def _add_version(self, pipeline_id: str, name: str) -> dict[str, Any]:
+    def _add_version(self, pipeline_id: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
         version = {
             "pipeline_id": pipeline_id,
             "pipeline_version_id": str(uuid.uuid4()),
             "display_name": name,
             "name": name,
             "created_at": now(),
+            "pipeline_spec": spec,
         }
         self.versions[version["pipeline_version_id"]] = version
         return version
@@ -309,15 +315,17 @@ def _body(request: Request, model: str) -> dict[str, Any]:
     return body
 
 
-def _package(request: Request) -> None:
+def _package(request: Request) -> dict[str, Any]:
+    """The uploaded package's pipeline spec (the server keeps it on the version: pipeline_spec)."""
     upload = request.files.get("uploadfile")
     if upload is None:
         raise ValueError("multipart field 'uploadfile' is missing")
     import yaml
 
-    spec = next(doc for doc in yaml.safe_load_all(upload.read()) if doc is not None)
+    spec: dict[str, Any] = next(doc for doc in yaml.safe_load_all(upload.read()) if doc is not None)
     if spec.get("schemaVersion") != "2.1.0":
         raise ValueError("KFP only supports schema version 2.1.0")
+    return spec
 
 
 def _conflict(message: str) -> Response:
