@@ -138,7 +138,7 @@ def build(settings: Settings, environment: Mapping[str, str] | None = None) -> S
 
     settings.check_serving()
     environment = os.environ if environment is None else environment
-    loaded = catalog.load(settings.routes, settings.packages_dir)
+    loaded = catalog.load(settings.routes, settings.packages_dir, settings.notify_image)
     secrets: dict[str, str] = {}
     for rule in loaded.rules:
         if rule.signature is not None:

@@ -87,6 +87,7 @@ class Settings(BaseSettings):
     vertex_pipeline_root: str = Field("", description="gs://… where Vertex writes run outputs")
     vertex_service_account: str = Field("", description="the pipeline runner's identity")
     vertex_endpoint: str = Field("", description="default: <location>-aiplatform.googleapis.com")
+    notify_image: str = Field("", description="the image notified pipelines' exit step runs from")
     max_body_bytes: Annotated[int, Field(gt=0)] = 512 * 1024  # Eventarc's own event size limit
     claim_lease_seconds: Positive = 120.0
     reconcile_grace_seconds: Annotated[float, Field(ge=0)] = 60.0  # younger runs are left to their notice

@@ -72,7 +72,9 @@ def _inputs(package_text: str) -> tuple[dict[str, str], frozenset[str]]:
     return inputs, required
 
 
-def build_pipeline(definition: PipelineDef, base_dir: Path, packages_dir: Path) -> CompiledPipeline:
+def build_pipeline(
+    definition: PipelineDef, base_dir: Path, packages_dir: Path, notify_image: str = ""
+) -> CompiledPipeline:
     """Compile or read one pipeline and store its package under its content-addressed name.
 
     Raises:
@@ -90,7 +92,7 @@ def build_pipeline(definition: PipelineDef, base_dir: Path, packages_dir: Path) 
     if definition.notify:
         from pipelines.notify import notified
 
-        text = notified(text)
+        text = notified(text, notify_image)
     version = content_hash(text)
     package = packages_dir / f"{definition.name}-{version[:12]}.yaml"
     if not package.exists():
@@ -113,13 +115,13 @@ def build_pipeline(definition: PipelineDef, base_dir: Path, packages_dir: Path) 
 
 
 def build_catalog(
-    config: RoutesConfig, base_dir: Path, packages_dir: Path, problems: list[str]
+    config: RoutesConfig, base_dir: Path, packages_dir: Path, problems: list[str], notify_image: str = ""
 ) -> dict[str, CompiledPipeline]:
     """Build every pipeline; each failure is added to `problems` with the pipeline's path."""
     catalog: dict[str, CompiledPipeline] = {}
     for name, definition in config.pipelines.items():
         try:
-            catalog[name] = build_pipeline(definition, base_dir, packages_dir)
+            catalog[name] = build_pipeline(definition, base_dir, packages_dir, notify_image)
         except Exception as exc:
             field = "source" if definition.source else "package"
             problems.append(f"pipelines[{name}].{field}: cannot build: {type(exc).__name__}: {exc}")
@@ -209,8 +211,9 @@ class LoadedRoutes:
     catalog: dict[str, CompiledPipeline]
 
 
-def load(path: Path, packages_dir: Path) -> LoadedRoutes:
-    """Validate the routes file and compile every pipeline it names.
+def load(path: Path, packages_dir: Path, notify_image: str = "") -> LoadedRoutes:
+    """Validate the routes file and compile every pipeline it names (`notify: true` pipelines
+    with their exit step from `notify_image`, see `pipelines.notify.exit_step`).
 
     Raises:
         RoutesError: every problem found, each with its place in the file.
@@ -221,7 +224,7 @@ def load(path: Path, packages_dir: Path) -> LoadedRoutes:
         raise RoutesError([f"{path}: cannot read ({exc.strerror})"]) from exc
     config = load_routes(text)
     problems: list[str] = []
-    catalog = build_catalog(config, path.parent, packages_dir, problems)
+    catalog = build_catalog(config, path.parent, packages_dir, problems, notify_image)
     # Pinned versions are looked up beside routes.yaml (packages/, committed) and in the state.
     variants = resolve_variants(config.rules, catalog, [path.parent / "packages", packages_dir], problems)
     rules = typed_rules(variants, catalog, problems)

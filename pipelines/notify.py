@@ -34,7 +34,12 @@ PYTHON_TYPES = {
 }
 
 
-@dsl.component(base_image="python:3.11-slim", packages_to_install=["google-cloud-pubsub>=2.30,<3"])
+# Without an image of its own, the exit step installs what it needs when it runs (python:3.11-slim
+# and pip): that needs egress to PyPI, which private clusters do not have.
+DEFAULT_IMAGE = "python:3.11-slim"
+RUNTIME_PACKAGES = ["google-cloud-pubsub>=2.30,<3"]
+
+
 def publish_completion(completion_topic: str, run_key: str, status: dsl.PipelineTaskFinalStatus) -> None:
     """Publish the run's end to `completion_topic` (pubsub://projects/P/topics/T or projects/P/topics/T)."""
     import json
@@ -72,17 +77,28 @@ def _parameters(declared: dict[str, Any]) -> list[inspect.Parameter]:
     return sorted(parameters, key=lambda p: p.default is not inspect.Parameter.empty)
 
 
-def notified(package_text: str) -> str:
-    """The package of `package_text`'s pipeline, guarded by a completion-notice exit handler."""
+def exit_step(image: str = "") -> Any:
+    """The exit step as a component: from `image` (deploy/notify-image: kfp and google-cloud-pubsub
+    installed from hashed requirements) nothing is installed when it runs; without one, it runs
+    on python:3.11-slim and installs kfp and google-cloud-pubsub at run time."""
+    if image:
+        return dsl.component(publish_completion, base_image=image, install_kfp_package=False)
+    return dsl.component(publish_completion, base_image=DEFAULT_IMAGE, packages_to_install=RUNTIME_PACKAGES)
+
+
+def notified(package_text: str, image: str = "") -> str:
+    """The package of `package_text`'s pipeline, guarded by a completion-notice exit handler
+    whose step runs from `image` (see `exit_step`)."""
     spec = next(doc for doc in yaml.safe_load_all(package_text) if doc is not None)
     declared = spec.get("root", {}).get("inputDefinitions", {}).get("parameters", {})
     inner = components.load_component_from_text(package_text)
     parameters = _parameters(declared)
     names = [parameter.name for parameter in parameters]
+    step = exit_step(image)
 
     def pipeline(*channels: Any) -> None:  # KFP calls a pipeline with its inputs, in order
         values = dict(zip(names, channels, strict=True))
-        exit_task = publish_completion(
+        exit_task = step(
             completion_topic=values[COMPLETION_TOPIC_PARAMETER], run_key=values[RUN_KEY_PARAMETER]
         ).set_caching_options(False)
         with dsl.ExitHandler(exit_task):

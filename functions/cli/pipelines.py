@@ -31,7 +31,7 @@ def pipelines_compile(
     settings = common.settings(routes, state_dir, landing_dir)
     target = Path(out) if out else settings.packages_dir
     try:
-        loaded = routes_catalog.load(settings.routes, target)
+        loaded = routes_catalog.load(settings.routes, target, settings.notify_image)
     except RoutesError as exc:
         raise click.ClickException(str(exc)) from exc
     for name, pipeline in loaded.catalog.items():
@@ -53,7 +53,7 @@ def pipelines_push(routes: str | None, state_dir: str | None, landing_dir: str |
 
     settings = common.settings(routes, state_dir, landing_dir)
     try:
-        loaded = routes_catalog.load(settings.routes, settings.packages_dir)
+        loaded = routes_catalog.load(settings.routes, settings.packages_dir, settings.notify_image)
     except RoutesError as exc:
         raise click.ClickException(str(exc)) from exc
     on_cluster = [pipeline for pipeline in loaded.catalog.values() if pipeline.backend == "kfp"]

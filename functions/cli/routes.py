@@ -33,9 +33,10 @@ def routes_check(path: str | None, as_json: bool) -> None:
     from pipelines import catalog as routes_catalog
 
     target = Path(path or "routes.yaml")
+    image = common.settings().notify_image  # versions as the function computes them
     with tempfile.TemporaryDirectory() as scratch:
         try:
-            loaded = routes_catalog.load(target, Path(scratch))
+            loaded = routes_catalog.load(target, Path(scratch), image)
         except RoutesError as exc:
             if as_json:
                 common.emit({"valid": False, "problems": exc.problems})
@@ -113,7 +114,7 @@ def simulate(
         report["event"]["key"] = decoded.key
         with tempfile.TemporaryDirectory() as scratch:
             try:
-                loaded = routes_catalog.load(settings.routes, Path(scratch))
+                loaded = routes_catalog.load(settings.routes, Path(scratch), settings.notify_image)
             except RoutesError as exc:
                 raise click.ClickException(str(exc)) from exc
         routing = Router(loaded.rules).route(decoded)

@@ -105,3 +105,24 @@ def test_a_route_can_choose_another_backend(tmp_path: Path) -> None:
     assert rule.pipeline.endswith("/vertex")
     assert loaded.catalog[rule.pipeline].backend == "vertex"
     assert loaded.catalog["echo"].backend == "local"
+
+
+def test_the_exit_step_runs_from_the_notify_image_and_installs_nothing(tmp_path: Path) -> None:
+    """Private clusters have no egress: with KFP_TRIGGER_NOTIFY_IMAGE the step installs nothing."""
+    import yaml
+
+    echo = PipelineDef(
+        "echo", "tests.support.echo_pipeline:echo_pipeline", None, "kfp", None, {}, notify=True
+    )
+
+    def exit_container(image: str) -> tuple[str, str]:
+        pipeline = build_pipeline(echo, tmp_path, tmp_path / f"p{len(image)}", image)
+        spec = next(doc for doc in yaml.safe_load_all(pipeline.package.read_text()) if doc)
+        container = spec["deploymentSpec"]["executors"]["exec-publish-completion"]["container"]
+        return container["image"], " ".join(container["command"])
+
+    image = "europe-docker.pkg.dev/acme-analytics/kfp/kfp-trigger-notify:2.17.3"
+    pinned, command = exit_container(image)
+    assert (pinned, "pip install" in command) == (image, False)
+    default, command = exit_container("")
+    assert (default, "pip install" in command) == ("python:3.11-slim", True)

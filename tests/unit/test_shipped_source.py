@@ -69,3 +69,17 @@ def test_only_bootstrap_reads_the_environment_and_nothing_writes_it() -> None:
             readers.append(str(path.relative_to(ROOT)))
     assert readers == ["functions/bootstrap.py"]
     assert "os.environ[" not in (ROOT / "functions" / "bootstrap.py").read_text()
+
+
+def test_the_notify_image_pins_the_kfp_trio_kfp_trigger_runs_and_every_hash() -> None:
+    """The exit step's image runs the kfp that compiled its spec, and installs nothing unhashed."""
+    import re
+
+    pins = dict(re.findall(r'"(kfp[a-z-]*)==([^"]+)"', (ROOT / "pyproject.toml").read_text()))
+    assert set(pins) == {"kfp", "kfp-pipeline-spec", "kfp-server-api"}
+    locked = (ROOT / "deploy" / "notify-image" / "requirements.txt").read_text()
+    packages = dict(re.findall(r"^([a-z0-9-]+)==(\S+) \\$", locked, flags=re.M))
+    assert {name: packages.get(name) for name in pins} == pins
+    assert "google-cloud-pubsub" in packages
+    hashed = re.findall(r"^([a-z0-9-]+)==\S+ \\\n    --hash=sha256:[0-9a-f]{64}", locked, flags=re.M)
+    assert sorted(hashed) == sorted(packages), "every package is pinned by its hash"
