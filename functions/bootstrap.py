@@ -105,6 +105,7 @@ def kfp_backend(settings: Settings) -> KfpBackend:
         client_id=settings.kfp_client_id,
         token_file=settings.kfp_token_file,
         completion_topic=settings.completion_topic,
+        timeout=(min(10.0, settings.backend_timeout_seconds), settings.backend_timeout_seconds),
     )
 
 
@@ -122,6 +123,7 @@ def vertex_backend(settings: Settings) -> VertexBackend:
         service_account=settings.vertex_service_account,
         endpoint=settings.vertex_endpoint,
         completion_topic=settings.completion_topic,
+        timeout=settings.backend_timeout_seconds,
     )
 
 

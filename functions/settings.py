@@ -88,6 +88,7 @@ class Settings(BaseSettings):
     vertex_service_account: str = Field("", description="the pipeline runner's identity")
     vertex_endpoint: str = Field("", description="default: <location>-aiplatform.googleapis.com")
     notify_image: str = Field("", description="the image notified pipelines' exit step runs from")
+    backend_timeout_seconds: Positive = 60.0  # each KFP or Vertex API request (connect at most 10 s)
     max_body_bytes: Annotated[int, Field(gt=0)] = 512 * 1024  # Eventarc's own event size limit
     claim_lease_seconds: Positive = 120.0
     reconcile_grace_seconds: Annotated[float, Field(ge=0)] = 60.0  # younger runs are left to their notice

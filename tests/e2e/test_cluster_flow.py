@@ -1,0 +1,178 @@
+"""The production path on a KFP cluster, end to end through functions-framework as deployed:
+an event → a run on the cluster (the KFP API fake) → the exit step's completion notice over the
+Pub/Sub emulator → `handle_completion` → one result on the results topic, with the run's metrics
+and the pipeline version. Run keys holding `+` and `%` start exactly one run each.
+
+The exit step is `pipelines.notify.publish_completion`, the function compiled into every
+`notify: true` pipeline, called here with the parameters the cluster received for the run (so
+the backend must have passed the completion topic and the run key) and the final status KFP
+gives it (`COMPLETE`, research/kfp.md §5); `functions.cli.devstack.relay` stands in for the
+Eventarc trigger on the completions topic.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from functions.cli.devstack.relay import ensure_subscription, relay
+from tests.conftest import PROJECT
+from tests.support import env_for, free_port, functions_framework, server, serving, storage_event
+from tests.support.kfp_fake import FakeKfp
+from tests.support.pubsub import pull
+
+pytestmark = pytest.mark.slow  # servers in subprocesses
+
+ROUTES = """
+version: 1
+pipelines:
+  echo:
+    source: tests.support.echo_pipeline:echo_pipeline
+    backend: kfp
+    notify: true
+    pipeline_root: gs://acme-pipelines/root
+routes:
+  - name: survey-files
+    when: {storage: {bucket: acme-survey-landing}}
+    run: {pipeline: echo, params: {message: "{object.name}"}}
+"""
+
+
+@pytest.fixture
+def cluster(pubsub_emulator: str, tmp_path: Path) -> Iterator[dict[str, Any]]:
+    from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
+
+    name = uuid.uuid4().hex[:8]
+    topics = {kind: f"projects/{PROJECT}/topics/{kind}-{name}" for kind in ("results", "completions")}
+    for topic in topics.values():
+        PublisherClient().create_topic(name=topic)
+    results = f"projects/{PROJECT}/subscriptions/results-{name}"
+    with SubscriberClient() as subscriber:
+        subscriber.create_subscription(name=results, topic=topics["results"])
+    completions = f"projects/{PROJECT}/subscriptions/completions-{name}"
+    ensure_subscription(topics["completions"], completions)
+    (tmp_path / "routes.yaml").write_text(ROUTES)
+    fake = FakeKfp()
+    ports = {target: free_port() for target in ("handle_event", "handle_completion")}
+    stop = threading.Event()
+    with serving(fake) as kfp_url:
+        env = env_for(
+            tmp_path,
+            routes=tmp_path / "routes.yaml",
+            KFP_TRIGGER_KFP_HOST=kfp_url,
+            KFP_TRIGGER_RESULTS=f"pubsub://{topics['results']}",
+            KFP_TRIGGER_COMPLETION_TOPIC=f"pubsub://{topics['completions']}",
+        )
+        with (
+            server(
+                functions_framework("handle_event", ports["handle_event"]),
+                env,
+                ports["handle_event"],
+                tmp_path / "handle_event.log",
+            ) as events_url,
+            server(
+                functions_framework("handle_completion", ports["handle_completion"]),
+                env,
+                ports["handle_completion"],
+                tmp_path / "handle_completion.log",
+            ) as completion_url,
+        ):
+            eventarc = threading.Thread(
+                target=relay, args=(topics["completions"], completions, completion_url, stop), daemon=True
+            )
+            eventarc.start()
+            try:
+                yield {
+                    "fake": fake,
+                    "events_url": events_url,
+                    "results": results,
+                    "landing": tmp_path / "landing",
+                }
+            finally:
+                stop.set()
+                eventarc.join(timeout=10)
+
+
+def deliver(cluster: dict[str, Any], name: str) -> dict[str, Any]:
+    headers, body = storage_event("acme-survey-landing", name, generation=3)
+    answer = requests.post(cluster["events_url"], data=body, headers=headers, timeout=60)
+    assert answer.status_code == 200, answer.text
+    decisions: dict[str, Any] = answer.json()["decisions"][0]
+    return decisions
+
+
+def the_run_ends(cluster: dict[str, Any], run_id: str, metrics: dict[str, float]) -> None:
+    """What the cluster does: the run succeeds, its metrics component wrote its file under the
+    pipeline root, and the exit step publishes the notice with the parameters the run got."""
+    from kfp import dsl
+
+    from pipelines.notify import publish_completion
+
+    fake: FakeKfp = cluster["fake"]
+    fake.states[run_id] = "SUCCEEDED"
+    written = cluster["landing"] / "acme-pipelines" / "root" / "echo-pipeline-notified" / run_id / "evaluate"
+    (written / "a1b2c3").mkdir(parents=True)
+    (written / "a1b2c3" / "metrics").write_text(json.dumps(metrics))
+    parameters = fake.runs[run_id]["runtime_config"]["parameters"]
+    status = dsl.PipelineTaskFinalStatus(
+        "COMPLETE", f"echo-pipeline-notified-{run_id[:8]}", "exit", None, None
+    )
+    publish_completion(parameters["completion_topic"], parameters["run_key"], status)
+
+
+@pytest.mark.parametrize("name", ["responses/a+b.csv", "responses/100%.csv"], ids=["plus", "percent"])
+def test_an_event_runs_once_on_the_cluster_and_its_result_carries_the_metrics(
+    cluster: dict[str, Any], name: str
+) -> None:
+    first = deliver(cluster, name)
+    assert first["outcome"] == "run"
+    assert deliver(cluster, name)["outcome"] == "duplicate", "a redelivery starts nothing"
+    fake: FakeKfp = cluster["fake"]
+    (run_id,) = fake.runs
+    assert fake.runs[run_id]["display_name"] == first["run_key"]
+
+    the_run_ends(cluster, run_id, {"accuracy": 0.81, "auc": 0.77})
+    (message,) = pull(cluster["results"], 1, wait=90)
+    result = json.loads(message.data)
+    assert (result["run_key"], result["run_id"], result["state"]) == (first["run_key"], run_id, "SUCCEEDED")
+    assert result["metrics"] == {"accuracy": 0.81, "auc": 0.77}
+    assert len(result["version"]) == 64
+    assert deliver(cluster, name)["outcome"] == "duplicate"
+    assert pull(cluster["results"], 1, wait=3) == [], "one result per run"
+    assert len(fake.runs) == 1
+
+
+@pytest.mark.parametrize("engine", ["silent", "refused"])
+def test_an_engine_that_hangs_or_refuses_is_a_retry_within_the_timeout(tmp_path: Path, engine: str) -> None:
+    """503 (Eventarc redelivers) within KFP_TRIGGER_BACKEND_TIMEOUT_SECONDS, never a hang or a 500."""
+    import socket
+    import time
+
+    (tmp_path / "routes.yaml").write_text(ROUTES.replace("    notify: true\n", ""))
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        if engine == "silent":
+            silent.listen(16)  # connections are accepted by the kernel; nothing ever answers
+        host = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        env = env_for(
+            tmp_path,
+            routes=tmp_path / "routes.yaml",
+            KFP_TRIGGER_KFP_HOST=host,
+            KFP_TRIGGER_BACKEND_TIMEOUT_SECONDS="2",
+        )
+        port = free_port()
+        with server(functions_framework("handle_event", port), env, port, tmp_path / "server.log") as url:
+            headers, body = storage_event("acme-survey-landing", "responses/a.csv")
+            started = time.monotonic()
+            answer = requests.post(url, data=body, headers=headers, timeout=60)
+            took = time.monotonic() - started
+    assert answer.status_code == 503, answer.text
+    assert answer.headers["Retry-After"]
+    assert took < 15, f"answered after {took:.1f} s"
