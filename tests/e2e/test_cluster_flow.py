@@ -176,3 +176,100 @@ def test_an_engine_that_hangs_or_refuses_is_a_retry_within_the_timeout(tmp_path:
     assert answer.status_code == 503, answer.text
     assert answer.headers["Retry-After"]
     assert took < 15, f"answered after {took:.1f} s"
+
+
+VERTEX_ROUTES = ROUTES.replace("backend: kfp", "backend: vertex").replace(
+    "    pipeline_root: gs://acme-pipelines/root\n", ""
+)
+
+
+@pytest.fixture
+def vertex(pubsub_emulator: str, tmp_path: Path) -> Iterator[dict[str, Any]]:
+    from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
+
+    from tests.support import service_account, token_endpoint
+    from tests.support.vertex_fake import FakeVertex
+
+    name = uuid.uuid4().hex[:8]
+    topics = {kind: f"projects/{PROJECT}/topics/{kind}-{name}" for kind in ("results", "completions")}
+    for topic in topics.values():
+        PublisherClient().create_topic(name=topic)
+    results = f"projects/{PROJECT}/subscriptions/results-{name}"
+    with SubscriberClient() as subscriber:
+        subscriber.create_subscription(name=results, topic=topics["results"])
+    completions = f"projects/{PROJECT}/subscriptions/completions-{name}"
+    ensure_subscription(topics["completions"], completions)
+    (tmp_path / "routes.yaml").write_text(VERTEX_ROUTES)
+    fake = FakeVertex()
+    ports = {target: free_port() for target in ("handle_event", "handle_completion")}
+    stop = threading.Event()
+    with serving(fake) as vertex_url, serving(token_endpoint) as token_url:
+        env = env_for(
+            tmp_path,
+            routes=tmp_path / "routes.yaml",
+            GOOGLE_APPLICATION_CREDENTIALS=str(service_account(tmp_path, f"{token_url}/token")),
+            KFP_TRIGGER_VERTEX_PROJECT="acme-analytics",
+            KFP_TRIGGER_VERTEX_LOCATION="europe-west1",
+            KFP_TRIGGER_VERTEX_PIPELINE_ROOT="gs://acme-pipelines/vertex",
+            KFP_TRIGGER_VERTEX_ENDPOINT=vertex_url,
+            KFP_TRIGGER_RESULTS=f"pubsub://{topics['results']}",
+            KFP_TRIGGER_COMPLETION_TOPIC=f"pubsub://{topics['completions']}",
+        )
+        with (
+            server(
+                functions_framework("handle_event", ports["handle_event"]),
+                env,
+                ports["handle_event"],
+                tmp_path / "handle_event.log",
+            ) as events_url,
+            server(
+                functions_framework("handle_completion", ports["handle_completion"]),
+                env,
+                ports["handle_completion"],
+                tmp_path / "handle_completion.log",
+            ) as completion_url,
+        ):
+            eventarc = threading.Thread(
+                target=relay, args=(topics["completions"], completions, completion_url, stop), daemon=True
+            )
+            eventarc.start()
+            try:
+                yield {"fake": fake, "events_url": events_url, "results": results}
+            finally:
+                stop.set()
+                eventarc.join(timeout=10)
+
+
+@pytest.mark.parametrize("name", ["responses/a+b.csv", "responses/100%.csv"], ids=["plus", "percent"])
+def test_an_event_runs_once_on_vertex_and_its_result_carries_the_metrics(
+    vertex: dict[str, Any], name: str
+) -> None:
+    from kfp import dsl
+
+    from pipelines.notify import publish_completion
+
+    first = deliver(vertex, name)
+    assert first["outcome"] == "run"
+    assert deliver(vertex, name)["outcome"] == "duplicate"
+    fake = vertex["fake"]
+    (job_id,) = fake.jobs
+    job = fake.jobs[job_id]
+    assert job["displayName"] == first["run_key"]
+    fake.finish(job_id, "PIPELINE_STATE_SUCCEEDED", {"evaluate": {"accuracy": 0.81, "auc": 0.77}})
+    parameters = job["runtimeConfig"]["parameterValues"]
+    status = dsl.PipelineTaskFinalStatus("SUCCEEDED", job["name"], "exit", None, None)
+    publish_completion(parameters["completion_topic"], parameters["run_key"], status)
+
+    (message,) = pull(vertex["results"], 1, wait=90)
+    result = json.loads(message.data)
+    assert (result["run_key"], result["run_id"], result["state"]) == (
+        first["run_key"],
+        job["name"],
+        "SUCCEEDED",
+    )
+    assert result["metrics"] == {"accuracy": 0.81, "auc": 0.77}
+    assert len(result["version"]) == 64
+    assert deliver(vertex, name)["outcome"] == "duplicate"
+    assert pull(vertex["results"], 1, wait=3) == [], "one result per run"
+    assert len(fake.jobs) == 1
+    assert set(fake.authorizations) == {"Bearer test-access-token"}, "every call carries the ADC token"

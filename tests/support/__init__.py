@@ -231,3 +231,34 @@ def self_signed(directory: Path) -> tuple[Path, Path]:
         )
     )
     return certificate_path, key_path
+
+
+def service_account(directory: Path, token_url: str) -> Path:
+    """A service-account key file whose tokens come from `token_url` (a local token endpoint, see
+    `token_endpoint`): Application Default Credentials for a server under test, no network."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    document = {
+        "type": "service_account",
+        "project_id": "acme-analytics",
+        "private_key_id": "test-key",
+        "private_key": pem,
+        "client_email": "kfpt-runtime@acme-analytics.iam.gserviceaccount.com",
+        "client_id": "1",
+        "token_uri": token_url,
+    }
+    path = directory / "service-account.json"
+    path.write_text(json.dumps(document))
+    return path
+
+
+def token_endpoint(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    """An OAuth token endpoint that grants every JWT-bearer assertion an hour's access token."""
+    body = json.dumps({"access_token": "test-access-token", "expires_in": 3600, "token_type": "Bearer"})
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [body.encode()]

@@ -36,6 +36,7 @@ class FakeVertex:
     jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
     states: dict[str, str] = field(default_factory=dict)
     creates: int = 0
+    authorizations: list[str] = field(default_factory=list)
     faults: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -89,6 +90,7 @@ class FakeVertex:
         return response(environ, start_response)
 
     def handle(self, request: Request) -> Response:
+        self.authorizations.append(request.headers.get("Authorization", ""))
         match = JOBS.match(request.path)
         if match is None:
             return _error(404, "NOT_FOUND", f"no such method {request.path}")
