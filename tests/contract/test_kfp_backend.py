@@ -306,3 +306,28 @@ def test_cancel_terminates_a_run_that_has_not_ended(
     assert kfp.status(run_id).state is RunState.CANCELED
     with pytest.raises(PermanentError, match="HTTP 400"):
         kfp.cancel(run_id)  # the server refuses to terminate an ended run
+
+
+def test_on_a_multi_user_cluster_each_namespace_has_its_own_experiment(test_routes: LoadedRoutes) -> None:
+    fake = FakeKfp(multi_user=True)
+    with serving(fake) as url:
+        for namespace in ("team-a", "team-b"):
+            KfpBackend.for_host(url, namespace).submit(submission(test_routes, f"route/b/{namespace}#1"))
+    experiments = sorted((e["namespace"], e["display_name"]) for e in fake.experiments.values())
+    assert experiments == [("team-a", "kfp-trigger-survey-landed"), ("team-b", "kfp-trigger-survey-landed")]
+
+
+def test_the_fake_pages_lists_as_the_server_does(fake: FakeKfp) -> None:
+    """list/list.go: page size 0 means 20, at most 200; next_page_token while more remain."""
+    import requests
+
+    fake.runs.update({f"r-{n:02}": {"run_id": f"r-{n:02}", "experiment_id": "e"} for n in range(25)})
+    with serving(fake) as url:
+        first = requests.get(f"{url}/apis/v2beta1/runs", timeout=10).json()
+        assert (len(first["runs"]), first["total_size"]) == (20, 25)
+        rest = requests.get(
+            f"{url}/apis/v2beta1/runs", params={"page_token": first["next_page_token"]}, timeout=10
+        ).json()
+        assert (len(rest["runs"]), "next_page_token" in rest) == (5, False)
+        refused = requests.get(f"{url}/apis/v2beta1/runs", params={"page_size": -1}, timeout=10)
+        assert refused.status_code == 400

@@ -7,13 +7,21 @@ namespace, pipelines per namespace, versions per pipeline → 409), and injects 
 `fail_next(method, path_prefix, kind)` with kind "503" (nothing happens), "lost" (the write
 happens, then the caller gets a 504, as when a proxy times out), "timeout" (the write happens,
 the answer comes `slow_seconds` late) or "empty" (a list answers nothing, as when another
-instance creates the item just after). `states[run_id]` sets what a
-run reports; `POST /runs/{id}:terminate` cancels as the server does. It records every request in
-`requests`.
+instance creates the item just after). `states[run_id]` sets what a run reports. It records
+every request in `requests`.
+
+Where the real server behaves in a way the client must meet, the fake does too, each with its
+source in kubeflow/pipelines (backend/src/apiserver/…): filters are URL-decoded a second time
+(`parseAPIFilter`) and may only name the resource's fields (`APIToModelFieldMap`); lists are
+paged (`list.go`); a multi-user cluster (`multi_user=True`) keeps experiments per namespace and
+refuses an empty one, a single-user one ignores it (`ReplaceNamespace`); `:terminate` moves a
+run to CANCELING (`run_store.go`); versions keep their pipeline spec; errors come in
+grpc-gateway's JSON shape (`{code, message, details}`).
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import threading
@@ -91,6 +99,7 @@ class FakeKfp:
     requests: list[tuple[str, str]] = field(default_factory=list)
     authorizations: list[str] = field(default_factory=list)
     slow_seconds: float = 3.0
+    multi_user: bool = False  # a multi-user (Kubeflow profiles) cluster: experiments live in namespaces
     faults: list[tuple[str, str, str]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -138,17 +147,18 @@ class FakeKfp:
         parts = path.strip("/").split("/")
         match (method, parts):
             case ("GET", ["healthz"]):
-                return _json({"multi_user": False, "pipeline_store": "database"})
+                return _json({"multi_user": self.multi_user, "pipeline_store": "database"})
             case ("GET", ["experiments"]):
-                return _json(
-                    {
-                        "experiments": _filtered(self.experiments.values(), request, "experiments"),
-                        "total_size": 0,
-                    }
-                )
+                namespace = self._namespace(request.args.get("namespace", ""))
+                listed = [e for e in self.experiments.values() if e.get("namespace", "") == namespace]
+                return _page("experiments", _filtered(listed, request, "experiments"), request)
             case ("POST", ["experiments"]):
                 body = _body(request, "V2beta1Experiment")
-                if any(e["display_name"] == body["display_name"] for e in self.experiments.values()):
+                body["namespace"] = self._namespace(body.get("namespace", ""))
+                if any(
+                    (e["display_name"], e.get("namespace", "")) == (body["display_name"], body["namespace"])
+                    for e in self.experiments.values()
+                ):
                     return _conflict(f"The name {body['display_name']} already exists")
                 experiment = {
                     **body,
@@ -159,9 +169,7 @@ class FakeKfp:
                 self.experiments[experiment["experiment_id"]] = experiment
                 return _json(experiment)
             case ("GET", ["pipelines"]):
-                return _json(
-                    {"pipelines": _filtered(self.pipelines.values(), request, "pipelines"), "total_size": 0}
-                )
+                return _page("pipelines", _filtered(self.pipelines.values(), request, "pipelines"), request)
             case ("POST", ["pipelines", "upload"]):
                 name = request.args["name"]
                 spec = _package(request)
@@ -191,7 +199,7 @@ class FakeKfp:
                 return _json(version)
             case ("GET", ["pipelines", pipeline_id, "versions"]):
                 versions = [v for v in self.versions.values() if v["pipeline_id"] == pipeline_id]
-                return _json({"pipeline_versions": _filtered(versions, request, "versions"), "total_size": 0})
+                return _page("pipeline_versions", _filtered(versions, request, "versions"), request)
             case ("POST", ["runs"]):
                 body = _body(request, "V2beta1Run")
                 if not body.get("experiment_id") or body["experiment_id"] not in self.experiments:
@@ -222,8 +230,18 @@ class FakeKfp:
                     for r in self.runs.values()
                     if r["experiment_id"] == request.args.get("experiment_id", r["experiment_id"])
                 ]
-                return _json({"runs": _filtered(runs, request, "runs"), "total_size": 0})
+                return _page("runs", _filtered(runs, request, "runs"), request)
         return _error(12, f"no such endpoint: {method} {path}", 404)
+
+    def _namespace(self, namespace: str) -> str:
+        """What the server makes of a request's namespace (resource_manager.go ReplaceNamespace):
+        ignored on a single-user cluster, required on a multi-user one (experiment_server.go
+        canAccessExperiment: "An experiment cannot have an empty namespace in multi-user mode")."""
+        if not self.multi_user:
+            return ""
+        if not namespace:
+            raise ValueError("An experiment cannot have an empty namespace in multi-user mode")
+        return namespace
 
     def _terminate(self, run_id: str) -> Response:
         """POST /runs/{id}:terminate (run.proto TerminateRun): a run not yet ended is CANCELING
@@ -305,6 +323,20 @@ def _filtered(items: Any, request: Request, resource: str) -> list[dict[str, Any
         else:
             raise ValueError(f"the fake does not implement filter operation {operation}")
     return result
+
+
+def _page(key: str, items: list[dict[str, Any]], request: Request) -> Response:
+    """One page of a list, as the server pages (list/list.go): `page_size` 0 means 20, more than
+    200 means 200, negative is refused; `next_page_token` is set while more items remain."""
+    size = int(request.args.get("page_size") or 0)
+    if size < 0:
+        raise ValueError(f"The page size should be greater than 0. Got {size}")
+    size = min(size or 20, 200)
+    start = int(base64.b64decode(request.args.get("page_token") or "MA==").decode())
+    page: dict[str, Any] = {key: items[start : start + size], "total_size": len(items)}
+    if start + size < len(items):
+        page["next_page_token"] = base64.b64encode(str(start + size).encode()).decode()
+    return _json(page)
 
 
 def _body(request: Request, model: str) -> dict[str, Any]:
