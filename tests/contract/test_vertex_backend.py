@@ -294,3 +294,25 @@ def test_a_finished_job_reports_its_metrics_times_and_error(
     failed = vertex.submit(submission(test_routes, "Survey_Landed/b/o#2"))
     fake.finish(job_id("Survey_Landed/b/o#2"), "PIPELINE_STATE_FAILED", error="The DAG failed.")
     assert (vertex.status(failed).state, vertex.status(failed).error) == (RunState.FAILED, "The DAG failed.")
+
+
+@pytest.mark.parametrize("kind", ["503", "429", "drop"])
+def test_an_overloaded_or_broken_service_is_transient_and_the_retry_makes_one_job(
+    vertex: VertexBackend, fake: FakeVertex, test_routes: LoadedRoutes, kind: str
+) -> None:
+    fake.fail_next("create", kind)
+    with pytest.raises(TransientError):
+        vertex.submit(submission(test_routes))
+    vertex.submit(submission(test_routes))
+    assert len(fake.jobs) == 1
+
+
+def test_parameters_are_checked_against_the_pipelines_inputs(
+    vertex: VertexBackend, fake: FakeVertex, test_routes: LoadedRoutes
+) -> None:
+    from events.errors import PermanentError
+
+    echo = test_routes.catalog["echo"]
+    with pytest.raises(PermanentError, match="not found in the pipeline job input definitions"):
+        vertex.submit(Submission("k#1", "survey-landed", echo, {"message": "hi", "bogus": 1}))
+    assert fake.jobs == {}

@@ -5,7 +5,9 @@ parsed strictly into the real `aiplatform_v1.PipelineJob` message (unknown field
 INVALID_ARGUMENT), the `pipelineJobId` must match `[a-z][a-z0-9-]{0,127}`, label keys and values are
 at most 63 lower-case letters, digits, `_` or `-`, and a reused id answers 409 ALREADY_EXISTS; a
 `templateUri` must be an Artifact Registry template URI. `fail_next("create", "503")` answers
-UNAVAILABLE once; `states[job_id]` sets what a job reports; `finish(...)` ends a job with its
+UNAVAILABLE once ("429": RESOURCE_EXHAUSTED; "drop": the connection breaks with no answer, also
+for "get"); parameters are checked against the spec's inputs; `states[job_id]` sets what a job
+reports; `finish(...)` ends a job with its
 times, error and task details (its metrics artifacts).
 """
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,6 +27,21 @@ JOB_ID = re.compile(r"^[a-z][a-z0-9-]{0,127}$")
 LABEL = re.compile(r"^[a-z0-9_-]{0,63}$")
 TEMPLATE_URI = re.compile(r"^https://[\w-]+-kfp\.pkg\.dev/[^/]+/[^/]+/[^/]+/[^/]+$")
 JOBS = re.compile(r"^/v1/(projects/[^/]+/locations/[^/]+)/pipelineJobs(?:/([^/:]+))?(:cancel)?$")
+
+
+def _parameter_problem(job: Any) -> str | None:
+    """The service checks the run's parameters against the spec's root inputs: an undeclared
+    parameter, or a required one missing, fails the create (INVALID_ARGUMENT)."""
+    spec = dict(job.pipeline_spec)
+    declared = dict(dict(dict(spec.get("root", {})).get("inputDefinitions", {})).get("parameters", {}))
+    given = set(job.runtime_config.parameter_values)
+    for name in sorted(given - set(declared)):
+        return f"The pipeline parameter {name} is not found in the pipeline job input definitions."
+    for name, definition in sorted(declared.items()):
+        info = dict(definition)
+        if name not in given and "defaultValue" not in info and not info.get("isOptional"):
+            return f"The pipeline parameter {name} is required but was not given."
+    return None
 
 
 def _error(code: int, status: str, message: str) -> Response:
@@ -85,6 +103,11 @@ class FakeVertex:
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         request = Request(environ)
+        action = "create" if request.method == "POST" and ":" not in request.path else "get"
+        if f"{action}:drop" in self.faults:  # the connection breaks: no answer at all
+            self.faults.remove(f"{action}:drop")
+            environ["werkzeug.socket"].shutdown(socket.SHUT_RDWR)
+            return []
         with self.lock:
             response = self.handle(request)
         return response(environ, start_response)
@@ -121,9 +144,10 @@ class FakeVertex:
         from google.cloud.aiplatform_v1 import types
 
         self.creates += 1
-        if "create:503" in self.faults:
-            self.faults.remove("create:503")
-            return _error(503, "UNAVAILABLE", "The service is currently unavailable.")
+        for kind, answer in (("503", (503, "UNAVAILABLE")), ("429", (429, "RESOURCE_EXHAUSTED"))):
+            if f"create:{kind}" in self.faults:
+                self.faults.remove(f"create:{kind}")
+                return _error(*answer, "The service is currently unavailable or over quota.")
         job_id = request.args.get("pipelineJobId", "")
         if not JOB_ID.match(job_id):
             return _error(400, "INVALID_ARGUMENT", "pipelineJobId must match [a-z][a-z0-9-]{0,127}")
@@ -137,6 +161,8 @@ class FakeVertex:
             return _error(400, "INVALID_ARGUMENT", "labels must be lower-case letters, digits, _ or -")
         if job.template_uri and not TEMPLATE_URI.match(job.template_uri):
             return _error(400, "INVALID_ARGUMENT", "templateUri must be a Vertex template registry URI")
+        if problem := _parameter_problem(job):
+            return _error(400, "INVALID_ARGUMENT", problem)
         if job_id in self.jobs:
             return _error(409, "ALREADY_EXISTS", "Pipeline job with the specified ID already exists.")
         now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
