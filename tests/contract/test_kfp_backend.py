@@ -179,31 +179,6 @@ def test_a_hung_api_call_times_out_as_transient_and_the_run_is_found(
         assert backend.find("slow") is not None, "created all the same: the retry must look first"
 
 
-# Every kind of run key a route can produce: object names may hold any of these.
-HOSTILE_KEYS = [
-    "route/b/a+b.csv#1",
-    "route/b/100%.csv#1",
-    "route/b/%2B%zz.csv#1",
-    "route/b/with space/x y.csv#1",
-    "route/b/a#b@c~d.csv#1",
-    "route/b/données/調査.csv#1",
-    "route/b/" + "x" * 980 + "#1",
-]
-
-
-@pytest.mark.parametrize(
-    "key", HOSTILE_KEYS, ids=["plus", "percent", "escapes", "space", "marks", "unicode", "long"]
-)
-def test_a_run_is_found_by_any_run_key(
-    kfp: KfpBackend, fake: FakeKfp, test_routes: LoadedRoutes, key: str
-) -> None:
-    """The server decodes the filter twice (list_request_util.go parseAPIFilter); so does the fake."""
-    decoy = kfp.submit(submission(test_routes, key.replace("#1", "#2")))
-    run_id = kfp.submit(submission(test_routes, key))
-    assert kfp.find(key) == run_id != decoy
-    assert kfp.find(key + "x") is None
-
-
 def test_the_fake_decodes_the_filter_as_the_server_does(fake: FakeKfp) -> None:
     """Plain JSON with `+` loses it to a space; a bare `%` is refused, as on the real server."""
     import json

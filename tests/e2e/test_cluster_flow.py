@@ -150,35 +150,6 @@ def test_an_event_runs_once_on_the_cluster_and_its_result_carries_the_metrics(
     assert len(fake.runs) == 1
 
 
-@pytest.mark.parametrize("engine", ["silent", "refused"])
-def test_an_engine_that_hangs_or_refuses_is_a_retry_within_the_timeout(tmp_path: Path, engine: str) -> None:
-    """503 (Eventarc redelivers) within KFP_TRIGGER_BACKEND_TIMEOUT_SECONDS, never a hang or a 500."""
-    import socket
-    import time
-
-    (tmp_path / "routes.yaml").write_text(ROUTES.replace("    notify: true\n", ""))
-    with socket.socket() as silent:
-        silent.bind(("127.0.0.1", 0))
-        if engine == "silent":
-            silent.listen(16)  # connections are accepted by the kernel; nothing ever answers
-        host = f"http://127.0.0.1:{silent.getsockname()[1]}"
-        env = env_for(
-            tmp_path,
-            routes=tmp_path / "routes.yaml",
-            KFP_TRIGGER_KFP_HOST=host,
-            KFP_TRIGGER_BACKEND_TIMEOUT_SECONDS="2",
-        )
-        port = free_port()
-        with server(functions_framework("handle_event", port), env, port, tmp_path / "server.log") as url:
-            headers, body = storage_event("acme-survey-landing", "responses/a.csv")
-            started = time.monotonic()
-            answer = requests.post(url, data=body, headers=headers, timeout=60)
-            took = time.monotonic() - started
-    assert answer.status_code == 503, answer.text
-    assert answer.headers["Retry-After"]
-    assert took < 15, f"answered after {took:.1f} s"
-
-
 VERTEX_ROUTES = ROUTES.replace("backend: kfp", "backend: vertex").replace(
     "    pipeline_root: gs://acme-pipelines/root\n", ""
 )
@@ -277,3 +248,46 @@ def test_an_event_runs_once_on_vertex_and_its_result_carries_the_metrics(
         scheme, _, token = authorization.partition(" ")
         claims = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))
         assert (scheme, claims["iss"]) == ("Bearer", "kfpt-runtime@acme-analytics.iam.gserviceaccount.com")
+
+
+@pytest.mark.parametrize("backend", ["kfp", "vertex"])
+@pytest.mark.parametrize("engine", ["silent", "refused"])
+def test_an_engine_that_hangs_or_refuses_is_a_retry_within_the_timeout(
+    tmp_path: Path, backend: str, engine: str
+) -> None:
+    """503 (Eventarc redelivers) within KFP_TRIGGER_BACKEND_TIMEOUT_SECONDS, never a hang or a 500."""
+    import socket
+    import time
+
+    from tests.support import service_account
+
+    routes = ROUTES if backend == "kfp" else VERTEX_ROUTES
+    (tmp_path / "routes.yaml").write_text(routes.replace("    notify: true\n", ""))
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        if engine == "silent":
+            silent.listen(16)  # connections are accepted by the kernel; nothing ever answers
+        address = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        where = (
+            {"KFP_TRIGGER_KFP_HOST": address}
+            if backend == "kfp"
+            else {
+                "GOOGLE_APPLICATION_CREDENTIALS": str(service_account(tmp_path, f"{address}/token")),
+                "KFP_TRIGGER_VERTEX_PROJECT": "acme-analytics",
+                "KFP_TRIGGER_VERTEX_LOCATION": "europe-west1",
+                "KFP_TRIGGER_VERTEX_PIPELINE_ROOT": "gs://acme-pipelines/vertex",
+                "KFP_TRIGGER_VERTEX_ENDPOINT": address,
+            }
+        )
+        env = env_for(
+            tmp_path, routes=tmp_path / "routes.yaml", KFP_TRIGGER_BACKEND_TIMEOUT_SECONDS="2", **where
+        )
+        port = free_port()
+        with server(functions_framework("handle_event", port), env, port, tmp_path / "server.log") as url:
+            headers, body = storage_event("acme-survey-landing", "responses/a.csv")
+            started = time.monotonic()
+            answer = requests.post(url, data=body, headers=headers, timeout=60)
+            took = time.monotonic() - started
+    assert answer.status_code == 503, answer.text
+    assert answer.headers["Retry-After"]
+    assert took < 15, f"answered after {took:.1f} s"
