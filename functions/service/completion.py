@@ -1,9 +1,12 @@
 """`handle_completion` and `reconcile`: a run's end → its terminal state (once) → its result.
 
 A completion notice (`pipelines.notice.Notice`, from the pipeline's exit handler in production,
-from the local runner on the embedded default) is a hint to look: `runs.complete` asks the
-backend, whose terminal state wins; the notice's state decides only when the backend reports no
-end yet. Terminal states are absorbing, so repeated or late notices change nothing.
+from the local runner on the embedded default) is only a hint to look: anything that may publish
+to the completions topic could forge one. So a notice changes nothing by itself: for a
+SUBMITTED run, `runs.complete` asks the engine (for the run id the ledger recorded) and finishes
+the run only if the engine reports it ended; while it does not (an exit handler runs before its
+run has ended), the notice asks to be delivered again later. A notice for a run that is queued
+or being submitted is recorded and changes nothing. Every notice is recorded in the trail.
 `reconcile` is the backstop when notices are lost.
 """
 
@@ -19,7 +22,7 @@ from functions.logs import fields, label
 from functions.service import runs
 from functions.service.ports import Services
 from functions.service.quarantine import quarantine
-from functions.service.records import Handled, Outcome
+from functions.service.records import Handled, Outcome, RunRecord
 from functions.service.results import publish_result
 from pipelines.backend import RunState
 from pipelines.notice import Notice
@@ -52,11 +55,33 @@ def handle(services: Services, attributes: Mapping[str, str], data: object, body
             services, "completion notice for an unknown run key", attributes, body, "handle_completion"
         )
     label(event_id=run.event_id)  # the event that started it: one filter shows the whole story
-    state = runs.complete(services, run, hint=RunState.parse(notice.state))
-    if state is not None:
-        runs.start_queued(services)  # its place may let a queued run start (reconcile does it once per pass)
-    outcome = Outcome.COMPLETED if state is not None else Outcome.SKIPPED
-    return Handled((outcome,), {"run_key": run.run_key, "state": str(state) if state else "open"})
+    outcome, reason = _look(services, run)
+    runs.record(
+        services,
+        attributes.get("id", ""),
+        "",
+        "completion notice",
+        outcome,
+        f"notice says {notice.state[:40]!r}: {reason}",
+        route=run.route,
+        run_key=run.run_key,
+    )
+    current = services.store.get(run.run_key) or run
+    return Handled((outcome,), {"run_key": run.run_key, "state": str(current.state), "reason": reason})
+
+
+def _look(services: Services, run: RunRecord) -> tuple[Outcome, str]:
+    """Act on a notice for `run`: what happened, and why."""
+    if run.state is RunState.QUEUED:
+        return Outcome.SKIPPED, "the run has not started: the notice changes nothing"
+    if run.state is RunState.CLAIMED:
+        return Outcome.RETRY, "the run is being submitted: deliver the notice again later"
+    ended = runs.complete(services, run)
+    if ended is None:
+        return Outcome.RETRY, "the engine reports no end yet: deliver the notice again later"
+    if not run.state.terminal:
+        runs.start_queued(services)  # its place may let a queued run start (reconcile: once per pass)
+    return Outcome.COMPLETED, f"the engine reports {ended}"
 
 
 def reconcile(services: Services) -> int:

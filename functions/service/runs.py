@@ -201,45 +201,39 @@ def finish(services: Services, run: NewRun, state: RunState, details: dict[str, 
     return True
 
 
-def complete(services: Services, run: RunRecord, hint: RunState | None = None) -> RunState | None:
-    """Finish `run` if it has ended and publish its result; the state it ended in, or None.
+def complete(services: Services, run: RunRecord) -> RunState | None:
+    """Finish a SUBMITTED run if its engine reports it ended, and publish its result; the state it
+    ended in, or None while the engine reports no end (or the run was never submitted).
 
-    The backend is asked first; `hint` (the notice's state) decides only when the backend does
-    not report an end yet (for example an exit handler that fires before the engine's status
-    catches up).
+    The engine is the only authority (DESIGN.md): nothing but its status, for the run id the
+    ledger recorded, moves a run to a terminal state. A run that has ended already has its
+    result published (once: publishing holds a lease and is marked done).
     """
-    details: dict[str, object] = {}
-    state = run.state if run.state.terminal else None
-    backend = services.backends[run.backend]
-    # A run still CLAIMED may have been submitted by a claimant that died before recording it.
-    run_id = run.run_id
-    if run_id is None and state is None:
-        run_id = backend.find(run.run_key)
-        if run_id is not None:
-            adopt(services, run, run_id, "found by its run key when it ended")
-    if state is None and run_id is not None:
-        status = backend.status(run_id)
-        metrics = dict(status.metrics)
-        if not metrics and services.objects is not None:  # a cluster keeps values in its metadata store
-            metrics = metrics_at(services.objects, status.outputs)
-            if not metrics and status.artifact_root:
-                metrics = metrics_under(services.objects, status.artifact_root)
-        details = {
-            "started_at": status.started_at,
-            "finished_at": status.finished_at,
-            "metrics": metrics,
-            "outputs": dict(status.outputs),
-            "error": status.error,
-        }
-        state = status.state if status.state.terminal else None
-    state = state or (hint if hint is not None and hint.terminal else None)
-    if state is None:
+    if run.state.terminal:
+        publish_result(services, run.run_key)
+        return run.state
+    if run.state is not RunState.SUBMITTED or run.run_id is None:
         return None
-    if finish(services, run, state, details):
-        recorder(services, run, "completion")(Outcome.COMPLETED, f"run ended {state}")
+    status = services.backends[run.backend].status(run.run_id)
+    if not status.state.terminal:
+        return None
+    metrics = dict(status.metrics)
+    if not metrics and services.objects is not None:  # a cluster keeps values in its metadata store
+        metrics = metrics_at(services.objects, status.outputs)
+        if not metrics and status.artifact_root:
+            metrics = metrics_under(services.objects, status.artifact_root)
+    details: dict[str, object] = {
+        "started_at": status.started_at,
+        "finished_at": status.finished_at,
+        "metrics": metrics,
+        "outputs": dict(status.outputs),
+        "error": status.error,
+    }
+    if finish(services, run, status.state, details):
+        recorder(services, run, "completion")(Outcome.COMPLETED, f"run ended {status.state}")
     services.crash(crashpoints.AFTER_TERMINAL)
     publish_result(services, run.run_key)
-    return state
+    return status.state
 
 
 def adopt(services: Services, claim: RunRecord, run_id: str, why: str) -> None:

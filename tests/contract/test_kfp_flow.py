@@ -84,10 +84,17 @@ def test_one_reconcile_pass_ends_what_has_ended(
     assert len(results(on_kfp)) == (1 if ended else 0)
 
 
-def test_the_exit_handler_says_complete_for_success(on_kfp: Services, fake: FakeKfp) -> None:
+def test_the_exit_handlers_notice_waits_for_the_run_to_end(on_kfp: Services, fake: FakeKfp) -> None:
+    """On KFP the exit task runs while its run is RUNNING and says COMPLETE (the MLMD state): the
+    notice is delivered again until the API server reports the run's end, which decides."""
     deliver(on_kfp)
-    headers, body = completion_event(RUN_KEY, "COMPLETE")  # KFP's exit task: the MLMD state
-    call(completion.handle, on_kfp, headers, body)
+    (run_id,) = fake.runs
+    fake.states[run_id] = "RUNNING"
+    headers, body = completion_event(RUN_KEY, "COMPLETE")
+    assert call(completion.handle, on_kfp, headers, body).status == 503
+    assert results(on_kfp) == []
+    fake.states[run_id] = "SUCCEEDED"
+    assert call(completion.handle, on_kfp, headers, body).status == 200
     (result,) = results(on_kfp)
     assert result["data"]["state"] == "SUCCEEDED"
 

@@ -95,6 +95,8 @@ def cluster(pubsub_emulator: str, tmp_path: Path) -> Iterator[dict[str, Any]]:
                     "events_url": events_url,
                     "results": results,
                     "landing": tmp_path / "landing",
+                    "state": tmp_path,
+                    "completions_topic": topics["completions"],
                 }
             finally:
                 stop.set()
@@ -291,3 +293,33 @@ def test_an_engine_that_hangs_or_refuses_is_a_retry_within_the_timeout(
     assert answer.status_code == 503, answer.text
     assert answer.headers["Retry-After"]
     assert took < 15, f"answered after {took:.1f} s"
+
+
+def test_a_forged_notice_moves_nothing_and_the_engines_word_is_published(cluster: dict[str, Any]) -> None:
+    """Anything that may publish to the completions topic can send a notice. One that says
+    SUCCEEDED for a run the cluster reports RUNNING leaves it RUNNING and publishes nothing; when
+    the run really ends, the result says what the cluster says."""
+    from google.cloud.pubsub_v1 import PublisherClient
+
+    from functions.bootstrap import ledger_from
+    from pipelines.notice import Notice
+
+    first = deliver(cluster, "responses/forged.csv")
+    fake: FakeKfp = cluster["fake"]
+    (run_id,) = fake.runs
+    fake.states[run_id] = "RUNNING"
+    forged = Notice(first["run_key"], "SUCCEEDED", job="forged").encode()
+    topic = cluster["completions_topic"]
+    PublisherClient().publish(topic, forged, run_key=first["run_key"]).result(timeout=30)
+    assert pull(cluster["results"], 1, wait=8) == [], "nothing is published on a forged notice"
+    ledger = ledger_from(f"sqlite:///{cluster['state'] / 'ledger.sqlite3'}")
+    record = ledger.get(first["run_key"])
+    assert record is not None
+    assert record.state.value == "SUBMITTED"
+    trail = [d for d in ledger.trail(first["run_key"]) if d.event_type == "completion notice"]
+    assert trail, "each delivery of the notice is recorded"
+    assert {d.outcome.value for d in trail} == {"retry"}
+
+    fake.states[run_id] = "FAILED"  # the run really ends; the forged notice, redelivered, makes us look
+    (message,) = pull(cluster["results"], 1, wait=90)
+    assert json.loads(message.data)["state"] == "FAILED", "the engine's word, not the notice's"

@@ -152,11 +152,11 @@ class TriggerLoop(RuleBasedStateMachine):
         self.snapshots.append(self.services.store.get(key))
 
     @precondition(lambda self: bool(self.snapshots))
-    @rule(hint=st.sampled_from([None, RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELED]))
-    def the_slow_completer_acts(self, hint: RunState | None) -> None:
+    @rule()
+    def the_slow_completer_acts(self) -> None:
         record = self.snapshots.pop(0)
         if record is not None:
-            self.call(lambda: Handled((), {"state": runs.complete(self.services, record, hint)}))
+            self.call(lambda: Handled((), {"state": runs.complete(self.services, record)}))
 
     @rule()
     def reconcile(self) -> None:

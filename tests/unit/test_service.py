@@ -126,10 +126,21 @@ def test_completion_publishes_one_result_whatever_the_repeats(
     assert record.published_at is not None
 
 
-def test_the_exit_handler_word_for_success_is_complete(services: Services, backend: RecordingBackend) -> None:
+def test_a_notice_is_a_hint_the_engine_decides(services: Services, backend: RecordingBackend) -> None:
+    """KFP's exit handler says COMPLETE while its run is still RUNNING; a forged notice says
+    anything. Neither moves the run: the notice comes back until the engine reports the end."""
     deliver(services, *storage_event("some-bucket", "folder/a.csv"))
-    assert notify(services, KEY, "COMPLETE").status == 200  # the backend still says RUNNING
+    for word in ("COMPLETE", "SUCCEEDED", "FAILED"):
+        answer = notify(services, KEY, word)
+        assert (answer.status, answer.body["state"]) == (503, "SUBMITTED"), word
+    assert results(services) == []
+    backend.states["fake-1"] = RunState.SUCCEEDED
+    assert notify(services, KEY, "COMPLETE").status == 200
     assert results(services)[0]["data"]["state"] == "SUCCEEDED"
+    notices = [d for d in services.decisions.trail(KEY) if d.event_type == "completion notice"]
+    assert [d.outcome for d in notices] == [Outcome.RETRY] * 3 + [Outcome.COMPLETED], (
+        "every notice is recorded"
+    )
 
 
 def test_state_names_of_every_engine() -> None:
@@ -197,7 +208,10 @@ def test_a_notice_for_a_run_whose_claimant_died_before_recording_it(
         Submission(KEY, "some-bucket-folder", services.catalog["echo"], {})
     )  # then it died
     backend.states[run_id] = RunState.SUCCEEDED
-    assert notify(services, KEY, "SUCCEEDED").status == 200
+    assert notify(services, KEY, "SUCCEEDED").status == 503, "being submitted: ask again later"
+    assert results(services) == []
+    services.clock.now += 121  # type: ignore[attr-defined]  # the dead claimant's lease runs out
+    assert completion.reconcile(services) == 1, "the reconciler adopts the run it finds by key"
     (result,) = results(services)
     assert result["data"]["metrics"] == {"accuracy": 0.9}, "details found by looking the run up by key"
     assert result["data"]["run_id"] == run_id, "and the run it found is recorded (found by bench/reliability)"
@@ -291,3 +305,17 @@ def test_cancel_ends_a_queued_run_at_once(services: Services, backend: Recording
     assert runs.start_queued(services) == 0
     assert backend.submitted == []
     assert results(services)[0]["data"]["state"] == "CANCELED"
+
+
+def test_a_notice_for_a_queued_run_changes_nothing(services: Services, backend: RecordingBackend) -> None:
+    from functions.service import limits
+
+    services.quotas.set_flag(limits.PAUSED, True)
+    deliver(services, *storage_event("some-bucket", "folder/a.csv"))
+    answer = notify(services, KEY, "SUCCEEDED")
+    assert (answer.status, answer.body["state"]) == (200, "QUEUED")
+    services.quotas.set_flag(limits.PAUSED, False)
+    from functions.service import runs
+
+    assert runs.start_queued(services) == 1, "it still starts: the forged end did not finish it"
+    assert len(backend.submitted) == 1
