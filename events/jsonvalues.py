@@ -11,6 +11,7 @@ import base64
 import binascii
 import json
 import math
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -99,6 +100,29 @@ def text(obj: Mapping[str, Any], key: str, where: str, *, required: bool = True)
     return value
 
 
+# JSON's number grammar (RFC 8259 §6), ASCII digits only: Python's int() and float() also take
+# "²", "٣", "1_000", " 7 " and "--7"-like inputs through isdigit(); nothing from an event may.
+INTEGER = re.compile(r"-?(?:0|[1-9][0-9]*)")
+NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
+INT64 = range(-(2**63), 2**63)
+
+
+def strict_int(text: str) -> int | None:
+    """The int64 `text` spells in JSON's grammar, or None."""
+    if len(text) > 20 or not INTEGER.fullmatch(text):
+        return None
+    number = int(text)
+    return number if number in INT64 else None
+
+
+def strict_number(text: str) -> float | None:
+    """The finite number `text` spells in JSON's grammar, or None."""
+    if len(text) > 40 or not NUMBER.fullmatch(text):
+        return None
+    number = float(text)
+    return number if math.isfinite(number) else None
+
+
 def int64(obj: Mapping[str, Any], key: str, where: str, *, default: int | None = None) -> int:
     """Read an int64 that JSON carries as a string (proto3 JSON) or, in some samples, a number."""
     value = obj.get(key)
@@ -106,10 +130,10 @@ def int64(obj: Mapping[str, Any], key: str, where: str, *, default: int | None =
         return default
     if isinstance(value, bool):
         raise BadEvent(f"{where}.{key} must be an integer")
-    if isinstance(value, int):
+    if isinstance(value, int) and value in INT64:
         return value
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit() and len(value) <= 20:
-        return int(value)
+    if isinstance(value, str) and (number := strict_int(value)) is not None:
+        return number
     raise BadEvent(f"{where}.{key} must be an integer (or a string of digits)")
 
 

@@ -15,11 +15,13 @@ read a Pub/Sub message. Substituted values are never re-parsed, so event text su
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from events import jsonvalues as jv
 from events.model import Source
 
 Scalar = str | int | float | bool
@@ -191,21 +193,19 @@ def coerce(value: object, parameter_type: str) -> object:
     if parameter_type == "STRING":
         return _text(value)
     if parameter_type == "NUMBER_INTEGER":
-        if isinstance(value, bool) or not isinstance(value, int | str):
+        number = value if isinstance(value, int) and not isinstance(value, bool) else None
+        if isinstance(value, str):
+            number = jv.strict_int(value)
+        if number is None or number not in jv.INT64:
             raise ValueError("expected an integer")
-        if isinstance(value, str) and not value.strip().lstrip("-").isdigit():
-            raise ValueError("expected an integer")
-        return int(value)
-    if parameter_type == "NUMBER_DOUBLE":
-        if isinstance(value, bool) or not isinstance(value, int | float | str):
-            raise ValueError("expected a number")
-        try:
-            number = float(value)
-        except ValueError as exc:
-            raise ValueError("expected a number") from exc
-        if number != number or number in (float("inf"), float("-inf")):
-            raise ValueError("expected a finite number")
         return number
+    if parameter_type == "NUMBER_DOUBLE":
+        real = float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+        if isinstance(value, str):
+            real = jv.strict_number(value)
+        if real is None or not math.isfinite(real):
+            raise ValueError("expected a finite number")
+        return real
     if parameter_type == "BOOLEAN":
         if isinstance(value, bool):
             return value

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 
 from events.model import Message
 from events.schema import Signature
@@ -30,12 +31,15 @@ def problem(message: Message, signature: Signature, secret: str, now: float) -> 
     stamp, given = message.attributes.get("timestamp"), message.attributes.get("signature")
     if not stamp or not given:
         return "unsigned: the message has no timestamp or signature attribute"
-    if not stamp.isdigit() or len(stamp) > 12:
+    if not re.fullmatch(r"[0-9]{1,12}", stamp):  # ASCII digits: "²".isdigit() is True
         return "the timestamp attribute is not whole Unix seconds"
     skew = now - int(stamp)
     if abs(skew) > signature.max_skew:
         when = f"{abs(skew):.0f} s {'ago' if skew > 0 else 'in the future'}"
         return f"signed {when}, more than {signature.max_skew:g} s (a replay or a skewed clock)"
-    if not hmac.compare_digest(sign(secret, int(stamp), message.data), given):
+    # As bytes: compare_digest refuses str holding anything but ASCII (a TypeError, not a "no").
+    if not hmac.compare_digest(
+        sign(secret, int(stamp), message.data).encode(), given.encode("utf-8", "replace")
+    ):
         return "the signature does not match"
     return None

@@ -255,6 +255,34 @@ CATALOGUE: dict[str, Row] = {
         [message("u-2", {"event_id": "p-k", "survey_id": "s"}, key="guessed", schema_version="1")],
         reason="signature: the signature does not match",
     ),
+    "a signature timestamp of non-ASCII digits (²)": Row(
+        [
+            message(
+                "n-1", {"event_id": "p-n1"}, signed=None, timestamp="²", signature="v1=00", schema_version="1"
+            )
+        ],
+        reason="signature: the timestamp attribute is not whole Unix seconds",
+    ),
+    "a non-ASCII signature": Row(
+        [
+            message(
+                "n-2",
+                {"event_id": "p-n2"},
+                signed=None,
+                timestamp=str(int(time.time())),
+                signature="v1=ünïcode",
+                schema_version="1",
+            )
+        ],
+        reason="signature: the signature does not match",
+    ),
+    **{
+        f"a storage generation of {generation!r}": Row(
+            [storage(f"g-{n}", "hostile-generation.csv", generation=generation)],
+            reason="data.generation must be an integer",
+        )
+        for n, generation in enumerate(["--7", "²", "1_000", " 7", "+7", "99999999999999999999"])
+    },
     "a product message replayed after the window (stale timestamp)": Row(
         [message("u-3", {"event_id": "p-s", "survey_id": "s"}, signed=3600, schema_version="1")],
         reason="s ago, more than 300 s (a replay or a skewed clock)",

@@ -148,3 +148,32 @@ def test_event_values_are_never_interpreted(router: Router, hostile: str) -> Non
 def test_schedule_slot(published: str, slot: str) -> None:
     moment = datetime.fromisoformat(published).astimezone(UTC)
     assert schedule_slot("0 3 * * *", "Europe/Berlin", moment) == slot
+
+
+@pytest.mark.parametrize(
+    "text", ["²", "٣", "--7", "+7", " 7", "7 ", "1_000", "0x10", "07", "99999999999999999999"]
+)
+def test_integer_parameters_take_only_json_integers(text: str) -> None:
+    from events.params import coerce
+
+    with pytest.raises(ValueError, match="expected an integer"):
+        coerce(text, "NUMBER_INTEGER")
+
+
+@pytest.mark.parametrize("text", ["nan", "inf", "1_0", " 1", "1.", ".5", "1e999", "²"])
+def test_number_parameters_take_only_finite_json_numbers(text: str) -> None:
+    from events.params import coerce
+
+    with pytest.raises(ValueError, match="expected a finite number"):
+        coerce(text, "NUMBER_DOUBLE")
+
+
+def test_json_numbers_are_taken() -> None:
+    from events.params import coerce
+
+    assert (coerce("-7", "NUMBER_INTEGER"), coerce(7, "NUMBER_INTEGER")) == (-7, 7)
+    assert (coerce("1e3", "NUMBER_DOUBLE"), coerce("-0.5", "NUMBER_DOUBLE"), coerce(2, "NUMBER_DOUBLE")) == (
+        1000.0,
+        -0.5,
+        2.0,
+    )
