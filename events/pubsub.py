@@ -1,8 +1,11 @@
 """Decoder for `google.cloud.pubsub.topic.v1.messagePublished`.
 
-Two producers matter. Cloud Scheduler jobs with a Pub/Sub target name themselves in the
-`SCHEDULE_ATTRIBUTE` attribute and become a `ScheduleTick`. Everything else (the product's
-messages: a JSON body with `event_id` and `type`) becomes a `Message`.
+Two producers matter. Cloud Scheduler jobs publish to the schedules topic (`SCHEDULES_TOPIC`,
+which the deploy plan creates and only Cloud Scheduler may publish to) and name themselves in
+the `SCHEDULE_ATTRIBUTE` attribute: those become a `ScheduleTick`. Everything else becomes a
+`Message` (the product's: a JSON body with `event_id` and `type`), whatever attributes it
+carries, so a `scheduler_job` attribute on another topic cannot pass for a tick and skip the
+product's signature check.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from events.errors import BadEvent
 from events.model import Envelope, Message, ScheduleTick
 
 SCHEDULE_ATTRIBUTE = "scheduler_job"
+SCHEDULES_TOPIC = "kfp-trigger-schedules"  # the short name of the topic Cloud Scheduler jobs publish to
 TOPIC_PREFIX = "//pubsub.googleapis.com/"
 MAX_ATTRIBUTES = 100
 
@@ -44,7 +48,7 @@ def decode_published(envelope: Envelope, data: object) -> Message | ScheduleTick
         raise BadEvent("data.message has neither data nor attributes")
 
     job = attributes.get(SCHEDULE_ATTRIBUTE)
-    if job:
+    if job and topic.rsplit("/", 1)[-1] == SCHEDULES_TOPIC:
         return ScheduleTick(
             envelope=envelope,
             job=job,

@@ -69,7 +69,8 @@ class StorageWhen(_Model):
 
 class Signature(_Model):
     """The producer signs each message: attributes `timestamp` (Unix seconds) and `signature`,
-    `v1=` + hex HMAC-SHA256 over `<timestamp>.` + the message data, with a shared secret."""
+    `v2=` + hex HMAC-SHA256 with a shared secret over the timestamp, topic, attributes and data
+    (README "Signed product messages"); signed messages must carry an `event_id`."""
 
     secret: str = Field(
         pattern=r"^[A-Z_][A-Z0-9_]*$",

@@ -19,6 +19,7 @@ import pytest
 import requests
 
 from events import signatures
+from events.pubsub import SCHEDULES_TOPIC
 from tests.support import binary, cases, env_for, free_port, functions_framework, server, structured
 
 pytestmark = pytest.mark.slow  # servers and CLI commands in subprocesses
@@ -51,10 +52,11 @@ STORAGE = {
     "type": "google.cloud.storage.object.v1.finalized",
     "source": "//storage.googleapis.com/projects/_/buckets/sample-bucket",
 }
+PRODUCT_TOPIC = "projects/acme/topics/product-events"
 PUBSUB = {
     "specversion": "1.0",
     "type": "google.cloud.pubsub.topic.v1.messagePublished",
-    "source": "//pubsub.googleapis.com/projects/acme/topics/product-events",
+    "source": f"//pubsub.googleapis.com/{PRODUCT_TOPIC}",
 }
 
 
@@ -76,17 +78,22 @@ def message(
     payload = data.encode() if isinstance(data, str) else json.dumps(data).encode()
     if signed is not None and not isinstance(data, str):
         stamp = int(time.time()) - signed
-        attributes = {
-            **attributes,
-            "timestamp": str(stamp),
-            "signature": signatures.sign(key, stamp, payload),
-        }
+        attributes = {**attributes, "timestamp": str(stamp)}
+        attributes["signature"] = signatures.sign(key, stamp, PRODUCT_TOPIC, attributes, payload)
     raw = data if isinstance(data, str) else base64.b64encode(payload).decode()
     published = "2026-11-27T03:00:00Z"
     body = {
         "message": {"data": raw, "messageId": message_id, "publishTime": published, "attributes": attributes}
     }
     return binary({**PUBSUB, "id": message_id}, body)
+
+
+def resigned(delivery: tuple[dict[str, str], bytes], **changed: str) -> tuple[dict[str, str], bytes]:
+    """The same signed delivery with attributes changed after signing (re-published by someone else)."""
+    headers, body = delivery
+    document = json.loads(body)
+    document["message"]["attributes"] |= changed
+    return headers, json.dumps(document).encode()
 
 
 def raw(headers: dict[str, str], body: bytes) -> tuple[dict[str, str], bytes]:
@@ -110,7 +117,8 @@ def tick(event_id: str, second: int) -> tuple[dict[str, str], bytes]:
         }
     }
     return binary(
-        {**PUBSUB, "id": event_id, "source": PUBSUB["source"].replace("product-events", "ticks")}, body
+        {**PUBSUB, "id": event_id, "source": PUBSUB["source"].replace("product-events", SCHEDULES_TOPIC)},
+        body,
     )
 
 
@@ -294,19 +302,23 @@ CATALOGUE: dict[str, Row] = {
         ],
         answers=[(200, "run"), (200, "duplicate")],
     ),
-    "a product message without event_id (deduplicated on its messageId)": Row(
-        [
-            message("n-1", {"survey_id": "s"}, schema_version="1"),
-            message("n-1", {"survey_id": "s"}, schema_version="1"),
-        ],
-        answers=[(200, "run"), (200, "duplicate")],
+    "a signed product message without event_id (it could be replayed in the window)": Row(
+        [message("n-1", {"survey_id": "s"}, schema_version="1")],
+        reason="signature: a signed message must carry an event_id",
+    ),
+    "a signed message re-published with another attribute": Row(
+        [resigned(message("a-1", {"event_id": "p-a", "survey_id": "s"}, schema_version="1"), env="prod")],
+        reason="signature: the signature does not match",
+    ),
+    "a scheduler_job attribute on the product topic is no schedule tick": Row(
+        [message("st-1", {"event_id": "p-st"}, signed=None, schema_version="1", scheduler_job="nightly")],
+        reason="signature: unsigned",
     ),
     "template and format strings in a value": Row(
         [
             message(
                 "tpl",
-                {"survey_id": "{0.__class__}{{7*7}}${jndi:ldap://x}$(id)"},
-                event_id="p-tpl",
+                {"survey_id": "{0.__class__}{{7*7}}${jndi:ldap://x}$(id)", "event_id": "p-tpl"},
                 schema_version="1",
             )
         ],

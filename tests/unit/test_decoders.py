@@ -79,10 +79,17 @@ def test_message_without_event_id_dedupes_on_message_id() -> None:
     assert event.payload is None
 
 
-def test_scheduler_message_becomes_a_tick() -> None:
-    event = decode(PUBSUB, message(attributes={"scheduler_job": "nightly"}))
+def test_a_scheduler_message_on_the_schedules_topic_becomes_a_tick() -> None:
+    schedules = {**PUBSUB, "source": "//pubsub.googleapis.com/projects/p/topics/kfp-trigger-schedules"}
+    event = decode(schedules, message(attributes={"scheduler_job": "nightly"}))
     assert isinstance(event, ScheduleTick)
     assert event.job == "nightly"
+
+
+def test_a_scheduler_job_attribute_elsewhere_is_an_ordinary_message() -> None:
+    """Anyone who may publish to a product topic could add the attribute: it is no tick there."""
+    event = decode(PUBSUB, message(attributes={"scheduler_job": "nightly"}))
+    assert not isinstance(event, ScheduleTick)
 
 
 @pytest.mark.parametrize(

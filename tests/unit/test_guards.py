@@ -106,9 +106,10 @@ def test_a_coalescing_route_joins_the_window(loaded: LoadedRoutes) -> None:
 
 
 def product_message(secret: str, signed_at: float) -> TriggerEvent:
-    data = b'{"event_id": "e-1"}'
-    attributes = {"timestamp": str(int(signed_at)), "signature": sign(secret, int(signed_at), data)}
-    return event(*message_published("projects/p/topics/product", data, attributes))
+    data, topic = b'{"event_id": "e-1"}', "projects/p/topics/product"
+    attributes = {"timestamp": str(int(signed_at))}
+    attributes["signature"] = sign(secret, int(signed_at), topic, attributes, data)
+    return event(*message_published(topic, data, attributes))
 
 
 def test_a_signed_message_launches_and_a_forged_one_refuses_the_event(loaded: LoadedRoutes) -> None:

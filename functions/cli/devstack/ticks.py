@@ -9,13 +9,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from events.eventarc import Delivery, message_published
-from events.pubsub import SCHEDULE_ATTRIBUTE
+from events.pubsub import SCHEDULE_ATTRIBUTE, SCHEDULES_TOPIC
 from events.routes import Rule
 from functions.logs import fields
 
 log = logging.getLogger("kfp_trigger.dev")
 
-SCHEDULE_TOPIC = "projects/local/topics/kfp-trigger-schedules"
+SCHEDULE_TOPIC = f"projects/local/topics/{SCHEDULES_TOPIC}"
 
 
 def tick_event(job: str, moment: datetime) -> Delivery:

@@ -38,6 +38,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from events.pubsub import SCHEDULES_TOPIC
 from events.routes import RoutesConfig, Rule
 from functions.cli.plan.model import (
     MAX_DELIVERY_ATTEMPTS,
@@ -253,7 +254,7 @@ class Builder:
             "results_product", f"{PREFIX}-results-product", self.results, dead_letter=self.dead_letter
         )
         self.completions = self.topic("completions", f"{PREFIX}-completions")
-        self.ticks = self.topic("schedules", f"{PREFIX}-schedules") if self.schedules else None
+        self.ticks = self.topic("schedules", SCHEDULES_TOPIC) if self.schedules else None
         self.products: dict[str, Resource] = {}
         if self.product_topics:
             definition = json.dumps(product_schema(self.config), sort_keys=True)
