@@ -23,6 +23,7 @@ from events.model import NotJson
 
 REQUIRED_HEADERS = ("ce-id", "ce-source", "ce-type", "ce-specversion")
 STRUCTURED = "application/cloudevents+json"
+LEGACY = "application/json"  # gen1 background-event bodies
 
 # gen1 eventType → (CloudEvent type, service host). Mirrors functions-framework's
 # event_conversion tables, so golden legacy payloads decode to the same events.
@@ -87,6 +88,12 @@ def parse_http(headers: Mapping[str, str], body: bytes) -> tuple[dict[str, str],
     content_type = lower.get("content-type", "").split(";")[0].strip().lower()
     if content_type.startswith("application/cloudevents") and content_type != STRUCTURED:
         raise EnvelopeError(f"content type {content_type[:60]!r} is not supported", status=415)
+    if content_type not in (STRUCTURED, LEGACY):
+        # A browser posts text/plain, form or multipart bodies cross-site without asking first
+        # (CORS "simple requests"); a CloudEvent is never sent that way.
+        raise EnvelopeError(
+            f"content type {content_type[:60]!r} is not accepted: {STRUCTURED} or ce- headers", status=415
+        )
     try:
         document = jv.loads(body)
     except ValueError as exc:

@@ -151,7 +151,13 @@ CATALOGUE: dict[str, Row] = {
     "specversion 2.0": Row([raw({**BINARY_HEADERS, "ce-specversion": "2.0"}, b"{}")], 400),
     "structured body empty": Row([raw(EMPTY_STRUCTURED, b"")], 400),
     "structured body not JSON": Row([raw(EMPTY_STRUCTURED, b"<xml/>")], 400),
-    "text/plain without ce- headers": Row([raw({"content-type": "text/plain"}, b"hello")], 400),
+    "text/plain without ce- headers": Row([raw({"content-type": "text/plain"}, b"hello")], 415),
+    **{
+        f"a cross-site {kind} body holding a structured CloudEvent": Row(
+            [raw({"content-type": kind}, structured({**STORAGE, "id": "xs-1"}, {"name": "x"})[1])], 415
+        )
+        for kind in ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data")
+    },
     "application/xml body of a delivered event": Row(
         [raw({**BINARY_HEADERS, "content-type": "application/xml"}, b"<object/>")],
         reason="not strict JSON: not JSON (Expecting value at position 0)",

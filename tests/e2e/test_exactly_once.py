@@ -93,3 +93,20 @@ def test_five_concurrent_deliveries_from_separate_processes(dev: tuple[str, Path
     (run,) = json.loads(runs.stdout)
     assert run["state"] == "SUCCEEDED"
     assert run["published"] is True
+
+
+def test_a_web_page_cannot_drive_the_dev_server(dev: tuple[str, Path]) -> None:
+    """With authentication off, `kfp-trigger dev` still answers local tools only: a browser's
+    cross-site post (an Origin, or a text/plain body) starts nothing."""
+    url, state = dev
+    headers, body = storage_event("some-bucket", "folder/cross-site.csv")
+    from_a_page = requests.post(
+        f"{url}/handle_event", data=body, headers={**headers, "Origin": "https://evil.example"}, timeout=30
+    )
+    assert from_a_page.status_code == 403
+    structured = json.dumps({"specversion": "1.0", "id": "x", "type": "t", "source": "s"}).encode()
+    plain = requests.post(
+        f"{url}/handle_event", data=structured, headers={"content-type": "text/plain"}, timeout=30
+    )
+    assert plain.status_code == 415
+    assert published(state) == []

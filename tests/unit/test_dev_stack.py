@@ -6,6 +6,8 @@ import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from events.decoders import decode
 from events.envelope import parse_http
 from events.router import Router, RunRequest
@@ -44,3 +46,26 @@ def test_landed_files_become_finalized_events(tmp_path: Path) -> None:
     headers, data = finalized_event("my-bucket", "a/b.csv", target)
     event = decode({k.removeprefix("ce-"): v for k, v in headers.items() if k.startswith("ce-")}, data)
     assert event.key == f"my-bucket/a/b.csv#{target.stat().st_mtime_ns}"
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ({}, 200),
+        ({"Host": "localhost:8080"}, 200),
+        ({"Host": "[::1]:8080"}, 200),
+        ({"Origin": "https://evil.example"}, 403),  # a web page, whatever its site
+        ({"Origin": "null"}, 403),
+        ({"Host": "evil.example:8080"}, 403),  # DNS rebinding: a foreign name for this machine
+    ],
+)
+def test_the_dev_server_answers_local_tools_only(headers: dict[str, str], status: int) -> None:
+    from werkzeug.test import Client
+    from werkzeug.wrappers import Response
+
+    from functions.cli.devstack.server import local_only
+
+    app = local_only(Response("ok"), "127.0.0.1")
+    base_url = f"http://{headers.pop('Host', '127.0.0.1:8080')}/"
+    answer = Client(app).post("/handle_event", headers=headers, base_url=base_url)
+    assert answer.status_code == status

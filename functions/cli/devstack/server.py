@@ -11,18 +11,46 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import requests
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.wrappers import Response
 
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
 log = logging.getLogger("kfp_trigger.dev")
 
 MAIN = Path(__file__).resolve().parents[3] / "main.py"
 TARGETS = ("handle_event", "handle_completion")
+
+
+LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def local_only(app: WSGIApplication, bound_host: str) -> WSGIApplication:
+    """Answer local tools only: a request with an `Origin` (a browser page, any site) or a `Host`
+    that is not this machine's (DNS rebinding) is refused with 403, so that a web page cannot
+    post events or notices to a dev server that runs without authentication."""
+    allowed = LOOPBACK | {bound_host.lower()}
+
+    def guarded(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        host = environ.get("HTTP_HOST", "").lower()
+        name = host.rsplit(":", 1)[0] if not host.startswith("[") else host[1:].split("]")[0]
+        if "HTTP_ORIGIN" in environ or name not in allowed:
+            refused = Response(
+                '{"error": "the dev server answers local tools only: no Origin, a local Host"}',
+                403,
+                mimetype="application/json",
+            )
+            return refused(environ, start_response)
+        return app(environ, start_response)
+
+    return guarded
 
 
 def _not_found(environ: object, start_response: object) -> object:
@@ -41,7 +69,7 @@ class DevServer:
         create = functions_framework.create_app  # untyped upstream
         mounts = {f"/{target}": create(target, str(MAIN)) for target in TARGETS}  # type: ignore[no-untyped-call]
         app = DispatcherMiddleware(_not_found, mounts)  # type: ignore[arg-type]
-        self._server: BaseWSGIServer = make_server(host, port, app, threaded=True)
+        self._server: BaseWSGIServer = make_server(host, port, local_only(app, host), threaded=True)
         self._thread = threading.Thread(target=self._server.serve_forever, name="dev-server", daemon=True)
 
     @property
