@@ -46,6 +46,7 @@ for command in (
     inspect.status,
     inspect.runs,
     inspect.explain,
+    inspect.results,
     operate.reconcile,
     operate.rerun,
     operate.cancel,

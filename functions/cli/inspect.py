@@ -155,3 +155,16 @@ def explain(
                 f"run {run.run_key}: {run.state} ({run.run_id or 'not submitted'}), published={published}"
             )
             click.echo(f"    metrics={json.dumps(run.details.get('metrics', {}), sort_keys=True)}")
+
+
+@click.group()
+def results() -> None:
+    """The result CloudEvents the product receives."""
+
+
+@results.command("schema")
+def results_schema() -> None:
+    """Print the JSON Schema of a result's data (committed as deploy/schemas/run-finished.v2.schema.json)."""
+    from functions.service.results import result_schema
+
+    click.echo(json.dumps(result_schema(), indent=2, ensure_ascii=False))

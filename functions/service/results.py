@@ -13,6 +13,9 @@ import hashlib
 import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from functions.logs import fields
 from functions.service import crashpoints
@@ -21,8 +24,44 @@ from functions.service.records import RunRecord
 
 log = logging.getLogger("kfp_trigger.results")
 
-RESULT_TYPE = "dev.kfp-trigger.run.finished.v1"
+RESULT_TYPE = "dev.kfp-trigger.run.finished.v2"  # the data's schema: RunFinished (v2: no params)
 SOURCE_PREFIX = "//kfp-trigger/routes/"
+SHARED_SCHEMES = ("gs://", "https://")  # output URIs the product may read; local paths never leave
+MAX_ERROR = 300
+
+
+class ResultError(BaseModel):
+    """Why a run failed, in a few words: no backend response bodies, no stack traces."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    kind: Literal["submit", "run"] = Field(
+        description="submit: it never started; run: the engine says it failed"
+    )
+    message: str = Field(max_length=MAX_ERROR, description="the first line of the reason, cut")
+
+
+class RunFinished(BaseModel):
+    """The data of a `dev.kfp-trigger.run.finished.v2` CloudEvent: what the product learns of a run.
+
+    Only these fields leave the service (deploy/schemas/run-finished.v2.schema.json is generated
+    from this model for the product team): not the run's parameters, not local paths, not raw
+    backend errors.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    run_key: str = Field(description="the run's idempotency key (also the CloudEvent subject)")
+    route: str
+    pipeline: str
+    version: str = Field(description="the pipeline's content hash (sha256)")
+    backend: Literal["local", "kfp", "vertex"]
+    run_id: str | None = Field(description="the engine's run id or job name; null if it never started")
+    state: Literal["SUCCEEDED", "FAILED", "CANCELED", "SKIPPED"]
+    started_at: str | None = Field(description="RFC 3339, as the engine reports it")
+    finished_at: str | None = Field(description="RFC 3339")
+    metrics: dict[str, float] = Field(description="the run's logged metrics (system.Metrics)")
+    outputs: dict[str, str] = Field(description="output name → gs:// or https:// URI (e.g. the model)")
+    error: ResultError | None = None
+    event_id: str = Field(description="the CloudEvent id of the event that started the run")
 
 
 def iso(timestamp: float | None) -> str | None:
@@ -37,6 +76,32 @@ def result_id(run_key: str, state: str) -> str:
 
 def result_event(run: RunRecord) -> dict[str, object]:
     details = run.details
+    raw_error = details.get("error")
+    error = None
+    if raw_error:
+        first_line = str(raw_error).strip().splitlines()[0] if str(raw_error).strip() else "failed"
+        error = ResultError(kind="run" if run.run_id else "submit", message=first_line[:MAX_ERROR])
+    outputs = details.get("outputs", {})
+    metrics = details.get("metrics", {})
+    data = RunFinished(
+        run_key=run.run_key,
+        route=run.route,
+        pipeline=run.pipeline,
+        version=run.version,
+        backend=run.backend,  # validated: one of the three
+        run_id=run.run_id,
+        state=run.state.value,  # terminal: validated
+        started_at=_text(details.get("started_at")),
+        finished_at=_text(details.get("finished_at")) or iso(run.finished_at),
+        metrics=metrics if isinstance(metrics, dict) else {},
+        outputs={
+            name: uri
+            for name, uri in (outputs.items() if isinstance(outputs, dict) else ())
+            if isinstance(uri, str) and uri.startswith(SHARED_SCHEMES)
+        },
+        error=error,
+        event_id=run.event_id,
+    )
     return {
         "specversion": "1.0",
         "id": result_id(run.run_key, run.state),
@@ -45,23 +110,20 @@ def result_event(run: RunRecord) -> dict[str, object]:
         "subject": run.run_key,
         "time": iso(run.finished_at),
         "datacontenttype": "application/json",
-        "data": {
-            "run_key": run.run_key,
-            "route": run.route,
-            "pipeline": run.pipeline,
-            "version": run.version,
-            "backend": run.backend,
-            "run_id": run.run_id,
-            "state": run.state,
-            "started_at": details.get("started_at"),
-            "finished_at": details.get("finished_at") or iso(run.finished_at),
-            "metrics": details.get("metrics", {}),
-            "outputs": details.get("outputs", {}),
-            "error": details.get("error"),
-            "params": run.params,
-            "event_id": run.event_id,
-        },
+        "data": data.model_dump(mode="json"),
     }
+
+
+def result_schema() -> dict[str, object]:
+    """The JSON Schema of a result's data (deploy/schemas/run-finished.v2.schema.json)."""
+    schema = RunFinished.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = RESULT_TYPE
+    return schema
+
+
+def _text(value: object) -> str | None:
+    return str(value) if value else None
 
 
 def quarantine_record(

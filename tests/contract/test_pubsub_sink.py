@@ -45,7 +45,7 @@ def test_a_result_arrives_as_a_binary_mode_cloudevent(topic: tuple[str, str]) ->
     (message,) = pull(subscription, 1, wait=30)
     attributes = dict(message.attributes)
     assert attributes["ce-id"] == event["id"]
-    assert attributes["ce-type"] == "dev.kfp-trigger.run.finished.v1"
+    assert attributes["ce-type"] == "dev.kfp-trigger.run.finished.v2"
     assert attributes["ce-subject"] == RUN.run_key
     assert attributes["ce-specversion"] == "1.0"
     assert attributes["content-type"] == "application/json"

@@ -8,11 +8,15 @@ suites in tests/contract/ run on them too, so a fake cannot drift from the adapt
 from __future__ import annotations
 
 import datetime
+import functools
+import json
 import threading
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
+import jsonschema
 from google.auth import _helpers, credentials
 
 from functions.service.records import (
@@ -24,6 +28,7 @@ from functions.service.records import (
     RunRecord,
     claim_rule,
 )
+from functions.service.results import RESULT_TYPE
 from pipelines.backend import RunState, RunStatus, Submission
 
 
@@ -72,10 +77,22 @@ class RecordingBackend:
 
 @dataclass
 class RecordingSink:
+    """Records what it is given; every result CloudEvent must validate against the published
+    schema (deploy/schemas/), so no test can publish what the product was not promised."""
+
     published: list[Mapping[str, object]] = field(default_factory=list)
 
     def publish(self, document: Mapping[str, object]) -> None:
+        if document.get("type") == RESULT_TYPE:
+            jsonschema.validate(document["data"], result_schema_file())
         self.published.append(document)
+
+
+@functools.cache
+def result_schema_file() -> dict[str, object]:
+    path = Path(__file__).resolve().parents[2] / "deploy" / "schemas" / "run-finished.v2.schema.json"
+    schema: dict[str, object] = json.loads(path.read_text())
+    return schema
 
 
 class FakeRunStore:

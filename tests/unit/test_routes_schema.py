@@ -53,3 +53,14 @@ def test_files_the_loader_accepts_validate_against_the_schema(path) -> None:
 def test_mistakes_an_editor_should_flag(broken: dict[str, object]) -> None:
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(broken, json_schema())
+
+
+def test_the_result_schema_file_is_current() -> None:
+    """The product team's copy of the result contract: `kfp-trigger results schema` regenerates it."""
+    import json
+
+    from functions.service.results import result_schema
+    from tests.support import ROOT
+
+    committed = json.loads((ROOT / "deploy" / "schemas" / "run-finished.v2.schema.json").read_text())
+    assert committed == result_schema()

@@ -90,7 +90,7 @@ def test_a_permanent_backend_failure_is_a_failed_run_with_a_result(
     assert deliver(services, *event).status == 200
     (result,) = results(services)
     assert result["data"]["state"] == "FAILED"
-    assert result["data"]["error"] == "pipeline rejected"
+    assert result["data"]["error"] == {"kind": "submit", "message": "pipeline rejected"}
 
 
 def test_bad_and_unrouted_events_are_quarantined_and_acknowledged(services: Services) -> None:
@@ -319,3 +319,23 @@ def test_a_notice_for_a_queued_run_changes_nothing(services: Services, backend: 
 
     assert runs.start_queued(services) == 1, "it still starts: the forged end did not finish it"
     assert len(backend.submitted) == 1
+
+
+def test_a_result_says_only_what_the_product_needs(services: Services, backend: RecordingBackend) -> None:
+    """No parameters, no local paths, no backend response bodies: the published contract only."""
+    backend.outputs = {
+        "model": "gs://acme-models/run-1/model",
+        "local": "/var/lib/kfp-trigger/runs/x/model",
+        "report": "https://storage.googleapis.com/acme/report.html",
+    }
+    deliver(services, *storage_event("some-bucket", "folder/a.csv"))
+    backend.states["fake-1"] = RunState.FAILED
+    assert completion.reconcile(services) == 1
+    (result,) = results(services)
+    data = result["data"]
+    assert result["type"] == "dev.kfp-trigger.run.finished.v2"
+    assert "params" not in data
+    assert data["outputs"] == {
+        "model": "gs://acme-models/run-1/model",
+        "report": "https://storage.googleapis.com/acme/report.html",
+    }
