@@ -23,6 +23,7 @@ from typing import Any
 
 from events import jsonvalues as jv
 from events.model import Source
+from events.safety import text_problem
 
 Scalar = str | int | float | bool
 
@@ -146,15 +147,30 @@ def lookup(path: str, fields: Mapping[str, object], message: Mapping[str, Any] |
 
 
 def render(template: Template, fields: Mapping[str, object], message: Mapping[str, Any] | None) -> str:
-    """Fill a template. Each value is inserted as text, never interpreted.
+    """Fill a template. Each value is inserted as text, never interpreted, and only if it is a
+    scalar that passes the rules for names (`safety.text_problem`).
 
     Raises:
         Missing: a referenced field is absent.
+        ValueError: a value is a JSON object or list, or text no name may hold.
     """
     return "".join(
-        part if isinstance(part, str) else _text(lookup(part.path, fields, message))
+        part if isinstance(part, str) else _safe(part.path, lookup(part.path, fields, message))
         for part in template.parts
     )
+
+
+def _safe(path: str, value: object) -> str:
+    """A value as text for a template. Free values (captures, `attributes.*`, `data.*`) pass every
+    rule for names; the fields kfp-trigger composes from checked parts (`object.uri`, …) pass
+    all but the path rules."""
+    if isinstance(value, Mapping | list | tuple):
+        raise ValueError(f"{{{path}}} is a JSON object or list, not text")
+    text = _text(value)
+    composed = path in COMMON_FIELDS or any(path in fields for fields in SOURCE_FIELDS.values())
+    if problem := text_problem(text, segments=not composed):
+        raise ValueError(f"the value of {{{path}}} {problem}")
+    return text
 
 
 def _text(value: object) -> str:
@@ -191,6 +207,8 @@ def coerce(value: object, parameter_type: str) -> object:
         ValueError: the value cannot be that type; the message names neither secret nor payload.
     """
     if parameter_type == "STRING":
+        if isinstance(value, Mapping | list | tuple):
+            raise ValueError("expected text, not a JSON object or list")
         return _text(value)
     if parameter_type == "NUMBER_INTEGER":
         number = value if isinstance(value, int) and not isinstance(value, bool) else None

@@ -6,41 +6,19 @@ Object names are opaque keys: they are read from `data.name` (never from the per
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 
 from events import jsonvalues as jv
 from events.errors import BadEvent
 from events.model import Envelope, ObjectFinalized
-
-MAX_NAME_BYTES = 1024  # Cloud Storage's own limit
-CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-INVISIBLE = re.compile(r"[\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]")
+from events.safety import text_problem
 
 
 def name_problem(name: str) -> str | None:
-    """Why an object name is refused, or None.
-
-    Names stay opaque (never a local path, never a shell word), but names no tool should
-    produce are quarantined rather than matched: over 1024 bytes, control characters (CR/LF,
-    NUL, ESC), invisible or bidirectional-control characters (a name that reads differently
-    than it matches), `.`/`..` or empty segments, a leading `/`, a backslash. Other Unicode,
-    NFD included (macOS uploads), is kept exactly as written: normalising would name another
-    object.
-    """
-    if not name:
-        return "is empty"
-    if len(name.encode()) > MAX_NAME_BYTES:
-        return f"is longer than {MAX_NAME_BYTES} bytes"
-    if CONTROL.search(name):
-        return "contains control characters"
-    if INVISIBLE.search(name):
-        return "contains invisible or bidirectional-control characters"
-    if "\\" in name or name.startswith("/") or any(part in ("", ".", "..") for part in name.split("/")[:-1]):
-        return "has a backslash, a leading '/', or an empty, '.' or '..' folder"
-    if name.rsplit("/", 1)[-1] in (".", ".."):
-        return "ends in '.' or '..'"
-    return None
+    """Why an object name is refused, or None: empty, or what `safety.text_problem` refuses.
+    Names stay opaque (never a local path, never a shell word); names no tool should produce
+    are quarantined rather than matched."""
+    return "is empty" if not name else text_problem(name)
 
 
 def decode_finalized(envelope: Envelope, data: object) -> ObjectFinalized:

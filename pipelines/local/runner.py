@@ -16,6 +16,7 @@ import json
 import os
 import re
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -112,13 +113,19 @@ def publish_notice(topic: str, notice: Notice) -> None:
 
 
 def detach(folder: Path) -> None:
-    """Double-fork so the run outlives its submitter and is nobody's zombie; record our pid."""
-    if os.fork() > 0:
-        os._exit(0)  # the submitter waits for this first child only
-    os.setsid()
+    """Double-fork so the run outlives its submitter and is nobody's zombie; record our pid.
+
+    The submitter waits for the first child only, and the first child exits once the runner's
+    pid is written (atomically), so a submit that returned always finds the pid."""
     if os.fork() > 0:
         os._exit(0)
-    (folder / "pid").write_text(str(os.getpid()))
+    os.setsid()
+    if os.fork() > 0:
+        deadline = time.monotonic() + 10
+        while not (folder / "pid").exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        os._exit(0)
+    write_json(folder / "pid", os.getpid())
 
 
 def main(argv: list[str]) -> int:

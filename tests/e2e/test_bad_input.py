@@ -45,6 +45,13 @@ routes:
   - name: nightly
     when: {schedule: {job: nightly, cron: "0 3 * * *"}}
     run: {pipeline: echo}
+  - name: tenant-responses
+    when:
+      pubsub:
+        topic: product-events
+        attributes: {schema_version: "2"}
+        signature: {secret: PRODUCT_SIGNING_SECRET, max_skew: 5m}
+    run: {pipeline: echo, params: {message: "gs://acme-survey/{data.tenant}/responses/"}}
 """
 
 STORAGE = {
@@ -330,6 +337,24 @@ CATALOGUE: dict[str, Row] = {
         ],
         outcome="run",
     ),
+    "a tenant that climbs out of its folder, into a parameter": Row(
+        [message("tv-1", {"event_id": "p-tv1", "tenant": "../../other-tenant/x"}, schema_version="2")],
+        outcome="skipped",
+        reason="the value of {data.tenant} has a backslash, a leading '/', or an empty, '.' or '..' folder",
+    ),
+    "a tenant with NUL, a newline and a right-to-left override": Row(
+        [message("tv-2", {"event_id": "p-tv2", "tenant": "x\u0000\n\u202egpj.exe"}, schema_version="2")],
+        outcome="skipped",
+        reason="the value of {data.tenant} contains control characters",
+    ),
+    "a JSON object where the template wants text": Row(
+        [message("tv-3", {"event_id": "p-tv3", "tenant": {"nested": ["x"]}}, schema_version="2")],
+        outcome="skipped",
+        reason="{data.tenant} is a JSON object or list, not text",
+    ),
+    "a proper tenant runs": Row(
+        [message("tv-4", {"event_id": "p-tv4", "tenant": "acme-eu"}, schema_version="2")], outcome="run"
+    ),
     "a time far in the future": Row(
         [
             structured(
@@ -357,7 +382,10 @@ def outcome_of(answer: dict[str, object]) -> tuple[str, str]:
         return str(answer["outcome"]), str(answer.get("reason", ""))
     decisions = answer["decisions"]
     assert isinstance(decisions, list)
-    (decision,) = decisions
+    # Two routes read the product topic, one per schema_version: the other one's skip is noise.
+    (decision,) = [
+        d for d in decisions if "attribute 'schema_version'" not in str(d.get("reason"))
+    ] or decisions
     return str(decision["outcome"]), str(decision.get("reason", ""))
 
 
