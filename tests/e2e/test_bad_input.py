@@ -383,9 +383,8 @@ def outcome_of(answer: dict[str, object]) -> tuple[str, str]:
     decisions = answer["decisions"]
     assert isinstance(decisions, list)
     # Two routes read the product topic, one per schema_version: the other one's skip is noise.
-    (decision,) = [
-        d for d in decisions if "attribute 'schema_version'" not in str(d.get("reason"))
-    ] or decisions
+    relevant = [d for d in decisions if "attribute 'schema_version'" not in str(d.get("reason"))]
+    (decision,) = relevant or decisions[:1]
     return str(decision["outcome"]), str(decision.get("reason", ""))
 
 
