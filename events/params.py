@@ -160,6 +160,43 @@ def render(template: Template, fields: Mapping[str, object], message: Mapping[st
     )
 
 
+def render_key(template: Template, fields: Mapping[str, object], message: Mapping[str, Any] | None) -> str:
+    """Fill a run key's template so that distinct events never share a key.
+
+    A value followed by literal text has `%` and that text's first character percent-encoded, so
+    the first occurrence of the text after the value ends it: the mapping from values to key is
+    injective while every two fields are separated by text (`key_problem`). Route names, job
+    names and the last field need no escape, so the default keys read as before.
+
+    Raises:
+        Missing: a referenced field is absent.
+        ValueError: a value is a JSON object or list, or text no name may hold.
+    """
+    rendered: list[str] = []
+    for position, part in enumerate(template.parts):
+        if isinstance(part, str):
+            rendered.append(part)
+            continue
+        text = _safe(part.path, lookup(part.path, fields, message))
+        following = template.parts[position + 1] if position + 1 < len(template.parts) else None
+        if isinstance(following, str):
+            for character in dict.fromkeys(("%", following[0])):
+                text = text.replace(character, "".join(f"%{byte:02X}" for byte in character.encode()))
+        rendered.append(text)
+    return "".join(rendered)
+
+
+def key_problem(template: Template) -> str | None:
+    """Why a run key template could give two events one key, or None."""
+    for left, right in zip(template.parts, template.parts[1:], strict=False):
+        if isinstance(left, FieldRef) and isinstance(right, FieldRef):
+            return (
+                f"{{{left.path}}} and {{{right.path}}} must be separated by literal text, "
+                "or two different events could share a run key"
+            )
+    return None
+
+
 def _safe(path: str, value: object) -> str:
     """A value as text for a template. Free values (captures, `attributes.*`, `data.*`) pass every
     rule for names; the fields kfp-trigger composes from checked parts (`object.uri`, …) pass

@@ -25,7 +25,7 @@ from events.model import (
     TriggerEvent,
     common_fields,
 )
-from events.params import Missing, build, coerce, lookup, render
+from events.params import Missing, build, coerce, lookup, render_key
 from events.routes import Rule
 
 
@@ -97,7 +97,7 @@ def _decide(rule: Rule, event: TriggerEvent) -> Decision:
             value = build(spec, fields, message)
             declared = rule.param_types.get(name)
             params[name] = coerce(value, declared) if declared else value
-        run_key = render(rule.run_key, fields, message)
+        run_key = render_key(rule.run_key, fields, message)
     except Missing as exc:
         return Skip(rule.name, f"the event has no field {exc.args[0]!r} needed for the run")
     except ValueError as exc:

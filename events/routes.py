@@ -18,7 +18,7 @@ from pydantic import BaseModel, ValidationError
 
 from events.errors import RoutesError
 from events.model import Source
-from events.params import FromField, ParamSpec, Scalar, Template, parse_template, unknown_fields
+from events.params import FromField, ParamSpec, Scalar, Template, key_problem, parse_template, unknown_fields
 from events.patterns import Pattern, compile_pattern
 from events.schema import (
     NAME,
@@ -221,6 +221,8 @@ def _compile(model: RouteModel, where: str, problems: list[str]) -> Rule | None:
         params[name] = _param(spec, source, captures, f"{where}.run.params.{name}", problems)
     default_key = DEFAULT_SCHEDULE_RUN_KEY if source is Source.SCHEDULE else DEFAULT_RUN_KEY
     run_key = _template(model.run.run_key or default_key, source, captures, f"{where}.run.run_key", problems)
+    if run_key is not None and (ambiguous := key_problem(run_key)):
+        problems.append(f"{where}.run.run_key: {ambiguous}")
     if len(problems) > count or run_key is None:
         return None
     return Rule(params=params, run_key=run_key, **common)

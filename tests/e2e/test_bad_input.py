@@ -51,7 +51,10 @@ routes:
         topic: product-events
         attributes: {schema_version: "2"}
         signature: {secret: PRODUCT_SIGNING_SECRET, max_skew: 5m}
-    run: {pipeline: echo, params: {message: "gs://acme-survey/{data.tenant}/responses/"}}
+    run:
+      pipeline: echo
+      params: {message: "gs://acme-survey/{data.tenant}/responses/"}
+      run_key: "{route}/{data.tenant}/{data.survey}"
 """
 
 STORAGE = {
@@ -338,22 +341,46 @@ CATALOGUE: dict[str, Row] = {
         outcome="run",
     ),
     "a tenant that climbs out of its folder, into a parameter": Row(
-        [message("tv-1", {"event_id": "p-tv1", "tenant": "../../other-tenant/x"}, schema_version="2")],
+        [
+            message(
+                "tv-1",
+                {"event_id": "p-tv1", "tenant": "../../other-tenant/x", "survey": "s"},
+                schema_version="2",
+            )
+        ],
         outcome="skipped",
         reason="the value of {data.tenant} has a backslash, a leading '/', or an empty, '.' or '..' folder",
     ),
     "a tenant with NUL, a newline and a right-to-left override": Row(
-        [message("tv-2", {"event_id": "p-tv2", "tenant": "x\u0000\n\u202egpj.exe"}, schema_version="2")],
+        [
+            message(
+                "tv-2",
+                {"event_id": "p-tv2", "tenant": "x\u0000\n\u202egpj.exe", "survey": "s"},
+                schema_version="2",
+            )
+        ],
         outcome="skipped",
         reason="the value of {data.tenant} contains control characters",
     ),
     "a JSON object where the template wants text": Row(
-        [message("tv-3", {"event_id": "p-tv3", "tenant": {"nested": ["x"]}}, schema_version="2")],
+        [
+            message(
+                "tv-3", {"event_id": "p-tv3", "tenant": {"nested": ["x"]}, "survey": "s"}, schema_version="2"
+            )
+        ],
         outcome="skipped",
         reason="{data.tenant} is a JSON object or list, not text",
     ),
     "a proper tenant runs": Row(
-        [message("tv-4", {"event_id": "p-tv4", "tenant": "acme-eu"}, schema_version="2")], outcome="run"
+        [message("tv-4", {"event_id": "p-tv4", "tenant": "acme-eu", "survey": "s"}, schema_version="2")],
+        outcome="run",
+    ),
+    "two events whose values would render one run key": Row(
+        [
+            message("k-1", {"event_id": "p-k1", "tenant": "acme/eu", "survey": "s1"}, schema_version="2"),
+            message("k-2", {"event_id": "p-k2", "tenant": "acme", "survey": "eu/s1"}, schema_version="2"),
+        ],
+        outcome="run",
     ),
     "a time far in the future": Row(
         [

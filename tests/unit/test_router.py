@@ -7,6 +7,8 @@ import json
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from events.decoders import decode
 from events.model import Envelope, Message, ObjectFinalized
@@ -177,3 +179,59 @@ def test_json_numbers_are_taken() -> None:
         -0.5,
         2.0,
     )
+
+
+KEY_TEMPLATES = ["closed/{a}/{b}", "{a}-{b}-{c}", "{a}/{b}@{c}", "x{a}y{b}z", "{a}%{b}", "{a}é{b}"]
+VALUE = st.text(alphabet=st.sampled_from("a/-@%éyz"), max_size=3)  # few letters: collisions are likely
+
+
+@settings(max_examples=1000, deadline=None)
+@given(
+    template=st.sampled_from(KEY_TEMPLATES),
+    one=st.tuples(VALUE, VALUE, VALUE),
+    other=st.tuples(VALUE, VALUE, VALUE),
+)
+def test_distinct_events_never_share_a_run_key(
+    template: str, one: tuple[str, ...], other: tuple[str, ...]
+) -> None:
+    """`tenant=acme/eu, survey=s1` and `tenant=acme, survey=eu/s1` must not meet in one key."""
+    from hypothesis import assume
+
+    from events.params import parse_template, render_key
+
+    parsed = parse_template(template)
+    used = [name for name in "abc" if "{" + name + "}" in template]
+    first = dict(zip(used, one, strict=False))
+    second = dict(zip(used, other, strict=False))
+    assume(first != second)
+    try:
+        keys = render_key(parsed, first, None), render_key(parsed, second, None)
+    except ValueError:
+        assume(False)  # a value no name may hold: the route skips it, no key is made
+    assert keys[0] != keys[1], (template, first, second)
+
+
+def test_the_issues_example_gives_two_keys_and_defaults_read_as_before() -> None:
+    from events.params import parse_template, render_key
+
+    template = parse_template("closed/{tenant}/{survey}")
+    first = render_key(template, {"tenant": "acme/eu", "survey": "s1"}, None)
+    second = render_key(template, {"tenant": "acme", "survey": "eu/s1"}, None)
+    assert (first, second) == ("closed/acme%2Feu/s1", "closed/acme/eu/s1")
+    default = parse_template("{route}/{event.key}")
+    assert render_key(default, {"route": "r", "event.key": "b/n.csv#1"}, None) == "r/b/n.csv#1"
+
+
+def test_a_run_key_with_adjacent_fields_is_refused_at_load() -> None:
+    from events.errors import RoutesError
+    from events.routes import load_routes
+
+    text = """
+pipelines: {echo: {source: "m:f"}}
+routes:
+  - name: adjacent
+    when: {storage: {bucket: a-bucket, object: "{a}/{b}"}}
+    run: {pipeline: echo, run_key: "{a}{b}"}
+"""
+    with pytest.raises(RoutesError, match="must be separated by literal text"):
+        load_routes(text)
