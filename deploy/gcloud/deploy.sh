@@ -52,8 +52,14 @@ gcloud services enable sts.googleapis.com --project acme-analytics
 # google_project_service.storage
 gcloud services enable storage.googleapis.com --project acme-analytics
 
-# google_service_account.invoker
-exists gcloud iam service-accounts describe kfpt-invoker@acme-analytics.iam.gserviceaccount.com --project acme-analytics || gcloud iam service-accounts create kfpt-invoker '--display-name=kfp-trigger: Eventarc and Cloud Scheduler call the functions as it' --project acme-analytics
+# google_service_account.event_invoker
+exists gcloud iam service-accounts describe kfpt-event-invoker@acme-analytics.iam.gserviceaccount.com --project acme-analytics || gcloud iam service-accounts create kfpt-event-invoker '--display-name=kfp-trigger: Eventarc delivers events to handle_event as it' --project acme-analytics
+
+# google_service_account.notice_invoker
+exists gcloud iam service-accounts describe kfpt-notice-invoker@acme-analytics.iam.gserviceaccount.com --project acme-analytics || gcloud iam service-accounts create kfpt-notice-invoker '--display-name=kfp-trigger: Eventarc delivers completion notices as it' --project acme-analytics
+
+# google_service_account.scheduler
+exists gcloud iam service-accounts describe kfpt-scheduler@acme-analytics.iam.gserviceaccount.com --project acme-analytics || gcloud iam service-accounts create kfpt-scheduler '--display-name=kfp-trigger: Cloud Scheduler calls reconcile as it' --project acme-analytics
 
 # google_service_account.runtime
 exists gcloud iam service-accounts describe kfpt-runtime@acme-analytics.iam.gserviceaccount.com --project acme-analytics || gcloud iam service-accounts create kfpt-runtime '--display-name=kfp-trigger: the functions run as it' --project acme-analytics
@@ -61,8 +67,11 @@ exists gcloud iam service-accounts describe kfpt-runtime@acme-analytics.iam.gser
 # google_service_account.pipelines
 exists gcloud iam service-accounts describe kfpt-pipelines@acme-analytics.iam.gserviceaccount.com --project acme-analytics || gcloud iam service-accounts create kfpt-pipelines '--display-name=kfp-trigger: pipeline runs execute as it' --project acme-analytics
 
-# google_project_iam_member.invoker_event_receiver
-gcloud projects add-iam-policy-binding acme-analytics --member=serviceAccount:kfpt-invoker@acme-analytics.iam.gserviceaccount.com --role=roles/eventarc.eventReceiver --condition=None
+# google_project_iam_member.event_invoker_event_receiver
+gcloud projects add-iam-policy-binding acme-analytics --member=serviceAccount:kfpt-event-invoker@acme-analytics.iam.gserviceaccount.com --role=roles/eventarc.eventReceiver --condition=None
+
+# google_project_iam_member.notice_invoker_event_receiver
+gcloud projects add-iam-policy-binding acme-analytics --member=serviceAccount:kfpt-notice-invoker@acme-analytics.iam.gserviceaccount.com --role=roles/eventarc.eventReceiver --condition=None
 
 # google_project_iam_member.runtime_firestore
 gcloud projects add-iam-policy-binding acme-analytics --member=serviceAccount:kfpt-runtime@acme-analytics.iam.gserviceaccount.com --role=roles/datastore.user --condition=None
@@ -122,44 +131,44 @@ gcloud storage buckets add-iam-policy-binding gs://acme-survey-landing --member=
 gcloud functions deploy kfp-trigger-events --gen2 --region=europe-west1 --runtime=python311 --source=. --entry-point=handle_event --trigger-http --no-allow-unauthenticated --ingress-settings=internal-only --run-service-account=kfpt-runtime@acme-analytics.iam.gserviceaccount.com --max-instances=20 --memory=512Mi --timeout=60s --set-env-vars=KFP_TRIGGER_STATE_DIR=/tmp/kfp-trigger,KFP_TRIGGER_LEDGER=firestore://acme-analytics/kfp-trigger-runs,KFP_TRIGGER_RESULTS=pubsub://projects/acme-analytics/topics/kfp-trigger-results,KFP_TRIGGER_QUARANTINE=pubsub://projects/acme-analytics/topics/kfp-trigger-quarantine,KFP_TRIGGER_COMPLETION_TOPIC=pubsub://projects/acme-analytics/topics/kfp-trigger-completions,KFP_TRIGGER_STORAGE=gcs,KFP_TRIGGER_AUTH=none,GOOGLE_CLOUD_PROJECT=acme-analytics --project acme-analytics
 
 # google_cloud_run_service_iam_member.invoker_events
-gcloud run services add-iam-policy-binding kfp-trigger-events --region=europe-west1 --member=serviceAccount:kfpt-invoker@acme-analytics.iam.gserviceaccount.com --role=roles/run.invoker --project acme-analytics
+gcloud run services add-iam-policy-binding kfp-trigger-events --region=europe-west1 --member=serviceAccount:kfpt-event-invoker@acme-analytics.iam.gserviceaccount.com --role=roles/run.invoker --project acme-analytics
 
 # google_cloudfunctions2_function.completions
 gcloud functions deploy kfp-trigger-completions --gen2 --region=europe-west1 --runtime=python311 --source=. --entry-point=handle_completion --trigger-http --no-allow-unauthenticated --ingress-settings=internal-only --run-service-account=kfpt-runtime@acme-analytics.iam.gserviceaccount.com --max-instances=10 --memory=512Mi --timeout=120s --set-env-vars=KFP_TRIGGER_STATE_DIR=/tmp/kfp-trigger,KFP_TRIGGER_LEDGER=firestore://acme-analytics/kfp-trigger-runs,KFP_TRIGGER_RESULTS=pubsub://projects/acme-analytics/topics/kfp-trigger-results,KFP_TRIGGER_QUARANTINE=pubsub://projects/acme-analytics/topics/kfp-trigger-quarantine,KFP_TRIGGER_COMPLETION_TOPIC=pubsub://projects/acme-analytics/topics/kfp-trigger-completions,KFP_TRIGGER_STORAGE=gcs,KFP_TRIGGER_AUTH=none,GOOGLE_CLOUD_PROJECT=acme-analytics --project acme-analytics
 
 # google_cloud_run_service_iam_member.invoker_completions
-gcloud run services add-iam-policy-binding kfp-trigger-completions --region=europe-west1 --member=serviceAccount:kfpt-invoker@acme-analytics.iam.gserviceaccount.com --role=roles/run.invoker --project acme-analytics
+gcloud run services add-iam-policy-binding kfp-trigger-completions --region=europe-west1 --member=serviceAccount:kfpt-notice-invoker@acme-analytics.iam.gserviceaccount.com --role=roles/run.invoker --project acme-analytics
 
 # google_cloudfunctions2_function.reconcile
 gcloud functions deploy kfp-trigger-reconcile --gen2 --region=europe-west1 --runtime=python311 --source=. --entry-point=reconcile --trigger-http --no-allow-unauthenticated --ingress-settings=internal-only --run-service-account=kfpt-runtime@acme-analytics.iam.gserviceaccount.com --max-instances=1 --memory=512Mi --timeout=540s --set-env-vars=KFP_TRIGGER_STATE_DIR=/tmp/kfp-trigger,KFP_TRIGGER_LEDGER=firestore://acme-analytics/kfp-trigger-runs,KFP_TRIGGER_RESULTS=pubsub://projects/acme-analytics/topics/kfp-trigger-results,KFP_TRIGGER_QUARANTINE=pubsub://projects/acme-analytics/topics/kfp-trigger-quarantine,KFP_TRIGGER_COMPLETION_TOPIC=pubsub://projects/acme-analytics/topics/kfp-trigger-completions,KFP_TRIGGER_STORAGE=gcs,KFP_TRIGGER_AUTH=none,GOOGLE_CLOUD_PROJECT=acme-analytics --project acme-analytics
 RECONCILE_URL="$(gcloud functions describe kfp-trigger-reconcile --gen2 --region="$REGION" --project="$PROJECT" --format="value(serviceConfig.uri)")"
 
 # google_cloud_run_service_iam_member.invoker_reconcile
-gcloud run services add-iam-policy-binding kfp-trigger-reconcile --region=europe-west1 --member=serviceAccount:kfpt-invoker@acme-analytics.iam.gserviceaccount.com --role=roles/run.invoker --project acme-analytics
+gcloud run services add-iam-policy-binding kfp-trigger-reconcile --region=europe-west1 --member=serviceAccount:kfpt-scheduler@acme-analytics.iam.gserviceaccount.com --role=roles/run.invoker --project acme-analytics
 
 # google_project_iam_member.storage_agent_publishes
 gcloud projects add-iam-policy-binding acme-analytics "--member=serviceAccount:service-${PROJECT_NUMBER}@gs-project-accounts.iam.gserviceaccount.com" --role=roles/pubsub.publisher --condition=None
 
 # google_eventarc_trigger.storage_acme_survey_landing
-exists gcloud eventarc triggers describe kfpt-storage-acme-survey-landing --location=europe-west1 --project acme-analytics || gcloud eventarc triggers create kfpt-storage-acme-survey-landing --location=europe-west1 --destination-run-service=kfp-trigger-events --destination-run-region=europe-west1 --event-filters=type=google.cloud.storage.object.v1.finalized --event-filters=bucket=acme-survey-landing --service-account=kfpt-invoker@acme-analytics.iam.gserviceaccount.com --project acme-analytics
+exists gcloud eventarc triggers describe kfpt-storage-acme-survey-landing --location=europe-west1 --project acme-analytics || gcloud eventarc triggers create kfpt-storage-acme-survey-landing --location=europe-west1 --destination-run-service=kfp-trigger-events --destination-run-region=europe-west1 --event-filters=type=google.cloud.storage.object.v1.finalized --event-filters=bucket=acme-survey-landing --service-account=kfpt-event-invoker@acme-analytics.iam.gserviceaccount.com --project acme-analytics
 
 # google_eventarc_trigger.bigquery_jobs
-exists gcloud eventarc triggers describe kfpt-bigquery-jobs --location=europe-west1 --project acme-analytics || gcloud eventarc triggers create kfpt-bigquery-jobs --location=europe-west1 --destination-run-service=kfp-trigger-events --destination-run-region=europe-west1 --event-filters=type=google.cloud.audit.log.v1.written --event-filters=serviceName=bigquery.googleapis.com --event-filters=methodName=jobservice.jobcompleted --service-account=kfpt-invoker@acme-analytics.iam.gserviceaccount.com --project acme-analytics
+exists gcloud eventarc triggers describe kfpt-bigquery-jobs --location=europe-west1 --project acme-analytics || gcloud eventarc triggers create kfpt-bigquery-jobs --location=europe-west1 --destination-run-service=kfp-trigger-events --destination-run-region=europe-west1 --event-filters=type=google.cloud.audit.log.v1.written --event-filters=serviceName=bigquery.googleapis.com --event-filters=methodName=jobservice.jobcompleted --service-account=kfpt-event-invoker@acme-analytics.iam.gserviceaccount.com --project acme-analytics
 
 # google_eventarc_trigger.pubsub_product_events
-exists gcloud eventarc triggers describe kfpt-pubsub-product-events --location=europe-west1 --project acme-analytics || gcloud eventarc triggers create kfpt-pubsub-product-events --location=europe-west1 --destination-run-service=kfp-trigger-events --destination-run-region=europe-west1 --event-filters=type=google.cloud.pubsub.topic.v1.messagePublished --service-account=kfpt-invoker@acme-analytics.iam.gserviceaccount.com --transport-topic=projects/acme-analytics/topics/product-events --project acme-analytics
+exists gcloud eventarc triggers describe kfpt-pubsub-product-events --location=europe-west1 --project acme-analytics || gcloud eventarc triggers create kfpt-pubsub-product-events --location=europe-west1 --destination-run-service=kfp-trigger-events --destination-run-region=europe-west1 --event-filters=type=google.cloud.pubsub.topic.v1.messagePublished --service-account=kfpt-event-invoker@acme-analytics.iam.gserviceaccount.com --transport-topic=projects/acme-analytics/topics/product-events --project acme-analytics
 
 # google_eventarc_trigger.schedules
-exists gcloud eventarc triggers describe kfpt-schedules --location=europe-west1 --project acme-analytics || gcloud eventarc triggers create kfpt-schedules --location=europe-west1 --destination-run-service=kfp-trigger-events --destination-run-region=europe-west1 --event-filters=type=google.cloud.pubsub.topic.v1.messagePublished --service-account=kfpt-invoker@acme-analytics.iam.gserviceaccount.com --transport-topic=projects/acme-analytics/topics/kfp-trigger-schedules --project acme-analytics
+exists gcloud eventarc triggers describe kfpt-schedules --location=europe-west1 --project acme-analytics || gcloud eventarc triggers create kfpt-schedules --location=europe-west1 --destination-run-service=kfp-trigger-events --destination-run-region=europe-west1 --event-filters=type=google.cloud.pubsub.topic.v1.messagePublished --service-account=kfpt-event-invoker@acme-analytics.iam.gserviceaccount.com --transport-topic=projects/acme-analytics/topics/kfp-trigger-schedules --project acme-analytics
 
 # google_eventarc_trigger.completions
-exists gcloud eventarc triggers describe kfpt-completions --location=europe-west1 --project acme-analytics || gcloud eventarc triggers create kfpt-completions --location=europe-west1 --destination-run-service=kfp-trigger-completions --destination-run-region=europe-west1 --event-filters=type=google.cloud.pubsub.topic.v1.messagePublished --service-account=kfpt-invoker@acme-analytics.iam.gserviceaccount.com --transport-topic=projects/acme-analytics/topics/kfp-trigger-completions --project acme-analytics
+exists gcloud eventarc triggers describe kfpt-completions --location=europe-west1 --project acme-analytics || gcloud eventarc triggers create kfpt-completions --location=europe-west1 --destination-run-service=kfp-trigger-completions --destination-run-region=europe-west1 --event-filters=type=google.cloud.pubsub.topic.v1.messagePublished --service-account=kfpt-notice-invoker@acme-analytics.iam.gserviceaccount.com --transport-topic=projects/acme-analytics/topics/kfp-trigger-completions --project acme-analytics
 
 # google_cloud_scheduler_job.schedule_survey_nightly_retrain
 exists gcloud scheduler jobs describe survey-nightly-retrain --location=europe-west1 --project acme-analytics || gcloud scheduler jobs create pubsub survey-nightly-retrain --location=europe-west1 '--schedule=0 3 * * *' --time-zone=Europe/Berlin --topic=kfp-trigger-schedules --attributes=scheduler_job=survey-nightly-retrain '--message-body={}' --project acme-analytics
 
 # google_cloud_scheduler_job.reconcile
-exists gcloud scheduler jobs describe kfp-trigger-reconcile --location=europe-west1 --project acme-analytics || gcloud scheduler jobs create http kfp-trigger-reconcile --location=europe-west1 '--schedule=*/5 * * * *' --time-zone=UTC "--uri=${RECONCILE_URL}" --http-method=POST --oidc-service-account-email=kfpt-invoker@acme-analytics.iam.gserviceaccount.com "--oidc-token-audience=${RECONCILE_URL}" --project acme-analytics
+exists gcloud scheduler jobs describe kfp-trigger-reconcile --location=europe-west1 --project acme-analytics || gcloud scheduler jobs create http kfp-trigger-reconcile --location=europe-west1 '--schedule=*/5 * * * *' --time-zone=UTC "--uri=${RECONCILE_URL}" --http-method=POST --oidc-service-account-email=kfpt-scheduler@acme-analytics.iam.gserviceaccount.com "--oidc-token-audience=${RECONCILE_URL}" --project acme-analytics
 
 # google_iam_workload_identity_pool.aws
 exists gcloud iam workload-identity-pools describe kfp-trigger-aws --location=global --project acme-analytics || gcloud iam workload-identity-pools create kfp-trigger-aws --location=global '--display-name=kfp-trigger: the AWS product' --project acme-analytics

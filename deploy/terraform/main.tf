@@ -115,10 +115,22 @@ resource "google_project_service" "storage" {
   disable_on_destroy = false
 }
 
-resource "google_service_account" "invoker" {
+resource "google_service_account" "event_invoker" {
   project      = "acme-analytics"
-  account_id   = "kfpt-invoker"
-  display_name = "kfp-trigger: Eventarc and Cloud Scheduler call the functions as it"
+  account_id   = "kfpt-event-invoker"
+  display_name = "kfp-trigger: Eventarc delivers events to handle_event as it"
+}
+
+resource "google_service_account" "notice_invoker" {
+  project      = "acme-analytics"
+  account_id   = "kfpt-notice-invoker"
+  display_name = "kfp-trigger: Eventarc delivers completion notices as it"
+}
+
+resource "google_service_account" "scheduler" {
+  project      = "acme-analytics"
+  account_id   = "kfpt-scheduler"
+  display_name = "kfp-trigger: Cloud Scheduler calls reconcile as it"
 }
 
 resource "google_service_account" "runtime" {
@@ -133,10 +145,16 @@ resource "google_service_account" "pipelines" {
   display_name = "kfp-trigger: pipeline runs execute as it"
 }
 
-resource "google_project_iam_member" "invoker_event_receiver" {
+resource "google_project_iam_member" "event_invoker_event_receiver" {
   project = "acme-analytics"
   role    = "roles/eventarc.eventReceiver"
-  member  = "serviceAccount:${google_service_account.invoker.email}"
+  member  = "serviceAccount:${google_service_account.event_invoker.email}"
+}
+
+resource "google_project_iam_member" "notice_invoker_event_receiver" {
+  project = "acme-analytics"
+  role    = "roles/eventarc.eventReceiver"
+  member  = "serviceAccount:${google_service_account.notice_invoker.email}"
 }
 
 resource "google_project_iam_member" "runtime_firestore" {
@@ -334,7 +352,7 @@ resource "google_cloud_run_service_iam_member" "invoker_events" {
   location = "europe-west1"
   service  = google_cloudfunctions2_function.events.name
   role     = "roles/run.invoker"
-  member   = "serviceAccount:${google_service_account.invoker.email}"
+  member   = "serviceAccount:${google_service_account.event_invoker.email}"
 }
 
 resource "google_cloudfunctions2_function" "completions" {
@@ -376,7 +394,7 @@ resource "google_cloud_run_service_iam_member" "invoker_completions" {
   location = "europe-west1"
   service  = google_cloudfunctions2_function.completions.name
   role     = "roles/run.invoker"
-  member   = "serviceAccount:${google_service_account.invoker.email}"
+  member   = "serviceAccount:${google_service_account.notice_invoker.email}"
 }
 
 resource "google_cloudfunctions2_function" "reconcile" {
@@ -418,7 +436,7 @@ resource "google_cloud_run_service_iam_member" "invoker_reconcile" {
   location = "europe-west1"
   service  = google_cloudfunctions2_function.reconcile.name
   role     = "roles/run.invoker"
-  member   = "serviceAccount:${google_service_account.invoker.email}"
+  member   = "serviceAccount:${google_service_account.scheduler.email}"
 }
 
 data "google_storage_project_service_account" "this" {
@@ -435,7 +453,7 @@ resource "google_eventarc_trigger" "storage_acme_survey_landing" {
   project         = "acme-analytics"
   name            = "kfpt-storage-acme-survey-landing"
   location        = "europe-west1"
-  service_account = google_service_account.invoker.email
+  service_account = google_service_account.event_invoker.email
   matching_criteria {
     attribute = "type"
     value     = "google.cloud.storage.object.v1.finalized"
@@ -456,7 +474,7 @@ resource "google_eventarc_trigger" "bigquery_jobs" {
   project         = "acme-analytics"
   name            = "kfpt-bigquery-jobs"
   location        = "europe-west1"
-  service_account = google_service_account.invoker.email
+  service_account = google_service_account.event_invoker.email
   matching_criteria {
     attribute = "type"
     value     = "google.cloud.audit.log.v1.written"
@@ -481,7 +499,7 @@ resource "google_eventarc_trigger" "pubsub_product_events" {
   project         = "acme-analytics"
   name            = "kfpt-pubsub-product-events"
   location        = "europe-west1"
-  service_account = google_service_account.invoker.email
+  service_account = google_service_account.event_invoker.email
   matching_criteria {
     attribute = "type"
     value     = "google.cloud.pubsub.topic.v1.messagePublished"
@@ -503,7 +521,7 @@ resource "google_eventarc_trigger" "schedules" {
   project         = "acme-analytics"
   name            = "kfpt-schedules"
   location        = "europe-west1"
-  service_account = google_service_account.invoker.email
+  service_account = google_service_account.event_invoker.email
   matching_criteria {
     attribute = "type"
     value     = "google.cloud.pubsub.topic.v1.messagePublished"
@@ -525,7 +543,7 @@ resource "google_eventarc_trigger" "completions" {
   project         = "acme-analytics"
   name            = "kfpt-completions"
   location        = "europe-west1"
-  service_account = google_service_account.invoker.email
+  service_account = google_service_account.notice_invoker.email
   matching_criteria {
     attribute = "type"
     value     = "google.cloud.pubsub.topic.v1.messagePublished"
@@ -568,7 +586,7 @@ resource "google_cloud_scheduler_job" "reconcile" {
     uri         = google_cloudfunctions2_function.reconcile.service_config[0].uri
     http_method = "POST"
     oidc_token {
-      service_account_email = google_service_account.invoker.email
+      service_account_email = google_service_account.scheduler.email
       audience              = google_cloudfunctions2_function.reconcile.service_config[0].uri
     }
   }

@@ -92,7 +92,13 @@ def test_every_resource_the_routes_need_is_planned(plan: Plan) -> None:
     assert jobs["survey-nightly-retrain"]["time_zone"] == "Europe/Berlin"
     assert "oidc_token" in jobs["kfp-trigger-reconcile"]["http_target"].body
     assert plan.of_kind("google_firestore_database")
-    assert names(plan, "google_service_account") == {"kfpt-invoker", "kfpt-runtime", "kfpt-pipelines"}
+    assert names(plan, "google_service_account") == {
+        "kfpt-event-invoker",
+        "kfpt-notice-invoker",
+        "kfpt-scheduler",
+        "kfpt-runtime",
+        "kfpt-pipelines",
+    }
     (provider,) = plan.of_kind("google_iam_workload_identity_pool_provider")
     assert "var.aws_role_arn" in provider.args["attribute_condition"].text
     assert len(plan.of_kind("google_monitoring_alert_policy")) == 2
@@ -107,9 +113,14 @@ def test_no_primitive_role_and_nothing_public(plan: Plan) -> None:
         assert function.gcloud is not None
         assert "--no-allow-unauthenticated" in function.gcloud.args
     invokers = plan.of_kind("google_cloud_run_service_iam_member")
-    assert {str(i.args["member"].text) for i in invokers} == {
-        '"serviceAccount:${google_service_account.invoker.email}"'
+    callers = {
+        str(i.args["service"].text).split(".")[1]: str(i.args["member"].text).split(".")[1] for i in invokers
     }
+    assert callers == {
+        "events": "event_invoker",
+        "completions": "notice_invoker",
+        "reconcile": "scheduler",
+    }, "each function has one caller, and no caller may post to another target"
 
 
 def test_the_product_may_publish_to_its_topic_only(plan: Plan) -> None:

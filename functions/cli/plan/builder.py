@@ -9,9 +9,12 @@ name and arguments and the gcloud command that creates it. `render_terraform` an
 
 Identities, and why each may do what it does:
 
-- `kfpt-invoker`: Eventarc and Cloud Scheduler call the functions as it: `eventarc.eventReceiver`
-  on the project (Eventarc requires it of a trigger's account) and `run.invoker` on the three
-  function services only.
+- One caller per function, each with `run.invoker` on its own function only: `kfpt-event-invoker`
+  (Eventarc's triggers on buckets, BigQuery and topics call `handle_event` as it),
+  `kfpt-notice-invoker` (Eventarc's trigger on the completions topic calls `handle_completion`),
+  `kfpt-scheduler` (Cloud Scheduler calls `reconcile`). The two Eventarc ones also have
+  `eventarc.eventReceiver` on the project (Eventarc requires it of a trigger's account). So a
+  caller of one target cannot post to another (no event can pass for a completion notice).
 - `kfpt-runtime`: the functions run as it: `datastore.user` (the Firestore ledger; Firestore has
   no finer role), publisher on the results and quarantine topics, object reader on the buckets
   routes read (batch manifests, metrics files); with Vertex pipelines also `aiplatform.user` and
@@ -104,20 +107,25 @@ class Builder:
     def identities(self) -> None:
         self.accounts: dict[str, Resource] = {}
         for key, title in (
-            ("invoker", "kfp-trigger: Eventarc and Cloud Scheduler call the functions as it"),
+            ("event-invoker", "kfp-trigger: Eventarc delivers events to handle_event as it"),
+            ("notice-invoker", "kfp-trigger: Eventarc delivers completion notices as it"),
+            ("scheduler", "kfp-trigger: Cloud Scheduler calls reconcile as it"),
             ("runtime", "kfp-trigger: the functions run as it"),
             ("pipelines", "kfp-trigger: pipeline runs execute as it"),
         ):
             self.accounts[key] = self.add(
                 Resource(
                     "google_service_account",
-                    key,
+                    slug(key),
                     {"project": self.project, "account_id": f"kfpt-{key}", "display_name": title},
                     self.cmd("iam service-accounts create {id}", f"--display-name={title}", id=f"kfpt-{key}"),
                     self.cmd("iam service-accounts describe {email}", email=self.email(key)),
                 )
             )
-        self.project_role("invoker_event_receiver", self.member("invoker"), "roles/eventarc.eventReceiver")
+        for caller in ("event-invoker", "notice-invoker"):
+            self.project_role(
+                f"{slug(caller)}_event_receiver", self.member(caller), "roles/eventarc.eventReceiver"
+            )
         self.project_role("runtime_firestore", self.member("runtime"), "roles/datastore.user")
         if self.vertex:
             self.project_role("runtime_vertex", self.member("runtime"), "roles/aiplatform.user")

@@ -11,6 +11,7 @@ from events.pubsub import SCHEDULE_ATTRIBUTE
 from events.routes import RoutesConfig
 from functions.cli.plan.builder import Builder
 from functions.cli.plan.model import (
+    CALLERS,
     FUNCTIONS,
     JOB_NAME,
     NOT_SHIPPED,
@@ -136,7 +137,7 @@ class Deployment(Builder):
                     self.cmd("functions deploy {name}", *flags, name=name),
                 )
             )
-            tf, gc = self.member("invoker")
+            tf, gc = self.member(CALLERS[key])
             self.add(
                 Resource(
                     "google_cloud_run_service_iam_member",
@@ -168,7 +169,7 @@ class Deployment(Builder):
             "project": self.project,
             "name": trigger_id,
             "location": self.region,
-            "service_account": self.accounts["invoker"].ref("email"),
+            "service_account": self.accounts[CALLERS[function]].ref("email"),
             "matching_criteria": [
                 Block({"attribute": key, "value": value}) for key, value in criteria.items()
             ],
@@ -179,7 +180,7 @@ class Deployment(Builder):
             f"--destination-run-service={service.args['name']}",
             f"--destination-run-region={self.region}",
             *(f"--event-filters={key}={value}" for key, value in criteria.items()),
-            f"--service-account={self.email('invoker')}",
+            f"--service-account={self.email(CALLERS[function])}",
         ]
         if topic is not None:
             args["transport"] = Block({"pubsub": Block({"topic": topic.ref("id")})})
@@ -258,7 +259,7 @@ class Deployment(Builder):
                 )
             )
         uri = self.services["reconcile"].ref("service_config[0].uri")
-        token = Block({"service_account_email": self.accounts["invoker"].ref("email"), "audience": uri})
+        token = Block({"service_account_email": self.accounts["scheduler"].ref("email"), "audience": uri})
         job_id = f"{PREFIX}-reconcile"
         flags = [
             f"--location={self.region}",
@@ -266,7 +267,7 @@ class Deployment(Builder):
             "--time-zone=UTC",
             "--uri=${RECONCILE_URL}",
             "--http-method=POST",
-            f"--oidc-service-account-email={self.email('invoker')}",
+            f"--oidc-service-account-email={self.email('scheduler')}",
             "--oidc-token-audience=${RECONCILE_URL}",
         ]
         self.add(

@@ -41,6 +41,9 @@ class PlanError(ValueError):
 
 
 # function → entry point, max instances, memory, timeout in seconds
+# function → the one identity that may call it (run.invoker on that function alone): Eventarc's
+# triggers on events, Eventarc's trigger on the completions topic, Cloud Scheduler's reconciler.
+CALLERS = {"events": "event-invoker", "completions": "notice-invoker", "reconcile": "scheduler"}
 FUNCTIONS = {
     "events": ("handle_event", 20, "512Mi", 60),
     "completions": ("handle_completion", 10, "512Mi", 120),
