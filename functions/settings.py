@@ -50,6 +50,16 @@ def _url(shapes: dict[str, str]) -> AfterValidator:
     return AfterValidator(check)
 
 
+def _by_digest(image: str) -> str:
+    """An image named by its digest, so what runs is what was built and reviewed."""
+    if image and not re.fullmatch(r"[^\s@]+@sha256:[0-9a-f]{64}", image):
+        raise ValueError(
+            "must name the image by digest, IMAGE@sha256:<64 hex digits> "
+            "(after docker push: docker inspect --format '{{index .RepoDigests 0}}' IMAGE)"
+        )
+    return image
+
+
 def _blank_is_unset(value: object) -> object:
     return None if isinstance(value, str) and not value.strip() else value
 
@@ -87,7 +97,9 @@ class Settings(BaseSettings):
     vertex_pipeline_root: str = Field("", description="gs://… where Vertex writes run outputs")
     vertex_service_account: str = Field("", description="the pipeline runner's identity")
     vertex_endpoint: str = Field("", description="default: <location>-aiplatform.googleapis.com")
-    notify_image: str = Field("", description="the image notified pipelines' exit step runs from")
+    notify_image: Annotated[str, AfterValidator(_by_digest)] = Field(
+        "", description="the image notified pipelines' exit step runs from, by digest (IMAGE@sha256:…)"
+    )
     backend_timeout_seconds: Positive = 60.0  # each KFP or Vertex API request (connect at most 10 s)
     max_body_bytes: Annotated[int, Field(gt=0)] = 512 * 1024  # Eventarc's own event size limit
     claim_lease_seconds: Positive = 120.0

@@ -72,3 +72,12 @@ def test_settings_render_the_variables_that_reproduce_them(monkeypatch: pytest.M
     for name, value in rendered.items():
         monkeypatch.setenv(name, value)
     assert bootstrap.settings() == settings
+
+
+def test_the_notify_image_is_named_by_digest(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KFP_TRIGGER_NOTIFY_IMAGE", "europe-docker.pkg.dev/acme/kfp/kfp-trigger-notify:2.17.3")
+    with pytest.raises(SettingsError, match="KFP_TRIGGER_NOTIFY_IMAGE: .*must name the image by digest"):
+        bootstrap.settings()
+    pinned = "europe-docker.pkg.dev/acme/kfp/kfp-trigger-notify@sha256:" + "0" * 64
+    monkeypatch.setenv("KFP_TRIGGER_NOTIFY_IMAGE", pinned)
+    assert bootstrap.settings().notify_image == pinned
