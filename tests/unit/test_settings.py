@@ -76,7 +76,7 @@ def test_settings_render_the_variables_that_reproduce_them(monkeypatch: pytest.M
 
 def test_the_notify_image_is_named_by_digest(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KFP_TRIGGER_NOTIFY_IMAGE", "europe-docker.pkg.dev/acme/kfp/kfp-trigger-notify:2.17.3")
-    with pytest.raises(SettingsError, match="KFP_TRIGGER_NOTIFY_IMAGE: .*must name the image by digest"):
+    with pytest.raises(SettingsError, match=r"KFP_TRIGGER_NOTIFY_IMAGE: .*must name the image by digest"):
         bootstrap.settings()
     pinned = "europe-docker.pkg.dev/acme/kfp/kfp-trigger-notify@sha256:" + "0" * 64
     monkeypatch.setenv("KFP_TRIGGER_NOTIFY_IMAGE", pinned)

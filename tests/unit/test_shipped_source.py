@@ -83,3 +83,29 @@ def test_the_notify_image_pins_the_kfp_trio_kfp_trigger_runs_and_every_hash() ->
     assert "google-cloud-pubsub" in packages
     hashed = re.findall(r"^([a-z0-9-]+)==\S+ \\\n    --hash=sha256:[0-9a-f]{64}", locked, flags=re.M)
     assert sorted(hashed) == sorted(packages), "every package is pinned by its hash"
+
+
+def test_the_lock_file_satisfies_pyproject_and_pins_every_hash() -> None:
+    """requirements.txt is what the function's build installs: current, complete and hashed."""
+    import re
+    import tomllib
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    locked_text = (ROOT / "requirements.txt").read_text()
+    locked = {
+        canonicalize_name(name): version
+        for name, version in re.findall(r"^([A-Za-z0-9_.-]+)==(\S+) \\$", locked_text, flags=re.M)
+    }
+    for dependency in map(Requirement, project["dependencies"]):
+        version = locked.get(canonicalize_name(dependency.name))
+        assert version is not None, f"{dependency.name} is not in requirements.txt: refresh the lock"
+        assert dependency.specifier.contains(version), f"{dependency.name}=={version} is outside {dependency}"
+    hashed = re.findall(
+        r"^([A-Za-z0-9_.-]+)==\S+ \\\n    --hash=sha256:[0-9a-f]{64}", locked_text, flags=re.M
+    )
+    assert len(hashed) == len(locked), "every locked package carries its hashes"
+    assert "--extra-index-url" not in locked_text, "no machine's own index"
+    assert "--find-links" not in locked_text
