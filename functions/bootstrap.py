@@ -172,7 +172,7 @@ def build(settings: Settings, environment: Mapping[str, str] | None = None) -> S
         quarantine=sink_from(settings.quarantine_url),
         objects=objects_from(settings),
         verifier=(
-            Verifier(settings.auth_audience, settings.auth_emails, settings.auth_certs_url)
+            Verifier(settings.auth_audience, settings.callers(), settings.auth_certs_url)
             if settings.auth == "google-oidc"
             else None
         ),

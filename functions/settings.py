@@ -85,7 +85,12 @@ class Settings(BaseSettings):
     storage: Literal["local", "gcs"] = Field("local", description="where objects are read")
     auth: Literal["google-oidc", "none"] = "google-oidc"
     auth_audience: str = ""
-    auth_emails: Annotated[tuple[str, ...], NoDecode, BeforeValidator(_emails)] = ()
+    auth_emails: Annotated[tuple[str, ...], NoDecode, BeforeValidator(_emails)] = ()  # every target's
+    # Per target, replacing AUTH_EMAILS for it: each target's one caller (Eventarc's event trigger,
+    # its completions trigger, Cloud Scheduler), so no caller may post to another target.
+    auth_event_emails: Annotated[tuple[str, ...], NoDecode, BeforeValidator(_emails)] = ()
+    auth_completion_emails: Annotated[tuple[str, ...], NoDecode, BeforeValidator(_emails)] = ()
+    auth_reconcile_emails: Annotated[tuple[str, ...], NoDecode, BeforeValidator(_emails)] = ()
     auth_certs_url: str = "https://www.googleapis.com/oauth2/v1/certs"
     kfp_host: str = Field("", description="the KFP API endpoint, for pipelines with backend: kfp")
     kfp_namespace: str = "kubeflow"
@@ -144,9 +149,18 @@ class Settings(BaseSettings):
         except ValidationError as exc:
             raise SettingsError("; ".join(_problem(error) for error in exc.errors())) from None
 
-    @field_serializer("auth_emails")
+    @field_serializer("auth_emails", "auth_event_emails", "auth_completion_emails", "auth_reconcile_emails")
     def _comma_separated(self, emails: tuple[str, ...]) -> str:
         return ",".join(emails)
+
+    def callers(self) -> dict[str, tuple[str, ...]]:
+        """Who may call each target: its own list, or AUTH_EMAILS."""
+        own = {
+            "handle_event": self.auth_event_emails,
+            "handle_completion": self.auth_completion_emails,
+            "reconcile": self.auth_reconcile_emails,
+        }
+        return {target: emails or self.auth_emails for target, emails in own.items()}
 
     def to_environment(self) -> dict[str, str]:
         """The variables that reproduce these settings (non-default ones only)."""
@@ -186,8 +200,9 @@ class Settings(BaseSettings):
         """
         if self.auth != "google-oidc":
             return
-        for name, value in (("AUTH_AUDIENCE", self.auth_audience), ("AUTH_EMAILS", self.auth_emails)):
-            if not value:
+        unlisted = [target for target, emails in self.callers().items() if not emails]
+        for name, missing in (("AUTH_AUDIENCE", not self.auth_audience), ("AUTH_EMAILS", bool(unlisted))):
+            if missing:
                 raise SettingsError(
                     f"{PREFIX}{name} is required while {PREFIX}AUTH is google-oidc "
                     f"(set {PREFIX}AUTH=none only where nothing but you can reach the server)"

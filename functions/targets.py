@@ -135,17 +135,19 @@ def _guarded(
         return reply(405, {"error": "only POST is accepted"}, {"Allow": "POST"})
     trace = trace_of(request.headers.get("traceparent"), request.headers.get("X-Cloud-Trace-Context"))
     with request_context(target, trace):
-        return _answered(request, work)
+        return _answered(request, target, work)
 
 
-def _answered(request: flask.Request, work: Callable[[Services], flask.Response]) -> flask.Response:
+def _answered(
+    request: flask.Request, target: str, work: Callable[[Services], flask.Response]
+) -> flask.Response:
     from functions.bootstrap import services as current
     from functions.service.ports import AuthError
 
     try:
         services = current()
         if services.verifier is not None:
-            services.verifier.verify(request.headers.get("Authorization", ""))
+            services.verifier.verify(request.headers.get("Authorization", ""), target)
         return work(services)
     except AuthError as exc:
         log.warning("caller refused", extra=fields(status=exc.status, reason=exc.reason))

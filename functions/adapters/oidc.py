@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,14 +53,15 @@ class _CertsCache(transport.Request):
 
 
 class Verifier:
-    def __init__(self, audience: str, emails: tuple[str, ...], certs_url: str) -> None:
+    def __init__(self, audience: str, callers: Mapping[str, tuple[str, ...]], certs_url: str) -> None:
+        """`callers`: target → the emails allowed to call it."""
         self.audience = audience
-        self.emails = frozenset(emails)
+        self.callers = {target: frozenset(emails) for target, emails in callers.items()}
         self.certs_url = certs_url
         self._transport = _CertsCache()
 
-    def verify(self, authorization: str) -> Caller:
-        """The verified caller of a request with this `Authorization` header value.
+    def verify(self, authorization: str, target: str) -> Caller:
+        """The verified caller of a request to `target` with this `Authorization` header value.
 
         Raises:
             AuthError: 401 for a missing, malformed, forged, expired or misaddressed token;
@@ -86,7 +88,7 @@ class Verifier:
         if claims.get("iss") not in ISSUERS:
             raise AuthError(401, "the ID token was not issued by Google")
         email = claims.get("email")
-        if not isinstance(email, str) or email not in self.emails:
+        if not isinstance(email, str) or email not in self.callers.get(target, frozenset()):
             raise AuthError(403, "this caller is not allowed")
         if claims.get("email_verified") is not True:
             raise AuthError(403, "the caller's email is not verified")

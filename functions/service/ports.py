@@ -173,8 +173,8 @@ class AuthError(KfpTriggerError):
 
 
 class Verifier(Protocol):
-    def verify(self, authorization: str) -> object:
-        """Check an `Authorization` header value.
+    def verify(self, authorization: str, target: str) -> object:
+        """Check an `Authorization` header value for a request to `target`.
 
         Raises:
             AuthError: the caller is not let in.

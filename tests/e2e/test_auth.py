@@ -89,3 +89,31 @@ def test_auth_on_without_an_audience_answers_500_and_names_the_variable(tmp_path
         response = requests.post(url, data=b"{}", timeout=30)
     assert response.status_code == 500
     assert "KFP_TRIGGER_AUTH_AUDIENCE is required" in (tmp_path / "log").read_text()
+
+
+def test_each_target_admits_only_its_own_caller(issuer: Issuer, tmp_path: Path) -> None:
+    """With a caller per target, the event trigger's token cannot post completion notices or run
+    the reconciler, and the scheduler's cannot post events."""
+    scheduler = "kfpt-scheduler@acme-analytics.iam.gserviceaccount.com"
+    with certs_endpoint(issuer) as certs_url:
+        env = env_for(
+            tmp_path,
+            KFP_TRIGGER_AUTH="google-oidc",
+            KFP_TRIGGER_AUTH_AUDIENCE=AUDIENCE,
+            KFP_TRIGGER_AUTH_EVENT_EMAILS=CALLER,
+            KFP_TRIGGER_AUTH_COMPLETION_EMAILS="kfpt-notice-invoker@acme-analytics.iam.gserviceaccount.com",
+            KFP_TRIGGER_AUTH_RECONCILE_EMAILS=scheduler,
+            KFP_TRIGGER_AUTH_CERTS_URL=certs_url,
+        )
+        urls: dict[str, str] = {}
+        with (
+            server(*_target("handle_event", env, tmp_path)) as urls["handle_event"],
+            server(*_target("handle_completion", env, tmp_path)) as urls["handle_completion"],
+            server(*_target("reconcile", env, tmp_path)) as urls["reconcile"],
+        ):
+            events_caller, scheduler_token = issuer.token(), issuer.token(email=scheduler)
+            assert post(urls["handle_event"], events_caller).status_code == 200
+            assert post(urls["handle_completion"], events_caller).status_code == 403
+            assert post(urls["reconcile"], events_caller).status_code == 403
+            assert post(urls["reconcile"], scheduler_token).status_code == 200
+            assert post(urls["handle_event"], scheduler_token).status_code == 403

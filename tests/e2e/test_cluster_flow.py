@@ -20,12 +20,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 import requests
 
 from functions.cli.devstack.relay import ensure_subscription, relay
 from tests.conftest import PROJECT
 from tests.support import env_for, free_port, functions_framework, server, serving, storage_event
+from tests.support.fakes import result_schema_file
 from tests.support.kfp_fake import FakeKfp
 from tests.support.pubsub import pull
 
@@ -144,6 +146,7 @@ def test_an_event_runs_once_on_the_cluster_and_its_result_carries_the_metrics(
     the_run_ends(cluster, run_id, {"accuracy": 0.81, "auc": 0.77})
     (message,) = pull(cluster["results"], 1, wait=90)
     result = json.loads(message.data)
+    jsonschema.validate(result, result_schema_file())  # the published contract, as the product reads it
     assert (result["run_key"], result["run_id"], result["state"]) == (first["run_key"], run_id, "SUCCEEDED")
     assert result["metrics"] == {"accuracy": 0.81, "auc": 0.77}
     assert len(result["version"]) == 64
@@ -236,6 +239,7 @@ def test_an_event_runs_once_on_vertex_and_its_result_carries_the_metrics(
 
     (message,) = pull(vertex["results"], 1, wait=90)
     result = json.loads(message.data)
+    jsonschema.validate(result, result_schema_file())
     assert (result["run_key"], result["run_id"], result["state"]) == (
         first["run_key"],
         job["name"],
