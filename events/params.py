@@ -146,7 +146,9 @@ def lookup(path: str, fields: Mapping[str, object], message: Mapping[str, Any] |
     raise Missing(path)
 
 
-def render(template: Template, fields: Mapping[str, object], message: Mapping[str, Any] | None) -> str:
+def render(
+    template: Template, fields: Mapping[str, object], message: Mapping[str, Any] | None, *, raw: bool = False
+) -> str:
     """Fill a template. Each value is inserted as text, never interpreted, and only if it is a
     scalar that passes the rules for names (`safety.text_problem`).
 
@@ -155,12 +157,14 @@ def render(template: Template, fields: Mapping[str, object], message: Mapping[st
         ValueError: a value is a JSON object or list, or text no name may hold.
     """
     return "".join(
-        part if isinstance(part, str) else _safe(part.path, lookup(part.path, fields, message))
+        part if isinstance(part, str) else _safe(part.path, lookup(part.path, fields, message), raw)
         for part in template.parts
     )
 
 
-def render_key(template: Template, fields: Mapping[str, object], message: Mapping[str, Any] | None) -> str:
+def render_key(
+    template: Template, fields: Mapping[str, object], message: Mapping[str, Any] | None, *, raw: bool = False
+) -> str:
     """Fill a run key's template so that distinct events never share a key.
 
     A value followed by literal text has `%` and that text's first character percent-encoded, so
@@ -177,7 +181,7 @@ def render_key(template: Template, fields: Mapping[str, object], message: Mappin
         if isinstance(part, str):
             rendered.append(part)
             continue
-        text = _safe(part.path, lookup(part.path, fields, message))
+        text = _safe(part.path, lookup(part.path, fields, message), raw)
         following = template.parts[position + 1] if position + 1 < len(template.parts) else None
         if isinstance(following, str):
             for character in dict.fromkeys(("%", following[0])):
@@ -197,7 +201,7 @@ def key_problem(template: Template) -> str | None:
     return None
 
 
-def _safe(path: str, value: object) -> str:
+def _safe(path: str, value: object, raw: bool = False) -> str:
     """A value as text for a template. Free values (captures, `attributes.*`, `data.*`) pass every
     rule for names; the fields kfp-trigger composes from checked parts (`object.uri`, …) pass
     all but the path rules."""
@@ -205,7 +209,7 @@ def _safe(path: str, value: object) -> str:
         raise ValueError(f"{{{path}}} is a JSON object or list, not text")
     text = _text(value)
     composed = path in COMMON_FIELDS or any(path in fields for fields in SOURCE_FIELDS.values())
-    if problem := text_problem(text, segments=not composed):
+    if not raw and (problem := text_problem(text, segments=not composed)):
         raise ValueError(f"the value of {{{path}}} {problem}")
     return text
 
@@ -218,14 +222,16 @@ def _text(value: object) -> str:
     return value if isinstance(value, str) else str(value)
 
 
-def build(spec: ParamSpec, fields: Mapping[str, object], message: Mapping[str, Any] | None) -> object:
+def build(
+    spec: ParamSpec, fields: Mapping[str, object], message: Mapping[str, Any] | None, *, raw: bool = False
+) -> object:
     """One parameter's value from its spec.
 
     Raises:
         Missing: a referenced field is absent and there is no default.
     """
     if isinstance(spec, Template):
-        return render(spec, fields, message)
+        return render(spec, fields, message, raw=raw)
     if isinstance(spec, FromField):
         try:
             return lookup(spec.path, fields, message)

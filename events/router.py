@@ -94,10 +94,10 @@ def _decide(rule: Rule, event: TriggerEvent) -> Decision:
     name = "run_key"
     try:
         for name, spec in rule.params.items():
-            value = build(spec, fields, message)
+            value = build(spec, fields, message, raw=rule.raw_values)
             declared = rule.param_types.get(name)
             params[name] = coerce(value, declared) if declared else value
-        run_key = render_key(rule.run_key, fields, message)
+        run_key = render_key(rule.run_key, fields, message, raw=rule.raw_values)
     except Missing as exc:
         return Skip(rule.name, f"the event has no field {exc.args[0]!r} needed for the run")
     except ValueError as exc:

@@ -60,6 +60,7 @@ class Rule:
     params: Mapping[str, ParamSpec]
     run_key: Template
     enabled: bool = True
+    raw_values: bool = False  # event values enter templates unchecked (run.raw_values)
     pattern: Pattern | None = None  # object name or project.dataset.table
     content_types: tuple[str, ...] = ()
     min_size: int = 0
@@ -167,6 +168,7 @@ def _compile(model: RouteModel, where: str, problems: list[str]) -> Rule | None:
     common: dict[str, Any] = {"name": model.name, "source": source, "pipeline": model.run.pipeline}
     common |= {"version": model.run.version, "backend": model.run.backend}
     common["enabled"] = model.run.enabled
+    common["raw_values"] = model.run.raw_values
     common["limits"] = model.limits
     captures: tuple[str, ...] = ()
     if model.limits.coalesce is not None:

@@ -139,6 +139,11 @@ class Run(_Model):
         "and {route}/{schedule.job}@{schedule.slot} for schedules",
     )
     enabled: bool = Field(True, description="false: matching events are recorded as skipped")
+    raw_values: bool = Field(
+        False,
+        description="true: event values enter templates as they come; false: a value must pass the "
+        "rules for object names (no control or bidi characters, no ../empty segments) or the route skips",
+    )
 
 
 class Rate(_Model):

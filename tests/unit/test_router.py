@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from events.decoders import decode
+from events.envelope import parse_http
 from events.model import Envelope, Message, ObjectFinalized
 from events.router import Router, RunRequest, Skip, schedule_slot
 from events.routes import load_routes
@@ -235,3 +236,24 @@ routes:
 """
     with pytest.raises(RoutesError, match="must be separated by literal text"):
         load_routes(text)
+
+
+@pytest.mark.parametrize(("raw", "runs"), [(False, False), (True, True)])
+def test_raw_values_are_an_explicit_choice_of_the_route(raw: bool, runs: bool) -> None:
+    from events.eventarc import message_published
+    from events.routes import load_routes
+
+    text = f"""
+pipelines: {{echo: {{source: "m:f"}}}}
+routes:
+  - name: notes
+    when: {{pubsub: {{topic: notes}}}}
+    run: {{pipeline: echo, params: {{message: "note: {{data.text}}"}}, raw_values: {str(raw).lower()}}}
+"""
+    router = Router(load_routes(text).rules)
+    headers, data = message_published("projects/p/topics/notes", b'{"text": "../free text\\nwith a newline"}')
+    event = decode(*parse_http(headers, json.dumps(data).encode()))
+    (decision,) = router.route(event).decisions
+    assert isinstance(decision, RunRequest) is runs, decision
+    if runs:
+        assert decision.params["message"] == "note: ../free text\nwith a newline"
