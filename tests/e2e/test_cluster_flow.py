@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,12 +22,11 @@ import jsonschema
 import pytest
 import requests
 
-from functions.cli.devstack.relay import ensure_subscription, relay
-from tests.conftest import PROJECT
 from tests.support import env_for, free_port, functions_framework, server, serving, storage_event
 from tests.support.fakes import result_schema_file
 from tests.support.kfp_fake import FakeKfp
 from tests.support.pubsub import pull
+from tests.support.stack import deployed
 
 pytestmark = pytest.mark.slow  # servers in subprocesses
 
@@ -50,59 +47,13 @@ routes:
 
 @pytest.fixture
 def cluster(pubsub_emulator: str, tmp_path: Path) -> Iterator[dict[str, Any]]:
-    from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
-
-    name = uuid.uuid4().hex[:8]
-    topics = {kind: f"projects/{PROJECT}/topics/{kind}-{name}" for kind in ("results", "completions")}
-    for topic in topics.values():
-        PublisherClient().create_topic(name=topic)
-    results = f"projects/{PROJECT}/subscriptions/results-{name}"
-    with SubscriberClient() as subscriber:
-        subscriber.create_subscription(name=results, topic=topics["results"])
-    completions = f"projects/{PROJECT}/subscriptions/completions-{name}"
-    ensure_subscription(topics["completions"], completions)
     (tmp_path / "routes.yaml").write_text(ROUTES)
     fake = FakeKfp()
-    ports = {target: free_port() for target in ("handle_event", "handle_completion")}
-    stop = threading.Event()
-    with serving(fake) as kfp_url:
-        env = env_for(
-            tmp_path,
-            routes=tmp_path / "routes.yaml",
-            KFP_TRIGGER_KFP_HOST=kfp_url,
-            KFP_TRIGGER_RESULTS=f"pubsub://{topics['results']}",
-            KFP_TRIGGER_COMPLETION_TOPIC=f"pubsub://{topics['completions']}",
-        )
-        with (
-            server(
-                functions_framework("handle_event", ports["handle_event"]),
-                env,
-                ports["handle_event"],
-                tmp_path / "handle_event.log",
-            ) as events_url,
-            server(
-                functions_framework("handle_completion", ports["handle_completion"]),
-                env,
-                ports["handle_completion"],
-                tmp_path / "handle_completion.log",
-            ) as completion_url,
-        ):
-            eventarc = threading.Thread(
-                target=relay, args=(topics["completions"], completions, completion_url, stop), daemon=True
-            )
-            eventarc.start()
-            try:
-                yield {
-                    "fake": fake,
-                    "events_url": events_url,
-                    "results": results,
-                    "landing": tmp_path / "landing",
-                    "state": tmp_path,
-                    "completions_topic": topics["completions"],
-                }
-            finally:
-                stop.set()
-                eventarc.join(timeout=10)
+    with (
+        serving(fake) as kfp_url,
+        deployed(tmp_path, tmp_path / "routes.yaml", KFP_TRIGGER_KFP_HOST=kfp_url) as stack,
+    ):
+        yield {**stack, "fake": fake, "landing": tmp_path / "landing", "state": tmp_path}
 
 
 def deliver(cluster: dict[str, Any], name: str) -> dict[str, Any]:
@@ -162,59 +113,21 @@ VERTEX_ROUTES = ROUTES.replace("backend: kfp", "backend: vertex").replace(
 
 @pytest.fixture
 def vertex(pubsub_emulator: str, tmp_path: Path) -> Iterator[dict[str, Any]]:
-    from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
-
     from tests.support import service_account, token_endpoint
     from tests.support.vertex_fake import FakeVertex
 
-    name = uuid.uuid4().hex[:8]
-    topics = {kind: f"projects/{PROJECT}/topics/{kind}-{name}" for kind in ("results", "completions")}
-    for topic in topics.values():
-        PublisherClient().create_topic(name=topic)
-    results = f"projects/{PROJECT}/subscriptions/results-{name}"
-    with SubscriberClient() as subscriber:
-        subscriber.create_subscription(name=results, topic=topics["results"])
-    completions = f"projects/{PROJECT}/subscriptions/completions-{name}"
-    ensure_subscription(topics["completions"], completions)
     (tmp_path / "routes.yaml").write_text(VERTEX_ROUTES)
     fake = FakeVertex()
-    ports = {target: free_port() for target in ("handle_event", "handle_completion")}
-    stop = threading.Event()
     with serving(fake) as vertex_url, serving(token_endpoint) as token_url:
-        env = env_for(
-            tmp_path,
-            routes=tmp_path / "routes.yaml",
-            GOOGLE_APPLICATION_CREDENTIALS=str(service_account(tmp_path, f"{token_url}/token")),
-            KFP_TRIGGER_VERTEX_PROJECT="acme-analytics",
-            KFP_TRIGGER_VERTEX_LOCATION="europe-west1",
-            KFP_TRIGGER_VERTEX_PIPELINE_ROOT="gs://acme-pipelines/vertex",
-            KFP_TRIGGER_VERTEX_ENDPOINT=vertex_url,
-            KFP_TRIGGER_RESULTS=f"pubsub://{topics['results']}",
-            KFP_TRIGGER_COMPLETION_TOPIC=f"pubsub://{topics['completions']}",
-        )
-        with (
-            server(
-                functions_framework("handle_event", ports["handle_event"]),
-                env,
-                ports["handle_event"],
-                tmp_path / "handle_event.log",
-            ) as events_url,
-            server(
-                functions_framework("handle_completion", ports["handle_completion"]),
-                env,
-                ports["handle_completion"],
-                tmp_path / "handle_completion.log",
-            ) as completion_url,
-        ):
-            eventarc = threading.Thread(
-                target=relay, args=(topics["completions"], completions, completion_url, stop), daemon=True
-            )
-            eventarc.start()
-            try:
-                yield {"fake": fake, "events_url": events_url, "results": results}
-            finally:
-                stop.set()
-                eventarc.join(timeout=10)
+        where = {
+            "GOOGLE_APPLICATION_CREDENTIALS": str(service_account(tmp_path, f"{token_url}/token")),
+            "KFP_TRIGGER_VERTEX_PROJECT": "acme-analytics",
+            "KFP_TRIGGER_VERTEX_LOCATION": "europe-west1",
+            "KFP_TRIGGER_VERTEX_PIPELINE_ROOT": "gs://acme-pipelines/vertex",
+            "KFP_TRIGGER_VERTEX_ENDPOINT": vertex_url,
+        }
+        with deployed(tmp_path, tmp_path / "routes.yaml", **where) as stack:
+            yield {**stack, "fake": fake}
 
 
 @pytest.mark.parametrize("name", ["responses/a+b.csv", "responses/100%.csv"], ids=["plus", "percent"])

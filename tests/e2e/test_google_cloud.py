@@ -1,14 +1,13 @@
 """The trigger loop on the Google Cloud adapters, each against its real local server: Firestore
 ledger, Pub/Sub results / dead letters / completion notices, and a Cloud Storage bucket.
 
-Both targets run under functions-framework as deployed; `functions.relay` stands in for the
-Eventarc trigger that delivers completion notices from Pub/Sub to `handle_completion`.
+Both targets run under functions-framework as deployed (`tests.support.stack.deployed`), with
+the relay standing in for the Eventarc trigger that delivers completion notices.
 """
 
 from __future__ import annotations
 
 import json
-import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,11 +17,11 @@ import pytest
 import requests
 
 from functions.bootstrap import ledger_from
-from functions.cli.devstack.relay import ensure_subscription, relay
 from pipelines.backend import RunState
 from tests.conftest import PROJECT
-from tests.support import env_for, free_port, functions_framework, server, storage_event
+from tests.support import ROUTES, storage_event
 from tests.support.pubsub import pull
+from tests.support.stack import deployed
 
 pytestmark = pytest.mark.slow  # servers and CLI commands in subprocesses
 
@@ -39,66 +38,24 @@ PARTS = {
 def cloud(
     firestore_emulator: str, pubsub_emulator: str, storage_emulator: str, tmp_path: Path
 ) -> Iterator[dict[str, Any]]:
-    from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
+    from google.cloud.pubsub_v1 import PublisherClient
     from google.cloud.storage import Client
 
     name = uuid.uuid4().hex[:8]
-    topics = {
-        kind: f"projects/{PROJECT}/topics/{kind}-{name}" for kind in ("results", "dead-letter", "completions")
-    }
-    publisher = PublisherClient()
-    for topic in topics.values():
-        publisher.create_topic(name=topic)
-    results_subscription = f"projects/{PROJECT}/subscriptions/results-{name}"
-    with SubscriberClient() as subscriber:
-        subscriber.create_subscription(name=results_subscription, topic=topics["results"])
-    completions_subscription = f"projects/{PROJECT}/subscriptions/completions-{name}"
-    ensure_subscription(topics["completions"], completions_subscription)
+    dead_letter = f"projects/{PROJECT}/topics/dead-letter-{name}"
+    PublisherClient().create_topic(name=dead_letter)
     storage = Client(project=PROJECT)
     bucket = storage.bucket(BUCKET)
     if not bucket.exists():
         storage.create_bucket(BUCKET)
     ledger = f"firestore://{PROJECT}/runs-{name}"
-    env = env_for(
-        tmp_path,
-        KFP_TRIGGER_LEDGER=ledger,
-        KFP_TRIGGER_RESULTS=f"pubsub://{topics['results']}",
-        KFP_TRIGGER_QUARANTINE=f"pubsub://{topics['dead-letter']}",
-        KFP_TRIGGER_COMPLETION_TOPIC=f"pubsub://{topics['completions']}",
-        KFP_TRIGGER_STORAGE="gcs",
-    )
-    ports = {target: free_port() for target in ("handle_event", "handle_completion")}
-    stop = threading.Event()
-    with (
-        server(
-            functions_framework("handle_event", ports["handle_event"]),
-            env,
-            ports["handle_event"],
-            tmp_path / "handle_event.log",
-        ) as events_url,
-        server(
-            functions_framework("handle_completion", ports["handle_completion"]),
-            env,
-            ports["handle_completion"],
-            tmp_path / "handle_completion.log",
-        ) as completion_url,
-    ):
-        eventarc = threading.Thread(
-            target=relay,
-            args=(topics["completions"], completions_subscription, completion_url, stop),
-            daemon=True,
-        )
-        eventarc.start()
-        try:
-            yield {
-                "events_url": events_url,
-                "bucket": bucket,
-                "results": results_subscription,
-                "ledger": ledger,
-            }
-        finally:
-            stop.set()
-            eventarc.join(timeout=10)
+    environment = {
+        "KFP_TRIGGER_LEDGER": ledger,
+        "KFP_TRIGGER_QUARANTINE": f"pubsub://{dead_letter}",
+        "KFP_TRIGGER_STORAGE": "gcs",
+    }
+    with deployed(tmp_path, ROUTES, **environment) as stack:
+        yield {**stack, "bucket": bucket, "ledger": ledger}
 
 
 def test_a_landed_batch_runs_once_and_its_result_reaches_pubsub(cloud: dict[str, Any]) -> None:
