@@ -151,9 +151,9 @@ def server(command: list[str], env: Mapping[str, str], port: int, log: Path) -> 
             if process.poll() is not None:
                 raise RuntimeError(f"server exited early:\n{log.read_text()[-3000:]}")
             try:
-                requests.get(url, timeout=1)
+                requests.get(url, timeout=5)
                 break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # not listening yet, or a busy machine
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.2)

@@ -59,9 +59,9 @@ def emulator(name: str, log: Path) -> Iterator[str]:
             if process.poll() is not None:
                 unavailable(f"the {name} emulator exited at start: {log.read_text()[-1500:]}")
             try:
-                requests.get(f"http://{host}/", timeout=1)
+                requests.get(f"http://{host}/", timeout=5)
                 break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):
                 if time.monotonic() > deadline:
                     unavailable(f"the {name} emulator did not answer within {STARTUP_SECONDS} s")
                 time.sleep(0.2)
