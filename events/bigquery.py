@@ -115,7 +115,7 @@ def _written(
     project, dataset, name = (part if isinstance(part, str) else "" for part in table)
     if not (project and dataset and name):
         return Ignored(envelope, "the BigQuery entry names no destination table")
-    if dataset.startswith("_") or name.startswith("anon"):
+    if dataset.startswith("_"):  # query results land in hidden `_…` datasets; `anon…` is a fine table name
         return Ignored(envelope, "anonymous query-result table")
     return TableWritten(
         envelope=envelope,

@@ -144,3 +144,30 @@ def test_an_audit_entry_with_wrong_types_inside_is_ignored_not_a_crash(wrong: ob
         decoded = decode(attributes, broken)
         assert decoded is not None
     assert change["after"] == "DONE"
+
+
+@pytest.mark.parametrize(
+    ("dataset", "table", "written"),
+    [
+        ("_4f1c0a", "anon9b2e", False),  # a query's hidden result table
+        ("surveys", "anonymized_responses", True),  # a user's table that happens to start with "anon"
+        ("surveys", "anon", True),
+    ],
+)
+def test_only_hidden_datasets_hold_anonymous_tables(dataset: str, table: str, written: bool) -> None:
+    """Issue 14: tables named `anon…` in a user's dataset were silently ignored."""
+    from events.model import Ignored, TableWritten
+    from tests.support import cases
+
+    (case,) = [case for case in cases() if case.file == "audit/bigquery-anonymous.json"]
+    attributes, data = case.cloudevent()
+    assert isinstance(data, dict)
+    job = data["protoPayload"]["serviceData"]["jobCompletedEvent"]["job"]
+    job["jobConfiguration"]["query"]["destinationTable"].update(datasetId=dataset, tableId=table)
+    decoded = decode(attributes, data)
+    if written:
+        assert isinstance(decoded, TableWritten)
+        assert (decoded.dataset, decoded.table) == (dataset, table)
+    else:
+        assert isinstance(decoded, Ignored)
+        assert "anonymous" in decoded.reason
