@@ -17,6 +17,7 @@ from pathlib import Path
 
 from events.decoders import decode
 from events.envelope import parse_http
+from events.patterns import compile_pattern
 from events.router import Router, RunRequest
 from events.routes import load_routes
 from functions.adapters.sqlite_ledger import SqliteLedger
@@ -80,6 +81,41 @@ def per_event_us(router: Router, requests: list[tuple[dict[str, str], bytes]]) -
     return (time.perf_counter() - started) / len(events) * 1e6
 
 
+HOSTILE_PATTERNS = (
+    "responses/{tenant}-{region}-{date}-*.csv",  # 88 s of CPU under Python's re (issue 14)
+    "**a**a**a**b",  # 59 s under re
+    "{a}-{b}-{c}-{d}-{e}-{f}-*.x",
+)
+HOSTILE_NAMES = ("responses/" + "-" * 1014, "a" * 1024)
+
+
+def worst_match_us(pattern: str) -> float:
+    """The slowest of the hostile 1,024-byte names against one pattern, in µs per match."""
+    compiled = compile_pattern(pattern)
+    times = []
+    for name in HOSTILE_NAMES:
+        started = time.perf_counter()
+        for _ in range(100):
+            compiled.match(name)
+        times.append((time.perf_counter() - started) / 100 * 1e6)
+    return max(times)
+
+
+def hostile_routes_us(count: int) -> float:
+    """route() of one event with a hostile 1,024-byte name through `count` hostile routes on its bucket."""
+    rules = "\n".join(
+        f"  - name: h-{n}\n"
+        f"    when: {{storage: {{bucket: landing, object: '{HOSTILE_PATTERNS[n % 3]}{n}'}}}}\n"
+        f"    run: {{pipeline: p}}"
+        for n in range(count)
+    )
+    router = Router(load_routes(ROUTES + rules).rules)
+    event = decode(*parse_http(*storage_event("landing", HOSTILE_NAMES[0], event_id="h")))
+    started = time.perf_counter()
+    router.route(event)
+    return (time.perf_counter() - started) * 1e6
+
+
 def measure(action: Callable[[], float]) -> tuple[float, float, float]:
     samples = [action() for _ in range(REPEATS)]
     return statistics.median(samples), min(samples), max(samples)
@@ -106,6 +142,16 @@ def main() -> None:
         median, low, high = measure(partial(per_event_us, router, sample))
         baseline = baseline or median
         print(f"| {count:,} | {median:.1f} ({low:.1f}-{high:.1f}) | {median / baseline:.2f} |")
+
+    print("\n| hostile 1,024-byte name vs pattern (RE2) | µs/match | target | result |")
+    print("|---|---|---|---|")
+    for pattern in HOSTILE_PATTERNS:
+        median, low, high = measure(partial(worst_match_us, pattern))
+        verdict = "pass" if median < 1_000 else "miss"
+        print(f"| `{pattern}` | {median:.1f} ({low:.1f}-{high:.1f}) | < 1,000 | {verdict} |")
+    median, low, high = measure(partial(hostile_routes_us, 10_000))
+    spread = f"{median:,.0f} ({low:,.0f}-{high:,.0f})"
+    print(f"| all 10,000 hostile routes on the bucket, one route() | {spread} | — | — |")
 
 
 if __name__ == "__main__":

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from events.errors import RoutesError
 from events.params import parse_template
@@ -167,6 +170,40 @@ def test_invalid_yaml_names_the_line() -> None:
 )
 def test_patterns(pattern: str, value: str, captures: dict[str, str] | None) -> None:
     assert compile_pattern(pattern).match(value) == captures
+
+
+def test_patterns_match_in_linear_time() -> None:
+    """Issue 14: a 1 KB object name took 88 s of backtracking to refuse; RE2 refuses it at once.
+
+    Whoever may upload to a watched bucket chooses the name, so the pattern engine must not
+    backtrack. The name below is the one from the issue; under Python's `re` this test hangs.
+    """
+    pattern = compile_pattern("responses/{tenant}-{region}-{date}-*.csv")
+    assert pattern.match("responses/" + "-" * 1024 + "x") is None
+    assert pattern.match("responses/acme-eu-20261101-part1.csv") == {
+        "tenant": "acme",
+        "region": "eu",
+        "date": "20261101",
+    }
+    # Where a name is ambiguous RE2 splits it as `re` did (greedy, leftmost-first).
+    ambiguous = "responses/acme-eu-2026-11-01-part1.csv"
+    assert pattern.match(ambiguous) == re.fullmatch(pattern.regex.pattern, ambiguous).groupdict()
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.sampled_from(["{a}", "{b}", "{c}", "*", "**", "-", "/", ".", "x"]), max_size=7),
+    st.text(alphabet="-/.xy", max_size=14),
+)
+def test_either_engine_matches_as_re_would(tokens: list[str], name: str) -> None:
+    """Patterns that run on RE2 capture exactly what `re` would (names short enough for `re`)."""
+    text = "".join(tokens)
+    try:
+        pattern = compile_pattern(text)
+    except ValueError:  # a capture used twice
+        return
+    expected = re.fullmatch(pattern.regex.pattern, name)
+    assert pattern.match(name) == (None if expected is None else expected.groupdict())
 
 
 def test_template_braces() -> None:
