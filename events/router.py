@@ -91,17 +91,19 @@ def _decide(rule: Rule, event: TriggerEvent) -> Decision:
     fields["route"] = rule.name
     message = _message_view(event)
     params: dict[str, object] = {}
-    name = "run_key"
+    building = "the run key"  # what a ValueError is about
     try:
         for name, spec in rule.params.items():
+            building = f"parameter {name!r}"
             value = build(spec, fields, message, raw=rule.raw_values)
             declared = rule.param_types.get(name)
             params[name] = coerce(value, declared) if declared else value
+        building = "the run key"
         run_key = render_key(rule.run_key, fields, message, raw=rule.raw_values)
     except Missing as exc:
         return Skip(rule.name, f"the event has no field {exc.args[0]!r} needed for the run")
     except ValueError as exc:
-        return Skip(rule.name, f"parameter {name!r}: {exc}")
+        return Skip(rule.name, f"{building}: {exc}")
     return RunRequest(rule.name, rule.pipeline, params, run_key, manifest=rule.manifest)
 
 

@@ -257,3 +257,22 @@ routes:
     assert isinstance(decision, RunRequest) is runs, decision
     if runs:
         assert decision.params["message"] == "note: ../free text\nwith a newline"
+
+
+def test_a_refused_run_key_is_named_as_the_run_key_not_the_last_parameter() -> None:
+    """Found re-running issue 14 through the server: a 1,023-byte name made the run key too
+    long, and the skip blamed the route's last parameter."""
+    text = """
+pipelines: {echo: {source: "m:f"}}
+routes:
+  - name: long
+    when: {storage: {bucket: landing, object: "responses/**"}}
+    run: {pipeline: echo, params: {bucket: "{object.bucket}"}}
+"""
+    router = Router(load_routes(text).rules)
+    (decision,) = router.route(object_event("responses/" + "-" * 1009 + ".csv")).decisions
+    assert isinstance(decision, Skip)
+    assert decision.reason == "the run key: the value of {event.key} is longer than 1024 bytes"
+    (decision,) = router.route(object_event("responses/\u202ex.csv")).decisions
+    assert isinstance(decision, Skip)
+    assert decision.reason.startswith("the run key:")
