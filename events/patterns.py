@@ -37,6 +37,13 @@ class Pattern:
         return not self.captures and "*" not in self.text
 
     def match(self, value: str) -> dict[str, str] | None:
+        """The captures, or None. Text that is not valid Unicode (a lone surrogate, which the
+        envelope already refuses) matches nothing, on either engine."""
+        if not value.isascii():
+            try:
+                value.encode()
+            except UnicodeEncodeError:  # RE2 could not even take it: it encodes to UTF-8 first
+                return None
         found = self.regex.fullmatch(value)
         return None if found is None else dict(found.groupdict())
 

@@ -190,6 +190,19 @@ def test_patterns_match_in_linear_time() -> None:
     assert pattern.match(ambiguous) == re.fullmatch(pattern.regex.pattern, ambiguous).groupdict()
 
 
+@pytest.mark.parametrize(
+    ("pattern", "name"),
+    [
+        ("responses/{tenant}/*.csv", "responses/{}/x.csv"),  # runs on re
+        ("responses/{tenant}-{region}-*.csv", "responses/a-{}-x.csv"),  # runs on RE2
+    ],
+)
+def test_a_lone_surrogate_matches_nothing_on_either_engine(pattern: str, name: str) -> None:
+    compiled = compile_pattern(pattern)
+    assert compiled.match(name.format("\u00e9")) is not None
+    assert compiled.match(name.format("\ud800")) is None
+
+
 @settings(max_examples=300, deadline=None)
 @given(
     st.lists(st.sampled_from(["{a}", "{b}", "{c}", "*", "**", "-", "/", ".", "x"]), max_size=7),
