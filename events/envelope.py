@@ -11,6 +11,8 @@ decoder rejects it as a bad event (acknowledged and quarantined) instead of a ba
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -48,6 +50,29 @@ LEGACY_TYPES: Mapping[str, tuple[str, str]] = {
     "google.pubsub.topic.publish": (MESSAGE_PUBLISHED, "pubsub.googleapis.com"),
     "providers/cloud.pubsub/eventTypes/topic.publish": (MESSAGE_PUBLISHED, "pubsub.googleapis.com"),
 }
+
+
+# A top-level-looking `"name": "string"` pair in the first bytes of a body too large to parse.
+PEEKED = re.compile(r'"(id|type|source|subject|time|messageId)"\s*:\s*"((?:[^"\\\x00-\x1f]|\\.){0,1024})"')
+
+
+def peek(headers: Mapping[str, str], head: bytes) -> dict[str, str]:
+    """The CloudEvent attributes of a request whose body is too large to parse, for its
+    quarantine record: the `ce-` headers (binary mode), else what the first bytes of a
+    structured body say (`id`, `type`, `source`, `subject`, `time`; a Pub/Sub push body's
+    `messageId` as the id), the first occurrence of each. Unverified, for people to read."""
+    lower = {key.lower(): value for key, value in headers.items()}
+    attributes = {key[3:]: value for key, value in lower.items() if key.startswith("ce-")}
+    if attributes:
+        return attributes
+    text = head.decode("utf-8", "replace")
+    for name, raw in PEEKED.findall(text):
+        key = "id" if name == "messageId" else name
+        try:
+            attributes.setdefault(key, str(json.loads(f'"{raw}"')))
+        except ValueError:
+            continue
+    return attributes
 
 
 class EnvelopeError(Exception):

@@ -21,6 +21,7 @@ from events.model import Source
 from events.params import FromField, ParamSpec, Scalar, Template, key_problem, parse_template, unknown_fields
 from events.patterns import Pattern, compile_pattern
 from events.schema import (
+    DEFAULT_MAX_WAIT,
     NAME,
     FromSpec,
     GlobalLimits,
@@ -65,6 +66,7 @@ class Rule:
     content_types: tuple[str, ...] = ()
     min_size: int = 0
     manifest: bool = False  # the object is a batch manifest: check readiness before running
+    max_wait: float = DEFAULT_MAX_WAIT  # a manifest's objects, past the event's time: then skip
     topic: str = ""  # as written: short name or full path
     attributes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     data: Mapping[str, tuple[Scalar, ...]] = field(default_factory=dict)
@@ -189,6 +191,7 @@ def _compile(model: RouteModel, where: str, problems: list[str]) -> Rule | None:
             "content_types": when.storage.content_types,
             "min_size": when.storage.min_size,
             "manifest": when.storage.batch.manifest,
+            "max_wait": when.storage.batch.max_wait,
         }
     elif when.pubsub is not None:
         topic = when.pubsub.topic

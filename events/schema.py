@@ -49,11 +49,21 @@ Duration = Annotated[
 ]
 
 
+DEFAULT_MAX_WAIT = 6 * 3600.0  # batch.max_wait: 6 h
+
+
 class Batch(_Model):
     manifest: bool = Field(
         False,
         description='the object is a JSON manifest {"objects": [names relative to its folder]}: '
         "run only once every listed object exists and is non-empty",
+    )
+    max_wait: Duration = Field(
+        DEFAULT_MAX_WAIT,
+        lt=24 * 3600,
+        description="how long after the manifest's event to wait for its objects; past it the event "
+        "is recorded skipped (incomplete batch: missing …) instead of retried. Under 24 h, the "
+        "platform's retry horizon",
     )
 
 

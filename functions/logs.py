@@ -87,7 +87,22 @@ def request(target: str, trace: str | None) -> Iterator[None]:
 
 def label(**values: str) -> None:
     """Add labels (event_id, run_key, …) to the rest of the current request's lines."""
-    _context.set({**_context.get(), **{key: clean(value)[:200] for key, value in values.items() if value}})
+    _context.set(_labels(values))
+
+
+@contextmanager
+def labelled(**values: str) -> Iterator[None]:
+    """Label the lines written inside the block only: for work on behalf of another event (a
+    queued run started because some other run ended is logged under its own event id)."""
+    token = _context.set(_labels(values))
+    try:
+        yield
+    finally:
+        _context.reset(token)
+
+
+def _labels(values: Mapping[str, str]) -> Mapping[str, str]:
+    return {**_context.get(), **{key: clean(value)[:200] for key, value in values.items() if value}}
 
 
 class CloudLogging(logging.Formatter):

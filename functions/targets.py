@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("kfp_trigger.http")
 
 RETRY_AFTER_SECONDS = "10"
+KEPT_BYTES = 4096  # of an oversized body, in its quarantine record
+MEASURED_BYTES = 64 * 1024 * 1024  # an oversized body is read this far to record its size and hash
 
 # The one table of answers: how each outcome is answered (the most severe in a response wins).
 # Platform deliveries are retried on every non-2xx, so everything is acknowledged but a claim
@@ -97,15 +99,13 @@ def reply(
 def serve(request: flask.Request, use_case: UseCase, target: str) -> flask.Response:
     """A CloudEvent target: authenticate, cap, parse, and run `use_case` on the event."""
     from events.envelope import EnvelopeError, parse_http
-    from functions.service.quarantine import quarantine
 
     def work(services: Services) -> flask.Response:
         cap = services.settings.max_body_bytes
         body = request.stream.read(cap + 1)
         headers = {key.lower(): value for key, value in request.headers.items()}
         if len(body) > cap:
-            ce_headers = {k: v for k, v in headers.items() if k.startswith("ce-")}
-            return answer(quarantine(services, f"body larger than {cap} bytes", ce_headers, b"", target))
+            return answer(_oversized(services, request, headers, body, target))
         try:
             attributes, data = parse_http(headers, body)
         except EnvelopeError as exc:
@@ -114,6 +114,25 @@ def serve(request: flask.Request, use_case: UseCase, target: str) -> flask.Respo
         return answer(use_case(services, attributes, data, body))
 
     return _guarded(request, target, work)
+
+
+def _oversized(
+    services: Services, request: flask.Request, headers: Mapping[str, str], head: bytes, target: str
+) -> Handled:
+    """Quarantine a body over the cap: its attributes (`peek`), its first KEPT_BYTES, and the
+    size and sha256 of all of it (read on, up to MEASURED_BYTES), so it can be told apart."""
+    import hashlib
+
+    from events.envelope import peek
+    from functions.service.quarantine import quarantine
+
+    digest, size = hashlib.sha256(head), len(head)
+    while size <= MEASURED_BYTES and (chunk := request.stream.read(64 * 1024)):
+        digest.update(chunk)
+        size += len(chunk)
+    reason = f"body larger than {services.settings.max_body_bytes} bytes"
+    whole = (size, digest.hexdigest() if size <= MEASURED_BYTES else "")
+    return quarantine(services, reason, peek(headers, head), head[:KEPT_BYTES], target, whole=whole)
 
 
 def guarded(request: flask.Request, target: str, use_case: Callable[[Services], Handled]) -> flask.Response:

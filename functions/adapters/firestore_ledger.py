@@ -1,7 +1,8 @@
 """The Firestore `Ledger`: the same contract as the SQLite ledger, across instances.
 
 Runs live in COLLECTION (document id: sha256 of the run key, which may contain `/`), decisions in
-COLLECTION-decisions, a batch's objects in COLLECTION-members, limit places in COLLECTION-places
+COLLECTION-decisions, batch membership in COLLECTION-members (one document per route and object
+generation, so an object joins one batch of a route, ever), limit places in COLLECTION-places
 (place i of a scope is a document created if absent, so a limit of N can never be held N+1 times),
 flags and high-water marks in COLLECTION-flags and COLLECTION-marks. A claim is a create-if-absent
 (`create()`, atomic and lock-free, so a storm of duplicate deliveries takes no transaction locks); a
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from events.errors import TransientError
@@ -254,27 +255,37 @@ class FirestoreLedger:
 
         return self._transact(run_key, change)
 
-    def open_batch(self, run: NewRun, not_before: float, now: float) -> RunRecord:
-        from google.api_core import exceptions
-
-        ref = self._runs.document(document_id(run.run_key))
+    def join_batch(
+        self, run: NewRun, not_before: float, member: str, identity: str, now: float
+    ) -> tuple[str, bool] | None:
+        run_ref = self._runs.document(document_id(run.run_key))
+        member_ref = self._members.document(document_id(f"{run.route}\n{identity}"))
         document = _new_document(run, RunState.QUEUED, now, 0.0, self._firestore.SERVER_TIMESTAMP)
-        with _mapped():
-            with suppress(exceptions.AlreadyExists):  # the window's first event created it
-                ref.create(document | {"not_before": not_before})
-            snapshot = ref.get()
-        return _record(snapshot.to_dict() or {})
 
-    def add_member(self, run_key: str, member: str) -> None:
+        @self._firestore.transactional
+        def join(transaction: Any) -> tuple[str, bool] | None:
+            held = member_ref.get(transaction=transaction)
+            if held.exists:
+                return str((held.to_dict() or {})["run_key"]), False
+            current = run_ref.get(transaction=transaction)
+            if not current.exists:
+                transaction.create(run_ref, document | {"not_before": not_before})
+            elif (current.to_dict() or {})["state"] != RunState.QUEUED:
+                return None
+            fields = {"route": run.route, "identity": identity, "run_key": run.run_key, "member": member}
+            transaction.create(member_ref, fields | {"at": now})
+            return run.run_key, True
+
         with _mapped():
-            self._members.document(document_id(f"{run_key}\n{member}")).set(
-                {"run_key": run_key, "member": member}
-            )
+            try:
+                return join(self._db.transaction(max_attempts=TRANSACTION_ATTEMPTS))  # type: ignore[no-any-return]
+            except ValueError as exc:  # the client's "Failed to commit transaction in N attempts"
+                raise TransientError("ledger contention: the transaction did not commit; retry") from exc
 
     def members(self, run_key: str) -> list[str]:
         query = self._members.where(filter=self._firestore.FieldFilter("run_key", "==", run_key))
         with _mapped():
-            return sorted(str((snapshot.to_dict() or {})["member"]) for snapshot in query.stream())
+            return sorted({str((snapshot.to_dict() or {})["member"]) for snapshot in query.stream()})
 
     def _holding(self, scope: str, holder: str) -> list[Any]:
         FieldFilter = self._firestore.FieldFilter

@@ -48,9 +48,11 @@ CREATE TABLE IF NOT EXISTS decisions (
 CREATE INDEX IF NOT EXISTS decisions_by_event ON decisions(event_id);
 CREATE INDEX IF NOT EXISTS decisions_by_key ON decisions(event_key);
 CREATE INDEX IF NOT EXISTS decisions_by_run ON decisions(run_key);
-CREATE TABLE IF NOT EXISTS members (
-    run_key TEXT NOT NULL, member TEXT NOT NULL, PRIMARY KEY (run_key, member)
+CREATE TABLE IF NOT EXISTS batch_members (
+    route TEXT NOT NULL, identity TEXT NOT NULL, run_key TEXT NOT NULL, member TEXT NOT NULL,
+    at REAL NOT NULL, PRIMARY KEY (route, identity)
 );
+CREATE INDEX IF NOT EXISTS batch_members_by_run ON batch_members(run_key);
 CREATE TABLE IF NOT EXISTS places (
     scope TEXT NOT NULL, holder TEXT NOT NULL, at REAL NOT NULL, PRIMARY KEY (scope, holder)
 );
@@ -280,20 +282,30 @@ class SqliteLedger:
                 raise KeyError(run_key)
             return self._take_over(db, _record(row), now, lease, RunState.QUEUED)
 
-    def open_batch(self, run: NewRun, not_before: float, now: float) -> RunRecord:
+    def join_batch(
+        self, run: NewRun, not_before: float, member: str, identity: str, now: float
+    ) -> tuple[str, bool] | None:
         with self._write() as db:
-            row = db.execute("SELECT * FROM runs WHERE run_key = ?", (run.run_key,)).fetchone()
+            held = db.execute(
+                "SELECT run_key FROM batch_members WHERE route = ? AND identity = ?", (run.route, identity)
+            ).fetchone()
+            if held is not None:
+                return str(held["run_key"]), False
+            row = db.execute("SELECT state FROM runs WHERE run_key = ?", (run.run_key,)).fetchone()
             if row is None:
                 self._insert(db, run, RunState.QUEUED, 0.0, now, not_before)
-                row = db.execute("SELECT * FROM runs WHERE run_key = ?", (run.run_key,)).fetchone()
-            return _record(row)
-
-    def add_member(self, run_key: str, member: str) -> None:
-        with self._write() as db:
-            db.execute("INSERT OR IGNORE INTO members (run_key, member) VALUES (?, ?)", (run_key, member))
+            elif row["state"] != RunState.QUEUED:
+                return None
+            db.execute(
+                "INSERT INTO batch_members (route, identity, run_key, member, at) VALUES (?, ?, ?, ?, ?)",
+                (run.route, identity, run.run_key, member, now),
+            )
+            return run.run_key, True
 
     def members(self, run_key: str) -> list[str]:
-        rows = self._read("SELECT member FROM members WHERE run_key = ? ORDER BY member", (run_key,))
+        rows = self._read(
+            "SELECT DISTINCT member FROM batch_members WHERE run_key = ? ORDER BY member", (run_key,)
+        )
         return [row["member"] for row in rows]
 
     def hold(self, scope: str, limit: int, holder: str, now: float) -> bool:

@@ -11,21 +11,26 @@ from functions.cli.common import settings_options
 
 @click.command()
 @settings_options
-@click.option("--json", "as_json", is_flag=True, help="print {finished}")
+@click.option("--json", "as_json", is_flag=True, help="print {finished, skipped: [{run_key, reason}]}")
 def reconcile(routes: str | None, state_dir: str | None, landing_dir: str | None, as_json: bool) -> None:
-    """Finish runs whose completion notice was lost, and re-publish unpublished results.
+    """Finish runs whose completion notice was lost, re-publish unpublished results, and start
+    the queued runs that may start.
 
     The same work as the `reconcile` function target (which Cloud Scheduler calls). Runs
-    submitted less than KFP_TRIGGER_RECONCILE_GRACE_SECONDS ago are left alone. Safe to run
+    submitted less than KFP_TRIGGER_RECONCILE_GRACE_SECONDS ago are left alone. A run that
+    cannot be acted on (its status lookup fails, its route was removed) is skipped and listed
+    with the reason; after 3 passes that fail the same way it is recorded FAILED. Safe to run
     while the service runs, and concurrently with itself.
     """
     from functions.service import completion
 
-    finished = completion.reconcile(common.services(routes, state_dir, landing_dir))
+    report = completion.reconcile(common.services(routes, state_dir, landing_dir))
     if as_json:
-        common.emit({"finished": finished})
-    else:
-        click.echo(f"finished or re-published {finished} run(s)")
+        common.emit({"finished": report.done, "skipped": report.skipped})
+        return
+    click.echo(f"finished, re-published or started {report.done} run(s)")
+    for skipped in report.skipped:
+        click.echo(f"skipped {skipped['run_key']}: {skipped['reason']}")
 
 
 @click.command()
@@ -80,7 +85,7 @@ def pause(routes: str | None, state_dir: str | None, landing_dir: str | None, as
 
 @click.command()
 @settings_options
-@click.option("--json", "as_json", is_flag=True, help="print {paused, started}")
+@click.option("--json", "as_json", is_flag=True, help="print {paused, started, skipped}")
 def resume(routes: str | None, state_dir: str | None, landing_dir: str | None, as_json: bool) -> None:
     """Lift the pause and start the queued runs that the limits allow now."""
     from functions.service import runs
@@ -88,11 +93,13 @@ def resume(routes: str | None, state_dir: str | None, landing_dir: str | None, a
 
     services = common.services(routes, state_dir, landing_dir)
     services.quotas.set_flag(PAUSED, False)
-    started = runs.start_queued(services)
+    report = runs.start_queued(services)
     if as_json:
-        common.emit({"paused": services.settings.paused, "started": started})
+        common.emit({"paused": services.settings.paused, "started": report.done, "skipped": report.skipped})
     else:
-        click.echo(f"resumed: started {started} queued run(s)")
+        click.echo(f"resumed: started {report.done} queued run(s)")
+        for skipped in report.skipped:
+            click.echo(f"skipped {skipped['run_key']}: {skipped['reason']}")
         if services.settings.paused:
             click.echo("KFP_TRIGGER_PAUSED=true is still set here: this process still holds submissions")
 

@@ -1,4 +1,4 @@
-"""Batch readiness and metrics files, read through the `ObjectStore` port.
+"""Batches (their readiness and their objects) and metrics files, read through the ports.
 
 A route with `batch: {manifest: true}` is triggered by a manifest object, JSON
 `{"objects": ["part-0000.csv", ...]}` with names relative to the manifest's folder. `ready`
@@ -13,10 +13,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from events.errors import BadEvent, TransientError
-from functions.service.ports import ObjectStore
+from functions.service.ports import ObjectStore, Services
+from functions.service.records import NewRun
+from pipelines.parameters import BATCH_OBJECTS_PARAMETER
 
 MAX_MANIFEST_BYTES = 1024 * 1024
 MAX_MANIFEST_OBJECTS = 100_000
+MISSING_NAMED = 5  # missing objects named in a not-ready reason
 MAX_METRICS_FILES = 1000  # objects listed under one run's artifact root
 
 
@@ -39,7 +42,7 @@ def ready(store: ObjectStore, bucket: str, manifest: str) -> Batch:
     """
     raw = store.read(bucket, manifest, MAX_MANIFEST_BYTES + 1)
     if raw is None:
-        raise NotReady(f"manifest {manifest!r} is not readable yet")
+        raise NotReady(f"missing: the manifest {manifest!r} itself")
     if len(raw) > MAX_MANIFEST_BYTES:
         raise BadEvent(f"manifest is larger than {MAX_MANIFEST_BYTES} bytes")
     try:
@@ -58,8 +61,27 @@ def ready(store: ObjectStore, bucket: str, manifest: str) -> Batch:
         else:
             total += size
     if missing:
-        raise NotReady(f"{len(missing)} of {len(names)} objects missing or empty, e.g. {missing[0]!r}")
+        named = ", ".join(repr(name) for name in missing[:MISSING_NAMED])
+        more = f" and {len(missing) - MISSING_NAMED} more" if len(missing) > MISSING_NAMED else ""
+        raise NotReady(f"missing or empty: {len(missing)} of {len(names)} objects: {named}{more}")
     return Batch(tuple(f"gs://{bucket}/{name}" for name in names), total)
+
+
+def batch_params(services: Services, run: NewRun) -> dict[str, object]:
+    """A run's parameters with its batch's objects: those of a coalesced batch are members in the
+    ledger (a manifest's batch is in the recorded parameters already)."""
+    params = dict(run.params)
+    if BATCH_OBJECTS_PARAMETER in params or not coalesced(services, run):
+        return params
+    if members := services.queue.members(run.run_key):
+        params[BATCH_OBJECTS_PARAMETER] = members
+    return params
+
+
+def coalesced(services: Services, run: NewRun) -> bool:
+    """Whether `run` may be a coalesced batch: its route coalesces (or is not known any more)."""
+    rule = services.router.by_name.get(run.route)
+    return rule is None or rule.limits.coalesce is not None
 
 
 def _member(folder: str, entry: object) -> str:

@@ -76,7 +76,12 @@ def _look(services: Services, run: RunRecord) -> tuple[Outcome, str]:
         return Outcome.SKIPPED, "the run has not started: the notice changes nothing"
     if run.state is RunState.CLAIMED:
         return Outcome.RETRY, "the run is being submitted: deliver the notice again later"
-    ended = runs.complete(services, run)
+    report = runs.Pass()
+    ended = None
+    with runs.isolated(services, run, report, "looking up its status"):
+        ended = runs.complete(services, run)
+    if report.skipped:  # left for a redelivery; recorded FAILED after runs.MAX_STRIKES
+        return Outcome.RETRY, report.skipped[0]["reason"]
     if ended is None:
         return Outcome.RETRY, "the engine reports no end yet: deliver the notice again later"
     if not run.state.terminal:
@@ -84,37 +89,45 @@ def _look(services: Services, run: RunRecord) -> tuple[Outcome, str]:
     return Outcome.COMPLETED, f"the engine reports {ended}"
 
 
-def reconcile(services: Services) -> int:
+def reconcile(services: Services) -> runs.Pass:
     """Complete every submitted run that has ended, re-publish unpublished results, and start
-    the queued runs that may start.
+    the queued runs that may start; how many runs it finished, published or started, and the
+    runs it skipped with why.
 
     First, claims whose holder died are resolved: a run found by its key is adopted, one that
     was never submitted is queued (and started at the end of the pass). Runs submitted less
-    than `reconcile_grace_seconds` ago are left to their completion notice. Returns how many
-    runs it finished, published or started. Safe to run concurrently with itself and with the
-    notice path: every change is a compare-and-set, publishing holds a lease.
+    than `reconcile_grace_seconds` ago are left to their completion notice. Each run is acted
+    on in isolation (`runs.isolated`): one that fails is reported, left for the next pass or,
+    after `runs.MAX_STRIKES`, recorded FAILED, and the pass goes on. Safe to run concurrently
+    with itself and with the notice path: every change is a compare-and-set, publishing holds a
+    lease.
     """
-    done = 0
+    report = runs.Pass()
     for claim in services.store.stale_claims(services.clock()):
-        # Its holder died (or gave up after a transient failure).
-        log.warning(STALE_CLAIM_MESSAGE, extra=fields(run_key=claim.run_key, attempt=claim.attempt))
-        run_id = services.backends[claim.backend].find(claim.run_key)
-        if run_id is not None:
-            runs.adopt(services, claim, run_id, "from a claim whose holder died")
-        else:  # it never submitted: queue it, and it is started below like any queued run
-            reason = "its claimant stopped before submitting"
-            services.queue.queue(claim.run_key, claim.attempt, reason, services.clock())
+        with runs.isolated(services, claim, report, "resolving a claim past its lease"):
+            # Its holder died (or gave up after a transient failure).
+            log.warning(STALE_CLAIM_MESSAGE, extra=fields(run_key=claim.run_key, attempt=claim.attempt))
+            run_id = runs.backend_of(services, claim).find(claim.run_key)
+            if run_id is not None:
+                runs.adopt(services, claim, run_id, "from a claim whose holder died")
+            else:  # it never submitted: queue it, and it is started below like any queued run
+                reason = "its claimant stopped before submitting"
+                services.queue.queue(claim.run_key, claim.attempt, reason, services.clock())
     settled = services.clock() - services.settings.reconcile_grace_seconds
     for run in services.store.unfinished():
         if run.submitted_at is not None and run.submitted_at > settled:
             continue
-        if runs.complete(services, run) is not None:
-            done += 1
+        with runs.isolated(services, run, report, "looking up its status"):
+            if runs.complete(services, run) is not None:
+                report.done += 1
     for run in services.store.unpublished():
-        done += publish_result(services, run.run_key)
-    return done + runs.start_queued(services)
+        with runs.isolated(services, run, report, "publishing its result"):
+            report.done += publish_result(services, run.run_key)
+    report.add(runs.start_queued(services))
+    return report
 
 
 def reconcile_pass(services: Services) -> Handled:
     """The `reconcile` target's use case."""
-    return Handled((), {"finished": reconcile(services)})
+    report = reconcile(services)
+    return Handled((), {"finished": report.done, "skipped": report.skipped})

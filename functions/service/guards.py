@@ -26,7 +26,7 @@ from functions.service.batches import Batch, NotReady, ready
 from functions.service.ports import Services
 from functions.service.records import NewRun
 from pipelines.backend import CompiledPipeline
-from pipelines.parameters import BATCH_BYTES_PARAMETER, BATCH_OBJECTS_PARAMETER
+from pipelines.parameters import BATCH_BYTES_PARAMETER, BATCH_MANIFEST_PARAMETER, BATCH_OBJECTS_PARAMETER
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,12 +139,12 @@ def _step(
         if isinstance(facts.batch, BadEvent):
             return Skip(request.route, f"bad manifest: {facts.batch.reason}", request.run_key)
         if not isinstance(facts.batch, Batch):
-            return Retry(request.route, f"batch not ready: {facts.batch}", request.run_key)
-        values = {
+            return _not_ready(event, request, rule, facts)
+        params |= {  # recorded with the run; the engine gets those the pipeline declares
             BATCH_OBJECTS_PARAMETER: list(facts.batch.uris),
             BATCH_BYTES_PARAMETER: facts.batch.total_bytes,
+            BATCH_MANIFEST_PARAMETER: f"gs://{event.bucket}/{event.name}",
         }
-        params |= {name: value for name, value in values.items() if name in pipeline.inputs}
     run = NewRun(
         run_key=request.run_key,
         route=request.route,
@@ -157,6 +157,17 @@ def _step(
     if rule.limits.coalesce is not None and isinstance(event, ObjectFinalized):
         return Join(run, rule.limits.coalesce)
     return Launch(run, pipeline)
+
+
+def _not_ready(event: TriggerEvent, request: RunRequest, rule: Rule, facts: Facts) -> Step:
+    """A manifest's batch is incomplete: retry (the platform redelivers) until `batch.max_wait`
+    after the event's time, then record the event skipped for good. Without a CloudEvent time
+    (Eventarc always sets one) the platform's retry horizon is the only bound."""
+    waited = facts.now - event.envelope.time.timestamp() if event.envelope.time else 0.0
+    if waited > rule.max_wait:
+        reason = f"incomplete batch after {waited:.0f} s (batch.max_wait {rule.max_wait:g} s): {facts.batch}"
+        return Skip(request.route, reason, request.run_key)
+    return Retry(request.route, f"batch not ready: {facts.batch}", request.run_key)
 
 
 def _signature_problem(event: Message, routing: Routing, router: Router, facts: Facts) -> str | None:

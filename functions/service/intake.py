@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 
 from events.decoders import decode
-from events.errors import BadEvent
+from events.errors import BadEvent, TransientError
 from events.model import Ignored, ObjectFinalized, TriggerEvent
 from functions.logs import fields, label
 from functions.service import guards, runs
@@ -24,7 +24,6 @@ from functions.service.ports import Services
 from functions.service.quarantine import quarantine
 from functions.service.records import Handled, NewRun, Outcome
 from functions.service.results import iso
-from pipelines.backend import RunState
 
 log = logging.getLogger("kfp_trigger.intake")
 
@@ -82,14 +81,11 @@ def _carry_out(
             }
         case guards.Join(run, window):
             assert isinstance(event, ObjectFinalized)  # only objects coalesce (guards.decide)
-            batch = coalesce(services, event, run, window)
-            note(Outcome.QUEUED, f"joined batch {batch}", run.route, batch)
-            return Outcome.QUEUED, {
-                "route": run.route,
-                "outcome": Outcome.QUEUED,
-                "run_key": run.run_key,
-                "batch": batch,
-            }
+            batch, joined = coalesce(services, event, run, window)
+            outcome = Outcome.QUEUED if joined else Outcome.DUPLICATE
+            reason = f"joined batch {batch}" if joined else f"object already in batch {batch}"
+            note(outcome, reason, run.route, batch)
+            return outcome, {"route": run.route, "outcome": outcome, "run_key": run.run_key, "batch": batch}
         case guards.Launch(run, pipeline):
             record = runs.recorder(services, run, envelope.type, event.key)
             outcome, detail = runs.launch(services, run, pipeline, record)
@@ -97,22 +93,23 @@ def _carry_out(
             return outcome, {"route": run.route, "outcome": outcome, "run_key": run.run_key, **detail}
 
 
-def coalesce(services: Services, event: ObjectFinalized, run: NewRun, window: float) -> str:
-    """Add the object to its route's batch for this run key and window; the batch's run key.
+def coalesce(services: Services, event: ObjectFinalized, run: NewRun, window: float) -> tuple[str, bool]:
+    """Add the object to its route's batch for this run key and window: the run key of the batch
+    that holds it, and whether this event added it (False: a batch of the route holds this object
+    generation already — a redelivery, however late).
 
     The batch is a QUEUED run created by the window's first event; it starts when the window
     closes, with every object in `batch_objects`. An object that arrives after its window's run
-    was taken (a late redelivery) gets a batch of its own, due at once, rather than be lost.
+    was taken, and is in no batch yet, gets a batch of its own, due at once, rather than be lost.
     """
-    queue, now = services.queue, services.clock()
+    now = services.clock()
     opened = now // window * window
     member = f"gs://{event.bucket}/{event.name}"
     batch = replace(run, run_key=f"{run.run_key}@{iso(opened)}")
-    queue.open_batch(batch, opened + window, now)
-    queue.add_member(batch.run_key, member)
-    current = services.store.get(batch.run_key)
-    if current is None or current.state is not RunState.QUEUED:
+    held = services.queue.join_batch(batch, opened + window, member, event.key, now)
+    if held is None:  # the window's run has started without it
         batch = replace(batch, run_key=f"{batch.run_key}+{event.key}")
-        queue.open_batch(batch, now, now)
-        queue.add_member(batch.run_key, member)
-    return batch.run_key
+        held = services.queue.join_batch(batch, now, member, event.key, now)
+    if held is None:  # only if that batch of its own started without it: ask for a redelivery
+        raise TransientError(f"batch {batch.run_key} started while the object was joining it")
+    return held

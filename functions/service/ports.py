@@ -91,16 +91,22 @@ class RunQueue(Protocol):
         """Claim a QUEUED run to start it (WON, attempt + 1); otherwise what `claim` would say."""
         ...
 
-    def open_batch(self, run: NewRun, not_before: float, now: float) -> RunRecord:
-        """The QUEUED run that collects a coalescing window's events, created if absent."""
-        ...
+    def join_batch(
+        self, run: NewRun, not_before: float, member: str, identity: str, now: float
+    ) -> tuple[str, bool] | None:
+        """Put one object into the coalescing batch `run` (QUEUED, created if absent, starting
+        not before `not_before`): the run key of the batch that holds it, and whether this call
+        added it.
 
-    def add_member(self, run_key: str, member: str) -> None:
-        """Add an object to a batch run's list (a set: adding twice keeps one)."""
+        Membership is per route, across every batch of it: an `identity` (the object and its
+        generation) that some batch of `run.route` holds already stays there (that batch's key,
+        False). None: `run` is no longer QUEUED (its window's run has been taken), so the object
+        was not added; the caller opens a batch of its own. One atomic step.
+        """
         ...
 
     def members(self, run_key: str) -> list[str]:
-        """A batch run's objects, sorted."""
+        """A batch run's objects (their `gs://` URIs), sorted, each once."""
         ...
 
 

@@ -18,19 +18,27 @@ log = logging.getLogger("kfp_trigger")
 
 
 def quarantine(
-    services: Services, reason: str, attributes: Mapping[str, str], body: bytes, target: str
+    services: Services,
+    reason: str,
+    attributes: Mapping[str, str],
+    body: bytes,
+    target: str,
+    *,
+    whole: tuple[int, str] | None = None,
 ) -> Handled:
-    """Keep a permanently bad event with its reason, record the decision, and acknowledge it."""
+    """Keep a permanently bad event with its reason, record the decision, and acknowledge it.
+    `whole`: the size and sha256 of a body too large to keep, of which `body` is the start."""
     now = services.clock()
-    event_id = attributes.get("id", attributes.get("ce-id", ""))
+    event_id = attributes.get("id", "")
     label(event_id=event_id)
-    services.quarantine.publish(quarantine_record(reason, attributes, body, target=target, now=now))
+    record = quarantine_record(reason, attributes, body, target=target, now=now, whole=whole)
+    services.quarantine.publish(record)
     services.decisions.record(
         DecisionRecord(
             at=now,
             event_id=event_id[:1024],
             event_key="",
-            event_type=attributes.get("type", attributes.get("ce-type", ""))[:200],
+            event_type=attributes.get("type", "")[:200],
             outcome=Outcome.QUARANTINED,
             reason=reason,
         )

@@ -12,6 +12,7 @@ import base64
 import hashlib
 import logging
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -19,8 +20,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from functions.logs import fields
 from functions.service import crashpoints
+from functions.service.batches import batch_params
 from functions.service.ports import Services
 from functions.service.records import RunRecord
+from pipelines.parameters import BATCH_MANIFEST_PARAMETER, BATCH_OBJECTS_PARAMETER
 
 log = logging.getLogger("kfp_trigger.results")
 
@@ -28,6 +31,7 @@ RESULT_TYPE = "dev.kfp-trigger.run.finished.v2"  # the data's schema: RunFinishe
 SOURCE_PREFIX = "//kfp-trigger/routes/"
 SHARED_SCHEMES = ("gs://", "https://")  # output URIs the product may read; local paths never leave
 MAX_ERROR = 300
+MAX_OBJECTS = 1000  # a batch's objects listed in its result; a larger batch names its manifest
 
 
 class ResultError(BaseModel):
@@ -62,6 +66,15 @@ class RunFinished(BaseModel):
     outputs: dict[str, str] = Field(description="output name → gs:// or https:// URI (e.g. the model)")
     error: ResultError | None = None
     event_id: str = Field(description="the CloudEvent id of the event that started the run")
+    objects: list[str] | None = Field(
+        None,
+        description=f"a batch run's objects (gs:// URIs), sorted, the first {MAX_OBJECTS}; "
+        "null for a run that is not a batch",
+    )
+    objects_total: int | None = Field(None, description="how many objects the batch run covered")
+    objects_manifest: str | None = Field(
+        None, description="the batch's manifest (gs:// URI): the whole list when it is longer"
+    )
 
 
 def iso(timestamp: float | None) -> str | None:
@@ -75,6 +88,7 @@ def result_id(run_key: str, state: str) -> str:
 
 
 def result_event(run: RunRecord) -> dict[str, object]:
+    """The result CloudEvent of a terminal run (with a batch's objects in `run.params`)."""
     details = run.details
     raw_error = details.get("error")
     error = None
@@ -101,6 +115,7 @@ def result_event(run: RunRecord) -> dict[str, object]:
         },
         error=error,
         event_id=run.event_id,
+        **_objects(run.params),
     )
     return {
         "specversion": "1.0",
@@ -122,26 +137,47 @@ def result_schema() -> dict[str, object]:
     return schema
 
 
+def _objects(params: Mapping[str, object]) -> dict[str, object]:
+    objects = params.get(BATCH_OBJECTS_PARAMETER)
+    if not isinstance(objects, list):
+        return {}
+    manifest = params.get(BATCH_MANIFEST_PARAMETER)
+    return {
+        "objects": sorted(map(str, objects))[:MAX_OBJECTS],
+        "objects_total": len(objects),
+        "objects_manifest": manifest if isinstance(manifest, str) else None,
+    }
+
+
 def _text(value: object) -> str | None:
     return str(value) if value else None
 
 
 def quarantine_record(
-    reason: str, attributes: Mapping[str, str], body: bytes, *, target: str, now: float
+    reason: str,
+    attributes: Mapping[str, str],
+    body: bytes,
+    *,
+    target: str,
+    now: float,
+    whole: tuple[int, str] | None = None,
 ) -> dict[str, object]:
     """What is kept of a rejected event: enough to inspect and replay it, never credentials.
 
-    `attributes` are CloudEvent attributes (or `ce-` headers); the body is kept whole, base64,
-    when it is within the size cap the caller enforced, and is otherwise summarised by its hash.
+    `attributes` are CloudEvent attributes; the body is kept whole, base64, when it is within the
+    size cap the caller enforced. For a larger one the caller passes its first bytes as `body` and
+    `whole`, the size and sha256 of all of it: the record keeps those and says it is cut.
     """
+    size, digest = whole or (len(body), hashlib.sha256(body).hexdigest())
     return {
         "at": iso(now),
         "target": target,
         "reason": reason,
         "event": {key: value[:1024] for key, value in attributes.items()},
-        "body_sha256": hashlib.sha256(body).hexdigest(),
-        "body_size": len(body),
+        "body_sha256": digest,
+        "body_size": size,
         "body_base64": base64.b64encode(body).decode(),
+        **({"body_cut_at": len(body)} if whole else {}),
     }
 
 
@@ -152,7 +188,7 @@ def publish_result(services: Services, run_key: str) -> bool:
     record = services.store.begin_publish(run_key, services.clock(), lease)
     if record is None:
         return False
-    event = result_event(record)
+    event = result_event(replace(record, params=batch_params(services, record)))
     services.results.publish(event)
     services.crash(crashpoints.AFTER_PUBLISH)
     data = record.details

@@ -12,26 +12,84 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Callable
-from dataclasses import replace
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from functools import partial
 
 from events.errors import PermanentError, TransientError
 from events.routes import Rule
-from functions.logs import fields
+from functions.logs import fields, labelled
 from functions.service import crashpoints, limits
-from functions.service.batches import metrics_at, metrics_under
+from functions.service.batches import batch_params, metrics_at, metrics_under
 from functions.service.ports import Services
 from functions.service.records import ClaimOutcome, DecisionRecord, NewRun, Outcome, RunRecord
 from functions.service.results import publish_result
-from pipelines.backend import CompiledPipeline, RunState, Submission
-from pipelines.parameters import BATCH_OBJECTS_PARAMETER
+from pipelines.backend import Backend, CompiledPipeline, RunState, Submission
 
 log = logging.getLogger("kfp_trigger.runs")
 
 Record = Callable[[Outcome, str], None]  # writes one decision about the run at hand
 Started = tuple[Outcome, dict[str, object]]  # what happened, and details for the answer
 RERUN_SUFFIX = "~rerun-"
+MAX_STRIKES = 3  # passes that failed permanently on one run before it is recorded FAILED
+STRIKES = "strikes/"  # the high-water mark counting a run's strikes: STRIKES + run key
+
+
+@dataclass
+class Pass:
+    """What a pass over many runs did: how many runs it moved on, and the ones it skipped, why."""
+
+    done: int = 0
+    skipped: list[dict[str, str]] = field(default_factory=list)
+
+    def add(self, other: Pass) -> None:
+        self.done += other.done
+        self.skipped += other.skipped
+
+
+@contextmanager
+def isolated(services: Services, run: NewRun, report: Pass, action: str) -> Iterator[None]:
+    """Act on one run of a pass, logged under the run's own event id: whatever goes wrong stays
+    with that run and the pass goes on. A transient failure leaves the run for the next pass; any
+    other failure is a strike, and after MAX_STRIKES the run is recorded FAILED with the reason
+    (`strike`), so one poison run cannot hold up every pass (or every completion notice)."""
+    with labelled(event_id=run.event_id, run_key=run.run_key):
+        try:
+            yield
+        except TransientError as exc:
+            log.warning("run left for the next pass", extra=fields(action=action, reason=str(exc)))
+            report.skipped.append({"run_key": run.run_key, "reason": f"{action}: {exc}"})
+        except Exception as exc:  # isolation is the point: the pass must go on
+            log.exception("run skipped this pass", extra=fields(action=action))
+            reason = f"{action}: {str(exc) or type(exc).__name__}"
+            report.skipped.append({"run_key": run.run_key, "reason": strike(services, run, reason)})
+
+
+def strike(services: Services, run: NewRun, reason: str) -> str:
+    """Count one permanent failure to act on `run`; at MAX_STRIKES, finish it FAILED with the
+    reason and publish its result. What happened, for the pass's report."""
+    key = f"{STRIKES}{run.run_key}"
+    count = services.quotas.raise_mark(key, services.quotas.raise_mark(key, 0) + 1)
+    if count < MAX_STRIKES:
+        return f"{reason} (strike {count} of {MAX_STRIKES}; tried again next pass)"
+    error = f"gave up after {count} failed attempts: {reason}"
+    if finish(services, run, RunState.FAILED, {"error": error}):
+        recorder(services, run, "reconcile")(Outcome.FAILED, error)
+        publish_result(services, run.run_key)
+    return f"{reason} (strike {count}: recorded FAILED)"
+
+
+def backend_of(services: Services, run: NewRun) -> Backend:
+    """The backend a recorded run was submitted to.
+
+    Raises:
+        PermanentError: that backend is not configured any more (routes.yaml changed).
+    """
+    backend = services.backends.get(run.backend)
+    if backend is None:
+        raise PermanentError(f"backend {run.backend!r} of run {run.run_key!r} is not configured any more")
+    return backend
 
 
 def record(
@@ -106,36 +164,42 @@ def start_claimed(
     return Outcome.RUN, {"run_id": run_id}
 
 
-def start_queued(services: Services) -> int:
-    """Start the queued runs that may start now, oldest first; how many were started.
+def start_queued(services: Services) -> Pass:
+    """Start the queued runs that may start now, oldest first; how many were started, and
+    which were skipped (`isolated`: a queued run whose route was removed cannot block the rest).
 
     Called when a run ends, by every reconcile pass and by `resume`. A route whose limit is
     reached is not tried again in the same pass; nothing is when submissions are paused.
     """
-    started = 0
+    report = Pass()
     blocked: set[str] = set()
-    lease = services.settings.claim_lease_seconds
     for queued in services.queue.queued(services.clock()):
         if queued.route in blocked:
             continue
-        claim = services.queue.take(queued.run_key, services.clock(), lease)
-        if claim.outcome is not ClaimOutcome.WON:
-            continue
-        params = dict(queued.params)
-        if members := services.queue.members(queued.run_key):
-            params[BATCH_OBJECTS_PARAMETER] = members
-        run = replace(queued, params=params)
-        note = recorder(services, queued, "queue")
-        outcome, detail = start_claimed(services, run, pipeline_for(services, queued), claim.attempt, note)
-        if outcome is Outcome.RUN:
-            started += 1
-        elif outcome is Outcome.RETRY:
-            services.queue.queue(queued.run_key, claim.attempt, str(detail["reason"]), services.clock())
-        elif outcome is Outcome.QUEUED:
-            if detail["every_route"]:
-                break
-            blocked.add(queued.route)
-    return started
+        with isolated(services, queued, report, "starting it from the queue"):
+            outcome, detail = _start_one(services, queued)
+            if outcome is Outcome.RUN:
+                report.done += 1
+            elif outcome is Outcome.QUEUED:
+                if detail["every_route"]:
+                    break
+                blocked.add(queued.route)
+    return report
+
+
+def _start_one(services: Services, queued: RunRecord) -> Started:
+    """Take one queued run and start it (DUPLICATE: somebody else took it first)."""
+    pipeline = pipeline_for(services, queued)  # before taking it: a removed route fails here
+    claim = services.queue.take(queued.run_key, services.clock(), services.settings.claim_lease_seconds)
+    if claim.outcome is not ClaimOutcome.WON:
+        return Outcome.DUPLICATE, {}
+    run = replace(queued, params=batch_params(services, queued))
+    note = recorder(services, queued, "queue")
+    outcome, detail = start_claimed(services, run, pipeline, claim.attempt, note)
+    if outcome is Outcome.RETRY:  # back to the queue, and reported as left for the next pass
+        services.queue.queue(queued.run_key, claim.attempt, str(detail["reason"]), services.clock())
+        raise TransientError(str(detail["reason"]))
+    return outcome, detail
 
 
 def pipeline_for(services: Services, run: NewRun) -> CompiledPipeline:
@@ -184,7 +248,7 @@ def rerun(services: Services, run_key: str) -> tuple[str, Outcome, dict[str, obj
             pipeline=pipeline.name,
             version=pipeline.version,
             backend=pipeline.backend,
-            params=original.params,
+            params=batch_params(services, original),
             event_id=original.event_id,
         )
         outcome, detail = launch(services, fresh, pipeline, recorder(services, fresh, "rerun"))
@@ -214,7 +278,7 @@ def complete(services: Services, run: RunRecord) -> RunState | None:
         return run.state
     if run.state is not RunState.SUBMITTED or run.run_id is None:
         return None
-    status = services.backends[run.backend].status(run.run_id)
+    status = backend_of(services, run).status(run.run_id)
     if not status.state.terminal:
         return None
     metrics = dict(status.metrics)
@@ -264,6 +328,6 @@ def cancel(services: Services, run_key: str) -> RunState:
         return RunState.CANCELED
     if run.run_id is None:
         raise PermanentError(f"run {run_key!r} is being submitted right now; try again in a moment")
-    services.backends[run.backend].cancel(run.run_id)
+    backend_of(services, run).cancel(run.run_id)
     note(Outcome.COMPLETED, f"cancel requested of {run.run_id}; the engine reports its end")
     return run.state

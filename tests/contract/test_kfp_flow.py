@@ -51,10 +51,10 @@ def test_a_lost_create_response_still_gives_one_run_and_one_result(on_kfp: Servi
     record = on_kfp.store.get(RUN_KEY)
     assert record is not None
     assert (record.state, record.run_id) == (RunState.SUBMITTED, run_id)
-    assert completion.reconcile(on_kfp) == 0, "still PENDING"
+    assert completion.reconcile(on_kfp).done == 0, "still PENDING"
     fake.states[run_id] = "SUCCEEDED"
-    assert completion.reconcile(on_kfp) == 1
-    assert completion.reconcile(on_kfp) == 0
+    assert completion.reconcile(on_kfp).done == 1
+    assert completion.reconcile(on_kfp).done == 0
     (result,) = results(on_kfp)
     assert result["data"]["state"] == "SUCCEEDED"
     assert result["data"]["run_id"] == run_id
@@ -125,6 +125,6 @@ def test_a_kfp_result_carries_the_metrics_its_run_wrote_under_the_pipeline_root(
     unrelated.parent.mkdir(parents=True)
     unrelated.write_text(json.dumps({"accuracy": 0.1}))
     fake.states[run_id] = "SUCCEEDED"
-    assert completion.reconcile(services) == 1
+    assert completion.reconcile(services).done == 1
     (result,) = results(services)
     assert result["data"]["metrics"] == {"accuracy": 0.81, "rows": 600.0}

@@ -32,15 +32,40 @@ def test_a_queued_run_is_a_duplicate_until_taken_once(ledger: Ledger, ledger_clo
     assert ledger.take(RUN.run_key, ledger_clock.now(), LEASE).outcome is ClaimOutcome.DONE
 
 
-def test_a_batch_opens_once_and_collects_its_members_as_a_set(ledger: Ledger, ledger_clock: Time) -> None:
-    first = ledger.open_batch(RUN, not_before=ledger_clock.now() + 60, now=ledger_clock.now())
-    again = ledger.open_batch(
-        replace(RUN, params={"n": 2}), not_before=ledger_clock.now() + 120, now=ledger_clock.now()
+def test_a_batch_opens_once_and_an_object_joins_one_batch_of_its_route_ever(
+    ledger: Ledger, ledger_clock: Time
+) -> None:
+    now = ledger_clock.now()
+    assert ledger.join_batch(RUN, now + 60, "gs://b/2.csv", "b/2.csv#1", now) == (RUN.run_key, True)
+    assert ledger.join_batch(replace(RUN, params={"n": 2}), now + 120, "gs://b/1.csv", "b/1.csv#1", now) == (
+        RUN.run_key,
+        True,
     )
-    assert (first.state, again.params, again.not_before) == (RunState.QUEUED, {"n": 1}, first.not_before)
-    for member in ("gs://b/2.csv", "gs://b/1.csv", "gs://b/2.csv"):
-        ledger.add_member(RUN.run_key, member)
+    record = ledger.get(RUN.run_key)
+    assert record is not None
+    assert (record.state, record.params, record.not_before) == (RunState.QUEUED, {"n": 1}, now + 60)
+    assert ledger.join_batch(RUN, now + 60, "gs://b/2.csv", "b/2.csv#1", now) == (RUN.run_key, False)
+    later = replace(RUN, run_key="route/later")
+    assert ledger.join_batch(later, now, "gs://b/2.csv", "b/2.csv#1", now) == (RUN.run_key, False), (
+        "another batch of the route finds it where it is"
+    )
+    assert ledger.join_batch(later, now, "gs://b/2.csv", "b/2.csv#2", now) == (later.run_key, True), (
+        "a new generation is a new member"
+    )
+    other_route = replace(RUN, run_key="other/1", route="other")
+    assert ledger.join_batch(other_route, now, "gs://b/2.csv", "b/2.csv#1", now) == (
+        other_route.run_key,
+        True,
+    )
     assert ledger.members(RUN.run_key) == ["gs://b/1.csv", "gs://b/2.csv"]
     assert ledger.members("another") == []
-    assert ledger.queued(ledger_clock.now()) == [], "not before its window closes"
-    assert [r.run_key for r in ledger.queued(ledger_clock.now() + 61)] == [RUN.run_key]
+    assert RUN.run_key not in [r.run_key for r in ledger.queued(now)], "not before its window closes"
+    assert RUN.run_key in [r.run_key for r in ledger.queued(now + 61)]
+
+
+def test_an_object_cannot_join_a_batch_whose_run_was_taken(ledger: Ledger, ledger_clock: Time) -> None:
+    now = ledger_clock.now()
+    ledger.join_batch(RUN, now, "gs://b/1.csv", "b/1.csv#1", now)
+    assert ledger.take(RUN.run_key, now, LEASE).outcome is ClaimOutcome.WON
+    assert ledger.join_batch(RUN, now, "gs://b/3.csv", "b/3.csv#1", now) is None
+    assert ledger.members(RUN.run_key) == ["gs://b/1.csv"], "the started run's list does not change"

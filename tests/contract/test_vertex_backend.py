@@ -150,7 +150,7 @@ def test_the_trigger_loop_on_vertex(services, vertex: VertexBackend, fake: FakeV
     assert call(intake.handle, on_vertex, headers, body).status == 200
     (job_key,) = fake.jobs
     fake.states[job_key] = "PIPELINE_STATE_CANCELLED"
-    assert completion.reconcile(on_vertex) == 1
+    assert completion.reconcile(on_vertex).done == 1
     (result,) = on_vertex.results.published
     assert result["data"]["state"] == "CANCELED"
     assert result["data"]["run_id"].endswith(f"/pipelineJobs/{job_key}")
@@ -170,7 +170,7 @@ def test_a_vertex_result_carries_the_jobs_metrics_and_version(
     assert call(intake.handle, on_vertex, headers, body).status == 200
     (job_key,) = fake.jobs
     fake.finish(job_key, "PIPELINE_STATE_SUCCEEDED", {"evaluate": {"accuracy": 0.81}})
-    assert completion.reconcile(on_vertex) == 1
+    assert completion.reconcile(on_vertex).done == 1
     (result,) = on_vertex.results.published
     assert (result["data"]["state"], result["data"]["metrics"]) == ("SUCCEEDED", {"accuracy": 0.81})
     assert result["data"]["version"] == catalog["echo"].version

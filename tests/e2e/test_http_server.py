@@ -128,6 +128,39 @@ def test_malformed_request(url: str, state: Path, name: str) -> None:
         assert len(records) == before
 
 
+@pytest.mark.parametrize("mode", ["binary", "structured"])
+def test_an_oversized_body_is_quarantined_with_its_id_type_size_and_hash(
+    url: str, state: Path, mode: str
+) -> None:
+    """Issue 14 item 7: the record named nothing (event {}, size 0, the empty string's hash)."""
+    import hashlib
+
+    attributes = {**STORAGE, "id": f"huge-{mode}"}
+    data = {"bucket": "some-bucket", "name": "huge.csv", "pad": "x" * (3 * CAP)}
+    headers, body = binary(attributes, data) if mode == "binary" else structured(attributes, data)
+    response = requests.post(url, data=body, headers=headers, timeout=30)
+    assert (response.status_code, response.json()["outcome"]) == (200, "quarantined")
+    record = quarantined(state)[-1]
+    assert record["event"]["id"] == f"huge-{mode}"
+    assert record["event"]["type"] == STORAGE["type"]
+    assert (record["body_size"], record["body_sha256"]) == (len(body), hashlib.sha256(body).hexdigest())
+    assert record["body_cut_at"] == 4096, "the start of the body is kept, not all of it"
+    assert len(record["body_base64"]) < 6000
+    (decision,) = requests_trail(state, f"huge-{mode}")
+    assert (decision["outcome"], decision["event_type"]) == ("quarantined", STORAGE["type"])
+
+
+def requests_trail(state: Path, identifier: str) -> list[dict[str, object]]:
+    """The decisions `kfp-trigger explain --json` prints for an identifier."""
+    import subprocess
+
+    from tests.support import kfp_trigger
+
+    command = kfp_trigger("explain", identifier, "--json", "--state-dir", str(state))
+    printed = subprocess.run(command, capture_output=True, text=True, check=True, timeout=60).stdout
+    return list(json.loads(printed)["decisions"])
+
+
 def test_only_post(url: str) -> None:
     response = requests.get(url, timeout=10)
     assert response.status_code == 405

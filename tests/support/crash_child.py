@@ -26,7 +26,7 @@ def main(argv: list[str]) -> None:
         answer = call(intake.handle, services, headers, body)
         print(json.dumps({"status": answer.status, "body": answer.body}, default=str))
     else:
-        print(json.dumps({"done": completion.reconcile(services)}))
+        print(json.dumps({"done": completion.reconcile(services).done}))
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from pathlib import Path
 import jsonschema
 from google.auth import _helpers, credentials
 
+from events.errors import PermanentError
 from functions.service.records import (
     Claim,
     ClaimOutcome,
@@ -37,7 +38,9 @@ class RecordingBackend:
     """A backend that starts nothing: `submitted` lists every submission it accepted.
 
     `fail_with` is raised by the next submit (then cleared); `succeed_but_raise` records the
-    submission and *then* raises, as when a response is lost after the run was created.
+    submission and *then* raises, as when a response is lost after the run was created. Runs in
+    `lost` were deleted on the engine: looking them up fails as KFP's 404 does (a PermanentError,
+    pipelines/kfp/backend.py `mapped`).
     """
 
     submitted: list[Submission] = field(default_factory=list)
@@ -46,6 +49,7 @@ class RecordingBackend:
     succeed_but_raise: Exception | None = None
     metrics: dict[str, float] = field(default_factory=lambda: {"accuracy": 0.9})
     outputs: dict[str, str] = field(default_factory=dict)
+    lost: set[str] = field(default_factory=set)
 
     def submit(self, submission: Submission) -> str:
         if self.fail_with is not None:
@@ -60,6 +64,8 @@ class RecordingBackend:
         return run_id
 
     def status(self, run_id: str) -> RunStatus:
+        if run_id in self.lost:
+            raise PermanentError(f"KFP get run: HTTP 404: run {run_id} not found")
         state = self.states[run_id]
         metrics = self.metrics if state is RunState.SUCCEEDED else {}
         outputs = self.outputs or {"model": f"mem://{run_id}/model"}
@@ -212,7 +218,7 @@ class FakeRunQueue(FakeRunStore):
 
     def __init__(self) -> None:
         super().__init__()
-        self.members_by_key: dict[str, set[str]] = {}
+        self.batch_of: dict[tuple[str, str], tuple[str, str]] = {}  # (route, identity) → (run key, member)
 
     def queue(self, run_key: str, attempt: int, reason: str, now: float) -> bool:
         with self._lock:
@@ -233,17 +239,22 @@ class FakeRunQueue(FakeRunStore):
                 raise KeyError(run_key)
             return self._take_over(record, now, lease, RunState.QUEUED)
 
-    def open_batch(self, run: NewRun, not_before: float, now: float) -> RunRecord:
+    def join_batch(
+        self, run: NewRun, not_before: float, member: str, identity: str, now: float
+    ) -> tuple[str, bool] | None:
         with self._lock:
-            if run.run_key not in self.runs_by_key:
+            if (held := self.batch_of.get((run.route, identity))) is not None:
+                return held[0], False
+            current = self.runs_by_key.get(run.run_key)
+            if current is None:
                 self._put(run, RunState.QUEUED, 0.0, now, not_before)
-            return self.runs_by_key[run.run_key]
-
-    def add_member(self, run_key: str, member: str) -> None:
-        self.members_by_key.setdefault(run_key, set()).add(member)
+            elif current.state is not RunState.QUEUED:
+                return None
+            self.batch_of[run.route, identity] = (run.run_key, member)
+            return run.run_key, True
 
     def members(self, run_key: str) -> list[str]:
-        return sorted(self.members_by_key.get(run_key, ()))
+        return sorted({member for key, member in self.batch_of.values() if key == run_key})
 
 
 @dataclass

@@ -99,6 +99,21 @@ def test_a_batch_runs_only_when_ready_and_a_bad_manifest_is_skipped(loaded: Load
     assert isinstance(ready, guards.Launch)
 
 
+def test_a_manifest_still_incomplete_after_max_wait_is_skipped_for_good(loaded: LoadedRoutes) -> None:
+    """Issue 14 item 4: it was answered 503 until the platform dropped it, with no final record."""
+    missing = NotReady("missing or empty: 1 of 2 objects: 'b7/part-1.csv'")
+    six_hours = 6 * 3600
+    (waiting,) = plan(loaded, stored("batches", "b7/_MANIFEST.json", age=six_hours - 60), batch=missing)
+    assert isinstance(waiting, guards.Retry), "within the default batch.max_wait (6 h)"
+    (final,) = plan(loaded, stored("batches", "b7/_MANIFEST.json", age=six_hours + 60), batch=missing)
+    assert isinstance(final, guards.Skip)
+    assert final.reason == (
+        "incomplete batch after 21660 s (batch.max_wait 21600 s): "
+        "missing or empty: 1 of 2 objects: 'b7/part-1.csv'"
+    )
+    assert final.run_key == "batches/batches/b7/_MANIFEST.json#5"
+
+
 def test_a_coalescing_route_joins_the_window(loaded: LoadedRoutes) -> None:
     (step,) = plan(loaded, stored("windows", "2027-01-15/part-1.csv"))
     assert isinstance(step, guards.Join)

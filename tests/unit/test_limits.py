@@ -113,9 +113,9 @@ def test_a_rate_limit_queues_the_excess_until_the_next_window(
     for n in range(8):
         deliver(limited, *storage_event("rated-bucket", f"o-{n}.csv", event_id=f"e-{n}"))
     assert len(engine.submitted) == 5
-    assert completion.reconcile(limited) == 0, "still the same hour"
+    assert completion.reconcile(limited).done == 0, "still the same hour"
     clock.now += 3600
-    assert completion.reconcile(limited) == 3
+    assert completion.reconcile(limited).done == 3
     assert len(engine.submitted) == 8
 
 
@@ -153,9 +153,9 @@ def test_paused_submissions_are_all_held_and_all_run_after_resume(
             "reason": "submissions are paused",
         }
     assert engine.submitted == []
-    assert completion.reconcile(limited) == 0, "the reconciler does not start them either"
+    assert completion.reconcile(limited).done == 0, "the reconciler does not start them either"
     limited.quotas.set_flag(limits.PAUSED, False)
-    assert runs.start_queued(limited) == 20
+    assert runs.start_queued(limited).done == 20
     assert len(engine.submitted) == 20
 
 
@@ -170,9 +170,9 @@ def test_five_thousand_objects_in_one_window_are_one_run_listing_them_all(
         clock.now += 0.1  # 500 s of arrivals, inside the window
     deliver(limited, *storage_event("batch-bucket", "b-7/part-00042.csv", event_id="again"))  # a duplicate
     assert engine.submitted == []
-    assert completion.reconcile(limited) == 0, "the window is still open"
+    assert completion.reconcile(limited).done == 0, "the window is still open"
     clock.now += 150
-    assert completion.reconcile(limited) == 1
+    assert completion.reconcile(limited).done == 1
     (run,) = engine.submitted
     objects = run.params["batch_objects"]
     assert isinstance(objects, list)
@@ -222,3 +222,77 @@ def test_an_older_generation_after_a_newer_one_is_skipped(limited: Services, eng
     assert [s.run_key for s in engine.submitted] == ["fresh-only/fresh-bucket/same.csv#2"]
     (skipped,) = limited.decisions.trail("g1")
     assert skipped.reason == "generation 1 is older than generation 2, seen already"
+
+
+def test_an_object_joins_one_batch_ever_however_late_it_is_redelivered(
+    limited: Services, engine: ActiveCounting, clock: Clock
+) -> None:
+    """Issue 14 item 1: a late redelivery of an object in a started batch opened another batch."""
+    clock.now = 1_800_000_000.0
+    deliver(limited, *storage_event("batch-bucket", "b-1/a.csv", event_id="a"))
+    clock.now += 600
+    assert completion.reconcile(limited).done == 1
+    for delay in (-1, 5, 3600):  # inside the closed window, the next one, an hour later
+        clock.now += delay
+        answer = deliver(limited, *storage_event("batch-bucket", "b-1/a.csv", event_id="a"))
+        (decision,) = answer.body["decisions"]
+        assert (answer.status, decision["outcome"]) == (200, "duplicate")
+        assert decision["batch"] == "batched/b-1@2027-01-15T08:00:00.000Z"
+    clock.now += 3600
+    completion.reconcile(limited)
+    assert len(engine.submitted) == 1, "no second run lists it"
+    (duplicate, *_) = [d for d in limited.decisions.trail("a") if d.outcome == "duplicate"]
+    assert duplicate.reason == "object already in batch batched/b-1@2027-01-15T08:00:00.000Z"
+    deliver(limited, *storage_event("batch-bucket", "b-1/a.csv", generation=2, event_id="a2"))
+    clock.now += 600
+    completion.reconcile(limited)
+    assert [s.params["batch_objects"] for s in engine.submitted] == [
+        ["gs://batch-bucket/b-1/a.csv"],
+        ["gs://batch-bucket/b-1/a.csv"],
+    ], "a new generation is new data: it joins a new batch"
+
+
+def test_a_batch_run_lists_its_objects_in_its_result_and_its_rerun_keeps_them(
+    limited: Services, engine: ActiveCounting, clock: Clock
+) -> None:
+    """Issue 14 item 2: the rerun had no batch_objects, and the result did not say what it covered."""
+    clock.now = 1_800_000_000.0
+    for name in ("b-2/x.csv", "b-2/y.csv"):
+        deliver(limited, *storage_event("batch-bucket", name, event_id=name))
+    clock.now += 600
+    completion.reconcile(limited)
+    (submitted,) = engine.submitted
+    engine.states["fake-1"] = RunState.SUCCEEDED
+    completion.reconcile(limited)
+    objects = ["gs://batch-bucket/b-2/x.csv", "gs://batch-bucket/b-2/y.csv"]
+    (result,) = limited.results.published  # type: ignore[attr-defined]
+    assert (result["data"]["objects"], result["data"]["objects_total"]) == (objects, 2)
+    new_key, outcome, _ = runs.rerun(limited, submitted.run_key)
+    assert outcome == "run"
+    assert engine.submitted[-1].run_key == new_key
+    assert engine.submitted[-1].params["batch_objects"] == objects
+
+
+def test_a_long_batch_result_lists_the_first_objects_and_names_the_manifest() -> None:
+    from functions.service.records import RunRecord
+    from functions.service.results import MAX_OBJECTS, result_event
+
+    names = [f"gs://b/m/part-{n:05}.csv" for n in range(MAX_OBJECTS + 5)]
+    run = RunRecord(
+        "k",
+        "r",
+        "p",
+        "v",
+        "local",
+        {"batch_objects": names, "batch_manifest": "gs://b/m/_M.json"},
+        "e",
+        state=RunState.SUCCEEDED,
+        attempt=1,
+        run_id="x",
+        created_at=0.0,
+        updated_at=0.0,
+    )
+    data = result_event(run)["data"]
+    assert isinstance(data, dict)
+    assert (len(data["objects"]), data["objects_total"]) == (MAX_OBJECTS, MAX_OBJECTS + 5)
+    assert data["objects_manifest"] == "gs://b/m/_M.json"

@@ -162,10 +162,10 @@ def test_reconcile_completes_runs_whose_notice_was_lost(
     services: Services, backend: RecordingBackend
 ) -> None:
     deliver(services, *storage_event("some-bucket", "folder/a.csv"))
-    assert completion.reconcile(services) == 0, "still running"
+    assert completion.reconcile(services).done == 0, "still running"
     backend.states["fake-1"] = RunState.CANCELED
-    assert completion.reconcile(services) == 1
-    assert completion.reconcile(services) == 0
+    assert completion.reconcile(services).done == 1
+    assert completion.reconcile(services).done == 0
     assert [r["data"]["state"] for r in results(services)] == ["CANCELED"]
 
 
@@ -183,7 +183,7 @@ def test_a_manifest_runs_once_when_its_whole_batch_has_landed(
     event = storage_event("acme-survey-batches", "batches/b7/_MANIFEST.json")
     not_ready = deliver(services, *event)
     assert not_ready.status == 503
-    assert "2 of 2 objects missing" in str(not_ready.body)
+    assert "missing or empty: 2 of 2 objects" in str(not_ready.body)
     (landing / "part-0.csv").write_text("a\n")
     assert deliver(services, *event).status == 503, "one object is still missing"
     (landing / "part-1.csv").write_text("b\n")
@@ -211,7 +211,7 @@ def test_a_notice_for_a_run_whose_claimant_died_before_recording_it(
     assert notify(services, KEY, "SUCCEEDED").status == 503, "being submitted: ask again later"
     assert results(services) == []
     services.clock.now += 121  # type: ignore[attr-defined]  # the dead claimant's lease runs out
-    assert completion.reconcile(services) == 1, "the reconciler adopts the run it finds by key"
+    assert completion.reconcile(services).done == 1, "the reconciler adopts the run it finds by key"
     (result,) = results(services)
     assert result["data"]["metrics"] == {"accuracy": 0.9}, "details found by looking the run up by key"
     assert result["data"]["run_id"] == run_id, "and the run it found is recorded (found by bench/reliability)"
@@ -230,10 +230,10 @@ def test_reconcile_adopts_a_run_whose_claimant_died_and_nobody_redelivered(
     run_id = backend.submit(
         Submission(KEY, "some-bucket-folder", services.catalog["echo"], {})
     )  # then it died
-    assert completion.reconcile(services) == 0, "the claim is still live"
+    assert completion.reconcile(services).done == 0, "the claim is still live"
     clock.now += 121
     backend.states[run_id] = RunState.SUCCEEDED
-    assert completion.reconcile(services) == 1
+    assert completion.reconcile(services).done == 1
     record = services.store.get(KEY)
     assert record is not None
     assert (record.state, record.run_id) == (RunState.SUCCEEDED, run_id)
@@ -248,9 +248,9 @@ def test_reconcile_starts_a_stale_claim_that_never_submitted(
     from functions.service.records import NewRun
 
     services.store.claim(NewRun(KEY, "some-bucket-folder", "echo", "v", "local", {}, "e"), clock(), 120)
-    assert completion.reconcile(services) == 0, "the claim is live"
+    assert completion.reconcile(services).done == 0, "the claim is live"
     clock.now += 121
-    assert completion.reconcile(services) == 1
+    assert completion.reconcile(services).done == 1
     assert [submission.run_key for submission in backend.submitted] == [KEY]
     answer = deliver(services, *storage_event("some-bucket", "folder/a.csv"))
     assert (answer.status, answer.body["decisions"][0]["outcome"]) == (200, "duplicate")
@@ -287,7 +287,7 @@ def test_cancel_asks_the_engine_and_the_engine_decides_the_end(
     record = services.store.get(KEY)
     assert record is not None
     assert record.state is RunState.SUBMITTED, "recorded only when the engine reports it"
-    assert completion.reconcile(services) == 1
+    assert completion.reconcile(services).done == 1
     assert results(services)[0]["data"]["state"] == "CANCELED"
     with pytest.raises(PermanentError, match="ended already"):
         runs.cancel(services, KEY)
@@ -302,7 +302,7 @@ def test_cancel_ends_a_queued_run_at_once(services: Services, backend: Recording
     deliver(services, *storage_event("some-bucket", "folder/a.csv"))
     assert runs.cancel(services, KEY) is RunState.CANCELED
     services.quotas.set_flag(limits.PAUSED, False)
-    assert runs.start_queued(services) == 0
+    assert runs.start_queued(services).done == 0
     assert backend.submitted == []
     assert results(services)[0]["data"]["state"] == "CANCELED"
 
@@ -317,7 +317,7 @@ def test_a_notice_for_a_queued_run_changes_nothing(services: Services, backend: 
     services.quotas.set_flag(limits.PAUSED, False)
     from functions.service import runs
 
-    assert runs.start_queued(services) == 1, "it still starts: the forged end did not finish it"
+    assert runs.start_queued(services).done == 1, "it still starts: the forged end did not finish it"
     assert len(backend.submitted) == 1
 
 
@@ -330,7 +330,7 @@ def test_a_result_says_only_what_the_product_needs(services: Services, backend: 
     }
     deliver(services, *storage_event("some-bucket", "folder/a.csv"))
     backend.states["fake-1"] = RunState.FAILED
-    assert completion.reconcile(services) == 1
+    assert completion.reconcile(services).done == 1
     (result,) = results(services)
     data = result["data"]
     assert result["type"] == "dev.kfp-trigger.run.finished.v2"
