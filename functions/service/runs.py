@@ -63,7 +63,11 @@ def isolated(services: Services, run: NewRun, report: Pass, action: str) -> Iter
         except Exception as exc:  # isolation is the point: the pass must go on
             log.exception("run skipped this pass", extra=fields(action=action))
             reason = f"{action}: {str(exc) or type(exc).__name__}"
-            report.skipped.append({"run_key": run.run_key, "reason": strike(services, run, reason)})
+            try:
+                reason = strike(services, run, reason)
+            except Exception:  # e.g. the ledger is down too: the next pass counts it
+                log.exception("strike not recorded", extra=fields(action=action))
+            report.skipped.append({"run_key": run.run_key, "reason": reason})
 
 
 def strike(services: Services, run: NewRun, reason: str) -> str:

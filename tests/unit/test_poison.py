@@ -66,14 +66,14 @@ def test_a_run_whose_status_lookup_fails_for_good_does_not_stop_the_pass(
 
 
 def test_a_run_on_a_backend_removed_from_routes_is_reported_not_raised(services: Services) -> None:
-    gone = NewRun("gone/1", "some-bucket-folder", "echo", "v", "kfp-cluster-removed", {}, "e-gone")
+    gone = NewRun("gone/1", "some-bucket-folder", "echo", "v", "kfp", {}, "e-gone")
     claim = services.store.claim(gone, services.clock(), 60)
     services.store.mark_submitted(gone.run_key, claim.attempt, "run-9", services.clock())
     report = completion.reconcile(services)
     assert report.skipped == [
         {
             "run_key": "gone/1",
-            "reason": "looking up its status: backend 'kfp-cluster-removed' of run 'gone/1'"
+            "reason": "looking up its status: backend 'kfp' of run 'gone/1'"
             " is not configured any more (strike 1 of 3; tried again next pass)",
         }
     ]
