@@ -337,6 +337,16 @@ class FirestoreLedger:
             ref.set({"key": key, "value": self._firestore.Maximum(value)}, merge=True)  # atomic max
             return int((ref.get().to_dict() or {})["value"])
 
+    def mark(self, key: str) -> int:
+        with _mapped():
+            snapshot = self._marks.document(document_id(key)).get()
+        return int((snapshot.to_dict() or {}).get("value", 0)) if snapshot.exists else 0
+
+    def held(self, scope: str) -> int:
+        counted: Any = self._places.where(filter=self._firestore.FieldFilter("scope", "==", scope)).count()
+        with _mapped():
+            return int(counted.get()[0][0].value)
+
     def trail(self, identifier: str) -> list[DecisionRecord]:
         found: dict[str, Mapping[str, Any]] = {}
         with _mapped():

@@ -343,6 +343,14 @@ class SqliteLedger:
             ).fetchone()
             return int(mark)
 
+    def mark(self, key: str) -> int:
+        rows = self._read("SELECT value FROM marks WHERE key = ?", (key,))
+        return int(rows[0]["value"]) if rows else 0
+
+    def held(self, scope: str) -> int:
+        (row,) = self._read("SELECT COUNT(*) AS n FROM places WHERE scope = ?", (scope,))
+        return int(row["n"])
+
     def trail(self, identifier: str) -> list[DecisionRecord]:
         rows = self._read(
             "SELECT * FROM decisions WHERE event_id = ? OR event_key = ? OR run_key = ? ORDER BY id",

@@ -80,27 +80,47 @@ def routes_reference() -> None:
 @click.command()
 @click.argument("event_file", type=click.Path(exists=True, dir_okay=False))
 @settings_options
+@click.option(
+    "--ledger/--no-ledger",
+    "use_ledger",
+    default=None,
+    help="read the ledger for duplicates, generations, the pause and limits  [default: when it exists]",
+)
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
 def simulate(
-    event_file: str, routes: str | None, state_dir: str | None, landing_dir: str | None, as_json: bool
+    event_file: str,
+    routes: str | None,
+    state_dir: str | None,
+    landing_dir: str | None,
+    use_ledger: bool | None,
+    as_json: bool,
 ) -> None:
-    """Show what EVENT_FILE (a structured-mode CloudEvent JSON) would start. Touches nothing.
+    """Show what the service would decide for EVENT_FILE (a structured-mode CloudEvent JSON)
+    now. Writes nothing.
 
+    The same decoding, routing and checks as the service: the producer's signature, the
+    object's generation, the route's max_age, a manifest's batch (read from the object store),
+    coalescing windows; and, read from the ledger (KFP_TRIGGER_LEDGER or the state dir's, used
+    when it exists): a run key already recorded, the pause, and each limit's places. Checks it
+    could not make are listed under "not checked".
+
+    \b
+    Verdicts: run, queued (a limit or the pause), join (a coalescing batch), duplicate, busy,
+    skip, retry (the platform would redeliver); the whole event may be quarantined instead.
     \b
     JSON output:
       {"event": {"type", "source", "id", "key"},
-       "outcome": "routed" | "ignored" | "unrouted" | "bad-event",
-       "decisions": [{"route", "matched", "reason", "pipeline", "run_key", "params"}]}
+       "outcome": "routed" | "ignored" | "unrouted" | "bad-event" | "quarantined", "reason",
+       "ledger": URL or null, "unchecked": [what it could not check],
+       "decisions": [{"route", "matched", "verdict", "reason", "pipeline", "run_key", "params"}]}
     """
     from events.decoders import decode
     from events.envelope import EnvelopeError, parse_http
     from events.model import Ignored
-    from events.router import Router, RunRequest
-    from pipelines import catalog as routes_catalog
 
     settings = common.settings(routes, state_dir, landing_dir)
     body = Path(event_file).read_bytes()
-    report: dict[str, Any] = {"event": {}, "outcome": "", "decisions": []}
+    report: dict[str, Any] = {"event": {}, "outcome": "", "ledger": None, "unchecked": [], "decisions": []}
     try:
         attributes, data = parse_http({"content-type": "application/cloudevents+json"}, body)
         report["event"] = {k: attributes.get(k) for k in ("type", "source", "id")}
@@ -112,27 +132,7 @@ def simulate(
         report |= {"outcome": "ignored", "reason": decoded.reason}
     elif decoded is not None:
         report["event"]["key"] = decoded.key
-        with tempfile.TemporaryDirectory() as scratch:
-            try:
-                loaded = routes_catalog.load(settings.routes, Path(scratch), settings.notify_image)
-            except RoutesError as exc:
-                raise click.ClickException(str(exc)) from exc
-        routing = Router(loaded.rules).route(decoded)
-        report["outcome"] = "routed" if routing.routed else "unrouted"
-        if not routing.routed:
-            report["reason"] = f"no route listens to {decoded.kind} {decoded.index!r}"
-        for decision in routing.decisions:
-            entry: dict[str, Any] = dict.fromkeys(("reason", "pipeline", "run_key", "params"))
-            entry |= {"route": decision.route, "matched": isinstance(decision, RunRequest)}
-            if isinstance(decision, RunRequest):
-                entry |= {
-                    "pipeline": decision.pipeline,
-                    "run_key": decision.run_key,
-                    "params": dict(decision.params),
-                }
-            else:
-                entry["reason"] = decision.reason
-            report["decisions"].append(entry)
+        _decide(report, decoded, settings, use_ledger)
     if as_json:
         common.emit(report)
         return
@@ -140,8 +140,62 @@ def simulate(
     click.echo(f"event {event.get('type')} {event.get('id')}  key={event.get('key', '-')}")
     click.echo(f"outcome: {report['outcome']}" + (f" ({report['reason']})" if report.get("reason") else ""))
     for decision in report["decisions"]:
+        verdict = str(decision["verdict"]).upper()
         if decision["matched"]:
-            click.echo(f"  RUN  {decision['route']} → {decision['pipeline']}  run_key={decision['run_key']}")
-            click.echo(f"       params={json.dumps(decision['params'], sort_keys=True)}")
+            target = f" → {decision['pipeline']}" if decision.get("pipeline") else ""
+            click.echo(f"  {verdict:<9} {decision['route']}{target}  run_key={decision['run_key']}")
+            if decision["reason"]:
+                click.echo(f"            {decision['reason']}")
+            click.echo(f"            params={json.dumps(decision['params'], sort_keys=True)}")
         else:
-            click.echo(f"  skip {decision['route']}: {decision['reason']}")
+            click.echo(f"  {verdict:<9} {decision['route']}: {decision['reason']}")
+    click.echo(f"ledger: {report['ledger'] or 'none (routing and event checks only)'}")
+    for unchecked in report["unchecked"]:
+        click.echo(f"not checked: {unchecked}")
+
+
+def _decide(report: dict[str, Any], event: Any, settings: Any, use_ledger: bool | None) -> None:
+    """Route `event` and preview the service's decisions into `report` (simulate's JSON shape)."""
+    import os
+    import time
+
+    from events.router import Router
+    from functions import bootstrap
+    from functions.service import preview
+    from pipelines import catalog as routes_catalog
+
+    with tempfile.TemporaryDirectory() as scratch:
+        try:
+            loaded = routes_catalog.load(settings.routes, Path(scratch), settings.notify_image)
+        except RoutesError as exc:
+            raise click.ClickException(str(exc)) from exc
+    router = Router(loaded.rules)
+    routing = router.route(event)
+    report["outcome"] = "routed" if routing.routed else "unrouted"
+    if not routing.routed:
+        report["reason"] = f"no route listens to {event.kind} {event.index!r}"
+        return
+    url = settings.ledger_url
+    exists = not url.startswith("sqlite:") or bootstrap.path_of(url).exists()
+    ledger = common.ledger(settings) if (exists if use_ledger is None else use_ledger) else None
+    report["ledger"] = url if ledger is not None else None
+    secrets = {
+        r.signature.secret: os.environ.get(r.signature.secret, "") for r in loaded.rules if r.signature
+    }
+    reader = preview.Reader(
+        now=time.time(),
+        ledger=ledger,
+        objects=bootstrap.objects_from(settings),
+        secrets=secrets,
+        global_limits=loaded.config.limits,
+        paused_setting=settings.paused,
+    )
+    found = preview.preview(event, routing, router, loaded.catalog, reader)
+    report["unchecked"] = found.unchecked
+    if found.refused:
+        report |= {"outcome": "quarantined", "reason": found.refused}
+        return
+    for decision in found.decisions:
+        entry: dict[str, Any] = dict.fromkeys(("reason", "pipeline", "run_key", "params"))
+        entry |= {"matched": decision["verdict"] != "skip" or bool(decision["run_key"])} | decision
+        report["decisions"].append(entry)

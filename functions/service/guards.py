@@ -23,8 +23,9 @@ from events.router import Router, Routing, RunRequest
 from events.routes import Rule
 from functions.service import limits
 from functions.service.batches import Batch, NotReady, ready
-from functions.service.ports import Services
+from functions.service.ports import ObjectStore, Services
 from functions.service.records import NewRun
+from functions.service.results import iso
 from pipelines.backend import CompiledPipeline
 from pipelines.parameters import BATCH_BYTES_PARAMETER, BATCH_MANIFEST_PARAMETER, BATCH_OBJECTS_PARAMETER
 
@@ -89,15 +90,16 @@ def gather(services: Services, event: TriggerEvent, routing: Routing) -> Facts:
             # An atomic max, so concurrent deliveries of two generations agree on the newest.
             mark = services.quotas.raise_mark(f"{event.bucket}/{event.name}", event.generation)
         if any(request.manifest for request in routing.requests):
-            batch = _batch(services, event)
+            batch = batch_of(services.objects, event)
     return Facts(services.clock(), services.secrets, mark, batch)
 
 
-def _batch(services: Services, event: ObjectFinalized) -> Batch | NotReady | BadEvent:
-    if services.objects is None:
+def batch_of(objects: ObjectStore | None, event: ObjectFinalized) -> Batch | NotReady | BadEvent:
+    """The manifest's batch, or why there is none (yet)."""
+    if objects is None:
         return NotReady("no object store is configured to check the batch")
     try:
-        return ready(services.objects, event.bucket, event.name)
+        return ready(objects, event.bucket, event.name)
     except (NotReady, BadEvent) as exc:
         return exc
 
@@ -168,6 +170,13 @@ def _not_ready(event: TriggerEvent, request: RunRequest, rule: Rule, facts: Fact
         reason = f"incomplete batch after {waited:.0f} s (batch.max_wait {rule.max_wait:g} s): {facts.batch}"
         return Skip(request.route, reason, request.run_key)
     return Retry(request.route, f"batch not ready: {facts.batch}", request.run_key)
+
+
+def batch_key(run_key: str, now: float, window: float) -> tuple[str, float]:
+    """The run key of a coalescing window's batch at `now` (windows are aligned to the epoch),
+    and when that window closes."""
+    opened = now // window * window
+    return f"{run_key}@{iso(opened)}", opened + window
 
 
 def _signature_problem(event: Message, routing: Routing, router: Router, facts: Facts) -> str | None:

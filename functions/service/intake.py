@@ -23,7 +23,6 @@ from functions.service import guards, runs
 from functions.service.ports import Services
 from functions.service.quarantine import quarantine
 from functions.service.records import Handled, NewRun, Outcome
-from functions.service.results import iso
 
 log = logging.getLogger("kfp_trigger.intake")
 
@@ -103,10 +102,10 @@ def coalesce(services: Services, event: ObjectFinalized, run: NewRun, window: fl
     was taken, and is in no batch yet, gets a batch of its own, due at once, rather than be lost.
     """
     now = services.clock()
-    opened = now // window * window
     member = f"gs://{event.bucket}/{event.name}"
-    batch = replace(run, run_key=f"{run.run_key}@{iso(opened)}")
-    held = services.queue.join_batch(batch, opened + window, member, event.key, now)
+    key, closes = guards.batch_key(run.run_key, now, window)
+    batch = replace(run, run_key=key)
+    held = services.queue.join_batch(batch, closes, member, event.key, now)
     if held is None:  # the window's run has started without it
         batch = replace(batch, run_key=f"{batch.run_key}+{event.key}")
         held = services.queue.join_batch(batch, now, member, event.key, now)

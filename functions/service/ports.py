@@ -143,6 +143,14 @@ class Quotas(Protocol):
         """Raise the high-water mark `key` to at least `value`; the mark after (≥ value)."""
         ...
 
+    def mark(self, key: str) -> int:
+        """The high-water mark `key` (0 if never raised). A read: `simulate` writes nothing."""
+        ...
+
+    def held(self, scope: str) -> int:
+        """How many places of `scope` are held. A read."""
+        ...
+
 
 class Ledger(RunStore, RunQueue, DecisionLog, Quotas, Protocol):
     """One durable store that is all four ports: what the adapters are (`SqliteLedger`,

@@ -61,11 +61,16 @@ def test_simulate_prints_the_decision_and_touches_nothing(tmp_path: Path) -> Non
     assert decision == {
         "route": "survey-responses-landed",
         "matched": True,
-        "reason": None,
+        "verdict": "run",
+        "reason": "",
         "pipeline": "echo",
         "run_key": f"survey-responses-landed/{report['event']['key']}",
         "params": {"message": "tenant-a 2026-11-26"},
     }
+    assert report["ledger"] is None, "no ledger in the state dir: none is created"
+    assert report["unchecked"] == [
+        "no ledger here: duplicates, the generation mark, the pause and the limits' places"
+    ]
     assert list(tmp_path.iterdir()) == [], "simulate writes nothing"
 
 
@@ -73,9 +78,82 @@ def test_simulate_explains_a_skip_in_words(tmp_path: Path) -> None:
     result = run("simulate", str(DATA / "storage" / "survey-part.json"), env=env_for(tmp_path))
     assert result.returncode == 0
     assert (
-        "skip survey-responses-landed: object name 'responses/tenant-a/2026-11-26/part-0000.csv'"
+        "SKIP      survey-responses-landed: object name 'responses/tenant-a/2026-11-26/part-0000.csv'"
         in result.stdout
     )
+
+
+SIMULATED_ROUTES = """
+version: 1
+pipelines:
+  echo: {source: tests.support.echo_pipeline:echo_pipeline}
+routes:
+  - name: fresh-files
+    when: {storage: {bucket: files}}
+    run: {pipeline: echo, run_key: "{route}/{object.name}"}
+    limits: {max_age: 1h, max_active: 1}
+"""
+
+
+def test_simulate_with_the_ledger_decides_as_the_service_would_now(tmp_path: Path) -> None:
+    """Issue 14 item 9: simulate said RUN for an old event, an older generation and a run key
+    already recorded; the service would skip or dedupe."""
+    from datetime import UTC, datetime
+
+    from functions.adapters.sqlite_ledger import SqliteLedger
+    from functions.service.limits import PAUSED, active_scope
+    from functions.service.records import NewRun
+
+    (tmp_path / "routes.yaml").write_text(SIMULATED_ROUTES)
+    env = env_for(tmp_path, tmp_path / "routes.yaml")
+
+    def simulate(name: str, generation: int = 5, age: float = 0, *flags: str) -> dict[str, object]:
+        sent = datetime.fromtimestamp(time.time() - age, UTC).isoformat()
+        event = {
+            "specversion": "1.0",
+            "id": f"e-{name}-{generation}",
+            "type": "google.cloud.storage.object.v1.finalized",
+            "source": "//storage.googleapis.com/projects/_/buckets/files",
+            "time": sent,
+            "datacontenttype": "application/json",
+            "data": {"bucket": "files", "name": name, "generation": str(generation), "size": "3"},
+        }
+        (tmp_path / "event.json").write_text(json.dumps(event))
+        result = run("simulate", str(tmp_path / "event.json"), "--json", *flags, env=env)
+        assert result.returncode == 0, result.stderr
+        report = json.loads(result.stdout)
+        (decision,) = report["decisions"]
+        return {
+            "verdict": decision["verdict"],
+            "reason": decision["reason"],
+            "unchecked": report["unchecked"],
+        }
+
+    ledger = SqliteLedger(tmp_path / "ledger.sqlite3")
+    assert simulate("new.csv") == {"verdict": "run", "reason": "", "unchecked": []}
+    assert str(simulate("old.csv", age=7200)["reason"]).endswith("s old, older than max_age 3600 s")
+    ledger.raise_mark("files/seen.csv", 9)
+    assert simulate("seen.csv", generation=5)["reason"] == (
+        "generation 5 is older than generation 9, seen already"
+    )
+    done = NewRun("fresh-files/done.csv", "fresh-files", "echo-pipeline", "v", "local", {}, "e-1")
+    ledger.mark_submitted(done.run_key, ledger.claim(done, time.time(), 60).attempt, "r-1", time.time())
+    assert simulate("done.csv") == {
+        "verdict": "duplicate",
+        "reason": "run key already SUBMITTED",
+        "unchecked": [],
+    }
+    ledger.hold(active_scope("fresh-files"), 1, done.run_key, time.time())
+    assert simulate("busy.csv")["reason"] == "max_active 1 reached"
+    ledger.set_flag(PAUSED, True)
+    assert simulate("paused.csv") == {
+        "verdict": "queued",
+        "reason": "submissions are paused",
+        "unchecked": [],
+    }
+    without = simulate("done.csv", 5, 0, "--no-ledger")
+    assert (without["verdict"], len(without["unchecked"])) == ("run", 1), "routing and event checks only"
+    assert [d.event_id for d in ledger.trail("e-new.csv-5")] == [], "simulate records nothing"
 
 
 def test_runs_and_explain_read_the_ledger(tmp_path: Path) -> None:

@@ -304,6 +304,12 @@ class FakeQuotas:
         self.marks[key] = max(self.marks.get(key, value), value)
         return self.marks[key]
 
+    def mark(self, key: str) -> int:
+        return self.marks.get(key, 0)
+
+    def held(self, scope: str) -> int:
+        return len(self.places.get(scope, ()))
+
 
 class MemoryLedger(FakeRunQueue, FakeDecisionLog, FakeQuotas):
     """Every ledger port in memory, sharing one set of runs: what `SqliteLedger` is, without a file."""
