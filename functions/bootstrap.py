@@ -17,12 +17,13 @@ from __future__ import annotations
 import functools
 import os
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from events.router import Router
+from events.routes import Rule
 from functions import logs
 from functions.service.ports import Ledger, ObjectStore, Services, Sink, ledger_ports
 from functions.settings import Settings, SettingsError
@@ -127,6 +128,13 @@ def vertex_backend(settings: Settings) -> VertexBackend:
     )
 
 
+def signature_secrets(rules: Iterable[Rule], environment: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The signature secrets the routes name, by variable name ("" where unset), from
+    `environment` (default: this process's)."""
+    environment = os.environ if environment is None else environment
+    return {r.signature.secret: environment.get(r.signature.secret, "") for r in rules if r.signature}
+
+
 def build(settings: Settings, environment: Mapping[str, str] | None = None) -> Services:
     """Wire a server's services; signature secrets are read from `environment` (default: this
     process's).
@@ -141,14 +149,12 @@ def build(settings: Settings, environment: Mapping[str, str] | None = None) -> S
     settings.check_serving()
     environment = os.environ if environment is None else environment
     loaded = catalog.load(settings.routes, settings.packages_dir, settings.notify_image)
-    secrets: dict[str, str] = {}
+    secrets = signature_secrets(loaded.rules, environment)
     for rule in loaded.rules:
-        if rule.signature is not None:
-            secrets[rule.signature.secret] = environment.get(rule.signature.secret, "")
-            if not secrets[rule.signature.secret]:
-                raise SettingsError(
-                    f"{rule.signature.secret} is not set: route {rule.name!r} checks signatures with it"
-                )
+        if rule.signature is not None and not secrets[rule.signature.secret]:
+            raise SettingsError(
+                f"{rule.signature.secret} is not set: route {rule.name!r} checks signatures with it"
+            )
     local = LocalBackend(
         settings.runs_dir,
         completion_url=settings.completion_url,

@@ -156,7 +156,6 @@ def simulate(
 
 def _decide(report: dict[str, Any], event: Any, settings: Any, use_ledger: bool | None) -> None:
     """Route `event` and preview the service's decisions into `report` (simulate's JSON shape)."""
-    import os
     import time
 
     from events.router import Router
@@ -179,9 +178,7 @@ def _decide(report: dict[str, Any], event: Any, settings: Any, use_ledger: bool 
     exists = not url.startswith("sqlite:") or bootstrap.path_of(url).exists()
     ledger = common.ledger(settings) if (exists if use_ledger is None else use_ledger) else None
     report["ledger"] = url if ledger is not None else None
-    secrets = {
-        r.signature.secret: os.environ.get(r.signature.secret, "") for r in loaded.rules if r.signature
-    }
+    secrets = bootstrap.signature_secrets(loaded.rules)
     reader = preview.Reader(
         now=time.time(),
         ledger=ledger,
