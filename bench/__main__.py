@@ -1,8 +1,9 @@
 """`python -m bench`: run every benchmark and print its table."""
 
-from bench import reliability, serving, trigger_path
+from bench import reliability, retention, serving, trigger_path
 
 if __name__ == "__main__":
     serving.main()
     trigger_path.main()
     reliability.main()
+    retention.main([])

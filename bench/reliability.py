@@ -11,11 +11,17 @@ reconciler, in one process, on the SQLite ledger, with simulated time:
 - backend, ledger and sink calls fail at a seeded rate (tests/support/faults.py): timeout, unavailable,
   quota, and "done but the caller saw a timeout";
 - runs end at random times; each end sends completion notices (sometimes twice, sometimes an
-  older state after the end) and the reconciler runs now and then (it crashes and fails too).
+  older state after the end) and the reconciler runs now and then (it crashes and fails too);
+- the routes (SIM_ROUTES) run single objects, coalescing windows (whose objects are redelivered
+  late) and manifests (whose parts land late, or never: `batch.max_wait`); a route with
+  `max_active: 1` builds a queue and is removed from routes.yaml halfway (its queued runs become
+  poison); some runs are deleted on the engine (their status lookup fails for good).
 
 Then faults and crashes stop, and the platform and the reconciler run until every delivery is
-acknowledged and every result published. The table counts what went in and what came out;
-the test tier runs the same simulation and asserts the zeros.
+acknowledged and every result published. The table counts what went in and what came out —
+duplicate runs (a run key submitted twice, or an object in two coalesced batches), events
+unaccounted for, runs stuck (not ended, or ended unpublished) — and the test tier runs the same
+simulation and asserts the zeros.
 
 The crash here is in-process (an exception no handler catches at the point); the real thing,
 SIGKILL of a process on both ledgers, is tests/e2e/test_crash_points.py.
@@ -23,30 +29,54 @@ SIGKILL of a process on both ledgers, is tests/e2e/test_crash_points.py.
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 
-from events.decoders import decode
 from events.envelope import parse_http
-from events.model import Ignored
-from events.router import RunRequest
+from events.eventarc import object_finalized
+from events.router import Router
 from functions import bootstrap
 from functions.service import completion, crashpoints, intake
 from functions.service.ports import Services, ledger_ports
 from functions.service.records import Outcome
 from functions.settings import Settings
+from pipelines import catalog
 from pipelines.backend import RunState
-from tests.support import ROUTES, completion_event, storage_event
+from tests.support import completion_event
 from tests.support.fakes import RecordingBackend, RecordingSink
 from tests.support.faults import Crasher, Faults, answer
 
 LEASE = 30.0
 ACCOUNTED = {Outcome.SKIPPED, Outcome.QUARANTINED, Outcome.IGNORED}
+SIM_ROUTES = """
+version: 1
+pipelines:
+  echo: {source: tests.support.echo_pipeline:echo_pipeline}
+routes:
+  - name: files
+    when: {storage: {bucket: some-bucket, object: "folder/{file}"}}
+    run: {pipeline: echo, params: {message: "{file}"}}
+  - name: windows
+    when: {storage: {bucket: window-bucket, object: "{day}/{part}"}}
+    run: {pipeline: echo, run_key: "{route}/{day}"}
+    limits: {coalesce: 10m}
+  - name: manifests
+    when:
+      storage: {bucket: batch-bucket, object: "{batch}/_MANIFEST.json", batch: {manifest: true, max_wait: 1h}}
+    run: {pipeline: echo}
+  - name: doomed
+    when: {storage: {bucket: doomed-bucket}}
+    run: {pipeline: echo}
+    limits: {max_active: 1}
+"""
+DOOMED = "doomed"  # removed from routes.yaml halfway through
 
 
 @dataclass
@@ -59,7 +89,9 @@ class Report:
     calls: int = 0
     runs_created: int = 0
     duplicate_runs: int = 0
+    lost_on_engine: int = 0
     unaccounted: int = 0
+    stuck: int = 0
     results: int = 0
     duplicate_results: int = 0  # run keys whose results carry more than one event id
     seconds: float = 0.0
@@ -77,8 +109,10 @@ class Report:
                 f"{self.faults:,} of {self.calls:,} port calls ({share})",
             ),
             ("runs created", f"{self.runs_created:,}"),
+            ("runs deleted on the engine", f"{self.lost_on_engine:,}"),
             ("duplicate runs", f"{self.duplicate_runs:,}"),
             ("events unaccounted for", f"{self.unaccounted:,}"),
+            ("runs stuck after the final reconcile", f"{self.stuck:,}"),
             ("results published", f"{self.results:,}"),
             ("duplicate logical results", f"{self.duplicate_results:,}"),
             ("simulated in", f"{self.seconds:.1f} s"),
@@ -93,16 +127,31 @@ class Delivery:
     body: bytes
 
 
-def event_for(number: int) -> tuple[dict[str, str], bytes]:
-    """Mostly events that start runs; some that routes skip, some quarantined."""
-    kind = number % 10
-    if kind == 8:  # a route listens to the bucket, none matches the name: a recorded skip
-        return storage_event("some-bucket", f"elsewhere/part-{number}.csv", event_id=f"e-{number}")
-    if kind == 9:  # nobody listens to this bucket: quarantined
-        return storage_event("nobody-listens", f"part-{number}.csv", event_id=f"e-{number}")
-    return storage_event(
-        "some-bucket", f"folder/part-{number}.csv", generation=number, event_id=f"e-{number}"
+def event_for(number: int, now: float, landing: Path) -> tuple[dict[str, str], bytes]:
+    """Mostly events that start runs (alone, in windows, by manifest, queued on the doomed
+    route); some that routes skip, some quarantined. A manifest's parts are written to `landing`
+    (the second one by `parts_later`)."""
+    kind, sent = number % 20, datetime.fromtimestamp(now, UTC)
+    if kind in (10, 11, 12):  # coalesced: ~60 objects per day key, over several windows
+        bucket, name = "window-bucket", f"d{number // 400}/part-{number}.csv"
+    elif kind in (13, 14):
+        bucket, name = "batch-bucket", f"m{number}/_MANIFEST.json"
+        folder = landing / bucket / f"m{number}"
+        folder.mkdir(parents=True)
+        (folder / "_MANIFEST.json").write_text('{"objects": ["part-0.csv", "part-1.csv"]}')
+        (folder / "part-0.csv").write_text("a\n")
+    elif kind in (15, 16):
+        bucket, name = "doomed-bucket", f"part-{number}.csv"
+    elif kind == 17:  # a route listens to the bucket, none matches the name: a recorded skip
+        bucket, name = "some-bucket", f"elsewhere/part-{number}.csv"
+    elif kind == 18:  # nobody listens to this bucket: quarantined
+        bucket, name = "nobody-listens", f"part-{number}.csv"
+    else:
+        bucket, name = "some-bucket", f"folder/part-{number}.csv"
+    headers, data = object_finalized(
+        bucket, name, generation=number + 1, size=10, updated=sent, event_id=f"e-{number}"
     )
+    return headers, json.dumps(data).encode()
 
 
 def simulate(
@@ -118,7 +167,7 @@ def simulate(
     `fault_rate` is per port call (a delivery makes several); `crash_rate` per crash point
     reached; `duplicate_rate` is the share of acknowledged events delivered again.
     """
-    logging.disable(logging.WARNING)  # thousands of quarantines and retries are expected here
+    logging.disable(logging.ERROR)  # thousands of quarantines, retries and poison runs are expected here
     try:
         return _simulate(deliveries, duplicate_rate, crash_rate, fault_rate, seed)
     finally:
@@ -132,14 +181,20 @@ def _simulate(
     report = Report()
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(scratch)
+        (folder / "routes.yaml").write_text(SIM_ROUTES)
+        without_doomed = SIM_ROUTES[: SIM_ROUTES.index(f"  - name: {DOOMED}")]
+        (folder / "routes-after.yaml").write_text(without_doomed)
         settings = Settings(
-            routes=ROUTES,
-            state_dir=Path(scratch),
+            routes=folder / "routes.yaml",
+            state_dir=folder,
+            landing_dir=folder / "landing",
             auth="none",
             claim_lease_seconds=LEASE,
             reconcile_grace_seconds=0,
         )
         built = bootstrap.build(settings)
+        after = catalog.load(folder / "routes-after.yaml", settings.packages_dir)
         engine = RecordingBackend()
         faults = Faults(fault_rate, seed)
         now = [1_800_000_000.0]
@@ -154,22 +209,34 @@ def _simulate(
             clock=lambda: now[0],
             crash=crasher,
         )
+        current = [services]  # replaced when routes.yaml loses the doomed route
         pending: list[Delivery] = []
         events: list[tuple[dict[str, str], bytes]] = []
+        parts_later: list[tuple[float, Path]] = []  # manifest parts that land late
 
         def deliver(item: Delivery) -> None:
             report.deliveries += 1
             handler = intake.handle if item.target == "event" else completion.handle
-            status = answer(lambda: handler(services, *parse_http(item.headers, item.body), item.body))
+            status = answer(lambda: handler(current[0], *parse_http(item.headers, item.body), item.body))
             if status is None or status >= 300:  # redelivered after a backoff
                 pending.append(replace(item, due=now[0] + rng.uniform(10, 600 if status else 60)))
             elif item.target == "event" and rng.random() < duplicate_rate:
                 report.duplicates += 1
                 pending.append(replace(item, due=now[0] + rng.uniform(0, 3600)))
 
+        def land_parts() -> None:
+            for due, path in [entry for entry in parts_later if entry[0] <= now[0]]:
+                parts_later.remove((due, path))
+                path.write_text("b\n")
+
         def end_some_runs() -> None:
             running = [run_id for run_id, state in engine.states.items() if state is RunState.RUNNING]
             for run_id in rng.sample(running, k=min(len(running), rng.randint(0, 3))):
+                if run_id in engine.lost:
+                    continue
+                if rng.random() < 0.02:  # deleted on the engine: its status lookup fails for good
+                    engine.lost.add(run_id)
+                    continue
                 state = RunState.SUCCEEDED if rng.random() < 0.9 else RunState.FAILED
                 engine.states[run_id] = state
                 run_key = engine.submitted[int(run_id.split("-")[1]) - 1].run_key
@@ -183,10 +250,20 @@ def _simulate(
         while report.deliveries < deliveries:
             now[0] += rng.uniform(0, 2)
             if rng.random() < 0.4:
-                events.append(event_for(len(events)))
+                number = len(events)
+                events.append(event_for(number, now[0], settings.landing_dir))
+                if number % 20 in (13, 14) and rng.random() < 0.4:  # part 1 lands late, or never
+                    part = settings.landing_dir / "batch-bucket" / f"m{number}" / "part-1.csv"
+                    if rng.random() < 0.75:
+                        parts_later.append((now[0] + rng.uniform(60, 1800), part))
+                elif number % 20 in (13, 14):
+                    (settings.landing_dir / "batch-bucket" / f"m{number}" / "part-1.csv").write_text("b\n")
                 copies = 2 if rng.random() < 0.1 else 1  # now and then, twice at once
                 report.duplicates += copies - 1
                 pending.extend(Delivery(now[0], "event", *events[-1]) for _ in range(copies))
+            if report.deliveries >= deliveries // 2 and current[0] is services:  # routes.yaml changes
+                current[0] = replace(services, router=Router(after.rules), catalog=after.catalog)
+            land_parts()
             due = [item for item in pending if item.due <= now[0]]
             if due:
                 item = rng.choice(due)
@@ -194,29 +271,38 @@ def _simulate(
                 deliver(item)
             end_some_runs()
             if rng.random() < 0.02:
-                answer(lambda: completion.reconcile_pass(services))
+                answer(lambda: completion.reconcile_pass(current[0]))
         # Drain: no more faults or crashes; the platform redelivers, the runs end, the
         # reconciler runs, until everything is acknowledged and published.
         faults.enabled = False
         crasher.enabled = False
         for _ in range(1000):
             now[0] += 3 * LEASE
+            land_parts()
             for item in sorted(pending, key=lambda item: item.due):
                 pending.remove(item)
                 deliver(item)
             for run_id in engine.states:
-                if not engine.states[run_id].terminal:
+                if not engine.states[run_id].terminal and run_id not in engine.lost:
                     engine.states[run_id] = RunState.SUCCEEDED
-            completion.reconcile(services)
-            if not pending and not built.store.unfinished() and not built.store.unpublished():
+            completion.reconcile(current[0])
+            if not pending and not parts_later and not stuck(built):
                 break
 
         report.events = len(events)
         report.faults, report.calls = sum(faults.injected.values()), faults.calls
-        keys = Counter(submission.run_key for submission in engine.submitted)
         report.runs_created = len(engine.submitted)
-        report.duplicate_runs = sum(count - 1 for count in keys.values())
-        report.unaccounted = sum(not accounted(built, headers, body) for headers, body in events)
+        report.lost_on_engine = len(engine.lost)
+        keys = Counter(submission.run_key for submission in engine.submitted)
+        batched = Counter(
+            (submission.route, str(uri))
+            for submission in engine.submitted
+            if submission.route == "windows"
+            for uri in submission.params.get("batch_objects", [])  # type: ignore[attr-defined]
+        )
+        report.duplicate_runs = sum(count - 1 for count in (*keys.values(), *batched.values()))
+        report.unaccounted = sum(not accounted(built, headers) for headers, _ in events)
+        report.stuck = len(stuck(built))
         ids: dict[str, set[str]] = {}
         for document in results.published:
             data = document["data"]
@@ -228,22 +314,35 @@ def _simulate(
     return report
 
 
-def accounted(services: Services, headers: dict[str, str], body: bytes) -> bool:
-    """The event has a run on the engine, or a recorded skip, ignore or quarantine."""
-    attributes, data = parse_http(headers, body)
-    if any(decision.outcome in ACCOUNTED for decision in services.decisions.trail(attributes["id"])):
+def stuck(services: Services) -> list[str]:
+    """Runs not ended (claimed, queued, submitted) or ended with their result unpublished."""
+    waiting = [
+        run for state in (RunState.CLAIMED, RunState.QUEUED) for run in services.store.runs(state=state)
+    ]
+    return [run.run_key for run in (*waiting, *services.store.unfinished(), *services.store.unpublished())]
+
+
+def accounted(services: Services, headers: dict[str, str]) -> bool:
+    """The event has a recorded skip, ignore or quarantine, or a decision about a run (its own,
+    or the coalesced batch holding its object) that reached the engine or ended."""
+    trail = services.decisions.trail(headers["ce-id"])
+    if any(decision.outcome in ACCOUNTED for decision in trail):
         return True
-    decoded = decode(attributes, data)
-    if isinstance(decoded, Ignored):
-        return False
-    requests = [d for d in services.router.route(decoded).decisions if isinstance(d, RunRequest)]
-    runs = [services.store.get(request.run_key) for request in requests]
-    return bool(runs) and all(run and run.run_id and run.state is not RunState.CLAIMED for run in runs)
+    runs = [services.store.get(decision.run_key) for decision in trail if decision.run_key]
+    return any(
+        run is not None
+        and (run.run_id is not None or run.state.terminal)
+        and run.state is not RunState.CLAIMED
+        for run in runs
+    )
 
 
 def main() -> None:
-    report = simulate()
-    print("\nReliability: 10,000+ deliveries with duplicates, crashes and faults (bench/reliability.py)\n")
+    report = simulate(20_000)
+    print(
+        "\nReliability: 20,000+ deliveries with duplicates, crashes, faults, coalescing and manifest"
+        " routes, a route removed mid-flight and runs deleted on the engine (bench/reliability.py)\n"
+    )
     width = max(len(name) for name, _ in report.rows())
     print(f"| {'measure'.ljust(width)} | value |")
     print(f"|{'-' * (width + 2)}|-------|")

@@ -26,7 +26,7 @@ from events.router import Router
 from events.routes import Rule
 from functions import logs
 from functions.service.ports import Ledger, ObjectStore, Services, Sink, ledger_ports
-from functions.settings import Settings, SettingsError
+from functions.settings import DEFAULT_RETENTION_DAYS, Settings, SettingsError
 from pipelines import catalog
 from pipelines.backend import Backend
 
@@ -50,17 +50,19 @@ def path_of(url: str) -> Path:
     return Path(urlsplit(url).path)
 
 
-def _sqlite(url: str) -> Ledger:
+def _sqlite(url: str, retention_days: int) -> Ledger:
     from functions.adapters.sqlite_ledger import SqliteLedger
 
-    return SqliteLedger(path_of(url))
+    return SqliteLedger(path_of(url))  # pruned on demand: `kfp-trigger prune`
 
 
-def _firestore(url: str) -> Ledger:
+def _firestore(url: str, retention_days: int) -> Ledger:
     from functions.adapters.firestore_ledger import FirestoreLedger
 
     parts = urlsplit(url)
-    return FirestoreLedger(project=parts.netloc, collection=parts.path.strip("/"))
+    return FirestoreLedger(
+        project=parts.netloc, collection=parts.path.strip("/"), retention_seconds=retention_days * 86400.0
+    )
 
 
 def _jsonl(url: str) -> Sink:
@@ -75,12 +77,12 @@ def _pubsub(url: str) -> Sink:
     return PubsubSink(topic=url.removeprefix("pubsub://"))
 
 
-LEDGERS: Mapping[str, Callable[[str], Ledger]] = {"sqlite": _sqlite, "firestore": _firestore}
+LEDGERS: Mapping[str, Callable[[str, int], Ledger]] = {"sqlite": _sqlite, "firestore": _firestore}
 SINKS: Mapping[str, Callable[[str], Sink]] = {"jsonl": _jsonl, "pubsub": _pubsub}
 
 
-def ledger_from(url: str) -> Ledger:
-    return LEDGERS[urlsplit(url).scheme](url)
+def ledger_from(url: str, retention_days: int = DEFAULT_RETENTION_DAYS) -> Ledger:
+    return LEDGERS[urlsplit(url).scheme](url, retention_days)
 
 
 def sink_from(url: str) -> Sink:
@@ -172,7 +174,7 @@ def build(settings: Settings, environment: Mapping[str, str] | None = None) -> S
         router=Router(loaded.rules),
         limits=loaded.config.limits,
         catalog=loaded.catalog,
-        **ledger_ports(ledger_from(settings.ledger_url)),
+        **ledger_ports(ledger_from(settings.ledger_url, settings.retention_days)),
         backends=backends,
         results=sink_from(settings.results_url),
         quarantine=sink_from(settings.quarantine_url),

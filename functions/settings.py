@@ -68,6 +68,9 @@ Positive = Annotated[float, Field(gt=0)]
 OptionalText = Annotated[str | None, BeforeValidator(_blank_is_unset)]
 
 
+DEFAULT_RETENTION_DAYS = 30
+
+
 class Settings(BaseSettings):
     reads_environment: ClassVar[bool] = False
     model_config = SettingsConfigDict(
@@ -110,6 +113,7 @@ class Settings(BaseSettings):
     claim_lease_seconds: Positive = 120.0
     reconcile_grace_seconds: Annotated[float, Field(ge=0)] = 60.0  # younger runs are left to their notice
     paused: bool = False  # hold every submission in the queue (as `kfp-trigger pause` does)
+    retention_days: Annotated[int, Field(ge=1)] = DEFAULT_RETENTION_DAYS  # Firestore documents' TTL
     log_format: Literal["json", "text"] = "json"  # json: Cloud Logging's structured lines
 
     @classmethod

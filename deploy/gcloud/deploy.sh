@@ -79,6 +79,21 @@ gcloud projects add-iam-policy-binding acme-analytics --member=serviceAccount:kf
 # google_firestore_database.ledger
 exists gcloud firestore databases describe '--database=(default)' --project acme-analytics || gcloud firestore databases create --location=europe-west1 --type=firestore-native --project acme-analytics
 
+# google_firestore_field.ttl_kfp_trigger_runs
+gcloud firestore fields ttls update expire_at --collection-group=kfp-trigger-runs --enable-ttl --async --project acme-analytics
+
+# google_firestore_field.ttl_kfp_trigger_runs_decisions
+gcloud firestore fields ttls update expire_at --collection-group=kfp-trigger-runs-decisions --enable-ttl --async --project acme-analytics
+
+# google_firestore_field.ttl_kfp_trigger_runs_members
+gcloud firestore fields ttls update expire_at --collection-group=kfp-trigger-runs-members --enable-ttl --async --project acme-analytics
+
+# google_firestore_field.ttl_kfp_trigger_runs_places
+gcloud firestore fields ttls update expire_at --collection-group=kfp-trigger-runs-places --enable-ttl --async --project acme-analytics
+
+# google_firestore_field.ttl_kfp_trigger_runs_marks
+gcloud firestore fields ttls update expire_at --collection-group=kfp-trigger-runs-marks --enable-ttl --async --project acme-analytics
+
 # google_pubsub_topic.dead_letter
 exists gcloud pubsub topics describe kfp-trigger-dead-letter --project acme-analytics || gcloud pubsub topics create kfp-trigger-dead-letter --project acme-analytics
 

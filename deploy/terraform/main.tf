@@ -170,6 +170,51 @@ resource "google_firestore_database" "ledger" {
   type        = "FIRESTORE_NATIVE"
 }
 
+resource "google_firestore_field" "ttl_kfp_trigger_runs" {
+  project    = "acme-analytics"
+  database   = google_firestore_database.ledger.name
+  collection = "kfp-trigger-runs"
+  field      = "expire_at"
+  ttl_config {
+  }
+}
+
+resource "google_firestore_field" "ttl_kfp_trigger_runs_decisions" {
+  project    = "acme-analytics"
+  database   = google_firestore_database.ledger.name
+  collection = "kfp-trigger-runs-decisions"
+  field      = "expire_at"
+  ttl_config {
+  }
+}
+
+resource "google_firestore_field" "ttl_kfp_trigger_runs_members" {
+  project    = "acme-analytics"
+  database   = google_firestore_database.ledger.name
+  collection = "kfp-trigger-runs-members"
+  field      = "expire_at"
+  ttl_config {
+  }
+}
+
+resource "google_firestore_field" "ttl_kfp_trigger_runs_places" {
+  project    = "acme-analytics"
+  database   = google_firestore_database.ledger.name
+  collection = "kfp-trigger-runs-places"
+  field      = "expire_at"
+  ttl_config {
+  }
+}
+
+resource "google_firestore_field" "ttl_kfp_trigger_runs_marks" {
+  project    = "acme-analytics"
+  database   = google_firestore_database.ledger.name
+  collection = "kfp-trigger-runs-marks"
+  field      = "expire_at"
+  ttl_config {
+  }
+}
+
 resource "google_pubsub_topic" "dead_letter" {
   project = "acme-analytics"
   name    = "kfp-trigger-dead-letter"

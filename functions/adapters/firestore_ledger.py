@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from events.errors import TransientError
@@ -36,6 +37,8 @@ from pipelines.backend import TERMINAL, RunState
 T = TypeVar("T")
 TRANSACTION_ATTEMPTS = 10  # contention retries inside one call; past them the caller retries
 TERMINAL_STATES = sorted(state.value for state in TERMINAL)
+EXPIRE_AT = "expire_at"  # the TTL field: decisions, marks, rate and daily places, members, ended runs
+TTL_COLLECTIONS = ("", "-decisions", "-members", "-places", "-marks")  # suffixes of COLLECTION
 
 
 def document_id(run_key: str) -> str:
@@ -53,10 +56,11 @@ def _mapped() -> Iterator[None]:
 
 
 class FirestoreLedger:
-    def __init__(self, project: str, collection: str) -> None:
+    def __init__(self, project: str, collection: str, retention_seconds: float = 30 * 86400.0) -> None:
         from google.cloud import firestore
 
         self._firestore = firestore
+        self._retention = timedelta(seconds=retention_seconds)
         self._db = firestore.Client(project=project)
         self._runs = self._db.collection(collection)
         self._decisions = self._db.collection(f"{collection}-decisions")
@@ -64,6 +68,10 @@ class FirestoreLedger:
         self._places = self._db.collection(f"{collection}-places")
         self._flags = self._db.collection(f"{collection}-flags")
         self._marks = self._db.collection(f"{collection}-marks")
+
+    def _expiry(self) -> dict[str, datetime]:
+        """The field a TTL policy deletes a document by (EXPIRE_AT): now + the retention."""
+        return {EXPIRE_AT: datetime.now(UTC) + self._retention}
 
     def _transact(self, run_key: str, change: Callable[[Any, Any, Mapping[str, Any] | None, float], T]) -> T:
         """Run `change(transaction, ref, current or None, server_now)` in one transaction."""
@@ -143,7 +151,7 @@ class FirestoreLedger:
             if current is None or current["state"] in TERMINAL_STATES:
                 return False
             update = {"state": state.value, "details": dict(details), "finished_at": now, "updated_at": now}
-            transaction.update(ref, update)
+            transaction.update(ref, update | self._expiry())
             return True
 
         return self._transact(run_key, change)
@@ -215,6 +223,7 @@ class FirestoreLedger:
             "reason": decision.reason,
             "run_key": decision.run_key,
             "written": self._firestore.SERVER_TIMESTAMP,
+            **self._expiry(),
         }
         with _mapped():
             self._decisions.add(document)
@@ -273,7 +282,7 @@ class FirestoreLedger:
             elif (current.to_dict() or {})["state"] != RunState.QUEUED:
                 return None
             fields = {"route": run.route, "identity": identity, "run_key": run.run_key, "member": member}
-            transaction.create(member_ref, fields | {"at": now})
+            transaction.create(member_ref, fields | {"at": now} | self._expiry())
             return run.run_key, True
 
         with _mapped():
@@ -309,8 +318,9 @@ class FirestoreLedger:
             prefix = document_id(scope)
             for slot in [*range(held, limit), *range(held)]:  # the free places are most likely past `held`
                 try:
+                    expiry = {} if scope.startswith("active:") else self._expiry()  # given back at the end
                     self._places.document(f"{prefix}-{slot}").create(
-                        {"scope": scope, "holder": holder, "at": now}
+                        {"scope": scope, "holder": holder, "at": now} | expiry
                     )
                     return True
                 except exceptions.AlreadyExists:
@@ -331,10 +341,11 @@ class FirestoreLedger:
         with _mapped():
             self._flags.document(name).set({"value": on})
 
-    def raise_mark(self, key: str, value: int) -> int:
+    def raise_mark(self, key: str, value: int, now: float) -> int:
         ref = self._marks.document(document_id(key))
         with _mapped():
-            ref.set({"key": key, "value": self._firestore.Maximum(value)}, merge=True)  # atomic max
+            maximum = {"key": key, "value": self._firestore.Maximum(value)}
+            ref.set(maximum | self._expiry(), merge=True)  # an atomic max
             return int((ref.get().to_dict() or {})["value"])
 
     def mark(self, key: str) -> int:
@@ -356,7 +367,8 @@ class FirestoreLedger:
         ordered = sorted(found.values(), key=lambda d: (d["at"], d["written"]))
         return [
             DecisionRecord(
-                **{k: v for k, v in d.items() if k != "written"} | {"outcome": Outcome(d["outcome"])}
+                **{k: v for k, v in d.items() if k not in ("written", EXPIRE_AT)}
+                | {"outcome": Outcome(d["outcome"])}
             )
             for d in ordered
         ]
@@ -405,7 +417,7 @@ def _new_document(
 
 
 def _record(document: Mapping[str, Any]) -> RunRecord:
-    hidden = ("publish_lease", "published", "lease_start", "lease_seconds")
+    hidden = ("publish_lease", "published", "lease_start", "lease_seconds", EXPIRE_AT)
     values = {k: v for k, v in document.items() if k not in hidden}
     lease_until = document["lease_start"].timestamp() + document["lease_seconds"]
     return RunRecord(**(values | {"state": RunState(document["state"]), "lease_until": lease_until}))

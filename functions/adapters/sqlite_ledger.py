@@ -57,10 +57,14 @@ CREATE TABLE IF NOT EXISTS places (
     scope TEXT NOT NULL, holder TEXT NOT NULL, at REAL NOT NULL, PRIMARY KEY (scope, holder)
 );
 CREATE TABLE IF NOT EXISTS flags (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS marks (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS marks (key TEXT PRIMARY KEY, value INTEGER NOT NULL, at REAL NOT NULL DEFAULT 0);
+CREATE INDEX IF NOT EXISTS decisions_by_time ON decisions(at);
 """
 # Columns added after the first release, for ledgers created before them.
-ADDED_COLUMNS = {"not_before": "REAL NOT NULL DEFAULT 0"}
+ADDED_COLUMNS = {
+    ("runs", "not_before"): "REAL NOT NULL DEFAULT 0",
+    ("marks", "at"): "REAL NOT NULL DEFAULT 0",
+}
 
 TERMINAL_STATES = tuple(sorted(state.value for state in TERMINAL))
 _IN_TERMINAL = f"state IN ({','.join('?' * len(TERMINAL_STATES))})"
@@ -73,11 +77,11 @@ class SqliteLedger:
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             db = self._connection()
+            for (table, column), declaration in ADDED_COLUMNS.items():
+                present = {row["name"] for row in db.execute(f"PRAGMA table_info({table})")}
+                if present and column not in present:
+                    db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
             db.executescript(SCHEMA)  # idempotent; commits by itself
-            present = {row["name"] for row in db.execute("PRAGMA table_info(runs)")}
-            for column, declaration in ADDED_COLUMNS.items():
-                if column not in present:
-                    db.execute(f"ALTER TABLE runs ADD COLUMN {column} {declaration}")
         except sqlite3.Error as exc:
             raise TransientError(f"ledger unavailable: {exc}") from exc
 
@@ -334,12 +338,12 @@ class SqliteLedger:
                 (name, int(on)),
             )
 
-    def raise_mark(self, key: str, value: int) -> int:
+    def raise_mark(self, key: str, value: int, now: float) -> int:
         with self._write() as db:
             (mark,) = db.execute(
-                "INSERT INTO marks (key, value) VALUES (?, ?)"
-                " ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value) RETURNING value",
-                (key, value),
+                "INSERT INTO marks (key, value, at) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE"
+                " SET value = max(value, excluded.value), at = excluded.at RETURNING value",
+                (key, value, now),
             ).fetchone()
             return int(mark)
 
@@ -357,6 +361,25 @@ class SqliteLedger:
             (identifier, identifier, identifier),
         )
         return [_decision(row) for row in rows]
+
+    def prune(self, before: float) -> dict[str, int]:
+        """Delete what is older than `before` and no longer needed: decisions, ended runs whose
+        result is published (so their run key dedupes no longer), batch memberships of runs
+        gone, rate and daily places, and high-water marks not raised since. Runs still going,
+        unpublished results and `active:` places stay. How many rows of each went."""
+        ended = f"{_IN_TERMINAL} AND published_at IS NOT NULL AND finished_at < ?"
+        statements = {
+            "decisions": ("DELETE FROM decisions WHERE at < ?", (before,)),
+            "runs": (f"DELETE FROM runs WHERE {ended}", (*TERMINAL_STATES, before)),
+            "batch_members": (
+                "DELETE FROM batch_members WHERE at < ? AND run_key NOT IN (SELECT run_key FROM runs)",
+                (before,),
+            ),
+            "places": ("DELETE FROM places WHERE at < ? AND scope NOT LIKE 'active:%'", (before,)),
+            "marks": ("DELETE FROM marks WHERE at < ?", (before,)),
+        }
+        with self._write() as db:
+            return {table: db.execute(sql, args).rowcount for table, (sql, args) in statements.items()}
 
     def summary(self) -> dict[tuple[str, RunState], int]:
         rows = self._read("SELECT route, state, COUNT(*) AS n FROM runs GROUP BY route, state")

@@ -24,6 +24,7 @@ Quick start:
   kfp-trigger rerun RUN_KEY                 run it again on purpose (a new run key)
   kfp-trigger cancel RUN_KEY                stop a queued or running run
   kfp-trigger pause / resume                hold every submission in the queue / start them
+  kfp-trigger prune --older-than 30d        delete old decisions and finished runs (SQLite)
   kfp-trigger deploy plan --project P --region R   Terraform for everything routes.yaml needs
 """
 
@@ -52,6 +53,7 @@ for command in (
     operate.cancel,
     operate.pause,
     operate.resume,
+    operate.prune,
     deploy.deploy,
     pipelines.pipelines,
 ):

@@ -84,7 +84,7 @@ def ledger(settings: Settings) -> Ledger:
     url = settings.ledger_url
     if url.startswith("sqlite:") and not path_of(url).exists():
         raise click.ClickException(f"no ledger at {path_of(url)} (set --state-dir or KFP_TRIGGER_LEDGER)")
-    return ledger_from(url)
+    return ledger_from(url, settings.retention_days)
 
 
 def emit(data: object) -> None:

@@ -130,3 +130,66 @@ def cancel(
         click.echo(
             f"cancel requested for {run_key}; `kfp-trigger runs` shows CANCELED once the engine ends it"
         )
+
+
+MIN_RETENTION = 24 * 3600.0  # the platform redelivers for up to 24 h: dedupe must outlive that
+
+
+def _duration(context: click.Context, parameter: click.Parameter, value: str) -> float:
+    from events.schema import seconds
+
+    parsed = seconds(value)
+    if not isinstance(parsed, float):
+        raise click.BadParameter(f"{value!r} is not a duration like 30d, 36h or 90m")
+    if parsed < MIN_RETENTION:
+        raise click.BadParameter(
+            "at least 1d: a redelivery within the platform's 24 h must still find its run key"
+        )
+    return parsed
+
+
+@click.command()
+@click.option(
+    "--older-than",
+    "older_than",
+    required=True,
+    callback=_duration,
+    help="what to delete: older than this (30d, 36h; at least 1d)",
+)
+@settings_options
+@click.option("--json", "as_json", is_flag=True, help="print {before, pruned: {table: rows}}")
+def prune(
+    older_than: float, routes: str | None, state_dir: str | None, landing_dir: str | None, as_json: bool
+) -> None:
+    """Delete what the SQLite ledger no longer needs, older than --older-than.
+
+    \b
+    Deleted: decisions; ended runs whose result is published (their run key no longer
+    dedupes: keep more than any redelivery horizon, the platform's is 24 h); batch memberships
+    of those runs; rate and daily limit places; generation marks not raised since.
+    Kept: runs still queued, claimed or running, unpublished results, active places.
+    Run it daily (cron, or a scheduler job). A Firestore ledger needs no pruning: its documents
+    carry `expire_at` and the deploy plan's TTL policies delete them
+    (KFP_TRIGGER_RETENTION_DAYS). The JSONL sinks rotate by themselves.
+    """
+    import time
+
+    from functions.adapters.sqlite_ledger import SqliteLedger
+    from functions.service.results import iso
+
+    ledger = common.ledger(common.settings(routes, state_dir, landing_dir))
+    if not isinstance(ledger, SqliteLedger):
+        message = "a Firestore ledger expires by its TTL policies (KFP_TRIGGER_RETENTION_DAYS): nothing to do"
+        if as_json:
+            common.emit({"before": None, "pruned": {}, "note": message})
+        else:
+            click.echo(message)
+        return
+    before = time.time() - older_than
+    pruned = ledger.prune(before)
+    if as_json:
+        common.emit({"before": iso(before), "pruned": pruned})
+        return
+    click.echo(f"pruned what is older than {iso(before)}:")
+    for table, rows in pruned.items():
+        click.echo(f"  {table:<14} {rows:>9,} row(s)")

@@ -88,7 +88,9 @@ def gather(services: Services, event: TriggerEvent, routing: Routing) -> Facts:
     if routing.requests and isinstance(event, ObjectFinalized):
         if event.generation:
             # An atomic max, so concurrent deliveries of two generations agree on the newest.
-            mark = services.quotas.raise_mark(f"{event.bucket}/{event.name}", event.generation)
+            mark = services.quotas.raise_mark(
+                f"{event.bucket}/{event.name}", event.generation, services.clock()
+            )
         if any(request.manifest for request in routing.requests):
             batch = batch_of(services.objects, event)
     return Facts(services.clock(), services.secrets, mark, batch)

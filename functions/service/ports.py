@@ -139,8 +139,9 @@ class Quotas(Protocol):
 
     def set_flag(self, name: str, on: bool) -> None: ...
 
-    def raise_mark(self, key: str, value: int) -> int:
-        """Raise the high-water mark `key` to at least `value`; the mark after (≥ value)."""
+    def raise_mark(self, key: str, value: int, now: float) -> int:
+        """Raise the high-water mark `key` to at least `value`; the mark after (≥ value). `now`
+        stamps it (retention: a mark not raised for a while can go)."""
         ...
 
     def mark(self, key: str) -> int:

@@ -74,7 +74,7 @@ def strike(services: Services, run: NewRun, reason: str) -> str:
     """Count one permanent failure to act on `run`; at MAX_STRIKES, finish it FAILED with the
     reason and publish its result. What happened, for the pass's report."""
     key = f"{STRIKES}{run.run_key}"
-    count = services.quotas.raise_mark(key, services.quotas.mark(key) + 1)
+    count = services.quotas.raise_mark(key, services.quotas.mark(key) + 1, services.clock())
     if count < MAX_STRIKES:
         return f"{reason} (strike {count} of {MAX_STRIKES}; tried again next pass)"
     error = f"gave up after {count} failed attempts: {reason}"

@@ -57,7 +57,7 @@ def test_flags_and_high_water_marks(ledger: Ledger) -> None:
     assert ledger.flag("paused")
     ledger.set_flag("paused", False)
     assert not ledger.flag("paused")
-    assert ledger.raise_mark("b/o", 5) == 5
-    assert ledger.raise_mark("b/o", 3) == 5, "an older generation does not lower the mark"
-    assert ledger.raise_mark("b/o", 7) == 7
-    assert ledger.raise_mark("b/other", 1) == 1
+    assert ledger.raise_mark("b/o", 5, 0.0) == 5
+    assert ledger.raise_mark("b/o", 3, 0.0) == 5, "an older generation does not lower the mark"
+    assert ledger.raise_mark("b/o", 7, 0.0) == 7
+    assert ledger.raise_mark("b/other", 1, 0.0) == 1

@@ -132,7 +132,7 @@ def test_simulate_with_the_ledger_decides_as_the_service_would_now(tmp_path: Pat
     ledger = SqliteLedger(tmp_path / "ledger.sqlite3")
     assert simulate("new.csv") == {"verdict": "run", "reason": "", "unchecked": []}
     assert str(simulate("old.csv", age=7200)["reason"]).endswith("s old, older than max_age 3600 s")
-    ledger.raise_mark("files/seen.csv", 9)
+    ledger.raise_mark("files/seen.csv", 9, time.time())
     assert simulate("seen.csv", generation=5)["reason"] == (
         "generation 5 is older than generation 9, seen already"
     )

@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 from google.auth import _helpers, credentials
@@ -90,8 +91,17 @@ class RecordingSink:
 
     def publish(self, document: Mapping[str, object]) -> None:
         if document.get("type") == RESULT_TYPE:
-            jsonschema.validate(document["data"], result_schema_file())
+            result_validator().validate(document["data"])
         self.published.append(document)
+
+
+@functools.cache
+def result_validator() -> Any:
+    """The committed schema's validator, its schema checked once (not on every result)."""
+    schema = result_schema_file()
+    validator = jsonschema.validators.validator_for(schema)
+    validator.check_schema(schema)
+    return validator(schema)
 
 
 @functools.cache
@@ -300,7 +310,7 @@ class FakeQuotas:
     def set_flag(self, name: str, on: bool) -> None:
         self.flags[name] = on
 
-    def raise_mark(self, key: str, value: int) -> int:
+    def raise_mark(self, key: str, value: int, now: float) -> int:
         self.marks[key] = max(self.marks.get(key, value), value)
         return self.marks[key]
 

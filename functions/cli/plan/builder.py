@@ -43,6 +43,7 @@ from typing import Any
 
 from events.pubsub import SCHEDULES_TOPIC
 from events.routes import RoutesConfig, Rule
+from functions.adapters.firestore_ledger import EXPIRE_AT, TTL_COLLECTIONS
 from functions.cli.plan.model import (
     MAX_DELIVERY_ATTEMPTS,
     PREFIX,
@@ -55,6 +56,7 @@ from functions.cli.plan.model import (
 )
 from functions.settings import Settings
 
+LEDGER_COLLECTION = f"{PREFIX}-runs"
 PIPELINE_ROOT = "gs://pipeline-root/placeholder"  # stands for the deployer's pipeline root
 
 
@@ -175,7 +177,7 @@ class Builder:
             "location_id": self.region,
             "type": "FIRESTORE_NATIVE",
         }
-        self.add(
+        database = self.add(
             Resource(
                 "google_firestore_database",
                 "ledger",
@@ -186,6 +188,29 @@ class Builder:
                 self.cmd("firestore databases describe", "--database=(default)"),
             )
         )
+        # TTL policies: Firestore deletes what the ledger marked `expire_at` (KFP_TRIGGER_RETENTION_DAYS).
+        for suffix in TTL_COLLECTIONS:
+            collection = f"{LEDGER_COLLECTION}{suffix}"
+            ttl = {
+                "project": self.project,
+                "database": database.ref("name"),
+                "collection": collection,
+                "field": EXPIRE_AT,
+            }
+            self.add(
+                Resource(
+                    "google_firestore_field",
+                    slug(f"ttl-{collection}"),
+                    ttl | {"ttl_config": Block({})},
+                    self.cmd(
+                        "firestore fields ttls update {field}",
+                        f"--collection-group={collection}",
+                        "--enable-ttl",
+                        "--async",
+                        field=EXPIRE_AT,
+                    ),
+                )
+            )
 
     def topic(
         self, name: str, topic_id: str, extra: Mapping[str, Any] | None = None, flags: Sequence[str] = ()
@@ -315,7 +340,7 @@ class Builder:
         topics = f"pubsub://projects/{self.project}/topics"
         values: dict[str, Any] = {
             "state_dir": Path("/tmp/kfp-trigger"),
-            "ledger": f"firestore://{self.project}/{PREFIX}-runs",
+            "ledger": f"firestore://{self.project}/{LEDGER_COLLECTION}",
             "results": f"{topics}/{PREFIX}-results",
             "quarantine": f"{topics}/{PREFIX}-quarantine",
             "completion_topic": f"{topics}/{PREFIX}-completions",
