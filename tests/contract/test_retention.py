@@ -158,3 +158,16 @@ def test_jsonl_sinks_keep_only_the_newest_rotated_files(tmp_path: Path) -> None:
     ]
     newest = [json.loads(line)["n"] for line in (tmp_path / "quarantine.jsonl").read_text().splitlines()]
     assert newest[-1] == 99
+
+
+@pytest.mark.slow  # four simulated days through handle_event (a few seconds)
+def test_a_ledger_pruned_daily_stays_the_same_size_day_after_day() -> None:
+    """bench/retention.py at a small size: what it prints for 30 days of 10,000 events."""
+    from bench.retention import simulate
+
+    second, fourth = simulate(days=4, per_day=500, keep=DAY, report=[2, 4])
+    assert {k: v for k, v in second.items() if k not in ("day", "bytes")} == {
+        k: v for k, v in fourth.items() if k not in ("day", "bytes")
+    }
+    assert second["runs"] == 350, "one day of runs is kept"
+    assert fourth["bytes"] <= 1.1 * second["bytes"]
