@@ -3,7 +3,9 @@
     KfpTriggerError
      ├── PermanentError   retrying cannot help: answer 2xx and record why (quarantine, FAILED run)
      │    ├── BadEvent     an event that cannot be decoded or does not fit its declared type
-     │    └── RoutesError  routes.yaml does not validate; carries every problem found
+     │    ├── RoutesError  routes.yaml does not validate; carries every problem found
+     │    └── Gone         what a recorded run needs is no more: the engine does not know the run
+     │                     (404), or its route or backend was removed from routes.yaml
      └── TransientError   a dependency is unavailable: answer non-2xx so the platform retries
 
 Errors carry identifiers (route, event id, field path), never raw payloads.
@@ -22,6 +24,12 @@ class PermanentError(KfpTriggerError):
 
 class TransientError(KfpTriggerError):
     """A dependency failed in a way that may pass on retry."""
+
+
+class Gone(PermanentError):
+    """A recorded run cannot be acted on, ever: the engine answers that it does not know it, or
+    routes.yaml no longer has its route or backend. (A refused credential is not this: it is a
+    PermanentError that a fixed configuration cures.)"""
 
 
 class BadEvent(PermanentError):

@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from events.errors import PermanentError, TransientError
+from events.errors import Gone, PermanentError, TransientError
 from pipelines.backend import RunState, RunStatus, Submission
 from pipelines.parameters import filled
 
@@ -49,6 +49,8 @@ def mapped(action: str) -> Iterator[None]:
         yield
     except (exceptions.ServerError, exceptions.TooManyRequests, exceptions.RetryError) as exc:
         raise TransientError(f"Vertex {action}: {type(exc).__name__}") from exc
+    except exceptions.NotFound as exc:
+        raise Gone(f"Vertex {action}: NotFound: {exc.message}") from exc
     except exceptions.GoogleAPICallError as exc:
         raise PermanentError(f"Vertex {action}: {type(exc).__name__}: {exc.message}") from exc
     except (requests.RequestException, OSError) as exc:

@@ -18,9 +18,9 @@ def reconcile(routes: str | None, state_dir: str | None, landing_dir: str | None
 
     The same work as the `reconcile` function target (which Cloud Scheduler calls). Runs
     submitted less than KFP_TRIGGER_RECONCILE_GRACE_SECONDS ago are left alone. A run that
-    cannot be acted on (its status lookup fails, its route was removed) is skipped and listed
-    with the reason; after 3 passes that fail the same way it is recorded FAILED. Safe to run
-    while the service runs, and concurrently with itself.
+    cannot be acted on is skipped and listed with the reason; one whose engine does not know it
+    (404) or whose route or backend was removed from routes.yaml is recorded FAILED after 3
+    passes. Safe to run while the service runs, and concurrently with itself.
     """
     from functions.service import completion
 

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from functools import partial
 
-from events.errors import PermanentError, TransientError
+from events.errors import Gone, PermanentError, TransientError
 from events.routes import Rule
 from functions.logs import fields, labelled
 from functions.service import crashpoints, limits
@@ -51,23 +51,32 @@ class Pass:
 @contextmanager
 def isolated(services: Services, run: NewRun, report: Pass, action: str) -> Iterator[None]:
     """Act on one run of a pass, logged under the run's own event id: whatever goes wrong stays
-    with that run and the pass goes on. A transient failure leaves the run for the next pass; any
-    other failure is a strike, and after MAX_STRIKES the run is recorded FAILED with the reason
-    (`strike`), so one poison run cannot hold up every pass (or every completion notice)."""
+    with that run, is reported, and the pass goes on, so one poison run cannot hold up every pass
+    (or every completion notice).
+
+    When what the run needs is `Gone` (the engine does not know it; its route or backend was
+    removed) that is a strike, and after MAX_STRIKES the run is recorded FAILED with the reason
+    (`strike`). Anything else — an engine that is down, a refused credential, a bug — leaves the
+    run as it is for the next pass: the engine stays the authority on how a run it knows ends.
+    """
     with labelled(event_id=run.event_id, run_key=run.run_key):
         try:
             yield
-        except TransientError as exc:
-            log.warning("run left for the next pass", extra=fields(action=action, reason=str(exc)))
-            report.skipped.append({"run_key": run.run_key, "reason": f"{action}: {exc}"})
-        except Exception as exc:  # isolation is the point: the pass must go on
-            log.exception("run skipped this pass", extra=fields(action=action))
-            reason = f"{action}: {str(exc) or type(exc).__name__}"
+        except Gone as exc:
+            log.warning("run skipped this pass", extra=fields(action=action, reason=str(exc)))
+            reason = f"{action}: {exc}"
             try:
                 reason = strike(services, run, reason)
             except Exception:  # e.g. the ledger is down too: the next pass counts it
                 log.exception("strike not recorded", extra=fields(action=action))
             report.skipped.append({"run_key": run.run_key, "reason": reason})
+        except TransientError as exc:
+            log.warning("run left for the next pass", extra=fields(action=action, reason=str(exc)))
+            report.skipped.append({"run_key": run.run_key, "reason": f"{action}: {exc} (next pass)"})
+        except Exception as exc:  # isolation is the point: the pass must go on
+            log.exception("run left for the next pass", extra=fields(action=action))
+            detail = str(exc) or type(exc).__name__
+            report.skipped.append({"run_key": run.run_key, "reason": f"{action}: {detail} (next pass)"})
 
 
 def strike(services: Services, run: NewRun, reason: str) -> str:
@@ -88,11 +97,11 @@ def backend_of(services: Services, run: NewRun) -> Backend:
     """The backend a recorded run was submitted to.
 
     Raises:
-        PermanentError: that backend is not configured any more (routes.yaml changed).
+        Gone: that backend is not configured any more (routes.yaml changed).
     """
     backend = services.backends.get(run.backend)
     if backend is None:
-        raise PermanentError(f"backend {run.backend!r} of run {run.run_key!r} is not configured any more")
+        raise Gone(f"backend {run.backend!r} of run {run.run_key!r} is not configured any more")
     return backend
 
 
@@ -219,11 +228,11 @@ def rule_of(services: Services, run: NewRun) -> Rule:
     """The route a recorded run belongs to.
 
     Raises:
-        PermanentError: routes.yaml no longer has that route.
+        Gone: routes.yaml no longer has that route.
     """
     rule = services.router.by_name.get(run.route)
     if rule is None:
-        raise PermanentError(f"route {run.route!r} of run {run.run_key!r} is not in routes.yaml any more")
+        raise Gone(f"route {run.route!r} of run {run.run_key!r} is not in routes.yaml any more")
     return rule
 
 

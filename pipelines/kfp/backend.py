@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 from urllib.parse import quote
 
-from events.errors import PermanentError, TransientError
+from events.errors import Gone, PermanentError, TransientError
 from pipelines.backend import CompiledPipeline, RunState, RunStatus, Submission
 from pipelines.parameters import filled
 
@@ -51,6 +51,8 @@ def mapped(action: str) -> Iterator[None]:
     except kfp_server_api.ApiException as exc:
         if exc.status is None or exc.status >= 500 or exc.status == 429:
             raise TransientError(f"KFP {action}: HTTP {exc.status}") from exc
+        if exc.status == 404:
+            raise Gone(f"KFP {action}: HTTP 404: {str(exc.body)[:300]}") from exc
         raise PermanentError(f"KFP {action}: HTTP {exc.status}: {str(exc.body)[:300]}") from exc
     except (urllib3.exceptions.HTTPError, OSError) as exc:
         raise TransientError(f"KFP {action}: {type(exc).__name__}") from exc

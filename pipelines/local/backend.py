@@ -23,7 +23,7 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
-from events.errors import PermanentError, TransientError
+from events.errors import Gone, TransientError
 from pipelines.backend import RunState, RunStatus, Submission
 from pipelines.parameters import COMPLETION_TOPIC_PARAMETER, filled
 
@@ -111,12 +111,12 @@ class LocalBackend:
         """The run's state from its folder.
 
         Raises:
-            PermanentError: no such run (its folder was never made or was deleted), as the
+            Gone: no such run (its folder was never made or was deleted), as the
                 engines answer 404: `submit` makes the folder before it returns the id.
         """
         folder = self.runs_dir / run_id
         if not (folder / "request.json").exists():
-            raise PermanentError(f"local run {run_id!r} not found in {self.runs_dir}")
+            raise Gone(f"local run {run_id!r} not found in {self.runs_dir}")
         status_file = folder / "status.json"
         if status_file.exists():
             raw = json.loads(status_file.read_text())

@@ -212,8 +212,8 @@ def test_reconcile_finishes_a_run_whose_notice_was_lost(tmp_path: Path) -> None:
         if result["finished"]:
             break
         time.sleep(1)
-    assert result == {"finished": 1}
-    assert json.loads(run("reconcile", "--json", env=env).stdout) == {"finished": 0}
+    assert result == {"finished": 1, "skipped": []}
+    assert json.loads(run("reconcile", "--json", env=env).stdout) == {"finished": 0, "skipped": []}
     (line,) = (tmp_path / "results.jsonl").read_text().splitlines()
     assert json.loads(line)["data"]["state"] == "SUCCEEDED"
 
@@ -257,7 +257,7 @@ def test_pause_holds_submissions_and_resume_starts_them(tmp_path: Path) -> None:
     again = run("cancel", queued[0]["run_key"], env=env_for(tmp_path))
     assert (again.returncode, "has ended already: CANCELED" in again.stderr) == (1, True)
     resumed = run("resume", "--json", env=env_for(tmp_path))
-    assert json.loads(resumed.stdout) == {"paused": False, "started": 1}, resumed.stderr
+    assert json.loads(resumed.stdout) == {"paused": False, "started": 1, "skipped": []}, resumed.stderr
     assert len(list((tmp_path / "runs").iterdir())) == 1
 
 

@@ -65,7 +65,7 @@ def test_a_landed_batch_runs_once_and_its_result_reaches_pubsub(cloud: dict[str,
 
     early = requests.post(cloud["events_url"], data=body, headers=headers, timeout=30)
     assert early.status_code == 503, "the parts have not landed: no run, and Eventarc will redeliver"
-    assert "3 of 3 objects missing" in early.text
+    assert "missing or empty: 3 of 3 objects" in early.text
 
     for part, text in PARTS.items():
         bucket.blob(f"batches/wave-3/{part}").upload_from_string(text)

@@ -20,7 +20,7 @@ from typing import Any
 import jsonschema
 from google.auth import _helpers, credentials
 
-from events.errors import PermanentError
+from events.errors import Gone
 from functions.service.records import (
     Claim,
     ClaimOutcome,
@@ -40,7 +40,7 @@ class RecordingBackend:
 
     `fail_with` is raised by the next submit (then cleared); `succeed_but_raise` records the
     submission and *then* raises, as when a response is lost after the run was created. Runs in
-    `lost` were deleted on the engine: looking them up fails as KFP's 404 does (a PermanentError,
+    `lost` were deleted on the engine: looking them up fails as KFP's 404 does (`Gone`,
     pipelines/kfp/backend.py `mapped`).
     """
 
@@ -66,7 +66,7 @@ class RecordingBackend:
 
     def status(self, run_id: str) -> RunStatus:
         if run_id in self.lost:
-            raise PermanentError(f"KFP get run: HTTP 404: run {run_id} not found")
+            raise Gone(f"KFP get run: HTTP 404: run {run_id} not found")
         state = self.states[run_id]
         metrics = self.metrics if state is RunState.SUCCEEDED else {}
         outputs = self.outputs or {"model": f"mem://{run_id}/model"}

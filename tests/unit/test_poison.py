@@ -145,3 +145,26 @@ def test_a_queued_run_started_by_another_runs_end_is_logged_under_its_own_event(
     }
     assert by_run[(run_key("second.csv"), "run")] == "e-second"
     assert by_run[(run_key("first.csv"), "completed")] == "e-first", "and the notice's own lines stay its own"
+
+
+def test_a_refused_credential_never_fails_a_run_the_engine_still_runs(
+    services: Services, backend: RecordingBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only a run that is gone earns strikes: a 403 is cured by fixing the credential, and the
+    engine stays the authority on how a run it knows ends."""
+    from events.errors import PermanentError
+
+    deliver(services, "running.csv", "e-running")
+
+    def refused(run_id: str) -> None:
+        raise PermanentError("KFP get run: HTTP 403: permission denied")
+
+    monkeypatch.setattr(backend, "status", refused)
+    for _ in range(5):
+        (skipped,) = completion.reconcile(services).skipped
+        assert (
+            skipped["reason"] == "looking up its status: KFP get run: HTTP 403: permission denied (next pass)"
+        )
+    run = services.store.get(run_key("running.csv"))
+    assert run is not None
+    assert run.state is RunState.SUBMITTED
