@@ -1,7 +1,8 @@
 """`kfp-trigger`: check routes, simulate events, run the embedded stack, inspect and operate runs.
 
-Laptop and operator tooling: none of `functions/cli/` ships in the function's source (the
-deploy plan excludes it). Each command group lives in its own module; this one assembles them.
+Laptop and operator tooling: none of `functions/cli/` ships in the function's source
+(`kfp-trigger deploy source` leaves it out). Each command group lives in its own module; this
+one assembles them.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ Quick start:
   kfp-trigger cancel RUN_KEY                stop a queued or running run
   kfp-trigger pause / resume                hold every submission in the queue / start them
   kfp-trigger prune --older-than 30d        delete old decisions and finished runs (SQLite)
-  kfp-trigger deploy plan --project P --region R   Terraform for everything routes.yaml needs
+  kfp-trigger deploy plan --project P --region R   the Terraform module's inputs (deploy/terraform)
 """
 
 

@@ -169,7 +169,7 @@ def prune(
     of those runs; rate and daily limit places; generation marks not raised since.
     Kept: runs still queued, claimed or running, unpublished results, active places.
     Run it daily (cron, or a scheduler job). A Firestore ledger needs no pruning: its documents
-    carry `expire_at` and the deploy plan's TTL policies delete them
+    carry `expire_at` and the Terraform module's TTL policies delete them
     (KFP_TRIGGER_RETENTION_DAYS). The JSONL sinks rotate by themselves.
     """
     import time

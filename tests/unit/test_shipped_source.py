@@ -1,42 +1,46 @@
-"""What ships in the function's source: everything but `NOT_SHIPPED` (laptop tools, tests, deploy
-code generation, local state). The deploy plan's archive and `.gcloudignore` list the same, and
-every module that ships imports without the ones that do not."""
+"""What ships in the functions' source: `kfp-trigger deploy source`'s archive holds the packages
+the functions import (without the CLI), main.py, routes.yaml and the hashed requirements.txt,
+nothing else; it is the same bytes for the same files; and every module in it imports alone."""
 
 from __future__ import annotations
 
-import shutil
+import io
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
-from functions.cli.plan.model import NOT_SHIPPED
+from functions.cli.tfvars import source_archive
 from tests.support import ROOT
 
-
-def shipped_files() -> list[str]:
-    tracked = subprocess.run(
-        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
-    ).stdout.split()
-    return [
-        name
-        for name in tracked
-        if not any(name == part or name.startswith(f"{part}/") for part in NOT_SHIPPED)
-    ]
+EXAMPLE = ROOT / "deploy" / "routes.example.yaml"
 
 
-def test_gcloudignore_lists_what_the_plan_leaves_out() -> None:
-    lines = (ROOT / ".gcloudignore").read_text().splitlines()
-    entries = [line for line in lines if line and not line.startswith("#")]
-    assert set(entries) - {".gcloudignore"} == set(NOT_SHIPPED)
+def archive_names() -> list[str]:
+    with zipfile.ZipFile(io.BytesIO(source_archive(ROOT, EXAMPLE))) as archive:
+        return archive.namelist()
+
+
+def test_the_source_archive_holds_the_package_and_requirements_only() -> None:
+    names = archive_names()
+    assert {"main.py", "requirements.txt", "routes.yaml"} <= set(names)
+    assert {name.split("/", 1)[0] for name in names} == {
+        "main.py",
+        "requirements.txt",
+        "routes.yaml",
+        "events",
+        "functions",
+        "pipelines",
+    }
+    assert not [name for name in names if name.startswith("functions/cli/") or "__pycache__" in name]
+    assert all(name.endswith((".py", ".yaml", ".txt")) for name in names)
+    assert source_archive(ROOT, EXAMPLE) == source_archive(ROOT, EXAMPLE), "same files, same bytes"
 
 
 def test_every_shipped_module_imports_without_the_tools(tmp_path: Path) -> None:
-    files = shipped_files()
-    assert "main.py" in files
-    assert not [name for name in files if name.startswith(("functions/cli/", "tests/", "bench/"))]
-    for name in files:
-        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / name, tmp_path / name)
+    with zipfile.ZipFile(io.BytesIO(source_archive(ROOT, EXAMPLE))) as archive:
+        archive.extractall(tmp_path)
+        files = archive.namelist()
     modules = sorted(
         name.removesuffix(".py").removesuffix("/__init__").replace("/", ".")
         for name in files

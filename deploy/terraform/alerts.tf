@@ -1,0 +1,47 @@
+# Alerts: messages in the dead-letter topic, and claims the reconciler found past their lease
+# (a log-based metric on its "claim past its lease" lines, functions/service/completion.py).
+
+resource "google_logging_metric" "stale_claims" {
+  project = var.project
+  name    = "${var.prefix}/stale-claims"
+  filter  = "resource.type = \"cloud_run_revision\" AND jsonPayload.message = \"claim past its lease\""
+  metric_descriptor {
+    metric_kind = "DELTA"
+    value_type  = "INT64"
+  }
+  depends_on = [google_project_service.this]
+}
+
+locals {
+  alerts = {
+    dead_letters = {
+      title  = "kfp-trigger: messages in the dead-letter topic"
+      filter = "resource.type = \"pubsub_subscription\" AND resource.labels.subscription_id = \"${google_pubsub_subscription.hold["dead-letter"].name}\" AND metric.type = \"pubsub.googleapis.com/subscription/num_undelivered_messages\""
+    }
+    stale_claims = {
+      title  = "kfp-trigger: claims stuck past their lease"
+      filter = "resource.type = \"cloud_run_revision\" AND metric.type = \"logging.googleapis.com/user/${google_logging_metric.stale_claims.name}\""
+    }
+  }
+}
+
+resource "google_monitoring_alert_policy" "this" {
+  for_each              = local.alerts
+  project               = var.project
+  display_name          = each.value.title
+  combiner              = "OR"
+  notification_channels = var.notification_channels
+  conditions {
+    display_name = each.value.title
+    condition_threshold {
+      filter          = each.value.filter
+      comparison      = "COMPARISON_GT"
+      threshold_value = 0
+      duration        = "0s"
+      aggregations {
+        alignment_period   = "300s"
+        per_series_aligner = "ALIGN_MAX"
+      }
+    }
+  }
+}

@@ -1,0 +1,103 @@
+# Topics and subscriptions. Undeliverable messages end in the dead-letter topic (alerted on);
+# quarantined events in the quarantine topic; results in the results topic, read by the product.
+
+locals {
+  subscription_defaults = {
+    ack_deadline_seconds       = 60
+    message_retention_duration = "604800s"
+  }
+  max_delivery_attempts = 10
+}
+
+resource "google_pubsub_topic" "service" {
+  for_each   = toset(concat(["dead-letter", "quarantine", "results", "completions"]))
+  project    = var.project
+  name       = "${var.prefix}-${each.key}"
+  depends_on = [google_project_service.this]
+}
+
+resource "google_pubsub_topic" "schedules" {
+  count      = length(var.schedules) > 0 ? 1 : 0
+  project    = var.project
+  name       = var.schedules_topic
+  depends_on = [google_project_service.this]
+}
+
+resource "google_pubsub_schema" "product" {
+  count      = length(var.product_topics) > 0 ? 1 : 0
+  project    = var.project
+  name       = "${var.prefix}-product-message"
+  type       = "AVRO"
+  definition = var.product_schema
+  depends_on = [google_project_service.this]
+}
+
+resource "google_pubsub_topic" "product" {
+  for_each = toset(var.product_topics)
+  project  = var.project
+  name     = each.key
+  schema_settings {
+    schema   = google_pubsub_schema.product[0].id
+    encoding = "JSON"
+  }
+}
+
+resource "google_pubsub_subscription" "hold" {
+  for_each                   = toset(["dead-letter", "quarantine"]) # kept for people to inspect
+  project                    = var.project
+  name                       = "${var.prefix}-${each.key}-hold"
+  topic                      = google_pubsub_topic.service[each.key].id
+  ack_deadline_seconds       = local.subscription_defaults.ack_deadline_seconds
+  message_retention_duration = local.subscription_defaults.message_retention_duration
+  retry_policy {
+    minimum_backoff = "10s"
+    maximum_backoff = "600s"
+  }
+}
+
+resource "google_pubsub_subscription" "results_product" {
+  project                    = var.project
+  name                       = "${var.prefix}-results-product"
+  topic                      = google_pubsub_topic.service["results"].id
+  ack_deadline_seconds       = local.subscription_defaults.ack_deadline_seconds
+  message_retention_duration = local.subscription_defaults.message_retention_duration
+  retry_policy {
+    minimum_backoff = "10s"
+    maximum_backoff = "600s"
+  }
+  dead_letter_policy {
+    dead_letter_topic     = google_pubsub_topic.service["dead-letter"].id
+    max_delivery_attempts = local.max_delivery_attempts
+  }
+}
+
+# Pub/Sub's own agent moves undeliverable messages: publisher on the dead-letter topic and
+# subscriber on the subscription that dead-letters (it needs both).
+resource "google_pubsub_topic_iam_member" "dead_letter_agent" {
+  project = var.project
+  topic   = google_pubsub_topic.service["dead-letter"].name
+  role    = "roles/pubsub.publisher"
+  member  = local.pubsub_agent
+}
+
+resource "google_pubsub_subscription_iam_member" "results_agent" {
+  project      = var.project
+  subscription = google_pubsub_subscription.results_product.name
+  role         = "roles/pubsub.subscriber"
+  member       = local.pubsub_agent
+}
+
+resource "google_pubsub_topic_iam_member" "runtime_publishes" {
+  for_each = toset(["results", "quarantine"])
+  project  = var.project
+  topic    = google_pubsub_topic.service[each.key].name
+  role     = "roles/pubsub.publisher"
+  member   = local.member["runtime"]
+}
+
+resource "google_pubsub_topic_iam_member" "pipelines_notify" {
+  project = var.project
+  topic   = google_pubsub_topic.service["completions"].name
+  role    = "roles/pubsub.publisher"
+  member  = local.member["pipelines"]
+}

@@ -1,0 +1,150 @@
+# Inputs. `kfp-trigger deploy plan` writes the route-derived ones (buckets … backend_environment)
+# to routes.auto.tfvars.json from routes.yaml and the backend settings; the rest are yours.
+
+variable "project" {
+  description = "The Google Cloud project to deploy into."
+  type        = string
+}
+
+variable "region" {
+  description = "Where the functions, the reconciler's job and the schedules run, e.g. europe-west1."
+  type        = string
+}
+
+variable "prefix" {
+  description = "Prefix of every resource name (topics, functions, the ledger's collections)."
+  type        = string
+  default     = "kfp-trigger"
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{2,20}$", var.prefix))
+    error_message = "prefix: 3 to 21 lower-case letters, digits or dashes, starting with a letter."
+  }
+}
+
+variable "function_source" {
+  description = "The functions' source archive, written by `kfp-trigger deploy source` (the package, routes.yaml and a hashed requirements.txt, nothing else)."
+  type        = string
+}
+
+variable "buckets" {
+  description = "Buckets that storage routes watch. Each gets a storage trigger in the bucket's own location."
+  type        = list(string)
+  default     = []
+}
+
+variable "bigquery_datasets" {
+  description = "Datasets that bigquery routes watch, by \"project.dataset\". Their location decides the audit-log trigger's: a multi-region (US, EU) only reaches a global trigger."
+  type = map(object({
+    project = string
+    dataset = string
+  }))
+  default = {}
+}
+
+variable "product_topics" {
+  description = "Topics the product publishes to (pubsub routes), created here with the product message schema."
+  type        = list(string)
+  default     = []
+}
+
+variable "product_schema" {
+  description = "The Avro schema (JSON) of product messages: event_id and the data fields routes test."
+  type        = string
+  default     = ""
+}
+
+variable "results_routes" {
+  description = "Whether some route listens to the results topic (chained pipelines): the results topic then also triggers handle_event."
+  type        = bool
+  default     = false
+}
+
+variable "schedules" {
+  description = "Cloud Scheduler jobs of the schedule routes, by job name."
+  type = map(object({
+    cron      = string
+    time_zone = string
+  }))
+  default = {}
+  validation {
+    condition     = alltrue([for job in keys(var.schedules) : can(regex("^[A-Za-z0-9_-]{1,500}$", job))])
+    error_message = "schedules: a Cloud Scheduler job name is letters, digits, underscores and dashes."
+  }
+}
+
+variable "vertex" {
+  description = "Whether some pipeline runs on Vertex AI Pipelines (enables the API, lets the functions act as the pipeline runner)."
+  type        = bool
+  default     = false
+}
+
+variable "vertex_pipeline_root" {
+  description = "With Vertex pipelines: the gs:// root where runs write their outputs."
+  type        = string
+  default     = ""
+  validation {
+    condition     = !var.vertex || startswith(var.vertex_pipeline_root, "gs://")
+    error_message = "vertex_pipeline_root: a gs:// URI is required when a pipeline runs on Vertex AI."
+  }
+}
+
+variable "backend_environment" {
+  description = "The backends' settings (KFP_TRIGGER_KFP_HOST, _KFP_NAMESPACE, _KFP_CLIENT_ID, _VERTEX_LOCATION, …), from `kfp-trigger deploy plan`."
+  type        = map(string)
+  default     = {}
+  validation {
+    condition     = alltrue([for name in keys(var.backend_environment) : startswith(name, "KFP_TRIGGER_")])
+    error_message = "backend_environment: only KFP_TRIGGER_* variables."
+  }
+}
+
+variable "retention_days" {
+  description = "Ledger documents expire this many days after they are written (Firestore TTL)."
+  type        = number
+  default     = 30
+  validation {
+    condition     = var.retention_days >= 1
+    error_message = "retention_days: at least 1 (a run key must outlive the platform's 24 h of redeliveries)."
+  }
+}
+
+variable "notification_channels" {
+  description = "Cloud Monitoring notification channels (ids: projects/P/notificationChannels/N) the alerts notify."
+  type        = list(string)
+  default     = []
+}
+
+variable "aws_account_id" {
+  description = "With product topics: the AWS account the product runs in."
+  type        = string
+  default     = ""
+  validation {
+    condition     = length(var.product_topics) == 0 || can(regex("^[0-9]{12}$", var.aws_account_id))
+    error_message = "aws_account_id: the product's 12-digit AWS account is required when product topics exist."
+  }
+}
+
+variable "aws_role_arn" {
+  description = "With product topics: the one role the product publishes as, as it assumes it: arn:aws:sts::ACCOUNT:assumed-role/NAME."
+  type        = string
+  default     = ""
+  validation {
+    condition     = length(var.product_topics) == 0 || startswith(var.aws_role_arn, "arn:aws:sts::")
+    error_message = "aws_role_arn: arn:aws:sts::ACCOUNT:assumed-role/NAME is required when product topics exist."
+  }
+}
+
+variable "pipelines_workload_identity" {
+  description = "KFP on GKE: the Kubernetes service account (namespace and name) pipeline pods run as, allowed to act as kfpt-pipelines so their exit step can publish completion notices."
+  type = object({
+    namespace       = string
+    service_account = string
+  })
+  default = null
+}
+
+variable "schedules_topic" {
+  description = "The topic Cloud Scheduler jobs publish to; the service knows ticks by it (events/pubsub.py SCHEDULES_TOPIC)."
+  type        = string
+  default     = "kfp-trigger-schedules"
+}

@@ -1,1 +1,0 @@
-"""`kfp-trigger deploy plan`: every Google Cloud resource routes.yaml needs."""

@@ -1,0 +1,167 @@
+"""routes.yaml and the backend settings → the inputs of the Terraform module in deploy/terraform/
+(`kfp-trigger deploy plan` writes them as routes.auto.tfvars.json), and the functions' source
+archive (`kfp-trigger deploy source`).
+
+The module is written by hand; this only says what routes.yaml asks of it: which buckets,
+datasets, product topics and schedules to wire, whether a route listens to the results topic,
+the product message schema, and the backends' settings for the functions' environment.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from events.model import Source
+from events.pubsub import SCHEDULES_TOPIC
+from events.routes import RoutesConfig, Rule
+from functions.settings import Settings
+
+PREFIX = "kfp-trigger"
+RESULTS_TOPIC = f"{PREFIX}-results"
+# The backends' settings the functions need, by backend (the module adds the infrastructure's:
+# ledger, topics, storage, auth; and for Vertex the project, pipeline root and runner).
+BACKEND_SETTINGS = {
+    "kfp": ("kfp_host", "kfp_namespace", "kfp_client_id", "kfp_token_file", "backend_timeout_seconds"),
+    "vertex": ("vertex_location", "vertex_endpoint", "backend_timeout_seconds"),
+}
+REQUIRED = {"kfp": ("kfp_host",), "vertex": ()}
+# The function's source: these packages (their .py files), main.py, routes.yaml and the hashed
+# requirements.txt; nothing else (no tests, no CLI, no local state, no Terraform).
+PACKAGES = ("events", "functions", "pipelines")
+NOT_SHIPPED = ("functions/cli",)
+FIXED_TIME = (1980, 1, 1, 0, 0, 0)  # every entry's timestamp: the archive's hash is its content's
+
+
+class DeployError(ValueError):
+    """routes.yaml or the settings ask for what cannot be deployed; the message says what."""
+
+
+def backend_of(config: RoutesConfig, rule: Rule) -> str:
+    return rule.backend or config.pipelines[rule.pipeline].backend
+
+
+def tfvars(config: RoutesConfig, settings: Settings, project: str, region: str) -> dict[str, Any]:
+    """The module's route-derived inputs.
+
+    Raises:
+        DeployError: a route runs on `backend: local` (kfp.local cannot run inside a Cloud
+            Function), or a backend's required setting is missing.
+    """
+    rules = [rule for rule in config.rules if rule.enabled]
+    backends: dict[str, list[str]] = {}
+    for rule in rules:
+        backends.setdefault(backend_of(config, rule), []).append(rule.name)
+    if "local" in backends:
+        names = ", ".join(backends["local"])
+        raise DeployError(
+            f"routes {names} run on backend: local (kfp.local in a subprocess), which cannot run inside a "
+            "Cloud Function: give their pipelines backend: kfp or vertex to deploy"
+        )
+    environment: dict[str, str] = {}
+    given = settings.to_environment()
+    for backend in sorted(backends):
+        for name in REQUIRED[backend]:
+            if not getattr(settings, name):
+                raise DeployError(
+                    f"KFP_TRIGGER_{name.upper()} is required: routes {', '.join(backends[backend])} run on "
+                    f"backend: {backend}"
+                )
+        for name in BACKEND_SETTINGS[backend]:
+            variable = f"KFP_TRIGGER_{name.upper()}"
+            if variable in given:
+                environment[variable] = given[variable]
+    topics = sorted({rule.topic.rsplit("/", 1)[-1] for rule in rules if rule.source is Source.PUBSUB})
+    datasets = {_dataset(rule) for rule in rules if rule.source is Source.BIGQUERY}
+    product_topics = [topic for topic in topics if topic != RESULTS_TOPIC]
+    return {
+        "project": project,
+        "region": region,
+        "buckets": sorted({rule.index for rule in rules if rule.source is Source.STORAGE}),
+        "bigquery_datasets": {
+            name: dict(zip(("project", "dataset"), name.split("."), strict=True)) for name in sorted(datasets)
+        },
+        "product_topics": product_topics,
+        "product_schema": _json(product_schema(config)) if product_topics else "",
+        "results_routes": RESULTS_TOPIC in topics,
+        "schedules": {
+            rule.index: {"cron": rule.cron, "time_zone": rule.timezone}
+            for rule in rules
+            if rule.source is Source.SCHEDULE
+        },
+        "schedules_topic": SCHEDULES_TOPIC,
+        "vertex": "vertex" in backends,
+        "backend_environment": environment,
+    }
+
+
+def _dataset(rule: Rule) -> str:
+    """`project.dataset` of a bigquery route: literal, since its location decides the trigger's."""
+    text = rule.pattern.text if rule.pattern is not None else ""
+    name = ".".join(text.split(".")[:2])
+    if not name or any(mark in name for mark in "{*"):
+        raise DeployError(
+            f"routes[{rule.name}].when.bigquery.table: name the project and dataset literally to deploy "
+            "(the dataset's location decides where its audit-log trigger must be)"
+        )
+    return name
+
+
+def product_schema(config: RoutesConfig) -> dict[str, Any]:
+    """An Avro record for product messages: `event_id` (the dedupe key) and every top-level data
+    field a route tests, optional, of its condition's type."""
+    fields: dict[str, str] = {}
+    for rule in config.rules:
+        for path, values in rule.data.items():
+            kind = {bool: "boolean", int: "long", float: "double"}.get(type(values[0]), "string")
+            fields.setdefault(path.split(".", 1)[0], kind)
+    fields.pop("event_id", None)
+    record: list[dict[str, Any]] = [{"name": "event_id", "type": "string"}]
+    record += [
+        {"name": name, "type": ["null", kind], "default": None} for name, kind in sorted(fields.items())
+    ]
+    return {"type": "record", "name": "ProductMessage", "fields": record}
+
+
+def _json(value: object) -> str:
+    import json
+
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def source_files(root: Path, routes: Path) -> Iterator[tuple[str, bytes]]:
+    """(archive name, bytes) of everything the functions' source holds, sorted by name."""
+    entries: dict[str, bytes] = {
+        "main.py": (root / "main.py").read_bytes(),
+        "requirements.txt": (root / "requirements.txt").read_bytes(),
+        "routes.yaml": routes.read_bytes(),
+    }
+    for package in PACKAGES:
+        for path in (root / package).rglob("*.py"):
+            name = path.relative_to(root).as_posix()
+            if not any(name.startswith(f"{skipped}/") for skipped in NOT_SHIPPED):
+                entries[name] = path.read_bytes()
+    for package in PACKAGES:  # pipeline packages and other data the code reads at run time
+        for path in (root / package).rglob("*.yaml"):
+            entries[path.relative_to(root).as_posix()] = path.read_bytes()
+    yield from sorted(entries.items())
+
+
+def source_archive(root: Path, routes: Path) -> bytes:
+    """The functions' source as a zip whose bytes depend on the files' contents only."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in source_files(root, routes):
+            entry = zipfile.ZipInfo(name, FIXED_TIME)
+            entry.external_attr = 0o644 << 16
+            entry.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(entry, data)
+    return buffer.getvalue()
+
+
+def digest(data: bytes) -> str:
+    return hashlib.md5(data, usedforsecurity=False).hexdigest()

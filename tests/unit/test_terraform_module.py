@@ -1,0 +1,139 @@
+"""The Terraform module (deploy/terraform/) and its generated inputs.
+
+- the module is `terraform fmt` clean, every reference in it resolves, and every resource's
+  arguments and blocks, at any depth, exist in the google provider's published schema
+  (tests/support/terraform.py: the CDKTF bindings of provider 6.50); a misspelt one is caught;
+- `kfp-trigger deploy plan` writes the inputs for three route sets (KFP, Vertex, both with a
+  chained route on the results topic) exactly as the committed goldens, carries the backends'
+  settings into the functions' environment, and refuses `backend: local` naming the routes;
+- each input the plan writes is a variable the module declares, of a shape it accepts.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import hcl2
+import pytest
+
+from tests.support import ROOT, kfp_trigger
+from tests.support.terraform import declared, problems, references
+
+MODULE = ROOT / "deploy" / "terraform"
+SETS = ROOT / "tests" / "deploy"
+BACKEND_ENV = {
+    "KFP_TRIGGER_KFP_HOST": "https://1234-dot-europe-west1.pipelines.googleusercontent.com",
+    "KFP_TRIGGER_KFP_CLIENT_ID": "0123.apps.googleusercontent.com",
+    "KFP_TRIGGER_VERTEX_LOCATION": "europe-west4",
+}
+REGENERATE = (
+    "KFP_TRIGGER_KFP_HOST=… KFP_TRIGGER_KFP_CLIENT_ID=… KFP_TRIGGER_VERTEX_LOCATION=europe-west4 "
+    "kfp-trigger deploy plan --routes tests/deploy/SET.yaml --project acme-analytics "
+    "--region europe-west1 --out tests/deploy/SET.tfvars.json (values in this test)"
+)
+
+
+def module_text() -> str:
+    return "\n".join(path.read_text() for path in sorted(MODULE.glob("*.tf")))
+
+
+def test_the_module_is_formatted() -> None:
+    terraform = shutil.which("terraform")
+    assert terraform, "the terraform CLI is part of this machine's toolbox"
+    done = subprocess.run(
+        [terraform, "fmt", "-check", "-diff", "-recursive", str(MODULE)], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stdout
+
+
+def test_every_reference_in_the_module_resolves() -> None:
+    texts = [path.read_text() for path in sorted(MODULE.glob("*.tf"))]
+    used = set(references("\n".join(texts)))
+    assert {"var.project", "local.environment", "google_pubsub_topic.service"} <= used
+    assert used <= declared(texts), used - declared(texts)
+
+
+def test_every_argument_is_in_the_providers_schema() -> None:
+    assert problems(module_text()) == []
+
+
+def test_the_schema_check_catches_a_misspelt_argument_at_any_depth() -> None:
+    text = (
+        module_text()
+        .replace("per_series_aligner", "per_series_alligner")
+        .replace('account_id   = "kfpt-', 'acount_id    = "kfpt-')
+    )
+    assert sorted(problems(text)) == [
+        "google_monitoring_alert_policy.this.conditions.condition_threshold.aggregations: "
+        "unknown argument 'per_series_alligner'",
+        "google_service_account.this: unknown argument 'acount_id'",
+    ]
+    assert problems('resource "google_pubsub_topik" "x" {\n  name = "a"\n}\n') == [
+        "google_pubsub_topik.x: no such resource type"
+    ]
+
+
+def plan(routes: Path, *extra: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    command = kfp_trigger(
+        "deploy", "plan", "--routes", str(routes), "--project", "acme-analytics", "--region", "europe-west1"
+    )
+    return subprocess.run(
+        [*command, *extra], capture_output=True, text=True, cwd=ROOT, env=env, timeout=120, check=False
+    )
+
+
+@pytest.mark.parametrize("name", ["kfp", "vertex", "mixed"])
+def test_the_inputs_for_each_route_set_are_the_goldens(name: str, tmp_path: Path) -> None:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KFP_TRIGGER_")} | BACKEND_ENV
+    out = tmp_path / "routes.auto.tfvars.json"
+    done = plan(SETS / f"{name}.yaml", "--out", str(out), env=env)
+    assert done.returncode == 0, done.stderr
+    assert out.read_text() == (SETS / f"{name}.tfvars.json").read_text(), f"regenerate: {REGENERATE}"
+
+
+def test_the_backends_settings_reach_the_functions_environment() -> None:
+    kfp = json.loads((SETS / "kfp.tfvars.json").read_text())
+    assert kfp["backend_environment"] == {
+        "KFP_TRIGGER_KFP_CLIENT_ID": BACKEND_ENV["KFP_TRIGGER_KFP_CLIENT_ID"],
+        "KFP_TRIGGER_KFP_HOST": BACKEND_ENV["KFP_TRIGGER_KFP_HOST"],
+    }
+    functions = hcl2.loads((MODULE / "functions.tf").read_text())
+    (environment,) = [block["environment"] for block in functions["locals"] if "environment" in block]
+    assert "var.backend_environment" in str(environment), "the module passes them to every function"
+    mixed = json.loads((SETS / "mixed.tfvars.json").read_text())
+    assert mixed["results_routes"] is True, "a chained route"
+    assert "kfp-trigger-results" not in mixed["product_topics"], "the results topic is declared once"
+
+
+def test_backend_local_is_refused_naming_the_routes() -> None:
+    done = plan(ROOT / "deploy" / "routes.example.yaml", "--out", "-")
+    assert done.returncode == 1
+    assert (
+        "routes survey-responses-landed, survey-closed, survey-table-loaded, nightly-retrain" in done.stderr
+    )
+    assert "backend: local" in done.stderr
+
+
+def test_a_kfp_route_without_its_host_is_refused() -> None:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KFP_TRIGGER_")}
+    done = plan(SETS / "kfp.yaml", "--out", "-", env=env)
+    assert done.returncode == 1
+    assert "KFP_TRIGGER_KFP_HOST is required: routes responses-landed" in done.stderr
+
+
+def test_every_input_is_a_variable_of_the_module() -> None:
+    variables = {
+        name.strip('"'): body
+        for block in hcl2.loads((MODULE / "variables.tf").read_text())["variable"]
+        for name, body in block.items()
+    }
+    for name in ("kfp", "vertex", "mixed"):
+        inputs = json.loads((SETS / f"{name}.tfvars.json").read_text())
+        assert set(inputs) <= set(variables), set(inputs) - set(variables)
