@@ -34,7 +34,7 @@ ROUTES_OPTION = click.option(
     default="routes.yaml",
     show_default=True,
     envvar="KFP_TRIGGER_ROUTES",
-    type=click.Path(dir_okay=False),
+    type=click.Path(dir_okay=False, exists=True),
 )
 
 
@@ -96,12 +96,17 @@ def deploy_source(routes_path: str, out: str, listing: bool) -> None:
     uploaded object's name) changes, and the functions are rebuilt, only when code, routes or
     requirements do.
     """
+    from events.routes import load_routes
     from functions.cli.tfvars import digest, source_archive, source_files
 
     root = Path.cwd()
     routes = Path(routes_path)
     if not (root / "main.py").exists():
         raise click.ClickException("run it from the kfp-trigger checkout (no main.py here)")
+    try:
+        load_routes(routes.read_text(encoding="utf-8"))  # never ship routes the functions would refuse
+    except RoutesError as exc:
+        raise click.ClickException(str(exc)) from exc
     if listing:
         for name, data in source_files(root, routes):
             click.echo(f"{len(data):>9}  {name}")

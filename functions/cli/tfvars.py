@@ -26,8 +26,15 @@ RESULTS_TOPIC = f"{PREFIX}-results"
 # The backends' settings the functions need, by backend (the module adds the infrastructure's:
 # ledger, topics, storage, auth; and for Vertex the project, pipeline root and runner).
 BACKEND_SETTINGS = {
-    "kfp": ("kfp_host", "kfp_namespace", "kfp_client_id", "kfp_token_file", "backend_timeout_seconds"),
-    "vertex": ("vertex_location", "vertex_endpoint", "backend_timeout_seconds"),
+    "kfp": (
+        "kfp_host",
+        "kfp_namespace",
+        "kfp_client_id",
+        "kfp_token_file",
+        "backend_timeout_seconds",
+        "notify_image",
+    ),
+    "vertex": ("vertex_location", "vertex_endpoint", "backend_timeout_seconds", "notify_image"),
 }
 REQUIRED = {"kfp": ("kfp_host",), "vertex": ()}
 # The function's source: these packages (their .py files), main.py, routes.yaml and the hashed
