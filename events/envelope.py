@@ -53,6 +53,7 @@ LEGACY_TYPES: Mapping[str, tuple[str, str]] = {
 
 
 # A top-level-looking `"name": "string"` pair in the first bytes of a body too large to parse.
+PEEKED_BYTES = 64 * 1024
 PEEKED = re.compile(r'"(id|type|source|subject|time|messageId)"\s*:\s*"((?:[^"\\\x00-\x1f]|\\.){0,1024})"')
 
 
@@ -60,18 +61,22 @@ def peek(headers: Mapping[str, str], head: bytes) -> dict[str, str]:
     """The CloudEvent attributes of a request whose body is too large to parse, for its
     quarantine record: the `ce-` headers (binary mode), else what the first bytes of a
     structured body say (`id`, `type`, `source`, `subject`, `time`; a Pub/Sub push body's
-    `messageId` as the id), the first occurrence of each. Unverified, for people to read."""
+    `messageId` as the id), the first occurrence of each in its first PEEKED_BYTES. Unverified,
+    for people to read."""
     lower = {key.lower(): value for key, value in headers.items()}
     attributes = {key[3:]: value for key, value in lower.items() if key.startswith("ce-")}
     if attributes:
         return attributes
-    text = head.decode("utf-8", "replace")
-    for name, raw in PEEKED.findall(text):
-        key = "id" if name == "messageId" else name
-        try:
-            attributes.setdefault(key, str(json.loads(f'"{raw}"')))
-        except ValueError:
-            continue
+    text = head[:PEEKED_BYTES].decode("utf-8", "replace")
+    for match in PEEKED.finditer(text):
+        key = "id" if match[1] == "messageId" else match[1]
+        if key not in attributes:
+            try:
+                attributes[key] = str(json.loads(f'"{match[2]}"'))
+            except ValueError:
+                continue
+        if len(attributes) == 5:  # id, type, source, subject, time: the rest is the data's
+            break
     return attributes
 
 

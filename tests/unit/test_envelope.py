@@ -77,3 +77,30 @@ def test_error_messages_never_echo_the_request() -> None:
     with pytest.raises(EnvelopeError) as caught:
         parse_http({"authorization": secret, "content-type": "application/json"}, body)
     assert "secret" not in caught.value.message
+
+
+def test_peek_names_an_oversized_event_from_its_headers_or_its_first_bytes() -> None:
+    """What the quarantine record of a body too large to parse says of it (issue 14 item 7)."""
+    from events.envelope import peek
+
+    assert peek({"Ce-Id": "b-1", "ce-type": "t", "content-type": "x"}, b"{}") == {"id": "b-1", "type": "t"}
+    structured = b'{"specversion": "1.0", "id": "s-\\u00e9", "type": "t", "data": {"id": "inner"'
+    assert peek({}, structured) == {"id": "s-\u00e9", "type": "t"}, "the first occurrence wins"
+    push = b'{"message": {"data": "' + b"A" * 1000 + b'", "messageId": "m-1"'
+    assert peek({}, push) == {"id": "m-1"}
+    assert peek({}, b"\xff\xfe not json at all") == {}
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [(b'"id":"' + b"a" * 1030) * 500, b'"id":"a",' * 60000, (b'"id"' + b" " * 1000 + b"x") * 500],
+    ids=["unclosed values", "many keys", "spaced keys"],
+)
+def test_peek_reads_only_a_bounded_head_of_hostile_bodies(hostile: bytes) -> None:
+    """It runs on bodies an attacker sized: it reads at most PEEKED_BYTES (its pattern has no
+    nested repetition, so its time is linear in those; measured at about 10 ms on this machine)."""
+    from events.envelope import PEEKED_BYTES, peek
+
+    found = peek({}, hostile[: 512 * 1024])
+    assert set(found) <= {"id"}
+    assert PEEKED_BYTES == 64 * 1024
