@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import click
 
 from events.errors import BadEvent, RoutesError
+from events.routes import Rule
 from functions.cli import common
 from functions.cli.common import settings_options
 
@@ -46,14 +48,40 @@ def routes_check(path: str | None, as_json: bool) -> None:
                     click.echo(f"  {problem}", err=True)
             sys.exit(1)
     versions = {name: pipeline.version_name for name, pipeline in loaded.catalog.items()}
+    warnings = crowded(loaded.rules)
     if as_json:
+        routes = [r.name for r in loaded.rules]
         common.emit(
-            {"valid": True, "problems": [], "routes": [r.name for r in loaded.rules], "pipelines": versions}
+            {"valid": True, "problems": [], "warnings": warnings, "routes": routes, "pipelines": versions}
         )
         return
     click.echo(f"{target}: OK — {len(loaded.rules)} route(s), {len(loaded.catalog)} pipeline(s)")
     for name, version in versions.items():
         click.echo(f"  pipeline {name}: {version}")
+    for warning in warnings:
+        click.echo(f"  warning: {warning}", err=True)
+
+
+CROWDED = 100  # RE2 patterns on one bucket or table before `routes check` warns
+
+
+def crowded(rules: Sequence[Rule]) -> list[str]:
+    """Buckets (or tables' projects) whose events are matched against many RE2 patterns: each
+    is linear in the name, but every event pays for all of them (events/patterns.py)."""
+    import re
+
+    counts: dict[str, int] = {}
+    for rule in rules:
+        if rule.pattern is not None and not isinstance(rule.pattern.regex, re.Pattern):
+            where = rule.index or f"every {rule.source} event"
+            counts[where] = counts.get(where, 0) + 1
+    return [
+        f"{index}: {count} routes match names with RE2 (patterns whose wildcards are not each followed "
+        "by a separator); every event there is matched against all of them: prefer fewer routes with "
+        "captures, or patterns that fit Python's re"
+        for index, count in sorted(counts.items())
+        if count > CROWDED
+    ]
 
 
 @routes.command("schema")
@@ -176,7 +204,14 @@ def _decide(report: dict[str, Any], event: Any, settings: Any, use_ledger: bool 
         return
     url = settings.ledger_url
     exists = not url.startswith("sqlite:") or bootstrap.path_of(url).exists()
-    ledger = common.ledger(settings) if (exists if use_ledger is None else use_ledger) else None
+    ledger = None
+    if exists if use_ledger is None else use_ledger:
+        try:
+            ledger = common.ledger(settings)
+        except click.ClickException:
+            raise
+        except Exception as exc:  # credentials, a malformed URL…: say so, and route without it
+            report["unchecked"].append(f"the ledger at {url}: {type(exc).__name__}: {exc}"[:300])
     report["ledger"] = url if ledger is not None else None
     secrets = bootstrap.signature_secrets(loaded.rules)
     reader = preview.Reader(
@@ -188,7 +223,7 @@ def _decide(report: dict[str, Any], event: Any, settings: Any, use_ledger: bool 
         paused_setting=settings.paused,
     )
     found = preview.preview(event, routing, router, loaded.catalog, reader)
-    report["unchecked"] = found.unchecked
+    report["unchecked"] += found.unchecked
     if found.refused:
         report |= {"outcome": "quarantined", "reason": found.refused}
         return

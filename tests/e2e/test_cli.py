@@ -282,3 +282,22 @@ def test_pipelines_push_uploads_each_version_once(tmp_path: Path) -> None:
     assert pushed["version"].startswith("echo-")
     assert json.loads(again.stdout) == [pushed], "the second push finds the same version"
     assert [v["name"] for v in fake.versions.values()].count(pushed["version"]) == 1
+
+
+def test_routes_check_warns_of_a_bucket_crowded_with_re2_patterns(tmp_path: Path) -> None:
+    """Issue 14 item 5: 10,000 hostile-shaped routes on one bucket cost every event 0.7 s."""
+    routes = [
+        "version: 1",
+        "pipelines:",
+        "  echo: {source: tests.support.echo_pipeline:echo_pipeline}",
+        "routes:",
+    ]
+    for number in range(101):  # `*` then `-` then `*` with no separator between: RE2
+        routes.append(f"  - name: r{number}")
+        routes.append(f'    when: {{storage: {{bucket: crowded, object: "p{number}/*-*.csv"}}}}')
+        routes.append("    run: {pipeline: echo}")
+    (tmp_path / "routes.yaml").write_text("\n".join(routes) + "\n")
+    result = run("routes", "check", str(tmp_path / "routes.yaml"), "--json", env=env_for(tmp_path))
+    assert result.returncode == 0, result.stdout
+    (warning,) = json.loads(result.stdout)["warnings"]
+    assert warning.startswith("crowded: 101 routes match names with RE2")
