@@ -25,7 +25,7 @@ def routes() -> None:
 
 @routes.command("check")
 @click.argument("path", required=False, envvar="KFP_TRIGGER_ROUTES", type=click.Path(dir_okay=False))
-@click.option("--json", "as_json", is_flag=True, help="print {valid, problems, routes, pipelines}")
+@click.option("--json", "as_json", is_flag=True, help="print {valid, problems, warnings, routes, pipelines}")
 def routes_check(path: str | None, as_json: bool) -> None:
     """Validate PATH (default: $KFP_TRIGGER_ROUTES or routes.yaml) exactly as the function does.
 
