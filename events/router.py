@@ -38,6 +38,7 @@ class RunRequest:
     params: Mapping[str, object]
     run_key: str
     manifest: bool = False  # the triggering object is a batch manifest to check before running
+    concurrency: str = ""  # the run's key under limits.concurrency (e.g. the tenant), or ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,11 +101,15 @@ def _decide(rule: Rule, event: TriggerEvent) -> Decision:
             params[name] = coerce(value, declared) if declared else value
         building = "the run key"
         run_key = render_key(rule.run_key, fields, message, raw=rule.raw_values)
+        building = "the concurrency key"
+        concurrency = ""
+        if rule.concurrency_key is not None:
+            concurrency = render_key(rule.concurrency_key, fields, message, raw=rule.raw_values)
     except Missing as exc:
         return Skip(rule.name, f"the event has no field {exc.args[0]!r} needed for the run")
     except ValueError as exc:
         return Skip(rule.name, f"{building}: {exc}")
-    return RunRequest(rule.name, rule.pipeline, params, run_key, manifest=rule.manifest)
+    return RunRequest(rule.name, rule.pipeline, params, run_key, rule.manifest, concurrency)
 
 
 def _match(rule: Rule, event: TriggerEvent) -> dict[str, object] | str:

@@ -60,6 +60,7 @@ class Rule:
     backend: str | None = None
     params: Mapping[str, ParamSpec]
     run_key: Template
+    concurrency_key: Template | None = None  # limits.concurrency.key: runs rendering it alike share a limit
     enabled: bool = True
     raw_values: bool = False  # event values enter templates unchecked (run.raw_values)
     pattern: Pattern | None = None  # object name or project.dataset.table
@@ -228,9 +229,13 @@ def _compile(model: RouteModel, where: str, problems: list[str]) -> Rule | None:
     run_key = _template(model.run.run_key or default_key, source, captures, f"{where}.run.run_key", problems)
     if run_key is not None and (ambiguous := key_problem(run_key)):
         problems.append(f"{where}.run.run_key: {ambiguous}")
+    concurrency_key = None
+    if model.limits.concurrency is not None:
+        text, at = model.limits.concurrency.key, f"{where}.limits.concurrency.key"
+        concurrency_key = _template(text, source, captures, at, problems)
     if len(problems) > count or run_key is None:
         return None
-    return Rule(params=params, run_key=run_key, **common)
+    return Rule(params=params, run_key=run_key, concurrency_key=concurrency_key, **common)
 
 
 def _tuple(value: Any) -> tuple[Any, ...]:

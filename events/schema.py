@@ -161,6 +161,20 @@ class Rate(_Model):
     per: Duration = Field(description="per window of this length (windows are aligned to the epoch)")
 
 
+class Concurrency(_Model):
+    """At most `max_active` runs at once per key (e.g. one per tenant), across the route."""
+
+    key: str = Field(
+        description="template of the key, e.g. {tenant}: runs whose key renders the same share the limit"
+    )
+    max_active: int = Field(1, ge=1, description="runs of one key at once")
+    on_newer: Literal["queue", "skip"] = Field(
+        "queue",
+        description="a newer run while the key is full: queue (it starts when a place frees) or skip "
+        "(it ends SKIPPED with the reason, and its result says so)",
+    )
+
+
 class RouteLimits(_Model):
     """What one route may spend. Runs held back by a limit wait in the ledger's queue."""
 
@@ -175,6 +189,9 @@ class RouteLimits(_Model):
     )
     max_age: Duration | None = Field(
         None, description="skip (and record) events older than this, by their CloudEvent time"
+    )
+    concurrency: Concurrency | None = Field(
+        None, description="per-key limit: one run at a time per tenant, …"
     )
 
 

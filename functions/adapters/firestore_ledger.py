@@ -318,7 +318,8 @@ class FirestoreLedger:
             prefix = document_id(scope)
             for slot in [*range(held, limit), *range(held)]:  # the free places are most likely past `held`
                 try:
-                    expiry = {} if scope.startswith("active:") else self._expiry()  # given back at the end
+                    ended = scope.startswith(("active:", "key:"))  # given back when the run ends
+                    expiry = {} if ended else self._expiry()
                     self._places.document(f"{prefix}-{slot}").create(
                         {"scope": scope, "holder": holder, "at": now} | expiry
                     )
@@ -413,6 +414,7 @@ def _new_document(
         "published": False,
         "published_at": None,
         "not_before": 0.0,
+        "concurrency": run.concurrency,
     }
 
 

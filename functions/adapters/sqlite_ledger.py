@@ -36,7 +36,7 @@ CREATE TABLE IF NOT EXISTS runs (
     state TEXT NOT NULL, attempt INTEGER NOT NULL, lease_until REAL NOT NULL, run_id TEXT,
     created_at REAL NOT NULL, updated_at REAL NOT NULL, submitted_at REAL, finished_at REAL,
     details TEXT NOT NULL DEFAULT '{}', publish_lease REAL NOT NULL DEFAULT 0, published_at REAL,
-    not_before REAL NOT NULL DEFAULT 0
+    not_before REAL NOT NULL DEFAULT 0, concurrency TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS runs_by_state ON runs(state);
 CREATE INDEX IF NOT EXISTS runs_by_route ON runs(route);
@@ -63,6 +63,7 @@ CREATE INDEX IF NOT EXISTS decisions_by_time ON decisions(at);
 # Columns added after the first release, for ledgers created before them.
 ADDED_COLUMNS = {
     ("runs", "not_before"): "REAL NOT NULL DEFAULT 0",
+    ("runs", "concurrency"): "TEXT NOT NULL DEFAULT ''",
     ("marks", "at"): "REAL NOT NULL DEFAULT 0",
 }
 
@@ -126,8 +127,8 @@ class SqliteLedger:
     ) -> None:
         db.execute(
             "INSERT INTO runs (run_key, route, pipeline, version, backend, params, event_id,"
-            " state, attempt, lease_until, created_at, updated_at, not_before)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?)",
+            " state, attempt, lease_until, created_at, updated_at, not_before, concurrency)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?)",
             (
                 run.run_key,
                 run.route,
@@ -141,6 +142,7 @@ class SqliteLedger:
                 now,
                 now,
                 not_before,
+                run.concurrency,
             ),
         )
 
@@ -375,7 +377,10 @@ class SqliteLedger:
                 "DELETE FROM batch_members WHERE at < ? AND run_key NOT IN (SELECT run_key FROM runs)",
                 (before,),
             ),
-            "places": ("DELETE FROM places WHERE at < ? AND scope NOT LIKE 'active:%'", (before,)),
+            "places": (
+                "DELETE FROM places WHERE at < ? AND scope NOT LIKE 'active:%' AND scope NOT LIKE 'key:%'",
+                (before,),
+            ),
             "marks": ("DELETE FROM marks WHERE at < ?", (before,)),
         }
         with self._write() as db:

@@ -30,6 +30,7 @@ PARTS = (
     ("FromSpec", "run.params.NAME (a field)"),
     ("RouteLimits", "routes[].limits"),
     ("Rate", "limits.rate"),
+    ("Concurrency", "limits.concurrency"),
 )
 
 

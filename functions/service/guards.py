@@ -157,6 +157,7 @@ def _step(
         backend=pipeline.backend,
         params=params,
         event_id=event.envelope.id,
+        concurrency=request.concurrency,
     )
     if rule.limits.coalesce is not None and isinstance(event, ObjectFinalized):
         return Join(run, rule.limits.coalesce)

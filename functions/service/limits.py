@@ -5,7 +5,10 @@ Every bound is enforced in the ledger, so it holds across instances:
 - pause: the ledger flag `paused` (`kfp-trigger pause` / `resume`) or KFP_TRIGGER_PAUSED=true;
 - `limits.daily_submissions` (top level): one place per run in scope `daily:<UTC date>`;
 - `limits.rate` (per route): one place per run in `rate:<route>:<window number>`;
-- `limits.max_active` (per route): one place per run in `active:<route>`, given back when it ends.
+- `limits.max_active` (per route): one place per run in `active:<route>`, given back when it ends;
+- `limits.concurrency` (per route and key, e.g. tenant): one place per run in
+  `key:<route>:<key>`, given back when it ends; a newer run of a full key waits, or with
+  `on_newer: skip` ends SKIPPED.
 
 Which places a run needs (`places`) and whether an event is too old (`too_old`) are pure; `admit`
 takes the places. A run that cannot take every place gives back what it took and waits in the
@@ -32,10 +35,15 @@ class Place:
     limit: int
     what: str
     every_route: bool = False  # while it is full, no queued run of any route may start
+    skip: bool = False  # while it is full, a newer run is skipped rather than queued
 
 
 def active_scope(route: str) -> str:
     return f"active:{route}"
+
+
+def key_scope(route: str, key: str) -> str:
+    return f"key:{route}:{key}"
 
 
 def route_limits(services: Services, route: str) -> RouteLimits:
@@ -43,8 +51,10 @@ def route_limits(services: Services, route: str) -> RouteLimits:
     return rule.limits if rule is not None else RouteLimits()
 
 
-def places(route: str, limits: RouteLimits, global_limits: GlobalLimits, now: float) -> list[Place]:
-    """Every place a run of `route` must hold to start at `now`."""
+def places(
+    route: str, limits: RouteLimits, global_limits: GlobalLimits, now: float, key: str = ""
+) -> list[Place]:
+    """Every place a run of `route` (with concurrency key `key`) must hold to start at `now`."""
     found: list[Place] = []
     daily = global_limits.daily_submissions
     if daily is not None:
@@ -56,6 +66,10 @@ def places(route: str, limits: RouteLimits, global_limits: GlobalLimits, now: fl
         found.append(Place(f"rate:{route}:{window}", rate.runs, f"rate {rate.runs} per {rate.per:g} s"))
     if limits.max_active is not None:
         found.append(Place(active_scope(route), limits.max_active, f"max_active {limits.max_active}"))
+    if limits.concurrency is not None and key:
+        per_key = limits.concurrency
+        what = f"concurrency.max_active {per_key.max_active} for key {key!r}"
+        found.append(Place(key_scope(route, key), per_key.max_active, what, skip=per_key.on_newer == "skip"))
     return found
 
 
@@ -65,6 +79,7 @@ class Wait:
 
     reason: str
     every_route: bool  # the pause or a global limit: no queued run of any route may start now
+    skip: bool = False  # limits.concurrency with on_newer: skip: the run ends SKIPPED instead
 
 
 def paused(services: Services) -> bool:
@@ -78,19 +93,22 @@ def admit(services: Services, run: NewRun) -> Wait | None:
         return Wait(PAUSED_REASON, every_route=True)
     now = services.clock()
     held: list[str] = []
-    for place in places(run.route, route_limits(services, run.route), services.limits, now):
+    for place in places(run.route, route_limits(services, run.route), services.limits, now, run.concurrency):
         if not services.quotas.hold(place.scope, place.limit, run.run_key, now):
             for taken in held:
                 services.quotas.let_go(taken, run.run_key)
-            return Wait(f"{place.what} reached", place.every_route)
+            return Wait(f"{place.what} reached", place.every_route, place.skip)
         held.append(place.scope)
     return None
 
 
-def ended(services: Services, route: str, run_key: str) -> None:
-    """A run ended: give its active place back (rate and daily places count starts; they stay)."""
-    if route_limits(services, route).max_active is not None:
-        services.quotas.let_go(active_scope(route), run_key)
+def ended(services: Services, run: NewRun) -> None:
+    """A run ended: give its active and key places back (rate and daily places count starts;
+    they stay)."""
+    if route_limits(services, run.route).max_active is not None:
+        services.quotas.let_go(active_scope(run.route), run.run_key)
+    if run.concurrency:
+        services.quotas.let_go(key_scope(run.route, run.concurrency), run.run_key)
 
 
 def too_old(limits: RouteLimits, time: datetime | None, now: float) -> str | None:

@@ -20,6 +20,7 @@ from events.router import Router, Routing
 from events.schema import GlobalLimits
 from functions.service import guards, limits
 from functions.service.ports import Ledger, ObjectStore
+from functions.service.records import NewRun
 from pipelines.backend import CompiledPipeline, RunState
 
 
@@ -108,16 +109,16 @@ def _verdict(step: guards.Step, reader: Reader, router: Router, found: Preview) 
                 "pipeline": pipeline.name,
                 "params": dict(run.params),
             }
-            return entry | _launch(run.route, run.run_key, reader, router)
+            return entry | _launch(run, reader, router)
     raise AssertionError(step)
 
 
-def _launch(route: str, run_key: str, reader: Reader, router: Router) -> dict[str, object]:
+def _launch(run: NewRun, reader: Reader, router: Router) -> dict[str, object]:
     """What the claim and the limits would say, read from the ledger."""
     ledger = reader.ledger
     if ledger is None:
         return {"verdict": "run", "reason": ""}
-    recorded = ledger.get(run_key)
+    recorded = ledger.get(run.run_key)
     if recorded is not None:
         if recorded.state is RunState.CLAIMED and recorded.lease_until > reader.now:
             return {"verdict": "busy", "reason": "another delivery holds a live claim"}
@@ -125,8 +126,10 @@ def _launch(route: str, run_key: str, reader: Reader, router: Router) -> dict[st
             return {"verdict": "duplicate", "reason": f"run key already {recorded.state}"}
     if reader.paused_setting or ledger.flag(limits.PAUSED):
         return {"verdict": "queued", "reason": limits.PAUSED_REASON}
-    rule = router.by_name[route]
-    for place in limits.places(route, rule.limits, reader.global_limits, reader.now):
+    rule = router.by_name[run.route]
+    for place in limits.places(run.route, rule.limits, reader.global_limits, reader.now, run.concurrency):
         if ledger.held(place.scope) >= place.limit:
+            if place.skip:
+                return {"verdict": "skip", "reason": f"{place.what} reached: on_newer skip"}
             return {"verdict": "queued", "reason": f"{place.what} reached"}
     return {"verdict": "run", "reason": ""}

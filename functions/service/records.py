@@ -54,6 +54,7 @@ class NewRun:
     backend: str
     params: Mapping[str, object]
     event_id: str
+    concurrency: str = field(default="", kw_only=True)  # its key under limits.concurrency, or ""
 
 
 @dataclass(frozen=True, slots=True)

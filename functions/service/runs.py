@@ -150,6 +150,12 @@ def start_claimed(
     holds it back, else submit exactly one run."""
     store = services.store
     if (wait := limits.admit(services, run)) is not None:
+        if wait.skip:  # limits.concurrency.on_newer: skip: the run ends here, and says why
+            reason = f"{wait.reason}: on_newer skip"
+            finish(services, run, RunState.SKIPPED, {"error": reason})
+            note(Outcome.SKIPPED, reason)
+            publish_result(services, run.run_key)
+            return Outcome.SKIPPED, {"reason": reason}
         services.queue.queue(run.run_key, attempt, wait.reason, services.clock())
         note(Outcome.QUEUED, wait.reason)
         return Outcome.QUEUED, {"reason": wait.reason, "every_route": wait.every_route}
@@ -274,7 +280,7 @@ def finish(services: Services, run: NewRun, state: RunState, details: dict[str, 
     """Move a run to its terminal state and give back its place; False if it had ended already."""
     if not services.store.finish(run.run_key, state, details, services.clock()):
         return False
-    limits.ended(services, run.route, run.run_key)
+    limits.ended(services, run)
     return True
 
 

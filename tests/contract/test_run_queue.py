@@ -69,3 +69,18 @@ def test_an_object_cannot_join_a_batch_whose_run_was_taken(ledger: Ledger, ledge
     assert ledger.take(RUN.run_key, now, LEASE).outcome is ClaimOutcome.WON
     assert ledger.join_batch(RUN, now, "gs://b/3.csv", "b/3.csv#1", now) is None
     assert ledger.members(RUN.run_key) == ["gs://b/1.csv"], "the started run's list does not change"
+
+
+def test_a_run_keeps_its_concurrency_key_through_the_queue(ledger: Ledger, ledger_clock: Time) -> None:
+    """limits.concurrency: the key a run holds a place under is recorded with it (issue 16)."""
+    tenant = replace(RUN, run_key="per-tenant/1", concurrency="acme")
+    claim = ledger.claim(tenant, ledger_clock.now(), LEASE)
+    ledger.queue(
+        tenant.run_key, claim.attempt, "concurrency.max_active 1 for key 'acme' reached", ledger_clock.now()
+    )
+    (queued,) = [r for r in ledger.queued(ledger_clock.now()) if r.run_key == tenant.run_key]
+    assert queued.concurrency == "acme"
+    ledger.claim(RUN, ledger_clock.now(), LEASE)
+    untouched = ledger.get(RUN.run_key)
+    assert untouched is not None
+    assert untouched.concurrency == ""

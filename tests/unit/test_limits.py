@@ -39,6 +39,14 @@ routes:
     when: {storage: {bucket: fresh-bucket}}
     run: {pipeline: echo}
     limits: {max_age: 1h}
+  - name: per-tenant
+    when: {storage: {bucket: tenant-bucket, object: "{tenant}/{file}"}}
+    run: {pipeline: echo, params: {message: "{tenant}"}}
+    limits: {concurrency: {key: "{tenant}", max_active: 1}}
+  - name: latest-only
+    when: {storage: {bucket: latest-bucket, object: "{tenant}/{file}"}}
+    run: {pipeline: echo}
+    limits: {concurrency: {key: "{tenant}", on_newer: skip}}
 """
 
 
@@ -296,3 +304,49 @@ def test_a_long_batch_result_lists_the_first_objects_and_names_the_manifest() ->
     assert isinstance(data, dict)
     assert (len(data["objects"]), data["objects_total"]) == (MAX_OBJECTS, MAX_OBJECTS + 5)
     assert data["objects_manifest"] == "gs://b/m/_M.json"
+
+
+def test_one_run_at_a_time_per_tenant_the_next_waits_and_other_tenants_run(
+    limited: Services, engine: ActiveCounting
+) -> None:
+    """Issue 16 item 2 (queue): the limit is per key, not per route."""
+    for number, tenant in enumerate(("acme", "acme", "globex", "acme")):
+        headers, body = storage_event("tenant-bucket", f"{tenant}/part-{number}.csv", event_id=f"t-{number}")
+        assert deliver(limited, headers, body).status == 200
+    started = [s.params["message"] for s in engine.submitted]
+    assert started == ["acme", "globex"], "acme's second and third wait; globex is not held back"
+    (waiting, *_) = [d for d in limited.decisions.trail("t-1") if d.outcome == "queued"]
+    assert waiting.reason == "concurrency.max_active 1 for key 'acme' reached"
+    end_run(limited, engine, 2)  # globex ends: acme's next still waits
+    assert [s.params["message"] for s in engine.submitted] == ["acme", "globex"]
+    end_run(limited, engine, 1)  # acme's first ends: its second starts, the third waits
+    assert [s.params["message"] for s in engine.submitted] == ["acme", "globex", "acme"]
+    end_run(limited, engine, 3)
+    assert [s.params["message"] for s in engine.submitted] == ["acme", "globex", "acme", "acme"]
+
+
+def end_run(services: Services, engine: RecordingBackend, number: int) -> None:
+    """The engine finishes its `number`th run; its completion notice arrives."""
+    engine.states[f"fake-{number}"] = RunState.SUCCEEDED
+    notice = completion_event(engine.submitted[number - 1].run_key, "SUCCEEDED", message_id=f"end-{number}")
+    assert call(completion.handle, services, *notice).status == 200
+
+
+def test_on_newer_skip_ends_the_newer_run_skipped_and_says_why(
+    limited: Services, engine: ActiveCounting
+) -> None:
+    deliver(limited, *storage_event("latest-bucket", "acme/a.csv", event_id="first"))
+    answer = deliver(limited, *storage_event("latest-bucket", "acme/b.csv", event_id="second"))
+    (decision,) = answer.body["decisions"]
+    assert (answer.status, decision["outcome"]) == (200, "skipped")
+    assert decision["reason"] == "concurrency.max_active 1 for key 'acme' reached: on_newer skip"
+    assert len(engine.submitted) == 1
+    skipped = limited.store.get(decision["run_key"])
+    assert skipped is not None
+    assert skipped.state is RunState.SKIPPED
+    (result,) = [r for r in limited.results.published if r["subject"] == decision["run_key"]]  # type: ignore[attr-defined]
+    assert result["data"]["state"] == "SKIPPED"
+    assert result["data"]["error"]["message"].endswith("on_newer skip")
+    end_run(limited, engine, 1)
+    deliver(limited, *storage_event("latest-bucket", "acme/c.csv", event_id="third"))
+    assert len(engine.submitted) == 2, "once the key's run ended, the next one runs"
