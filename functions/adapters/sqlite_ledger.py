@@ -60,6 +60,13 @@ CREATE TABLE IF NOT EXISTS flags (name TEXT PRIMARY KEY, value INTEGER NOT NULL)
 CREATE TABLE IF NOT EXISTS marks (key TEXT PRIMARY KEY, value INTEGER NOT NULL, at REAL NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS decisions_by_time ON decisions(at);
 """
+# Ledgers from before batch membership was per route and object generation kept a batch's
+# objects in `members` (run key, member): moved once, each object its own identity.
+MOVE_MEMBERS = (
+    "INSERT OR IGNORE INTO batch_members (route, identity, run_key, member, at)"
+    " SELECT runs.route, members.member, members.run_key, members.member, runs.created_at"
+    " FROM members JOIN runs ON runs.run_key = members.run_key"
+)
 # Columns added after the first release, for ledgers created before them.
 ADDED_COLUMNS = {
     ("runs", "not_before"): "REAL NOT NULL DEFAULT 0",
@@ -83,6 +90,12 @@ class SqliteLedger:
                 if present and column not in present:
                     db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
             db.executescript(SCHEMA)  # idempotent; commits by itself
+            if _has_old_members(db):
+                db.execute("BEGIN IMMEDIATE")  # another process may be opening it too: one moves them
+                if _has_old_members(db):
+                    db.execute(MOVE_MEMBERS)
+                    db.execute("DROP TABLE members")
+                db.execute("COMMIT")
         except sqlite3.Error as exc:
             raise TransientError(f"ledger unavailable: {exc}") from exc
 
@@ -393,6 +406,13 @@ class SqliteLedger:
     def count_decisions(self, outcome: Outcome) -> int:
         (row,) = self._read("SELECT COUNT(*) AS n FROM decisions WHERE outcome = ?", (outcome,))
         return int(row["n"])
+
+
+def _has_old_members(db: sqlite3.Connection) -> bool:
+    return (
+        db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'members'").fetchone()
+        is not None
+    )
 
 
 def _decision(row: sqlite3.Row) -> DecisionRecord:

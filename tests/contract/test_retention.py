@@ -171,3 +171,24 @@ def test_a_ledger_pruned_daily_stays_the_same_size_day_after_day() -> None:
     }
     assert second["runs"] == 350, "one day of runs is kept"
     assert fourth["bytes"] <= 1.1 * second["bytes"]
+
+
+def test_a_ledger_from_before_per_route_membership_keeps_its_batches(tmp_path: Path) -> None:
+    """A batch queued by an older version (objects in the `members` table) still starts with them."""
+    import sqlite3
+
+    path = tmp_path / "ledger.sqlite3"
+    ledger = SqliteLedger(path)
+    ledger.join_batch(
+        NewRun("w/d1@t", "windows", "p", "v", "local", {}, "e"), NOW, "gs://b/new", "b/new#1", NOW
+    )
+    with sqlite3.connect(path) as db:  # what the older version left
+        db.execute("CREATE TABLE members (run_key TEXT NOT NULL, member TEXT NOT NULL)")
+        db.executemany(
+            "INSERT INTO members VALUES (?, ?)", [("w/d1@t", "gs://b/old-1"), ("w/d1@t", "gs://b/old-2")]
+        )
+    again = SqliteLedger(path)
+    assert again.members("w/d1@t") == ["gs://b/new", "gs://b/old-1", "gs://b/old-2"]
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT 1 FROM sqlite_master WHERE name = 'members'").fetchone() is None
+    assert SqliteLedger(path).members("w/d1@t") == ["gs://b/new", "gs://b/old-1", "gs://b/old-2"]
