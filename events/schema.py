@@ -168,10 +168,12 @@ class Concurrency(_Model):
         description="template of the key, e.g. {tenant}: runs whose key renders the same share the limit"
     )
     max_active: int = Field(1, ge=1, description="runs of one key at once")
-    on_newer: Literal["queue", "skip"] = Field(
+    on_newer: Literal["queue", "skip", "supersede"] = Field(
         "queue",
-        description="a newer run while the key is full: queue (it starts when a place frees) or skip "
-        "(it ends SKIPPED with the reason, and its result says so)",
+        description="a newer run while the key is full: queue (it starts when a place frees), skip "
+        "(it ends SKIPPED with the reason, and its result says so) or supersede (the key's older runs "
+        "are cancelled on their engine and end CANCELED with superseded_by; it starts once they have "
+        "ended; a queued older run ends without starting)",
     )
 
 

@@ -143,12 +143,21 @@ class FirestoreLedger:
 
         self._transact(run_key, change)
 
-    def finish(self, run_key: str, state: RunState, details: Mapping[str, object], now: float) -> bool:
+    def finish(
+        self,
+        run_key: str,
+        state: RunState,
+        details: Mapping[str, object],
+        now: float,
+        only_from: RunState | None = None,
+    ) -> bool:
         if not state.terminal:
             raise ValueError(f"{state} is not a terminal state")
 
         def change(transaction: Any, ref: Any, current: Mapping[str, Any] | None, _: float) -> bool:
             if current is None or current["state"] in TERMINAL_STATES:
+                return False
+            if only_from is not None and current["state"] != only_from:
                 return False
             update = {"state": state.value, "details": dict(details), "finished_at": now, "updated_at": now}
             transaction.update(ref, update | self._expiry())
@@ -354,10 +363,10 @@ class FirestoreLedger:
             snapshot = self._marks.document(document_id(key)).get()
         return int((snapshot.to_dict() or {}).get("value", 0)) if snapshot.exists else 0
 
-    def held(self, scope: str) -> int:
-        counted: Any = self._places.where(filter=self._firestore.FieldFilter("scope", "==", scope)).count()
+    def holders(self, scope: str) -> list[str]:
+        query = self._places.where(filter=self._firestore.FieldFilter("scope", "==", scope))
         with _mapped():
-            return int(counted.get()[0][0].value)
+            return sorted(str((snapshot.to_dict() or {})["holder"]) for snapshot in query.stream())
 
     def trail(self, identifier: str) -> list[DecisionRecord]:
         found: dict[str, Mapping[str, Any]] = {}

@@ -198,14 +198,21 @@ class SqliteLedger:
                 (run_key, RunState.CLAIMED, attempt),
             )
 
-    def finish(self, run_key: str, state: RunState, details: Mapping[str, object], now: float) -> bool:
+    def finish(
+        self,
+        run_key: str,
+        state: RunState,
+        details: Mapping[str, object],
+        now: float,
+        only_from: RunState | None = None,
+    ) -> bool:
         if not state.terminal:
             raise ValueError(f"{state} is not a terminal state")
         with self._write() as db:
             cursor = db.execute(
                 f"UPDATE runs SET state = ?, details = ?, finished_at = ?, updated_at = ?"
-                f" WHERE run_key = ? AND NOT {_IN_TERMINAL}",
-                (state, json.dumps(details, sort_keys=True), now, now, run_key, *TERMINAL_STATES),
+                f" WHERE run_key = ? AND NOT {_IN_TERMINAL} AND state = coalesce(?, state)",
+                (state, json.dumps(details, sort_keys=True), now, now, run_key, *TERMINAL_STATES, only_from),
             )
             return cursor.rowcount == 1
 
@@ -366,9 +373,9 @@ class SqliteLedger:
         rows = self._read("SELECT value FROM marks WHERE key = ?", (key,))
         return int(rows[0]["value"]) if rows else 0
 
-    def held(self, scope: str) -> int:
-        (row,) = self._read("SELECT COUNT(*) AS n FROM places WHERE scope = ?", (scope,))
-        return int(row["n"])
+    def holders(self, scope: str) -> list[str]:
+        rows = self._read("SELECT holder FROM places WHERE scope = ? ORDER BY holder", (scope,))
+        return [row["holder"] for row in rows]
 
     def trail(self, identifier: str) -> list[DecisionRecord]:
         rows = self._read(

@@ -89,6 +89,7 @@ def _carry_out(
             record = runs.recorder(services, run, envelope.type, event.key)
             outcome, detail = runs.launch(services, run, pipeline, record)
             detail.pop("every_route", None)
+            detail.pop("blocks", None)
             return outcome, {"route": run.route, "outcome": outcome, "run_key": run.run_key, **detail}
 
 

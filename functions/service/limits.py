@@ -7,8 +7,9 @@ Every bound is enforced in the ledger, so it holds across instances:
 - `limits.rate` (per route): one place per run in `rate:<route>:<window number>`;
 - `limits.max_active` (per route): one place per run in `active:<route>`, given back when it ends;
 - `limits.concurrency` (per route and key, e.g. tenant): one place per run in
-  `key:<route>:<key>`, given back when it ends; a newer run of a full key waits, or with
-  `on_newer: skip` ends SKIPPED.
+  `key:<route>:<key>`, given back when it ends; a newer run of a full key waits, with
+  `on_newer: skip` ends SKIPPED, or with `on_newer: supersede` has the older runs cancelled
+  (`service/supersede.py`) and starts when the engine reports them ended.
 
 Which places a run needs (`places`) and whether an event is too old (`too_old`) are pure; `admit`
 takes the places. A run that cannot take every place gives back what it took and waits in the
@@ -35,7 +36,7 @@ class Place:
     limit: int
     what: str
     every_route: bool = False  # while it is full, no queued run of any route may start
-    skip: bool = False  # while it is full, a newer run is skipped rather than queued
+    on_newer: str = "queue"  # limits.concurrency.on_newer: what a newer run does while it is full
 
 
 def active_scope(route: str) -> str:
@@ -69,7 +70,7 @@ def places(
     if limits.concurrency is not None and key:
         per_key = limits.concurrency
         what = f"concurrency.max_active {per_key.max_active} for key {key!r}"
-        found.append(Place(key_scope(route, key), per_key.max_active, what, skip=per_key.on_newer == "skip"))
+        found.append(Place(key_scope(route, key), per_key.max_active, what, on_newer=per_key.on_newer))
     return found
 
 
@@ -79,7 +80,8 @@ class Wait:
 
     reason: str
     every_route: bool  # the pause or a global limit: no queued run of any route may start now
-    skip: bool = False  # limits.concurrency with on_newer: skip: the run ends SKIPPED instead
+    on_newer: str = "queue"  # limits.concurrency.on_newer of the full key: queue, skip or supersede
+    scope: str = ""  # the full place's scope
 
 
 def paused(services: Services) -> bool:
@@ -97,7 +99,7 @@ def admit(services: Services, run: NewRun) -> Wait | None:
         if not services.quotas.hold(place.scope, place.limit, run.run_key, now):
             for taken in held:
                 services.quotas.let_go(taken, run.run_key)
-            return Wait(f"{place.what} reached", place.every_route, place.skip)
+            return Wait(f"{place.what} reached", place.every_route, place.on_newer, place.scope)
         held.append(place.scope)
     return None
 

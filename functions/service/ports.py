@@ -43,8 +43,16 @@ class RunStore(Protocol):
         """Give up a claim after a transient failure, so the retry can take over at once."""
         ...
 
-    def finish(self, run_key: str, state: RunState, details: Mapping[str, object], now: float) -> bool:
-        """Move a run to a terminal state; False if it was terminal already (absorbing)."""
+    def finish(
+        self,
+        run_key: str,
+        state: RunState,
+        details: Mapping[str, object],
+        now: float,
+        only_from: RunState | None = None,
+    ) -> bool:
+        """Move a run to a terminal state; False if it was terminal already (absorbing), or is not
+        in `only_from` when that is given (e.g. only a run still QUEUED: not one being started)."""
         ...
 
     def begin_publish(self, run_key: str, now: float, lease: float) -> RunRecord | None:
@@ -148,8 +156,8 @@ class Quotas(Protocol):
         """The high-water mark `key` (0 if never raised). A read: `simulate` writes nothing."""
         ...
 
-    def held(self, scope: str) -> int:
-        """How many places of `scope` are held. A read."""
+    def holders(self, scope: str) -> list[str]:
+        """Who holds the places of `scope`, sorted. A read."""
         ...
 
 

@@ -128,8 +128,12 @@ def _launch(run: NewRun, reader: Reader, router: Router) -> dict[str, object]:
         return {"verdict": "queued", "reason": limits.PAUSED_REASON}
     rule = router.by_name[run.route]
     for place in limits.places(run.route, rule.limits, reader.global_limits, reader.now, run.concurrency):
-        if ledger.held(place.scope) >= place.limit:
-            if place.skip:
+        if len(ledger.holders(place.scope)) >= place.limit:
+            if place.on_newer == "skip":
                 return {"verdict": "skip", "reason": f"{place.what} reached: on_newer skip"}
+            if place.on_newer == "supersede":
+                older = ", ".join(ledger.holders(place.scope))
+                reason = f"{place.what} reached: on_newer supersede cancels {older}, then it starts"
+                return {"verdict": "queued", "reason": reason}
             return {"verdict": "queued", "reason": f"{place.what} reached"}
     return {"verdict": "run", "reason": ""}

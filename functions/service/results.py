@@ -75,6 +75,11 @@ class RunFinished(BaseModel):
     objects_manifest: str | None = Field(
         None, description="the batch's manifest (gs:// URI): the whole list when it is longer"
     )
+    superseded_by: str | None = Field(
+        None,
+        description="CANCELED by limits.concurrency on_newer: supersede: the run key of the newer run "
+        "that replaced it",
+    )
 
 
 def iso(timestamp: float | None) -> str | None:
@@ -115,6 +120,7 @@ def result_event(run: RunRecord) -> dict[str, object]:
         },
         error=error,
         event_id=run.event_id,
+        superseded_by=_text(details.get("superseded_by")),
         **_objects(run.params),
     )
     return {

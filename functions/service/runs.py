@@ -20,7 +20,7 @@ from functools import partial
 from events.errors import Gone, PermanentError, TransientError
 from events.routes import Rule
 from functions.logs import fields, labelled
-from functions.service import crashpoints, limits
+from functions.service import crashpoints, limits, supersede
 from functions.service.batches import batch_params, metrics_at, metrics_under
 from functions.service.ports import Services
 from functions.service.records import ClaimOutcome, DecisionRecord, NewRun, Outcome, RunRecord
@@ -149,16 +149,24 @@ def start_claimed(
     """Start a run this caller holds the claim of (`attempt`): queue it if a limit or the pause
     holds it back, else submit exactly one run."""
     store = services.store
-    if (wait := limits.admit(services, run)) is not None:
-        if wait.skip:  # limits.concurrency.on_newer: skip: the run ends here, and says why
-            reason = f"{wait.reason}: on_newer skip"
-            finish(services, run, RunState.SKIPPED, {"error": reason})
-            note(Outcome.SKIPPED, reason)
-            publish_result(services, run.run_key)
-            return Outcome.SKIPPED, {"reason": reason}
+    superseding = supersede.applies(services, run)
+    if superseding and (newer := supersede.newer(services, run)) is not None:
+        return _end_unstarted(services, run, RunState.CANCELED, f"superseded by {newer}", note, newer)
+    wait = limits.admit(services, run)
+    if wait is not None and wait.on_newer == "skip":  # the run ends here, and says why
+        return _end_unstarted(services, run, RunState.SKIPPED, f"{wait.reason}: on_newer skip", note)
+    if wait is not None and superseding:
+        if older := supersede.cancel_older(
+            services, run, lambda other: recorder(services, other, "supersede")
+        ):
+            wait = replace(wait, reason=f"{wait.reason}: on_newer supersede, waiting for {', '.join(older)}")
+        else:  # the older runs were only queued, and have ended
+            wait = limits.admit(services, run)
+    if wait is not None:
         services.queue.queue(run.run_key, attempt, wait.reason, services.clock())
         note(Outcome.QUEUED, wait.reason)
-        return Outcome.QUEUED, {"reason": wait.reason, "every_route": wait.every_route}
+        blocks = wait.scope if wait.scope.startswith("key:") else run.route
+        return Outcome.QUEUED, {"reason": wait.reason, "every_route": wait.every_route, "blocks": blocks}
     services.crash(crashpoints.AFTER_CLAIM)
     backend = services.backends[pipeline.backend]
     try:
@@ -183,17 +191,32 @@ def start_claimed(
     return Outcome.RUN, {"run_id": run_id}
 
 
+def _end_unstarted(
+    services: Services, run: NewRun, state: RunState, reason: str, note: Record, newer: str = ""
+) -> Started:
+    """End a claimed run that will not start (skipped, or superseded by `newer`), say why in its
+    result, and publish it."""
+    details: dict[str, object] = {"error": reason}
+    if newer:
+        details["superseded_by"] = newer
+    finish(services, run, state, details)
+    note(Outcome.SKIPPED, reason)
+    publish_result(services, run.run_key)
+    return Outcome.SKIPPED, {"reason": reason}
+
+
 def start_queued(services: Services) -> Pass:
     """Start the queued runs that may start now, oldest first; how many were started, and
     which were skipped (`isolated`: a queued run whose route was removed cannot block the rest).
 
-    Called when a run ends, by every reconcile pass and by `resume`. A route whose limit is
-    reached is not tried again in the same pass; nothing is when submissions are paused.
+    Called when a run ends, by every reconcile pass and by `resume`. A route (or, for
+    limits.concurrency, a route's key) whose limit is reached is not tried again in the same
+    pass; nothing is when submissions are paused.
     """
     report = Pass()
-    blocked: set[str] = set()
+    blocked: set[str] = set()  # routes, and keys of routes (limits.key_scope), full this pass
     for queued in services.queue.queued(services.clock()):
-        if queued.route in blocked:
+        if blocked & {queued.route, limits.key_scope(queued.route, queued.concurrency)}:
             continue
         with isolated(services, queued, report, "starting it from the queue"):
             outcome, detail = _start_one(services, queued)
@@ -202,7 +225,7 @@ def start_queued(services: Services) -> Pass:
             elif outcome is Outcome.QUEUED:
                 if detail["every_route"]:
                     break
-                blocked.add(queued.route)
+                blocked.add(str(detail["blocks"]))
     return report
 
 
@@ -312,6 +335,8 @@ def complete(services: Services, run: RunRecord) -> RunState | None:
         "outputs": dict(status.outputs),
         "error": status.error,
     }
+    if status.state is RunState.CANCELED and (by := supersede.superseded_by(services, run.run_key)):
+        details |= {"superseded_by": by, "error": status.error or f"superseded by {by}"}
     if finish(services, run, status.state, details):
         recorder(services, run, "completion")(Outcome.COMPLETED, f"run ended {status.state}")
     services.crash(crashpoints.AFTER_TERMINAL)

@@ -35,3 +35,17 @@ def echo_pipeline(
 def colliding_pipeline() -> None:
     """Named like its own component `echo`: the catalog must refuse it."""
     echo(message="x", fail=False, batch_objects=[], batch_bytes=0)
+
+
+@dsl.component(base_image="python:3.11-slim")
+def nap(seconds: float) -> float:
+    import time
+
+    time.sleep(seconds)
+    return seconds
+
+
+@dsl.pipeline(name="sleepy-pipeline")
+def sleepy_pipeline(seconds: float = 0.0, run_key: str = "") -> float:
+    """Runs for `seconds`: a long run to cancel."""
+    return nap(seconds=seconds).output

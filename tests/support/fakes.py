@@ -51,6 +51,7 @@ class RecordingBackend:
     metrics: dict[str, float] = field(default_factory=lambda: {"accuracy": 0.9})
     outputs: dict[str, str] = field(default_factory=dict)
     lost: set[str] = field(default_factory=set)
+    cancels: list[str] = field(default_factory=list)  # run ids, in the order cancels were asked
 
     def submit(self, submission: Submission) -> str:
         if self.fail_with is not None:
@@ -79,7 +80,9 @@ class RecordingBackend:
         return None
 
     def cancel(self, run_id: str) -> None:
-        self.states[run_id] = RunState.CANCELED
+        self.cancels.append(run_id)
+        if not self.states[run_id].terminal:  # a run that ended first stays as it ended
+            self.states[run_id] = RunState.CANCELED
 
 
 @dataclass
@@ -172,12 +175,19 @@ class FakeRunStore:
             if self._holder(run_key, attempt) is not None:
                 self._change(run_key, lease_until=0.0)
 
-    def finish(self, run_key: str, state: RunState, details: Mapping[str, object], now: float) -> bool:
+    def finish(
+        self,
+        run_key: str,
+        state: RunState,
+        details: Mapping[str, object],
+        now: float,
+        only_from: RunState | None = None,
+    ) -> bool:
         if not state.terminal:
             raise ValueError(f"{state} is not a terminal state")
         with self._lock:
             record = self.runs_by_key.get(run_key)
-            if record is None or record.state.terminal:
+            if record is None or record.state.terminal or only_from not in (None, record.state):
                 return False
             self._change(run_key, state=state, details=dict(details), finished_at=now, updated_at=now)
             return True
@@ -317,8 +327,8 @@ class FakeQuotas:
     def mark(self, key: str) -> int:
         return self.marks.get(key, 0)
 
-    def held(self, scope: str) -> int:
-        return len(self.places.get(scope, ()))
+    def holders(self, scope: str) -> list[str]:
+        return sorted(self.places.get(scope, ()))
 
 
 class MemoryLedger(FakeRunQueue, FakeDecisionLog, FakeQuotas):

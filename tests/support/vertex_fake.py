@@ -54,6 +54,7 @@ class FakeVertex:
     jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
     states: dict[str, str] = field(default_factory=dict)
     creates: int = 0
+    cancels: list[str] = field(default_factory=list)  # job ids, in the order cancels came
     authorizations: list[str] = field(default_factory=list)
     faults: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -125,6 +126,7 @@ class FakeVertex:
         if job_id not in self.jobs:
             return _error(404, "NOT_FOUND", f"PipelineJob {job_id} does not exist")
         if request.method == "POST" and cancel:
+            self.cancels.append(job_id)
             self.states[job_id] = "PIPELINE_STATE_CANCELLING"
             return Response("{}", 200, mimetype="application/json")
         job = {**self.jobs[job_id], "state": self.states.get(job_id, "PIPELINE_STATE_PENDING")}

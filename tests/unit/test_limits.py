@@ -47,6 +47,10 @@ routes:
     when: {storage: {bucket: latest-bucket, object: "{tenant}/{file}"}}
     run: {pipeline: echo}
     limits: {concurrency: {key: "{tenant}", on_newer: skip}}
+  - name: newest-wins
+    when: {storage: {bucket: newest-bucket, object: "{tenant}/{file}"}}
+    run: {pipeline: echo, params: {message: "{tenant}/{file}"}}
+    limits: {concurrency: {key: "{tenant}", on_newer: supersede}}
 """
 
 
@@ -350,3 +354,78 @@ def test_on_newer_skip_ends_the_newer_run_skipped_and_says_why(
     end_run(limited, engine, 1)
     deliver(limited, *storage_event("latest-bucket", "acme/c.csv", event_id="third"))
     assert len(engine.submitted) == 2, "once the key's run ended, the next one runs"
+
+
+def result_of(services: Services, run_key: str) -> dict[str, object]:
+    (result,) = [r for r in services.results.published if r["subject"] == run_key]  # type: ignore[attr-defined]
+    data = result["data"]
+    assert isinstance(data, dict)
+    return data
+
+
+def notice(services: Services, engine: RecordingBackend, number: int) -> None:
+    """The completion notice of the engine's `number`th run arrives, in whatever state it is."""
+    run_key = engine.submitted[number - 1].run_key
+    headers, body = completion_event(run_key, engine.states[f"fake-{number}"], message_id=f"n-{number}")
+    assert call(completion.handle, services, headers, body).status == 200
+
+
+def test_on_newer_supersede_cancels_the_running_run_and_the_newer_starts_once_it_ended(
+    limited: Services, engine: ActiveCounting
+) -> None:
+    """Issue 16 item 2 (supersede): the engine cancels the old run, its result says by whom, the
+    newer one starts only after the engine reported the old one's end; other tenants untouched."""
+    deliver(limited, *storage_event("newest-bucket", "acme/monday.csv", event_id="monday"))
+    deliver(limited, *storage_event("newest-bucket", "globex/monday.csv", event_id="globex"))
+    answer = deliver(limited, *storage_event("newest-bucket", "acme/tuesday.csv", event_id="tuesday"))
+    (decision,) = answer.body["decisions"]
+    assert decision["outcome"] == "queued"
+    assert "on_newer supersede, waiting for newest-wins/newest-bucket/acme/monday.csv#1" in decision["reason"]
+    assert engine.cancels == ["fake-1"], "one cancel, of acme's run only"
+    assert len(engine.submitted) == 2, "the newer run waits for the engine to report the old one's end"
+
+    notice(limited, engine, 1)
+    old = result_of(limited, engine.submitted[0].run_key)
+    assert (old["state"], old["superseded_by"]) == ("CANCELED", decision["run_key"])
+    assert [s.params["message"] for s in engine.submitted] == [
+        "acme/monday.csv",
+        "globex/monday.csv",
+        "acme/tuesday.csv",
+    ]
+    assert engine.states["fake-2"] is RunState.RUNNING, "globex's run is untouched"
+
+
+def test_of_three_runs_of_a_key_only_the_newest_starts_after_the_running_one(
+    limited: Services, engine: ActiveCounting
+) -> None:
+    """A newer event while an older one waits: the waiting one ends without starting, the running
+    one is cancelled once, however many newer events arrive."""
+    for day in ("monday", "tuesday", "wednesday"):
+        deliver(limited, *storage_event("newest-bucket", f"acme/{day}.csv", event_id=day))
+    tuesday = limited.store.get("newest-wins/newest-bucket/acme/tuesday.csv#1")
+    assert tuesday is not None
+    assert (tuesday.state, tuesday.details["superseded_by"]) == (
+        RunState.CANCELED,
+        "newest-wins/newest-bucket/acme/wednesday.csv#1",
+    )
+    assert engine.cancels == ["fake-1"]
+    notice(limited, engine, 1)
+    assert [s.params["message"] for s in engine.submitted] == ["acme/monday.csv", "acme/wednesday.csv"]
+    assert (
+        result_of(limited, tuesday.run_key)["superseded_by"]
+        == "newest-wins/newest-bucket/acme/wednesday.csv#1"
+    )
+
+
+def test_a_run_that_ends_before_its_cancel_lands_ends_as_the_engine_says(
+    limited: Services, engine: ActiveCounting
+) -> None:
+    """Cancel against completion: the engine's word stands, and the newer run starts after it."""
+    deliver(limited, *storage_event("newest-bucket", "acme/monday.csv", event_id="monday"))
+    engine.states["fake-1"] = RunState.SUCCEEDED  # it ends on its own, its notice not yet in
+    deliver(limited, *storage_event("newest-bucket", "acme/tuesday.csv", event_id="tuesday"))
+    notice(limited, engine, 1)
+    old = result_of(limited, engine.submitted[0].run_key)
+    assert (old["state"], old["superseded_by"]) == ("SUCCEEDED", None)
+    assert len(engine.submitted) == 2
+    assert engine.states["fake-2"] is RunState.RUNNING
