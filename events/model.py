@@ -14,12 +14,14 @@ from typing import Any
 
 
 class Source(StrEnum):
-    """The four kinds of source a route can listen to."""
+    """The four kinds of source a route can listen to (and JOIN: a route of several parts, each
+    of one of the four; never an event's kind)."""
 
     STORAGE = "storage"
     PUBSUB = "pubsub"
     BIGQUERY = "bigquery"
     SCHEDULE = "schedule"
+    JOIN = "join"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

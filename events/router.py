@@ -26,7 +26,7 @@ from events.model import (
     common_fields,
 )
 from events.params import Missing, build, coerce, lookup, render_key
-from events.routes import Rule
+from events.routes import Rule, listeners
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +39,17 @@ class RunRequest:
     run_key: str
     manifest: bool = False  # the triggering object is a batch manifest to check before running
     concurrency: str = ""  # the run's key under limits.concurrency (e.g. the tenant), or ""
+    part: PartArrival | None = None  # a join's part arrived: the run is built once all have
+
+
+@dataclass(frozen=True, slots=True)
+class PartArrival:
+    """A join's part matched an event: which part, the correlation key it rendered, and the
+    fields of the event the run's templates read (`parts.<name>.<field>`)."""
+
+    name: str
+    key: str
+    values: Mapping[str, object]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,11 +77,18 @@ class Router:
         self.by_name = {rule.name: rule for rule in rules}
         self._index: dict[tuple[str, str], list[Rule]] = defaultdict(list)
         self._scan: dict[str, list[Rule]] = defaultdict(list)
-        for rule in rules:
+        for rule in listeners(rules):  # a join's parts listen, each where its source is
             if rule.index:
                 self._index[(rule.source, rule.index)].append(rule)
             else:
                 self._scan[rule.source].append(rule)
+
+    def listener(self, request: RunRequest) -> Rule:
+        """The rule that matched a request: its route's, or its join part's."""
+        rule = self.by_name[request.route]
+        if request.part is None or rule.join is None:
+            return rule
+        return next(part for part in rule.join.parts if part.part == request.part.name)
 
     def candidates(self, event: TriggerEvent) -> list[Rule]:
         return self._index.get((event.kind, event.index), []) + self._scan.get(event.kind, [])
@@ -91,6 +109,14 @@ def _decide(rule: Rule, event: TriggerEvent) -> Decision:
     fields.update(matched)
     fields["route"] = rule.name
     message = _message_view(event)
+    if rule.part:
+        return _arrive(rule, fields, message)
+    return request(rule, fields, message)
+
+
+def request(rule: Rule, fields: Mapping[str, object], message: Mapping[str, Any] | None) -> Decision:
+    """The run request of a route whose condition holds, built from `fields` (and a message's
+    attributes and data): its typed params, its run key and its concurrency key; or why not."""
     params: dict[str, object] = {}
     building = "the run key"  # what a ValueError is about
     try:
@@ -110,6 +136,19 @@ def _decide(rule: Rule, event: TriggerEvent) -> Decision:
     except ValueError as exc:
         return Skip(rule.name, f"{building}: {exc}")
     return RunRequest(rule.name, rule.pipeline, params, run_key, rule.manifest, concurrency)
+
+
+def _arrive(rule: Rule, fields: Mapping[str, object], message: Mapping[str, Any] | None) -> Decision:
+    """A join's part matched: its correlation key and the fields the run will read."""
+    try:
+        key = render_key(rule.run_key, fields, message, raw=rule.raw_values)
+        values = {path: lookup(path, fields, message) for path in rule.needs}
+    except Missing as exc:
+        return Skip(rule.name, f"part {rule.part!r}: the event has no field {exc.args[0]!r}")
+    except ValueError as exc:
+        return Skip(rule.name, f"part {rule.part!r}: the join key: {exc}")
+    arrival = PartArrival(rule.part, key, values)
+    return RunRequest(rule.name, rule.pipeline, {}, "", rule.manifest, part=arrival)
 
 
 def _match(rule: Rule, event: TriggerEvent) -> dict[str, object] | str:

@@ -9,7 +9,7 @@ each names its place: `routes[survey-landed].when.storage.object: ...`.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
@@ -18,11 +18,20 @@ from pydantic import BaseModel, ValidationError
 
 from events.errors import RoutesError
 from events.model import Source
-from events.params import FromField, ParamSpec, Scalar, Template, key_problem, parse_template, unknown_fields
+from events.params import (
+    FromField,
+    ParamSpec,
+    Scalar,
+    Template,
+    key_problem,
+    parse_template,
+    unknown_fields,
+)
 from events.patterns import Pattern, compile_pattern
 from events.schema import (
     DEFAULT_MAX_WAIT,
     NAME,
+    Condition,
     FromSpec,
     GlobalLimits,
     PipelineModel,
@@ -35,6 +44,20 @@ from events.schema import (
 
 DEFAULT_RUN_KEY = "{route}/{event.key}"
 DEFAULT_SCHEDULE_RUN_KEY = "{route}/{schedule.job}@{schedule.slot}"
+DEFAULT_JOIN_RUN_KEY = "{route}/{key}@{join.opened}"
+JOIN_FIELDS = frozenset({"route", "key", "join.opened"})  # besides parts.<name>.<field>
+
+
+@dataclass(frozen=True, slots=True)
+class Known:
+    """The fields the templates of one route (or join part) may name."""
+
+    what: str  # "a storage route", "a join route"
+    unknown: Callable[[tuple[str, ...]], list[str]]  # the paths among these it cannot fill
+
+
+def _source_known(source: Source, captures: tuple[str, ...]) -> Known:
+    return Known(f"a {source} route", lambda paths: unknown_fields(paths, source, captures))
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +99,25 @@ class Rule:
     param_types: Mapping[str, str] = field(default_factory=dict)
     limits: RouteLimits = field(default_factory=RouteLimits)
     signature: Signature | None = None  # pubsub: the producer's signature to check
+    join: JoinSpec | None = None  # a join route: its parts (each a Rule), window and expiry
+    part: str = ""  # a join's part: its name (its run_key is the correlation key's template)
+    needs: tuple[str, ...] = ()  # a join's part: the paths of its event the run's templates read
+
+
+@dataclass(frozen=True, slots=True)
+class JoinSpec:
+    parts: tuple[Rule, ...]  # one per part, each matched like a route of its own source
+    within: float
+    on_expire: str  # record | alert
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(part.part for part in self.parts)
+
+
+def listeners(rules: tuple[Rule, ...]) -> list[Rule]:
+    """What listens to events: each route, or each part of a join route."""
+    return [listener for rule in rules for listener in (rule.join.parts if rule.join else (rule,))]
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,20 +202,20 @@ def _validate(model: type[_M], raw: object, where: str, problems: list[str]) -> 
         return None
 
 
+CONDITIONS = ("storage", "pubsub", "bigquery", "schedule")
+
+
 def _compile(model: RouteModel, where: str, problems: list[str]) -> Rule | None:
-    when = model.when
-    chosen = [name for name in ("storage", "pubsub", "bigquery", "schedule") if getattr(when, name)]
-    if len(chosen) != 1:
-        problems.append(f"{where}.when: give exactly one of storage, pubsub, bigquery, schedule")
-        return None
-    source = Source(chosen[0])
+    if model.when.join is not None:
+        if any(getattr(model.when, name) for name in CONDITIONS):
+            problems.append(f"{where}.when: a join lists its conditions under join.parts, alone")
+            return None
+        return _compile_join(model, where, problems)
     count = len(problems)
-    common: dict[str, Any] = {"name": model.name, "source": source, "pipeline": model.run.pipeline}
-    common |= {"version": model.run.version, "backend": model.run.backend}
-    common["enabled"] = model.run.enabled
-    common["raw_values"] = model.run.raw_values
-    common["limits"] = model.limits
-    captures: tuple[str, ...] = ()
+    matched = _condition(model.when, f"{where}.when", problems)
+    if matched is None:
+        return None
+    source, common, captures = matched
     if model.limits.coalesce is not None:
         if source is not Source.STORAGE:
             problems.append(f"{where}.limits.coalesce: only storage routes can coalesce events")
@@ -182,9 +224,60 @@ def _compile(model: RouteModel, where: str, problems: list[str]) -> Rule | None:
                 f"{where}.limits.coalesce: set run.run_key to the batch's key (e.g. '{{route}}/{{date}}'); "
                 "the default key is one per object"
             )
+    known = _source_known(source, captures)
+    default_key = DEFAULT_SCHEDULE_RUN_KEY if source is Source.SCHEDULE else DEFAULT_RUN_KEY
+    run = _run_templates(model, default_key, known, where, problems)
+    if len(problems) > count or run is None:
+        return None
+    return Rule(source=source, **common, **_route_common(model), **run)
 
+
+def _route_common(model: RouteModel) -> dict[str, Any]:
+    """What every route's Rule takes from its model (and a join's parts from their route's)."""
+    return {
+        "name": model.name,
+        "pipeline": model.run.pipeline,
+        "version": model.run.version,
+        "backend": model.run.backend,
+        "enabled": model.run.enabled,
+        "raw_values": model.run.raw_values,
+        "limits": model.limits,
+    }
+
+
+def _run_templates(
+    model: RouteModel, default_key: str, known: Known, where: str, problems: list[str]
+) -> dict[str, Any] | None:
+    """The route's params, run key and concurrency key, compiled and checked against `known`."""
+    params: dict[str, ParamSpec] = {}
+    for name, spec in model.run.params.items():
+        params[name] = _param(spec, known, f"{where}.run.params.{name}", problems)
+    run_key = _template(model.run.run_key or default_key, known, f"{where}.run.run_key", problems)
+    if run_key is not None and (ambiguous := key_problem(run_key)):
+        problems.append(f"{where}.run.run_key: {ambiguous}")
+    concurrency_key = None
+    if model.limits.concurrency is not None:
+        text, at = model.limits.concurrency.key, f"{where}.limits.concurrency.key"
+        concurrency_key = _template(text, known, at, problems)
+    if run_key is None:
+        return None
+    return {"params": params, "run_key": run_key, "concurrency_key": concurrency_key}
+
+
+def _condition(
+    when: Condition, where: str, problems: list[str]
+) -> tuple[Source, dict[str, Any], tuple[str, ...]] | None:
+    """One condition (a route's `when`, or a join's part): its source, the Rule fields that match
+    it, and the names its pattern captures."""
+    chosen = [name for name in CONDITIONS if getattr(when, name)]
+    if len(chosen) != 1:
+        problems.append(f"{where}: give exactly one of {', '.join(CONDITIONS)}")
+        return None
+    source = Source(chosen[0])
+    captures: tuple[str, ...] = ()
+    common: dict[str, Any] = {}
     if when.storage is not None:
-        pattern = _pattern(when.storage.object, "/", f"{where}.when.storage.object", problems)
+        pattern = _pattern(when.storage.object, "/", f"{where}.storage.object", problems)
         captures = pattern.captures if pattern else ()
         common |= {
             "index": when.storage.bucket,
@@ -197,7 +290,7 @@ def _compile(model: RouteModel, where: str, problems: list[str]) -> Rule | None:
     elif when.pubsub is not None:
         topic = when.pubsub.topic
         if "/" in topic and not re.match(r"^projects/[^/]+/topics/[^/]+$", topic):
-            problems.append(f"{where}.when.pubsub.topic: expected a short name or projects/P/topics/T")
+            problems.append(f"{where}.pubsub.topic: expected a short name or projects/P/topics/T")
         common |= {
             "index": topic.rsplit("/", 1)[-1],
             "topic": topic,
@@ -206,36 +299,94 @@ def _compile(model: RouteModel, where: str, problems: list[str]) -> Rule | None:
             "signature": when.pubsub.signature,
         }
     elif when.bigquery is not None:
-        pattern = _pattern(when.bigquery.table, ".", f"{where}.when.bigquery.table", problems)
+        pattern = _pattern(when.bigquery.table, ".", f"{where}.bigquery.table", problems)
         if pattern is not None and when.bigquery.table.count(".") != 2:
-            problems.append(f"{where}.when.bigquery.table: expected project.dataset.table")
+            problems.append(f"{where}.bigquery.table: expected project.dataset.table")
         captures = pattern.captures if pattern else ()
         common |= {
             "index": when.bigquery.table if pattern and pattern.literal else "",
             "pattern": pattern,
         }
     elif when.schedule is not None:
-        _check_schedule(when.schedule, f"{where}.when.schedule", problems)
+        _check_schedule(when.schedule, f"{where}.schedule", problems)
         common |= {
             "index": when.schedule.job,
             "cron": when.schedule.cron,
             "timezone": when.schedule.timezone,
         }
+    return source, common, captures
 
-    params: dict[str, ParamSpec] = {}
-    for name, spec in model.run.params.items():
-        params[name] = _param(spec, source, captures, f"{where}.run.params.{name}", problems)
-    default_key = DEFAULT_SCHEDULE_RUN_KEY if source is Source.SCHEDULE else DEFAULT_RUN_KEY
-    run_key = _template(model.run.run_key or default_key, source, captures, f"{where}.run.run_key", problems)
-    if run_key is not None and (ambiguous := key_problem(run_key)):
-        problems.append(f"{where}.run.run_key: {ambiguous}")
-    concurrency_key = None
-    if model.limits.concurrency is not None:
-        text, at = model.limits.concurrency.key, f"{where}.limits.concurrency.key"
-        concurrency_key = _template(text, source, captures, at, problems)
-    if len(problems) > count or run_key is None:
+
+def _compile_join(model: RouteModel, where: str, problems: list[str]) -> Rule | None:
+    """A join route: one Rule per part (matched like a route of the part's source, its run_key
+    the correlation key), and the route's Rule, whose templates read `key`, `join.opened` and
+    `parts.<name>.<field>`."""
+    join = model.when.join
+    assert join is not None
+    count = len(problems)
+    if model.limits.coalesce is not None:
+        problems.append(f"{where}.limits.coalesce: a join runs once per key and window; it cannot coalesce")
+    part_known: dict[str, Known] = {}
+    compiled: list[tuple[str, Source, dict[str, Any], Template]] = []
+    for name, part in join.parts.items():
+        at = f"{where}.when.join.parts.{name}"
+        matched = _condition(part, at, problems)
+        if matched is None:
+            continue
+        source, common, captures = matched
+        part_known[name] = _source_known(source, captures)
+        key_where = f"{at}.key" if part.key else f"{where}.when.join.key (for part {name!r})"
+        key = _template(part.key or join.key, part_known[name], key_where, problems)
+        if key is not None:
+            compiled.append((name, source, common, key))
+
+    def fills(path: str) -> bool:
+        name, rest = part_field(path)
+        if path in JOIN_FIELDS:
+            return True
+        return name in part_known and not part_known[name].unknown((rest,))
+
+    def unknown(paths: tuple[str, ...]) -> list[str]:
+        return [path for path in paths if not fills(path)]
+
+    known = Known("a join route (route, key, join.opened, parts.<name>.<field>)", unknown)
+    run = _run_templates(model, DEFAULT_JOIN_RUN_KEY, known, where, problems)
+    if len(problems) > count or run is None:
         return None
-    return Rule(params=params, run_key=run_key, concurrency_key=concurrency_key, **common)
+    read = _fields_read(run)
+    parts = tuple(
+        Rule(
+            source=source,
+            **common,
+            **_route_common(model),
+            params={},
+            run_key=key,
+            part=name,
+            needs=tuple(sorted(rest for part, rest in map(part_field, read) if part == name)),
+        )
+        for name, source, common, key in compiled
+    )
+    spec = JoinSpec(parts, join.within, join.on_expire)
+    return Rule(source=Source.JOIN, index="", **_route_common(model), **run, join=spec)
+
+
+def part_field(path: str) -> tuple[str, str]:
+    """`parts.<name>.<field>` → (name, field); ("", "") for any other path."""
+    head, _, rest = path.partition(".")
+    name, _, field_path = rest.partition(".")
+    return (name, field_path) if head == "parts" and name and field_path else ("", "")
+
+
+def _fields_read(run: Mapping[str, Any]) -> set[str]:
+    """Every field path the route's params, run key and concurrency key read."""
+    specs = [*run["params"].values(), run["run_key"], run["concurrency_key"]]
+    read: set[str] = set()
+    for spec in specs:
+        if isinstance(spec, Template):
+            read |= set(spec.fields)
+        elif isinstance(spec, FromField):
+            read.add(spec.path)
+    return read
 
 
 def _tuple(value: Any) -> tuple[Any, ...]:
@@ -250,32 +401,26 @@ def _pattern(text: str, separator: str, where: str, problems: list[str]) -> Patt
         return None
 
 
-def _template(
-    text: str, source: Source, captures: tuple[str, ...], where: str, problems: list[str]
-) -> Template | None:
+def _template(text: str, known: Known, where: str, problems: list[str]) -> Template | None:
     try:
         template = parse_template(text)
     except ValueError as exc:
         problems.append(f"{where}: {exc}")
         return None
-    for path in unknown_fields(template.fields, source, captures):
-        problems.append(f"{where}: unknown field {{{path}}} for a {source} route")
+    for path in known.unknown(template.fields):
+        problems.append(f"{where}: unknown field {{{path}}} for {known.what}")
     return template
 
 
 def _param(
-    spec: bool | int | float | str | FromSpec,
-    source: Source,
-    captures: tuple[str, ...],
-    where: str,
-    problems: list[str],
+    spec: bool | int | float | str | FromSpec, known: Known, where: str, problems: list[str]
 ) -> ParamSpec:
     if isinstance(spec, FromSpec):
-        for path in unknown_fields((spec.from_,), source, captures):
-            problems.append(f"{where}.from: unknown field {path!r} for a {source} route")
+        for path in known.unknown((spec.from_,)):
+            problems.append(f"{where}.from: unknown field {path!r} for {known.what}")
         return FromField(spec.from_, spec.default)
     if isinstance(spec, str):
-        template = _template(spec, source, captures, where, problems)
+        template = _template(spec, known, where, problems)
         return (
             template
             if template is not None and template.fields

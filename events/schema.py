@@ -118,11 +118,51 @@ class ScheduleWhen(_Model):
     timezone: str = Field("UTC", description="the time zone the cron is read in (IANA name)")
 
 
-class When(_Model):
+class Condition(_Model):
     storage: StorageWhen | None = Field(None, description="a Cloud Storage object was finalized")
     pubsub: PubsubWhen | None = Field(None, description="a message was published (not by Cloud Scheduler)")
     bigquery: BigQueryWhen | None = Field(None, description="a BigQuery job wrote a table")
     schedule: ScheduleWhen | None = Field(None, description="a Cloud Scheduler job fired")
+
+
+class JoinPart(Condition):
+    """One part of a join: exactly one of storage, pubsub, bigquery, schedule."""
+
+    key: str | None = Field(
+        None,
+        description="this part's correlation key template when its fields are named otherwise "
+        "(e.g. {data.tenant}/{data.survey_id} for a message); default: the join's key",
+    )
+
+
+MAX_WITHIN = 30 * 86400.0  # join.within: at most 30 days
+
+
+class Join(_Model):
+    """Run once every part has arrived for the same key, within the window."""
+
+    parts: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,30}$")], JoinPart] = Field(
+        min_length=2,
+        max_length=8,
+        description="part name (lower-case letters, digits, _) → the condition it waits for",
+    )
+    key: str = Field(
+        description="the correlation key, a template rendered from each part's event (e.g. "
+        "{tenant}/{survey_id}): parts whose key renders the same belong together",
+    )
+    within: Duration = Field(
+        le=MAX_WITHIN,
+        description="the window, from the first part's arrival: parts arriving later open a new one",
+    )
+    on_expire: Literal["record", "alert"] = Field(
+        "record",
+        description="a window that closes with parts missing: record it (explain names the missing "
+        "parts), or record it and log the `join expired (alert)` line the deployed alert watches",
+    )
+
+
+class When(Condition):
+    join: Join | None = Field(None, description="several conditions, correlated by a key, within a window")
 
 
 class FromSpec(_Model):
@@ -206,7 +246,7 @@ class GlobalLimits(_Model):
 class RouteModel(_Model):
     name: Annotated[str, Field(pattern=NAME, description="unique; lower-case letters, digits, dashes")]
     description: str = Field("", description="for people")
-    when: When = Field(description="exactly one of storage, pubsub, bigquery, schedule")
+    when: When = Field(description="exactly one of storage, pubsub, bigquery, schedule, join")
     run: Run = Field(description="what to start")
     limits: RouteLimits = Field(default_factory=RouteLimits, description="what the route may spend")
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from events.router import Router
-from events.routes import Rule
+from events.routes import Rule, listeners
 from functions import logs
 from functions.service.ports import Ledger, ObjectStore, Services, Sink, ledger_ports
 from functions.settings import DEFAULT_RETENTION_DAYS, Settings, SettingsError
@@ -134,7 +134,8 @@ def signature_secrets(rules: Iterable[Rule], environment: Mapping[str, str] | No
     """The signature secrets the routes name, by variable name ("" where unset), from
     `environment` (default: this process's)."""
     environment = os.environ if environment is None else environment
-    return {r.signature.secret: environment.get(r.signature.secret, "") for r in rules if r.signature}
+    listening = listeners(tuple(rules))  # a join's parts check their own signatures
+    return {r.signature.secret: environment.get(r.signature.secret, "") for r in listening if r.signature}
 
 
 def build(settings: Settings, environment: Mapping[str, str] | None = None) -> Services:
@@ -152,7 +153,7 @@ def build(settings: Settings, environment: Mapping[str, str] | None = None) -> S
     environment = os.environ if environment is None else environment
     loaded = catalog.load(settings.routes, settings.packages_dir, settings.notify_image)
     secrets = signature_secrets(loaded.rules, environment)
-    for rule in loaded.rules:
+    for rule in listeners(loaded.rules):
         if rule.signature is not None and not secrets[rule.signature.secret]:
             raise SettingsError(
                 f"{rule.signature.secret} is not set: route {rule.name!r} checks signatures with it"

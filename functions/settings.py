@@ -112,6 +112,8 @@ class Settings(BaseSettings):
     max_body_bytes: Annotated[int, Field(gt=0)] = 512 * 1024  # Eventarc's own event size limit
     claim_lease_seconds: Positive = 120.0
     reconcile_grace_seconds: Annotated[float, Field(ge=0)] = 60.0  # younger runs are left to their notice
+    # a join window is recorded expired this long after it closed: instances' clocks may differ
+    join_grace_seconds: Annotated[float, Field(ge=0)] = 60.0
     paused: bool = False  # hold every submission in the queue (as `kfp-trigger pause` does)
     retention_days: Annotated[int, Field(ge=1)] = DEFAULT_RETENTION_DAYS  # Firestore documents' TTL
     log_format: Literal["json", "text"] = "json"  # json: Cloud Logging's structured lines

@@ -13,6 +13,7 @@ BATCH_OBJECTS_PARAMETER = "batch_objects"  # LIST of gs:// URIs of the batch (ma
 BATCH_BYTES_PARAMETER = "batch_bytes"  # NUMBER_INTEGER: a manifest batch's total size
 BATCH_MANIFEST_PARAMETER = "batch_manifest"  # STRING: the gs:// URI of the batch's manifest
 COMPLETION_TOPIC_PARAMETER = "completion_topic"  # where a notified pipeline's exit step publishes
+JOIN_PARTS_PARAMETER = "join_parts"  # STRUCT: a join run's parts, name → {event_id, event_key, fields}
 FILLED = frozenset(
     {
         RUN_KEY_PARAMETER,
@@ -20,6 +21,7 @@ FILLED = frozenset(
         BATCH_BYTES_PARAMETER,
         BATCH_MANIFEST_PARAMETER,
         COMPLETION_TOPIC_PARAMETER,
+        JOIN_PARTS_PARAMETER,
     }
 )
 

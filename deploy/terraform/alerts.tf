@@ -1,10 +1,24 @@
-# Alerts: messages in the dead-letter topic, and claims the reconciler found past their lease
-# (a log-based metric on its "claim past its lease" lines, functions/service/completion.py).
+# Alerts: messages in the dead-letter topic, claims the reconciler found past their lease
+# (a log-based metric on its "claim past its lease" lines, functions/service/completion.py), and
+# join windows that expired with parts missing.
 
 resource "google_logging_metric" "stale_claims" {
   project = var.project
   name    = "${var.prefix}/stale-claims"
   filter  = "resource.type = \"cloud_run_revision\" AND jsonPayload.message = \"claim past its lease\""
+  metric_descriptor {
+    metric_kind = "DELTA"
+    value_type  = "INT64"
+  }
+  depends_on = [google_project_service.this]
+}
+
+# Join windows that closed with parts missing, on routes with on_expire: alert (the "join expired
+# (alert)" line, functions/service/joins.py).
+resource "google_logging_metric" "joins_expired" {
+  project = var.project
+  name    = "${var.prefix}/joins-expired"
+  filter  = "resource.type = \"cloud_run_revision\" AND jsonPayload.message = \"join expired (alert)\""
   metric_descriptor {
     metric_kind = "DELTA"
     value_type  = "INT64"
@@ -21,6 +35,10 @@ locals {
     stale_claims = {
       title  = "kfp-trigger: claims stuck past their lease"
       filter = "resource.type = \"cloud_run_revision\" AND metric.type = \"logging.googleapis.com/user/${google_logging_metric.stale_claims.name}\""
+    }
+    joins_expired = {
+      title  = "kfp-trigger: join windows expired with parts missing"
+      filter = "resource.type = \"cloud_run_revision\" AND metric.type = \"logging.googleapis.com/user/${google_logging_metric.joins_expired.name}\""
     }
   }
 }

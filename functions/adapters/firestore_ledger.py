@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -27,10 +28,17 @@ from functions.service.records import (
     Claim,
     ClaimOutcome,
     DecisionRecord,
+    JoinState,
+    JoinStatus,
     NewRun,
     Outcome,
+    Part,
     RunRecord,
     claim_rule,
+    completed,
+    current_window,
+    parts_from_json,
+    parts_json,
 )
 from pipelines.backend import TERMINAL, RunState
 
@@ -68,6 +76,8 @@ class FirestoreLedger:
         self._places = self._db.collection(f"{collection}-places")
         self._flags = self._db.collection(f"{collection}-flags")
         self._marks = self._db.collection(f"{collection}-marks")
+        self._joins = self._db.collection(f"{collection}-joins")
+        self._join_parts = self._db.collection(f"{collection}-join-parts")
 
     def _expiry(self) -> dict[str, datetime]:
         """The field a TTL policy deletes a document by (EXPIRE_AT): now + the retention."""
@@ -305,6 +315,152 @@ class FirestoreLedger:
         with _mapped():
             return sorted({str((snapshot.to_dict() or {})["member"]) for snapshot in query.stream()})
 
+    def arrive(
+        self,
+        route: str,
+        key: str,
+        part: str,
+        arrival: Part,
+        names: tuple[str, ...],
+        within: float,
+        now: float,
+    ) -> JoinState:
+        # Lock-free where the deliveries race: a part is a document created if absent, so twenty
+        # concurrent deliveries of the last part take no locks (as `claim` does). Only opening a
+        # window is a transaction, among the arrivals that find none open.
+        from google.api_core import exceptions
+
+        latest_ref = self._joins.document(document_id(f"{route}\n{key}"))
+        with _mapped():
+            snapshot = latest_ref.get()
+        latest = _window(snapshot.to_dict() or {}) if snapshot.exists else None
+        window = current_window(latest, route, key, within, now)
+        if window is not latest:
+            window = self._open(latest_ref, route, key, within, now)
+        identity = window_id(window)
+        part_ref = self._join_parts.document(document_id(f"{identity}\n{part}"))
+        document = {"window": identity, "part": part, "route": route, "key": key, "opened": window.opened}
+        document |= _part_document(arrival) | {EXPIRE_AT: self._expires_at(window)}
+        with _mapped():
+            try:
+                part_ref.create(document)
+                added = True
+            except exceptions.AlreadyExists:
+                added = False
+        parts = self._parts_of(identity)
+        status = completed(parts, names)
+        if status is JoinStatus.COMPLETE and window.status is JoinStatus.OPEN:
+            self._mark_complete(route, key, window.opened)
+        return replace(window, parts=parts, status=status, added=added)
+
+    def _open(self, latest_ref: Any, route: str, key: str, within: float, now: float) -> JoinState:
+        """Open a new window for the key, unless another arrival just did (then that one); an OPEN
+        window it replaces (closed, not yet recorded expired) moves to a document of its own."""
+
+        @self._firestore.transactional
+        def open_window(transaction: Any) -> JoinState:
+            snapshot = latest_ref.get(transaction=transaction)
+            latest = _window(snapshot.to_dict() or {}) if snapshot.exists else None
+            window = current_window(latest, route, key, within, now)
+            if window is latest:
+                return window
+            if latest is not None and latest.status is JoinStatus.OPEN:
+                archived = self._joins.document(window_id(latest))
+                transaction.set(archived, self._window_document(latest))
+            transaction.set(latest_ref, self._window_document(window))
+            return window
+
+        with _mapped():
+            try:
+                return open_window(self._db.transaction(max_attempts=TRANSACTION_ATTEMPTS))  # type: ignore[no-any-return]
+            except ValueError as exc:  # the client's "Failed to commit transaction in N attempts"
+                raise TransientError("ledger contention: the transaction did not commit; retry") from exc
+
+    def _mark_complete(self, route: str, key: str, opened: float) -> None:
+        """Record the window COMPLETE where it is (the key's latest, or moved), unless it has been
+        replaced meanwhile: a write conditioned on the document read (no lock)."""
+        from google.api_core import exceptions
+
+        for ref in (
+            self._joins.document(document_id(f"{route}\n{key}")),
+            self._joins.document(window_id_of(route, key, opened)),
+        ):
+            with _mapped():
+                for _ in range(TRANSACTION_ATTEMPTS):
+                    snapshot = ref.get()
+                    current = snapshot.to_dict() or {}
+                    if not snapshot.exists or current.get("opened") != opened:
+                        break  # not this window's document
+                    if current["status"] != JoinStatus.OPEN:
+                        return  # complete already (or expired: too late)
+                    try:
+                        option = self._db.write_option(last_update_time=snapshot.update_time)
+                        ref.update({"status": JoinStatus.COMPLETE.value}, option=option)
+                        return
+                    except exceptions.FailedPrecondition:
+                        continue  # changed since read: look again
+
+    def _parts_of(self, identity: str) -> dict[str, Part]:
+        query = self._join_parts.where(filter=self._firestore.FieldFilter("window", "==", identity))
+        with _mapped():
+            stored = {str(d["part"]): d for d in (s.to_dict() or {} for s in query.stream())}
+        return parts_from_json(stored)
+
+    def _expires_at(self, window: JoinState) -> datetime:
+        return datetime.fromtimestamp(window.expires, UTC) + self._retention
+
+    def _window_document(self, window: JoinState) -> dict[str, Any]:
+        return {
+            "window": window_id(window),
+            "route": window.route,
+            "key": window.key,
+            "opened": window.opened,
+            "expires": window.expires,
+            "status": window.status.value,
+            EXPIRE_AT: self._expires_at(window),
+        }
+
+    def joins(
+        self, *, status: JoinStatus | None = None, route: str | None = None, key: str | None = None
+    ) -> list[JoinState]:
+        FieldFilter = self._firestore.FieldFilter
+        query: Any = self._joins
+        for name, value in (("status", status), ("route", route), ("key", key)):
+            if value is not None:
+                query = query.where(filter=FieldFilter(name, "==", str(value)))
+        with _mapped():
+            found = [_window(snapshot.to_dict() or {}) for snapshot in query.stream()]
+        windows = {window_id(window): window for window in found}  # a moved window: once
+        return sorted(
+            (replace(window, parts=self._parts_of(identity)) for identity, window in windows.items()),
+            key=lambda window: window.opened,
+            reverse=True,
+        )
+
+    def expire(self, route: str, key: str, opened: float, closed_before: float) -> bool:
+        identity = window_id_of(route, key, opened)
+        query = self._joins.where(filter=self._firestore.FieldFilter("window", "==", identity))
+        with _mapped():
+            refs = [snapshot.reference for snapshot in query.stream()]
+        return any([self._expire_one(ref, identity, closed_before) for ref in refs])
+
+    def _expire_one(self, ref: Any, identity: str, closed_before: float) -> bool:
+        @self._firestore.transactional
+        def expire(transaction: Any) -> bool:
+            snapshot = ref.get(transaction=transaction)
+            current = snapshot.to_dict() or {}
+            if (
+                not snapshot.exists
+                or current["status"] != JoinStatus.OPEN
+                or current["expires"] > closed_before
+            ):
+                return False
+            transaction.update(ref, {"status": JoinStatus.EXPIRED.value})
+            return True
+
+        with _mapped():
+            return expire(self._db.transaction(max_attempts=TRANSACTION_ATTEMPTS))  # type: ignore[no-any-return]
+
     def _holding(self, scope: str, holder: str) -> list[Any]:
         FieldFilter = self._firestore.FieldFilter
         query = self._places.where(filter=FieldFilter("scope", "==", scope)).where(
@@ -432,3 +588,28 @@ def _record(document: Mapping[str, Any]) -> RunRecord:
     values = {k: v for k, v in document.items() if k not in hidden}
     lease_until = document["lease_start"].timestamp() + document["lease_seconds"]
     return RunRecord(**(values | {"state": RunState(document["state"]), "lease_until": lease_until}))
+
+
+def _window(document: Mapping[str, Any]) -> JoinState:
+    """A window document, without its parts (those are documents of their own)."""
+    return JoinState(
+        str(document["route"]),
+        str(document["key"]),
+        float(document["opened"]),
+        float(document["expires"]),
+        JoinStatus(document["status"]),
+        {},
+    )
+
+
+def window_id_of(route: str, key: str, opened: float) -> str:
+    """The document id naming one window of a key (its parts carry it)."""
+    return document_id(f"{route}\n{key}\n{opened!r}")
+
+
+def window_id(window: JoinState) -> str:
+    return window_id_of(window.route, window.key, window.opened)
+
+
+def _part_document(arrival: Part) -> dict[str, Any]:
+    return parts_json({"part": arrival})["part"]

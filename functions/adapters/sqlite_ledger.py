@@ -21,10 +21,16 @@ from functions.service.records import (
     Claim,
     ClaimOutcome,
     DecisionRecord,
+    JoinState,
+    JoinStatus,
     NewRun,
     Outcome,
+    Part,
     RunRecord,
+    arrive_rule,
     claim_rule,
+    parts_from_json,
+    parts_json,
 )
 from pipelines.backend import TERMINAL, RunState
 
@@ -59,6 +65,11 @@ CREATE TABLE IF NOT EXISTS places (
 CREATE TABLE IF NOT EXISTS flags (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS marks (key TEXT PRIMARY KEY, value INTEGER NOT NULL, at REAL NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS decisions_by_time ON decisions(at);
+CREATE TABLE IF NOT EXISTS joins (
+    route TEXT NOT NULL, key TEXT NOT NULL, opened REAL NOT NULL, expires REAL NOT NULL,
+    status TEXT NOT NULL, parts TEXT NOT NULL, PRIMARY KEY (route, key, opened)
+);
+CREATE INDEX IF NOT EXISTS joins_by_status ON joins(status);
 """
 # Ledgers from before batch membership was per route and object generation kept a batch's
 # objects in `members` (run key, member): moved once, each object its own identity.
@@ -334,6 +345,56 @@ class SqliteLedger:
         )
         return [row["member"] for row in rows]
 
+    def arrive(
+        self,
+        route: str,
+        key: str,
+        part: str,
+        arrival: Part,
+        names: tuple[str, ...],
+        within: float,
+        now: float,
+    ) -> JoinState:
+        with self._write() as db:
+            row = db.execute(
+                "SELECT * FROM joins WHERE route = ? AND key = ? ORDER BY opened DESC LIMIT 1", (route, key)
+            ).fetchone()
+            window = arrive_rule(_window(row) if row else None, route, key, part, arrival, names, within, now)
+            if window.added:
+                db.execute(
+                    "INSERT INTO joins (route, key, opened, expires, status, parts) VALUES (?, ?, ?, ?, ?, ?)"
+                    " ON CONFLICT (route, key, opened) DO UPDATE SET status = excluded.status,"
+                    " parts = excluded.parts",
+                    (
+                        route,
+                        key,
+                        window.opened,
+                        window.expires,
+                        window.status,
+                        json.dumps(parts_json(window.parts)),
+                    ),
+                )
+            return window
+
+    def joins(
+        self, *, status: JoinStatus | None = None, route: str | None = None, key: str | None = None
+    ) -> list[JoinState]:
+        rows = self._read(
+            "SELECT * FROM joins WHERE status = coalesce(?, status) AND route = coalesce(?, route)"
+            " AND key = coalesce(?, key) ORDER BY opened DESC",
+            (status, route, key),
+        )
+        return [_window(row) for row in rows]
+
+    def expire(self, route: str, key: str, opened: float, closed_before: float) -> bool:
+        with self._write() as db:
+            cursor = db.execute(
+                "UPDATE joins SET status = ? WHERE route = ? AND key = ? AND opened = ? AND status = ?"
+                " AND expires <= ?",
+                (JoinStatus.EXPIRED, route, key, opened, JoinStatus.OPEN, closed_before),
+            )
+            return cursor.rowcount == 1
+
     def hold(self, scope: str, limit: int, holder: str, now: float) -> bool:
         with self._write() as db:
             if db.execute("SELECT 1 FROM places WHERE scope = ? AND holder = ?", (scope, holder)).fetchone():
@@ -387,8 +448,9 @@ class SqliteLedger:
     def prune(self, before: float) -> dict[str, int]:
         """Delete what is older than `before` and no longer needed: decisions, ended runs whose
         result is published (so their run key dedupes no longer), batch memberships of runs
-        gone, rate and daily places, and high-water marks not raised since. Runs still going,
-        unpublished results and `active:` places stay. How many rows of each went."""
+        gone, rate and daily places, high-water marks not raised since, and join windows closed
+        before it. Runs still going, unpublished results, `active:` and `key:` places and open
+        join windows stay. How many rows of each went."""
         ended = f"{_IN_TERMINAL} AND published_at IS NOT NULL AND finished_at < ?"
         statements = {
             "decisions": ("DELETE FROM decisions WHERE at < ?", (before,)),
@@ -402,6 +464,7 @@ class SqliteLedger:
                 (before,),
             ),
             "marks": ("DELETE FROM marks WHERE at < ?", (before,)),
+            "joins": ("DELETE FROM joins WHERE status != ? AND expires < ?", (JoinStatus.OPEN, before)),
         }
         with self._write() as db:
             return {table: db.execute(sql, args).rowcount for table, (sql, args) in statements.items()}
@@ -435,3 +498,14 @@ def _record(row: sqlite3.Row) -> RunRecord:
         "state": RunState(row["state"]),
     }
     return RunRecord(**(values | decoded))
+
+
+def _window(row: sqlite3.Row) -> JoinState:
+    return JoinState(
+        row["route"],
+        row["key"],
+        row["opened"],
+        row["expires"],
+        JoinStatus(row["status"]),
+        parts_from_json(json.loads(row["parts"])),
+    )

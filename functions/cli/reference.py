@@ -26,6 +26,8 @@ PARTS = (
     ("Signature", "when.pubsub.signature"),
     ("BigQueryWhen", "when.bigquery"),
     ("ScheduleWhen", "when.schedule"),
+    ("Join", "when.join"),
+    ("JoinPart", "when.join.parts.NAME"),
     ("Run", "routes[].run"),
     ("FromSpec", "run.params.NAME (a field)"),
     ("RouteLimits", "routes[].limits"),

@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from events.errors import BadEvent, RoutesError
-from events.routes import Rule
+from events.routes import Rule, listeners
 from functions.cli import common
 from functions.cli.common import settings_options
 
@@ -48,7 +48,7 @@ def routes_check(path: str | None, as_json: bool) -> None:
                     click.echo(f"  {problem}", err=True)
             sys.exit(1)
     versions = {name: pipeline.version_name for name, pipeline in loaded.catalog.items()}
-    warnings = crowded(loaded.rules)
+    warnings = crowded(listeners(loaded.rules))
     if as_json:
         routes = [r.name for r in loaded.rules]
         common.emit(

@@ -18,7 +18,7 @@ from typing import Any
 
 from events.model import Source
 from events.pubsub import SCHEDULES_TOPIC
-from events.routes import RoutesConfig, Rule
+from events.routes import RoutesConfig, Rule, listeners
 from functions.settings import Settings
 
 PREFIX = "kfp-trigger"
@@ -82,13 +82,14 @@ def tfvars(config: RoutesConfig, settings: Settings, project: str, region: str) 
             variable = f"KFP_TRIGGER_{name.upper()}"
             if variable in given:
                 environment[variable] = given[variable]
-    topics = sorted({rule.topic.rsplit("/", 1)[-1] for rule in rules if rule.source is Source.PUBSUB})
-    datasets = {_dataset(rule) for rule in rules if rule.source is Source.BIGQUERY}
+    listening = listeners(tuple(rules))  # each route, or each part of a join: what needs a trigger
+    topics = sorted({rule.topic.rsplit("/", 1)[-1] for rule in listening if rule.source is Source.PUBSUB})
+    datasets = {_dataset(rule) for rule in listening if rule.source is Source.BIGQUERY}
     product_topics = [topic for topic in topics if topic != RESULTS_TOPIC]
     return {
         "project": project,
         "region": region,
-        "buckets": sorted({rule.index for rule in rules if rule.source is Source.STORAGE}),
+        "buckets": sorted({rule.index for rule in listening if rule.source is Source.STORAGE}),
         "bigquery_datasets": {
             name: dict(zip(("project", "dataset"), name.split("."), strict=True)) for name in sorted(datasets)
         },
@@ -97,7 +98,7 @@ def tfvars(config: RoutesConfig, settings: Settings, project: str, region: str) 
         "results_routes": RESULTS_TOPIC in topics,
         "schedules": {
             rule.index: {"cron": rule.cron, "time_zone": rule.timezone}
-            for rule in rules
+            for rule in listening
             if rule.source is Source.SCHEDULE
         },
         "schedules_topic": SCHEDULES_TOPIC,
@@ -112,7 +113,8 @@ def _dataset(rule: Rule) -> str:
     name = ".".join(text.split(".")[:2])
     if not name or any(mark in name for mark in "{*"):
         raise DeployError(
-            f"routes[{rule.name}].when.bigquery.table: name the project and dataset literally to deploy "
+            f"routes[{rule.name}].when{f'.join.parts.{rule.part}' if rule.part else ''}.bigquery.table: "
+            "name the project and dataset literally to deploy "
             "(the dataset's location decides where its audit-log trigger must be)"
         )
     return name
@@ -122,7 +124,7 @@ def product_schema(config: RoutesConfig) -> dict[str, Any]:
     """An Avro record for product messages: `event_id` (the dedupe key) and every top-level data
     field a route tests, optional, of its condition's type."""
     fields: dict[str, str] = {}
-    for rule in config.rules:
+    for rule in listeners(config.rules):
         for path, values in rule.data.items():
             kind = {bool: "boolean", int: "long", float: "double"}.get(type(values[0]), "string")
             fields.setdefault(path.split(".", 1)[0], kind)

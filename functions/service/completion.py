@@ -19,7 +19,7 @@ from events.decoders import decode
 from events.errors import BadEvent
 from events.model import Message
 from functions.logs import fields, label
-from functions.service import runs
+from functions.service import joins, runs
 from functions.service.ports import Services
 from functions.service.quarantine import quarantine
 from functions.service.records import Handled, Outcome, RunRecord
@@ -95,6 +95,7 @@ def reconcile(services: Services) -> runs.Pass:
     the queued runs that may start; how many runs it finished, published or started, and the
     runs it skipped with why.
 
+    Join windows whose time is up with parts missing are recorded expired (`joins.expire`).
     First, claims whose holder died are resolved: a run found by its key is adopted, one that
     was never submitted is queued (and started at the end of the pass). Runs submitted less
     than `reconcile_grace_seconds` ago are left to their completion notice. Each run is acted
@@ -124,6 +125,7 @@ def reconcile(services: Services) -> runs.Pass:
     for run in services.store.unpublished():
         with runs.isolated(services, run, report, "publishing its result"):
             report.done += publish_result(services, run.run_key)
+    report.add(joins.expire(services))
     report.add(runs.start_queued(services))
     return report
 

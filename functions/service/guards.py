@@ -3,8 +3,8 @@
 `gather` reads what the checks need (the object's generation high-water mark, a manifest's
 batch); `decide` is pure: from the event, its routing, the routes, the catalog and those facts,
 it returns the plan — `Refuse` the whole event (quarantine), or one step per route: `Skip`,
-`Retry`, `Join` a coalescing window, or `Launch` a run. `intake` carries the plan out. Tests of
-decisions need no I/O: build `Facts` and call `decide`.
+`Retry`, `Join` a coalescing window, `Launch` a run, or `Arrive`: record a join's part.
+`intake` carries the plan out. Tests of decisions need no I/O: build `Facts` and call `decide`.
 
 The checks, in order: the producer's signature (a Pub/Sub route that requires one), the
 object's generation (an older generation than one already seen is skipped), the event's age
@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from events import signatures
 from events.errors import BadEvent
 from events.model import Message, ObjectFinalized, TriggerEvent
-from events.router import Router, Routing, RunRequest
+from events.router import PartArrival, Router, Routing, RunRequest
 from events.routes import Rule
 from functions.service import limits
 from functions.service.batches import Batch, NotReady, ready
@@ -77,7 +77,15 @@ class Launch:
     pipeline: CompiledPipeline
 
 
-Step = Skip | Retry | Join | Launch
+@dataclass(frozen=True, slots=True)
+class Arrive:
+    """Record a join's part in its key's window (`service/joins.py`)."""
+
+    route: str
+    part: PartArrival
+
+
+Step = Skip | Retry | Join | Launch | Arrive
 Plan = Refuse | tuple[Step, ...]
 
 
@@ -124,7 +132,7 @@ def decide(
         elif stale is not None:
             steps.append(Skip(decision.route, stale))
         else:
-            steps.append(_step(event, decision, router.by_name[decision.route], catalog, facts))
+            steps.append(_step(event, decision, router.listener(decision), catalog, facts))
     return tuple(steps)
 
 
@@ -144,11 +152,15 @@ def _step(
             return Skip(request.route, f"bad manifest: {facts.batch.reason}", request.run_key)
         if not isinstance(facts.batch, Batch):
             return _not_ready(event, request, rule, facts)
+        if request.part is not None:  # a join's part: it arrives once its batch is complete
+            return Arrive(request.route, request.part)
         params |= {  # recorded with the run; the engine gets those the pipeline declares
             BATCH_OBJECTS_PARAMETER: list(facts.batch.uris),
             BATCH_BYTES_PARAMETER: facts.batch.total_bytes,
             BATCH_MANIFEST_PARAMETER: f"gs://{event.bucket}/{event.name}",
         }
+    if request.part is not None:
+        return Arrive(request.route, request.part)
     run = NewRun(
         run_key=request.run_key,
         route=request.route,
@@ -185,7 +197,7 @@ def batch_key(run_key: str, now: float, window: float) -> tuple[str, float]:
 def _signature_problem(event: Message, routing: Routing, router: Router, facts: Facts) -> str | None:
     """The first signature problem among the routes that would run this message."""
     for request in routing.requests:
-        signature = router.by_name[request.route].signature
+        signature = router.listener(request).signature
         if signature is not None:
             secret = facts.secrets.get(signature.secret, "")
             if found := signatures.problem(event, signature, secret, facts.now):

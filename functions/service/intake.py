@@ -19,7 +19,7 @@ from events.decoders import decode
 from events.errors import BadEvent, TransientError
 from events.model import Ignored, ObjectFinalized, TriggerEvent
 from functions.logs import fields, label
-from functions.service import guards, runs
+from functions.service import guards, joins, runs
 from functions.service.ports import Services
 from functions.service.quarantine import quarantine
 from functions.service.records import Handled, NewRun, Outcome
@@ -85,6 +85,8 @@ def _carry_out(
             reason = f"joined batch {batch}" if joined else f"object already in batch {batch}"
             note(outcome, reason, run.route, batch)
             return outcome, {"route": run.route, "outcome": outcome, "run_key": run.run_key, "batch": batch}
+        case guards.Arrive():
+            return joins.arrive(services, event, step)
         case guards.Launch(run, pipeline):
             record = runs.recorder(services, run, envelope.type, event.key)
             outcome, detail = runs.launch(services, run, pipeline, record)

@@ -20,7 +20,16 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from events.errors import KfpTriggerError
 from events.schema import GlobalLimits
-from functions.service.records import Claim, DecisionRecord, NewRun, Outcome, RunRecord
+from functions.service.records import (
+    Claim,
+    DecisionRecord,
+    JoinState,
+    JoinStatus,
+    NewRun,
+    Outcome,
+    Part,
+    RunRecord,
+)
 from pipelines.backend import Backend, CompiledPipeline, RunState
 
 if TYPE_CHECKING:
@@ -85,7 +94,8 @@ class RunStore(Protocol):
 
 
 class RunQueue(Protocol):
-    """Runs held back by a limit, the pause or a coalescing window, and batches' members."""
+    """Runs held back by a limit, the pause or a coalescing window, batches' members, and the
+    windows of join routes (the parts that arrived, per correlation key)."""
 
     def queue(self, run_key: str, attempt: int, reason: str, now: float) -> bool:
         """Move a claimed run (only its holder: `attempt` matches) to the queue."""
@@ -115,6 +125,33 @@ class RunQueue(Protocol):
 
     def members(self, run_key: str) -> list[str]:
         """A batch run's objects (their `gs://` URIs), sorted, each once."""
+        ...
+
+    def arrive(
+        self,
+        route: str,
+        key: str,
+        part: str,
+        arrival: Part,
+        names: tuple[str, ...],
+        within: float,
+        now: float,
+    ) -> JoinState:
+        """Record one part of the join route `route` for correlation key `key` (`names`: every
+        part it waits for; `within`: a new window's length), by `records.arrive_rule`: the
+        key's window after it. One atomic step, so concurrent arrivals of the last parts all
+        answer the one COMPLETE window with the same parts."""
+        ...
+
+    def joins(
+        self, *, status: JoinStatus | None = None, route: str | None = None, key: str | None = None
+    ) -> list[JoinState]:
+        """Join windows (of one status, route, key), newest first. A read."""
+        ...
+
+    def expire(self, route: str, key: str, opened: float, closed_before: float) -> bool:
+        """Move an OPEN window that closed (`expires`) before `closed_before` to EXPIRED; False if
+        it was not OPEN (completed meanwhile, or expired by another reconciler)."""
         ...
 
 

@@ -16,11 +16,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from events.model import ObjectFinalized, TriggerEvent
-from events.router import Router, Routing
+from events.router import PartArrival, Router, Routing
 from events.schema import GlobalLimits
 from functions.service import guards, limits
+from functions.service.joins import describe as describe_window
 from functions.service.ports import Ledger, ObjectStore
-from functions.service.records import NewRun
+from functions.service.records import JoinStatus, NewRun, Part, arrive_rule
 from pipelines.backend import CompiledPipeline, RunState
 
 
@@ -102,6 +103,10 @@ def _verdict(step: guards.Step, reader: Reader, router: Router, found: Preview) 
                 "verdict": "join",
                 "reason": f"joins the batch that starts at the window's end ({closes:.0f})",
             }
+        case guards.Arrive(route, part):
+            return {"route": route, "part": part.name, "key": part.key} | _arrival(
+                route, part, reader, router
+            )
         case guards.Launch(run, pipeline):
             entry = {
                 "route": run.route,
@@ -111,6 +116,32 @@ def _verdict(step: guards.Step, reader: Reader, router: Router, found: Preview) 
             }
             return entry | _launch(run, reader, router)
     raise AssertionError(step)
+
+
+def _arrival(route: str, part: PartArrival, reader: Reader, router: Router) -> dict[str, object]:
+    """Which part of which join window the event would fill, and what that would do."""
+    join = router.by_name[route].join
+    assert join is not None
+    if reader.ledger is None:
+        return {"verdict": "join part", "reason": f"fills part {part.name!r} of join {part.key!r}"}
+    latest = next(iter(reader.ledger.joins(route=route, key=part.key)), None)
+    window = arrive_rule(
+        latest, route, part.key, part.name, Part("", "", reader.now, {}), join.names, join.within, reader.now
+    )
+    if not window.added:
+        return {
+            "verdict": "duplicate",
+            "reason": f"part {part.name!r} of join {part.key!r} has arrived already",
+        }
+    if window.status is JoinStatus.COMPLETE:
+        return {
+            "verdict": "run",
+            "reason": f"fills part {part.name!r}, the last one missing: the join's run starts",
+        }
+    return {
+        "verdict": "join part",
+        "reason": f"fills part {part.name!r}: {describe_window(join.names, window)}",
+    }
 
 
 def _launch(run: NewRun, reader: Reader, router: Router) -> dict[str, object]:

@@ -15,7 +15,7 @@ how every ledger decides an existing run key's claim. Terminal states are absorb
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from pipelines.backend import RunState
@@ -91,6 +91,98 @@ def claim_rule(record: RunRecord, now: float, takes: RunState = RunState.CLAIMED
     if record.state is not takes:
         return Claim(ClaimOutcome.DONE, record.attempt, record)
     return None
+
+
+class JoinStatus(StrEnum):
+    OPEN = "open"  # waiting for parts until `expires`
+    COMPLETE = "complete"  # every part arrived: its run is built (one run key per window)
+    EXPIRED = "expired"  # the window closed with parts missing (recorded by reconcile)
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """One part of a join as it first arrived: its event, and the fields the run reads."""
+
+    event_id: str
+    event_key: str
+    at: float
+    values: Mapping[str, object]
+
+
+@dataclass(frozen=True, slots=True)
+class JoinState:
+    """One window of a join route for one correlation key."""
+
+    route: str
+    key: str
+    opened: float
+    expires: float
+    status: JoinStatus
+    parts: Mapping[str, Part]
+    added: bool = False  # the arrival that answered this added its part (False: it was there)
+
+    def missing(self, names: tuple[str, ...]) -> list[str]:
+        return [name for name in names if name not in self.parts]
+
+
+def current_window(latest: JoinState | None, route: str, key: str, within: float, now: float) -> JoinState:
+    """The window a part arriving at `now` belongs to, given the key's latest: that one while it
+    is open (`now` before `expires`, not expired), else a new OPEN window opening `now`."""
+    if latest is None or now >= latest.expires or latest.status is JoinStatus.EXPIRED:
+        return JoinState(route, key, now, now + within, JoinStatus.OPEN, {})
+    return latest
+
+
+def with_part(window: JoinState, part: str, arrival: Part, names: tuple[str, ...]) -> JoinState:
+    """The window after `part` arrives: the first arrival of a part stays (a repeat changes
+    nothing: `added` False); COMPLETE once every part in `names` has arrived."""
+    if part in window.parts:
+        return replace(window, added=False)
+    parts = {**window.parts, part: arrival}
+    return replace(window, parts=parts, status=completed(parts, names), added=True)
+
+
+def completed(parts: Mapping[str, Part], names: tuple[str, ...]) -> JoinStatus:
+    return JoinStatus.COMPLETE if all(name in parts for name in names) else JoinStatus.OPEN
+
+
+def arrive_rule(
+    latest: JoinState | None,
+    route: str,
+    key: str,
+    part: str,
+    arrival: Part,
+    names: tuple[str, ...],
+    within: float,
+    now: float,
+) -> JoinState:
+    """How a ledger records one part's arrival, given the key's latest window (`current_window`,
+    then `with_part`). A new window leaves an OPEN old one for reconcile to record expired.
+    `now` is the ledger's clock."""
+    return with_part(current_window(latest, route, key, within, now), part, arrival, names)
+
+
+def parts_json(parts: Mapping[str, Part]) -> dict[str, dict[str, object]]:
+    """A window's parts as the ledgers store them (JSON)."""
+    return {
+        name: {"event_id": p.event_id, "event_key": p.event_key, "at": p.at, "values": dict(p.values)}
+        for name, p in parts.items()
+    }
+
+
+def parts_from_json(stored: Mapping[str, Mapping[str, object]]) -> dict[str, Part]:
+    """`parts_json`'s inverse."""
+    parts: dict[str, Part] = {}
+    for name, p in stored.items():
+        values = p.get("values")
+        at = p.get("at")
+        parts[name] = Part(
+            str(p.get("event_id", "")),
+            str(p.get("event_key", "")),
+            float(at) if isinstance(at, int | float) else 0.0,
+            dict(values) if isinstance(values, Mapping) else {},
+        )
+    return parts
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,7 @@ from functions.service import crashpoints
 from functions.service.batches import batch_params
 from functions.service.ports import Services
 from functions.service.records import RunRecord
-from pipelines.parameters import BATCH_MANIFEST_PARAMETER, BATCH_OBJECTS_PARAMETER
+from pipelines.parameters import BATCH_MANIFEST_PARAMETER, BATCH_OBJECTS_PARAMETER, JOIN_PARTS_PARAMETER
 
 log = logging.getLogger("kfp_trigger.results")
 
@@ -42,6 +42,14 @@ class ResultError(BaseModel):
         description="submit: it never started; run: the engine says it failed"
     )
     message: str = Field(max_length=MAX_ERROR, description="the first line of the reason, cut")
+
+
+class JoinPartResult(BaseModel):
+    """The event that delivered one part of a join run."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    event_id: str = Field(description="its CloudEvent id")
+    event_key: str = Field(description="what it was about: bucket/object#generation, topic/message id, …")
 
 
 class RunFinished(BaseModel):
@@ -75,11 +83,27 @@ class RunFinished(BaseModel):
     objects_manifest: str | None = Field(
         None, description="the batch's manifest (gs:// URI): the whole list when it is longer"
     )
+    parts: dict[str, JoinPartResult] | None = Field(
+        None, description="a join run's parts: part name → the event that delivered it; null otherwise"
+    )
     superseded_by: str | None = Field(
         None,
         description="CANCELED by limits.concurrency on_newer: supersede: the run key of the newer run "
         "that replaced it",
     )
+
+
+def _parts(params: Mapping[str, object]) -> dict[str, JoinPartResult] | None:
+    listed = params.get(JOIN_PARTS_PARAMETER)
+    if not isinstance(listed, Mapping):
+        return None
+    return {
+        str(name): JoinPartResult(
+            event_id=str(part.get("event_id", "")), event_key=str(part.get("event_key", ""))
+        )
+        for name, part in listed.items()
+        if isinstance(part, Mapping)
+    }
 
 
 def iso(timestamp: float | None) -> str | None:
@@ -121,6 +145,7 @@ def result_event(run: RunRecord) -> dict[str, object]:
         error=error,
         event_id=run.event_id,
         superseded_by=_text(details.get("superseded_by")),
+        parts=_parts(run.params),
         **_objects(run.params),
     )
     return {

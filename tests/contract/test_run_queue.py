@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from functions.service.ports import Ledger
-from functions.service.records import ClaimOutcome, NewRun
+from functions.service.records import ClaimOutcome, JoinStatus, NewRun, Part
 from pipelines.backend import RunState
 from tests.contract.conftest import Time
 
@@ -84,3 +84,63 @@ def test_a_run_keeps_its_concurrency_key_through_the_queue(ledger: Ledger, ledge
     untouched = ledger.get(RUN.run_key)
     assert untouched is not None
     assert untouched.concurrency == ""
+
+
+NAMES = ("closed", "files")
+
+
+def part(event_id: str, at: float, **values: object) -> Part:
+    return Part(event_id, f"key-of-{event_id}", at, values)
+
+
+def test_a_join_window_keeps_each_parts_first_arrival_and_completes_once(
+    ledger: Ledger, ledger_clock: Time
+) -> None:
+    now = ledger_clock.now()
+    first = ledger.arrive("join", "acme/s1", "closed", part("c-1", now, tenant="acme"), NAMES, 3600, now)
+    assert (first.status, first.added, first.opened, first.expires) == (
+        JoinStatus.OPEN,
+        True,
+        now,
+        now + 3600,
+    )
+    again = ledger.arrive(
+        "join", "acme/s1", "closed", part("c-2", now + 1, tenant="evil"), NAMES, 3600, now + 1
+    )
+    assert (again.added, again.parts["closed"].event_id) == (False, "c-1")
+    last = ledger.arrive("join", "acme/s1", "files", part("f-1", now + 2), NAMES, 3600, now + 2)
+    assert (last.status, last.added, last.opened) == (JoinStatus.COMPLETE, True, now)
+    assert last.parts["closed"] == part("c-1", now, tenant="acme")
+    repeat = ledger.arrive("join", "acme/s1", "files", part("f-2", now + 3), NAMES, 3600, now + 3)
+    assert (repeat.status, repeat.added, repeat.parts["files"].event_id) == (
+        JoinStatus.COMPLETE,
+        False,
+        "f-1",
+    )
+    assert ledger.joins(status=JoinStatus.OPEN) == []
+    (window,) = ledger.joins(route="join", key="acme/s1")
+    assert (window.status, sorted(window.parts)) == (JoinStatus.COMPLETE, ["closed", "files"])
+    other = ledger.arrive("join", "globex/s1", "files", part("g-1", now), NAMES, 3600, now)
+    assert (other.status, other.added) == (JoinStatus.OPEN, True), "another key, another window"
+
+
+def test_a_closed_window_is_expired_once_and_a_late_part_opens_a_new_one(
+    ledger: Ledger, ledger_clock: Time
+) -> None:
+    now = ledger_clock.now()
+    ledger.arrive("join", "acme/s1", "closed", part("c-1", now), NAMES, 10, now)
+    assert not ledger.expire("join", "acme/s1", now, now + 5), "not closed yet"
+    late = ledger.arrive("join", "acme/s1", "files", part("f-1", now + 11), NAMES, 10, now + 11)
+    assert (late.status, late.opened, list(late.parts)) == (JoinStatus.OPEN, now + 11, ["files"])
+    windows = ledger.joins(route="join", key="acme/s1")
+    assert [(w.opened, w.status, list(w.parts)) for w in windows] == [
+        (now + 11, JoinStatus.OPEN, ["files"]),
+        (now, JoinStatus.OPEN, ["closed"]),
+    ], "the closed window is kept for reconcile to record"
+    assert ledger.expire("join", "acme/s1", now, now + 11)
+    assert not ledger.expire("join", "acme/s1", now, now + 12), "once"
+    assert [w.status for w in ledger.joins(route="join", key="acme/s1")] == [
+        JoinStatus.OPEN,
+        JoinStatus.EXPIRED,
+    ]
+    assert [w.opened for w in ledger.joins(status=JoinStatus.OPEN)] == [now + 11]

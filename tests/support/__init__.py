@@ -104,6 +104,31 @@ def storage_event(
     return headers, json.dumps(data).encode()
 
 
+def message_event(topic: str, data: Mapping[str, object], event_id: str) -> tuple[dict[str, str], bytes]:
+    """A Pub/Sub message with JSON `data` on `topic` (a short name in project `local`), in binary mode."""
+    from events.eventarc import message_published
+
+    headers, body = message_published(
+        f"projects/local/topics/{topic}", json.dumps(data).encode(), message_id=event_id
+    )
+    return headers, json.dumps(body).encode()
+
+
+def table_event(table: str, job: str, event_id: str) -> tuple[dict[str, str], bytes]:
+    """A BigQuery load job into `table` (project.dataset.table) completed: the audit log entry of
+    tests/data/audit/bigquery-jobchange-done.json with this table, job and event id, binary mode."""
+    document = json.loads((DATA / "audit" / "bigquery-jobchange-done.json").read_text())
+    project, dataset, name = table.split(".")
+    entry = document["data"]
+    change = entry["protoPayload"]["metadata"]["jobChange"]["job"]
+    change["jobName"] = entry["protoPayload"]["resourceName"] = f"projects/{project}/jobs/{job}"
+    change["jobConfig"]["loadConfig"]["destinationTable"] = (
+        f"projects/{project}/datasets/{dataset}/tables/{name}"
+    )
+    attributes = {k: v for k, v in document.items() if k not in ("data", "datacontenttype")}
+    return binary(attributes | {"id": event_id}, entry)
+
+
 def completion_event(run_key: str, state: str, message_id: str = "n-1") -> tuple[dict[str, str], bytes]:
     """A completion notice as Eventarc delivers it from the completions topic."""
     from events.eventarc import message_published

@@ -25,9 +25,13 @@ from functions.service.records import (
     Claim,
     ClaimOutcome,
     DecisionRecord,
+    JoinState,
+    JoinStatus,
     NewRun,
     Outcome,
+    Part,
     RunRecord,
+    arrive_rule,
     claim_rule,
 )
 from functions.service.results import RESULT_TYPE
@@ -239,6 +243,7 @@ class FakeRunQueue(FakeRunStore):
     def __init__(self) -> None:
         super().__init__()
         self.batch_of: dict[tuple[str, str], tuple[str, str]] = {}  # (route, identity) → (run key, member)
+        self.windows: dict[tuple[str, str, float], JoinState] = {}  # (route, key, opened) → window
 
     def queue(self, run_key: str, attempt: int, reason: str, now: float) -> bool:
         with self._lock:
@@ -275,6 +280,40 @@ class FakeRunQueue(FakeRunStore):
 
     def members(self, run_key: str) -> list[str]:
         return sorted({member for key, member in self.batch_of.values() if key == run_key})
+
+    def arrive(
+        self,
+        route: str,
+        key: str,
+        part: str,
+        arrival: Part,
+        names: tuple[str, ...],
+        within: float,
+        now: float,
+    ) -> JoinState:
+        with self._lock:
+            latest = next(iter(self.joins(route=route, key=key)), None)
+            window = arrive_rule(latest, route, key, part, arrival, names, within, now)
+            self.windows[(route, key, window.opened)] = replace(window, added=False)
+            return window
+
+    def joins(
+        self, *, status: JoinStatus | None = None, route: str | None = None, key: str | None = None
+    ) -> list[JoinState]:
+        found = [
+            window
+            for window in self.windows.values()
+            if status in (None, window.status) and route in (None, window.route) and key in (None, window.key)
+        ]
+        return sorted(found, key=lambda window: window.opened, reverse=True)
+
+    def expire(self, route: str, key: str, opened: float, closed_before: float) -> bool:
+        with self._lock:
+            window = self.windows.get((route, key, opened))
+            if window is None or window.status is not JoinStatus.OPEN or window.expires > closed_before:
+                return False
+            self.windows[(route, key, opened)] = replace(window, status=JoinStatus.EXPIRED)
+            return True
 
 
 @dataclass

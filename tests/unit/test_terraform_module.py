@@ -137,3 +137,13 @@ def test_every_input_is_a_variable_of_the_module() -> None:
     for name in ("kfp", "vertex", "mixed"):
         inputs = json.loads((SETS / f"{name}.tfvars.json").read_text())
         assert set(inputs) <= set(variables), set(inputs) - set(variables)
+
+
+def test_the_log_based_alerts_watch_the_lines_the_code_logs() -> None:
+    """A metric's filter names a log message: renaming it in the code would blind the alert."""
+    from functions.service.completion import STALE_CLAIM_MESSAGE
+    from functions.service.joins import ALERT
+
+    alerts = (MODULE / "alerts.tf").read_text()
+    for message in (STALE_CLAIM_MESSAGE, ALERT):
+        assert f'jsonPayload.message = \\"{message}\\"' in alerts, message

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 from events.eventarc import Delivery, message_published
 from events.pubsub import SCHEDULE_ATTRIBUTE, SCHEDULES_TOPIC
-from events.routes import Rule
+from events.routes import Rule, listeners
 from functions.logs import fields
 
 log = logging.getLogger("kfp_trigger.dev")
@@ -40,7 +40,7 @@ def tick_schedules(
         slot: datetime = croniter(rule.cron, after.astimezone(ZoneInfo(rule.timezone))).get_next(datetime)
         return slot
 
-    schedules = [rule for rule in rules if rule.cron]
+    schedules = [rule for rule in listeners(rules) if rule.cron]  # a join's schedule parts too
     upcoming = {rule.name: next_slot(rule, clock()) for rule in schedules}
     while schedules and not stop.wait(interval):
         now = clock()

@@ -1,0 +1,180 @@
+"""Join routes: one run per correlation key and window, once every part has arrived.
+
+A join route's parts are matched like routes of their own (the router renders each part's
+correlation key and reads the fields the run needs). Each arrival is recorded in the key's
+window in the ledger (`RunQueue.arrive`, one atomic step): the first arrival of a part stays, a
+repeat changes nothing, and a part after the window closed opens a new one. Every arrival that
+finds its window COMPLETE builds the run from the recorded parts (`run_for`, pure) and launches
+it: they all build the same run key, whose claim is create-if-absent, so a window starts one
+run whatever the order, the duplicates and the concurrency of its parts, and a part arriving
+again after the run started is a DUPLICATE of it. A window that closes with parts missing is
+recorded EXPIRED by reconcile (`expire`), with a decision per arrived part naming what is
+missing; `on_expire: alert` also logs the `join expired (alert)` line the deployed alert counts.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+
+from events.errors import PermanentError
+from events.model import TriggerEvent
+from events.router import RunRequest, request
+from events.routes import Rule
+from functions.logs import fields
+from functions.service import runs
+from functions.service.guards import Arrive
+from functions.service.ports import Services
+from functions.service.records import JoinState, JoinStatus, NewRun, Outcome, Part
+from functions.service.results import iso
+from pipelines.backend import CompiledPipeline
+from pipelines.parameters import JOIN_PARTS_PARAMETER
+
+log = logging.getLogger("kfp_trigger.joins")
+ALERT = "join expired (alert)"  # the log line deploy/terraform/alerts.tf counts
+EXPIRED_TYPE = "join.expired"  # the event type of the decisions an expiry records
+
+
+def join_rule(services: Services, route: str) -> Rule:
+    rule = services.router.by_name.get(route)
+    if rule is None or rule.join is None:
+        raise PermanentError(f"route {route!r} is not a join route in routes.yaml")
+    return rule
+
+
+def arrive(services: Services, event: TriggerEvent, step: Arrive) -> tuple[Outcome, dict[str, object]]:
+    """Record one part of a join, and launch the window's run once every part is in: the
+    outcome, and the entry for the answer's `decisions`."""
+    rule = join_rule(services, step.route)
+    assert rule.join is not None
+    part, now = step.part, services.clock()
+    arrival = Part(event.envelope.id, event.key, now, step.part.values)
+    window = services.queue.arrive(
+        rule.name, part.key, part.name, arrival, rule.join.names, rule.join.within, now
+    )
+    entry: dict[str, object] = {"route": rule.name, "part": part.name, "key": part.key}
+
+    def note(outcome: Outcome, reason: str, run_key: str = "") -> None:
+        runs.record(
+            services,
+            event.envelope.id,
+            event.key,
+            event.envelope.type,
+            outcome,
+            reason,
+            route=rule.name,
+            run_key=run_key,
+        )
+
+    if window.status is not JoinStatus.COMPLETE:
+        outcome, reason = (
+            (Outcome.QUEUED, describe(rule.join.names, window))
+            if window.added
+            else _repeat(part.name, window)
+        )
+        note(outcome, reason)
+        return outcome, entry | {"outcome": outcome, "reason": reason}
+    built = run_for(rule, window, services.catalog[rule.pipeline], event.envelope.id)
+    if isinstance(built, str):
+        reason = f"join {part.key!r} is complete but its run cannot be built: {built}"
+        note(Outcome.SKIPPED, reason)
+        return Outcome.SKIPPED, entry | {"outcome": Outcome.SKIPPED, "reason": reason}
+    run = built
+    what = (
+        f"part {part.name!r} completed join {part.key!r}" if window.added else _repeat(part.name, window)[1]
+    )
+    recorder = runs.recorder(services, run, event.envelope.type, event.key)
+
+    def launched(outcome: Outcome, reason: str) -> None:
+        recorder(outcome, f"{what}: {reason}")
+
+    outcome, detail = runs.launch(services, run, services.catalog[rule.pipeline], launched)
+    detail.pop("every_route", None)
+    detail.pop("blocks", None)
+    return outcome, entry | {"outcome": outcome, "run_key": run.run_key, **detail}
+
+
+def _repeat(name: str, window: JoinState) -> tuple[Outcome, str]:
+    first = window.parts[name]
+    return Outcome.DUPLICATE, f"part {name!r} of join {window.key!r} arrived already (event {first.event_id})"
+
+
+def describe(names: tuple[str, ...], window: JoinState) -> str:
+    """A window's story in one line (`names`: the join's parts): waiting on what until when,
+    complete, or expired missing what."""
+    missing = ", ".join(f"`{name}`" for name in window.missing(names))
+    match window.status:
+        case JoinStatus.OPEN:
+            return f"join {window.key!r}: waiting on {missing}, expires {iso(window.expires)}"
+        case JoinStatus.EXPIRED:
+            return f"join {window.key!r} expired at {iso(window.expires)}: missing {missing}"
+        case JoinStatus.COMPLETE:
+            return f"join {window.key!r} complete: every part arrived"
+
+
+def run_for(rule: Rule, window: JoinState, pipeline: CompiledPipeline, event_id: str) -> NewRun | str:
+    """The run of a COMPLETE window, built from its parts' recorded fields (pure: every arrival
+    that finds the window complete builds the same run key), or why it cannot be built."""
+    values: dict[str, object] = {"route": rule.name, "key": window.key, "join.opened": iso(window.opened)}
+    for name, part in window.parts.items():
+        values |= {f"parts.{name}.{path}": value for path, value in part.values.items()}
+    built = request(rule, values, None)
+    if not isinstance(built, RunRequest):
+        return built.reason
+    listed = {
+        name: {"event_id": part.event_id, "event_key": part.event_key, "fields": dict(part.values)}
+        for name, part in sorted(window.parts.items())
+    }
+    return NewRun(
+        run_key=built.run_key,
+        route=rule.name,
+        pipeline=pipeline.name,
+        version=pipeline.version,
+        backend=pipeline.backend,
+        params={**built.params, JOIN_PARTS_PARAMETER: listed},
+        event_id=event_id,
+        concurrency=built.concurrency,
+    )
+
+
+def expire(services: Services) -> runs.Pass:
+    """Record every OPEN window whose time is up EXPIRED (once, whichever reconciler gets there
+    first) `join_grace_seconds` after it closed (instances' clocks may differ: a part that one
+    accepted just before `expires` is never in a window another has expired), with a decision
+    for each part that arrived naming the missing ones. A window that fails is reported and
+    left for the next pass."""
+    report = runs.Pass()
+    closed_before = services.clock() - services.settings.join_grace_seconds  # clocks may differ
+    for window in services.queue.joins(status=JoinStatus.OPEN):
+        if window.expires > closed_before:
+            continue
+        try:
+            report.done += _expire_one(services, window, closed_before)
+        except Exception as exc:  # isolation: one window cannot hold up the pass
+            log.exception(
+                "join window left for the next pass", extra=fields(route=window.route, key=window.key)
+            )
+            reason = f"expiring join {window.key!r}: {exc or type(exc).__name__} (next pass)"
+            report.skipped.append({"run_key": f"{window.route}/{window.key}", "reason": reason})
+    return report
+
+
+def _expire_one(services: Services, window: JoinState, closed_before: float) -> int:
+    if not services.queue.expire(window.route, window.key, window.opened, closed_before):
+        return 0  # completed meanwhile, or another reconciler recorded it
+    rule = services.router.by_name.get(window.route)
+    expired = replace(window, status=JoinStatus.EXPIRED)
+    if rule is None or rule.join is None:
+        reason, alert = f"join {window.key!r} expired: its route is not in routes.yaml any more", False
+    else:
+        reason, alert = describe(rule.join.names, expired), rule.join.on_expire == "alert"
+    for part in window.parts.values():
+        runs.record(
+            services, part.event_id, part.event_key, EXPIRED_TYPE, Outcome.SKIPPED, reason, route=window.route
+        )
+    context = fields(route=window.route, key=window.key, reason=reason)
+    if alert:
+        log.error(ALERT, extra=context)
+    else:
+        log.info("join expired", extra=context)
+    return 1
