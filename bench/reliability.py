@@ -40,12 +40,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from events.envelope import parse_http
-from events.eventarc import object_finalized
+from events.eventarc import message_published, object_finalized
 from events.router import Router
 from functions import bootstrap
 from functions.service import completion, crashpoints, intake
 from functions.service.ports import Services, ledger_ports
-from functions.service.records import Outcome
+from functions.service.records import DecisionRecord, JoinState, JoinStatus, Outcome
 from functions.settings import Settings
 from pipelines import catalog
 from pipelines.backend import RunState
@@ -54,6 +54,7 @@ from tests.support.fakes import RecordingBackend, RecordingSink
 from tests.support.faults import Crasher, Faults, answer
 
 LEASE = 30.0
+JOIN_GRACE = 60.0
 ACCOUNTED = {Outcome.SKIPPED, Outcome.QUARANTINED, Outcome.IGNORED}
 SIM_ROUTES = """
 version: 1
@@ -71,6 +72,19 @@ routes:
     when:
       storage: {bucket: batch-bucket, object: "{batch}/_MANIFEST.json", batch: {manifest: true, max_wait: 1h}}
     run: {pipeline: echo}
+  - name: joined
+    when:
+      join:
+        key: "{k}"
+        within: 1h
+        parts:
+          closed: {pubsub: {topic: sim-events}, key: "{data.k}"}
+          files: {storage: {bucket: join-bucket, object: "{k}/_SUCCESS"}}
+    run: {pipeline: echo, params: {message: "{parts.closed.data.k}"}}
+  - name: latest
+    when: {storage: {bucket: newest-bucket, object: "{tenant}/{file}"}}
+    run: {pipeline: echo, params: {message: "{tenant}"}}
+    limits: {concurrency: {key: "{tenant}", on_newer: supersede}}
   - name: doomed
     when: {storage: {bucket: doomed-bucket}}
     run: {pipeline: echo}
@@ -94,6 +108,11 @@ class Report:
     stuck: int = 0
     results: int = 0
     duplicate_results: int = 0  # run keys whose results carry more than one event id
+    joins_complete: int = 0
+    joins_expired: int = 0
+    joins_left_open: int = 0  # windows still OPEN past their window (and the grace) at the end
+    superseded: int = 0  # runs cancelled on the engine for a newer run of their key
+    duplicate_cancels: int = 0  # runs the engine was asked to cancel more than once
     seconds: float = 0.0
 
     def rows(self) -> list[tuple[str, str]]:
@@ -115,6 +134,10 @@ class Report:
             ("runs stuck after the final reconcile", f"{self.stuck:,}"),
             ("results published", f"{self.results:,}"),
             ("duplicate logical results", f"{self.duplicate_results:,}"),
+            ("join windows complete / expired", f"{self.joins_complete:,} / {self.joins_expired:,}"),
+            ("join windows left open past their window", f"{self.joins_left_open:,}"),
+            ("runs superseded (cancelled on the engine)", f"{self.superseded:,}"),
+            ("runs cancelled more than once", f"{self.duplicate_cancels:,}"),
             ("simulated in", f"{self.seconds:.1f} s"),
         ]
 
@@ -142,6 +165,16 @@ def event_for(number: int, now: float, landing: Path) -> tuple[dict[str, str], b
         (folder / "part-0.csv").write_text("a\n")
     elif kind in (15, 16):
         bucket, name = "doomed-bucket", f"part-{number}.csv"
+    elif kind in (9, 19):  # a join's parts: per key, two "files" events then two "closed" ones
+        key = f"j{number // 40}"  # one key in ten never gets its "closed" part: its window expires
+        if kind == 19 and number // 40 % 10 != 0:
+            data = json.dumps({"k": key, "n": number}).encode()
+            topic = "projects/sim/topics/sim-events"
+            headers, body = message_published(topic, data, message_id=f"e-{number}", published=sent)
+            return headers, json.dumps(body).encode()
+        bucket, name = "join-bucket", f"{key}/_SUCCESS"
+    elif kind == 8:  # newer data for a tenant: supersedes the tenant's running run
+        bucket, name = "newest-bucket", f"t{number // 20 % 3}/part-{number}.csv"
     elif kind == 17:  # a route listens to the bucket, none matches the name: a recorded skip
         bucket, name = "some-bucket", f"elsewhere/part-{number}.csv"
     elif kind == 18:  # nobody listens to this bucket: quarantined
@@ -192,6 +225,7 @@ def _simulate(
             auth="none",
             claim_lease_seconds=LEASE,
             reconcile_grace_seconds=0,
+            join_grace_seconds=JOIN_GRACE,
         )
         built = bootstrap.build(settings)
         after = catalog.load(folder / "routes-after.yaml", settings.packages_dir)
@@ -286,7 +320,12 @@ def _simulate(
                 if not engine.states[run_id].terminal and run_id not in engine.lost:
                     engine.states[run_id] = RunState.SUCCEEDED
             completion.reconcile(current[0])
-            if not pending and not parts_later and not stuck(built):
+            if (
+                not pending
+                and not parts_later
+                and not stuck(built)
+                and not built.queue.joins(status=JoinStatus.OPEN)
+            ):
                 break
 
         report.events = len(events)
@@ -310,6 +349,14 @@ def _simulate(
             ids.setdefault(str(data["run_key"]), set()).add(str(document["id"]))
         report.results = len(results.published)
         report.duplicate_results = sum(len(found) > 1 for found in ids.values())
+        windows = built.queue.joins()
+        report.joins_complete = sum(w.status is JoinStatus.COMPLETE for w in windows)
+        report.joins_expired = sum(w.status is JoinStatus.EXPIRED for w in windows)
+        report.joins_left_open = sum(
+            w.status is JoinStatus.OPEN and w.expires + JOIN_GRACE < now[0] for w in windows
+        )
+        report.superseded = len(set(engine.cancels))
+        report.duplicate_cancels = len(engine.cancels) - len(set(engine.cancels))
     report.seconds = time.perf_counter() - started
     return report
 
@@ -324,10 +371,32 @@ def stuck(services: Services) -> list[str]:
 
 def accounted(services: Services, headers: dict[str, str]) -> bool:
     """The event has a recorded skip, ignore or quarantine, or a decision about a run (its own,
-    or the coalesced batch holding its object) that reached the engine or ended."""
-    trail = services.decisions.trail(headers["ce-id"])
-    if any(decision.outcome in ACCOUNTED for decision in trail):
+    or the coalesced batch holding its object) that reached the engine or ended; a join's part
+    is accounted for by its window's run (or the skip its expiry recorded), a repeat of a part by
+    the window holding that part's first arrival."""
+    event_id = headers["ce-id"]
+    trail = services.decisions.trail(event_id)
+    if any(decision.outcome in ACCOUNTED for decision in trail) or _ran(services, trail):
         return True
+    rules = services.router.by_name
+    for route in {d.route for d in trail if d.route in rules and rules[d.route].join is not None}:
+        for window in services.queue.joins(route=route):
+            events = {part.event_id for part in window.parts.values()}
+            repeated = any(f"arrived already (event {other})" in d.reason for d in trail for other in events)
+            if (event_id in events or repeated) and _window_accounted(services, window):
+                return True
+    return False
+
+
+def _window_accounted(services: Services, window: JoinState) -> bool:
+    """An expired window recorded a skip for each part; a complete one started its run."""
+    if window.status is JoinStatus.EXPIRED:
+        return True
+    trails = [services.decisions.trail(part.event_id) for part in window.parts.values()]
+    return window.status is JoinStatus.COMPLETE and any(_ran(services, trail) for trail in trails)
+
+
+def _ran(services: Services, trail: list[DecisionRecord]) -> bool:
     runs = [services.store.get(decision.run_key) for decision in trail if decision.run_key]
     return any(
         run is not None
@@ -340,8 +409,9 @@ def accounted(services: Services, headers: dict[str, str]) -> bool:
 def main() -> None:
     report = simulate(20_000)
     print(
-        "\nReliability: 20,000+ deliveries with duplicates, crashes, faults, coalescing and manifest"
-        " routes, a route removed mid-flight and runs deleted on the engine (bench/reliability.py)\n"
+        "\nReliability: 20,000+ deliveries with duplicates, crashes, faults, coalescing, manifest, join"
+        " and supersede routes, a route removed mid-flight and runs deleted on the engine"
+        " (bench/reliability.py)\n"
     )
     width = max(len(name) for name, _ in report.rows())
     print(f"| {'measure'.ljust(width)} | value |")

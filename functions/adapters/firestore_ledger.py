@@ -325,25 +325,29 @@ class FirestoreLedger:
         within: float,
         now: float,
     ) -> JoinState:
-        # Lock-free where the deliveries race: a part is a document created if absent, so twenty
+        # Lock-free where deliveries race: a part is a document created if absent, so twenty
         # concurrent deliveries of the last part take no locks (as `claim` does). Only opening a
-        # window is a transaction, among the arrivals that find none open.
+        # window is a transaction, among the arrivals that find none open. The key's latest
+        # window is one document; a window a newer one replaces moves to a document of its own.
         from google.api_core import exceptions
 
+        if (held := self._holding_event(route, key, arrival.event_id, names)) is not None:
+            return held  # a redelivery, however late: the window that holds it (`arrive_rule`)
         latest_ref = self._joins.document(document_id(f"{route}\n{key}"))
         with _mapped():
             snapshot = latest_ref.get()
         latest = _window(snapshot.to_dict() or {}) if snapshot.exists else None
         window = current_window(latest, route, key, within, now)
         if window is not latest:
-            window = self._open(latest_ref, route, key, within, now)
+            window = self._open(latest_ref, route, key, names, within, now)
         identity = window_id(window)
-        part_ref = self._join_parts.document(document_id(f"{identity}\n{part}"))
-        document = {"window": identity, "part": part, "route": route, "key": key, "opened": window.opened}
-        document |= _part_document(arrival) | {EXPIRE_AT: self._expires_at(window)}
+        document: dict[str, Any] = {"window": identity, "part": part, "route": route, "key": key}
+        document |= {"opened": window.opened, "expires": window.expires, EXPIRE_AT: self._expires_at(window)}
         with _mapped():
             try:
-                part_ref.create(document)
+                self._join_parts.document(document_id(f"{identity}\n{part}")).create(
+                    document | _part_document(arrival)
+                )
                 added = True
             except exceptions.AlreadyExists:
                 added = False
@@ -353,9 +357,32 @@ class FirestoreLedger:
             self._mark_complete(route, key, window.opened)
         return replace(window, parts=parts, status=status, added=added)
 
-    def _open(self, latest_ref: Any, route: str, key: str, within: float, now: float) -> JoinState:
-        """Open a new window for the key, unless another arrival just did (then that one); an OPEN
-        window it replaces (closed, not yet recorded expired) moves to a document of its own."""
+    def _holding_event(self, route: str, key: str, event_id: str, names: tuple[str, ...]) -> JoinState | None:
+        """The window whose parts include the event `event_id`, if one does."""
+        FieldFilter = self._firestore.FieldFilter
+        query = (
+            self._join_parts.where(filter=FieldFilter("route", "==", route))
+            .where(filter=FieldFilter("key", "==", key))
+            .where(filter=FieldFilter("event_id", "==", event_id))
+        )
+        with _mapped():
+            found = [snapshot.to_dict() or {} for snapshot in query.stream()]
+            if not found:
+                return None
+            identity = str(found[0]["window"])
+            stored = self._joins.where(filter=FieldFilter("window", "==", identity)).stream()
+            statuses = [str((snapshot.to_dict() or {})["status"]) for snapshot in stored]
+        parts = self._parts_of(identity)
+        status = completed(parts, names)
+        if status is not JoinStatus.COMPLETE and statuses:
+            status = JoinStatus(statuses[0])
+        opened, expires = float(found[0]["opened"]), float(found[0]["expires"])
+        return JoinState(route, key, opened, expires, status, parts)
+
+    def _open(
+        self, latest_ref: Any, route: str, key: str, names: tuple[str, ...], within: float, now: float
+    ) -> JoinState:
+        """Open a new window for the key, unless another arrival just did (then that one)."""
 
         @self._firestore.transactional
         def open_window(transaction: Any) -> JoinState:
@@ -364,10 +391,9 @@ class FirestoreLedger:
             window = current_window(latest, route, key, within, now)
             if window is latest:
                 return window
-            if latest is not None and latest.status is JoinStatus.OPEN:
-                archived = self._joins.document(window_id(latest))
-                transaction.set(archived, self._window_document(latest))
-            transaction.set(latest_ref, self._window_document(window))
+            if latest is not None:  # the replaced window keeps a document of its own
+                transaction.set(self._joins.document(window_id(latest)), snapshot.to_dict() or {})
+            transaction.set(latest_ref, self._window_document(window, names))
             return window
 
         with _mapped():
@@ -377,26 +403,22 @@ class FirestoreLedger:
                 raise TransientError("ledger contention: the transaction did not commit; retry") from exc
 
     def _mark_complete(self, route: str, key: str, opened: float) -> None:
-        """Record the window COMPLETE where it is (the key's latest, or moved), unless it has been
-        replaced meanwhile: a write conditioned on the document read (no lock)."""
+        """Record the window COMPLETE in its documents (the key's latest, and its own once
+        replaced), each write conditioned on the document as read (no lock)."""
         from google.api_core import exceptions
 
-        for ref in (
-            self._joins.document(document_id(f"{route}\n{key}")),
-            self._joins.document(window_id_of(route, key, opened)),
-        ):
+        documents = (document_id(f"{route}\n{key}"), window_id_of(route, key, opened))
+        for ref in (self._joins.document(name) for name in documents):
             with _mapped():
                 for _ in range(TRANSACTION_ATTEMPTS):
                     snapshot = ref.get()
                     current = snapshot.to_dict() or {}
-                    if not snapshot.exists or current.get("opened") != opened:
-                        break  # not this window's document
-                    if current["status"] != JoinStatus.OPEN:
-                        return  # complete already (or expired: too late)
+                    if current.get("opened") != opened or current["status"] != JoinStatus.OPEN:
+                        break  # not this window's document, or marked already
                     try:
                         option = self._db.write_option(last_update_time=snapshot.update_time)
                         ref.update({"status": JoinStatus.COMPLETE.value}, option=option)
-                        return
+                        break
                     except exceptions.FailedPrecondition:
                         continue  # changed since read: look again
 
@@ -409,9 +431,10 @@ class FirestoreLedger:
     def _expires_at(self, window: JoinState) -> datetime:
         return datetime.fromtimestamp(window.expires, UTC) + self._retention
 
-    def _window_document(self, window: JoinState) -> dict[str, Any]:
+    def _window_document(self, window: JoinState, names: tuple[str, ...]) -> dict[str, Any]:
         return {
             "window": window_id(window),
+            "names": list(names),
             "route": window.route,
             "key": window.key,
             "opened": window.opened,
@@ -430,7 +453,7 @@ class FirestoreLedger:
                 query = query.where(filter=FieldFilter(name, "==", str(value)))
         with _mapped():
             found = [_window(snapshot.to_dict() or {}) for snapshot in query.stream()]
-        windows = {window_id(window): window for window in found}  # a moved window: once
+        windows = {window_id(window): window for window in found}  # the latest is also its own: once
         return sorted(
             (replace(window, parts=self._parts_of(identity)) for identity, window in windows.items()),
             key=lambda window: window.opened,
@@ -445,15 +468,19 @@ class FirestoreLedger:
         return any([self._expire_one(ref, identity, closed_before) for ref in refs])
 
     def _expire_one(self, ref: Any, identity: str, closed_before: float) -> bool:
+        parts = self._join_parts.where(filter=self._firestore.FieldFilter("window", "==", identity))
+
         @self._firestore.transactional
         def expire(transaction: Any) -> bool:
             snapshot = ref.get(transaction=transaction)
             current = snapshot.to_dict() or {}
-            if (
-                not snapshot.exists
-                or current["status"] != JoinStatus.OPEN
-                or current["expires"] > closed_before
-            ):
+            if not snapshot.exists or current["status"] != JoinStatus.OPEN:
+                return False
+            if current["expires"] > closed_before:
+                return False
+            arrived = {str((s.to_dict() or {})["part"]) for s in transaction.get(parts)}
+            if set(current.get("names", ())) <= arrived:  # complete: its last arrival's mark lagged
+                transaction.update(ref, {"status": JoinStatus.COMPLETE.value})
                 return False
             transaction.update(ref, {"status": JoinStatus.EXPIRED.value})
             return True

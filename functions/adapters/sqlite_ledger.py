@@ -356,10 +356,11 @@ class SqliteLedger:
         now: float,
     ) -> JoinState:
         with self._write() as db:
-            row = db.execute(
-                "SELECT * FROM joins WHERE route = ? AND key = ? ORDER BY opened DESC LIMIT 1", (route, key)
-            ).fetchone()
-            window = arrive_rule(_window(row) if row else None, route, key, part, arrival, names, within, now)
+            rows = db.execute(
+                "SELECT * FROM joins WHERE route = ? AND key = ? ORDER BY opened DESC", (route, key)
+            ).fetchall()
+            windows = [_window(row) for row in rows]
+            window = arrive_rule(windows, route, key, part, arrival, names, within, now)
             if window.added:
                 db.execute(
                     "INSERT INTO joins (route, key, opened, expires, status, parts) VALUES (?, ?, ?, ?, ?, ?)"

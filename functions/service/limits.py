@@ -96,12 +96,29 @@ def admit(services: Services, run: NewRun) -> Wait | None:
     now = services.clock()
     held: list[str] = []
     for place in places(run.route, route_limits(services, run.route), services.limits, now, run.concurrency):
-        if not services.quotas.hold(place.scope, place.limit, run.run_key, now):
+        if not _hold(services, place, run.run_key, now):
             for taken in held:
                 services.quotas.let_go(taken, run.run_key)
             return Wait(f"{place.what} reached", place.every_route, place.on_newer, place.scope)
         held.append(place.scope)
     return None
+
+
+def _hold(services: Services, place: Place, holder: str, now: float) -> bool:
+    """Take a place; when it is full, first give back the places of holders that have ended
+    (a run's end and the return of its places are two writes: an instance can die between
+    them), then try once more."""
+    if services.quotas.hold(place.scope, place.limit, holder, now):
+        return True
+    if not place.scope.startswith(("active:", "key:")):
+        return False  # rate and daily places count starts: they are never given back
+    freed = False
+    for other in services.quotas.holders(place.scope):
+        record = services.store.get(other)
+        if record is None or record.state.terminal:
+            services.quotas.let_go(place.scope, other)
+            freed = True
+    return freed and services.quotas.hold(place.scope, place.limit, holder, now)
 
 
 def ended(services: Services, run: NewRun) -> None:

@@ -65,7 +65,7 @@ def preview(
         found.refused = plan.reason
         return found
     for step in plan:
-        found.decisions.append(_verdict(step, reader, router, found))
+        found.decisions.append(_verdict(step, event.envelope.id, reader, router, found))
     return found
 
 
@@ -82,7 +82,9 @@ def _facts(event: TriggerEvent, routing: Routing, reader: Reader, found: Preview
     return guards.Facts(reader.now, reader.secrets, mark, batch)
 
 
-def _verdict(step: guards.Step, reader: Reader, router: Router, found: Preview) -> dict[str, object]:
+def _verdict(
+    step: guards.Step, event_id: str, reader: Reader, router: Router, found: Preview
+) -> dict[str, object]:
     match step:
         case guards.Skip(route, reason, run_key):
             return {"route": route, "verdict": "skip", "reason": reason, "run_key": run_key}
@@ -104,9 +106,8 @@ def _verdict(step: guards.Step, reader: Reader, router: Router, found: Preview) 
                 "reason": f"joins the batch that starts at the window's end ({closes:.0f})",
             }
         case guards.Arrive(route, part):
-            return {"route": route, "part": part.name, "key": part.key} | _arrival(
-                route, part, reader, router
-            )
+            arrival = _arrival(route, part, event_id, reader, router)
+            return {"route": route, "part": part.name, "key": part.key} | arrival
         case guards.Launch(run, pipeline):
             entry = {
                 "route": run.route,
@@ -118,16 +119,17 @@ def _verdict(step: guards.Step, reader: Reader, router: Router, found: Preview) 
     raise AssertionError(step)
 
 
-def _arrival(route: str, part: PartArrival, reader: Reader, router: Router) -> dict[str, object]:
+def _arrival(
+    route: str, part: PartArrival, event_id: str, reader: Reader, router: Router
+) -> dict[str, object]:
     """Which part of which join window the event would fill, and what that would do."""
     join = router.by_name[route].join
     assert join is not None
     if reader.ledger is None:
         return {"verdict": "join part", "reason": f"fills part {part.name!r} of join {part.key!r}"}
-    latest = next(iter(reader.ledger.joins(route=route, key=part.key)), None)
-    window = arrive_rule(
-        latest, route, part.key, part.name, Part("", "", reader.now, {}), join.names, join.within, reader.now
-    )
+    windows = reader.ledger.joins(route=route, key=part.key)
+    arrival = Part(event_id, "", reader.now, {})
+    window = arrive_rule(windows, route, part.key, part.name, arrival, join.names, join.within, reader.now)
     if not window.added:
         return {
             "verdict": "duplicate",

@@ -147,7 +147,7 @@ def completed(parts: Mapping[str, Part], names: tuple[str, ...]) -> JoinStatus:
 
 
 def arrive_rule(
-    latest: JoinState | None,
+    windows: list[JoinState],
     route: str,
     key: str,
     part: str,
@@ -156,10 +156,19 @@ def arrive_rule(
     within: float,
     now: float,
 ) -> JoinState:
-    """How a ledger records one part's arrival, given the key's latest window (`current_window`,
-    then `with_part`). A new window leaves an OPEN old one for reconcile to record expired.
-    `now` is the ledger's clock."""
+    """How a ledger records one part's arrival, given the key's windows (newest first): an event
+    a window holds already (a redelivery, however late) is answered by that window as it is;
+    any other goes into the window open now (`current_window`, then `with_part`). A new window
+    leaves an OPEN old one for reconcile to record expired. `now` is the ledger's clock."""
+    if (holding := holding_event(windows, arrival.event_id)) is not None:
+        return replace(holding, added=False)
+    latest = windows[0] if windows else None
     return with_part(current_window(latest, route, key, within, now), part, arrival, names)
+
+
+def holding_event(windows: list[JoinState], event_id: str) -> JoinState | None:
+    """The window among these whose parts include the event `event_id`."""
+    return next((w for w in windows if any(p.event_id == event_id for p in w.parts.values())), None)
 
 
 def parts_json(parts: Mapping[str, Part]) -> dict[str, dict[str, object]]:

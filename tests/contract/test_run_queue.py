@@ -144,3 +144,20 @@ def test_a_closed_window_is_expired_once_and_a_late_part_opens_a_new_one(
         JoinStatus.EXPIRED,
     ]
     assert [w.opened for w in ledger.joins(status=JoinStatus.OPEN)] == [now + 11]
+
+
+def test_a_parts_redelivery_however_late_is_answered_by_the_window_that_holds_it(
+    ledger: Ledger, ledger_clock: Time
+) -> None:
+    """The delivery that completed a window may die before it launched the run; its redelivery,
+    after the window closed and a newer one opened, must still find the complete window."""
+    now = ledger_clock.now()
+    ledger.arrive("join", "acme/s1", "files", part("f-1", now), NAMES, 10, now)
+    completing = ledger.arrive("join", "acme/s1", "closed", part("c-1", now + 5), NAMES, 10, now + 5)
+    assert completing.status is JoinStatus.COMPLETE
+    newer = ledger.arrive("join", "acme/s1", "closed", part("c-2", now + 20), NAMES, 10, now + 20)
+    assert (newer.opened, newer.status) == (now + 20, JoinStatus.OPEN)
+    again = ledger.arrive("join", "acme/s1", "closed", part("c-1", now + 30), NAMES, 10, now + 30)
+    assert (again.opened, again.status, again.added) == (now, JoinStatus.COMPLETE, False)
+    assert again.parts["closed"].event_id == "c-1"
+    assert [w.opened for w in ledger.joins(route="join", key="acme/s1")] == [now + 20, now]

@@ -292,8 +292,8 @@ class FakeRunQueue(FakeRunStore):
         now: float,
     ) -> JoinState:
         with self._lock:
-            latest = next(iter(self.joins(route=route, key=key)), None)
-            window = arrive_rule(latest, route, key, part, arrival, names, within, now)
+            windows = self.joins(route=route, key=key)
+            window = arrive_rule(windows, route, key, part, arrival, names, within, now)
             self.windows[(route, key, window.opened)] = replace(window, added=False)
             return window
 

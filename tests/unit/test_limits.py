@@ -429,3 +429,17 @@ def test_a_run_that_ends_before_its_cancel_lands_ends_as_the_engine_says(
     assert (old["state"], old["superseded_by"]) == ("SUCCEEDED", None)
     assert len(engine.submitted) == 2
     assert engine.states["fake-2"] is RunState.RUNNING
+
+
+def test_a_place_kept_by_a_run_that_ended_is_given_back_when_it_is_needed(
+    limited: Services, engine: ActiveCounting
+) -> None:
+    """A run's end and the return of its places are two writes: an instance can die between
+    them (or the second write fail). The next run that finds the place full frees it."""
+    deliver(limited, *storage_event("tenant-bucket", "acme/a.csv", event_id="first"))
+    (first,) = engine.submitted
+    assert limited.store.finish(first.run_key, RunState.SUCCEEDED, {}, limited.clock())  # no ended()
+    assert limited.quotas.holders(limits.key_scope("per-tenant", "acme")) == [first.run_key]
+    answer = deliver(limited, *storage_event("tenant-bucket", "acme/b.csv", event_id="second"))
+    assert answer.body["decisions"][0]["outcome"] == "run"
+    assert len(engine.submitted) == 2

@@ -1,6 +1,6 @@
 """The reliability simulation (bench/reliability.py) at the size the issues name: 20,000+
-deliveries, at least 20% duplicates, every crash point, 10% of port calls failing, coalescing and
-manifest routes, a route removed mid-flight, runs deleted on the engine.
+deliveries, at least 20% duplicates, every crash point, 10% of port calls failing, coalescing,
+manifest, join and supersede routes, a route removed mid-flight, runs deleted on the engine.
 
 Not a timed test: it asserts what came out, not how fast."""
 
@@ -26,3 +26,9 @@ def test_twenty_thousand_hostile_deliveries_start_each_run_once_lose_nothing_and
     assert report.lost_on_engine > 0, "some status lookups fail for good"
     assert (report.duplicate_runs, report.unaccounted, report.stuck, report.duplicate_results) == (0, 0, 0, 0)
     assert report.results >= report.runs_created
+    # joins and supersede (issue 16): windows both complete and expire, none is left open past
+    # its window, runs are superseded, none is cancelled twice
+    assert report.joins_complete > 0
+    assert report.joins_expired > 0
+    assert report.superseded > 0
+    assert (report.joins_left_open, report.duplicate_cancels) == (0, 0)
