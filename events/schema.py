@@ -186,7 +186,7 @@ class Run(_Model):
     run_key: str | None = Field(
         None,
         description="template of the idempotency key; default {route}/{event.key}, "
-        "and {route}/{schedule.job}@{schedule.slot} for schedules",
+        "{route}/{schedule.job}@{schedule.slot} for schedules, {route}/{key}@{join.opened} for joins",
     )
     enabled: bool = Field(True, description="false: matching events are recorded as skipped")
     raw_values: bool = Field(

@@ -49,6 +49,8 @@ def type_of(prop: Mapping[str, Any]) -> str:
         return f"list of {type_of(prop.get('items', {}))}"
     if kind == "object":
         values = prop.get("additionalProperties")
+        named = list(prop.get("patternProperties", {}).values())  # names checked by a pattern
+        values = values if isinstance(values, dict) else (named[0] if named else None)
         return f"map of {type_of(values)}" if isinstance(values, dict) else "map"
     if kind == "string" and "pattern" in prop:
         return f"string `{prop['pattern']}`"

@@ -90,9 +90,12 @@ def _carry_out(
         case guards.Launch(run, pipeline):
             record = runs.recorder(services, run, envelope.type, event.key)
             outcome, detail = runs.launch(services, run, pipeline, record)
-            detail.pop("every_route", None)
-            detail.pop("blocks", None)
-            return outcome, {"route": run.route, "outcome": outcome, "run_key": run.run_key, **detail}
+            return outcome, {
+                "route": run.route,
+                "outcome": outcome,
+                "run_key": run.run_key,
+                **runs.answered(detail),
+            }
 
 
 def coalesce(services: Services, event: ObjectFinalized, run: NewRun, window: float) -> tuple[str, bool]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
+from functools import partial
 
 from events.errors import PermanentError
 from events.model import TriggerEvent
@@ -53,19 +54,7 @@ def arrive(services: Services, event: TriggerEvent, step: Arrive) -> tuple[Outco
         rule.name, part.key, part.name, arrival, rule.join.names, rule.join.within, now
     )
     entry: dict[str, object] = {"route": rule.name, "part": part.name, "key": part.key}
-
-    def note(outcome: Outcome, reason: str, run_key: str = "") -> None:
-        runs.record(
-            services,
-            event.envelope.id,
-            event.key,
-            event.envelope.type,
-            outcome,
-            reason,
-            route=rule.name,
-            run_key=run_key,
-        )
-
+    note = partial(runs.record, services, event.envelope.id, event.key, event.envelope.type, route=rule.name)
     if window.status is not JoinStatus.COMPLETE:
         outcome, reason = (
             (Outcome.QUEUED, describe(rule.join.names, window))
@@ -79,19 +68,16 @@ def arrive(services: Services, event: TriggerEvent, step: Arrive) -> tuple[Outco
         reason = f"join {part.key!r} is complete but its run cannot be built: {built}"
         note(Outcome.SKIPPED, reason)
         return Outcome.SKIPPED, entry | {"outcome": Outcome.SKIPPED, "reason": reason}
-    run = built
     what = (
         f"part {part.name!r} completed join {part.key!r}" if window.added else _repeat(part.name, window)[1]
     )
-    recorder = runs.recorder(services, run, event.envelope.type, event.key)
+    recorder = runs.recorder(services, built, event.envelope.type, event.key)
 
-    def launched(outcome: Outcome, reason: str) -> None:
+    def launched(outcome: Outcome, reason: str) -> None:  # the decision says which part did it
         recorder(outcome, f"{what}: {reason}")
 
-    outcome, detail = runs.launch(services, run, services.catalog[rule.pipeline], launched)
-    detail.pop("every_route", None)
-    detail.pop("blocks", None)
-    return outcome, entry | {"outcome": outcome, "run_key": run.run_key, **detail}
+    outcome, detail = runs.launch(services, built, services.catalog[rule.pipeline], launched)
+    return outcome, entry | {"outcome": outcome, "run_key": built.run_key, **runs.answered(detail)}
 
 
 def _repeat(name: str, window: JoinState) -> tuple[Outcome, str]:

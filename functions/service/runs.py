@@ -130,6 +130,14 @@ def recorder(services: Services, run: NewRun, event_type: str, event_key: str = 
     )
 
 
+QUEUE_ONLY = ("every_route", "blocks")  # a QUEUED start's detail that only `start_queued` reads
+
+
+def answered(detail: dict[str, object]) -> dict[str, object]:
+    """A start's detail as an answer shows it."""
+    return {name: value for name, value in detail.items() if name not in QUEUE_ONLY}
+
+
 def launch(services: Services, run: NewRun, pipeline: CompiledPipeline, note: Record) -> Started:
     """Claim `run.run_key` and, if this caller wins, start it; `note` writes the decision."""
     claim = services.store.claim(run, services.clock(), services.settings.claim_lease_seconds)
@@ -295,7 +303,7 @@ def rerun(services: Services, run_key: str) -> tuple[str, Outcome, dict[str, obj
         )
         outcome, detail = launch(services, fresh, pipeline, recorder(services, fresh, "rerun"))
         if outcome is not Outcome.DUPLICATE:  # a concurrent rerun took this number: try the next
-            return new_key, outcome, detail
+            return new_key, outcome, answered(detail)
     raise AssertionError("unreachable")
 
 
