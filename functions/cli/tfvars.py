@@ -122,9 +122,10 @@ def _dataset(rule: Rule) -> str:
 
 def product_schema(config: RoutesConfig) -> dict[str, Any]:
     """An Avro record for product messages: `event_id` (the dedupe key) and every top-level data
-    field a route tests, optional, of its condition's type."""
+    field a route on a product topic tests, optional, of its condition's type."""
     fields: dict[str, str] = {}
-    for rule in listeners(config.rules):
+    product = [rule for rule in listeners(config.rules) if rule.topic.rsplit("/", 1)[-1] != RESULTS_TOPIC]
+    for rule in product:
         for path, values in rule.data.items():
             kind = {bool: "boolean", int: "long", float: "double"}.get(type(values[0]), "string")
             fields.setdefault(path.split(".", 1)[0], kind)
