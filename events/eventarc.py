@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from events.decoders import MESSAGE_PUBLISHED, STORAGE_FINALIZED
+from events.pubsub import SCHEDULE_ATTRIBUTE, SCHEDULES_TOPIC
 
 Delivery = tuple[dict[str, str], dict[str, object]]  # ce- headers, JSON data
 
@@ -95,3 +96,10 @@ def object_finalized(
         f"objects/{name}",
     )
     return found | {"ce-bucket": bucket}, data
+
+
+def scheduler_tick(job: str, moment: datetime, *, project: str = "local", message_id: str = "") -> Delivery:
+    """The messagePublished CloudEvent a Cloud Scheduler job with a Pub/Sub target causes: `{}` on
+    the schedules topic, the job in the `scheduler_job` attribute, published at `moment`."""
+    topic = f"projects/{project}/topics/{SCHEDULES_TOPIC}"
+    return message_published(topic, b"{}", {SCHEDULE_ATTRIBUTE: job}, message_id=message_id, published=moment)

@@ -7,10 +7,14 @@ opaque: the local adapter resolves them under the landing folder and refuses any
 from __future__ import annotations
 
 import itertools
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from events.errors import TransientError
+from functions.service.records import StoredObject
 
 
 class LocalObjectStore:
@@ -38,6 +42,16 @@ class LocalObjectStore:
             return []
         names = (path.relative_to(root).as_posix() for path in root.rglob("*") if path.is_file())
         return sorted(name for name in names if name.startswith(prefix))[:limit]
+
+    def objects(self, bucket: str, prefix: str) -> Iterator[StoredObject]:
+        """The files under `landing/<bucket>/`; the generation is the file's modification time in
+        nanoseconds, as `kfp-trigger dev`'s watcher gives its events."""
+        for name in self.list(bucket, prefix, sys.maxsize):
+            path = self._path(bucket, name)
+            if path is not None:
+                stat = path.stat()
+                updated = datetime.fromtimestamp(stat.st_mtime, UTC)
+                yield StoredObject(name, stat.st_mtime_ns, stat.st_size, updated)
 
 
 class GcsObjectStore:
@@ -77,5 +91,20 @@ class GcsObjectStore:
         try:
             blobs = self._bucket(bucket).list_blobs(prefix=prefix, max_results=limit)
             return sorted(str(blob.name) for blob in itertools.islice(blobs, limit))
+        except exceptions.GoogleAPICallError as exc:
+            raise TransientError(f"Cloud Storage unavailable: {type(exc).__name__}") from exc
+
+    def objects(self, bucket: str, prefix: str) -> Iterator[StoredObject]:
+        from google.api_core import exceptions
+
+        try:  # the client pages through the listing as it is consumed
+            for blob in self._bucket(bucket).list_blobs(prefix=prefix):
+                yield StoredObject(
+                    str(blob.name),
+                    int(blob.generation),
+                    int(blob.size or 0),
+                    blob.updated,
+                    blob.content_type or "",
+                )
         except exceptions.GoogleAPICallError as exc:
             raise TransientError(f"Cloud Storage unavailable: {type(exc).__name__}") from exc

@@ -26,6 +26,7 @@ Quick start:
   kfp-trigger cancel RUN_KEY                stop a queued or running run
   kfp-trigger pause / resume                hold every submission in the queue / start them
   kfp-trigger prune --older-than 30d        delete old decisions and finished runs (SQLite)
+  kfp-trigger backfill --route R --since 7d --dry-run   what a missed week would start
   kfp-trigger deploy plan --project P --region R   the Terraform module's inputs (deploy/terraform)
 """
 
@@ -55,6 +56,7 @@ for command in (
     operate.pause,
     operate.resume,
     operate.prune,
+    operate.backfill,
     deploy.deploy,
     pipelines.pipelines,
 ):

@@ -14,7 +14,7 @@ recording fake in `tests/support/fakes.py`; the use cases import only this modul
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -29,6 +29,7 @@ from functions.service.records import (
     Outcome,
     Part,
     RunRecord,
+    StoredObject,
 )
 from pipelines.backend import Backend, CompiledPipeline, RunState
 
@@ -220,6 +221,11 @@ class ObjectStore(Protocol):
 
     def list(self, bucket: str, prefix: str, limit: int) -> list[str]:
         """The names of at most `limit` objects whose names start with `prefix`, sorted."""
+        ...
+
+    def objects(self, bucket: str, prefix: str) -> Iterator[StoredObject]:
+        """Every object whose name starts with `prefix`, in name order, with what its finalize
+        event carries (listed page by page: a bucket may hold millions)."""
         ...
 
 

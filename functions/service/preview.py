@@ -149,16 +149,16 @@ def _arrival(
 def _launch(run: NewRun, reader: Reader, router: Router) -> dict[str, object]:
     """What the claim and the limits would say, read from the ledger."""
     ledger = reader.ledger
-    if ledger is None:
-        return {"verdict": "run", "reason": ""}
-    recorded = ledger.get(run.run_key)
+    recorded = ledger.get(run.run_key) if ledger is not None else None
     if recorded is not None:
         if recorded.state is RunState.CLAIMED and recorded.lease_until > reader.now:
             return {"verdict": "busy", "reason": "another delivery holds a live claim"}
         if recorded.state is not RunState.CLAIMED:
             return {"verdict": "duplicate", "reason": f"run key already {recorded.state}"}
-    if reader.paused_setting or ledger.flag(limits.PAUSED):
+    if reader.paused_setting or (ledger is not None and ledger.flag(limits.PAUSED)):
         return {"verdict": "queued", "reason": limits.PAUSED_REASON}
+    if ledger is None:
+        return {"verdict": "run", "reason": ""}
     rule = router.by_name[run.route]
     for place in limits.places(run.route, rule.limits, reader.global_limits, reader.now, run.concurrency):
         if len(ledger.holders(place.scope)) >= place.limit:

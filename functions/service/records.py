@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from enum import StrEnum
 
 from pipelines.backend import RunState
@@ -91,6 +92,17 @@ def claim_rule(record: RunRecord, now: float, takes: RunState = RunState.CLAIMED
     if record.state is not takes:
         return Claim(ClaimOutcome.DONE, record.attempt, record)
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredObject:
+    """A Cloud Storage object as its finalize event describes it."""
+
+    name: str
+    generation: int
+    size: int
+    updated: datetime | None = None
+    content_type: str = ""
 
 
 class JoinStatus(StrEnum):

@@ -301,3 +301,32 @@ def test_routes_check_warns_of_a_bucket_crowded_with_re2_patterns(tmp_path: Path
     assert result.returncode == 0, result.stdout
     (warning,) = json.loads(result.stdout)["warnings"]
     assert warning.startswith("crowded: 101 routes match names with RE2")
+
+
+def test_backfill_dry_run_lists_what_the_real_pass_does_and_a_second_pass_starts_nothing(
+    tmp_path: Path,
+) -> None:
+    """Issue 17 item 1, as an operator runs it on the embedded default (the landing folder):
+    submissions paused, so the runs it starts wait in the queue instead of running here."""
+    landing = tmp_path / "landing" / "some-bucket" / "folder"
+    landing.mkdir(parents=True)
+    for number in range(3):
+        (landing / f"missed-{number}.csv").write_text("a\n")
+    env = env_for(tmp_path, KFP_TRIGGER_PAUSED="true")
+    args = ("backfill", "--route", "some-bucket-folder", "--since", "1h", "--json")
+    dry = run(*args, "--dry-run", env=env)
+    assert dry.returncode == 0, dry.stderr
+    would = json.loads(dry.stdout)
+    assert (would["dry_run"], would["candidates"], would["outcomes"]) == (True, 3, {"queued": 3})
+    assert not (tmp_path / "ledger.sqlite3").exists(), "a dry run writes nothing"
+    real = json.loads(run(*args, env=env).stdout)
+    assert real["outcomes"] == {"queued": 3}
+    assert [d["what"] for d in real["decisions"]] == [d["what"] for d in would["decisions"]]
+    again = json.loads(run(*args, env=env).stdout)
+    assert again["outcomes"] == {"duplicate": 3}
+    text = run("backfill", "--route", "some-bucket-folder", "--since", "1h", "--dry-run", env=env).stdout
+    assert "3 candidate(s) in [" in text
+    assert "would be: 3 duplicate" in text
+    refused = run("backfill", "--route", "survey-closed", env=env)
+    assert refused.returncode == 1
+    assert "cannot be listed" in refused.stderr

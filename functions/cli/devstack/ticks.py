@@ -8,19 +8,11 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from events.eventarc import Delivery, message_published
-from events.pubsub import SCHEDULE_ATTRIBUTE, SCHEDULES_TOPIC
+from events.eventarc import scheduler_tick
 from events.routes import Rule, listeners
 from functions.logs import fields
 
 log = logging.getLogger("kfp_trigger.dev")
-
-SCHEDULE_TOPIC = f"projects/local/topics/{SCHEDULES_TOPIC}"
-
-
-def tick_event(job: str, moment: datetime) -> Delivery:
-    """The messagePublished CloudEvent a Cloud Scheduler job with a Pub/Sub target causes."""
-    return message_published(SCHEDULE_TOPIC, b"{}", {SCHEDULE_ATTRIBUTE: job}, published=moment)
 
 
 def tick_schedules(
@@ -47,5 +39,5 @@ def tick_schedules(
         for rule in schedules:
             if upcoming[rule.name] <= now:
                 log.info("schedule fired", extra=fields(job=rule.index))
-                send(*tick_event(rule.index, now))
+                send(*scheduler_tick(rule.index, now))
                 upcoming[rule.name] = next_slot(rule, now)
