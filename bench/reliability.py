@@ -43,7 +43,7 @@ from events.envelope import parse_http
 from events.eventarc import message_published, object_finalized
 from events.router import Router
 from functions import bootstrap
-from functions.service import completion, crashpoints, intake
+from functions.service import completion, crashpoints, intake, reconcile
 from functions.service.ports import Services, ledger_ports
 from functions.service.records import DecisionRecord, JoinState, JoinStatus, Outcome
 from functions.settings import Settings
@@ -305,7 +305,7 @@ def _simulate(
                 deliver(item)
             end_some_runs()
             if rng.random() < 0.02:
-                answer(lambda: completion.reconcile_pass(current[0]))
+                answer(lambda: reconcile.reconcile_pass(current[0]))
         # Drain: no more faults or crashes; the platform redelivers, the runs end, the
         # reconciler runs, until everything is acknowledged and published.
         faults.enabled = False

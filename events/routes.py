@@ -96,6 +96,7 @@ class Rule:
     data: Mapping[str, tuple[Scalar, ...]] = field(default_factory=dict)
     cron: str = ""
     timezone: str = "UTC"
+    catch_up: float | None = None  # schedule.catch_up: the horizon reconcile starts missed slots in
     param_types: Mapping[str, str] = field(default_factory=dict)
     limits: RouteLimits = field(default_factory=RouteLimits)
     signature: Signature | None = None  # pubsub: the producer's signature to check
@@ -313,6 +314,7 @@ def _condition(
             "index": when.schedule.job,
             "cron": when.schedule.cron,
             "timezone": when.schedule.timezone,
+            "catch_up": when.schedule.catch_up,
         }
     return source, common, captures
 

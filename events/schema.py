@@ -110,12 +110,21 @@ class BigQueryWhen(_Model):
     table: Annotated[str, Field(min_length=5, description="project.dataset.table; each part a pattern")]
 
 
+MAX_CATCH_UP = 7 * 86400.0  # schedule.catch_up: at most a week
+
+
 class ScheduleWhen(_Model):
     """Cloud Scheduler job `job` fired; its slot is found by rounding down to `cron`."""
 
     job: Annotated[str, Field(min_length=1, max_length=500, description="the Cloud Scheduler job's name")]
     cron: Annotated[str, Field(min_length=9, description="the job's schedule (unix cron)")]
     timezone: str = Field("UTC", description="the time zone the cron is read in (IANA name)")
+    catch_up: Duration | None = Field(
+        None,
+        le=MAX_CATCH_UP,
+        description="reconcile starts the slots missed within this horizon (e.g. 1d), each once: a "
+        "scheduler paused over a weekend, a job deleted for an hour; off by default",
+    )
 
 
 class Condition(_Model):

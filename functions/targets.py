@@ -74,10 +74,11 @@ def handle_completion(request: flask.Request) -> flask.Response:
 
 @functions_framework.http
 def reconcile(request: flask.Request) -> flask.Response:
-    """Cloud Scheduler → finish runs whose completion notice was lost; re-publish results."""
-    from functions.service import completion
+    """Cloud Scheduler → start missed schedule slots (catch_up), finish runs whose completion
+    notice was lost, re-publish results, expire join windows, start what the queue allows."""
+    from functions.service import reconcile as use_case
 
-    return guarded(request, "reconcile", completion.reconcile_pass)
+    return guarded(request, "reconcile", use_case.reconcile_pass)
 
 
 def status_of(handled: Handled) -> int:

@@ -31,7 +31,7 @@ def dev(routes: str | None, state_dir: str | None, landing_dir: str | None, host
     from functions.cli.devstack.server import DevServer, every, post, start_background
     from functions.cli.devstack.ticks import tick_schedules
     from functions.cli.devstack.watcher import watch_landing
-    from functions.service import completion
+    from functions.service import reconcile
 
     # A local server: KFP_TRIGGER_AUTH=google-oidc tests auth; the text log format is for a terminal.
     settings = common.settings(
@@ -49,7 +49,7 @@ def dev(routes: str | None, state_dir: str | None, landing_dir: str | None, host
     start_background("watcher", lambda: watch_landing(settings.landing_dir, events_url, stop))
     send = partial(post, events_url)
     start_background("ticker", lambda: tick_schedules(services.router.rules, send, stop))
-    start_background("reconciler", lambda: every(5.0, lambda: completion.reconcile(services), stop))
+    start_background("reconciler", lambda: every(5.0, lambda: reconcile.reconcile(services), stop))
     if settings.completion_topic:  # notices go through Pub/Sub: relay them as Eventarc would
         from functions.cli.devstack.relay import ensure_subscription, relay
 

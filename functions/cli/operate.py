@@ -29,9 +29,9 @@ def reconcile(routes: str | None, state_dir: str | None, landing_dir: str | None
     (404) or whose route or backend was removed from routes.yaml is recorded FAILED after 3
     passes. Safe to run while the service runs, and concurrently with itself.
     """
-    from functions.service import completion
+    from functions.service import reconcile as use_case
 
-    report = completion.reconcile(common.services(routes, state_dir, landing_dir))
+    report = use_case.reconcile(common.services(routes, state_dir, landing_dir))
     if as_json:
         common.emit({"finished": report.done, "skipped": report.skipped})
         return

@@ -1,4 +1,5 @@
-"""`kfp-trigger backfill`'s use case: send what one route missed through the normal intake.
+"""`kfp-trigger backfill`'s use case, and reconcile's catch-up of missed schedule slots: send
+what one route missed through the normal intake.
 
 Events get lost outside the service (a trigger deleted for an hour, a bucket older than its
 trigger, a scheduler paused over a weekend). A backfill rebuilds them from what can be listed:
@@ -12,6 +13,10 @@ Each goes through `intake.handle` with a router of that route alone (other route
 are not touched): the same decoding, deduplication, limits and decisions, so a second pass starts
 nothing. A dry run asks `preview` instead and writes nothing. Event ids are derived from what they
 stand for (`backfill-…`), so every pass records its decisions on the same ids.
+
+`catch_up`, on every reconcile pass: a schedule route with `schedule.catch_up` has the slots of
+that horizon it has not had yet sent the same way, each once (a high-water mark per route keeps
+where it got to; a slot answered "retry" stops it there, for the next pass).
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ from events.router import Router
 from events.routes import Rule
 from functions.service import intake, preview
 from functions.service.ports import Services
+from functions.service.records import Outcome
+from functions.service.runs import Pass
 
 EVENT_ID_PREFIX = "backfill-"
 
@@ -43,6 +50,7 @@ class Candidate:
 
     what: str  # gs://bucket/name#generation, or job@slot
     delivery: Delivery
+    slot: datetime | None = None  # a schedule's slot
 
 
 @dataclass
@@ -115,7 +123,7 @@ def _slots(rule: Rule, since: datetime, until: datetime) -> Iterator[Candidate]:
     slots = croniter(rule.cron, (since - timedelta(seconds=1)).astimezone(ZoneInfo(rule.timezone)))
     while (slot := slots.get_next(datetime)) < until:
         what = f"{rule.index}@{slot.astimezone(UTC).isoformat()}"
-        yield Candidate(what, scheduler_tick(rule.index, slot, message_id=_event_id(what)))
+        yield Candidate(what, scheduler_tick(rule.index, slot, message_id=_event_id(what)), slot)
 
 
 def _event_id(what: str) -> str:
@@ -170,3 +178,34 @@ def _previewed(services: Services, event: object, reader: preview.Reader) -> dic
 
 def _body(data: object) -> bytes:
     return json.dumps(data).encode()
+
+
+CAUGHT_UP = "caught-up/"  # + route: the high-water mark (Unix seconds) below which slots were sent
+NOT_ACKNOWLEDGED = (Outcome.RETRY, Outcome.BUSY)
+
+
+def catch_up(services: Services) -> Pass:
+    """Send every schedule route with `schedule.catch_up` the slots of its horizon not sent yet,
+    older than `reconcile_grace_seconds` (the live tick's moment); how many runs that started."""
+    report = Pass()
+    now = services.clock()
+    settled = datetime.fromtimestamp(now - services.settings.reconcile_grace_seconds, UTC)
+    for rule in services.router.rules:
+        if rule.source is not Source.SCHEDULE or rule.catch_up is None:
+            continue
+        mark = services.quotas.mark(CAUGHT_UP + rule.name)
+        since = datetime.fromtimestamp(max(now - rule.catch_up, mark), UTC)
+        alone = replace(services, router=Router((rule,)))
+        reached = settled
+        for candidate in _slots(rule, since, settled):
+            headers, data = candidate.delivery
+            body = _body(data)
+            handled = intake.handle(alone, *parse_http(headers, body), body)
+            if any(outcome in NOT_ACKNOWLEDGED for outcome in handled.outcomes):
+                reason = f"catching up {candidate.what}: not started yet (next pass)"
+                report.skipped.append({"run_key": candidate.what, "reason": reason})
+                reached = candidate.slot or reached
+                break
+            report.done += handled.outcomes.count(Outcome.RUN)
+        services.quotas.raise_mark(CAUGHT_UP + rule.name, int(reached.timestamp()), now)
+    return report

@@ -29,7 +29,6 @@ from pipelines.notice import Notice
 
 log = logging.getLogger("kfp_trigger.completion")
 STALE_CLAIM_MESSAGE = "claim past its lease"  # a Cloud Monitoring alert counts these lines
-MAX_LISTED = 100  # skipped runs listed in the reconcile target's answer
 
 
 def decode_notice(attributes: Mapping[str, str], data: object) -> Notice:
@@ -128,10 +127,3 @@ def reconcile(services: Services) -> runs.Pass:
     report.add(joins.expire(services))
     report.add(runs.start_queued(services))
     return report
-
-
-def reconcile_pass(services: Services) -> Handled:
-    """The `reconcile` target's use case."""
-    report = reconcile(services)
-    listed = report.skipped[:MAX_LISTED]  # each is also logged; the answer stays small
-    return Handled((), {"finished": report.done, "skipped": listed, "skipped_total": len(report.skipped)})

@@ -27,7 +27,7 @@ from events.envelope import parse_http
 from events.errors import TransientError
 from events.router import Router
 from functions.adapters.sqlite_ledger import SqliteLedger
-from functions.service import completion, crashpoints, intake, runs
+from functions.service import completion, crashpoints, intake, reconcile, runs
 from functions.service.ports import Services, ledger_ports
 from functions.service.records import Handled, RunRecord
 from functions.settings import Settings
@@ -160,7 +160,7 @@ class TriggerLoop(RuleBasedStateMachine):
 
     @rule()
     def reconcile(self) -> None:
-        self.call(lambda: completion.reconcile_pass(self.services))
+        self.call(lambda: reconcile.reconcile_pass(self.services))
 
     # ---- invariants ------------------------------------------------------------------------
 

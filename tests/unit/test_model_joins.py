@@ -29,7 +29,7 @@ from events.envelope import parse_http
 from events.errors import TransientError
 from events.router import Router
 from functions.adapters.sqlite_ledger import SqliteLedger
-from functions.service import completion, crashpoints, intake
+from functions.service import completion, crashpoints, intake, reconcile
 from functions.service.ports import Services, ledger_ports
 from functions.service.records import Handled, JoinStatus
 from functions.service.results import iso
@@ -156,7 +156,7 @@ class JoinsAndSupersede(RuleBasedStateMachine):
 
     @rule()
     def reconcile(self) -> None:
-        self.call(lambda: completion.reconcile_pass(self.services))
+        self.call(lambda: reconcile.reconcile_pass(self.services))
 
     # ---- invariants ------------------------------------------------------------------------
 

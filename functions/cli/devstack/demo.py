@@ -64,7 +64,7 @@ def run_demo(settings: Settings, say: Callable[[str], None], timeout: float = 24
     from functions import bootstrap
     from functions.cli.devstack.server import DevServer, every, start_background, wait_until
     from functions.cli.devstack.watcher import watch_landing
-    from functions.service import completion
+    from functions.service import reconcile
 
     for folder in (settings.state_dir, settings.landing_dir):
         shutil.rmtree(folder, ignore_errors=True)
@@ -79,7 +79,7 @@ def run_demo(settings: Settings, say: Callable[[str], None], timeout: float = 24
     start_background(
         "watcher", lambda: watch_landing(settings.landing_dir, f"{server.url}/handle_event", stop)
     )
-    start_background("reconciler", lambda: every(5.0, lambda: completion.reconcile(services), stop))
+    start_background("reconciler", lambda: every(5.0, lambda: reconcile.reconcile(services), stop))
     logs.configure("text", logging.WARNING)  # the services set up the function's own logging
     try:
         day = datetime.now(UTC).strftime("%Y-%m-%d")

@@ -1,0 +1,27 @@
+"""The reconcile pass, which Cloud Scheduler calls every few minutes (the `reconcile` target,
+`kfp-trigger reconcile`): first the schedule slots missed within a route's `schedule.catch_up`
+(`backfill.catch_up`), then every run's backstop (`completion.reconcile`: claims past their
+lease, runs whose notice was lost, unpublished results, expired join windows, the queue)."""
+
+from __future__ import annotations
+
+from functions.service import backfill, completion
+from functions.service.ports import Services
+from functions.service.records import Handled
+from functions.service.runs import Pass
+
+MAX_LISTED = 100  # skipped runs listed in the reconcile target's answer
+
+
+def reconcile(services: Services) -> Pass:
+    """One pass: what it finished, published or started, and what it skipped, why."""
+    report = backfill.catch_up(services)
+    report.add(completion.reconcile(services))
+    return report
+
+
+def reconcile_pass(services: Services) -> Handled:
+    """The `reconcile` target's use case."""
+    report = reconcile(services)
+    listed = report.skipped[:MAX_LISTED]  # each is also logged; the answer stays small
+    return Handled((), {"finished": report.done, "skipped": listed, "skipped_total": len(report.skipped)})
