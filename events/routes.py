@@ -32,6 +32,7 @@ from events.schema import (
     DEFAULT_MAX_WAIT,
     NAME,
     Condition,
+    Expect,
     FromSpec,
     GlobalLimits,
     PipelineModel,
@@ -97,6 +98,7 @@ class Rule:
     cron: str = ""
     timezone: str = "UTC"
     catch_up: float | None = None  # schedule.catch_up: the horizon reconcile starts missed slots in
+    expect: Expect | None = None  # data that must arrive in every window (service/watch.py)
     param_types: Mapping[str, str] = field(default_factory=dict)
     limits: RouteLimits = field(default_factory=RouteLimits)
     signature: Signature | None = None  # pubsub: the producer's signature to check
@@ -207,6 +209,7 @@ CONDITIONS = ("storage", "pubsub", "bigquery", "schedule")
 
 
 def _compile(model: RouteModel, where: str, problems: list[str]) -> Rule | None:
+    _check_expect(model, where, problems)
     if model.when.join is not None:
         if any(getattr(model.when, name) for name in CONDITIONS):
             problems.append(f"{where}.when: a join lists its conditions under join.parts, alone")
@@ -243,6 +246,7 @@ def _route_common(model: RouteModel) -> dict[str, Any]:
         "enabled": model.run.enabled,
         "raw_values": model.run.raw_values,
         "limits": model.limits,
+        "expect": model.expect,
     }
 
 
@@ -429,6 +433,19 @@ def _param(
             else spec.replace("{{", "{").replace("}}", "}")
         )
     return spec
+
+
+def _check_expect(model: RouteModel, where: str, problems: list[str]) -> None:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    if model.expect is None:
+        return
+    if model.expect.every < 60 or 86400 % model.expect.every:
+        problems.append(f"{where}.expect.every: a whole number of windows per day (1d, 12h, 1h, 30m …)")
+    try:
+        ZoneInfo(model.expect.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        problems.append(f"{where}.expect.timezone: unknown time zone {model.expect.timezone!r}")
 
 
 def _check_schedule(schedule: ScheduleWhen, where: str, problems: list[str]) -> None:

@@ -252,12 +252,23 @@ class GlobalLimits(_Model):
     )
 
 
+class Expect(_Model):
+    """Data the route expects: at least one matching event in every window of `every` that ends
+    at `by` (e.g. every day by 06:00 Berlin time). The first reconcile pass after a window ends
+    without one records "expected data absent" and sends an alert, once per window."""
+
+    every: Duration = Field(description="the window: 1d, 12h, 1h, … (a whole number of windows per day)")
+    by: str = Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$", description="when a window ends, HH:MM")
+    timezone: str = Field("UTC", description="the time zone `by` is read in (IANA name)")
+
+
 class RouteModel(_Model):
     name: Annotated[str, Field(pattern=NAME, description="unique; lower-case letters, digits, dashes")]
     description: str = Field("", description="for people")
     when: When = Field(description="exactly one of storage, pubsub, bigquery, schedule, join")
     run: Run = Field(description="what to start")
     limits: RouteLimits = Field(default_factory=RouteLimits, description="what the route may spend")
+    expect: Expect | None = Field(None, description="data that must arrive on time, or an alert says so")
 
 
 class PipelineModel(_Model):

@@ -89,6 +89,14 @@ def sink_from(url: str) -> Sink:
     return SINKS[urlsplit(url).scheme](url)
 
 
+def alert_sinks(settings: Settings) -> tuple[Sink, ...]:
+    """The alerts sink, and the chat webhook when one is set."""
+    from functions.adapters.webhook import WebhookSink
+
+    webhook = (WebhookSink(settings.alert_webhook),) if settings.alert_webhook else ()
+    return (sink_from(settings.alerts_url), *webhook)
+
+
 def objects_from(settings: Settings) -> ObjectStore:
     from functions.adapters.objects import GcsObjectStore, LocalObjectStore
 
@@ -179,6 +187,7 @@ def build(settings: Settings, environment: Mapping[str, str] | None = None) -> S
         backends=backends,
         results=sink_from(settings.results_url),
         quarantine=sink_from(settings.quarantine_url),
+        alerts=alert_sinks(settings),
         objects=objects_from(settings),
         verifier=(
             Verifier(settings.auth_audience, settings.callers(), settings.auth_certs_url)

@@ -83,6 +83,11 @@ class Settings(BaseSettings):
     ledger: Annotated[str, _url(LEDGER_URLS)] = ""  # default: sqlite:///<state_dir>/ledger.sqlite3
     results: Annotated[str, _url(SINK_URLS)] = ""  # default: jsonl:///<state_dir>/results.jsonl
     quarantine: Annotated[str, _url(SINK_URLS)] = ""  # default: jsonl:///<state_dir>/quarantine.jsonl
+    alerts: Annotated[str, _url(SINK_URLS)] = ""  # default: jsonl:///<state_dir>/alerts.jsonl
+    alert_webhook: OptionalText = Field(
+        None, description="a chat webhook (Slack-compatible) for alerts; a secret"
+    )
+    quarantine_burst: Annotated[int, Field(ge=1)] = 10  # this many quarantined between passes: an alert
     completion_topic: Annotated[str, _url(TOPIC_URLS)] = ""  # local runs publish their notice there
     completion_url: OptionalText = Field(None, description="or post it straight to handle_completion (dev)")
     storage: Literal["local", "gcs"] = Field("local", description="where objects are read")
@@ -189,6 +194,10 @@ class Settings(BaseSettings):
     @property
     def quarantine_url(self) -> str:
         return self.quarantine or f"jsonl:///{(self.state_dir / 'quarantine.jsonl').resolve()}"
+
+    @property
+    def alerts_url(self) -> str:
+        return self.alerts or f"jsonl:///{(self.state_dir / 'alerts.jsonl').resolve()}"
 
     @property
     def runs_dir(self) -> Path:

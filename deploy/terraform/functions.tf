@@ -20,6 +20,7 @@ locals {
       KFP_TRIGGER_LEDGER           = "firestore://${var.project}/${local.ledger}"
       KFP_TRIGGER_RESULTS          = "${local.topics}/${google_pubsub_topic.service["results"].name}"
       KFP_TRIGGER_QUARANTINE       = "${local.topics}/${google_pubsub_topic.service["quarantine"].name}"
+      KFP_TRIGGER_ALERTS           = "${local.topics}/${google_pubsub_topic.service["alerts"].name}"
       KFP_TRIGGER_COMPLETION_TOPIC = "${local.topics}/${google_pubsub_topic.service["completions"].name}"
       KFP_TRIGGER_STORAGE          = "gcs"
       KFP_TRIGGER_AUTH             = "none" # Cloud Run IAM verifies every caller first (main.tf)
@@ -67,6 +68,15 @@ resource "google_cloudfunctions2_function" "this" {
     all_traffic_on_latest_revision = true
     service_account_email          = google_service_account.this["runtime"].email
     environment_variables          = local.environment
+    dynamic "secret_environment_variables" {
+      for_each = var.alert_webhook_secret == "" ? [] : [var.alert_webhook_secret]
+      content {
+        key        = "KFP_TRIGGER_ALERT_WEBHOOK" # the chat webhook's URL is a secret
+        project_id = var.project
+        secret     = secret_environment_variables.value
+        version    = "latest"
+      }
+    }
   }
   depends_on = [google_project_service.this, google_project_iam_member.runtime_ledger]
 }

@@ -10,7 +10,7 @@ locals {
 }
 
 resource "google_pubsub_topic" "service" {
-  for_each   = toset(concat(["dead-letter", "quarantine", "results", "completions"]))
+  for_each   = toset(concat(["dead-letter", "quarantine", "results", "completions", "alerts"]))
   project    = var.project
   name       = "${var.prefix}-${each.key}"
   depends_on = [google_project_service.this]
@@ -43,7 +43,7 @@ resource "google_pubsub_topic" "product" {
 }
 
 resource "google_pubsub_subscription" "hold" {
-  for_each                   = toset(["dead-letter", "quarantine"]) # kept for people to inspect
+  for_each                   = toset(["dead-letter", "quarantine", "alerts"]) # kept for people to inspect
   project                    = var.project
   name                       = "${var.prefix}-${each.key}-hold"
   topic                      = google_pubsub_topic.service[each.key].id
@@ -88,7 +88,7 @@ resource "google_pubsub_subscription_iam_member" "results_agent" {
 }
 
 resource "google_pubsub_topic_iam_member" "runtime_publishes" {
-  for_each = toset(["results", "quarantine"])
+  for_each = toset(["results", "quarantine", "alerts"])
   project  = var.project
   topic    = google_pubsub_topic.service[each.key].name
   role     = "roles/pubsub.publisher"

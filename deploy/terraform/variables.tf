@@ -108,6 +108,12 @@ variable "retention_days" {
   }
 }
 
+variable "alert_webhook_secret" {
+  description = "A Secret Manager secret (its id, in var.project) holding a chat webhook URL (Slack-compatible) for alerts; empty: alerts go to the alerts topic only."
+  type        = string
+  default     = ""
+}
+
 variable "notification_channels" {
   description = "Cloud Monitoring notification channels (ids: projects/P/notificationChannels/N) the alerts notify."
   type        = list(string)

@@ -65,6 +65,7 @@ CREATE TABLE IF NOT EXISTS places (
 CREATE TABLE IF NOT EXISTS flags (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS marks (key TEXT PRIMARY KEY, value INTEGER NOT NULL, at REAL NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS decisions_by_time ON decisions(at);
+CREATE INDEX IF NOT EXISTS decisions_by_outcome ON decisions(outcome);
 CREATE TABLE IF NOT EXISTS joins (
     route TEXT NOT NULL, key TEXT NOT NULL, opened REAL NOT NULL, expires REAL NOT NULL,
     status TEXT NOT NULL, parts TEXT NOT NULL, PRIMARY KEY (route, key, opened)

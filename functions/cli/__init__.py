@@ -50,6 +50,7 @@ for command in (
     inspect.runs,
     inspect.explain,
     inspect.results,
+    inspect.alerts,
     operate.reconcile,
     operate.rerun,
     operate.cancel,

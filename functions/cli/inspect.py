@@ -28,8 +28,7 @@ def status(routes: str | None, state_dir: str | None, landing_dir: str | None, a
     oldest open claim (a claim past its lease means a delivery died mid-way; `reconcile`
     resolves it), and whether submissions are paused."""
     from functions.service.limits import PAUSED
-    from functions.service.records import Outcome
-    from functions.service.results import iso
+    from functions.service.records import Outcome, iso
 
     settings = common.settings(routes, state_dir, landing_dir)
     ledger = common.ledger(settings)
@@ -96,7 +95,7 @@ def runs(
 ) -> None:
     """List the runs in the ledger, oldest first."""
 
-    from functions.service.results import iso
+    from functions.service.records import iso
 
     records = common.ledger(common.settings(routes, state_dir, landing_dir)).runs(
         route=route, state=RunState(state) if state else None
@@ -138,7 +137,7 @@ def explain(
     A join's windows are told by their state (waiting on which parts until when, complete, or
     expired missing which), with every part's event; a run cancelled by a newer one names it
     (`superseded by …`), and the chain is followed."""
-    from functions.service.results import iso
+    from functions.service.records import iso
 
     settings = common.settings(routes, state_dir, landing_dir)
     ledger = common.ledger(settings)
@@ -240,7 +239,7 @@ def _story(window: JoinState, names: tuple[str, ...] | None) -> str:
 
 
 def _window_json(window: JoinState, names: tuple[str, ...] | None) -> dict[str, object]:
-    from functions.service.results import iso
+    from functions.service.records import iso
 
     return {
         "route": window.route,
@@ -268,3 +267,17 @@ def results_schema() -> None:
     from functions.service.results import result_schema
 
     click.echo(json.dumps(result_schema(), indent=2, ensure_ascii=False))
+
+
+@click.group()
+def alerts() -> None:
+    """The alert CloudEvents operators receive (failed runs, expired joins, missing data, bursts
+    of quarantined events)."""
+
+
+@alerts.command("schema")
+def alerts_schema() -> None:
+    """Print the JSON Schema of an alert's data (committed as deploy/schemas/alert.v1.schema.json)."""
+    from functions.service.alerts import alert_schema
+
+    click.echo(json.dumps(alert_schema(), indent=2, ensure_ascii=False))

@@ -182,7 +182,7 @@ def prune(
     import time
 
     from functions.adapters.sqlite_ledger import SqliteLedger
-    from functions.service.results import iso
+    from functions.service.records import iso
 
     ledger = common.ledger(common.settings(routes, state_dir, landing_dir))
     if not isinstance(ledger, SqliteLedger):

@@ -33,6 +33,7 @@ PARTS = (
     ("RouteLimits", "routes[].limits"),
     ("Rate", "limits.rate"),
     ("Concurrency", "limits.concurrency"),
+    ("Expect", "routes[].expect"),
 )
 
 

@@ -24,8 +24,7 @@ from events.routes import Rule
 from functions.service import limits
 from functions.service.batches import Batch, NotReady, ready
 from functions.service.ports import ObjectStore, Services
-from functions.service.records import NewRun
-from functions.service.results import iso
+from functions.service.records import NewRun, iso
 from pipelines.backend import CompiledPipeline
 from pipelines.parameters import BATCH_BYTES_PARAMETER, BATCH_MANIFEST_PARAMETER, BATCH_OBJECTS_PARAMETER
 

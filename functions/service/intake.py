@@ -19,7 +19,7 @@ from events.decoders import decode
 from events.errors import BadEvent, TransientError
 from events.model import Ignored, ObjectFinalized, TriggerEvent
 from functions.logs import fields, label
-from functions.service import guards, joins, runs
+from functions.service import guards, joins, runs, watch
 from functions.service.ports import Services
 from functions.service.quarantine import quarantine
 from functions.service.records import Handled, NewRun, Outcome
@@ -49,6 +49,11 @@ def handle(services: Services, attributes: Mapping[str, str], data: object, body
     if isinstance(plan, guards.Refuse):
         log.warning("event refused", extra=fields(reason=plan.reason))
         return quarantine(services, plan.reason, attributes, body, "handle_event")
+    for step in plan:
+        if isinstance(step, guards.Launch | guards.Join):
+            watch.seen(services, services.router.by_name[step.run.route])
+        elif isinstance(step, guards.Arrive):
+            watch.seen(services, services.router.by_name[step.route])
     done = [_carry_out(services, event, step) for step in plan]
     outcomes = tuple(outcome for outcome, _ in done)
     return Handled(outcomes, {"event": event.key, "decisions": [entry for _, entry in done]})

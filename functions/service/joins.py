@@ -9,7 +9,8 @@ it: they all build the same run key, whose claim is create-if-absent, so a windo
 run whatever the order, the duplicates and the concurrency of its parts, and a part arriving
 again after the run started is a DUPLICATE of it. A window that closes with parts missing is
 recorded EXPIRED by reconcile (`expire`), with a decision per arrived part naming what is
-missing; `on_expire: alert` also logs the `join expired (alert)` line the deployed alert counts.
+missing; `on_expire: alert` also sends an alert (service/alerts.py) and logs the
+`join expired (alert)` line the deployed alert policy counts.
 """
 
 from __future__ import annotations
@@ -24,10 +25,10 @@ from events.router import RunRequest, request
 from events.routes import Rule
 from functions.logs import fields
 from functions.service import runs
+from functions.service.alerts import Alert, raise_alert
 from functions.service.guards import Arrive
 from functions.service.ports import Services
-from functions.service.records import JoinState, JoinStatus, NewRun, Outcome, Part
-from functions.service.results import iso
+from functions.service.records import JoinState, JoinStatus, NewRun, Outcome, Part, iso
 from pipelines.backend import CompiledPipeline
 from pipelines.parameters import JOIN_PARTS_PARAMETER
 
@@ -146,14 +147,22 @@ def expire(services: Services) -> runs.Pass:
 
 
 def _expire_one(services: Services, window: JoinState, closed_before: float) -> int:
-    if not services.queue.expire(window.route, window.key, window.opened, closed_before):
-        return 0  # completed meanwhile, or another reconciler recorded it
     rule = services.router.by_name.get(window.route)
     expired = replace(window, status=JoinStatus.EXPIRED)
     if rule is None or rule.join is None:
         reason, alert = f"join {window.key!r} expired: its route is not in routes.yaml any more", False
     else:
         reason, alert = describe(rule.join.names, expired), rule.join.on_expire == "alert"
+    if alert:  # first: an alert that cannot be sent now leaves the window for the next pass
+        explain = f"kfp-trigger explain {window.key}"
+        summary = f"route {window.route}: {reason}"[:500]
+        subject = f"{window.key}@{iso(window.opened)}"
+        raise_alert(
+            services,
+            Alert(kind="join.expired", route=window.route, subject=subject, summary=summary, explain=explain),
+        )
+    if not services.queue.expire(window.route, window.key, window.opened, closed_before):
+        return 0  # completed meanwhile, or another reconciler recorded it
     for part in window.parts.values():
         runs.record(
             services, part.event_id, part.event_key, EXPIRED_TYPE, Outcome.SKIPPED, reason, route=window.route

@@ -266,6 +266,7 @@ class Services:
     backends: Mapping[str, Backend]
     results: Sink
     quarantine: Sink
+    alerts: tuple[Sink, ...] = ()  # every alert goes to each (service/alerts.py)
     objects: ObjectStore | None = None  # for batch readiness
     verifier: Verifier | None = None  # None: no authentication (KFP_TRIGGER_AUTH=none)
     clock: Callable[[], float] = field(default=time.time)

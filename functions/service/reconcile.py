@@ -1,11 +1,12 @@
 """The reconcile pass, which Cloud Scheduler calls every few minutes (the `reconcile` target,
 `kfp-trigger reconcile`): first the schedule slots missed within a route's `schedule.catch_up`
 (`backfill.catch_up`), then every run's backstop (`completion.reconcile`: claims past their
-lease, runs whose notice was lost, unpublished results, expired join windows, the queue)."""
+lease, runs whose notice was lost, unpublished results, expired join windows, the queue), then
+what should have happened and did not (`watch.check`: data a route expects, quarantine bursts)."""
 
 from __future__ import annotations
 
-from functions.service import backfill, completion
+from functions.service import backfill, completion, watch
 from functions.service.ports import Services
 from functions.service.records import Handled
 from functions.service.runs import Pass
@@ -17,6 +18,7 @@ def reconcile(services: Services) -> Pass:
     """One pass: what it finished, published or started, and what it skipped, why."""
     report = backfill.catch_up(services)
     report.add(completion.reconcile(services))
+    report.add(watch.check(services))
     return report
 
 

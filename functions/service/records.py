@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 
 from pipelines.backend import RunState
@@ -92,6 +92,13 @@ def claim_rule(record: RunRecord, now: float, takes: RunState = RunState.CLAIMED
     if record.state is not takes:
         return Claim(ClaimOutcome.DONE, record.attempt, record)
     return None
+
+
+def iso(timestamp: float | None) -> str | None:
+    """A ledger time (Unix seconds) in RFC 3339, to the millisecond, in UTC."""
+    if timestamp is None:
+        return None
+    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,16 +13,17 @@ import hashlib
 import logging
 from collections.abc import Mapping
 from dataclasses import replace
-from datetime import UTC, datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from functions.logs import fields
 from functions.service import crashpoints
+from functions.service.alerts import Alert, raise_alert
 from functions.service.batches import batch_params
 from functions.service.ports import Services
-from functions.service.records import RunRecord
+from functions.service.records import RunRecord, iso
+from pipelines.backend import RunState
 from pipelines.parameters import BATCH_MANIFEST_PARAMETER, BATCH_OBJECTS_PARAMETER, JOIN_PARTS_PARAMETER
 
 log = logging.getLogger("kfp_trigger.results")
@@ -104,12 +105,6 @@ def _parts(params: Mapping[str, object]) -> dict[str, JoinPartResult] | None:
         for name, part in listed.items()
         if isinstance(part, Mapping)
     }
-
-
-def iso(timestamp: float | None) -> str | None:
-    if timestamp is None:
-        return None
-    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def result_id(run_key: str, state: str) -> str:
@@ -212,6 +207,20 @@ def quarantine_record(
     }
 
 
+def _alert_failed(services: Services, run: RunRecord, event: Mapping[str, object]) -> None:
+    data = event["data"]
+    error = data.get("error") if isinstance(data, Mapping) else None
+    reason = f": {error['message']}" if isinstance(error, Mapping) else ""
+    alert = Alert(
+        kind="run.failed",
+        route=run.route,
+        subject=run.run_key,
+        summary=f"run {run.run_key} of route {run.route} failed{reason}"[:500],
+        explain=f"kfp-trigger explain {run.run_key}",
+    )
+    raise_alert(services, alert)
+
+
 def publish_result(services: Services, run_key: str) -> bool:
     """Publish a terminal run's result unless it is published already (or being published)."""
     # A publisher that dies holds the right to publish for one lease, as a claimant does.
@@ -221,6 +230,8 @@ def publish_result(services: Services, run_key: str) -> bool:
         return False
     event = result_event(replace(record, params=batch_params(services, record)))
     services.results.publish(event)
+    if record.state is RunState.FAILED:  # before it is marked published: a failed alert is retried
+        _alert_failed(services, record, event)
     services.crash(crashpoints.AFTER_PUBLISH)
     data = record.details
     summary = {"state": record.state, "metrics": data.get("metrics", {}), "result_id": event["id"]}

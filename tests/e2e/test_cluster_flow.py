@@ -23,7 +23,7 @@ import pytest
 import requests
 
 from tests.support import env_for, free_port, functions_framework, server, serving, storage_event
-from tests.support.fakes import result_schema_file
+from tests.support.fakes import schema_file
 from tests.support.kfp_fake import FakeKfp
 from tests.support.pubsub import pull
 from tests.support.stack import deployed
@@ -97,7 +97,8 @@ def test_an_event_runs_once_on_the_cluster_and_its_result_carries_the_metrics(
     the_run_ends(cluster, run_id, {"accuracy": 0.81, "auc": 0.77})
     (message,) = pull(cluster["results"], 1, wait=90)
     result = json.loads(message.data)
-    jsonschema.validate(result, result_schema_file())  # the published contract, as the product reads it
+    # the published contract, as the product reads it
+    jsonschema.validate(result, schema_file("run-finished.v2.schema.json"))
     assert (result["run_key"], result["run_id"], result["state"]) == (first["run_key"], run_id, "SUCCEEDED")
     assert result["metrics"] == {"accuracy": 0.81, "auc": 0.77}
     assert len(result["version"]) == 64
@@ -152,7 +153,7 @@ def test_an_event_runs_once_on_vertex_and_its_result_carries_the_metrics(
 
     (message,) = pull(vertex["results"], 1, wait=90)
     result = json.loads(message.data)
-    jsonschema.validate(result, result_schema_file())
+    jsonschema.validate(result, schema_file("run-finished.v2.schema.json"))
     assert (result["run_key"], result["run_id"], result["state"]) == (
         first["run_key"],
         job["name"],

@@ -21,6 +21,7 @@ import jsonschema
 from google.auth import _helpers, credentials
 
 from events.errors import Gone
+from functions.service.alerts import ALERT_TYPE
 from functions.service.records import (
     Claim,
     ClaimOutcome,
@@ -97,23 +98,26 @@ class RecordingSink:
     published: list[Mapping[str, object]] = field(default_factory=list)
 
     def publish(self, document: Mapping[str, object]) -> None:
-        if document.get("type") == RESULT_TYPE:
-            result_validator().validate(document["data"])
+        if (committed := SCHEMAS.get(str(document.get("type")))) is not None:
+            validator(committed).validate(document["data"])
         self.published.append(document)
 
 
-@functools.cache
-def result_validator() -> Any:
-    """The committed schema's validator, its schema checked once (not on every result)."""
-    schema = result_schema_file()
-    validator = jsonschema.validators.validator_for(schema)
-    validator.check_schema(schema)
-    return validator(schema)
+SCHEMAS = {RESULT_TYPE: "run-finished.v2.schema.json", ALERT_TYPE: "alert.v1.schema.json"}
 
 
 @functools.cache
-def result_schema_file() -> dict[str, object]:
-    path = Path(__file__).resolve().parents[2] / "deploy" / "schemas" / "run-finished.v2.schema.json"
+def validator(name: str) -> Any:
+    """The validator of the committed schema deploy/schemas/`name`, checked once."""
+    schema = schema_file(name)
+    found = jsonschema.validators.validator_for(schema)
+    found.check_schema(schema)
+    return found(schema)
+
+
+@functools.cache
+def schema_file(name: str) -> dict[str, object]:
+    path = Path(__file__).resolve().parents[2] / "deploy" / "schemas" / name
     schema: dict[str, object] = json.loads(path.read_text())
     return schema
 

@@ -100,6 +100,12 @@ def _check(
     for key, value in body.items():
         if key in meta or key.startswith("__"):
             continue
+        if key == "dynamic" and isinstance(value, list):  # dynamic "NAME" { content { … } }: a NAME block
+            for generated in value:
+                for name, block in generated.items():
+                    content = block.get("content", []) if isinstance(block, dict) else []
+                    found += _check({name.strip('"'): content}, allowed, classes, where)
+            continue
         if key not in allowed or key in CDKTF_META - {"id"}:
             found.append(f"{where}: unknown argument {key!r}")
             continue

@@ -20,7 +20,7 @@ from pipelines.backend import RunState
 from pipelines.catalog import LoadedRoutes, load
 from tests.conftest import Clock
 from tests.support import Reply, call, message_event, storage_event, table_event
-from tests.support.fakes import RecordingBackend
+from tests.support.fakes import RecordingBackend, RecordingSink
 
 ROUTES = """
 version: 1
@@ -56,7 +56,7 @@ def loaded(tmp_path_factory: pytest.TempPathFactory) -> LoadedRoutes:
 
 @pytest.fixture
 def joined(services: Services, loaded: LoadedRoutes) -> Services:
-    return replace(services, router=Router(loaded.rules), catalog=loaded.catalog)
+    return replace(services, router=Router(loaded.rules), catalog=loaded.catalog, alerts=(RecordingSink(),))
 
 
 Part = Callable[[str], tuple[dict[str, str], bytes]]  # event id → delivery
@@ -135,6 +135,10 @@ def test_a_window_that_closes_with_parts_missing_is_recorded_expired(
     assert "expired at" in expired.reason
     assert expired.reason.endswith("missing `files`, `table`")
     assert "join expired (alert)" in caplog.text, "on_expire: alert logs the line the alert counts"
+    (sink,) = joined.alerts
+    assert isinstance(sink, RecordingSink)
+    (alert,) = [document["data"] for document in sink.published]
+    assert (alert["kind"], alert["explain"]) == ("join.expired", "kfp-trigger explain acme/s1")  # type: ignore[index]
     assert completion.reconcile(joined).done == 0, "recorded once"
     deliver(joined, files(), "f-1")
     deliver(joined, table(), "t-1")

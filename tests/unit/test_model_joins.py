@@ -31,8 +31,7 @@ from events.router import Router
 from functions.adapters.sqlite_ledger import SqliteLedger
 from functions.service import completion, crashpoints, intake, reconcile
 from functions.service.ports import Services, ledger_ports
-from functions.service.records import Handled, JoinStatus
-from functions.service.results import iso
+from functions.service.records import Handled, JoinStatus, iso
 from functions.settings import Settings
 from pipelines import catalog
 from pipelines.backend import RunState

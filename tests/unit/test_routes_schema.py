@@ -64,3 +64,14 @@ def test_the_result_schema_file_is_current() -> None:
 
     committed = json.loads((ROOT / "deploy" / "schemas" / "run-finished.v2.schema.json").read_text())
     assert committed == result_schema()
+
+
+def test_the_alert_schema_file_is_current() -> None:
+    """The operators' copy of the alert contract: `kfp-trigger alerts schema` regenerates it."""
+    import json
+
+    from functions.service.alerts import alert_schema
+    from tests.support import ROOT
+
+    committed = json.loads((ROOT / "deploy" / "schemas" / "alert.v1.schema.json").read_text())
+    assert committed == alert_schema()
