@@ -102,7 +102,7 @@ resource "google_firestore_database" "ledger" {
 }
 
 resource "google_firestore_field" "ttl" {
-  for_each   = toset(["", "-decisions", "-members", "-places", "-marks", "-joins", "-join-parts"])
+  for_each   = toset(["", "-decisions", "-members", "-places", "-marks", "-joins", "-join-parts", "-events"])
   project    = var.project
   database   = google_firestore_database.ledger.name
   collection = "${local.ledger}${each.key}"

@@ -30,6 +30,7 @@ from functions.service.records import (
     DecisionRecord,
     JoinState,
     JoinStatus,
+    KeptEvent,
     NewRun,
     Outcome,
     Part,
@@ -78,6 +79,7 @@ class FirestoreLedger:
         self._marks = self._db.collection(f"{collection}-marks")
         self._joins = self._db.collection(f"{collection}-joins")
         self._join_parts = self._db.collection(f"{collection}-join-parts")
+        self._events = self._db.collection(f"{collection}-events")
 
     def _expiry(self) -> dict[str, datetime]:
         """The field a TTL policy deletes a document by (EXPIRE_AT): now + the retention."""
@@ -488,6 +490,30 @@ class FirestoreLedger:
         with _mapped():
             return expire(self._db.transaction(max_attempts=TRANSACTION_ATTEMPTS))  # type: ignore[no-any-return]
 
+    def keep(self, event: KeptEvent) -> None:
+        document = {
+            "event_id": event.event_id,
+            "at": event.at,
+            "attributes": dict(event.attributes),
+            "data": event.data,
+            "reason": event.reason,
+            "quarantined": bool(event.reason),
+        }
+        with _mapped():
+            self._events.document(document_id(event.event_id)).set(document | self._expiry())
+
+    def kept(self, event_id: str) -> KeptEvent | None:
+        with _mapped():
+            snapshot = self._events.document(document_id(event_id)).get()
+        return _kept(snapshot.to_dict() or {}) if snapshot.exists else None
+
+    def quarantined(self, since: float) -> list[KeptEvent]:
+        # One equality filter (an automatic index); the time is filtered here.
+        query = self._events.where(filter=self._firestore.FieldFilter("quarantined", "==", True))
+        with _mapped():
+            found = [_kept(snapshot.to_dict() or {}) for snapshot in query.stream()]
+        return sorted((event for event in found if event.at >= since), key=lambda event: event.at)
+
     def _holding(self, scope: str, holder: str) -> list[Any]:
         FieldFilter = self._firestore.FieldFilter
         query = self._places.where(filter=FieldFilter("scope", "==", scope)).where(
@@ -640,3 +666,13 @@ def window_id(window: JoinState) -> str:
 
 def _part_document(arrival: Part) -> dict[str, Any]:
     return parts_json({"part": arrival})["part"]
+
+
+def _kept(document: Mapping[str, Any]) -> KeptEvent:
+    return KeptEvent(
+        str(document["event_id"]),
+        float(document["at"]),
+        dict(document.get("attributes") or {}),
+        str(document.get("data", "")),
+        str(document.get("reason", "")),
+    )

@@ -23,6 +23,7 @@ from functions.service.records import (
     DecisionRecord,
     JoinState,
     JoinStatus,
+    KeptEvent,
     NewRun,
     Outcome,
     Part,
@@ -71,6 +72,11 @@ CREATE TABLE IF NOT EXISTS joins (
     status TEXT NOT NULL, parts TEXT NOT NULL, PRIMARY KEY (route, key, opened)
 );
 CREATE INDEX IF NOT EXISTS joins_by_status ON joins(status);
+CREATE TABLE IF NOT EXISTS events (
+    event_id TEXT PRIMARY KEY, at REAL NOT NULL, attributes TEXT NOT NULL, data TEXT NOT NULL,
+    reason TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_by_time ON events(at);
 """
 # Ledgers from before batch membership was per route and object generation kept a batch's
 # objects in `members` (run key, member): moved once, each object its own identity.
@@ -467,6 +473,7 @@ class SqliteLedger:
             ),
             "marks": ("DELETE FROM marks WHERE at < ?", (before,)),
             "joins": ("DELETE FROM joins WHERE status != ? AND expires < ?", (JoinStatus.OPEN, before)),
+            "events": ("DELETE FROM events WHERE at < ?", (before,)),
         }
         with self._write() as db:
             return {table: db.execute(sql, args).rowcount for table, (sql, args) in statements.items()}
@@ -474,6 +481,23 @@ class SqliteLedger:
     def summary(self) -> dict[tuple[str, RunState], int]:
         rows = self._read("SELECT route, state, COUNT(*) AS n FROM runs GROUP BY route, state")
         return {(row["route"], RunState(row["state"])): row["n"] for row in rows}
+
+    def keep(self, event: KeptEvent) -> None:
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO events (event_id, at, attributes, data, reason) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT (event_id) DO UPDATE SET at = excluded.at, attributes = excluded.attributes,"
+                " data = excluded.data, reason = excluded.reason",
+                (event.event_id, event.at, json.dumps(dict(event.attributes)), event.data, event.reason),
+            )
+
+    def kept(self, event_id: str) -> KeptEvent | None:
+        rows = self._read("SELECT * FROM events WHERE event_id = ?", (event_id,))
+        return _kept(rows[0]) if rows else None
+
+    def quarantined(self, since: float) -> list[KeptEvent]:
+        rows = self._read("SELECT * FROM events WHERE at >= ? AND reason != '' ORDER BY at", (since,))
+        return [_kept(row) for row in rows]
 
     def count_decisions(self, outcome: Outcome) -> int:
         (row,) = self._read("SELECT COUNT(*) AS n FROM decisions WHERE outcome = ?", (outcome,))
@@ -511,3 +535,7 @@ def _window(row: sqlite3.Row) -> JoinState:
         JoinStatus(row["status"]),
         parts_from_json(json.loads(row["parts"])),
     )
+
+
+def _kept(row: sqlite3.Row) -> KeptEvent:
+    return KeptEvent(row["event_id"], row["at"], json.loads(row["attributes"]), row["data"], row["reason"])

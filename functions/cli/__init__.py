@@ -27,6 +27,7 @@ Quick start:
   kfp-trigger pause / resume                hold every submission in the queue / start them
   kfp-trigger prune --older-than 30d        delete old decisions and finished runs (SQLite)
   kfp-trigger backfill --route R --since 7d --dry-run   what a missed week would start
+  kfp-trigger replay --quarantine --since 1d   after a routes.yaml fix: the day's quarantine again
   kfp-trigger deploy plan --project P --region R   the Terraform module's inputs (deploy/terraform)
 """
 
@@ -58,6 +59,7 @@ for command in (
     operate.resume,
     operate.prune,
     operate.backfill,
+    operate.replay,
     deploy.deploy,
     pipelines.pipelines,
 ):

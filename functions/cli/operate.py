@@ -1,5 +1,5 @@
-"""Operating commands: `reconcile`, `rerun`, `cancel`, `pause`, `resume`, `prune`, `backfill` —
-each the same use case the functions run, on the settings' ledger and backends."""
+"""Operating commands: `reconcile`, `rerun`, `cancel`, `pause`, `resume`, `prune`, `backfill`,
+`replay` — each the same use case the functions run, on the settings' ledger and backends."""
 
 from __future__ import annotations
 
@@ -329,3 +329,71 @@ class _Progress:
     def done(self) -> None:
         if self.shown and self.count >= 25:
             click.echo(f"\r{self.label}: {self.count:,} candidates", err=True)
+
+
+@click.command()
+@click.argument("event_ids", nargs=-1)
+@click.option(
+    "--quarantine",
+    "from_quarantine",
+    is_flag=True,
+    help="replay the quarantined events (see --since, --reason)",
+)
+@click.option(
+    "--since",
+    callback=_moment,
+    help="with --quarantine: quarantined since (RFC 3339, or 7d ago)  [default: 1d]",
+)
+@click.option("--reason", default="", help="with --quarantine: only those whose reason contains this text")
+@settings_options
+@click.option(
+    "--json", "as_json", is_flag=True, help="print a list of {event_id, was, outcome, decisions | reason}"
+)
+def replay(
+    event_ids: tuple[str, ...],
+    from_quarantine: bool,
+    since: datetime | None,
+    reason: str,
+    routes: str | None,
+    state_dir: str | None,
+    landing_dir: str | None,
+    as_json: bool,
+) -> None:
+    """Send kept events through the intake again: EVENT_IDS, or --quarantine's.
+
+    \b
+    For after a routes.yaml fix: every event delivered to handle_event is kept in the ledger
+    (within KFP_TRIGGER_RETENTION_DAYS) with its attributes and data. A replay meets the same
+    deduplication as a delivery: a quarantined event that a route now takes starts its run
+    once; replayed again, it is a duplicate. Exit 1 if an event is not kept (never delivered
+    here, past retention, or too large to keep).
+    """
+    from events.errors import PermanentError
+    from functions.service import replay as use_case
+
+    if bool(event_ids) == from_quarantine:
+        raise click.UsageError("give EVENT_IDS or --quarantine (not both)")
+    services = common.services(routes, state_dir, landing_dir)
+    if from_quarantine:
+        start = since or datetime.now(UTC) - timedelta(days=1)
+        event_ids = tuple(use_case.quarantined(services, start.timestamp(), reason))
+    answers, missing = [], []
+    for event_id in event_ids:
+        try:
+            answers.append(use_case.replay(services, event_id))
+        except PermanentError as exc:
+            missing.append(str(exc))
+    if as_json:
+        common.emit(answers)
+    else:
+        for answer in answers:
+            decisions = answer.get("decisions")
+            told = decisions if isinstance(decisions, list) else [answer]
+            for decision in told:
+                detail = decision.get("run_key") or decision.get("reason", "")
+                route = decision.get("route", "")
+                click.echo(f"{answer['event_id']}: {decision.get('outcome')} {route} {detail}".rstrip())
+        if not event_ids:
+            click.echo("no quarantined events to replay")
+    if missing:
+        raise click.ClickException("; ".join(missing))

@@ -22,7 +22,7 @@ from functions.logs import fields, label
 from functions.service import guards, joins, runs, watch
 from functions.service.ports import Services
 from functions.service.quarantine import quarantine
-from functions.service.records import Handled, NewRun, Outcome
+from functions.service.records import Handled, KeptEvent, NewRun, Outcome, data_text
 
 log = logging.getLogger("kfp_trigger.intake")
 
@@ -32,7 +32,7 @@ def handle(services: Services, attributes: Mapping[str, str], data: object, body
     try:
         decoded = decode(attributes, data)
     except BadEvent as exc:
-        return quarantine(services, exc.reason, attributes, body, "handle_event")
+        return _quarantined(services, exc.reason, attributes, data, body)
     if isinstance(decoded, Ignored):
         envelope = decoded.envelope
         runs.record(services, envelope.id, "", envelope.type, Outcome.IGNORED, decoded.reason)
@@ -43,12 +43,13 @@ def handle(services: Services, attributes: Mapping[str, str], data: object, body
     routing = services.router.route(event)
     if not routing.routed:
         reason = f"no route listens to {event.kind} {event.index!r}"
-        return quarantine(services, reason, attributes, body, "handle_event")
+        return _quarantined(services, reason, attributes, data, body)
     facts = guards.gather(services, event, routing)
     plan = guards.decide(event, routing, services.router, services.catalog, facts)
     if isinstance(plan, guards.Refuse):
         log.warning("event refused", extra=fields(reason=plan.reason))
-        return quarantine(services, plan.reason, attributes, body, "handle_event")
+        return _quarantined(services, plan.reason, attributes, data, body)
+    _keep(services, attributes, data, "")
     for step in plan:
         if isinstance(step, guards.Launch | guards.Join):
             watch.seen(services, services.router.by_name[step.run.route])
@@ -57,6 +58,19 @@ def handle(services: Services, attributes: Mapping[str, str], data: object, body
     done = [_carry_out(services, event, step) for step in plan]
     outcomes = tuple(outcome for outcome, _ in done)
     return Handled(outcomes, {"event": event.key, "decisions": [entry for _, entry in done]})
+
+
+def _keep(services: Services, attributes: Mapping[str, str], data: object, reason: str) -> None:
+    """Keep the event to replay it (`kfp-trigger replay`), with why it was quarantined, if it was."""
+    event_id = attributes.get("id", "")[:1024]
+    services.decisions.keep(KeptEvent(event_id, services.clock(), dict(attributes), data_text(data), reason))
+
+
+def _quarantined(
+    services: Services, reason: str, attributes: Mapping[str, str], data: object, body: bytes
+) -> Handled:
+    _keep(services, attributes, data, reason)
+    return quarantine(services, reason, attributes, body, "handle_event")
 
 
 def _carry_out(

@@ -25,6 +25,7 @@ from functions.service.records import (
     DecisionRecord,
     JoinState,
     JoinStatus,
+    KeptEvent,
     NewRun,
     Outcome,
     Part,
@@ -167,6 +168,16 @@ class DecisionLog(Protocol):
 
     def count_decisions(self, outcome: Outcome) -> int:
         """How many decisions had this outcome (e.g. how many events were quarantined)."""
+        ...
+
+    def keep(self, event: KeptEvent) -> None:
+        """Keep an event to replay it (the latest keep of an event id wins)."""
+        ...
+
+    def kept(self, event_id: str) -> KeptEvent | None: ...
+
+    def quarantined(self, since: float) -> list[KeptEvent]:
+        """The kept events whose last decision was quarantine, kept at or after `since`, oldest first."""
         ...
 
 

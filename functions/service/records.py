@@ -14,6 +14,7 @@ how every ledger decides an existing run key's claim. Terminal states are absorb
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -211,6 +212,29 @@ def parts_from_json(stored: Mapping[str, Mapping[str, object]]) -> dict[str, Par
             dict(values) if isinstance(values, Mapping) else {},
         )
     return parts
+
+
+MAX_KEPT_DATA = 900_000  # characters of an event's data kept for replay (a Firestore document is 1 MiB)
+
+
+@dataclass(frozen=True, slots=True)
+class KeptEvent:
+    """What is kept of an event delivered to `handle_event`, to replay it (`kfp-trigger replay`)."""
+
+    event_id: str
+    at: float
+    attributes: Mapping[str, str]  # its CloudEvent attributes
+    data: str  # its data as JSON text ("" when it was too large to keep)
+    reason: str = ""  # why it was quarantined; "" for an event the routes took
+
+
+def data_text(data: object) -> str:
+    """An event's data as JSON text to keep ("" if it is not JSON, or too large to keep)."""
+    try:
+        text = json.dumps(data, ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError):
+        return ""
+    return text if len(text) <= MAX_KEPT_DATA else ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -373,6 +373,8 @@ def cancel(services: Services, run_key: str) -> RunState:
     if run.state.terminal:
         raise PermanentError(f"run {run_key!r} has ended already: {run.state}")
     note = recorder(services, run, "cancel")
+    if run.state is RunState.QUEUED and (adopted := supersede.on_engine(services, run)) is not None:
+        run = adopted  # its engine has it after all (a submit whose answer was lost): cancel it there
     if run.state is RunState.QUEUED:
         if finish(services, run, RunState.CANCELED, {"error": "cancelled before it started"}):
             note(Outcome.COMPLETED, "cancelled while queued")

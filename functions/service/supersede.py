@@ -24,7 +24,7 @@ from collections.abc import Callable
 from events.errors import PermanentError, TransientError
 from functions.service import limits
 from functions.service.ports import Services
-from functions.service.records import NewRun, Outcome, RunRecord
+from functions.service.records import ClaimOutcome, NewRun, Outcome, RunRecord
 from functions.service.results import publish_result
 from pipelines.backend import RunState
 
@@ -75,7 +75,9 @@ def cancel_older(services: Services, run: NewRun, note_for: Callable[[NewRun], N
         if mine is not None and _order(older) > _order(mine):
             continue  # a newer one: it supersedes this run at its own start
         once = SCOPE + older.run_key
-        if older.state is RunState.QUEUED:
+        if older.state is RunState.QUEUED and (adopted := on_engine(services, older)) is not None:
+            older = adopted  # it had started after all: cancel it on its engine, as any running run
+        elif older.state is RunState.QUEUED:
             reason = f"superseded by {run.run_key} before it started"
             details = {"error": reason, "superseded_by": run.run_key}
             now = services.clock()
@@ -95,6 +97,27 @@ def cancel_older(services: Services, run: NewRun, note_for: Callable[[NewRun], N
         else:
             waiting.append(_cancel(services, run, older, older.run_id, note_for(older)))
     return waiting
+
+
+def on_engine(services: Services, queued: RunRecord) -> RunRecord | None:
+    """A QUEUED run that its engine has anyway, adopted: a start whose submit went through but
+    whose answer was lost goes back to the queue, and taken again it would look before
+    submitting. So before a queued run is ended without its engine, look: if the engine has it,
+    record its run id (taking the run from the queue, once) and return it SUBMITTED; None if
+    the engine does not have it (or somebody else took it first)."""
+    if queued.attempt < 2:
+        return None  # never taken from the queue: never submitted
+    backend = services.backends.get(queued.backend)
+    run_id = backend.find(queued.run_key) if backend is not None else None
+    if run_id is None:
+        return None
+    now = services.clock()
+    claim = services.queue.take(queued.run_key, now, services.settings.claim_lease_seconds)
+    if claim.outcome is not ClaimOutcome.WON or not services.store.mark_submitted(
+        queued.run_key, claim.attempt, run_id, now
+    ):
+        return None
+    return services.store.get(queued.run_key)
 
 
 def _cancel(services: Services, run: NewRun, older: RunRecord, run_id: str, note: Note) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from functions.service.ports import Ledger
-from functions.service.records import DecisionRecord, NewRun, Outcome
+from functions.service.records import DecisionRecord, KeptEvent, NewRun, Outcome
 from tests.contract.conftest import Time
 
 RUN = NewRun("route/bucket/name#1", "route", "pipeline", "v1", "local", {"n": 1}, "event-1")
@@ -29,3 +29,17 @@ def test_decision_counts(ledger: Ledger, ledger_clock: Time) -> None:
     ledger.record(DecisionRecord(ledger_clock.now(), "s-1", "", "t", Outcome.SKIPPED, reason="no match"))
     assert ledger.count_decisions(Outcome.QUARANTINED) == 2
     assert ledger.count_decisions(Outcome.FAILED) == 0
+
+
+def test_kept_events_are_found_by_id_and_the_quarantined_by_time(ledger: Ledger) -> None:
+    """What `kfp-trigger replay` reads; the latest keep of an event wins."""
+    attributes = {"id": "e-1", "type": "t", "source": "//s", "specversion": "1.0"}
+    ledger.keep(KeptEvent("e-1", 10.0, attributes, '{"a": "ü"}', "no route listens"))
+    ledger.keep(KeptEvent("e-2", 20.0, {**attributes, "id": "e-2"}, "{}", "bad signature"))
+    ledger.keep(KeptEvent("e-3", 30.0, {**attributes, "id": "e-3"}, "{}", ""))
+    assert ledger.kept("e-1") == KeptEvent("e-1", 10.0, attributes, '{"a": "ü"}', "no route listens")
+    assert ledger.kept("nobody") is None
+    assert [e.event_id for e in ledger.quarantined(0.0)] == ["e-1", "e-2"]
+    assert [e.event_id for e in ledger.quarantined(15.0)] == ["e-2"]
+    ledger.keep(KeptEvent("e-1", 40.0, attributes, '{"a": "ü"}', ""))  # replayed, and routed now
+    assert [e.event_id for e in ledger.quarantined(0.0)] == ["e-2"]

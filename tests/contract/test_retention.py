@@ -57,7 +57,15 @@ def test_prune_deletes_what_is_old_and_no_longer_needed(tmp_path: Path) -> None:
 
     pruned = ledger.prune(NOW - 30 * DAY)
 
-    assert pruned == {"decisions": 1, "runs": 1, "batch_members": 0, "places": 1, "marks": 1, "joins": 0}
+    assert pruned == {
+        "decisions": 1,
+        "runs": 1,
+        "batch_members": 0,
+        "places": 1,
+        "marks": 1,
+        "joins": 0,
+        "events": 0,
+    }
     assert ledger.trail("e-old") == []
     assert [d.event_id for d in ledger.trail("e-recent")] == ["e-recent"]
     assert ledger.get("old-done") is None

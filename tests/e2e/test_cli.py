@@ -330,3 +330,28 @@ def test_backfill_dry_run_lists_what_the_real_pass_does_and_a_second_pass_starts
     refused = run("backfill", "--route", "survey-closed", env=env)
     assert refused.returncode == 1
     assert "cannot be listed" in refused.stderr
+
+
+def test_replay_runs_a_quarantined_event_once_after_routes_yaml_is_fixed(tmp_path: Path) -> None:
+    """Issue 17 item 2, as an operator does it: the event came before its route existed."""
+    settings = Settings(routes=ROUTES, state_dir=tmp_path, landing_dir=tmp_path / "landing", auth="none")
+    services = bootstrap.build(settings)
+    headers, body = storage_event("forgotten-bucket", "data.csv", event_id="lost-1")
+    assert call(intake.handle, services, headers, body).body["outcome"] == "quarantined"
+    fixed = tmp_path / "routes.yaml"
+    fixed.write_text(
+        ROUTES.read_text()
+        + "  - name: forgotten\n    when: {storage: {bucket: forgotten-bucket}}\n    run: {pipeline: echo}\n"
+    )
+    env = env_for(tmp_path, fixed, KFP_TRIGGER_PAUSED="true")  # the run waits in the queue here
+    replayed = run("replay", "--quarantine", "--reason", "no route listens", "--json", env=env)
+    assert replayed.returncode == 0, replayed.stderr
+    (first,) = json.loads(replayed.stdout)
+    assert first["event_id"] == "lost-1"
+    assert first["decisions"][0]["outcome"] == "queued"
+    again = run("replay", "lost-1", env=env)
+    assert again.stdout.startswith("lost-1: duplicate forgotten forgotten/forgotten-bucket/data.csv#1")
+    assert run("replay", "--quarantine", env=env).stdout == "no quarantined events to replay\n"
+    missing = run("replay", "never-seen", env=env)
+    assert missing.returncode == 1
+    assert "not kept" in missing.stderr

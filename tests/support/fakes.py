@@ -28,6 +28,7 @@ from functions.service.records import (
     DecisionRecord,
     JoinState,
     JoinStatus,
+    KeptEvent,
     NewRun,
     Outcome,
     Part,
@@ -325,9 +326,19 @@ class FakeDecisionLog:
     """A recording `DecisionLog`: `recorded` lists every decision, oldest first."""
 
     recorded: list[DecisionRecord] = field(default_factory=list)
+    events: dict[str, KeptEvent] = field(default_factory=dict)
 
     def record(self, decision: DecisionRecord) -> None:
         self.recorded.append(decision)
+
+    def keep(self, event: KeptEvent) -> None:
+        self.events[event.event_id] = event
+
+    def kept(self, event_id: str) -> KeptEvent | None:
+        return self.events.get(event_id)
+
+    def quarantined(self, since: float) -> list[KeptEvent]:
+        return sorted((e for e in self.events.values() if e.reason and e.at >= since), key=lambda e: e.at)
 
     def trail(self, identifier: str) -> list[DecisionRecord]:
         found = [d for d in self.recorded if identifier in (d.event_id, d.event_key, d.run_key)]

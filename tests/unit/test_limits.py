@@ -443,3 +443,38 @@ def test_a_place_kept_by_a_run_that_ended_is_given_back_when_it_is_needed(
     answer = deliver(limited, *storage_event("tenant-bucket", "acme/b.csv", event_id="second"))
     assert answer.body["decisions"][0]["outcome"] == "run"
     assert len(engine.submitted) == 2
+
+
+def test_a_queued_run_that_its_engine_has_after_all_is_cancelled_there_not_forgotten(
+    limited: Services, engine: ActiveCounting, clock: Clock
+) -> None:
+    """Found by the model test: a start whose submit went through but whose answer was lost goes
+    back to the queue. Superseding it must cancel it on its engine and wait, not end it unseen
+    (which left two runs of the key running)."""
+    from events.errors import TransientError
+    from functions.service import reconcile
+
+    engine.fail_with = TransientError("backend unavailable")
+    assert (
+        deliver(limited, *storage_event("newest-bucket", "acme/monday.csv", event_id="monday")).status == 503
+    )
+    clock.now += limited.settings.claim_lease_seconds + 1
+    engine.succeed_but_raise = TransientError("answer lost")
+    reconcile.reconcile(limited)  # the stale claim is queued, taken, submitted: the answer is lost
+    monday = limited.store.get("newest-wins/newest-bucket/acme/monday.csv#1")
+    assert monday is not None
+    assert (monday.state, engine.states["fake-1"]) == (RunState.QUEUED, RunState.RUNNING)
+
+    answer = deliver(limited, *storage_event("newest-bucket", "acme/tuesday.csv", event_id="tuesday"))
+    assert answer.body["decisions"][0]["outcome"] == "queued"
+    assert engine.cancels == ["fake-1"], "cancelled on its engine"
+    assert len(engine.submitted) == 1, "tuesday waits for the engine to report monday's end"
+    reconcile.reconcile(limited)
+    monday = limited.store.get("newest-wins/newest-bucket/acme/monday.csv#1")
+    assert monday is not None
+    assert (monday.state, monday.run_id, monday.details["superseded_by"]) == (
+        RunState.CANCELED,
+        "fake-1",
+        "newest-wins/newest-bucket/acme/tuesday.csv#1",
+    )
+    assert [s.params["message"] for s in engine.submitted] == ["acme/monday.csv", "acme/tuesday.csv"]
