@@ -58,7 +58,11 @@ def alerting(
 
 
 def test_a_failed_run_is_one_alert_on_the_topic_and_one_at_the_webhook(
-    alerting: tuple[Services, str], receiver: tuple[Receiver, str], backend: RecordingBackend, clock: Clock
+    alerting: tuple[Services, str],
+    receiver: tuple[Receiver, str],
+    backend: RecordingBackend,
+    clock: Clock,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     services, subscription = alerting
     hook, _ = receiver
@@ -85,6 +89,7 @@ def test_a_failed_run_is_one_alert_on_the_topic_and_one_at_the_webhook(
     (message,) = hook.received
     assert message["text"].startswith("kfp-trigger run.failed: run some-bucket-folder/")
     assert f"kfp-trigger explain {run_key}" in message["text"]
+    assert receiver[1] not in caplog.text, "the webhook's URL is a secret: never logged"
 
 
 def test_a_succeeded_run_alerts_nobody(
