@@ -21,7 +21,9 @@ if TYPE_CHECKING:
 @click.option("--json", "as_json", is_flag=True, help="print {finished, skipped: [{run_key, reason}]}")
 def reconcile(routes: str | None, state_dir: str | None, landing_dir: str | None, as_json: bool) -> None:
     """Finish runs whose completion notice was lost, re-publish unpublished results, and start
-    the queued runs that may start.
+    the queued runs that may start; also start schedule slots missed within a route's
+    `catch_up`, record join windows that expired, and alert data a route `expect`s that did not
+    come (and bursts of quarantined events).
 
     The same work as the `reconcile` function target (which Cloud Scheduler calls). Runs
     submitted less than KFP_TRIGGER_RECONCILE_GRACE_SECONDS ago are left alone. A run that
