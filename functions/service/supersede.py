@@ -11,7 +11,8 @@ When a run of a supersede route is about to start (`runs.start_claimed`):
   so at most `max_active` runs of a key run at any moment, and an older run that ends on its own
   before the cancel lands ends as the engine says (SUCCEEDED, …) with this one starting after it;
 - an older run still QUEUED ends CANCELED at once (only from QUEUED: one being taken right now
-  goes the engine's way).
+  goes the engine's way) — unless its engine has it after all (a submit whose answer was lost
+  sends a run back to the queue): then it is adopted and cancelled there (`on_engine`).
 
 "Newer" is the later claim on the ledger's clock (then the run key, so every instance agrees).
 `superseded_by` names who cancelled a run, for its result.
