@@ -287,3 +287,19 @@ def token_endpoint(environ: dict[str, Any], start_response: Any) -> list[bytes]:
     body = json.dumps({"access_token": "test-access-token", "expires_in": 3600, "token_type": "Bearer"})
     start_response("200 OK", [("Content-Type", "application/json")])
     return [body.encode()]
+
+
+def machine_settings(examples: int) -> Any:
+    """Hypothesis settings for a state machine: the same `examples` sequences on every run (CI
+    must not turn red on a draw), or, with KFP_TRIGGER_HUNT=1, ten times as many fresh ones, to
+    look for new failures (`KFP_TRIGGER_HUNT=1 pytest tests/unit/test_model*.py`)."""
+    from hypothesis import HealthCheck, settings
+
+    hunt = bool(os.environ.get("KFP_TRIGGER_HUNT"))
+    return settings(
+        max_examples=examples * (10 if hunt else 1),
+        stateful_step_count=40,
+        deadline=None,
+        derandomize=not hunt,
+        suppress_health_check=[HealthCheck.too_slow],
+    )

@@ -19,7 +19,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
@@ -33,7 +32,7 @@ from functions.service.records import Handled, RunRecord
 from functions.settings import Settings
 from pipelines import catalog
 from pipelines.backend import RunState
-from tests.support import ROUTES, completion_event, storage_event
+from tests.support import ROUTES, completion_event, machine_settings, storage_event
 from tests.support.fakes import RecordingBackend, RecordingSink
 from tests.support.faults import Crasher, answer
 
@@ -209,7 +208,5 @@ class TriggerLoop(RuleBasedStateMachine):
                 assert record.run_key in ids
 
 
-TriggerLoop.TestCase.settings = settings(
-    max_examples=300, stateful_step_count=40, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+TriggerLoop.TestCase.settings = machine_settings(300)
 test_the_trigger_loop_keeps_its_invariants = pytest.mark.filterwarnings("ignore")(TriggerLoop.TestCase)

@@ -22,7 +22,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
@@ -36,7 +35,7 @@ from functions.service.records import Handled, JoinStatus, iso
 from functions.settings import Settings
 from pipelines import catalog
 from pipelines.backend import RunState
-from tests.support import message_event, storage_event
+from tests.support import machine_settings, message_event, storage_event
 from tests.support.fakes import RecordingBackend, RecordingSink
 from tests.support.faults import Crasher, answer
 
@@ -218,9 +217,7 @@ class JoinsAndSupersede(RuleBasedStateMachine):
             assert all(r.state is RunState.CANCELED for r in runs if "superseded_by" in r.details)
 
 
-JoinsAndSupersede.TestCase.settings = settings(
-    max_examples=200, stateful_step_count=40, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+JoinsAndSupersede.TestCase.settings = machine_settings(200)
 test_joins_and_supersede_keep_their_invariants = pytest.mark.filterwarnings("ignore")(
     JoinsAndSupersede.TestCase
 )
