@@ -85,6 +85,15 @@ class FirestoreLedger:
         """The field a TTL policy deletes a document by (EXPIRE_AT): now + the retention."""
         return {EXPIRE_AT: datetime.now(UTC) + self._retention}
 
+    def _commit(self, transactional: Callable[[Any], T]) -> T:
+        """Run a `@transactional` function in a new transaction; contention past the client's
+        retries is transient (the caller retries)."""
+        with _mapped():
+            try:
+                return transactional(self._db.transaction(max_attempts=TRANSACTION_ATTEMPTS))
+            except ValueError as exc:  # the client's "Failed to commit transaction in N attempts"
+                raise TransientError("ledger contention: the transaction did not commit; retry") from exc
+
     def _transact(self, run_key: str, change: Callable[[Any, Any, Mapping[str, Any] | None, float], T]) -> T:
         """Run `change(transaction, ref, current or None, server_now)` in one transaction."""
         ref = self._runs.document(document_id(run_key))
@@ -95,11 +104,7 @@ class FirestoreLedger:
             server_now = snapshot.read_time.timestamp()
             return change(transaction, ref, snapshot.to_dict() if snapshot.exists else None, server_now)
 
-        with _mapped():
-            try:
-                return apply(self._db.transaction(max_attempts=TRANSACTION_ATTEMPTS))  # type: ignore[no-any-return]
-            except ValueError as exc:  # the client's "Failed to commit transaction in N attempts"
-                raise TransientError("ledger contention: the transaction did not commit; retry") from exc
+        return self._commit(apply)  # type: ignore[no-any-return]  # `transactional` is untyped
 
     def claim(self, run: NewRun, now: float, lease: float) -> Claim:
         from google.api_core import exceptions
@@ -306,11 +311,7 @@ class FirestoreLedger:
             transaction.create(member_ref, fields | {"at": now} | self._expiry())
             return run.run_key, True
 
-        with _mapped():
-            try:
-                return join(self._db.transaction(max_attempts=TRANSACTION_ATTEMPTS))  # type: ignore[no-any-return]
-            except ValueError as exc:  # the client's "Failed to commit transaction in N attempts"
-                raise TransientError("ledger contention: the transaction did not commit; retry") from exc
+        return self._commit(join)  # type: ignore[no-any-return]  # `transactional` is untyped
 
     def members(self, run_key: str) -> list[str]:
         query = self._members.where(filter=self._firestore.FieldFilter("run_key", "==", run_key))
@@ -398,11 +399,7 @@ class FirestoreLedger:
             transaction.set(latest_ref, self._window_document(window, names))
             return window
 
-        with _mapped():
-            try:
-                return open_window(self._db.transaction(max_attempts=TRANSACTION_ATTEMPTS))  # type: ignore[no-any-return]
-            except ValueError as exc:  # the client's "Failed to commit transaction in N attempts"
-                raise TransientError("ledger contention: the transaction did not commit; retry") from exc
+        return self._commit(open_window)  # type: ignore[no-any-return]  # `transactional` is untyped
 
     def _mark_complete(self, route: str, key: str, opened: float) -> None:
         """Record the window COMPLETE in its documents (the key's latest, and its own once
@@ -487,8 +484,7 @@ class FirestoreLedger:
             transaction.update(ref, {"status": JoinStatus.EXPIRED.value})
             return True
 
-        with _mapped():
-            return expire(self._db.transaction(max_attempts=TRANSACTION_ATTEMPTS))  # type: ignore[no-any-return]
+        return self._commit(expire)  # type: ignore[no-any-return]  # `transactional` is untyped
 
     def keep(self, event: KeptEvent) -> None:
         document = {
