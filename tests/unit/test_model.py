@@ -15,26 +15,25 @@ After every step the invariants of research/reliability.md hold:
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import invariant, precondition, rule
 
 from events.envelope import parse_http
 from events.errors import TransientError
 from events.router import Router
 from functions.adapters.sqlite_ledger import SqliteLedger
-from functions.service import completion, crashpoints, intake, reconcile, runs
+from functions.service import completion, intake, reconcile, runs
 from functions.service.ports import Services, ledger_ports
 from functions.service.records import Handled, RunRecord
 from functions.settings import Settings
 from pipelines import catalog
 from pipelines.backend import RunState
 from tests.support import ROUTES, completion_event, machine_settings, storage_event
-from tests.support.fakes import RecordingBackend, RecordingSink
-from tests.support.faults import Crasher, answer
+from tests.support.fakes import RecordingSink
+from tests.support.machines import FaultyPlatform
 
 pytestmark = pytest.mark.slow  # 300 hypothesis state-machine examples (about 10 s)
 
@@ -59,14 +58,13 @@ class FlakySink(RecordingSink):
         super().publish(document)  # type: ignore[arg-type]
 
 
-class TriggerLoop(RuleBasedStateMachine):
+class TriggerLoop(FaultyPlatform):
     routes = catalog.load(ROUTES, Path(tempfile.mkdtemp(prefix="kfp-trigger-model-")))
 
     def __init__(self) -> None:
         super().__init__()
         self.scratch = tempfile.TemporaryDirectory()
         self.now = 1_800_000_000.0
-        self.engine = RecordingBackend()
         self.results = FlakySink()
         self.services = Services(
             settings=Settings(
@@ -82,23 +80,14 @@ class TriggerLoop(RuleBasedStateMachine):
             results=self.results,
             quarantine=RecordingSink(),
             clock=lambda: self.now,
-            crash=Crasher(lambda point: point == self.armed),
+            crash=self.crash,
         )
-        self.crash_at: str | None = None
-        self.armed: str | None = None  # the crash point of the call in progress
         self.acked: set[int] = set()
         self.terminal: dict[str, RunState] = {}
         self.snapshots: list[RunRecord | None] = []
 
     def teardown(self) -> None:
         self.scratch.cleanup()
-
-    def call(self, target: Callable[[], Handled]) -> int | None:
-        self.armed, self.crash_at = self.crash_at, None
-        try:
-            return answer(target)
-        finally:
-            self.armed = None
 
     # ---- the platform ----------------------------------------------------------------------
 
@@ -108,17 +97,6 @@ class TriggerLoop(RuleBasedStateMachine):
         status = self.call(lambda: intake.handle(self.services, *parse_http(headers, body), body))
         if status is not None and status < 300:
             self.acked.add(number)
-
-    @rule(point=st.sampled_from(crashpoints.POINTS))
-    def crash_next_time_at(self, point: str) -> None:
-        self.crash_at = point
-
-    @rule(after_starting=st.booleans())
-    def fail_the_next_submit(self, after_starting: bool) -> None:
-        if after_starting:
-            self.engine.succeed_but_raise = TransientError("response lost")
-        else:
-            self.engine.fail_with = TransientError("backend unavailable")
 
     @rule()
     def fail_the_next_publish(self) -> None:

@@ -18,26 +18,24 @@ CANCELED (S3).
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import invariant, precondition, rule
 
 from events.envelope import parse_http
-from events.errors import TransientError
 from events.router import Router
 from functions.adapters.sqlite_ledger import SqliteLedger
-from functions.service import completion, crashpoints, intake, reconcile
+from functions.service import completion, intake, reconcile
 from functions.service.ports import Services, ledger_ports
-from functions.service.records import Handled, JoinStatus, iso
+from functions.service.records import JoinStatus, iso
 from functions.settings import Settings
 from pipelines import catalog
 from pipelines.backend import RunState
 from tests.support import machine_settings, message_event, storage_event
-from tests.support.fakes import RecordingBackend, RecordingSink
-from tests.support.faults import Crasher, answer
+from tests.support.fakes import RecordingSink
+from tests.support.machines import FaultyPlatform
 
 pytestmark = pytest.mark.slow  # 200 hypothesis state-machine examples
 
@@ -66,7 +64,7 @@ KEYS = ("k0", "k1")
 TENANTS = ("t0", "t1")
 
 
-class JoinsAndSupersede(RuleBasedStateMachine):
+class JoinsAndSupersede(FaultyPlatform):
     folder = Path(tempfile.mkdtemp(prefix="kfp-trigger-model-joins-"))
     (folder / "routes.yaml").write_text(ROUTES)
     routes = catalog.load(folder / "routes.yaml", folder / "packages")
@@ -75,7 +73,6 @@ class JoinsAndSupersede(RuleBasedStateMachine):
         super().__init__()
         self.scratch = tempfile.TemporaryDirectory()
         self.now = 1_800_000_000.0
-        self.engine = RecordingBackend()
         self.services = Services(
             settings=Settings(
                 routes=self.folder / "routes.yaml",
@@ -91,21 +88,12 @@ class JoinsAndSupersede(RuleBasedStateMachine):
             results=RecordingSink(),
             quarantine=RecordingSink(),
             clock=lambda: self.now,
-            crash=Crasher(lambda point: point == self.armed),
+            crash=self.crash,
         )
-        self.crash_at: str | None = None
-        self.armed: str | None = None
         self.acked: set[str] = set()  # event ids answered 2xx
 
     def teardown(self) -> None:
         self.scratch.cleanup()
-
-    def call(self, target: Callable[[], Handled]) -> int | None:
-        self.armed, self.crash_at = self.crash_at, None
-        try:
-            return answer(target)
-        finally:
-            self.armed = None
 
     def deliver(self, event_id: str, delivery: tuple[dict[str, str], bytes]) -> int | None:
         headers, body = delivery
@@ -130,17 +118,6 @@ class JoinsAndSupersede(RuleBasedStateMachine):
     def newer_data(self, tenant: str, number: int) -> None:
         event_id = f"n-{tenant}-{number}"
         self.deliver(event_id, storage_event("newest-bucket", f"{tenant}/f{number}.csv", event_id=event_id))
-
-    @rule(point=st.sampled_from(crashpoints.POINTS))
-    def crash_next_time_at(self, point: str) -> None:
-        self.crash_at = point
-
-    @rule(after_starting=st.booleans())
-    def fail_the_next_submit(self, after_starting: bool) -> None:
-        if after_starting:
-            self.engine.succeed_but_raise = TransientError("response lost")
-        else:
-            self.engine.fail_with = TransientError("backend unavailable")
 
     @rule(seconds=st.sampled_from([1.0, LEASE + 1, 1800.0, 3600.0 + GRACE + 1]))
     def time_passes(self, seconds: float) -> None:
