@@ -11,7 +11,7 @@ from datetime import datetime
 
 from events.bigquery import decode_audit_entry
 from events.errors import BadEvent
-from events.model import Decoded, Envelope, Ignored
+from events.model import Decoded, Envelope, Ignored, Source
 from events.pubsub import decode_published
 from events.storage import decode_finalized
 
@@ -44,6 +44,20 @@ DECODERS: Mapping[str, Decoder] = {
         "scheduler 'executed' events are not used: give the job a Pub/Sub target"
     ),
 }
+
+
+SOURCES_BY_PREFIX = (
+    ("google.cloud.storage.", Source.STORAGE),
+    ("google.cloud.pubsub.", Source.PUBSUB),
+    ("google.cloud.audit.", Source.BIGQUERY),
+    ("google.cloud.scheduler.", Source.SCHEDULE),
+)
+
+
+def source_of(event_type: str) -> str:
+    """The kind of source a CloudEvent type comes from, "unknown" for any other: a label of
+    few values (for metrics), whatever a caller puts in `type`."""
+    return next((source for prefix, source in SOURCES_BY_PREFIX if event_type.startswith(prefix)), "unknown")
 
 
 def envelope_of(attributes: Mapping[str, str]) -> Envelope:

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 from events.router import Router
 from events.routes import Rule, listeners
 from functions import logs
-from functions.service.ports import Ledger, ObjectStore, Services, Sink, ledger_ports
+from functions.service.ports import Ledger, ObjectStore, Services, Sink, Telemetry, Untraced, ledger_ports
 from functions.settings import DEFAULT_RETENTION_DAYS, Settings, SettingsError
 from pipelines import catalog
 from pipelines.backend import Backend
@@ -101,6 +101,15 @@ def objects_from(settings: Settings) -> ObjectStore:
     from functions.adapters.objects import GcsObjectStore, LocalObjectStore
 
     return LocalObjectStore(settings.landing_dir) if settings.storage == "local" else GcsObjectStore()
+
+
+def telemetry_from(settings: Settings, project: str = "") -> Telemetry:
+    """Metrics and traces as KFP_TRIGGER_TELEMETRY asks (off: OpenTelemetry is not imported)."""
+    if settings.telemetry == "off":
+        return Untraced()
+    from functions.adapters.otel import telemetry_for
+
+    return telemetry_for(settings.telemetry, project)
 
 
 def kfp_backend(settings: Settings) -> KfpBackend:
@@ -195,6 +204,7 @@ def build(settings: Settings, environment: Mapping[str, str] | None = None) -> S
             else None
         ),
         secrets=secrets,
+        telemetry=telemetry_from(settings, environment.get("GOOGLE_CLOUD_PROJECT", "")),
     )
 
 

@@ -91,6 +91,9 @@ class Settings(BaseSettings):
     completion_topic: Annotated[str, _url(TOPIC_URLS)] = ""  # local runs publish their notice there
     completion_url: OptionalText = Field(None, description="or post it straight to handle_completion (dev)")
     storage: Literal["local", "gcs"] = Field("local", description="where objects are read")
+    telemetry: Literal["off", "gcp", "otlp", "memory"] = Field(
+        "off", description="metrics and traces: off, gcp (Cloud Trace/Monitoring), otlp, memory"
+    )
     auth: Literal["google-oidc", "none"] = "google-oidc"
     auth_audience: str = ""
     auth_emails: Annotated[tuple[str, ...], NoDecode, BeforeValidator(_emails)] = ()  # every target's

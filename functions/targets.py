@@ -132,6 +132,7 @@ def _oversized(
         digest.update(chunk)
         size += len(chunk)
     reason = f"body larger than {services.settings.max_body_bytes} bytes"
+    services.telemetry.event("unknown", "", Outcome.QUARANTINED)
     whole = (size, digest.hexdigest() if size <= MEASURED_BYTES else "")
     return quarantine(services, reason, peek(headers, head), head[:KEPT_BYTES], target, whole=whole)
 
@@ -166,9 +167,10 @@ def _answered(
 
     try:
         services = current()
-        if services.verifier is not None:
-            services.verifier.verify(request.headers.get("Authorization", ""), target)
-        return work(services)
+        with services.telemetry.request(target, dict(request.headers.items())):
+            if services.verifier is not None:
+                services.verifier.verify(request.headers.get("Authorization", ""), target)
+            return work(services)
     except AuthError as exc:
         log.warning("caller refused", extra=fields(status=exc.status, reason=exc.reason))
         challenge = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}

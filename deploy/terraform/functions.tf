@@ -25,6 +25,7 @@ locals {
       KFP_TRIGGER_STORAGE          = "gcs"
       KFP_TRIGGER_AUTH             = "none" # Cloud Run IAM verifies every caller first (main.tf)
       KFP_TRIGGER_RETENTION_DAYS   = tostring(var.retention_days)
+      KFP_TRIGGER_TELEMETRY        = var.telemetry
       GOOGLE_CLOUD_PROJECT         = var.project
     },
   )

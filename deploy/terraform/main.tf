@@ -8,7 +8,8 @@
 #   another: no event can pass for a completion notice.
 # - kfpt-runtime: the functions run as it: datastore.user (the ledger; Firestore has no finer
 #   role), publisher on the results and quarantine topics, object reader on the watched buckets;
-#   with Vertex also aiplatform.user and actAs on kfpt-pipelines alone.
+#   with Vertex also aiplatform.user and actAs on kfpt-pipelines alone; with telemetry (the
+#   default) monitoring.metricWriter and cloudtrace.agent, to write its metrics and spans.
 # - kfpt-pipelines: pipeline runs execute as it: publisher on the completions topic.
 # The functions do not verify tokens themselves (KFP_TRIGGER_AUTH=none): they are never public,
 # and Cloud Run IAM checks every request's OIDC token and the caller's run.invoker first.
@@ -20,7 +21,7 @@ data "google_project" "this" {
 locals {
   apis = concat(
     ["cloudfunctions", "run", "cloudbuild", "artifactregistry", "eventarc", "pubsub", "firestore"],
-    ["cloudscheduler", "monitoring", "logging", "iam", "iamcredentials", "sts", "storage"],
+    ["cloudscheduler", "monitoring", "cloudtrace", "logging", "iam", "iamcredentials", "sts", "storage"],
     var.vertex ? ["aiplatform"] : [],
   )
   accounts = {
@@ -62,6 +63,13 @@ resource "google_project_iam_member" "runtime_ledger" {
   project = var.project
   role    = "roles/datastore.user"
   member  = local.member["runtime"]
+}
+
+resource "google_project_iam_member" "runtime_telemetry" {
+  for_each = toset(var.telemetry == "gcp" ? ["roles/monitoring.metricWriter", "roles/cloudtrace.agent"] : [])
+  project  = var.project
+  role     = each.key
+  member   = local.member["runtime"]
 }
 
 resource "google_project_iam_member" "runtime_vertex" {

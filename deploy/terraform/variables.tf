@@ -108,6 +108,16 @@ variable "retention_days" {
   }
 }
 
+variable "telemetry" {
+  description = "Metrics and traces: gcp (Cloud Monitoring and Cloud Trace) or off."
+  type        = string
+  default     = "gcp"
+  validation {
+    condition     = contains(["gcp", "off"], var.telemetry)
+    error_message = "telemetry: gcp or off."
+  }
+}
+
 variable "alert_webhook_secret" {
   description = "A Secret Manager secret (its id, in var.project) holding a chat webhook URL (Slack-compatible) for alerts; empty: alerts go to the alerts topic only."
   type        = string

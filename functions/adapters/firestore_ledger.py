@@ -629,6 +629,7 @@ def _new_document(
         "published_at": None,
         "not_before": 0.0,
         "concurrency": run.concurrency,
+        "trace": run.trace,
     }
 
 

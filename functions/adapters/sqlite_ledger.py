@@ -43,7 +43,7 @@ CREATE TABLE IF NOT EXISTS runs (
     state TEXT NOT NULL, attempt INTEGER NOT NULL, lease_until REAL NOT NULL, run_id TEXT,
     created_at REAL NOT NULL, updated_at REAL NOT NULL, submitted_at REAL, finished_at REAL,
     details TEXT NOT NULL DEFAULT '{}', publish_lease REAL NOT NULL DEFAULT 0, published_at REAL,
-    not_before REAL NOT NULL DEFAULT 0, concurrency TEXT NOT NULL DEFAULT ''
+    not_before REAL NOT NULL DEFAULT 0, concurrency TEXT NOT NULL DEFAULT '', trace TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS runs_by_state ON runs(state);
 CREATE INDEX IF NOT EXISTS runs_by_route ON runs(route);
@@ -89,6 +89,7 @@ MOVE_MEMBERS = (
 ADDED_COLUMNS = {
     ("runs", "not_before"): "REAL NOT NULL DEFAULT 0",
     ("runs", "concurrency"): "TEXT NOT NULL DEFAULT ''",
+    ("runs", "trace"): "TEXT NOT NULL DEFAULT ''",
     ("marks", "at"): "REAL NOT NULL DEFAULT 0",
 }
 
@@ -158,8 +159,8 @@ class SqliteLedger:
     ) -> None:
         db.execute(
             "INSERT INTO runs (run_key, route, pipeline, version, backend, params, event_id,"
-            " state, attempt, lease_until, created_at, updated_at, not_before, concurrency)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?)",
+            " state, attempt, lease_until, created_at, updated_at, not_before, concurrency, trace)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?)",
             (
                 run.run_key,
                 run.route,
@@ -174,6 +175,7 @@ class SqliteLedger:
                 now,
                 not_before,
                 run.concurrency,
+                run.trace,
             ),
         )
 

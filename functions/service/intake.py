@@ -15,9 +15,9 @@ import logging
 from collections.abc import Mapping
 from dataclasses import replace
 
-from events.decoders import decode
+from events.decoders import decode, source_of
 from events.errors import BadEvent, TransientError
-from events.model import Ignored, ObjectFinalized, TriggerEvent
+from events.model import Ignored, Message, ObjectFinalized, TriggerEvent
 from functions.logs import fields, label
 from functions.service import guards, joins, runs, watch
 from functions.service.ports import Services
@@ -32,13 +32,43 @@ def handle(services: Services, attributes: Mapping[str, str], data: object, body
     try:
         decoded = decode(attributes, data)
     except BadEvent as exc:
-        return _quarantined(services, exc.reason, attributes, data, body)
+        source = source_of(attributes.get("type", ""))
+        return _counted(services, source, _quarantined(services, exc.reason, attributes, data, body))
     if isinstance(decoded, Ignored):
         envelope = decoded.envelope
         runs.record(services, envelope.id, "", envelope.type, Outcome.IGNORED, decoded.reason)
-        return Handled((Outcome.IGNORED,), {"outcome": Outcome.IGNORED, "reason": decoded.reason})
+        ignored = Handled((Outcome.IGNORED,), {"outcome": Outcome.IGNORED, "reason": decoded.reason})
+        return _counted(services, source_of(envelope.type), ignored)
+    envelope = decoded.envelope
+    about = {"cloudevents.event_id": envelope.id, "cloudevents.event_type": envelope.type}
+    with services.telemetry.span("kfp_trigger.event", trace_context(attributes, decoded), **about):
+        return _counted(services, decoded.kind, _routed(services, decoded, attributes, data, body))
 
-    event = decoded
+
+def trace_context(attributes: Mapping[str, str], event: TriggerEvent) -> str:
+    """The event's own trace context, which its span continues: the CloudEvent's `traceparent`
+    (the distributed tracing extension), or a Pub/Sub message's — `traceparent` as a publisher
+    sets it, `googclient_traceparent` as google-cloud-pubsub's OpenTelemetry support does
+    (pubsub_v1/open_telemetry/context_propagation.py). "": the request's span is the parent."""
+    carried = [attributes.get("traceparent", "")]
+    if isinstance(event, Message):
+        carried += [event.attributes.get(name, "") for name in ("traceparent", "googclient_traceparent")]
+    return next((value for value in carried if value), "")
+
+
+def _counted(services: Services, source: str, handled: Handled) -> Handled:
+    """Count the event's decisions (one per route it concerned; one without a route if none)."""
+    decisions = handled.body.get("decisions")
+    entries = decisions if isinstance(decisions, list) and decisions else [handled.body]
+    for entry in entries:
+        outcome = entry.get("outcome") or (handled.outcomes[0] if handled.outcomes else "")
+        services.telemetry.event(source, str(entry.get("route", "")), str(outcome))
+    return handled
+
+
+def _routed(
+    services: Services, event: TriggerEvent, attributes: Mapping[str, str], data: object, body: bytes
+) -> Handled:
     label(event_id=event.envelope.id)
     routing = services.router.route(event)
     if not routing.routed:
@@ -129,7 +159,7 @@ def coalesce(services: Services, event: ObjectFinalized, run: NewRun, window: fl
     now = services.clock()
     member = f"gs://{event.bucket}/{event.name}"
     key, closes = guards.batch_key(run.run_key, now, window)
-    batch = replace(run, run_key=key)
+    batch = replace(run, run_key=key, trace=run.trace or services.telemetry.current())
     held = services.queue.join_batch(batch, closes, member, event.key, now)
     if held is None:  # the window's run has started without it
         batch = replace(batch, run_key=f"{batch.run_key}+{event.key}")

@@ -8,6 +8,7 @@ recording fake in `tests/support/fakes.py`; the use cases import only this modul
 - `Sink`: where results and quarantined events go (`JsonlSink`, `PubsubSink`).
 - `ObjectStore`: what the trigger reads of Cloud Storage (`LocalObjectStore`, `GcsObjectStore`).
 - `Verifier`: who may call the targets (`adapters.oidc.Verifier`).
+- `Telemetry`: metrics and traces (`adapters.otel.OtelTelemetry`; `Untraced` when off).
 - `Backend` (pipelines.backend): where runs start (`local`, `kfp`, `vertex`).
 """
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -259,6 +261,68 @@ class Verifier(Protocol):
         ...
 
 
+class Telemetry(Protocol):
+    """Metrics and traces (OpenTelemetry: `functions/adapters/otel.py`).
+
+    A trace context travels as a W3C `traceparent` string: a run keeps the one of the span that
+    decided it (`NewRun.trace`), its submit and its result's publishing are spans under it, and
+    the result CloudEvent carries it, so a product's request, its run and its result are one
+    trace. Metric attributes take bounded values only (sources, route names, outcomes, states).
+    """
+
+    recording: bool  # False: nothing is recorded; skip work done only to measure
+
+    def request(self, target: str, headers: Mapping[str, str]) -> AbstractContextManager[object]:
+        """The span of one request to `target`, child of its `traceparent` (or Cloud Trace)
+        header; exported when the block ends."""
+        ...
+
+    def span(self, name: str, parent: str = "", **attributes: str) -> AbstractContextManager[object]:
+        """A span, child of `parent` (a traceparent; "": of the current span)."""
+        ...
+
+    def current(self) -> str:
+        """The traceparent of the current span ("" when there is none)."""
+        ...
+
+    def event(self, source: str, route: str, outcome: str) -> None:
+        """Count one decision about an inbound event."""
+        ...
+
+    def run(self, route: str, backend: str, state: str, seconds: float | None = None) -> None:
+        """Count a run reaching `state`; `seconds`: for SUBMITTED, since its event arrived (queue
+        and window included), for a terminal state, since it was submitted."""
+        ...
+
+    def gauges(self, queued: int, open_joins: int) -> None:
+        """Set the queue depth and the number of open join windows (each reconcile pass)."""
+        ...
+
+
+class Untraced:
+    """`Telemetry` that records nothing (KFP_TRIGGER_TELEMETRY=off, the default)."""
+
+    recording = False
+
+    def request(self, target: str, headers: Mapping[str, str]) -> AbstractContextManager[object]:
+        return nullcontext()
+
+    def span(self, name: str, parent: str = "", **attributes: str) -> AbstractContextManager[object]:
+        return nullcontext()
+
+    def current(self) -> str:
+        return ""
+
+    def event(self, source: str, route: str, outcome: str) -> None:
+        pass
+
+    def run(self, route: str, backend: str, state: str, seconds: float | None = None) -> None:
+        pass
+
+    def gauges(self, queued: int, open_joins: int) -> None:
+        pass
+
+
 def never_crash(point: str) -> None:
     """The production crash hook: reaching a crash point does nothing."""
 
@@ -284,6 +348,7 @@ class Services:
     limits: GlobalLimits = field(default_factory=GlobalLimits)  # routes.yaml's top-level limits
     secrets: Mapping[str, str] = field(default_factory=dict)  # signature secrets, by variable name
     crash: Callable[[str], None] = never_crash  # the crash tests' hook (service/crashpoints.py)
+    telemetry: Telemetry = field(default_factory=Untraced)
 
 
 def ledger_ports(ledger: Ledger) -> dict[str, Any]:

@@ -2,16 +2,19 @@
 `kfp-trigger reconcile`): first the schedule slots missed within a route's `schedule.catch_up`
 (`backfill.catch_up`), then every run's backstop (`completion.reconcile`: claims past their
 lease, runs whose notice was lost, unpublished results, expired join windows, the queue), then
-what should have happened and did not (`watch.check`: data a route expects, quarantine bursts)."""
+what should have happened and did not (`watch.check`: data a route expects, quarantine bursts);
+last, when telemetry records, the queue depth and the open join windows."""
 
 from __future__ import annotations
 
 from functions.service import backfill, completion, watch
 from functions.service.ports import Services
-from functions.service.records import Handled
+from functions.service.records import Handled, JoinStatus
 from functions.service.runs import Pass
+from pipelines.backend import RunState
 
 MAX_LISTED = 100  # skipped runs listed in the reconcile target's answer
+MAX_COUNTED = 10_000  # queued runs counted for the queue-depth gauge
 
 
 def reconcile(services: Services) -> Pass:
@@ -19,6 +22,9 @@ def reconcile(services: Services) -> Pass:
     report = backfill.catch_up(services)
     report.add(completion.reconcile(services))
     report.add(watch.check(services))
+    if services.telemetry.recording:
+        queued = services.store.runs(state=RunState.QUEUED, limit=MAX_COUNTED)
+        services.telemetry.gauges(len(queued), len(services.queue.joins(status=JoinStatus.OPEN)))
     return report
 
 

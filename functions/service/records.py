@@ -57,6 +57,7 @@ class NewRun:
     params: Mapping[str, object]
     event_id: str
     concurrency: str = field(default="", kw_only=True)  # its key under limits.concurrency, or ""
+    trace: str = field(default="", kw_only=True)  # the W3C traceparent of the span that decided it, or ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,8 @@
 """Results: the result CloudEvent of a finished run, publishing it once, and quarantine records.
 
-A result is a structured-mode CloudEvent. Its id is derived from the run key and the terminal
-state, so a result published twice (publishing is at-least-once) carries the same id and
+A result is a structured-mode CloudEvent. It carries the run's trace context (`traceparent`,
+the CloudEvents distributed tracing extension) when there is one. Its id is derived from the run
+key and the terminal state, so a result published twice (publishing is at-least-once) carries the same id and
 consumers can drop the repeat. Publishing is at-least-once: one publisher at a time holds the
 right to publish (`Ledger.begin_publish`) until the ledger marks it published.
 """
@@ -152,6 +153,8 @@ def result_event(run: RunRecord) -> dict[str, object]:
         "time": iso(run.finished_at),
         "datacontenttype": "application/json",
         "data": data.model_dump(mode="json"),
+        # the distributed tracing extension: the trace of the event that started the run
+        **({"traceparent": run.trace} if run.trace else {}),
     }
 
 
@@ -229,9 +232,10 @@ def publish_result(services: Services, run_key: str) -> bool:
     if record is None:
         return False
     event = result_event(replace(record, params=batch_params(services, record)))
-    services.results.publish(event)
-    if record.state is RunState.FAILED:  # before it is marked published: a failed alert is retried
-        _alert_failed(services, record, event)
+    with services.telemetry.span("kfp_trigger.publish_result", record.trace, run_key=run_key):
+        services.results.publish(event)
+        if record.state is RunState.FAILED:  # before it is marked published: a failed alert is retried
+            _alert_failed(services, record, event)
     services.crash(crashpoints.AFTER_PUBLISH)
     data = record.details
     summary = {"state": record.state, "metrics": data.get("metrics", {}), "result_id": event["id"]}

@@ -139,7 +139,9 @@ def answered(detail: dict[str, object]) -> dict[str, object]:
 
 
 def launch(services: Services, run: NewRun, pipeline: CompiledPipeline, note: Record) -> Started:
-    """Claim `run.run_key` and, if this caller wins, start it; `note` writes the decision."""
+    """Claim `run.run_key` and, if this caller wins, start it; `note` writes the decision. The
+    run keeps the trace it was decided in, for its submit and its result."""
+    run = replace(run, trace=run.trace or services.telemetry.current())
     claim = services.store.claim(run, services.clock(), services.settings.claim_lease_seconds)
     if claim.outcome is ClaimOutcome.DONE:
         state = claim.record.state if claim.record else ""
@@ -156,7 +158,7 @@ def start_claimed(
 ) -> Started:
     """Start a run this caller holds the claim of (`attempt`): queue it if a limit or the pause
     holds it back, else submit exactly one run."""
-    store = services.store
+    store, started = services.store, services.clock()
     superseding = supersede.applies(services, run)
     if superseding and (newer := supersede.newer(services, run)) is not None:
         return _end_unstarted(services, run, RunState.CANCELED, f"superseded by {newer}", note, newer)
@@ -178,9 +180,10 @@ def start_claimed(
     services.crash(crashpoints.AFTER_CLAIM)
     backend = services.backends[pipeline.backend]
     try:
-        # A taken-over claim may have submitted before its holder died: look before submitting.
-        run_id = backend.find(run.run_key) if attempt > 1 else None
-        run_id = run_id or backend.submit(Submission(run.run_key, run.route, pipeline, run.params))
+        with services.telemetry.span("kfp_trigger.submit", run.trace, run_key=run.run_key, route=run.route):
+            # A taken-over claim may have submitted before its holder died: look before submitting.
+            run_id = backend.find(run.run_key) if attempt > 1 else None
+            run_id = run_id or backend.submit(Submission(run.run_key, run.route, pipeline, run.params))
     except TransientError as exc:
         store.release(run.run_key, attempt)
         note(Outcome.RETRY, str(exc))
@@ -195,6 +198,8 @@ def start_claimed(
         # Our lease ran out mid-submit and another delivery took over: it adopts this run by key.
         log.warning("claim taken over while submitting", extra=fields(run_key=run.run_key, run_id=run_id))
     note(Outcome.RUN, f"submitted as {run_id}")
+    arrived = run.created_at if isinstance(run, RunRecord) else started  # a queued run waited
+    services.telemetry.run(run.route, run.backend, RunState.SUBMITTED, services.clock() - arrived)
     services.crash(crashpoints.AFTER_RECORD)
     return Outcome.RUN, {"run_id": run_id}
 
@@ -309,9 +314,12 @@ def rerun(services: Services, run_key: str) -> tuple[str, Outcome, dict[str, obj
 
 def finish(services: Services, run: NewRun, state: RunState, details: dict[str, object]) -> bool:
     """Move a run to its terminal state and give back its place; False if it had ended already."""
-    if not services.store.finish(run.run_key, state, details, services.clock()):
+    now = services.clock()
+    if not services.store.finish(run.run_key, state, details, now):
         return False
     limits.ended(services, run)
+    submitted = run.submitted_at if isinstance(run, RunRecord) else None
+    services.telemetry.run(run.route, run.backend, state, None if submitted is None else now - submitted)
     return True
 
 
