@@ -178,6 +178,8 @@ def explain(
         if by := run.details.get("superseded_by") or _cancelled_by(ledger, run):
             click.echo(f"    superseded by {by}")
         click.echo(f"    metrics={json.dumps(run.details.get('metrics', {}), sort_keys=True)}")
+        if run.trace:  # Cloud Trace (or your collector) shows the event, the submit and the result
+            click.echo(f"    traceparent {run.trace}")
 
 
 def _windows(ledger: Ledger, identifier: str, routes: set[str]) -> list[JoinState]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import multiprocessing
 import time
 from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -153,3 +155,27 @@ def test_every_api_error_is_transient() -> None:
     for make in errors:
         with pytest.raises(TransientError), _mapped():
             raise make()
+
+
+def test_a_run_keeps_the_trace_that_decided_it(ledger: Ledger, ledger_clock: Time) -> None:
+    """Its submit, hours later from the queue, and its result continue that trace."""
+    traced = replace(RUN, trace="00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+    ledger.claim(traced, ledger_clock.now(), LEASE)
+    ledger.mark_submitted(RUN.run_key, 1, "r-1", ledger_clock.now())
+    ledger.finish(RUN.run_key, RunState.SUCCEEDED, {}, ledger_clock.now())
+    stored = ledger.get(RUN.run_key)
+    assert stored is not None
+    assert stored.trace == traced.trace
+
+
+def test_a_sqlite_ledger_from_before_traces_gains_the_column(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "ledger.sqlite3"
+    ledger_from(f"sqlite:///{path}").claim(RUN, 1.0, LEASE)
+    with sqlite3.connect(path) as db:
+        db.execute("ALTER TABLE runs DROP COLUMN trace")  # as a ledger written before issue 17 was
+    reopened = ledger_from(f"sqlite:///{path}")
+    assert reopened.get(RUN.run_key).trace == ""  # type: ignore[union-attr]
+    assert reopened.claim(replace(RUN, run_key="new", trace="t"), 2.0, LEASE).outcome is ClaimOutcome.WON
+    assert reopened.get("new").trace == "t"  # type: ignore[union-attr]
