@@ -1,5 +1,5 @@
 """Cloud Functions source entry: re-exports the function targets, nothing else."""
 
-from functions.targets import handle_completion, handle_event, reconcile
+from functions.targets import handle_completion, handle_event, reconcile, status_page
 
-__all__ = ["handle_completion", "handle_event", "reconcile"]
+__all__ = ["handle_completion", "handle_event", "reconcile", "status_page"]

@@ -102,6 +102,7 @@ class Settings(BaseSettings):
     auth_event_emails: Annotated[tuple[str, ...], NoDecode, BeforeValidator(_emails)] = ()
     auth_completion_emails: Annotated[tuple[str, ...], NoDecode, BeforeValidator(_emails)] = ()
     auth_reconcile_emails: Annotated[tuple[str, ...], NoDecode, BeforeValidator(_emails)] = ()
+    auth_status_emails: Annotated[tuple[str, ...], NoDecode, BeforeValidator(_emails)] = ()
     auth_certs_url: str = "https://www.googleapis.com/oauth2/v1/certs"
     kfp_host: str = Field("", description="the KFP API endpoint, for pipelines with backend: kfp")
     kfp_namespace: str = "kubeflow"
@@ -173,6 +174,7 @@ class Settings(BaseSettings):
             "handle_event": self.auth_event_emails,
             "handle_completion": self.auth_completion_emails,
             "reconcile": self.auth_reconcile_emails,
+            "status_page": self.auth_status_emails,
         }
         return {target: emails or self.auth_emails for target, emails in own.items()}
 

@@ -81,6 +81,18 @@ def reconcile(request: flask.Request) -> flask.Response:
     return guarded(request, "reconcile", use_case.reconcile_pass)
 
 
+@functions_framework.http
+def status_page(request: flask.Request) -> flask.Response:
+    """The read-only status page (GET): overview, routes, an event's or run's story, search."""
+    from functions.statuspage import HEADERS, render
+
+    def work(services: Services) -> flask.Response:
+        page = render(services, request.path, request.args.to_dict())
+        return flask.Response(page.html, page.status, headers=HEADERS, mimetype="text/html")
+
+    return _guarded(request, "status_page", work, methods=("GET", "HEAD"))
+
+
 def status_of(handled: Handled) -> int:
     """The HTTP status for what a use case did: that of its most severe outcome."""
     return max((STATUS[outcome] for outcome in handled.outcomes), default=200)
@@ -149,11 +161,15 @@ def answer(handled: Handled) -> flask.Response:
 
 
 def _guarded(
-    request: flask.Request, target: str, work: Callable[[Services], flask.Response]
+    request: flask.Request,
+    target: str,
+    work: Callable[[Services], flask.Response],
+    methods: tuple[str, ...] = ("POST",),
 ) -> flask.Response:
     """Method, authentication and error mapping shared by every target."""
-    if request.method != "POST":
-        return reply(405, {"error": "only POST is accepted"}, {"Allow": "POST"})
+    if request.method not in methods:
+        allowed = ", ".join(methods)
+        return reply(405, {"error": f"only {allowed} accepted"}, {"Allow": allowed})
     trace = trace_of(request.headers.get("traceparent"), request.headers.get("X-Cloud-Trace-Context"))
     with request_context(target, trace):
         return _answered(request, target, work)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ from functions.service.records import (
     claim_rule,
     parts_from_json,
     parts_json,
+    prefix_end,
 )
 from pipelines.backend import TERMINAL, RunState
 
@@ -47,6 +48,7 @@ CREATE TABLE IF NOT EXISTS runs (
 );
 CREATE INDEX IF NOT EXISTS runs_by_state ON runs(state);
 CREATE INDEX IF NOT EXISTS runs_by_route ON runs(route);
+CREATE INDEX IF NOT EXISTS runs_by_route_state ON runs(route, state);
 CREATE TABLE IF NOT EXISTS decisions (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     at REAL NOT NULL, event_id TEXT NOT NULL, event_key TEXT NOT NULL, event_type TEXT NOT NULL,
@@ -67,6 +69,7 @@ CREATE TABLE IF NOT EXISTS flags (name TEXT PRIMARY KEY, value INTEGER NOT NULL)
 CREATE TABLE IF NOT EXISTS marks (key TEXT PRIMARY KEY, value INTEGER NOT NULL, at REAL NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS decisions_by_time ON decisions(at);
 CREATE INDEX IF NOT EXISTS decisions_by_outcome ON decisions(outcome);
+CREATE INDEX IF NOT EXISTS decisions_by_route_time ON decisions(route, at);
 CREATE TABLE IF NOT EXISTS joins (
     route TEXT NOT NULL, key TEXT NOT NULL, opened REAL NOT NULL, expires REAL NOT NULL,
     status TEXT NOT NULL, parts TEXT NOT NULL, PRIMARY KEY (route, key, opened)
@@ -480,8 +483,13 @@ class SqliteLedger:
         with self._write() as db:
             return {table: db.execute(sql, args).rowcount for table, (sql, args) in statements.items()}
 
-    def summary(self) -> dict[tuple[str, RunState], int]:
-        rows = self._read("SELECT route, state, COUNT(*) AS n FROM runs GROUP BY route, state")
+    def summary(self, routes: Collection[str]) -> dict[tuple[str, RunState], int]:
+        named = tuple(routes)
+        rows = self._read(
+            f"SELECT route, state, COUNT(*) AS n FROM runs WHERE route IN ({','.join('?' * len(named))})"
+            " GROUP BY route, state",
+            named,
+        )
         return {(row["route"], RunState(row["state"])): row["n"] for row in rows}
 
     def keep(self, event: KeptEvent) -> None:
@@ -504,6 +512,25 @@ class SqliteLedger:
     def count_decisions(self, outcome: Outcome) -> int:
         (row,) = self._read("SELECT COUNT(*) AS n FROM decisions WHERE outcome = ?", (outcome,))
         return int(row["n"])
+
+    def recent(self, since: float, *, route: str | None = None, limit: int = 1000) -> list[DecisionRecord]:
+        where, values = (
+            ("at >= ? AND route = ?", (since, route)) if route is not None else ("at >= ?", (since,))
+        )
+        rows = self._read(
+            f"SELECT * FROM decisions WHERE {where} ORDER BY at DESC, id DESC LIMIT ?", (*values, limit)
+        )
+        return [_decision(row) for row in rows]
+
+    def find(self, prefix: str, limit: int = 100) -> list[DecisionRecord]:
+        end = prefix_end(prefix)
+        rows = self._read(
+            "SELECT * FROM decisions WHERE event_key >= ? AND event_key < ?"
+            " UNION SELECT * FROM decisions WHERE run_key >= ? AND run_key < ?"
+            " ORDER BY at DESC, id DESC LIMIT ?",
+            (prefix, end, prefix, end, limit),
+        )
+        return [_decision(row) for row in rows]
 
 
 def _has_old_members(db: sqlite3.Connection) -> bool:

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict
+from typing import TYPE_CHECKING
 
 import click
 
 from functions.cli import common
 from functions.cli.common import settings_options
-from functions.service.ports import Ledger
-from functions.service.records import LEDGER_STATES, JoinState, JoinStatus, RunRecord
+from functions.service.records import LEDGER_STATES
 from pipelines.backend import RunState
+
+if TYPE_CHECKING:
+    from events.routes import RoutesConfig
 
 
 @click.command()
@@ -27,49 +29,25 @@ def status(routes: str | None, state_dir: str | None, landing_dir: str | None, a
     """How the service stands: runs by route and state, the queue, quarantined events, the
     oldest open claim (a claim past its lease means a delivery died mid-way; `reconcile`
     resolves it), and whether submissions are paused."""
-    from functions.service.limits import PAUSED
-    from functions.service.records import Outcome, iso
+    from functions.service import overview
 
     settings = common.settings(routes, state_dir, landing_dir)
-    ledger = common.ledger(settings)
-    summary = ledger.summary()
-    by_route: dict[str, dict[str, int]] = {}
-    for (route, state), count in sorted(summary.items()):
-        by_route.setdefault(route, {})[state.value] = count
-    claims = ledger.runs(state=RunState.CLAIMED)
-    oldest = min(claims, key=lambda run: run.created_at, default=None)
+    report = overview.status(common.ledger(settings), _route_names(settings.routes), settings.paused)
     now = time.time()
-    report: dict[str, object] = {
-        "paused": settings.paused or ledger.flag(PAUSED),
-        "runs": by_route,
-        "queued": sum(count for (_, state), count in summary.items() if state is RunState.QUEUED),
-        "quarantined": ledger.count_decisions(Outcome.QUARANTINED),
-        "open_joins": len(ledger.joins(status=JoinStatus.OPEN)),
-        "oldest_open_claim": None
-        if oldest is None
-        else {
-            "run_key": oldest.run_key,
-            "route": oldest.route,
-            "since": iso(oldest.created_at),
-            "age_seconds": round(now - oldest.created_at, 1),
-            "past_lease": oldest.lease_until <= now,
-        },
-    }
     if as_json:
-        common.emit(report)
+        common.emit(report.as_json(now))
         return
-    click.echo(f"submissions: {'PAUSED (kfp-trigger resume)' if report['paused'] else 'running'}")
+    click.echo(f"submissions: {'PAUSED (kfp-trigger resume)' if report.paused else 'running'}")
     states = [state.value for state in LEDGER_STATES]
-    width = max([len("route"), *(len(route) for route in by_route)])
+    width = max([len("route"), *(len(route) for route in report.runs)])
     click.echo(f"{'route':<{width}}  " + " ".join(f"{state:>9}" for state in states))
-    for route, counts in by_route.items():
+    for route, counts in report.runs.items():
         click.echo(f"{route:<{width}}  " + " ".join(f"{counts.get(state, 0):>9}" for state in states))
-    if not by_route:
+    if not report.runs:
         click.echo("(no runs yet)")
-    click.echo(
-        f"queued: {report['queued']}   quarantined events: {report['quarantined']}"
-        f"   open joins: {report['open_joins']}"
-    )
+    totals = f"queued: {report.queued}   quarantined events: {report.quarantined}"
+    click.echo(f"{totals}   open joins: {report.open_joins}")
+    oldest = report.oldest_claim
     if oldest is None:
         click.echo("open claims: none")
     else:
@@ -137,125 +115,57 @@ def explain(
     A join's windows are told by their state (waiting on which parts until when, complete, or
     expired missing which), with every part's event; a run cancelled by a newer one names it
     (`superseded by …`), and the chain is followed."""
+    from functions.service import overview
     from functions.service.records import iso
 
     settings = common.settings(routes, state_dir, landing_dir)
     ledger = common.ledger(settings)
-    trail = ledger.trail(identifier)
-    windows = _windows(ledger, identifier, {step.route for step in trail})
-    for part in (part for window in windows for part in window.parts.values()):
-        trail += [step for step in ledger.trail(part.event_id) if step not in trail]
-    # A run key leads to its events; show everything those events caused (other routes too).
-    for event_id in sorted({step.event_id for step in trail if step.event_id} - {identifier}):
-        trail += [step for step in ledger.trail(event_id) if step not in trail]
-    trail.sort(key=lambda step: step.at)
-    run_keys = {step.run_key for step in trail if step.run_key} | (
-        {identifier} if ledger.get(identifier) else set()
-    )
-    related = _with_supersede_chain(ledger, run_keys)
-    if not trail and not related:
+    told = overview.story(ledger, identifier, _join_names(settings.routes))
+    if told is None:
         raise click.ClickException(f"nothing recorded for {identifier!r}")
-    names = _join_names(settings.routes)
     if as_json:
-        common.emit(
-            {
-                "decisions": [asdict(step) for step in trail],
-                "runs": [asdict(run) for run in related],
-                "joins": [_window_json(window, names.get(window.route)) for window in windows],
-            }
-        )
+        common.emit(told.as_json())
         return
-    for window in windows:
-        click.echo(f"{window.route}: {_story(window, names.get(window.route))}")
-        for name, part in sorted(window.parts.items()):
+    for window in told.windows:
+        click.echo(f"{window.state.route}: {window.story}")
+        for name, part in sorted(window.state.parts.items()):
             click.echo(f"    part {name}: event {part.event_id} key={part.event_key} at {iso(part.at)}")
-    for step in trail:
+    for step in told.decisions:
         click.echo(f"{iso(step.at)}  {step.outcome:<11} {step.route or '-':<28} {step.reason}")
         click.echo(f"{'':26}event {step.event_id} key={step.event_key or '-'} run_key={step.run_key or '-'}")
-    for run in related:
+    for run in told.runs:
         published = run.published_at is not None
         click.echo(f"run {run.run_key}: {run.state} ({run.run_id or 'not submitted'}), published={published}")
-        if by := run.details.get("superseded_by") or _cancelled_by(ledger, run):
+        if by := told.superseded_by(ledger, run):
             click.echo(f"    superseded by {by}")
         click.echo(f"    metrics={json.dumps(run.details.get('metrics', {}), sort_keys=True)}")
         if run.trace:  # Cloud Trace (or your collector) shows the event, the submit and the result
             click.echo(f"    traceparent {run.trace}")
 
 
-def _windows(ledger: Ledger, identifier: str, routes: set[str]) -> list[JoinState]:
-    """The join windows `identifier` names: as their key, or as the event id of one of their parts
-    (looked up in the windows of the routes its decisions name)."""
-    found = ledger.joins(key=identifier)
-    for route in sorted(routes):
-        found += [
-            window
-            for window in ledger.joins(route=route)
-            if window not in found and identifier in {part.event_id for part in window.parts.values()}
-        ]
-    return found
-
-
-def _with_supersede_chain(ledger: Ledger, run_keys: set[str]) -> list[RunRecord]:
-    """The runs with these keys, and every run that superseded one of them, recursively."""
-    found: dict[str, RunRecord] = {}
-    pending = sorted(run_keys)
-    while pending:
-        run = ledger.get(pending.pop(0))
-        if run is None or run.run_key in found:
-            continue
-        found[run.run_key] = run
-        if by := run.details.get("superseded_by") or _cancelled_by(ledger, run):
-            pending.append(str(by))
-    return sorted(found.values(), key=lambda run: (run.created_at, run.run_key))
-
-
-def _cancelled_by(ledger: Ledger, run: RunRecord) -> str | None:
-    """The newer run that asked the engine to cancel `run`, while the engine has not ended it."""
-    from functions.service.supersede import SCOPE
-
-    holders = ledger.holders(SCOPE + run.run_key)
-    return holders[0] if holders else None
+def _route_names(routes: object) -> list[str]:
+    """The route names of routes.yaml (none if it cannot be read: status shows what it can)."""
+    config = _config(routes)
+    return [rule.name for rule in config.rules] if config else []
 
 
 def _join_names(routes: object) -> dict[str, tuple[str, ...]]:
     """Each join route's part names, from routes.yaml; empty if it cannot be read (explain still
     shows what the ledger holds)."""
+    config = _config(routes)
+    return {rule.name: rule.join.names for rule in config.rules if rule.join} if config else {}
+
+
+def _config(routes: object) -> RoutesConfig | None:
     from pathlib import Path
 
     from events.errors import KfpTriggerError
     from events.routes import load_routes
 
     try:
-        config = load_routes(Path(str(routes)).read_text())
+        return load_routes(Path(str(routes)).read_text())
     except (OSError, KfpTriggerError):
-        return {}
-    return {rule.name: rule.join.names for rule in config.rules if rule.join}
-
-
-def _story(window: JoinState, names: tuple[str, ...] | None) -> str:
-    from functions.service.joins import describe
-
-    if names is None:  # the route is gone from routes.yaml: tell what arrived
-        return f"join {window.key!r} {window.status}: parts {', '.join(sorted(window.parts))} arrived"
-    return describe(names, window)
-
-
-def _window_json(window: JoinState, names: tuple[str, ...] | None) -> dict[str, object]:
-    from functions.service.records import iso
-
-    return {
-        "route": window.route,
-        "key": window.key,
-        "status": window.status,
-        "opened": iso(window.opened),
-        "expires": iso(window.expires),
-        "missing": window.missing(names) if names is not None else None,
-        "story": _story(window, names),
-        "parts": {
-            name: {"event_id": part.event_id, "event_key": part.event_key, "at": iso(part.at)}
-            for name, part in sorted(window.parts.items())
-        },
-    }
+        return None
 
 
 @click.group()

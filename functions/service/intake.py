@@ -73,12 +73,12 @@ def _routed(
     routing = services.router.route(event)
     if not routing.routed:
         reason = f"no route listens to {event.kind} {event.index!r}"
-        return _quarantined(services, reason, attributes, data, body)
+        return _quarantined(services, reason, attributes, data, body, event.key)
     facts = guards.gather(services, event, routing)
     plan = guards.decide(event, routing, services.router, services.catalog, facts)
     if isinstance(plan, guards.Refuse):
         log.warning("event refused", extra=fields(reason=plan.reason))
-        return _quarantined(services, plan.reason, attributes, data, body)
+        return _quarantined(services, plan.reason, attributes, data, body, event.key)
     _keep(services, attributes, data, "")
     for step in plan:
         if isinstance(step, guards.Launch | guards.Join):
@@ -97,10 +97,17 @@ def _keep(services: Services, attributes: Mapping[str, str], data: object, reaso
 
 
 def _quarantined(
-    services: Services, reason: str, attributes: Mapping[str, str], data: object, body: bytes
+    services: Services,
+    reason: str,
+    attributes: Mapping[str, str],
+    data: object,
+    body: bytes,
+    event_key: str = "",
 ) -> Handled:
+    """Quarantine the event; `event_key`: what it is about, when it could be decoded (so that a
+    search for the object finds why)."""
     _keep(services, attributes, data, reason)
-    return quarantine(services, reason, attributes, body, "handle_event")
+    return quarantine(services, reason, attributes, body, "handle_event", event_key=event_key)
 
 
 def _carry_out(

@@ -15,7 +15,7 @@ recording fake in `tests/support/fakes.py`; the use cases import only this modul
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -92,8 +92,9 @@ class RunStore(Protocol):
         """Terminal runs whose result is not published yet."""
         ...
 
-    def summary(self) -> dict[tuple[str, RunState], int]:
-        """How many runs each route has in each state."""
+    def summary(self, routes: Collection[str]) -> dict[tuple[str, RunState], int]:
+        """How many runs each of `routes` has in each state (states with none left out);
+        counted, not read (Firestore: aggregation queries)."""
         ...
 
 
@@ -170,6 +171,16 @@ class DecisionLog(Protocol):
 
     def count_decisions(self, outcome: Outcome) -> int:
         """How many decisions had this outcome (e.g. how many events were quarantined)."""
+        ...
+
+    def recent(self, since: float, *, route: str | None = None, limit: int = 1000) -> list[DecisionRecord]:
+        """Decisions recorded at or after `since` (about `route` only, if given), newest first,
+        at most `limit`."""
+        ...
+
+    def find(self, prefix: str, limit: int = 100) -> list[DecisionRecord]:
+        """Decisions whose event key or run key starts with `prefix` (`bucket/name` finds an
+        object's events), newest first, at most `limit`."""
         ...
 
     def keep(self, event: KeptEvent) -> None:

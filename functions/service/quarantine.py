@@ -25,9 +25,11 @@ def quarantine(
     target: str,
     *,
     whole: tuple[int, str] | None = None,
+    event_key: str = "",
 ) -> Handled:
     """Keep a permanently bad event with its reason, record the decision, and acknowledge it.
-    `whole`: the size and sha256 of a body too large to keep, of which `body` is the start."""
+    `whole`: the size and sha256 of a body too large to keep, of which `body` is the start;
+    `event_key`: what the event is about, if it could be decoded."""
     now = services.clock()
     event_id = attributes.get("id", "")
     label(event_id=event_id)
@@ -37,7 +39,7 @@ def quarantine(
         DecisionRecord(
             at=now,
             event_id=event_id[:1024],
-            event_key="",
+            event_key=event_key,
             event_type=attributes.get("type", "")[:200],
             outcome=Outcome.QUARANTINED,
             reason=reason,

@@ -257,3 +257,9 @@ class Handled:
 
     outcomes: tuple[Outcome, ...]
     body: Mapping[str, object]
+
+
+def prefix_end(prefix: str) -> str:
+    """The end of the range of texts that start with `prefix` (a ledger's range query on
+    an indexed key: `prefix <= key < prefix_end(prefix)`), in code-point and UTF-8 byte order."""
+    return prefix + "\U0010ffff"

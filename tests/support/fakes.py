@@ -12,7 +12,7 @@ import functools
 import json
 import threading
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -238,8 +238,8 @@ class FakeRunStore:
     def unpublished(self) -> list[RunRecord]:
         return self._sorted(lambda r: r.state.terminal and r.published_at is None, by="finished_at")
 
-    def summary(self) -> dict[tuple[str, RunState], int]:
-        return dict(Counter((r.route, r.state) for r in self.runs_by_key.values()))
+    def summary(self, routes: Collection[str]) -> dict[tuple[str, RunState], int]:
+        return dict(Counter((r.route, r.state) for r in self.runs_by_key.values() if r.route in routes))
 
 
 class FakeRunQueue(FakeRunStore):
@@ -346,6 +346,14 @@ class FakeDecisionLog:
 
     def count_decisions(self, outcome: Outcome) -> int:
         return sum(d.outcome is outcome for d in self.recorded)
+
+    def recent(self, since: float, *, route: str | None = None, limit: int = 1000) -> list[DecisionRecord]:
+        found = [d for d in self.recorded if d.at >= since and route in (None, d.route)]
+        return sorted(reversed(found), key=lambda d: d.at, reverse=True)[:limit]  # ties: newest first
+
+    def find(self, prefix: str, limit: int = 100) -> list[DecisionRecord]:
+        found = [d for d in self.recorded if d.event_key.startswith(prefix) or d.run_key.startswith(prefix)]
+        return sorted(reversed(found), key=lambda d: d.at, reverse=True)[:limit]
 
 
 @dataclass

@@ -1,5 +1,5 @@
-"""Both function targets on one port, as `kfp-trigger dev` and `demo` serve them, and the small
-loops the dev stack runs beside them.
+"""Both function targets on one port, as `kfp-trigger dev` and `demo` serve them, with the status
+page at every other path (`/`), and the small loops the dev stack runs beside them.
 
 Each target is a functions-framework app for main.py, mounted at `/<target>` with werkzeug's
 `DispatcherMiddleware`, so each sees the request as if it were alone at `/` (what the function
@@ -53,22 +53,16 @@ def local_only(app: WSGIApplication, bound_host: str) -> WSGIApplication:
     return guarded
 
 
-def _not_found(environ: object, start_response: object) -> object:
-    response = Response(
-        '{"error": "POST to /handle_event or /handle_completion"}', 404, mimetype="application/json"
-    )
-    return response(environ, start_response)  # type: ignore[arg-type]
-
-
 class DevServer:
-    """Both targets on one port, in a background thread."""
+    """Both targets and the status page on one port, in a background thread."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 8080) -> None:
         import functions_framework
 
         create = functions_framework.create_app  # untyped upstream
         mounts = {f"/{target}": create(target, str(MAIN)) for target in TARGETS}  # type: ignore[no-untyped-call]
-        app = DispatcherMiddleware(_not_found, mounts)  # type: ignore[arg-type]
+        page = create("status_page", str(MAIN))  # type: ignore[no-untyped-call]
+        app = DispatcherMiddleware(page, mounts)  # every other path: the status page
         self._server: BaseWSGIServer = make_server(host, port, local_only(app, host), threaded=True)
         self._thread = threading.Thread(target=self._server.serve_forever, name="dev-server", daemon=True)
 

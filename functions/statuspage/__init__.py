@@ -1,0 +1,177 @@
+"""The status page: a read-only, server-rendered view of the ledger for the person on call.
+
+    /                 overview: runs by route and state, queue, open joins, quarantined events,
+                      paused or not, the oldest open claim, the last hour's decisions (inline SVG)
+    /routes           each route's latest decisions, with their reasons
+    /story?id=ID      an event id, event key, run key or join key: its whole story
+    /search?q=TEXT    a story, or the decisions about objects (or run keys) starting with TEXT
+
+It reads the ledger through the same ports and read models as `kfp-trigger status` and
+`explain` (functions/service/overview.py). No script runs on it: HTML and inline SVG only,
+under a Content-Security-Policy that allows no script at all. Every value from the ledger is
+hostile input (object names, reasons): Jinja2 escapes HTML, and `finalize` first passes every
+value through `logs.clean`, so control, bidi-override and ANSI characters show as their
+escapes, inert.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+from functions.logs import clean
+from functions.service import overview
+from functions.service.records import LEDGER_STATES, iso
+
+if TYPE_CHECKING:
+    import jinja2
+
+    from functions.service.ports import Ledger, Services
+
+ROUTE_DECISIONS = 20  # the latest decisions shown for each route
+HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
+        "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+OUTCOME_COLOURS = {
+    "run": "#2e7d32",
+    "completed": "#1565c0",
+    "queued": "#6a1b9a",
+    "duplicate": "#90a4ae",
+    "skipped": "#f9a825",
+    "ignored": "#cfd8dc",
+    "busy": "#ff7043",
+    "retry": "#ef6c00",
+    "failed": "#c62828",
+    "quarantined": "#ad1457",
+}
+
+
+@dataclass(frozen=True)
+class Page:
+    status: int
+    html: str
+
+
+def _shown(value: object) -> object:
+    """Every value a template prints: markup the template built stays (tojson escapes what it
+    holds), anything else is cleaned (escapes shown, cut) before Jinja2 escapes its HTML."""
+    import markupsafe
+
+    if value is None:
+        return ""
+    return value if isinstance(value, markupsafe.Markup) else clean(value)
+
+
+@functools.cache
+def _templates() -> jinja2.Environment:
+    import jinja2
+
+    environment = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+        autoescape=True,
+        finalize=_shown,
+        undefined=jinja2.StrictUndefined,
+    )
+    environment.globals.update(colours=OUTCOME_COLOURS, iso=iso, states=[s.value for s in LEDGER_STATES])
+    return environment
+
+
+def render(services: Services, path: str, query: Mapping[str, str]) -> Page:
+    """The page at `path` (with its query), or 404."""
+    ledger = cast("Ledger", services.store)  # bootstrap wires one ledger to every ledger port
+    names = {rule.name: rule.join.names for rule in services.router.rules if rule.join}
+    now = services.clock()
+    match path.rstrip("/") or "/":
+        case "/":
+            report = overview.status(ledger, list(services.router.by_name), services.settings.paused)
+            chart = _chart(overview.activity(ledger, now))
+            return _page("overview.html", report=report, now=now, chart=chart)
+        case "/routes":
+            recent = {
+                name: ledger.recent(0.0, route=name, limit=ROUTE_DECISIONS)
+                for name in services.router.by_name
+            }
+            return _page("routes.html", recent=recent, rules=services.router.by_name)
+        case "/story":
+            identifier = query.get("id", "")
+            told = overview.story(ledger, identifier, names) if identifier else None
+            if told is None:
+                return _page("search.html", 404, text=identifier, found=[])
+            return _story(ledger, told)
+        case "/search":
+            text = query.get("q", "")
+            found = overview.search(ledger, text, names)
+            if isinstance(found, overview.Story):
+                return _story(ledger, found)
+            return _page("search.html", text=text, found=found)
+    return _page("search.html", 404, text="", found=[])
+
+
+def _story(ledger: Ledger, told: overview.Story) -> Page:
+    from functions.service.results import result_event
+
+    runs = [
+        {
+            "record": run,
+            "superseded_by": told.superseded_by(ledger, run),
+            "result": result_event(run) if run.state.terminal and run.published_at else None,
+        }
+        for run in told.runs
+    ]
+    return _page(
+        "story.html", story=told, runs=runs, explain=f"kfp-trigger explain {_quoted(told.identifier)}"
+    )
+
+
+def _quoted(text: str) -> str:
+    import shlex
+
+    return shlex.quote(text)
+
+
+def _page(template: str, code: int = 200, **values: Any) -> Page:
+    return Page(code, _templates().get_template(template).render(**values))
+
+
+@dataclass(frozen=True)
+class Bar:
+    x: int
+    segments: list[tuple[str, int, int]]  # outcome, y, height
+    title: str
+
+
+def _chart(activity: overview.Activity, height: int = 80, width: int = 8) -> dict[str, object]:
+    """Stacked bars, one per minute: pixel geometry for the template's SVG."""
+    peak = max((sum(minute.values()) for minute in activity.minutes), default=0) or 1
+    bars = []
+    for number, minute in enumerate(activity.minutes):
+        y, segments = height, []
+        for outcome in OUTCOME_COLOURS:
+            if count := minute.get(outcome, 0):
+                size = max(1, round(count * height / peak))
+                y -= size
+                segments.append((outcome, y, size))
+        total = ", ".join(f"{count} {outcome}" for outcome, count in sorted(minute.items()))
+        title = f"{iso(activity.start + 60 * number)}: {total or 'nothing'}"
+        bars.append(Bar(number * (width + 2), segments, title))
+    seen = sorted({outcome for minute in activity.minutes for outcome in minute})
+    decided = sum(sum(minute.values()) for minute in activity.minutes)
+    return {
+        "bars": bars,
+        "width": len(activity.minutes) * (width + 2),
+        "height": height,
+        "bar": width,
+        "peak": peak,
+        "seen": seen,
+        "total": decided,
+        "cut": activity.cut,
+    }

@@ -1,0 +1,92 @@
+"""The status page rendered from the ledger (the browser test in tests/e2e/test_status_page.py
+drives it in Chromium): what each page shows, and that hostile values stay inert."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from functions.service import completion, intake
+from functions.service.ports import Services
+from functions.statuspage import HEADERS, render
+from pipelines.backend import RunState
+from tests.support import call, completion_event, storage_event
+from tests.support.fakes import RecordingBackend
+
+KEY = "some-bucket-folder/some-bucket/folder/a.csv#1"
+HOSTILE = 'folder/<script>alert(1)</script>"onload=x.csv'  # bidi characters in a name: quarantined
+HOSTILE_ID = "e-<b>x</b>\x1b[31m\u2066\r\nforged"
+
+
+def page(services: Services, path: str, **query: str) -> tuple[int, str]:
+    shown = render(services, path, query)
+    return shown.status, shown.html
+
+
+def text_of(html: str) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
+
+
+@pytest.fixture
+def story(services: Services, backend: RecordingBackend) -> Services:
+    call(intake.handle, services, *storage_event("some-bucket", "folder/a.csv", event_id="e-1"))
+    call(intake.handle, services, *storage_event("some-bucket", "folder/a.csv", event_id="e-1"))
+    call(intake.handle, services, *storage_event("nobody-listens", "x.csv", event_id="e-2"))
+    backend.states["fake-1"] = RunState.SUCCEEDED
+    call(completion.handle, services, *completion_event(KEY, "SUCCEEDED"))
+    return services
+
+
+def test_the_overview_counts_runs_by_route_and_state(story: Services) -> None:
+    status, html = page(story, "/")
+    assert status == 200
+    shown = text_of(html)
+    assert "some-bucket-folder" in shown
+    assert re.search(r"quarantined events\s*1", shown)
+    assert "SUCCEEDED" in shown
+    assert "<svg" in html
+    assert "1 run" in html  # the activity chart's bar titles
+
+
+def test_a_run_s_story_has_its_decisions_result_and_the_command(story: Services) -> None:
+    status, html = page(story, "/story", id=KEY)
+    assert status == 200
+    shown = text_of(html)
+    for expected in ("run", "duplicate", "completed", "SUCCEEDED", "Published result", "kfp-trigger explain"):
+        assert expected in shown
+    assert "&#34;accuracy&#34;: 0.9" in html or '"accuracy": 0.9' in html
+
+
+def test_search_finds_an_object_by_bucket_and_name(story: Services) -> None:
+    status, html = page(story, "/search", q="gs://nobody-listens/x.csv")
+    assert status == 200
+    assert "no route listens to storage" in text_of(html)
+    assert page(story, "/search", q="nothing-like-this")[0] == 200
+    assert page(story, "/story", id="nothing-like-this")[0] == 404
+    assert page(story, "/no/such/page")[0] == 404
+
+
+def test_hostile_object_names_are_shown_inert(services: Services) -> None:
+    call(intake.handle, services, *storage_event("some-bucket", HOSTILE, event_id=HOSTILE_ID))
+    for path, query in (
+        ("/", {}),
+        ("/routes", {}),
+        ("/search", {"q": "some-bucket/folder/"}),
+        ("/story", {"id": HOSTILE_ID}),
+    ):
+        status, html = page(services, path, **query)
+        assert status == 200, path
+        assert "<script>alert" not in html
+        assert "<b>x</b>" not in html
+        assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f\u202a-\u202e\u2066-\u2069]", html), path
+    html = page(services, "/story", id=HOSTILE_ID)[1]
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "\\x1b" in html  # shown as their escapes
+    assert "\\u2066" in html
+
+
+def test_the_page_allows_no_script() -> None:
+    policy = HEADERS["Content-Security-Policy"]
+    assert "default-src 'none'" in policy
+    assert "script-src" not in policy
