@@ -23,9 +23,10 @@ def dev(routes: str | None, state_dir: str | None, landing_dir: str | None, host
     """Run the embedded stack until Ctrl-C.
 
     \b
-    Serves POST /handle_event and POST /handle_completion (functions-framework apps), turns
-    new files in LANDING/<bucket>/<object name> into storage finalized events, fires each
-    schedule route's cron, and completes runs whose completion notice was missed.
+    Serves POST /handle_event and POST /handle_completion (functions-framework apps) and the
+    status page at / (open it in a browser), turns new files in LANDING/<bucket>/<object name>
+    into storage finalized events, fires each schedule route's cron, and completes runs whose
+    completion notice was missed.
     """
     from functions import bootstrap
     from functions.cli.devstack.server import DevServer, every, post, start_background

@@ -1,7 +1,8 @@
 """The status page: a read-only, server-rendered view of the ledger for the person on call.
 
     /                 overview: runs by route and state, queue, open joins, quarantined events,
-                      paused or not, the oldest open claim, the last hour's decisions (inline SVG)
+                      paused or not, the oldest open claim, the last hour's decisions (inline
+                      SVG), the latest decisions
     /routes           each route's latest decisions, with their reasons
     /story?id=ID      an event id, event key, run key or join key: its whole story
     /search?q=TEXT    a story, or the decisions about objects (or run keys) starting with TEXT
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from functions.service.ports import Ledger, Services
 
 ROUTE_DECISIONS = 20  # the latest decisions shown for each route
+LATEST_DECISIONS = 15  # on the overview
 HEADERS = {
     "Content-Security-Policy": (
         "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
@@ -94,7 +96,8 @@ def render(services: Services, path: str, query: Mapping[str, str]) -> Page:
         case "/":
             report = overview.status(ledger, list(services.router.by_name), services.settings.paused)
             chart = _chart(overview.activity(ledger, now))
-            return _page("overview.html", report=report, now=now, chart=chart)
+            latest = ledger.recent(0.0, limit=LATEST_DECISIONS)
+            return _page("overview.html", report=report, now=now, chart=chart, decisions=latest)
         case "/routes":
             recent = {
                 name: ledger.recent(0.0, route=name, limit=ROUTE_DECISIONS)
