@@ -6,6 +6,9 @@ locals {
     events      = { entry_point = "handle_event", caller = "event-invoker", max_instances = 20, timeout = 60 }
     completions = { entry_point = "handle_completion", caller = "notice-invoker", max_instances = 10, timeout = 120 }
     reconcile   = { entry_point = "reconcile", caller = "scheduler", max_instances = 1, timeout = 540 }
+    # The read-only status page, for people: var.status_viewers may invoke it (through
+    # `gcloud run services proxy`, which needs an ingress that admits them; IAM still checks).
+    status = { entry_point = "status_page", caller = "", max_instances = 2, timeout = 60 }
   }
   environment = merge(
     var.vertex ? {
@@ -65,7 +68,7 @@ resource "google_cloudfunctions2_function" "this" {
     max_instance_count             = each.value.max_instances
     available_memory               = "512Mi"
     timeout_seconds                = each.value.timeout
-    ingress_settings               = "ALLOW_INTERNAL_ONLY"
+    ingress_settings               = each.value.caller == "" ? "ALLOW_ALL" : "ALLOW_INTERNAL_ONLY"
     all_traffic_on_latest_revision = true
     service_account_email          = google_service_account.this["runtime"].email
     environment_variables          = local.environment
@@ -82,12 +85,21 @@ resource "google_cloudfunctions2_function" "this" {
   depends_on = [google_project_service.this, google_project_iam_member.runtime_ledger]
 }
 
-# Each function is invokable by its one caller only.
+# Each function is invokable by its one caller only; the status page by its viewers only.
 resource "google_cloud_run_service_iam_member" "invoker" {
-  for_each = local.functions
+  for_each = { for name, function in local.functions : name => function if function.caller != "" }
   project  = var.project
   location = var.region
   service  = google_cloudfunctions2_function.this[each.key].name
   role     = "roles/run.invoker"
   member   = local.member[each.value.caller]
+}
+
+resource "google_cloud_run_service_iam_member" "status_viewer" {
+  for_each = toset(var.status_viewers)
+  project  = var.project
+  location = var.region
+  service  = google_cloudfunctions2_function.this["status"].name
+  role     = "roles/run.invoker"
+  member   = each.key
 }

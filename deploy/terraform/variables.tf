@@ -108,6 +108,16 @@ variable "retention_days" {
   }
 }
 
+variable "status_viewers" {
+  description = "Who may open the status page (IAM members: user:…, group:…): `gcloud run services proxy PREFIX-status`."
+  type        = list(string)
+  default     = []
+  validation {
+    condition     = alltrue([for member in var.status_viewers : can(regex("^(user|group|serviceAccount|domain):", member))])
+    error_message = "status_viewers: IAM members, e.g. user:oncall@example.com or group:ml-oncall@example.com."
+  }
+}
+
 variable "telemetry" {
   description = "Metrics and traces: gcp (Cloud Monitoring and Cloud Trace) or off."
   type        = string

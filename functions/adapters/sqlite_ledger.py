@@ -49,6 +49,7 @@ CREATE TABLE IF NOT EXISTS runs (
 CREATE INDEX IF NOT EXISTS runs_by_state ON runs(state);
 CREATE INDEX IF NOT EXISTS runs_by_route ON runs(route);
 CREATE INDEX IF NOT EXISTS runs_by_route_state ON runs(route, state);
+CREATE INDEX IF NOT EXISTS runs_by_state_time ON runs(state, created_at);
 CREATE TABLE IF NOT EXISTS decisions (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     at REAL NOT NULL, event_id TEXT NOT NULL, event_key TEXT NOT NULL, event_type TEXT NOT NULL,

@@ -40,6 +40,7 @@ REQUIRED = {"kfp": ("kfp_host",), "vertex": ()}
 # The function's source: these packages (their .py files), main.py, routes.yaml and the hashed
 # requirements.txt; nothing else (no tests, no CLI, no local state, no Terraform).
 PACKAGES = ("events", "functions", "pipelines")
+DATA_FILES = ("*.yaml", "*.html")
 NOT_SHIPPED = ("functions/cli",)
 FIXED_TIME = (1980, 1, 1, 0, 0, 0)  # every entry's timestamp: the archive's hash is its content's
 
@@ -155,8 +156,8 @@ def source_files(root: Path, routes: Path) -> Iterator[tuple[str, bytes]]:
             name = path.relative_to(root).as_posix()
             if not any(name.startswith(f"{skipped}/") for skipped in NOT_SHIPPED):
                 entries[name] = path.read_bytes()
-    for package in PACKAGES:  # pipeline packages and other data the code reads at run time
-        for path in (root / package).rglob("*.yaml"):
+    for package in PACKAGES:  # pipeline packages, the status page's templates: read at run time
+        for path in (p for pattern in DATA_FILES for p in (root / package).rglob(pattern)):
             entries[path.relative_to(root).as_posix()] = path.read_bytes()
     yield from sorted(entries.items())
 

@@ -18,7 +18,6 @@ from functions.service.records import DecisionRecord, JoinState, Outcome, RunRec
 from functions.service.supersede import SCOPE as SUPERSEDE_SCOPE
 from pipelines.backend import RunState
 
-MAX_CLAIMS = 1000  # open claims read to find the oldest
 CHART_LIMIT = 10_000  # decisions drawn in the activity chart (the newest, if there are more)
 FOUND_LIMIT = 100
 
@@ -65,14 +64,14 @@ def status(ledger: Ledger, routes: Collection[str], paused: bool) -> Status:
     by_route: dict[str, dict[str, int]] = {}
     for (route, state), count in sorted(summary.items()):
         by_route.setdefault(route, {})[state.value] = count
-    claims = ledger.runs(state=RunState.CLAIMED, limit=MAX_CLAIMS)
+    oldest = ledger.runs(state=RunState.CLAIMED, limit=1)  # oldest first
     return Status(
         paused=paused or ledger.flag(PAUSED),
         runs=by_route,
         queued=sum(count for (_, state), count in summary.items() if state is RunState.QUEUED),
         quarantined=ledger.count_decisions(Outcome.QUARANTINED),
         open_joins=len(ledger.joins(status=JoinStatus.OPEN)),
-        oldest_claim=min(claims, key=lambda run: run.created_at, default=None),
+        oldest_claim=oldest[0] if oldest else None,
     )
 
 

@@ -59,7 +59,9 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     state = tmp_path_factory.mktemp("dev")
     port = free_port()
     command = kfp_trigger("dev", "--port", str(port))
-    with server(command, env_for(state, ROOT / "deploy" / "routes.example.yaml"), port, state / "dev.log") as url:
+    with server(
+        command, env_for(state, ROOT / "deploy" / "routes.example.yaml"), port, state / "dev.log"
+    ) as url:
         prefix = f"responses/tenant-a/{datetime.now(UTC):%Y-%m-%d}"
         for part, seed in (("part-0000.csv", 1), ("part-0001.csv", 2)):
             land(state / "landing", f"{prefix}/{part}", survey_csv(300, seed))

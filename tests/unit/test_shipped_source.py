@@ -33,7 +33,8 @@ def test_the_source_archive_holds_the_package_and_requirements_only() -> None:
         "pipelines",
     }
     assert not [name for name in names if name.startswith("functions/cli/") or "__pycache__" in name]
-    assert all(name.endswith((".py", ".yaml", ".txt")) for name in names)
+    assert all(name.endswith((".py", ".yaml", ".txt", ".html")) for name in names)
+    assert "functions/statuspage/templates/overview.html" in names  # read at run time
     assert source_archive(ROOT, EXAMPLE) == source_archive(ROOT, EXAMPLE), "same files, same bytes"
 
 

@@ -1,0 +1,14 @@
+"""bench/status_page.py runs (small), each page showing what it must, and prints its table."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench import status_page
+
+
+def test_the_status_page_bench_prints_its_table(capsys: pytest.CaptureFixture[str]) -> None:
+    status_page.main(["--runs", "2000", "--decisions", "20000", "--repeat", "2"])
+    printed = capsys.readouterr().out
+    assert "| overview `/` |" in printed
+    assert "within the 200 ms bound" in printed
