@@ -109,6 +109,21 @@ resource "google_firestore_database" "ledger" {
   depends_on  = [google_project_service.this]
 }
 
+# The status page's "latest decisions of a route" (FirestoreLedger.recent with a route).
+resource "google_firestore_index" "decisions_by_route" {
+  project    = var.project
+  database   = google_firestore_database.ledger.name
+  collection = "${local.ledger}-decisions"
+  fields {
+    field_path = "route"
+    order      = "ASCENDING"
+  }
+  fields {
+    field_path = "at"
+    order      = "DESCENDING"
+  }
+}
+
 resource "google_firestore_field" "ttl" {
   for_each   = toset(["", "-decisions", "-members", "-places", "-marks", "-joins", "-join-parts", "-events"])
   project    = var.project

@@ -180,7 +180,8 @@ class DecisionLog(Protocol):
 
     def find(self, prefix: str, limit: int = 100) -> list[DecisionRecord]:
         """Decisions whose event key or run key starts with `prefix` (`bucket/name` finds an
-        object's events), newest first, at most `limit`."""
+        object's events), newest first; at most `limit` (past that, which ones is the ledger's
+        pick: Firestore takes them in key order)."""
         ...
 
     def keep(self, event: KeptEvent) -> None:

@@ -31,6 +31,31 @@ def test_decision_counts(ledger: Ledger, ledger_clock: Time) -> None:
     assert ledger.count_decisions(Outcome.FAILED) == 0
 
 
+def test_recent_decisions_newest_first_of_a_route_or_all(ledger: Ledger) -> None:
+    """What the status page's chart, latest decisions and routes read."""
+    for at, route in ((1.0, "a"), (2.0, "b"), (3.0, "a"), (4.0, "")):
+        ledger.record(DecisionRecord(at, f"e-{at:.0f}", "", "t", Outcome.SKIPPED, route, "r"))
+    assert [d.at for d in ledger.recent(2.0)] == [4.0, 3.0, 2.0]
+    assert [d.at for d in ledger.recent(0.0, route="a")] == [3.0, 1.0]
+    assert [d.at for d in ledger.recent(0.0, limit=2)] == [4.0, 3.0]
+    assert ledger.recent(5.0) == []
+
+
+def test_find_by_the_start_of_an_event_key_or_run_key(ledger: Ledger) -> None:
+    """The status page's search of an object: `bucket/name`, or any start of it."""
+    ledger.record(DecisionRecord(1.0, "e-1", "bkt/in/a.csv#1", "t", Outcome.SKIPPED, "r", "no match"))
+    ledger.record(DecisionRecord(2.0, "e-2", "bkt/in/b.csv#1", "t", Outcome.RUN, "r", "", "r/bkt/in/b.csv#1"))
+    ledger.record(DecisionRecord(3.0, "e-3", "", "t", Outcome.COMPLETED, "r", "", "r/bkt/in/b.csv#1"))
+    ledger.record(DecisionRecord(4.0, "e-4", "bkt/inbox#1", "t", Outcome.SKIPPED, "r", ""))
+    assert [d.event_id for d in ledger.find("bkt/in/a.csv")] == ["e-1"]
+    assert [d.event_id for d in ledger.find("bkt/in/")] == ["e-2", "e-1"]
+    assert [d.event_id for d in ledger.find("r/bkt/in/b")] == ["e-3", "e-2"]
+    capped = [d.at for d in ledger.find("bkt/in", limit=2)]  # which two: the ledger's pick
+    assert len(capped) == 2
+    assert capped == sorted(capped, reverse=True)
+    assert ledger.find("bkt/out") == []
+
+
 def test_kept_events_are_found_by_id_and_the_quarantined_by_time(ledger: Ledger) -> None:
     """What `kfp-trigger replay` reads; the latest keep of an event wins."""
     attributes = {"id": "e-1", "type": "t", "source": "//s", "specversion": "1.0"}

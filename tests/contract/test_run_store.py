@@ -105,11 +105,12 @@ def test_summary(ledger: Ledger, ledger_clock: Time) -> None:
         "paused",
         ledger_clock.now(),
     )
-    assert ledger.summary() == {
+    assert ledger.summary(["route", "else", "none-yet"]) == {
         ("route", RunState.CLAIMED): 1,
         ("route", RunState.SUBMITTED): 1,
         ("else", RunState.QUEUED): 1,
     }
+    assert ledger.summary(["else"]) == {("else", RunState.QUEUED): 1}
 
 
 def _claim_in_a_process(url: str, start, results) -> None:

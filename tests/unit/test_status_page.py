@@ -90,3 +90,23 @@ def test_the_page_allows_no_script() -> None:
     policy = HEADERS["Content-Security-Policy"]
     assert "default-src 'none'" in policy
     assert "script-src" not in policy
+
+
+def test_the_target_serves_get_only_with_its_security_headers(story: Services) -> None:
+    import functions_framework
+
+    from functions import bootstrap
+    from tests.support import ROOT
+
+    bootstrap.install(story)
+    try:
+        client = functions_framework.create_app("status_page", str(ROOT / "main.py")).test_client()
+        shown = client.get("/story", query_string={"id": KEY})
+        assert shown.status_code == 200
+        assert shown.mimetype == "text/html"
+        assert shown.headers["Content-Security-Policy"] == HEADERS["Content-Security-Policy"]
+        assert KEY in shown.get_data(as_text=True)
+        refused = client.post("/", data=b"{}")
+        assert (refused.status_code, refused.headers["Allow"]) == (405, "GET, HEAD")
+    finally:
+        bootstrap.reset()

@@ -147,3 +147,23 @@ def test_the_log_based_alerts_watch_the_lines_the_code_logs() -> None:
     alerts = (MODULE / "alerts.tf").read_text()
     for message in (STALE_CLAIM_MESSAGE, ALERT):
         assert f'jsonPayload.message = \\"{message}\\"' in alerts, message
+
+
+def test_only_the_status_viewers_may_open_the_status_page() -> None:
+    """Each function is invokable by its one caller; the status page (open ingress, for the
+    proxy) by `status_viewers` alone, and nothing anywhere by allUsers."""
+    module = "\n".join(path.read_text() for path in sorted(MODULE.glob("*.tf")))
+    assert "allUsers" not in module
+    assert "allAuthenticatedUsers" not in module
+    functions = hcl2.loads((MODULE / "functions.tf").read_text())
+    invokers = {  # python-hcl2 keeps the labels' quotes
+        name.strip('"'): block
+        for resource in functions["resource"]
+        for kind, blocks in resource.items()
+        if kind.strip('"') == "google_cloud_run_service_iam_member"
+        for name, block in blocks.items()
+    }
+    assert set(invokers) == {"invoker", "status_viewer"}
+    assert 'function.caller != ""' in str(invokers["invoker"]["for_each"])
+    assert "var.status_viewers" in str(invokers["status_viewer"]["for_each"])
+    assert 'google_cloudfunctions2_function.this["status"]' in str(invokers["status_viewer"]["service"])
