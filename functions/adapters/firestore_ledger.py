@@ -611,9 +611,13 @@ class FirestoreLedger:
         with _mapped():
             return int(query.count().get()[0][0].value)
 
-    def recent(self, since: float, *, route: str | None = None, limit: int = 1000) -> list[DecisionRecord]:
+    def recent(
+        self, since: float, *, before: float | None = None, route: str | None = None, limit: int = 1000
+    ) -> list[DecisionRecord]:
         # With a route: the composite index (route, at desc) the Terraform module creates.
         query: Any = self._decisions.where(filter=self._firestore.FieldFilter("at", ">=", since))
+        if before is not None:
+            query = query.where(filter=self._firestore.FieldFilter("at", "<", before))
         if route is not None:
             query = query.where(filter=self._firestore.FieldFilter("route", "==", route))
         query = query.order_by("at", direction="DESCENDING").limit(limit)

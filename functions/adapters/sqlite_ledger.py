@@ -514,12 +514,18 @@ class SqliteLedger:
         (row,) = self._read("SELECT COUNT(*) AS n FROM decisions WHERE outcome = ?", (outcome,))
         return int(row["n"])
 
-    def recent(self, since: float, *, route: str | None = None, limit: int = 1000) -> list[DecisionRecord]:
-        where, values = (
-            ("at >= ? AND route = ?", (since, route)) if route is not None else ("at >= ?", (since,))
-        )
+    def recent(
+        self, since: float, *, before: float | None = None, route: str | None = None, limit: int = 1000
+    ) -> list[DecisionRecord]:
+        clauses: list[str] = ["at >= ?"]
+        values: list[object] = [since]
+        for clause, value in (("at < ?", before), ("route = ?", route)):
+            if value is not None:
+                clauses.append(clause)
+                values.append(value)
         rows = self._read(
-            f"SELECT * FROM decisions WHERE {where} ORDER BY at DESC, id DESC LIMIT ?", (*values, limit)
+            f"SELECT * FROM decisions WHERE {' AND '.join(clauses)} ORDER BY at DESC, id DESC LIMIT ?",
+            (*values, limit),
         )
         return [_decision(row) for row in rows]
 

@@ -173,9 +173,11 @@ class DecisionLog(Protocol):
         """How many decisions had this outcome (e.g. how many events were quarantined)."""
         ...
 
-    def recent(self, since: float, *, route: str | None = None, limit: int = 1000) -> list[DecisionRecord]:
-        """Decisions recorded at or after `since` (about `route` only, if given), newest first,
-        at most `limit`."""
+    def recent(
+        self, since: float, *, before: float | None = None, route: str | None = None, limit: int = 1000
+    ) -> list[DecisionRecord]:
+        """Decisions recorded at or after `since` and before `before` (about `route` only, if
+        given), newest first, at most `limit`: pages, each `before` its predecessor's last."""
         ...
 
     def find(self, prefix: str, limit: int = 100) -> list[DecisionRecord]:

@@ -3,7 +3,8 @@
     /                 overview: runs by route and state, queue, open joins, quarantined events,
                       paused or not, the oldest open claim, the last hour's decisions (inline
                       SVG), the latest decisions
-    /routes           each route's latest decisions, with their reasons
+    /routes           each route's latest decisions, with their reasons; ?route=R&before=T
+                      pages back through one route's
     /story?id=ID      an event id, event key, run key or join key: its whole story
     /search?q=TEXT    a story, or the decisions about objects (or run keys) starting with TEXT
 
@@ -99,11 +100,13 @@ def render(services: Services, path: str, query: Mapping[str, str]) -> Page:
             latest = ledger.recent(0.0, limit=LATEST_DECISIONS)
             return _page("overview.html", report=report, now=now, chart=chart, decisions=latest)
         case "/routes":
+            rules = services.router.by_name
+            shown = [query["route"]] if query.get("route") in rules else list(rules)
+            before = _number(query.get("before"))
             recent = {
-                name: ledger.recent(0.0, route=name, limit=ROUTE_DECISIONS)
-                for name in services.router.by_name
+                name: ledger.recent(0.0, before=before, route=name, limit=ROUTE_DECISIONS) for name in shown
             }
-            return _page("routes.html", recent=recent, rules=services.router.by_name)
+            return _page("routes.html", recent=recent, rules=rules, page=ROUTE_DECISIONS)
         case "/story":
             identifier = query.get("id", "")
             told = overview.story(ledger, identifier, names) if identifier else None
@@ -117,6 +120,14 @@ def render(services: Services, path: str, query: Mapping[str, str]) -> Page:
                 return _story(ledger, found)
             return _page("search.html", text=text, found=found)
     return _page("search.html", 404, text="", found=[])
+
+
+def _number(text: str | None) -> float | None:
+    """A page's `before` (a ledger time), or None for the first page (or for garbage)."""
+    try:
+        return float(text) if text else None
+    except ValueError:
+        return None
 
 
 def _story(ledger: Ledger, told: overview.Story) -> Page:

@@ -39,6 +39,8 @@ def test_recent_decisions_newest_first_of_a_route_or_all(ledger: Ledger) -> None
     assert [d.at for d in ledger.recent(0.0, route="a")] == [3.0, 1.0]
     assert [d.at for d in ledger.recent(0.0, limit=2)] == [4.0, 3.0]
     assert ledger.recent(5.0) == []
+    assert [d.at for d in ledger.recent(0.0, before=3.0)] == [2.0, 1.0]  # the next page
+    assert [d.at for d in ledger.recent(0.0, before=3.0, route="a")] == [1.0]
 
 
 def test_find_by_the_start_of_an_event_key_or_run_key(ledger: Ledger) -> None:

@@ -347,8 +347,11 @@ class FakeDecisionLog:
     def count_decisions(self, outcome: Outcome) -> int:
         return sum(d.outcome is outcome for d in self.recorded)
 
-    def recent(self, since: float, *, route: str | None = None, limit: int = 1000) -> list[DecisionRecord]:
-        found = [d for d in self.recorded if d.at >= since and route in (None, d.route)]
+    def recent(
+        self, since: float, *, before: float | None = None, route: str | None = None, limit: int = 1000
+    ) -> list[DecisionRecord]:
+        end = float("inf") if before is None else before
+        found = [d for d in self.recorded if since <= d.at < end and route in (None, d.route)]
         return sorted(reversed(found), key=lambda d: d.at, reverse=True)[:limit]  # ties: newest first
 
     def find(self, prefix: str, limit: int = 100) -> list[DecisionRecord]:

@@ -11,6 +11,7 @@ from functions.service import completion, intake
 from functions.service.ports import Services
 from functions.statuspage import HEADERS, render
 from pipelines.backend import RunState
+from tests.conftest import Clock
 from tests.support import call, completion_event, storage_event
 from tests.support.fakes import RecordingBackend
 
@@ -110,3 +111,22 @@ def test_the_target_serves_get_only_with_its_security_headers(story: Services) -
         assert (refused.status_code, refused.headers["Allow"]) == (405, "GET, HEAD")
     finally:
         bootstrap.reset()
+
+
+def test_a_route_s_decisions_page_back_in_time(services: Services, clock: Clock) -> None:
+    for number in range(25):
+        event = storage_event("some-bucket", f"elsewhere/{number}.csv", event_id=f"s-{number}")
+        call(intake.handle, services, *event)  # skipped by the route: the object does not match
+        clock.now += 1
+
+    def shown(html: str) -> list[int]:
+        return [int(n) for n in re.findall(r">s-(\d+)</a>", html)]
+
+    html = page(services, "/routes", route="some-bucket-folder")[1]
+    assert shown(html) == list(range(24, 4, -1))  # the newest 20
+    older = re.search(r'href="/routes\?route=some-bucket-folder&amp;before=([0-9.]+)"', html)
+    assert older is not None
+    html = page(services, "/routes", route="some-bucket-folder", before=older[1])[1]
+    assert shown(html) == [4, 3, 2, 1, 0]
+    assert "older decisions" not in html  # the last page
+    assert page(services, "/routes", route="some-bucket-folder", before="garbage")[0] == 200
