@@ -584,10 +584,19 @@ class FirestoreLedger:
         ordered = sorted(found.values(), key=lambda d: (d["at"], d["written"]))
         return [_decision(d) for d in ordered]
 
-    def summary(self, routes: Collection[str]) -> dict[tuple[str, RunState], int]:
-        """One aggregation count per route and state (each costs one read per 1,000 runs it
-        counts), sent at once: a page of `kfp-trigger status` never streams the runs."""
+    def summary(self, routes: Collection[str] | None = None) -> dict[tuple[str, RunState], int]:
+        """Named routes: one aggregation count per route and state (each costs one read per
+        1,000 runs it counts), sent at once. None: every run's route and state, read."""
         from concurrent.futures import ThreadPoolExecutor
+
+        if routes is None:
+            counts: dict[tuple[str, RunState], int] = {}
+            with _mapped():
+                for snapshot in self._runs.select(["route", "state"]).stream():
+                    document = snapshot.to_dict() or {}
+                    key = (str(document.get("route", "")), RunState(document["state"]))
+                    counts[key] = counts.get(key, 0) + 1
+            return counts
 
         pairs = [(route, state) for route in routes for state in LEDGER_STATES]
 

@@ -484,12 +484,11 @@ class SqliteLedger:
         with self._write() as db:
             return {table: db.execute(sql, args).rowcount for table, (sql, args) in statements.items()}
 
-    def summary(self, routes: Collection[str]) -> dict[tuple[str, RunState], int]:
-        named = tuple(routes)
+    def summary(self, routes: Collection[str] | None = None) -> dict[tuple[str, RunState], int]:
+        named = tuple(routes or ())
+        where = f"WHERE route IN ({','.join('?' * len(named))})" if routes is not None else ""
         rows = self._read(
-            f"SELECT route, state, COUNT(*) AS n FROM runs WHERE route IN ({','.join('?' * len(named))})"
-            " GROUP BY route, state",
-            named,
+            f"SELECT route, state, COUNT(*) AS n FROM runs {where} GROUP BY route, state", named
         )
         return {(row["route"], RunState(row["state"])): row["n"] for row in rows}
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from typing import TYPE_CHECKING
 
 import click
 
@@ -12,9 +11,6 @@ from functions.cli import common
 from functions.cli.common import settings_options
 from functions.service.records import LEDGER_STATES
 from pipelines.backend import RunState
-
-if TYPE_CHECKING:
-    from events.routes import RoutesConfig
 
 
 @click.command()
@@ -32,7 +28,7 @@ def status(routes: str | None, state_dir: str | None, landing_dir: str | None, a
     from functions.service import overview
 
     settings = common.settings(routes, state_dir, landing_dir)
-    report = overview.status(common.ledger(settings), _route_names(settings.routes), settings.paused)
+    report = overview.status(common.ledger(settings), None, settings.paused)  # removed routes too
     now = time.time()
     if as_json:
         common.emit(report.as_json(now))
@@ -143,29 +139,19 @@ def explain(
             click.echo(f"    traceparent {run.trace}")
 
 
-def _route_names(routes: object) -> list[str]:
-    """The route names of routes.yaml (none if it cannot be read: status shows what it can)."""
-    config = _config(routes)
-    return [rule.name for rule in config.rules] if config else []
-
-
 def _join_names(routes: object) -> dict[str, tuple[str, ...]]:
     """Each join route's part names, from routes.yaml; empty if it cannot be read (explain still
     shows what the ledger holds)."""
-    config = _config(routes)
-    return {rule.name: rule.join.names for rule in config.rules if rule.join} if config else {}
-
-
-def _config(routes: object) -> RoutesConfig | None:
     from pathlib import Path
 
     from events.errors import KfpTriggerError
     from events.routes import load_routes
 
     try:
-        return load_routes(Path(str(routes)).read_text())
+        config = load_routes(Path(str(routes)).read_text())
     except (OSError, KfpTriggerError):
-        return None
+        return {}
+    return {rule.name: rule.join.names for rule in config.rules if rule.join}
 
 
 @click.group()

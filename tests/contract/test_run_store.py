@@ -111,6 +111,7 @@ def test_summary(ledger: Ledger, ledger_clock: Time) -> None:
         ("else", RunState.QUEUED): 1,
     }
     assert ledger.summary(["else"]) == {("else", RunState.QUEUED): 1}
+    assert ledger.summary() == ledger.summary(["route", "else"])  # every route the ledger has
 
 
 def _claim_in_a_process(url: str, start, results) -> None:

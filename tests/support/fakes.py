@@ -238,8 +238,9 @@ class FakeRunStore:
     def unpublished(self) -> list[RunRecord]:
         return self._sorted(lambda r: r.state.terminal and r.published_at is None, by="finished_at")
 
-    def summary(self, routes: Collection[str]) -> dict[tuple[str, RunState], int]:
-        return dict(Counter((r.route, r.state) for r in self.runs_by_key.values() if r.route in routes))
+    def summary(self, routes: Collection[str] | None = None) -> dict[tuple[str, RunState], int]:
+        runs = [r for r in self.runs_by_key.values() if routes is None or r.route in routes]
+        return dict(Counter((r.route, r.state) for r in runs))
 
 
 class FakeRunQueue(FakeRunStore):
