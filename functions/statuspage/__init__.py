@@ -101,7 +101,8 @@ def render(services: Services, path: str, query: Mapping[str, str]) -> Page:
             return _page("overview.html", report=report, now=now, chart=chart, decisions=latest)
         case "/routes":
             rules = services.router.by_name
-            shown = [query["route"]] if query.get("route") in rules else list(rules)
+            # "": decisions no route made (quarantined, ignored events), with their reasons
+            shown = [query["route"]] if query.get("route") in {*rules, ""} else [*rules, ""]
             before = _number(query.get("before"))
             recent = {
                 name: ledger.recent(0.0, before=before, route=name, limit=ROUTE_DECISIONS) for name in shown

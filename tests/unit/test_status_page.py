@@ -130,3 +130,9 @@ def test_a_route_s_decisions_page_back_in_time(services: Services, clock: Clock)
     assert shown(html) == [4, 3, 2, 1, 0]
     assert "older decisions" not in html  # the last page
     assert page(services, "/routes", route="some-bucket-folder", before="garbage")[0] == 200
+
+
+def test_quarantined_events_and_their_reasons_have_a_page(story: Services) -> None:
+    html = page(story, "/routes", route="")[1]
+    assert "No route: quarantined and ignored events" in html
+    assert "no route listens to storage" in text_of(html)
