@@ -1,6 +1,6 @@
 """`python -m bench`: run every benchmark and print its table."""
 
-from bench import reliability, retention, serving, status_page, trigger_path
+from bench import reliability, retention, round_trips, serving, status_page, trigger_path
 
 if __name__ == "__main__":
     serving.main()
@@ -8,3 +8,4 @@ if __name__ == "__main__":
     reliability.main()
     retention.main([])
     status_page.main([])
+    round_trips.main([])

@@ -1,0 +1,248 @@
+"""Round trips per event on the production adapters (issue 19): counted, not timed.
+
+What a delivery costs in production is its calls to Firestore and Pub/Sub (latency, and money per
+call), so this counts them: every gRPC call the Google clients make is recorded by method
+(`grpc`'s channel callables are wrapped for the bench's lifetime), against the Firestore and
+Pub/Sub emulators, with results and quarantine on Pub/Sub topics and a recording backend. For the
+SQLite ledger, the statements are counted instead (a read is a SELECT, a write a committed
+transaction). Five kinds of delivery, each after the service is warm:
+
+    new       a finalize event a route takes: a run starts
+    duplicate the same event again
+    skip      an event a route listens for, whose object name it does not match
+    quarantine an event no route listens to
+    completion the run's completion notice: its end recorded, its result published
+
+    python -m bench.round_trips
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from functions import bootstrap
+from functions.service import completion, intake
+from functions.service.ports import Services
+from functions.settings import Settings
+from pipelines.backend import RunState
+from tests.support import ROUTES, call, completion_event, storage_event
+from tests.support.fakes import RecordingBackend
+
+KINDS = ("new", "duplicate", "skip", "quarantine", "completion")
+KEY = "some-bucket-folder/some-bucket/folder/round-trip.csv#1"
+READS = ("BatchGetDocuments", "RunQuery", "RunAggregationQuery", "GetDocument")
+WRITES = ("Commit",)
+TRANSACTIONS = ("BeginTransaction", "Rollback")
+
+
+@contextmanager
+def counting_grpc() -> Iterator[Counter[str]]:
+    """Count every gRPC call (by method name) made while the block runs."""
+    from grpc import _channel
+
+    counted: Counter[str] = Counter()
+    kinds = (
+        _channel._UnaryUnaryMultiCallable,
+        _channel._UnaryStreamMultiCallable,
+        _channel._SingleThreadedUnaryStreamMultiCallable,
+    )
+    saved = [
+        (kind, name, getattr(kind, name))
+        for kind in kinds
+        for name in ("__call__", "with_call", "future")
+        if hasattr(kind, name)
+    ]
+
+    def wrapped(original: Callable[..., Any]) -> Callable[..., Any]:
+        def call_counted(self: Any, *args: Any, **kwargs: Any) -> Any:
+            method = self._method.decode() if isinstance(self._method, bytes) else str(self._method)
+            counted[method.rsplit("/", 1)[-1]] += 1
+            return original(self, *args, **kwargs)
+
+        return call_counted
+
+    for kind, name, original in saved:
+        setattr(kind, name, wrapped(original))
+    try:
+        yield counted
+    finally:
+        for kind, name, original in saved:
+            setattr(kind, name, original)
+
+
+@contextmanager
+def counting_sqlite() -> Iterator[Counter[str]]:
+    """Count the SQLite ledger's reads (SELECT) and committed write transactions."""
+    from functions.adapters import sqlite_ledger
+
+    counted: Counter[str] = Counter()
+    original = sqlite_ledger.SqliteLedger._connection
+
+    def traced(self: Any) -> Any:
+        connection = original(self)
+
+        def trace(statement: str) -> None:
+            head = statement.lstrip().split(None, 1)[0].upper() if statement.strip() else ""
+            if head == "SELECT":
+                counted["read"] += 1
+            elif head == "COMMIT":
+                counted["commit"] += 1
+
+        connection.set_trace_callback(trace)
+        return connection
+
+    sqlite_ledger.SqliteLedger._connection = traced  # type: ignore[method-assign]
+    try:
+        yield counted
+    finally:
+        sqlite_ledger.SqliteLedger._connection = original  # type: ignore[method-assign]
+
+
+def deliveries(services: Services, engine: RecordingBackend) -> Iterator[tuple[str, Callable[[], object]]]:
+    new = storage_event("some-bucket", "folder/round-trip.csv", event_id="rt-1")
+
+    def complete() -> object:
+        engine.states[str(engine.find(KEY))] = RunState.SUCCEEDED
+        return call(completion.handle, services, *completion_event(KEY, "SUCCEEDED", "n-rt"))
+
+    yield "new", lambda: call(intake.handle, services, *new)
+    yield "duplicate", lambda: call(intake.handle, services, *new)
+    yield (
+        "skip",
+        lambda: call(
+            intake.handle, services, *storage_event("some-bucket", "elsewhere/x.csv", event_id="rt-2")
+        ),
+    )
+    yield (
+        "quarantine",
+        lambda: call(intake.handle, services, *storage_event("nobody-listens", "x.csv", event_id="rt-3")),
+    )
+    yield "completion", complete
+
+
+def warm(services: Services) -> None:
+    """One delivery of each kind on other keys first: clients connected, caches filled."""
+    for number, (bucket, name) in enumerate(
+        (("some-bucket", "folder/warm.csv"), ("some-bucket", "elsewhere/w.csv"), ("nobody-listens", "w.csv"))
+    ):
+        call(intake.handle, services, *storage_event(bucket, name, event_id=f"warm-{number}"))
+
+
+def measure(services: Services, engine: RecordingBackend, counter: Counter[str]) -> dict[str, Counter[str]]:
+    warm(services)
+    found: dict[str, Counter[str]] = {}
+    for kind, deliver in deliveries(services, engine):
+        counter.clear()
+        deliver()
+        found[kind] = Counter(counter)
+    return found
+
+
+def firestore_rows() -> dict[str, Counter[str]]:
+    from tests.conftest import PROJECT
+    from tests.support.emulators import emulator
+    from tests.support.pubsub import topic_with_subscription
+
+    with tempfile.TemporaryDirectory() as scratch, ExitStack() as stack:
+        hosts = {
+            variable: stack.enter_context(emulator(name, Path(scratch) / f"{name}.log"))
+            for name, variable in (
+                ("firestore", "FIRESTORE_EMULATOR_HOST"),
+                ("pubsub", "PUBSUB_EMULATOR_HOST"),
+            )
+        }
+        stack.enter_context(environment(**hosts, GOOGLE_CLOUD_PROJECT=PROJECT))
+        results, _ = topic_with_subscription("results")
+        quarantined, _ = topic_with_subscription("quarantine")
+        settings = Settings(
+            routes=ROUTES,
+            state_dir=Path(scratch),
+            auth="none",
+            ledger=f"firestore://{PROJECT}/round-trips",
+            results=f"pubsub://{results}",
+            quarantine=f"pubsub://{quarantined}",
+        )
+        engine = RecordingBackend()
+        services = replace(bootstrap.build(settings), backends={"local": engine})
+        with counting_grpc() as counter:
+            return measure(services, engine, counter)
+
+
+@contextmanager
+def environment(**values: str) -> Iterator[None]:
+    """These variables set for the block, and as they were after it."""
+    import os
+
+    before = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def sqlite_rows() -> dict[str, Counter[str]]:
+    with tempfile.TemporaryDirectory() as scratch, counting_sqlite() as counter:
+        settings = Settings(routes=ROUTES, state_dir=Path(scratch), auth="none")
+        engine = RecordingBackend()
+        services = replace(bootstrap.build(settings), backends={"local": engine})
+        return measure(services, engine, counter)
+
+
+# Issue 19's targets: (reads, commits) at most per delivery; None: no bound. Publishes are not
+# bounded here (a quarantine and a result are one publish each, by design).
+TARGETS: dict[str, tuple[int | None, int]] = {
+    "new": (1, 2),
+    "duplicate": (1, 1),
+    "skip": (None, 1),
+    "completion": (None, 2),
+}
+
+
+def verdict(kind: str, reads: int, commits: int) -> str:
+    if kind not in TARGETS:
+        return "—"
+    most_reads, most_commits = TARGETS[kind]
+    ok = commits <= most_commits and (most_reads is None or reads <= most_reads)
+    bound = f"≤ {most_reads} read, " if most_reads is not None else ""
+    return f"{'pass' if ok else '**miss**'} ({bound}≤ {most_commits} commits)"
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.disable(logging.ERROR)  # quarantines are expected here
+    firestore = firestore_rows()
+    sqlite = sqlite_rows()
+    print("\nRound trips per delivery (bench/round_trips.py): gRPC calls to the Firestore and Pub/Sub")
+    print("emulators by method; the SQLite ledger's statements (reads, committed transactions)\n")
+    print(
+        "| delivery | Firestore reads | Firestore commits | of which transactions | Pub/Sub publishes"
+        " | Firestore target | SQLite reads | SQLite commits | SQLite target |"
+    )
+    print("|---|---:|---:|---:|---:|---|---:|---:|---|")
+    for kind in KINDS:
+        grpc, local = firestore[kind], sqlite[kind]
+        reads = sum(grpc[m] for m in READS)
+        commits = sum(grpc[m] for m in WRITES)
+        print(
+            f"| {kind} | {reads} | {commits} | {grpc['BeginTransaction']} | {grpc['Publish']}"
+            f" | {verdict(kind, reads, commits)} | {local['read']} | {local['commit']}"
+            f" | {verdict(kind, local['read'], local['commit'])} |"
+        )
+    other = {m for kind in KINDS for m in firestore[kind]} - {*READS, *WRITES, *TRANSACTIONS, "Publish"}
+    if other:
+        print(f"\nother calls: {sorted(other)}")
+
+
+if __name__ == "__main__":
+    main()
