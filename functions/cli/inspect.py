@@ -132,7 +132,7 @@ def explain(
     for run in told.runs:
         published = run.published_at is not None
         click.echo(f"run {run.run_key}: {run.state} ({run.run_id or 'not submitted'}), published={published}")
-        if by := told.superseded_by(ledger, run):
+        if by := overview.superseded_by(ledger, run):
             click.echo(f"    superseded by {by}")
         click.echo(f"    metrics={json.dumps(run.details.get('metrics', {}), sort_keys=True)}")
         if run.trace:  # Cloud Trace (or your collector) shows the event, the submit and the result

@@ -111,9 +111,6 @@ class Story:
     runs: list[RunRecord]
     windows: list[Window] = field(default_factory=list)
 
-    def superseded_by(self, ledger: Ledger, run: RunRecord) -> str | None:
-        return str(run.details.get("superseded_by") or "") or _cancelled_by(ledger, run)
-
     def as_json(self) -> dict[str, object]:
         return {
             "decisions": [asdict(step) for step in self.decisions],
@@ -142,6 +139,11 @@ def story(ledger: Ledger, identifier: str, names: JoinNames) -> Story | None:
         return None
     told = [Window(w, tell(w, names.get(w.route)), _missing(w, names.get(w.route))) for w in windows]
     return Story(identifier, trail, related, told)
+
+
+def superseded_by(ledger: Ledger, run: RunRecord) -> str | None:
+    """The run that replaced `run`: recorded at its end, or asking the engine to cancel it."""
+    return str(run.details.get("superseded_by") or "") or _cancelled_by(ledger, run)
 
 
 def tell(window: JoinState, names: tuple[str, ...] | None) -> str:
@@ -177,8 +179,8 @@ def _with_supersede_chain(ledger: Ledger, run_keys: set[str]) -> list[RunRecord]
         if run is None or run.run_key in found:
             continue
         found[run.run_key] = run
-        if by := run.details.get("superseded_by") or _cancelled_by(ledger, run):
-            pending.append(str(by))
+        if by := superseded_by(ledger, run):
+            pending.append(by)
     return sorted(found.values(), key=lambda run: (run.created_at, run.run_key))
 
 

@@ -137,7 +137,7 @@ def _story(ledger: Ledger, told: overview.Story) -> Page:
     runs = [
         {
             "record": run,
-            "superseded_by": told.superseded_by(ledger, run),
+            "superseded_by": overview.superseded_by(ledger, run),
             "result": result_event(run) if run.state.terminal and run.published_at else None,
         }
         for run in told.runs
