@@ -220,7 +220,10 @@ class Settings(BaseSettings):
         """
         if self.auth != "google-oidc":
             return
-        unlisted = [target for target, emails in self.callers().items() if not emails]
+        # The status page may have no viewers listed: then nobody may open it (403).
+        unlisted = [
+            target for target, emails in self.callers().items() if not emails and target != "status_page"
+        ]
         for name, missing in (("AUTH_AUDIENCE", not self.auth_audience), ("AUTH_EMAILS", bool(unlisted))):
             if missing:
                 raise SettingsError(

@@ -93,7 +93,8 @@ def test_auth_on_without_an_audience_answers_500_and_names_the_variable(tmp_path
 
 def test_each_target_admits_only_its_own_caller(issuer: Issuer, tmp_path: Path) -> None:
     """With a caller per target, the event trigger's token cannot post completion notices or run
-    the reconciler, and the scheduler's cannot post events."""
+    the reconciler, and the scheduler's cannot post events; nobody opens a status page that lists
+    no viewers."""
     scheduler = "kfpt-scheduler@acme-analytics.iam.gserviceaccount.com"
     with certs_endpoint(issuer) as certs_url:
         env = env_for(
@@ -110,8 +111,12 @@ def test_each_target_admits_only_its_own_caller(issuer: Issuer, tmp_path: Path) 
             server(*_target("handle_event", env, tmp_path)) as urls["handle_event"],
             server(*_target("handle_completion", env, tmp_path)) as urls["handle_completion"],
             server(*_target("reconcile", env, tmp_path)) as urls["reconcile"],
+            server(*_target("status_page", env, tmp_path)) as urls["status_page"],
         ):
             events_caller, scheduler_token = issuer.token(), issuer.token(email=scheduler)
+            viewer = {"authorization": f"Bearer {events_caller}"}
+            # No viewers listed: the status page admits nobody, and the other targets serve.
+            assert requests.get(urls["status_page"], headers=viewer, timeout=30).status_code == 403
             assert post(urls["handle_event"], events_caller).status_code == 200
             assert post(urls["handle_completion"], events_caller).status_code == 403
             assert post(urls["reconcile"], events_caller).status_code == 403

@@ -81,3 +81,16 @@ def test_the_notify_image_is_named_by_digest(monkeypatch: pytest.MonkeyPatch) ->
     pinned = "europe-docker.pkg.dev/acme/kfp/kfp-trigger-notify@sha256:" + "0" * 64
     monkeypatch.setenv("KFP_TRIGGER_NOTIFY_IMAGE", pinned)
     assert bootstrap.settings().notify_image == pinned
+
+
+def test_oidc_with_a_caller_per_target_needs_no_status_page_viewers() -> None:
+    """With no viewers listed the status page admits nobody (403); serving needs none."""
+    settings = Settings(
+        auth="google-oidc",
+        auth_audience="https://events.example",
+        auth_event_emails=("e@x.iam.gserviceaccount.com",),
+        auth_completion_emails=("n@x.iam.gserviceaccount.com",),
+        auth_reconcile_emails=("s@x.iam.gserviceaccount.com",),
+    )
+    settings.check_serving()
+    assert settings.callers()["status_page"] == ()
