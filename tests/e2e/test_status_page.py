@@ -15,14 +15,16 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import pytest
+import requests
 
+from events.eventarc import object_finalized
 from functions.bootstrap import ledger_from
 from functions.cli.devstack.demo import BUCKET, ROUTE, land, survey_csv
 from pipelines.backend import RunState
-from tests.support import ROOT, env_for, free_port, kfp_trigger, server
+from tests.support import ROOT, env_for, free_port, kfp_trigger, server, structured
 from tests.support.emulators import unavailable
 
 pytestmark = pytest.mark.slow  # a kfp.local run, a server in a subprocess, a browser
@@ -108,4 +110,36 @@ def test_the_status_page_in_a_browser(browser: Any, demo: dict[str, str], tmp_pa
 
     assert errors == []
     assert {urlsplit(url).hostname for url in requested} == {"127.0.0.1"}
+    page.close()
+
+
+HOSTILE_NAME = 'responses/<script>alert(1)</script>"><img src=x onerror=alert(2)>.csv'
+HOSTILE_ID = "e-<b>bold</b>\u202egpj.exe\u2066\x07\x1b[31m"
+
+
+def test_hostile_values_posted_to_the_server_show_inert(browser: Any, demo: dict[str, str]) -> None:
+    """An object name with markup (Cloud Storage allows it) and an event id with bidi overrides,
+    a bell and an ANSI escape, posted as a structured CloudEvent, then viewed in Chromium: the
+    text is shown as text, the invisible characters as their escapes, and nothing runs."""
+    delivery, data = object_finalized(BUCKET, HOSTILE_NAME, generation=7, size=3, event_id=HOSTILE_ID)
+    attributes = {
+        name.removeprefix("ce-"): value for name, value in delivery.items() if name.startswith("ce-")
+    }
+    headers, body = structured(attributes, data)
+    answer = requests.post(f"{demo['url']}/handle_event", data=body, headers=headers, timeout=30)
+    assert answer.status_code == 200, answer.text
+    page = browser.new_page()
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    for path in ("/", f"/search?q={quote(BUCKET + '/responses/<script>')}", f"/story?id={quote(HOSTILE_ID)}"):
+        page.goto(demo["url"] + path)
+        assert "<script>alert(1)</script>" in page.locator("main").inner_text(), path  # as text
+        assert page.locator("main script, main img").count() == 0, path
+        html = page.content()
+        for invisible in ("\u202e", "\u2066", "\x07", "\x1b"):
+            assert invisible not in html, (path, invisible)
+    story = page.locator("main").inner_text()
+    assert "\\u202e" in story  # shown as its escape
+    assert "\\x1b" in story
+    assert dialogs == []
     page.close()
