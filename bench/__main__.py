@@ -1,6 +1,6 @@
 """`python -m bench`: run every benchmark and print its table."""
 
-from bench import reliability, retention, round_trips, serving, status_page, trigger_path
+from bench import ledger_growth, reliability, retention, round_trips, serving, status_page, trigger_path
 
 if __name__ == "__main__":
     serving.main()
@@ -9,3 +9,4 @@ if __name__ == "__main__":
     retention.main([])
     status_page.main([])
     round_trips.main([])
+    ledger_growth.main([])
