@@ -25,6 +25,7 @@ from functions.service.records import ClaimOutcome, NewRun
 from tests.support import storage_event
 
 REPEATS = 5
+FLOOR_BOUND = 2.0  # the whole path may cost at most this many times its floor, per event
 EVENTS = 5_000
 DUPLICATES = 0.3
 ROUTES = """
@@ -62,6 +63,18 @@ def throughput(router: Router, requests: list[tuple[dict[str, str], bytes]]) -> 
                     if claim.outcome is ClaimOutcome.WON:
                         ledger.mark_submitted(decision.run_key, claim.attempt, "bench", time.time())
         return len(requests) / (time.perf_counter() - started)
+
+
+def floor(count: int) -> float:
+    """Claims per second with nothing else: one SQLite insert and commit per event, the same
+    ledger and settings: the physical floor the whole path is held against."""
+    runs = [NewRun(f"floor/{n}", "landed", "p", "v", "local", {}, "e") for n in range(count)]
+    with tempfile.TemporaryDirectory() as scratch:
+        ledger = SqliteLedger(Path(scratch) / "ledger.sqlite3")
+        started = time.perf_counter()
+        for run in runs:
+            ledger.claim(run, now=time.time(), lease=120)
+        return count / (time.perf_counter() - started)
 
 
 def routes_with(extra: int) -> Router:
@@ -126,12 +139,21 @@ def main() -> None:
     print(f"machine: {platform.machine()}, {platform.python_implementation()} {platform.python_version()}")
     print(f"{EVENTS} finalize deliveries, {DUPLICATES:.0%} duplicates, median of {REPEATS} (min-max)\n")
 
+    # No absolute target on a shared machine: the path against its floor, measured in this run.
     median, low, high = measure(lambda: throughput(routes_with(0), requests))
-    target = 5_000
-    verdict = "pass" if median >= target else "miss"
-    print("| in process: envelope + decode + route + claim (SQLite) | events/s | target | result |")
-    print("|---|---|---|---|")
-    print(f"| {EVENTS} deliveries | {median:,.0f} ({low:,.0f}-{high:,.0f}) | ≥ {target:,} | {verdict} |\n")
+    bare, bare_low, bare_high = measure(lambda: floor(EVENTS))
+    ratio = bare / median  # time per event, path over floor
+    verdict = "pass" if ratio <= FLOOR_BOUND else "miss"
+    print("| in process (SQLite) | events/s | time per event vs the floor | target | result |")
+    print("|---|---|---|---|---|")
+    print(
+        f"| floor: a bare claim (one insert and commit) | {bare:,.0f} ({bare_low:,.0f}-{bare_high:,.0f})"
+        " | 1.00 | — | — |"
+    )
+    print(
+        f"| {EVENTS} deliveries: envelope + decode + route + claim + mark submitted"
+        f" | {median:,.0f} ({low:,.0f}-{high:,.0f}) | {ratio:.2f} | ≤ {FLOOR_BOUND:.0f} | {verdict} |\n"
+    )
 
     print("| routes in the file (others on other buckets) | route() µs/event | x vs 10 |")
     print("|---|---|---|")
