@@ -143,8 +143,12 @@ class FirestoreLedger:
 
         return self._transact(run.run_key, take_over)
 
-    def mark_submitted(self, run_key: str, attempt: int, run_id: str, now: float) -> bool:
+    def mark_submitted(
+        self, run_key: str, attempt: int, run_id: str, now: float, decision: DecisionRecord | None = None
+    ) -> bool:
         def change(transaction: Any, ref: Any, current: Mapping[str, Any] | None, _: float) -> bool:
+            if decision is not None:
+                transaction.create(self._decisions.document(), self._decision_document(decision))
             if current is None or current["state"] != RunState.CLAIMED or current["attempt"] != attempt:
                 return False
             transaction.update(
@@ -169,6 +173,7 @@ class FirestoreLedger:
         details: Mapping[str, object],
         now: float,
         only_from: RunState | None = None,
+        decision: DecisionRecord | None = None,
     ) -> bool:
         if not state.terminal:
             raise ValueError(f"{state} is not a terminal state")
@@ -180,6 +185,8 @@ class FirestoreLedger:
                 return False
             update = {"state": state.value, "details": dict(details), "finished_at": now, "updated_at": now}
             transaction.update(ref, update | self._expiry())
+            if decision is not None:
+                transaction.create(self._decisions.document(), self._decision_document(decision))
             return True
 
         return self._transact(run_key, change)
@@ -241,7 +248,11 @@ class FirestoreLedger:
         return [record for record in self._query(published=False) if record.state.terminal]
 
     def record(self, decision: DecisionRecord) -> None:
-        document = {
+        with _mapped():
+            self._decisions.add(self._decision_document(decision))
+
+    def _decision_document(self, decision: DecisionRecord) -> dict[str, Any]:
+        return {
             "at": decision.at,
             "event_id": decision.event_id,
             "event_key": decision.event_key,
@@ -253,8 +264,6 @@ class FirestoreLedger:
             "written": self._firestore.SERVER_TIMESTAMP,
             **self._expiry(),
         }
-        with _mapped():
-            self._decisions.add(document)
 
     def queue(self, run_key: str, attempt: int, reason: str, now: float) -> bool:
         def change(transaction: Any, ref: Any, current: Mapping[str, Any] | None, _: float) -> bool:

@@ -206,13 +206,17 @@ class SqliteLedger:
         )
         return Claim(ClaimOutcome.WON, attempt, record)
 
-    def mark_submitted(self, run_key: str, attempt: int, run_id: str, now: float) -> bool:
+    def mark_submitted(
+        self, run_key: str, attempt: int, run_id: str, now: float, decision: DecisionRecord | None = None
+    ) -> bool:
         with self._write() as db:
             cursor = db.execute(
                 "UPDATE runs SET state = ?, run_id = ?, submitted_at = ?, updated_at = ?"
                 " WHERE run_key = ? AND state = ? AND attempt = ?",
                 (RunState.SUBMITTED, run_id, now, now, run_key, RunState.CLAIMED, attempt),
             )
+            if decision is not None:
+                _insert_decision(db, decision)
             return cursor.rowcount == 1
 
     def release(self, run_key: str, attempt: int) -> None:
@@ -229,6 +233,7 @@ class SqliteLedger:
         details: Mapping[str, object],
         now: float,
         only_from: RunState | None = None,
+        decision: DecisionRecord | None = None,
     ) -> bool:
         if not state.terminal:
             raise ValueError(f"{state} is not a terminal state")
@@ -238,7 +243,10 @@ class SqliteLedger:
                 f" WHERE run_key = ? AND NOT {_IN_TERMINAL} AND state = coalesce(?, state)",
                 (state, json.dumps(details, sort_keys=True), now, now, run_key, *TERMINAL_STATES, only_from),
             )
-            return cursor.rowcount == 1
+            moved = cursor.rowcount == 1
+            if moved and decision is not None:
+                _insert_decision(db, decision)
+            return moved
 
     def begin_publish(self, run_key: str, now: float, lease: float) -> RunRecord | None:
         with self._write() as db:
@@ -294,20 +302,7 @@ class SqliteLedger:
 
     def record(self, decision: DecisionRecord) -> None:
         with self._write() as db:
-            db.execute(
-                "INSERT INTO decisions (at, event_id, event_key, event_type, outcome, route, reason, run_key)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    decision.at,
-                    decision.event_id,
-                    decision.event_key,
-                    decision.event_type,
-                    decision.outcome,
-                    decision.route,
-                    decision.reason,
-                    decision.run_key,
-                ),
-            )
+            _insert_decision(db, decision)
 
     def queue(self, run_key: str, attempt: int, reason: str, now: float) -> bool:
         with self._write() as db:
@@ -537,6 +532,23 @@ class SqliteLedger:
             (prefix, end, prefix, end, limit),
         )
         return [_decision(row) for row in rows]
+
+
+def _insert_decision(db: sqlite3.Connection, decision: DecisionRecord) -> None:
+    db.execute(
+        "INSERT INTO decisions (at, event_id, event_key, event_type, outcome, route, reason, run_key)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            decision.at,
+            decision.event_id,
+            decision.event_key,
+            decision.event_type,
+            decision.outcome,
+            decision.route,
+            decision.reason,
+            decision.run_key,
+        ),
+    )
 
 
 def _has_old_members(db: sqlite3.Connection) -> bool:

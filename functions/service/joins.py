@@ -72,11 +72,7 @@ def arrive(services: Services, event: TriggerEvent, step: Arrive) -> tuple[Outco
     what = (
         f"part {part.name!r} completed join {part.key!r}" if window.added else _repeat(part.name, window)[1]
     )
-    recorder = runs.recorder(services, built, event.envelope.type, event.key)
-
-    def launched(outcome: Outcome, reason: str) -> None:  # the decision says which part did it
-        recorder(outcome, f"{what}: {reason}")
-
+    launched = runs.Recorder(services, built, event.envelope.type, event.key, prefix=f"{what}: ")
     outcome, detail = runs.launch(services, built, services.catalog[rule.pipeline], launched)
     return outcome, entry | {"outcome": outcome, "run_key": built.run_key, **runs.answered(detail)}
 

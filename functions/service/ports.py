@@ -48,8 +48,11 @@ class RunStore(Protocol):
         """Create the run CLAIMED if absent (WON); otherwise decide by `records.claim_rule`."""
         ...
 
-    def mark_submitted(self, run_key: str, attempt: int, run_id: str, now: float) -> bool:
-        """Record the backend's run id, only for the claim holder (`attempt` matches)."""
+    def mark_submitted(
+        self, run_key: str, attempt: int, run_id: str, now: float, decision: DecisionRecord | None = None
+    ) -> bool:
+        """Record the backend's run id, only for the claim holder (`attempt` matches); `decision`
+        is written in the same commit, whether or not the run moved (the trail says what was done)."""
         ...
 
     def release(self, run_key: str, attempt: int) -> None:
@@ -63,9 +66,11 @@ class RunStore(Protocol):
         details: Mapping[str, object],
         now: float,
         only_from: RunState | None = None,
+        decision: DecisionRecord | None = None,
     ) -> bool:
         """Move a run to a terminal state; False if it was terminal already (absorbing), or is not
-        in `only_from` when that is given (e.g. only a run still QUEUED: not one being started)."""
+        in `only_from` when that is given (e.g. only a run still QUEUED: not one being started).
+        `decision` is written in the same commit, only if the run moved."""
         ...
 
     def begin_publish(self, run_key: str, now: float, lease: float) -> RunRecord | None:

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from functools import partial
 
 from events.errors import Gone, PermanentError, TransientError
 from events.routes import Rule
@@ -29,7 +28,6 @@ from pipelines.backend import Backend, CompiledPipeline, RunState, Submission
 
 log = logging.getLogger("kfp_trigger.runs")
 
-Record = Callable[[Outcome, str], None]  # writes one decision about the run at hand
 Started = tuple[Outcome, dict[str, object]]  # what happened, and details for the answer
 RERUN_SUFFIX = "~rerun-"
 MAX_STRIKES = 3  # passes that failed permanently on one run before it is recorded FAILED
@@ -117,17 +115,54 @@ def record(
     run_key: str = "",
 ) -> None:
     """Write one decision to the trail (and one log line, which names the run id when there is one)."""
-    services.decisions.record(
-        DecisionRecord(services.clock(), event_id, event_key, event_type, outcome, route, reason, run_key)
+    decision = DecisionRecord(
+        services.clock(), event_id, event_key, event_type, outcome, route, reason, run_key
     )
-    log.info("decision recorded", extra=fields(outcome=outcome, route=route, run_key=run_key, reason=reason))
+    services.decisions.record(decision)
+    logged(decision)
 
 
-def recorder(services: Services, run: NewRun, event_type: str, event_key: str = "") -> Record:
-    """A `Record` for decisions about `run`."""
-    return partial(
-        record, services, run.event_id, event_key, event_type, route=run.route, run_key=run.run_key
-    )
+def logged(decision: DecisionRecord) -> None:
+    """The log line of a decision written to the trail."""
+    about = {"outcome": decision.outcome, "route": decision.route, "run_key": decision.run_key}
+    log.info("decision recorded", extra=fields(**about, reason=decision.reason))
+
+
+@dataclass(frozen=True)
+class Recorder:
+    """Decisions about one run: `recorder(outcome, reason)` writes one; `draft` makes one for the
+    ledger to write in the same commit as the state change it tells (`mark_submitted`,
+    `finish`), and `logged` logs it once written. `prefix` starts every reason (a join's names
+    the part that completed it)."""
+
+    services: Services
+    run: NewRun
+    event_type: str
+    event_key: str = ""
+    prefix: str = ""
+
+    def draft(self, outcome: Outcome, reason: str) -> DecisionRecord:
+        run = self.run
+        return DecisionRecord(
+            self.services.clock(),
+            run.event_id,
+            self.event_key,
+            self.event_type,
+            outcome,
+            run.route,
+            self.prefix + reason,
+            run.run_key,
+        )
+
+    def __call__(self, outcome: Outcome, reason: str) -> None:
+        decision = self.draft(outcome, reason)
+        self.services.decisions.record(decision)
+        logged(decision)
+
+
+def recorder(services: Services, run: NewRun, event_type: str, event_key: str = "") -> Recorder:
+    """A `Recorder` for decisions about `run`."""
+    return Recorder(services, run, event_type, event_key)
 
 
 QUEUE_ONLY = ("every_route", "blocks")  # a QUEUED start's detail that only `start_queued` reads
@@ -138,7 +173,7 @@ def answered(detail: dict[str, object]) -> dict[str, object]:
     return {name: value for name, value in detail.items() if name not in QUEUE_ONLY}
 
 
-def launch(services: Services, run: NewRun, pipeline: CompiledPipeline, note: Record) -> Started:
+def launch(services: Services, run: NewRun, pipeline: CompiledPipeline, note: Recorder) -> Started:
     """Claim `run.run_key` and, if this caller wins, start it; `note` writes the decision. The
     run keeps the trace it was decided in, for its submit and its result."""
     run = replace(run, trace=run.trace or services.telemetry.current())
@@ -154,7 +189,7 @@ def launch(services: Services, run: NewRun, pipeline: CompiledPipeline, note: Re
 
 
 def start_claimed(
-    services: Services, run: NewRun, pipeline: CompiledPipeline, attempt: int, note: Record
+    services: Services, run: NewRun, pipeline: CompiledPipeline, attempt: int, note: Recorder
 ) -> Started:
     """Start a run this caller holds the claim of (`attempt`): queue it if a limit or the pause
     holds it back, else submit exactly one run."""
@@ -194,10 +229,11 @@ def start_claimed(
         publish_result(services, run.run_key)
         return Outcome.FAILED, {"reason": str(exc)}
     services.crash(crashpoints.AFTER_SUBMIT)
-    if not store.mark_submitted(run.run_key, attempt, run_id, services.clock()):
+    submitted = note.draft(Outcome.RUN, f"submitted as {run_id}")  # written in the same commit
+    if not store.mark_submitted(run.run_key, attempt, run_id, services.clock(), submitted):
         # Our lease ran out mid-submit and another delivery took over: it adopts this run by key.
         log.warning("claim taken over while submitting", extra=fields(run_key=run.run_key, run_id=run_id))
-    note(Outcome.RUN, f"submitted as {run_id}")
+    logged(submitted)
     arrived = run.created_at if isinstance(run, RunRecord) else started  # a queued run waited
     services.telemetry.run(run.route, run.backend, RunState.SUBMITTED, services.clock() - arrived)
     services.crash(crashpoints.AFTER_RECORD)
@@ -205,7 +241,7 @@ def start_claimed(
 
 
 def _end_unstarted(
-    services: Services, run: NewRun, state: RunState, reason: str, note: Record, newer: str = ""
+    services: Services, run: NewRun, state: RunState, reason: str, note: Recorder, newer: str = ""
 ) -> Started:
     """End a claimed run that will not start (skipped, or superseded by `newer`), say why in its
     result, and publish it."""
@@ -312,11 +348,20 @@ def rerun(services: Services, run_key: str) -> tuple[str, Outcome, dict[str, obj
     raise AssertionError("unreachable")
 
 
-def finish(services: Services, run: NewRun, state: RunState, details: dict[str, object]) -> bool:
-    """Move a run to its terminal state and give back its place; False if it had ended already."""
+def finish(
+    services: Services,
+    run: NewRun,
+    state: RunState,
+    details: dict[str, object],
+    decision: DecisionRecord | None = None,
+) -> bool:
+    """Move a run to its terminal state and give back its place; False if it had ended already.
+    `decision` (a `Recorder.draft`) is written in the same commit, only if the run moved."""
     now = services.clock()
-    if not services.store.finish(run.run_key, state, details, now):
+    if not services.store.finish(run.run_key, state, details, now, decision=decision):
         return False
+    if decision is not None:
+        logged(decision)
     limits.ended(services, run)
     submitted = run.submitted_at if isinstance(run, RunRecord) else None
     services.telemetry.run(run.route, run.backend, state, None if submitted is None else now - submitted)
@@ -353,8 +398,8 @@ def complete(services: Services, run: RunRecord) -> RunState | None:
     }
     if status.state is RunState.CANCELED and (by := supersede.superseded_by(services, run.run_key)):
         details |= {"superseded_by": by, "error": status.error or f"superseded by {by}"}
-    if finish(services, run, status.state, details):
-        recorder(services, run, "completion")(Outcome.COMPLETED, f"run ended {status.state}")
+    ended = recorder(services, run, "completion").draft(Outcome.COMPLETED, f"run ended {status.state}")
+    finish(services, run, status.state, details, ended)
     services.crash(crashpoints.AFTER_TERMINAL)
     publish_result(services, run.run_key)
     return status.state

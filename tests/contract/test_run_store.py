@@ -181,3 +181,30 @@ def test_a_sqlite_ledger_from_before_traces_gains_the_column(tmp_path: Path) -> 
     assert reopened.get(RUN.run_key).trace == ""  # type: ignore[union-attr]
     assert reopened.claim(replace(RUN, run_key="new", trace="t"), 2.0, LEASE).outcome is ClaimOutcome.WON
     assert reopened.get("new").trace == "t"  # type: ignore[union-attr]
+
+
+def test_a_state_change_writes_its_decision_in_the_same_commit(ledger: Ledger, ledger_clock: Time) -> None:
+    """mark_submitted writes its decision whether or not the run moved (the trail says what was
+    done); finish only when the run moved (a second finish tells nothing)."""
+    from functions.service.records import DecisionRecord, Outcome
+
+    def decision(outcome: Outcome, reason: str) -> DecisionRecord:
+        return DecisionRecord(ledger_clock.now(), "event-1", "", "t", outcome, "route", reason, RUN.run_key)
+
+    attempt = ledger.claim(RUN, ledger_clock.now(), LEASE).attempt
+    assert ledger.mark_submitted(
+        RUN.run_key, attempt, "r-1", ledger_clock.now(), decision(Outcome.RUN, "as r-1")
+    )
+    assert not ledger.mark_submitted(
+        RUN.run_key, attempt, "r-2", ledger_clock.now(), decision(Outcome.RUN, "r-2")
+    )
+    ended = decision(Outcome.COMPLETED, "ended")
+    assert ledger.finish(RUN.run_key, RunState.SUCCEEDED, {}, ledger_clock.now(), decision=ended)
+    assert not ledger.finish(
+        RUN.run_key, RunState.FAILED, {}, ledger_clock.now(), decision=decision(Outcome.FAILED, "x")
+    )
+    assert [(d.outcome, d.reason) for d in ledger.trail(RUN.run_key)] == [
+        (Outcome.RUN, "as r-1"),
+        (Outcome.RUN, "r-2"),
+        (Outcome.COMPLETED, "ended"),
+    ]

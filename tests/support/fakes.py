@@ -172,8 +172,12 @@ class FakeRunStore:
                 return Claim(ClaimOutcome.WON, attempt=1)
             return self._take_over(record, now, lease, RunState.CLAIMED)
 
-    def mark_submitted(self, run_key: str, attempt: int, run_id: str, now: float) -> bool:
+    def mark_submitted(
+        self, run_key: str, attempt: int, run_id: str, now: float, decision: DecisionRecord | None = None
+    ) -> bool:
         with self._lock:
+            if decision is not None:
+                self._trail(decision)
             if self._holder(run_key, attempt) is None:
                 return False
             self._change(run_key, state=RunState.SUBMITTED, run_id=run_id, submitted_at=now, updated_at=now)
@@ -191,6 +195,7 @@ class FakeRunStore:
         details: Mapping[str, object],
         now: float,
         only_from: RunState | None = None,
+        decision: DecisionRecord | None = None,
     ) -> bool:
         if not state.terminal:
             raise ValueError(f"{state} is not a terminal state")
@@ -199,7 +204,15 @@ class FakeRunStore:
             if record is None or record.state.terminal or only_from not in (None, record.state):
                 return False
             self._change(run_key, state=state, details=dict(details), finished_at=now, updated_at=now)
+            if decision is not None:
+                self._trail(decision)
             return True
+
+    def _trail(self, decision: DecisionRecord) -> None:
+        """A decision written with a state change (a `MemoryLedger` keeps it in its trail)."""
+        record = getattr(self, "record", None)
+        if record is not None:
+            record(decision)
 
     def begin_publish(self, run_key: str, now: float, lease: float) -> RunRecord | None:
         with self._lock:
