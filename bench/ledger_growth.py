@@ -19,6 +19,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from bench import quiet
 from bench.status_page import fill
 from functions import bootstrap
 from functions.service import intake
@@ -32,8 +33,7 @@ ROUNDS = 3
 
 def per_event_us(runs: int, decisions: int, events: int) -> list[float]:
     """Microseconds per new event, one figure per round, on a ledger filled with so much."""
-    logging.disable(logging.WARNING)
-    with tempfile.TemporaryDirectory() as scratch:
+    with quiet(logging.WARNING), tempfile.TemporaryDirectory() as scratch:
         settings = Settings(routes=ROUTES, state_dir=Path(scratch), auth="none")
         services = replace(bootstrap.build(settings), backends={"local": RecordingBackend()})
         if runs or decisions:

@@ -30,7 +30,6 @@ SIGKILL of a process on both ledgers, is tests/e2e/test_crash_points.py.
 from __future__ import annotations
 
 import json
-import logging
 import random
 import tempfile
 import time
@@ -39,6 +38,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bench import quiet
 from events.envelope import parse_http
 from events.eventarc import message_published, object_finalized
 from events.router import Router
@@ -200,11 +200,8 @@ def simulate(
     `fault_rate` is per port call (a delivery makes several); `crash_rate` per crash point
     reached; `duplicate_rate` is the share of acknowledged events delivered again.
     """
-    logging.disable(logging.ERROR)  # thousands of quarantines, retries and poison runs are expected here
-    try:
+    with quiet():  # thousands of quarantines, retries and poison runs are expected here
         return _simulate(deliveries, duplicate_rate, crash_rate, fault_rate, seed)
-    finally:
-        logging.disable(logging.NOTSET)
 
 
 def _simulate(

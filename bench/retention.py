@@ -13,7 +13,6 @@ stays that of the first days, because SQLite reuses the pages pruning freed.
 from __future__ import annotations
 
 import argparse
-import logging
 import sqlite3
 import tempfile
 import time
@@ -21,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 
+from bench import quiet
 from events.envelope import parse_http
 from events.schema import seconds
 from functions import bootstrap
@@ -64,7 +64,11 @@ def measure(path: Path) -> dict[str, int]:
 
 def simulate(days: int, per_day: int, keep: float, report: list[int]) -> list[dict[str, int]]:
     """Run the month; the measurements of the days in `report` (1-based)."""
-    logging.disable(logging.ERROR)  # quarantines are expected here
+    with quiet():  # quarantines are expected here
+        return _simulate(days, per_day, keep, report)
+
+
+def _simulate(days: int, per_day: int, keep: float, report: list[int]) -> list[dict[str, int]]:
     measured = []
     with tempfile.TemporaryDirectory() as scratch:
         settings = Settings(routes=ROUTES, state_dir=Path(scratch), auth="none", reconcile_grace_seconds=0)
@@ -92,7 +96,6 @@ def simulate(days: int, per_day: int, keep: float, report: list[int]) -> list[di
             if day in report:
                 measured.append({"day": day} | measure(ledger.path))
             now[0] = START + day * DAY
-    logging.disable(logging.NOTSET)
     return measured
 
 

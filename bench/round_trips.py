@@ -18,7 +18,6 @@ transaction). Five kinds of delivery, each after the service is warm:
 
 from __future__ import annotations
 
-import logging
 import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -27,6 +26,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from bench import quiet
 from functions import bootstrap
 from functions.service import completion, intake
 from functions.service.ports import Services
@@ -220,9 +220,9 @@ def verdict(kind: str, reads: int, commits: int) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    logging.disable(logging.ERROR)  # quarantines are expected here
-    firestore = firestore_rows()
-    sqlite = sqlite_rows()
+    with quiet():  # quarantines are expected here
+        firestore = firestore_rows()
+        sqlite = sqlite_rows()
     print("\nRound trips per delivery (bench/round_trips.py): gRPC calls to the Firestore and Pub/Sub")
     print("emulators by method; the SQLite ledger's statements (reads, committed transactions)\n")
     print(
