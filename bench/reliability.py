@@ -44,6 +44,7 @@ from events.eventarc import message_published, object_finalized
 from events.router import Router
 from functions import bootstrap
 from functions.service import completion, crashpoints, intake, reconcile
+from functions.service.joins import run_for
 from functions.service.ports import Services, ledger_ports
 from functions.service.records import DecisionRecord, JoinState, JoinStatus, Outcome
 from functions.settings import Settings
@@ -386,20 +387,31 @@ def accounted(services: Services, headers: dict[str, str]) -> bool:
 
 
 def _window_accounted(services: Services, window: JoinState) -> bool:
-    """An expired window recorded a skip for each part; a complete one started its run."""
+    """An expired window recorded a skip for each part; a complete one started its run — found
+    by the run key the window builds, for the delivery that launched it may be a repeat of a
+    part, whose own event is not one of the window's parts."""
     if window.status is JoinStatus.EXPIRED:
         return True
-    trails = [services.decisions.trail(part.event_id) for part in window.parts.values()]
-    return window.status is JoinStatus.COMPLETE and any(_ran(services, trail) for trail in trails)
+    if window.status is not JoinStatus.COMPLETE:
+        return False
+    rule = services.router.by_name[window.route]
+    built = run_for(rule, window, services.catalog[rule.pipeline], "")
+    if isinstance(built, str):  # the run cannot be built: the completing part recorded the skip
+        return True
+    return _started(services, built.run_key)
 
 
 def _ran(services: Services, trail: list[DecisionRecord]) -> bool:
-    runs = [services.store.get(decision.run_key) for decision in trail if decision.run_key]
-    return any(
+    return any(_started(services, decision.run_key) for decision in trail if decision.run_key)
+
+
+def _started(services: Services, run_key: str) -> bool:
+    """The run reached the engine, or ended (a claim alone is not enough)."""
+    run = services.store.get(run_key)
+    return (
         run is not None
         and (run.run_id is not None or run.state.terminal)
         and run.state is not RunState.CLAIMED
-        for run in runs
     )
 
 
