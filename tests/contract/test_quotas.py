@@ -6,6 +6,8 @@ import multiprocessing
 import time
 from typing import Any
 
+import pytest
+
 from functions.bootstrap import ledger_from
 from functions.service.ports import Ledger
 from functions.service.records import NewRun
@@ -27,6 +29,7 @@ def test_a_limit_of_n_places_is_never_held_n_plus_one_times(ledger: Ledger, ledg
     assert not ledger.hold("active:r", 2, "a", ledger_clock.now())
 
 
+@pytest.mark.slow  # processes racing: the full suite runs it, make check does not
 def test_places_under_a_race_from_many_processes(ledger_url: str) -> None:
     held = hold_race(ledger_url, 8, limit=3)
     assert held.count(True) == 3

@@ -134,6 +134,7 @@ def claim_race(url: str, workers: int) -> list[str]:
     return sorted(results.get(timeout=5) for _ in processes)
 
 
+@pytest.mark.slow  # processes racing: the full suite runs it, make check does not
 def test_exactly_one_of_many_processes_wins(ledger_url: str) -> None:
     outcomes = claim_race(ledger_url, 8)
     assert outcomes.count("WON") == 1
