@@ -115,9 +115,12 @@ def record(
     run_key: str = "",
 ) -> None:
     """Write one decision to the trail (and one log line, which names the run id when there is one)."""
-    decision = DecisionRecord(
-        services.clock(), event_id, event_key, event_type, outcome, route, reason, run_key
-    )
+    at = services.clock()
+    written(services, DecisionRecord(at, event_id, event_key, event_type, outcome, route, reason, run_key))
+
+
+def written(services: Services, decision: DecisionRecord) -> None:
+    """Write a decision to the trail, and log it."""
     services.decisions.record(decision)
     logged(decision)
 
@@ -155,9 +158,7 @@ class Recorder:
         )
 
     def __call__(self, outcome: Outcome, reason: str) -> None:
-        decision = self.draft(outcome, reason)
-        self.services.decisions.record(decision)
-        logged(decision)
+        written(self.services, self.draft(outcome, reason))
 
 
 def recorder(services: Services, run: NewRun, event_type: str, event_key: str = "") -> Recorder:
