@@ -19,6 +19,7 @@ escapes, inert.
 from __future__ import annotations
 
 import functools
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -143,14 +144,8 @@ def _story(ledger: Ledger, told: overview.Story) -> Page:
         for run in told.runs
     ]
     return _page(
-        "story.html", story=told, runs=runs, explain=f"kfp-trigger explain {_quoted(told.identifier)}"
+        "story.html", story=told, runs=runs, explain=f"kfp-trigger explain {shlex.quote(told.identifier)}"
     )
-
-
-def _quoted(text: str) -> str:
-    import shlex
-
-    return shlex.quote(text)
 
 
 def _page(template: str, code: int = 200, **values: Any) -> Page:
