@@ -4,8 +4,9 @@ What a delivery costs in production is its calls to Firestore and Pub/Sub (laten
 call), so this counts them: every gRPC call the Google clients make is recorded by method
 (`grpc`'s channel callables are wrapped for the bench's lifetime), against the Firestore and
 Pub/Sub emulators, with results and quarantine on Pub/Sub topics and a recording backend. For the
-SQLite ledger, the statements are counted instead (a read is a SELECT, a write a committed
-transaction). Five kinds of delivery, each after the service is warm:
+SQLite ledger, its transactions are counted instead (`counting_sqlite`: a read transaction or a
+lone SELECT is a read, a transaction that wrote is a commit). Five kinds of delivery, each after
+the service is warm:
 
     new       a finalize event a route takes: a run starts
     duplicate the same event again
@@ -79,21 +80,29 @@ def counting_grpc() -> Iterator[Counter[str]]:
 
 @contextmanager
 def counting_sqlite() -> Iterator[Counter[str]]:
-    """Count the SQLite ledger's reads (SELECT) and committed write transactions."""
+    """Count the SQLite ledger's round trips: a read is a read transaction (a SELECT on its own,
+    or BEGIN … COMMIT with reads only), a commit a transaction that wrote. Statements inside a
+    transaction are its own, not round trips of their own."""
     from functions.adapters import sqlite_ledger
 
     counted: Counter[str] = Counter()
     original = sqlite_ledger.SqliteLedger._connection
+    transaction = {"open": False, "wrote": False}
 
     def traced(self: Any) -> Any:
         connection = original(self)
 
         def trace(statement: str) -> None:
             head = statement.lstrip().split(None, 1)[0].upper() if statement.strip() else ""
-            if head == "SELECT":
+            if head == "BEGIN":
+                transaction.update(open=True, wrote=False)
+            elif head in ("COMMIT", "ROLLBACK"):
+                counted["commit" if transaction["wrote"] and head == "COMMIT" else "read"] += 1
+                transaction.update(open=False, wrote=False)
+            elif head in ("INSERT", "UPDATE", "DELETE", "REPLACE"):
+                transaction["wrote"] = True
+            elif head == "SELECT" and not transaction["open"]:
                 counted["read"] += 1
-            elif head == "COMMIT":
-                counted["commit"] += 1
 
         connection.set_trace_callback(trace)
         return connection
@@ -224,7 +233,7 @@ def main(argv: list[str] | None = None) -> None:
         firestore = firestore_rows()
         sqlite = sqlite_rows()
     print("\nRound trips per delivery (bench/round_trips.py): gRPC calls to the Firestore and Pub/Sub")
-    print("emulators by method; the SQLite ledger's statements (reads, committed transactions)\n")
+    print("emulators by method; the SQLite ledger's read and write transactions\n")
     print(
         "| delivery | Firestore reads | Firestore commits | of which transactions | Pub/Sub publishes"
         " | Firestore target | SQLite reads | SQLite commits | SQLite target |"

@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 from events.errors import TransientError
 from functions.service.records import (
     LEDGER_STATES,
+    NO_RIDERS,
     Claim,
     ClaimOutcome,
     DecisionRecord,
@@ -35,6 +36,8 @@ from functions.service.records import (
     NewRun,
     Outcome,
     Part,
+    Reading,
+    Riders,
     RunRecord,
     claim_rule,
     completed,
@@ -108,14 +111,66 @@ class FirestoreLedger:
 
         return self._commit(apply)  # type: ignore[no-any-return]  # `transactional` is untyped
 
-    def claim(self, run: NewRun, now: float, lease: float) -> Claim:
+    def _ride(self, writes: Any, also: Riders) -> None:
+        """Add riders to a batch or a transaction (`writes`)."""
+        if (event := also.kept) is not None:
+            document = {
+                "event_id": event.event_id,
+                "at": event.at,
+                "attributes": dict(event.attributes),
+                "data": event.data,
+                "reason": event.reason,
+                "quarantined": bool(event.reason),
+            }
+            writes.set(self._events.document(document_id(event.event_id)), document | self._expiry())
+        for key, value, _ in also.marks:
+            maximum = {"key": key, "value": self._firestore.Maximum(value)}  # an atomic max
+            writes.set(self._marks.document(document_id(key)), maximum | self._expiry(), merge=True)
+        for decision in also.decisions:
+            writes.create(self._decisions.document(), self._decision_document(decision))
+
+    def write(self, also: Riders) -> None:
+        """Riders in one batch: one commit."""
+        batch = self._db.batch()
+        self._ride(batch, also)
+        with _mapped():
+            batch.commit()
+
+    def read(
+        self, now: float, run_keys: Collection[str], marks: Collection[str] = (), flags: Collection[str] = ()
+    ) -> Reading:
+        refs = [self._runs.document(document_id(key)) for key in run_keys]
+        refs += [self._marks.document(document_id(key)) for key in marks]
+        refs += [self._flags.document(name) for name in flags]
+        with _mapped():  # one BatchGetDocuments call
+            found = {snapshot.reference.path: snapshot for snapshot in self._db.get_all(refs)} if refs else {}
+        documents = {path: snapshot.to_dict() or {} for path, snapshot in found.items() if snapshot.exists}
+        at = min((snapshot.read_time.timestamp() for snapshot in found.values()), default=now)
+
+        def document(collection: Any, name: str) -> Mapping[str, Any] | None:
+            return documents.get(collection.document(name).path)
+
+        runs = {key: document(self._runs, document_id(key)) for key in run_keys}
+        raised = {key: document(self._marks, document_id(key)) or {} for key in marks}
+        set_flags = {name: document(self._flags, name) or {} for name in flags}
+        return Reading(
+            runs={key: _record(found) for key, found in runs.items() if found is not None},
+            marks={key: int(found.get("value", 0)) for key, found in raised.items()},
+            flags={name: bool(found.get("value")) for name, found in set_flags.items()},
+            at=at,
+        )
+
+    def claim(self, run: NewRun, now: float, lease: float, also: Riders = NO_RIDERS) -> Claim:
         from google.api_core import exceptions
 
         ref = self._runs.document(document_id(run.run_key))
+        batch = self._db.batch()  # create-if-absent: atomic without a transaction, so racing
+        batch.create(ref, _new_document(run, RunState.CLAIMED, now, lease, self._firestore.SERVER_TIMESTAMP))
+        self._ride(batch, also)  # deliveries take no locks; the riders only if it is created
         with _mapped():
-            try:  # create-if-absent: atomic without a transaction, so racing deliveries take no locks
-                ref.create(_new_document(run, RunState.CLAIMED, now, lease, self._firestore.SERVER_TIMESTAMP))
-                return Claim(ClaimOutcome.WON, attempt=1)
+            try:
+                created, *_ = batch.commit()
+                return Claim(ClaimOutcome.WON, attempt=1, version=created.update_time)
             except exceptions.AlreadyExists:
                 snapshot = ref.get()
         decided = claim_rule(_record(snapshot.to_dict() or {}), snapshot.read_time.timestamp())
@@ -139,22 +194,43 @@ class FirestoreLedger:
                     "updated_at": now,
                 },
             )
+            self._ride(transaction, also)
             return Claim(ClaimOutcome.WON, attempt, record)
 
         return self._transact(run.run_key, take_over)
 
     def mark_submitted(
-        self, run_key: str, attempt: int, run_id: str, now: float, decision: DecisionRecord | None = None
+        self,
+        run_key: str,
+        attempt: int,
+        run_id: str,
+        now: float,
+        also: Riders = NO_RIDERS,
+        version: object = None,
     ) -> bool:
+        from google.api_core import exceptions
+
+        update = {"state": RunState.SUBMITTED.value, "run_id": run_id, "submitted_at": now, "updated_at": now}
+        if version is not None:  # unchanged since the claim: still CLAIMED by this attempt; no read
+            batch = self._db.batch()
+            batch.update(
+                self._runs.document(document_id(run_key)),
+                update,
+                option=self._db.write_option(last_update_time=version),
+            )
+            self._ride(batch, also)
+            with _mapped():
+                try:
+                    batch.commit()
+                    return True
+                except exceptions.FailedPrecondition:
+                    pass  # changed since (released, taken over): decide in a transaction
+
         def change(transaction: Any, ref: Any, current: Mapping[str, Any] | None, _: float) -> bool:
-            if decision is not None:
-                transaction.create(self._decisions.document(), self._decision_document(decision))
+            self._ride(transaction, also)
             if current is None or current["state"] != RunState.CLAIMED or current["attempt"] != attempt:
                 return False
-            transaction.update(
-                ref,
-                {"state": RunState.SUBMITTED.value, "run_id": run_id, "submitted_at": now, "updated_at": now},
-            )
+            transaction.update(ref, update)
             return True
 
         return self._transact(run_key, change)
@@ -174,20 +250,33 @@ class FirestoreLedger:
         now: float,
         only_from: RunState | None = None,
         decision: DecisionRecord | None = None,
-    ) -> bool:
+        *,
+        also: Riders = NO_RIDERS,
+        publish_lease: float = 0.0,
+    ) -> RunRecord | None:
         if not state.terminal:
             raise ValueError(f"{state} is not a terminal state")
 
-        def change(transaction: Any, ref: Any, current: Mapping[str, Any] | None, _: float) -> bool:
+        def change(
+            transaction: Any, ref: Any, current: Mapping[str, Any] | None, server_now: float
+        ) -> RunRecord | None:
+            self._ride(transaction, also)
             if current is None or current["state"] in TERMINAL_STATES:
-                return False
+                return None
             if only_from is not None and current["state"] != only_from:
-                return False
-            update = {"state": state.value, "details": dict(details), "finished_at": now, "updated_at": now}
+                return None
+            update: dict[str, Any] = {
+                "state": state.value,
+                "details": dict(details),
+                "finished_at": now,
+                "updated_at": now,
+            }
+            if publish_lease > 0:
+                update["publish_lease"] = server_now + publish_lease  # server time, as begin_publish
             transaction.update(ref, update | self._expiry())
             if decision is not None:
                 transaction.create(self._decisions.document(), self._decision_document(decision))
-            return True
+            return _record({**current, **update})
 
         return self._transact(run_key, change)
 
@@ -204,8 +293,9 @@ class FirestoreLedger:
 
         return self._transact(run_key, change)
 
-    def mark_published(self, run_key: str, now: float) -> None:
+    def mark_published(self, run_key: str, now: float, also: Riders = NO_RIDERS) -> None:
         def change(transaction: Any, ref: Any, current: Mapping[str, Any] | None, _: float) -> None:
+            self._ride(transaction, also)
             if current is not None and not current["published"]:
                 transaction.update(ref, {"published": True, "published_at": now, "updated_at": now})
 
@@ -248,8 +338,7 @@ class FirestoreLedger:
         return [record for record in self._query(published=False) if record.state.terminal]
 
     def record(self, decision: DecisionRecord) -> None:
-        with _mapped():
-            self._decisions.add(self._decision_document(decision))
+        self.write(Riders(decisions=(decision,)))
 
     def _decision_document(self, decision: DecisionRecord) -> dict[str, Any]:
         return {
@@ -498,16 +587,7 @@ class FirestoreLedger:
         return self._commit(expire)  # type: ignore[no-any-return]  # `transactional` is untyped
 
     def keep(self, event: KeptEvent) -> None:
-        document = {
-            "event_id": event.event_id,
-            "at": event.at,
-            "attributes": dict(event.attributes),
-            "data": event.data,
-            "reason": event.reason,
-            "quarantined": bool(event.reason),
-        }
-        with _mapped():
-            self._events.document(document_id(event.event_id)).set(document | self._expiry())
+        self.write(Riders(kept=event))
 
     def kept(self, event_id: str) -> KeptEvent | None:
         with _mapped():

@@ -18,15 +18,19 @@ from typing import Any
 
 from events.errors import TransientError
 from functions.service.records import (
+    NO_RIDERS,
     Claim,
     ClaimOutcome,
     DecisionRecord,
     JoinState,
     JoinStatus,
     KeptEvent,
+    MarkRaise,
     NewRun,
     Outcome,
     Part,
+    Reading,
+    Riders,
     RunRecord,
     arrive_rule,
     claim_rule,
@@ -146,6 +150,19 @@ class SqliteLedger:
         except sqlite3.Error as exc:
             raise TransientError(f"ledger unavailable: {exc}") from exc
 
+    @contextmanager
+    def _snapshot(self) -> Iterator[sqlite3.Connection]:
+        """Several reads in one read transaction: one snapshot of the file, one round trip."""
+        try:
+            db = self._connection()
+            db.execute("BEGIN")
+            try:
+                yield db
+            finally:
+                db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise TransientError(f"ledger unavailable: {exc}") from exc
+
     def _read(self, sql: str, args: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
         try:
             return self._connection().execute(sql, args).fetchall()
@@ -183,13 +200,36 @@ class SqliteLedger:
             ),
         )
 
-    def claim(self, run: NewRun, now: float, lease: float) -> Claim:
+    def read(
+        self, now: float, run_keys: Collection[str], marks: Collection[str] = (), flags: Collection[str] = ()
+    ) -> Reading:
+        def rows(db: sqlite3.Connection, sql: str, keys: Collection[str]) -> list[sqlite3.Row]:
+            if not keys:
+                return []
+            return db.execute(sql.format(",".join("?" * len(keys))), tuple(keys)).fetchall()
+
+        with self._snapshot() as db:
+            found = rows(db, "SELECT * FROM runs WHERE run_key IN ({})", run_keys)
+            raised = rows(db, "SELECT key, value FROM marks WHERE key IN ({})", marks)
+            set_flags = rows(db, "SELECT name, value FROM flags WHERE name IN ({})", flags)
+        return Reading(
+            runs={row["run_key"]: _record(row) for row in found},
+            marks={key: 0 for key in marks} | {row["key"]: int(row["value"]) for row in raised},
+            flags={name: False for name in flags} | {row["name"]: bool(row["value"]) for row in set_flags},
+            at=now,
+        )
+
+    def claim(self, run: NewRun, now: float, lease: float, also: Riders = NO_RIDERS) -> Claim:
         with self._write() as db:
             row = db.execute("SELECT * FROM runs WHERE run_key = ?", (run.run_key,)).fetchone()
             if row is None:
                 self._insert(db, run, RunState.CLAIMED, now + lease, now)
-                return Claim(ClaimOutcome.WON, attempt=1)
-            return self._take_over(db, _record(row), now, lease, RunState.CLAIMED)
+                claim = Claim(ClaimOutcome.WON, attempt=1)
+            else:
+                claim = self._take_over(db, _record(row), now, lease, RunState.CLAIMED)
+            if claim.outcome is ClaimOutcome.WON:
+                _ride(db, also)
+            return claim
 
     @staticmethod
     def _take_over(
@@ -207,16 +247,21 @@ class SqliteLedger:
         return Claim(ClaimOutcome.WON, attempt, record)
 
     def mark_submitted(
-        self, run_key: str, attempt: int, run_id: str, now: float, decision: DecisionRecord | None = None
+        self,
+        run_key: str,
+        attempt: int,
+        run_id: str,
+        now: float,
+        also: Riders = NO_RIDERS,
+        version: object = None,
     ) -> bool:
-        with self._write() as db:
+        with self._write() as db:  # one transaction: no version needed to compare and set
             cursor = db.execute(
                 "UPDATE runs SET state = ?, run_id = ?, submitted_at = ?, updated_at = ?"
                 " WHERE run_key = ? AND state = ? AND attempt = ?",
                 (RunState.SUBMITTED, run_id, now, now, run_key, RunState.CLAIMED, attempt),
             )
-            if decision is not None:
-                _insert_decision(db, decision)
+            _ride(db, also)
             return cursor.rowcount == 1
 
     def release(self, run_key: str, attempt: int) -> None:
@@ -234,19 +279,31 @@ class SqliteLedger:
         now: float,
         only_from: RunState | None = None,
         decision: DecisionRecord | None = None,
-    ) -> bool:
+        *,
+        also: Riders = NO_RIDERS,
+        publish_lease: float = 0.0,
+    ) -> RunRecord | None:
         if not state.terminal:
             raise ValueError(f"{state} is not a terminal state")
         with self._write() as db:
-            cursor = db.execute(
-                f"UPDATE runs SET state = ?, details = ?, finished_at = ?, updated_at = ?"
-                f" WHERE run_key = ? AND NOT {_IN_TERMINAL} AND state = coalesce(?, state)",
-                (state, json.dumps(details, sort_keys=True), now, now, run_key, *TERMINAL_STATES, only_from),
-            )
-            moved = cursor.rowcount == 1
-            if moved and decision is not None:
+            row = db.execute(
+                f"UPDATE runs SET state = ?, details = ?, finished_at = ?, updated_at = ?, publish_lease = ?"
+                f" WHERE run_key = ? AND NOT {_IN_TERMINAL} AND state = coalesce(?, state) RETURNING *",
+                (
+                    state,
+                    json.dumps(details, sort_keys=True),
+                    now,
+                    now,
+                    now + publish_lease if publish_lease > 0 else 0.0,
+                    run_key,
+                    *TERMINAL_STATES,
+                    only_from,
+                ),
+            ).fetchone()
+            if row is not None and decision is not None:
                 _insert_decision(db, decision)
-            return moved
+            _ride(db, also)
+            return None if row is None else _record(row)
 
     def begin_publish(self, run_key: str, now: float, lease: float) -> RunRecord | None:
         with self._write() as db:
@@ -259,12 +316,13 @@ class SqliteLedger:
                 return None
             return _record(db.execute("SELECT * FROM runs WHERE run_key = ?", (run_key,)).fetchone())
 
-    def mark_published(self, run_key: str, now: float) -> None:
+    def mark_published(self, run_key: str, now: float, also: Riders = NO_RIDERS) -> None:
         with self._write() as db:
             db.execute(
                 "UPDATE runs SET published_at = ?, updated_at = ? WHERE run_key = ? AND published_at IS NULL",
                 (now, now, run_key),
             )
+            _ride(db, also)
 
     def get(self, run_key: str) -> RunRecord | None:
         rows = self._read("SELECT * FROM runs WHERE run_key = ?", (run_key,))
@@ -301,8 +359,11 @@ class SqliteLedger:
         return [_record(row) for row in rows]
 
     def record(self, decision: DecisionRecord) -> None:
+        self.write(Riders(decisions=(decision,)))
+
+    def write(self, also: Riders) -> None:
         with self._write() as db:
-            _insert_decision(db, decision)
+            _ride(db, also)
 
     def queue(self, run_key: str, attempt: int, reason: str, now: float) -> bool:
         with self._write() as db:
@@ -432,12 +493,7 @@ class SqliteLedger:
 
     def raise_mark(self, key: str, value: int, now: float) -> int:
         with self._write() as db:
-            (mark,) = db.execute(
-                "INSERT INTO marks (key, value, at) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE"
-                " SET value = max(value, excluded.value), at = excluded.at RETURNING value",
-                (key, value, now),
-            ).fetchone()
-            return int(mark)
+            return _raise_mark(db, MarkRaise(key, value, now))
 
     def mark(self, key: str) -> int:
         rows = self._read("SELECT value FROM marks WHERE key = ?", (key,))
@@ -488,13 +544,7 @@ class SqliteLedger:
         return {(row["route"], RunState(row["state"])): row["n"] for row in rows}
 
     def keep(self, event: KeptEvent) -> None:
-        with self._write() as db:
-            db.execute(
-                "INSERT INTO events (event_id, at, attributes, data, reason) VALUES (?, ?, ?, ?, ?)"
-                " ON CONFLICT (event_id) DO UPDATE SET at = excluded.at, attributes = excluded.attributes,"
-                " data = excluded.data, reason = excluded.reason",
-                (event.event_id, event.at, json.dumps(dict(event.attributes)), event.data, event.reason),
-            )
+        self.write(Riders(kept=event))
 
     def kept(self, event_id: str) -> KeptEvent | None:
         rows = self._read("SELECT * FROM events WHERE event_id = ?", (event_id,))
@@ -532,6 +582,30 @@ class SqliteLedger:
             (prefix, end, prefix, end, limit),
         )
         return [_decision(row) for row in rows]
+
+
+def _ride(db: sqlite3.Connection, also: Riders) -> None:
+    """Write riders in the transaction `db` is in."""
+    if (event := also.kept) is not None:
+        db.execute(
+            "INSERT INTO events (event_id, at, attributes, data, reason) VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT (event_id) DO UPDATE SET at = excluded.at, attributes = excluded.attributes,"
+            " data = excluded.data, reason = excluded.reason",
+            (event.event_id, event.at, json.dumps(dict(event.attributes)), event.data, event.reason),
+        )
+    for mark in also.marks:
+        _raise_mark(db, mark)
+    for decision in also.decisions:
+        _insert_decision(db, decision)
+
+
+def _raise_mark(db: sqlite3.Connection, mark: MarkRaise) -> int:
+    (value,) = db.execute(
+        "INSERT INTO marks (key, value, at) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE"
+        " SET value = max(value, excluded.value), at = excluded.at RETURNING value",
+        mark,
+    ).fetchone()
+    return int(value)
 
 
 def _insert_decision(db: sqlite3.Connection, decision: DecisionRecord) -> None:

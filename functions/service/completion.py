@@ -13,7 +13,7 @@ or being submitted is recorded and changes nothing. Every notice is recorded in 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from events.decoders import decode
 from events.errors import BadEvent
@@ -22,7 +22,7 @@ from functions.logs import fields, label
 from functions.service import joins, runs
 from functions.service.ports import Services
 from functions.service.quarantine import quarantine
-from functions.service.records import Handled, Outcome, RunRecord
+from functions.service.records import DecisionRecord, Handled, Outcome, Riders, RunRecord
 from functions.service.results import publish_result
 from pipelines.backend import RunState
 from pipelines.notice import Notice
@@ -55,38 +55,46 @@ def handle(services: Services, attributes: Mapping[str, str], data: object, body
             services, "completion notice for an unknown run key", attributes, body, "handle_completion"
         )
     label(event_id=run.event_id)  # the event that started it: one filter shows the whole story
-    outcome, reason = _look(services, run)
-    runs.record(
-        services,
-        attributes.get("id", ""),
-        "",
-        "completion notice",
-        outcome,
-        f"notice says {notice.state[:40]!r}: {reason}",
-        route=run.route,
-        run_key=run.run_key,
-    )
-    current = services.store.get(run.run_key) or run
-    return Handled((outcome,), {"run_key": run.run_key, "state": str(current.state), "reason": reason})
+
+    def decision(outcome: Outcome, reason: str) -> DecisionRecord:
+        told = f"notice says {notice.state[:40]!r}: {reason}"
+        at, notice_id = services.clock(), attributes.get("id", "")
+        return DecisionRecord(at, notice_id, "", "completion notice", outcome, run.route, told, run.run_key)
+
+    ended: list[DecisionRecord] = []  # the notice's decision, when it rode on the run's end
+
+    def told(state: RunState) -> Riders:
+        ended.append(decision(Outcome.COMPLETED, f"the engine reports {state}"))
+        return Riders(decisions=tuple(ended))
+
+    outcome, reason, state = _look(services, run, told)
+    if outcome is Outcome.COMPLETED and ended:
+        runs.logged(ended[0])
+    else:
+        runs.written(services, decision(outcome, reason))
+    return Handled((outcome,), {"run_key": run.run_key, "state": str(state), "reason": reason})
 
 
-def _look(services: Services, run: RunRecord) -> tuple[Outcome, str]:
-    """Act on a notice for `run`: what happened, and why."""
+def _look(
+    services: Services, run: RunRecord, told: Callable[[RunState], Riders]
+) -> tuple[Outcome, str, RunState]:
+    """Act on a notice for `run`: what happened, why, and the run's state after. `told`: the
+    notice's decision, written with the run's end if it ends now."""
     if run.state is RunState.QUEUED:
-        return Outcome.SKIPPED, "the run has not started: the notice changes nothing"
+        return Outcome.SKIPPED, "the run has not started: the notice changes nothing", run.state
     if run.state is RunState.CLAIMED:
-        return Outcome.RETRY, "the run is being submitted: deliver the notice again later"
+        return Outcome.RETRY, "the run is being submitted: deliver the notice again later", run.state
     report = runs.Pass()
     ended = None
     with runs.isolated(services, run, report, "looking up its status"):
-        ended = runs.complete(services, run)
+        ended = runs.complete(services, run, None if run.state.terminal else told)
     if report.skipped:  # left for a redelivery; recorded FAILED after runs.MAX_STRIKES
-        return Outcome.RETRY, report.skipped[0]["reason"]
+        return Outcome.RETRY, report.skipped[0]["reason"], run.state
     if ended is None:
-        return Outcome.RETRY, "the engine reports no end yet: deliver the notice again later"
+        return Outcome.RETRY, "the engine reports no end yet: deliver the notice again later", run.state
     if not run.state.terminal:
         runs.start_queued(services)  # its place may let a queued run start (reconcile: once per pass)
-    return Outcome.COMPLETED, f"the engine reports {ended}"
+    return Outcome.COMPLETED, f"the engine reports {ended}", ended
 
 
 def reconcile(services: Services) -> runs.Pass:

@@ -1,9 +1,10 @@
 """Decide, then act: every check after routing, as a pure plan.
 
-`gather` reads what the checks need (the object's generation high-water mark, a manifest's
-batch); `decide` is pure: from the event, its routing, the routes, the catalog and those facts,
-it returns the plan — `Refuse` the whole event (quarantine), or one step per route: `Skip`,
-`Retry`, `Join` a coalescing window, `Launch` a run, or `Arrive`: record a join's part.
+`gather` reads what the checks need in one round trip to the ledger (the object's generation
+high-water mark, the runs its run keys name, the pause flag) and a manifest's batch; `decide`
+is pure: from the event, its routing, the routes, the catalog and those facts, it returns the
+plan — `Refuse` the whole event (quarantine), or one step per route: `Skip`, `Retry`, `Join` a
+coalescing window, `Launch` a run, or `Arrive`: record a join's part.
 `intake` carries the plan out. Tests of decisions need no I/O: build `Facts` and call `decide`.
 
 The checks, in order: the producer's signature (a Pub/Sub route that requires one), the
@@ -24,7 +25,7 @@ from events.routes import Rule
 from functions.service import limits
 from functions.service.batches import Batch, NotReady, ready
 from functions.service.ports import ObjectStore, Services
-from functions.service.records import NewRun, iso
+from functions.service.records import MarkRaise, NewRun, Reading, iso
 from pipelines.backend import CompiledPipeline
 from pipelines.parameters import BATCH_BYTES_PARAMETER, BATCH_MANIFEST_PARAMETER, BATCH_OBJECTS_PARAMETER
 
@@ -35,8 +36,9 @@ class Facts:
 
     now: float
     secrets: Mapping[str, str] = field(default_factory=dict)  # signature secrets, by variable name
-    generation_mark: int = 0  # the highest generation of this object seen (this one included)
+    generation_mark: int = 0  # the highest generation of this object seen before
     batch: Batch | NotReady | BadEvent | None = None  # the manifest's batch, or why there is none
+    reading: Reading | None = None  # what the ledger read found (`runs.launch` uses it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,17 +92,31 @@ Plan = Refuse | tuple[Step, ...]
 
 def gather(services: Services, event: TriggerEvent, routing: Routing) -> Facts:
     """Read what `decide` needs for this event: nothing unless some route would run it."""
-    mark = 0
+    now = services.clock()
+    if not routing.requests:
+        return Facts(now, services.secrets)
+    mark = generation_key(event)
+    run_keys = {request.run_key for request in routing.requests}
+    reading = services.store.read(now, run_keys, marks=[mark] if mark else [], flags=[limits.PAUSED])
     batch: Batch | NotReady | BadEvent | None = None
-    if routing.requests and isinstance(event, ObjectFinalized):
-        if event.generation:
-            # An atomic max, so concurrent deliveries of two generations agree on the newest.
-            mark = services.quotas.raise_mark(
-                f"{event.bucket}/{event.name}", event.generation, services.clock()
-            )
-        if any(request.manifest for request in routing.requests):
-            batch = batch_of(services.objects, event)
-    return Facts(services.clock(), services.secrets, mark, batch)
+    if isinstance(event, ObjectFinalized) and any(request.manifest for request in routing.requests):
+        batch = batch_of(services.objects, event)
+    return Facts(now, services.secrets, reading.marks.get(mark, 0), batch, reading)
+
+
+def generation_key(event: TriggerEvent) -> str:
+    """The high-water mark of an object's generations ("" for an event that has none)."""
+    return f"{event.bucket}/{event.name}" if isinstance(event, ObjectFinalized) and event.generation else ""
+
+
+def raised(event: TriggerEvent, facts: Facts) -> tuple[MarkRaise, ...]:
+    """The generation mark this event raises (written with its first commit, `Riders.marks`):
+    an atomic max, so concurrent deliveries of two generations leave the newest. One decided
+    before a newer generation's mark was written still runs, as before that mark existed."""
+    key = generation_key(event)
+    if not key or not isinstance(event, ObjectFinalized) or event.generation <= facts.generation_mark:
+        return ()
+    return (MarkRaise(key, event.generation, facts.now),)
 
 
 def batch_of(objects: ObjectStore | None, event: ObjectFinalized) -> Batch | NotReady | BadEvent:

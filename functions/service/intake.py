@@ -22,7 +22,7 @@ from functions.logs import fields, label
 from functions.service import guards, joins, runs, watch
 from functions.service.ports import Services
 from functions.service.quarantine import quarantine
-from functions.service.records import Handled, KeptEvent, NewRun, Outcome, data_text
+from functions.service.records import NO_RIDERS, Handled, KeptEvent, NewRun, Outcome, Riders, data_text
 
 log = logging.getLogger("kfp_trigger.intake")
 
@@ -79,21 +79,25 @@ def _routed(
     if isinstance(plan, guards.Refuse):
         log.warning("event refused", extra=fields(reason=plan.reason))
         return _quarantined(services, plan.reason, attributes, data, body, event.key)
-    _keep(services, attributes, data, "")
+    marks = guards.raised(event, facts)
     for step in plan:
-        if isinstance(step, guards.Launch | guards.Join):
-            watch.seen(services, services.router.by_name[step.run.route])
-        elif isinstance(step, guards.Arrive):
-            watch.seen(services, services.router.by_name[step.route])
-    done = [_carry_out(services, event, step) for step in plan]
+        if isinstance(step, guards.Launch | guards.Join | guards.Arrive):
+            route = step.route if isinstance(step, guards.Arrive) else step.run.route
+            marks += watch.seen(services.router.by_name[route], facts.now)
+    # The event's own writes ride on the first commit its plan makes (issue 19: round trips).
+    first = Riders(kept=_kept(services, attributes, data, ""), marks=marks)
+    done = [
+        _carry_out(services, event, step, facts, first if number == 0 else NO_RIDERS)
+        for number, step in enumerate(plan)
+    ]
     outcomes = tuple(outcome for outcome, _ in done)
     return Handled(outcomes, {"event": event.key, "decisions": [entry for _, entry in done]})
 
 
-def _keep(services: Services, attributes: Mapping[str, str], data: object, reason: str) -> None:
-    """Keep the event to replay it (`kfp-trigger replay`), with why it was quarantined, if it was."""
+def _kept(services: Services, attributes: Mapping[str, str], data: object, reason: str) -> KeptEvent:
+    """The event as kept to replay it (`kfp-trigger replay`), with why it was quarantined, if it was."""
     event_id = attributes.get("id", "")[:1024]
-    services.decisions.keep(KeptEvent(event_id, services.clock(), dict(attributes), data_text(data), reason))
+    return KeptEvent(event_id, services.clock(), dict(attributes), data_text(data), reason)
 
 
 def _quarantined(
@@ -106,19 +110,28 @@ def _quarantined(
 ) -> Handled:
     """Quarantine the event; `event_key`: what it is about, when it could be decoded (so that a
     search for the object finds why)."""
-    _keep(services, attributes, data, reason)
-    return quarantine(services, reason, attributes, body, "handle_event", event_key=event_key)
+    kept = Riders(kept=_kept(services, attributes, data, reason))
+    return quarantine(services, reason, attributes, body, "handle_event", event_key=event_key, also=kept)
 
 
 def _carry_out(
-    services: Services, event: TriggerEvent, step: guards.Step
+    services: Services, event: TriggerEvent, step: guards.Step, facts: guards.Facts, also: Riders
 ) -> tuple[Outcome, dict[str, object]]:
-    """Act on one step of the plan: its outcome, and its entry in the answer's `decisions`."""
+    """Act on one step of the plan: its outcome, and its entry in the answer's `decisions`.
+    `also` is written with the step's first commit."""
     envelope = event.envelope
 
     def note(outcome: Outcome, reason: str, route: str, run_key: str) -> None:
         runs.record(
-            services, envelope.id, event.key, envelope.type, outcome, reason, route=route, run_key=run_key
+            services,
+            envelope.id,
+            event.key,
+            envelope.type,
+            outcome,
+            reason,
+            route=route,
+            run_key=run_key,
+            also=also,
         )
 
     match step:
@@ -142,10 +155,12 @@ def _carry_out(
             note(outcome, reason, run.route, batch)
             return outcome, {"route": run.route, "outcome": outcome, "run_key": run.run_key, "batch": batch}
         case guards.Arrive():
+            if also:
+                services.decisions.write(also)
             return joins.arrive(services, event, step)
         case guards.Launch(run, pipeline):
             record = runs.recorder(services, run, envelope.type, event.key)
-            outcome, detail = runs.launch(services, run, pipeline, record)
+            outcome, detail = runs.launch(services, run, pipeline, record, facts.reading, also)
             return outcome, {
                 "route": run.route,
                 "outcome": outcome,

@@ -88,10 +88,10 @@ def paused(services: Services) -> bool:
     return services.settings.paused or services.quotas.flag(PAUSED)
 
 
-def admit(services: Services, run: NewRun) -> Wait | None:
+def admit(services: Services, run: NewRun, paused_now: bool | None = None) -> Wait | None:
     """Take every place `run` needs; None if it may start, else why it must wait (and it holds
-    nothing then)."""
-    if paused(services):
+    nothing then). `paused_now`: the pause flag, if the caller has read it already."""
+    if services.settings.paused or (paused(services) if paused_now is None else paused_now):
         return Wait(PAUSED_REASON, every_route=True)
     now = services.clock()
     held: list[str] = []

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from events.errors import KfpTriggerError
 from events.schema import GlobalLimits
 from functions.service.records import (
+    NO_RIDERS,
     Claim,
     DecisionRecord,
     JoinState,
@@ -31,6 +32,8 @@ from functions.service.records import (
     NewRun,
     Outcome,
     Part,
+    Reading,
+    Riders,
     RunRecord,
     StoredObject,
 )
@@ -44,15 +47,32 @@ if TYPE_CHECKING:
 class RunStore(Protocol):
     """Runs by run key, and their moves through the states (every move a compare-and-set)."""
 
-    def claim(self, run: NewRun, now: float, lease: float) -> Claim:
-        """Create the run CLAIMED if absent (WON); otherwise decide by `records.claim_rule`."""
+    def read(
+        self, now: float, run_keys: Collection[str], marks: Collection[str] = (), flags: Collection[str] = ()
+    ) -> Reading:
+        """The runs of `run_keys` that exist, the marks and the flags, in one round trip (what a
+        delivery reads before deciding, `guards.gather`). `now`: the caller's clock, which the
+        reading's `at` is unless the ledger keeps its own (Firestore: the server's)."""
+        ...
+
+    def claim(self, run: NewRun, now: float, lease: float, also: Riders = NO_RIDERS) -> Claim:
+        """Create the run CLAIMED if absent (WON); otherwise decide by `records.claim_rule`.
+        `also` is written in the same commit when the claim is WON, and not at all otherwise
+        (the caller writes it with its decision)."""
         ...
 
     def mark_submitted(
-        self, run_key: str, attempt: int, run_id: str, now: float, decision: DecisionRecord | None = None
+        self,
+        run_key: str,
+        attempt: int,
+        run_id: str,
+        now: float,
+        also: Riders = NO_RIDERS,
+        version: object = None,
     ) -> bool:
-        """Record the backend's run id, only for the claim holder (`attempt` matches); `decision`
-        is written in the same commit, whether or not the run moved (the trail says what was done)."""
+        """Record the backend's run id, only for the claim holder (`attempt` matches); `also` is
+        written in the same commit, whether or not the run moved (the trail says what was done).
+        `version`: the claim's (`Claim.version`), to compare-and-set without a read."""
         ...
 
     def release(self, run_key: str, attempt: int) -> None:
@@ -67,17 +87,24 @@ class RunStore(Protocol):
         now: float,
         only_from: RunState | None = None,
         decision: DecisionRecord | None = None,
-    ) -> bool:
-        """Move a run to a terminal state; False if it was terminal already (absorbing), or is not
-        in `only_from` when that is given (e.g. only a run still QUEUED: not one being started).
-        `decision` is written in the same commit, only if the run moved."""
+        *,
+        also: Riders = NO_RIDERS,
+        publish_lease: float = 0.0,
+    ) -> RunRecord | None:
+        """Move a run to a terminal state: the run as it now is, or None if it was terminal
+        already (absorbing), or is not in `only_from` when that is given (e.g. only a run still
+        QUEUED: not one being started). In the same commit: `decision` only if the run moved,
+        `also` whatever happened, and with `publish_lease` > 0 the right to publish its result
+        (as `begin_publish` takes it) for that long, if it moved."""
         ...
 
     def begin_publish(self, run_key: str, now: float, lease: float) -> RunRecord | None:
         """Take the right to publish a terminal, unpublished run's result (one publisher at a time)."""
         ...
 
-    def mark_published(self, run_key: str, now: float) -> None: ...
+    def mark_published(self, run_key: str, now: float, also: Riders = NO_RIDERS) -> None:
+        """Record the result published (the first time counts); `also` in the same commit."""
+        ...
 
     def get(self, run_key: str) -> RunRecord | None: ...
 
@@ -172,6 +199,10 @@ class DecisionLog(Protocol):
 
     def record(self, decision: DecisionRecord) -> None: ...
 
+    def write(self, also: Riders) -> None:
+        """Write riders on their own, in one commit (a decision with the event kept, say)."""
+        ...
+
     def trail(self, identifier: str) -> list[DecisionRecord]:
         """Every decision for an event id, event key or run key, oldest first."""
         ...
@@ -194,7 +225,8 @@ class DecisionLog(Protocol):
         ...
 
     def keep(self, event: KeptEvent) -> None:
-        """Keep an event to replay it (the latest keep of an event id wins)."""
+        """Keep an event to replay it (the latest keep of an event id wins; `Riders.kept` is the
+        same write riding on another commit)."""
         ...
 
     def kept(self, event_id: str) -> KeptEvent | None: ...

@@ -74,7 +74,7 @@ def _facts(event: TriggerEvent, routing: Routing, reader: Reader, found: Preview
     batch = None
     if routing.requests and isinstance(event, ObjectFinalized):
         if event.generation and reader.ledger is not None:
-            mark = max(event.generation, reader.ledger.mark(f"{event.bucket}/{event.name}"))
+            mark = reader.ledger.mark(guards.generation_key(event))
         if any(request.manifest for request in routing.requests):
             if reader.objects is None:
                 found.unchecked.append(NO_OBJECTS)

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 
 from functions.logs import fields, label
 from functions.service.ports import Services
-from functions.service.records import DecisionRecord, Handled, Outcome
+from functions.service.records import NO_RIDERS, DecisionRecord, Handled, Outcome, Riders
 from functions.service.results import quarantine_record
 
 log = logging.getLogger("kfp_trigger")
@@ -26,24 +26,25 @@ def quarantine(
     *,
     whole: tuple[int, str] | None = None,
     event_key: str = "",
+    also: Riders = NO_RIDERS,
 ) -> Handled:
     """Keep a permanently bad event with its reason, record the decision, and acknowledge it.
     `whole`: the size and sha256 of a body too large to keep, of which `body` is the start;
-    `event_key`: what the event is about, if it could be decoded."""
+    `event_key`: what the event is about, if it could be decoded; `also`: written with the
+    decision."""
     now = services.clock()
     event_id = attributes.get("id", "")
     label(event_id=event_id)
     record = quarantine_record(reason, attributes, body, target=target, now=now, whole=whole)
     services.quarantine.publish(record)
-    services.decisions.record(
-        DecisionRecord(
-            at=now,
-            event_id=event_id[:1024],
-            event_key=event_key,
-            event_type=attributes.get("type", "")[:200],
-            outcome=Outcome.QUARANTINED,
-            reason=reason,
-        )
+    decision = DecisionRecord(
+        at=now,
+        event_id=event_id[:1024],
+        event_key=event_key,
+        event_type=attributes.get("type", "")[:200],
+        outcome=Outcome.QUARANTINED,
+        reason=reason,
     )
+    services.decisions.write(also.deciding(decision))
     log.warning("event quarantined", extra=fields(target=target, reason=reason))
     return Handled((Outcome.QUARANTINED,), {"outcome": Outcome.QUARANTINED, "reason": reason})

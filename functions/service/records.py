@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import NamedTuple
 
 from pipelines.backend import RunState
 
@@ -83,6 +84,9 @@ class Claim:
     attempt: int = 0
     record: RunRecord | None = None
     retry_after: float = 0.0
+    # WON: the ledger's version of the run as this claim left it (Firestore: its update time), so
+    # that `mark_submitted` can compare-and-set without reading it again; None: none known.
+    version: object = None
 
 
 def claim_rule(record: RunRecord, now: float, takes: RunState = RunState.CLAIMED) -> Claim | None:
@@ -263,3 +267,45 @@ def prefix_end(prefix: str) -> str:
     """The end of the range of texts that start with `prefix` (a ledger's range query on
     an indexed key: `prefix <= key < prefix_end(prefix)`), in code-point and UTF-8 byte order."""
     return prefix + "\U0010ffff"
+
+
+class MarkRaise(NamedTuple):
+    """Raise the high-water mark `key` to at least `value` (`Quotas.raise_mark`), stamped `at`."""
+
+    key: str
+    value: int
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Riders:
+    """Writes that ride on a commit a delivery makes anyway, so that a delivery costs fewer round
+    trips (issue 19): the event kept for replay, high-water marks to raise, and decisions. A
+    ledger method that takes them writes them in its own commit (a batch or its transaction),
+    all or nothing."""
+
+    kept: KeptEvent | None = None
+    marks: tuple[MarkRaise, ...] = ()
+    decisions: tuple[DecisionRecord, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.kept or self.marks or self.decisions)
+
+    def deciding(self, *decisions: DecisionRecord) -> Riders:
+        """These riders and `decisions` too."""
+        return replace(self, decisions=self.decisions + decisions)
+
+
+NO_RIDERS = Riders()
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """What one read of the ledger found (`RunStore.read`): the runs that exist of the keys asked
+    for, the marks (0: never raised) and flags asked for, and the ledger's clock at the read
+    (Firestore: the server's), which `claim_rule` compares leases with."""
+
+    runs: Mapping[str, RunRecord]
+    marks: Mapping[str, int]
+    flags: Mapping[str, bool]
+    at: float

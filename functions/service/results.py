@@ -224,11 +224,12 @@ def _alert_failed(services: Services, run: RunRecord, event: Mapping[str, object
     raise_alert(services, alert)
 
 
-def publish_result(services: Services, run_key: str) -> bool:
-    """Publish a terminal run's result unless it is published already (or being published)."""
+def publish_result(services: Services, run_key: str, held: RunRecord | None = None) -> bool:
+    """Publish a terminal run's result unless it is published already (or being published).
+    `held`: the run as `runs.finish(..., publishing=True)` ended it, holding the right already."""
     # A publisher that dies holds the right to publish for one lease, as a claimant does.
     lease = services.settings.claim_lease_seconds
-    record = services.store.begin_publish(run_key, services.clock(), lease)
+    record = held or services.store.begin_publish(run_key, services.clock(), lease)
     if record is None:
         return False
     event = result_event(replace(record, params=batch_params(services, record)))

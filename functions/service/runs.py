@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
@@ -22,7 +22,18 @@ from functions.logs import fields, labelled
 from functions.service import crashpoints, limits, supersede
 from functions.service.batches import batch_params, metrics_at, metrics_under
 from functions.service.ports import Services
-from functions.service.records import ClaimOutcome, DecisionRecord, NewRun, Outcome, RunRecord
+from functions.service.records import (
+    NO_RIDERS,
+    Claim,
+    ClaimOutcome,
+    DecisionRecord,
+    NewRun,
+    Outcome,
+    Reading,
+    Riders,
+    RunRecord,
+    claim_rule,
+)
 from functions.service.results import publish_result
 from pipelines.backend import Backend, CompiledPipeline, RunState, Submission
 
@@ -113,15 +124,18 @@ def record(
     *,
     route: str = "",
     run_key: str = "",
+    also: Riders = NO_RIDERS,
 ) -> None:
-    """Write one decision to the trail (and one log line, which names the run id when there is one)."""
+    """Write one decision to the trail, with `also` (one log line, which names the run id when
+    there is one)."""
     at = services.clock()
-    written(services, DecisionRecord(at, event_id, event_key, event_type, outcome, route, reason, run_key))
+    decision = DecisionRecord(at, event_id, event_key, event_type, outcome, route, reason, run_key)
+    written(services, decision, also)
 
 
-def written(services: Services, decision: DecisionRecord) -> None:
-    """Write a decision to the trail, and log it."""
-    services.decisions.record(decision)
+def written(services: Services, decision: DecisionRecord, also: Riders = NO_RIDERS) -> None:
+    """Write a decision to the trail (with `also`, in one commit), and log it."""
+    services.decisions.write(also.deciding(decision))
     logged(decision)
 
 
@@ -157,8 +171,8 @@ class Recorder:
             run.run_key,
         )
 
-    def __call__(self, outcome: Outcome, reason: str) -> None:
-        written(self.services, self.draft(outcome, reason))
+    def __call__(self, outcome: Outcome, reason: str, also: Riders = NO_RIDERS) -> None:
+        written(self.services, self.draft(outcome, reason), also)
 
 
 def recorder(services: Services, run: NewRun, event_type: str, event_key: str = "") -> Recorder:
@@ -174,31 +188,52 @@ def answered(detail: dict[str, object]) -> dict[str, object]:
     return {name: value for name, value in detail.items() if name not in QUEUE_ONLY}
 
 
-def launch(services: Services, run: NewRun, pipeline: CompiledPipeline, note: Recorder) -> Started:
+def launch(
+    services: Services,
+    run: NewRun,
+    pipeline: CompiledPipeline,
+    note: Recorder,
+    reading: Reading | None = None,
+    also: Riders = NO_RIDERS,
+) -> Started:
     """Claim `run.run_key` and, if this caller wins, start it; `note` writes the decision. The
-    run keeps the trace it was decided in, for its submit and its result."""
+    run keeps the trace it was decided in, for its submit and its result.
+
+    `reading`: what the delivery read before deciding (`guards.gather`): a run key it found
+    taken is answered from it (a duplicate costs no write but its decision), and its pause
+    flag is not read again. `also` is written with the claim if it is won, else with the
+    decision."""
     run = replace(run, trace=run.trace or services.telemetry.current())
-    claim = services.store.claim(run, services.clock(), services.settings.claim_lease_seconds)
+    seen = reading.runs.get(run.run_key) if reading is not None else None
+    claim = claim_rule(seen, reading.at) if seen is not None and reading is not None else None
+    if claim is None:  # absent when read, or a claim past its lease: claim it (or take it over)
+        claim = services.store.claim(run, services.clock(), services.settings.claim_lease_seconds, also)
     if claim.outcome is ClaimOutcome.DONE:
         state = claim.record.state if claim.record else ""
-        note(Outcome.DUPLICATE, f"run key already {state}")
+        note(Outcome.DUPLICATE, f"run key already {state}", also)
         return Outcome.DUPLICATE, {"state": str(state)}
     if claim.outcome is ClaimOutcome.BUSY:
-        note(Outcome.BUSY, "another delivery holds a live claim")
+        note(Outcome.BUSY, "another delivery holds a live claim", also)
         return Outcome.BUSY, {"retry_after": round(claim.retry_after, 1)}
-    return start_claimed(services, run, pipeline, claim.attempt, note)
+    paused = reading.flags.get(limits.PAUSED) if reading is not None else None
+    return start_claimed(services, run, pipeline, claim, note, paused)
 
 
 def start_claimed(
-    services: Services, run: NewRun, pipeline: CompiledPipeline, attempt: int, note: Recorder
+    services: Services,
+    run: NewRun,
+    pipeline: CompiledPipeline,
+    claim: Claim,
+    note: Recorder,
+    paused: bool | None = None,
 ) -> Started:
-    """Start a run this caller holds the claim of (`attempt`): queue it if a limit or the pause
-    holds it back, else submit exactly one run."""
-    store, started = services.store, services.clock()
+    """Start a run this caller holds the claim of (`claim`, WON): queue it if a limit or the
+    pause (`paused`, if read already) holds it back, else submit exactly one run."""
+    store, started, attempt = services.store, services.clock(), claim.attempt
     superseding = supersede.applies(services, run)
     if superseding and (newer := supersede.newer(services, run)) is not None:
         return _end_unstarted(services, run, RunState.CANCELED, f"superseded by {newer}", note, newer)
-    wait = limits.admit(services, run)
+    wait = limits.admit(services, run, paused)
     if wait is not None and wait.on_newer == "skip":  # the run ends here, and says why
         return _end_unstarted(services, run, RunState.SKIPPED, f"{wait.reason}: on_newer skip", note)
     if wait is not None and superseding:
@@ -207,7 +242,7 @@ def start_claimed(
         ):
             wait = replace(wait, reason=f"{wait.reason}: on_newer supersede, waiting for {', '.join(older)}")
         else:  # the older runs were only queued, and have ended
-            wait = limits.admit(services, run)
+            wait = limits.admit(services, run, paused)
     if wait is not None:
         services.queue.queue(run.run_key, attempt, wait.reason, services.clock())
         note(Outcome.QUEUED, wait.reason)
@@ -231,7 +266,8 @@ def start_claimed(
         return Outcome.FAILED, {"reason": str(exc)}
     services.crash(crashpoints.AFTER_SUBMIT)
     submitted = note.draft(Outcome.RUN, f"submitted as {run_id}")  # written in the same commit
-    if not store.mark_submitted(run.run_key, attempt, run_id, services.clock(), submitted):
+    also = Riders(decisions=(submitted,))
+    if not store.mark_submitted(run.run_key, attempt, run_id, services.clock(), also, claim.version):
         # Our lease ran out mid-submit and another delivery took over: it adopts this run by key.
         log.warning("claim taken over while submitting", extra=fields(run_key=run.run_key, run_id=run_id))
     logged(submitted)
@@ -287,7 +323,7 @@ def _start_one(services: Services, queued: RunRecord) -> Started:
         return Outcome.DUPLICATE, {}
     run = replace(queued, params=batch_params(services, queued))
     note = recorder(services, queued, "queue")
-    outcome, detail = start_claimed(services, run, pipeline, claim.attempt, note)
+    outcome, detail = start_claimed(services, run, pipeline, claim, note)
     if outcome is Outcome.RETRY:  # back to the queue, and reported as left for the next pass
         services.queue.queue(queued.run_key, claim.attempt, str(detail["reason"]), services.clock())
         raise TransientError(str(detail["reason"]))
@@ -355,23 +391,35 @@ def finish(
     state: RunState,
     details: dict[str, object],
     decision: DecisionRecord | None = None,
-) -> bool:
-    """Move a run to its terminal state and give back its place; False if it had ended already.
-    `decision` (a `Recorder.draft`) is written in the same commit, only if the run moved."""
+    *,
+    also: Riders = NO_RIDERS,
+    publishing: bool = False,
+) -> RunRecord | None:
+    """Move a run to its terminal state and give back its place: the run as it ended, or None
+    if it had ended already. In the same commit: `decision` (a `Recorder.draft`) only if the
+    run moved, `also` whatever happened, and with `publishing` the right to publish its result
+    (`publish_result(..., held=)`), so that no second commit takes it."""
     now = services.clock()
-    if not services.store.finish(run.run_key, state, details, now, decision=decision):
-        return False
+    lease = services.settings.claim_lease_seconds if publishing else 0.0
+    ended = services.store.finish(
+        run.run_key, state, details, now, decision=decision, also=also, publish_lease=lease
+    )
+    if ended is None:
+        return None
     if decision is not None:
         logged(decision)
     limits.ended(services, run)
     submitted = run.submitted_at if isinstance(run, RunRecord) else None
     services.telemetry.run(run.route, run.backend, state, None if submitted is None else now - submitted)
-    return True
+    return ended
 
 
-def complete(services: Services, run: RunRecord) -> RunState | None:
+def complete(
+    services: Services, run: RunRecord, told: Callable[[RunState], Riders] | None = None
+) -> RunState | None:
     """Finish a SUBMITTED run if its engine reports it ended, and publish its result; the state it
     ended in, or None while the engine reports no end (or the run was never submitted).
+    `told(state)`: riders written with the end (a completion notice's decision).
 
     The engine is the only authority (DESIGN.md): nothing but its status, for the run id the
     ledger recorded, moves a run to a terminal state. A run that has ended already has its
@@ -400,9 +448,10 @@ def complete(services: Services, run: RunRecord) -> RunState | None:
     if status.state is RunState.CANCELED and (by := supersede.superseded_by(services, run.run_key)):
         details |= {"superseded_by": by, "error": status.error or f"superseded by {by}"}
     ended = recorder(services, run, "completion").draft(Outcome.COMPLETED, f"run ended {status.state}")
-    finish(services, run, status.state, details, ended)
+    also = told(status.state) if told is not None else NO_RIDERS
+    held = finish(services, run, status.state, details, ended, also=also, publishing=True)
     services.crash(crashpoints.AFTER_TERMINAL)
-    publish_result(services, run.run_key)
+    publish_result(services, run.run_key, held)
     return status.state
 
 

@@ -2,11 +2,11 @@
 quarantined events. Checked by every reconcile pass; each finding is recorded and alerted once.
 
 Freshness: the intake raises a per-route mark to the arrival time of every event the route
-takes (`seen`); after each window's end (`expect.every` windows ending at `expect.by`, in its
-time zone) the first reconcile pass looks at the mark: no event since the window opened means
-"expected data absent", recorded as a decision (event id `freshness/<route>@<end>`, `kfp-trigger
-explain` finds it) and alerted. A mark per route keeps the last window checked, so each window
-is judged once.
+takes (`seen`; written with the event's first commit); after each window's end (`expect.every`
+windows ending at `expect.by`, in its time zone) the first reconcile pass looks at the mark: no
+event since the window opened means "expected data absent", recorded as a decision (event id
+`freshness/<route>@<end>`, `kfp-trigger explain` finds it) and alerted. A mark per route keeps
+the last window checked, so each window is judged once.
 
 Quarantine bursts: `KFP_TRIGGER_QUARANTINE_BURST` or more events quarantined since the previous
 pass are alerted once (a mark keeps the count at the last pass).
@@ -22,7 +22,7 @@ from events.schema import Expect
 from functions.service import runs
 from functions.service.alerts import Alert, raise_alert
 from functions.service.ports import Services
-from functions.service.records import Outcome, iso
+from functions.service.records import MarkRaise, Outcome, iso
 
 SEEN = "seen/"  # + route: the arrival time (Unix seconds) of the route's latest event
 CHECKED = "fresh-until/"  # + route: the end of the last window judged
@@ -30,10 +30,9 @@ QUARANTINED = "quarantined-count"  # the number of quarantined events at the las
 MISSED_TYPE = "freshness.missed"  # the event type of the decision a missed window records
 
 
-def seen(services: Services, rule: Rule) -> None:
-    """An event for `rule` arrived now (a route with `expect`)."""
-    if rule.expect is not None:
-        services.quotas.raise_mark(SEEN + rule.name, int(services.clock()), services.clock())
+def seen(rule: Rule, now: float) -> tuple[MarkRaise, ...]:
+    """An event for `rule` arrived `now`: the mark to raise if the route has `expect`."""
+    return () if rule.expect is None else (MarkRaise(SEEN + rule.name, int(now), now),)
 
 
 def last_window(expect: Expect, now: float) -> tuple[float, float]:

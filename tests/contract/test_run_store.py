@@ -12,7 +12,16 @@ import pytest
 
 from functions.bootstrap import ledger_from
 from functions.service.ports import Ledger
-from functions.service.records import ClaimOutcome, NewRun
+from functions.service.records import (
+    ClaimOutcome,
+    DecisionRecord,
+    KeptEvent,
+    MarkRaise,
+    NewRun,
+    Outcome,
+    Riders,
+    claim_rule,
+)
 from pipelines.backend import RunState
 from tests.contract.conftest import Time
 
@@ -184,28 +193,99 @@ def test_a_sqlite_ledger_from_before_traces_gains_the_column(tmp_path: Path) -> 
     assert reopened.get("new").trace == "t"  # type: ignore[union-attr]
 
 
-def test_a_state_change_writes_its_decision_in_the_same_commit(ledger: Ledger, ledger_clock: Time) -> None:
-    """mark_submitted writes its decision whether or not the run moved (the trail says what was
-    done); finish only when the run moved (a second finish tells nothing)."""
-    from functions.service.records import DecisionRecord, Outcome
+def test_a_state_change_writes_its_riders_in_the_same_commit(ledger: Ledger, ledger_clock: Time) -> None:
+    """Riders (issue 19): a won claim writes them, a lost one does not; mark_submitted and
+    mark_published write them whether or not the run moved (the trail says what was done);
+    finish writes its decision only when the run moved, its riders always."""
 
     def decision(outcome: Outcome, reason: str) -> DecisionRecord:
         return DecisionRecord(ledger_clock.now(), "event-1", "", "t", outcome, "route", reason, RUN.run_key)
 
-    attempt = ledger.claim(RUN, ledger_clock.now(), LEASE).attempt
+    def told(reason: str) -> Riders:
+        return Riders(decisions=(decision(Outcome.RUN, reason),))
+
+    kept = KeptEvent("event-1", ledger_clock.now(), {"id": "event-1"}, "{}")
+    won = ledger.claim(RUN, ledger_clock.now(), LEASE, Riders(kept=kept, marks=(MarkRaise("b/o", 7, 0.0),)))
+    lost = ledger.claim(RUN, ledger_clock.now(), LEASE, Riders(marks=(MarkRaise("b/o", 9, 0.0),)))
+    assert (won.outcome, lost.outcome) == (ClaimOutcome.WON, ClaimOutcome.BUSY)
+    assert ledger.kept("event-1") == kept, "the won claim wrote its riders"
+    assert ledger.mark("b/o") == 7, "the lost claim did not"
     assert ledger.mark_submitted(
-        RUN.run_key, attempt, "r-1", ledger_clock.now(), decision(Outcome.RUN, "as r-1")
+        RUN.run_key, won.attempt, "r-1", ledger_clock.now(), told("as r-1"), won.version
     )
     assert not ledger.mark_submitted(
-        RUN.run_key, attempt, "r-2", ledger_clock.now(), decision(Outcome.RUN, "r-2")
+        RUN.run_key, won.attempt, "r-2", ledger_clock.now(), told("r-2"), won.version
     )
     ended = decision(Outcome.COMPLETED, "ended")
-    assert ledger.finish(RUN.run_key, RunState.SUCCEEDED, {}, ledger_clock.now(), decision=ended)
-    assert not ledger.finish(
-        RUN.run_key, RunState.FAILED, {}, ledger_clock.now(), decision=decision(Outcome.FAILED, "x")
+    assert ledger.finish(
+        RUN.run_key, RunState.SUCCEEDED, {}, ledger_clock.now(), decision=ended, also=told("a")
     )
+    assert not ledger.finish(
+        RUN.run_key,
+        RunState.FAILED,
+        {},
+        ledger_clock.now(),
+        decision=decision(Outcome.FAILED, "x"),
+        also=told("b"),
+    )
+    ledger.mark_published(RUN.run_key, ledger_clock.now(), told("published"))
+    ledger.write(told("alone"))
     assert [(d.outcome, d.reason) for d in ledger.trail(RUN.run_key)] == [
         (Outcome.RUN, "as r-1"),
         (Outcome.RUN, "r-2"),
         (Outcome.COMPLETED, "ended"),
+        (Outcome.RUN, "a"),
+        (Outcome.RUN, "b"),
+        (Outcome.RUN, "published"),
+        (Outcome.RUN, "alone"),
     ]
+
+
+def test_a_claim_changed_since_it_was_won_is_not_marked_by_its_version(
+    ledger: Ledger, ledger_clock: Time
+) -> None:
+    """`mark_submitted` with the claim's version compares and sets without a read; a claim that
+    was given up and taken over since is not the holder's any more, version or not."""
+    first = ledger.claim(RUN, ledger_clock.now(), LEASE)
+    ledger.release(RUN.run_key, first.attempt)
+    second = ledger.claim(RUN, ledger_clock.now(), LEASE)
+    assert (second.outcome, second.attempt) == (ClaimOutcome.WON, 2)
+    assert not ledger.mark_submitted(
+        RUN.run_key, first.attempt, "stale", ledger_clock.now(), version=first.version
+    )
+    assert ledger.mark_submitted(
+        RUN.run_key, second.attempt, "r-1", ledger_clock.now(), version=second.version
+    )
+    assert ledger.get(RUN.run_key).run_id == "r-1"  # type: ignore[union-attr]
+
+
+def test_finish_can_take_the_right_to_publish_in_its_commit(ledger: Ledger, ledger_clock: Time) -> None:
+    claim = ledger.claim(RUN, ledger_clock.now(), LEASE)
+    ledger.mark_submitted(RUN.run_key, claim.attempt, "r-1", ledger_clock.now())
+    ended = ledger.finish(
+        RUN.run_key, RunState.SUCCEEDED, {"metrics": {"auc": 0.9}}, ledger_clock.now(), publish_lease=LEASE
+    )
+    assert ended is not None
+    assert (ended.state, ended.run_id, ended.details) == (
+        RunState.SUCCEEDED,
+        "r-1",
+        {"metrics": {"auc": 0.9}},
+    )
+    assert ledger.begin_publish(RUN.run_key, ledger_clock.now(), LEASE) is None, "the finisher holds it"
+    ledger_clock.wait(LEASE + 0.1)
+    assert ledger.begin_publish(RUN.run_key, ledger_clock.now(), LEASE) is not None, "its lease expired"
+
+
+def test_one_read_finds_runs_marks_and_flags(ledger: Ledger, ledger_clock: Time) -> None:
+    ledger.claim(RUN, ledger_clock.now(), LEASE)
+    ledger.raise_mark("b/o", 5, ledger_clock.now())
+    ledger.set_flag("paused", True)
+    reading = ledger.read(
+        ledger_clock.now(), [RUN.run_key, "absent"], marks=["b/o", "b/new"], flags=["paused", "x"]
+    )
+    assert set(reading.runs) == {RUN.run_key}
+    assert reading.runs[RUN.run_key].state is RunState.CLAIMED
+    assert reading.marks == {"b/o": 5, "b/new": 0}
+    assert reading.flags == {"paused": True, "x": False}
+    assert claim_rule(reading.runs[RUN.run_key], reading.at).outcome is ClaimOutcome.BUSY  # type: ignore[union-attr]
+    assert ledger.read(ledger_clock.now(), []).runs == {}

@@ -23,6 +23,7 @@ from google.auth import _helpers, credentials
 from events.errors import Gone
 from functions.service.alerts import ALERT_TYPE
 from functions.service.records import (
+    NO_RIDERS,
     Claim,
     ClaimOutcome,
     DecisionRecord,
@@ -32,6 +33,8 @@ from functions.service.records import (
     NewRun,
     Outcome,
     Part,
+    Reading,
+    Riders,
     RunRecord,
     arrive_rule,
     claim_rule,
@@ -164,20 +167,40 @@ class FakeRunStore:
         record = self.runs_by_key.get(run_key)
         return record if record and record.state is RunState.CLAIMED and record.attempt == attempt else None
 
-    def claim(self, run: NewRun, now: float, lease: float) -> Claim:
+    def read(
+        self, now: float, run_keys: Collection[str], marks: Collection[str] = (), flags: Collection[str] = ()
+    ) -> Reading:
+        quotas = self if isinstance(self, FakeQuotas) else FakeQuotas()
+        return Reading(
+            runs={key: self.runs_by_key[key] for key in run_keys if key in self.runs_by_key},
+            marks={key: quotas.mark(key) for key in marks},
+            flags={name: quotas.flag(name) for name in flags},
+            at=now,
+        )
+
+    def claim(self, run: NewRun, now: float, lease: float, also: Riders = NO_RIDERS) -> Claim:
         with self._lock:
             record = self.runs_by_key.get(run.run_key)
             if record is None:
                 self._put(run, RunState.CLAIMED, now + lease, now)
-                return Claim(ClaimOutcome.WON, attempt=1)
-            return self._take_over(record, now, lease, RunState.CLAIMED)
+                claim = Claim(ClaimOutcome.WON, attempt=1)
+            else:
+                claim = self._take_over(record, now, lease, RunState.CLAIMED)
+            if claim.outcome is ClaimOutcome.WON:
+                self._ride(also)
+            return claim
 
     def mark_submitted(
-        self, run_key: str, attempt: int, run_id: str, now: float, decision: DecisionRecord | None = None
+        self,
+        run_key: str,
+        attempt: int,
+        run_id: str,
+        now: float,
+        also: Riders = NO_RIDERS,
+        version: object = None,
     ) -> bool:
         with self._lock:
-            if decision is not None:
-                self._trail(decision)
+            self._ride(also)
             if self._holder(run_key, attempt) is None:
                 return False
             self._change(run_key, state=RunState.SUBMITTED, run_id=run_id, submitted_at=now, updated_at=now)
@@ -196,23 +219,29 @@ class FakeRunStore:
         now: float,
         only_from: RunState | None = None,
         decision: DecisionRecord | None = None,
-    ) -> bool:
+        *,
+        also: Riders = NO_RIDERS,
+        publish_lease: float = 0.0,
+    ) -> RunRecord | None:
         if not state.terminal:
             raise ValueError(f"{state} is not a terminal state")
         with self._lock:
+            self._ride(also)
             record = self.runs_by_key.get(run_key)
             if record is None or record.state.terminal or only_from not in (None, record.state):
-                return False
+                return None
             self._change(run_key, state=state, details=dict(details), finished_at=now, updated_at=now)
+            if publish_lease > 0:
+                self._publish_lease[run_key] = now + publish_lease
             if decision is not None:
-                self._trail(decision)
-            return True
+                self._ride(Riders(decisions=(decision,)))
+            return self.runs_by_key[run_key]
 
-    def _trail(self, decision: DecisionRecord) -> None:
-        """A decision written with a state change (a `MemoryLedger` keeps it in its trail)."""
-        record = getattr(self, "record", None)
-        if record is not None:
-            record(decision)
+    def _ride(self, also: Riders) -> None:
+        """Riders written with a state change (a `MemoryLedger` keeps them; a bare store has
+        nowhere to)."""
+        if isinstance(self, FakeDecisionLog):
+            self.write(also)
 
     def begin_publish(self, run_key: str, now: float, lease: float) -> RunRecord | None:
         with self._lock:
@@ -224,8 +253,9 @@ class FakeRunStore:
             self._publish_lease[run_key] = now + lease
             return record
 
-    def mark_published(self, run_key: str, now: float) -> None:
+    def mark_published(self, run_key: str, now: float, also: Riders = NO_RIDERS) -> None:
         with self._lock:
+            self._ride(also)
             record = self.runs_by_key.get(run_key)
             if record is not None and record.published_at is None:
                 self._change(run_key, published_at=now, updated_at=now)
@@ -343,10 +373,19 @@ class FakeDecisionLog:
     events: dict[str, KeptEvent] = field(default_factory=dict)
 
     def record(self, decision: DecisionRecord) -> None:
-        self.recorded.append(decision)
+        self.write(Riders(decisions=(decision,)))
+
+    def write(self, also: Riders) -> None:
+        """Riders, written (the marks only where there are quotas: a `MemoryLedger`)."""
+        if also.kept is not None:
+            self.events[also.kept.event_id] = also.kept
+        if isinstance(self, FakeQuotas):
+            for key, value, at in also.marks:
+                self.raise_mark(key, value, at)
+        self.recorded.extend(also.decisions)
 
     def keep(self, event: KeptEvent) -> None:
-        self.events[event.event_id] = event
+        self.write(Riders(kept=event))
 
     def kept(self, event_id: str) -> KeptEvent | None:
         return self.events.get(event_id)
