@@ -124,6 +124,26 @@ resource "google_firestore_index" "decisions_by_route" {
   }
 }
 
+# `kfp-trigger runs` and the status page list runs oldest first by route, state or both
+# (FirestoreLedger.runs: equality filters and an order on created_at need a composite index).
+resource "google_firestore_index" "runs_by_time" {
+  for_each   = { route = ["route"], state = ["state"], route_state = ["route", "state"] }
+  project    = var.project
+  database   = google_firestore_database.ledger.name
+  collection = local.ledger
+  dynamic "fields" {
+    for_each = each.value
+    content {
+      field_path = fields.value
+      order      = "ASCENDING"
+    }
+  }
+  fields {
+    field_path = "created_at"
+    order      = "ASCENDING"
+  }
+}
+
 resource "google_firestore_field" "ttl" {
   for_each   = toset(["", "-decisions", "-members", "-places", "-marks", "-joins", "-join-parts", "-events"])
   project    = var.project

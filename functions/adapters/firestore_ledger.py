@@ -27,6 +27,7 @@ from events.errors import TransientError
 from functions.service.records import (
     LEDGER_STATES,
     NO_RIDERS,
+    OTHER_ROUTES,
     Claim,
     ClaimOutcome,
     DecisionRecord,
@@ -42,6 +43,7 @@ from functions.service.records import (
     claim_rule,
     completed,
     current_window,
+    others_folded,
     parts_from_json,
     parts_json,
     prefix_end,
@@ -317,8 +319,15 @@ class FirestoreLedger:
     def runs(
         self, *, route: str | None = None, state: RunState | None = None, limit: int = 1000
     ) -> list[RunRecord]:
-        equals = {k: str(v) for k, v in (("route", route), ("state", state)) if v is not None}
-        return self._query(**equals)[:limit]
+        # Oldest first, at most `limit` read: the composite indexes (route|state, created_at) and
+        # (route, state, created_at) the Terraform module creates.
+        query: Any = self._runs
+        for field, value in (("route", route), ("state", state)):
+            if value is not None:
+                query = query.where(filter=self._firestore.FieldFilter(field, "==", str(value)))
+        query = query.order_by("created_at").limit(limit)
+        with _mapped():
+            return [_record(snapshot.to_dict() or {}) for snapshot in query.stream()]
 
     def unfinished(self) -> list[RunRecord]:
         return self._query(state=RunState.SUBMITTED.value)
@@ -673,36 +682,29 @@ class FirestoreLedger:
         ordered = sorted(found.values(), key=lambda d: (d["at"], d["written"]))
         return [_decision(d) for d in ordered]
 
-    def summary(self, routes: Collection[str] | None = None) -> dict[tuple[str, RunState], int]:
-        """Named routes: one aggregation count per route and state (each costs one read per
-        1,000 runs it counts), sent at once. None: every run's route and state, read."""
+    def summary(self, routes: Collection[str]) -> dict[tuple[str, RunState], int]:
+        """One aggregation count per route and state, and per state for every route (each costs
+        one read per 1,000 runs it counts), sent at once; the other routes' are the difference."""
         from concurrent.futures import ThreadPoolExecutor
 
-        if routes is None:
-            counts: dict[tuple[str, RunState], int] = {}
-            with _mapped():
-                for snapshot in self._runs.select(["route", "state"]).stream():
-                    document = snapshot.to_dict() or {}
-                    key = (str(document.get("route", "")), RunState(document["state"]))
-                    counts[key] = counts.get(key, 0) + 1
-            return counts
+        FieldFilter = self._firestore.FieldFilter
+        pairs = [(route, state) for route in [*routes, None] for state in LEDGER_STATES]
 
-        pairs = [(route, state) for route in routes for state in LEDGER_STATES]
-
-        def count(pair: tuple[str, RunState]) -> int:
-            where = self._firestore.And(
-                [
-                    self._firestore.FieldFilter("route", "==", pair[0]),
-                    self._firestore.FieldFilter("state", "==", pair[1].value),
-                ]
-            )
-            query: Any = self._runs.where(filter=where)
+        def count(pair: tuple[str | None, RunState]) -> int:
+            query: Any = self._runs.where(filter=FieldFilter("state", "==", pair[1].value))
+            if pair[0] is not None:
+                query = query.where(filter=FieldFilter("route", "==", pair[0]))
             with _mapped():
                 return int(query.count().get()[0][0].value)
 
         with ThreadPoolExecutor(max_workers=16) as pool:
             counted = dict(zip(pairs, pool.map(count, pairs), strict=True))
-        return {pair: n for pair, n in counted.items() if n}
+        named: dict[tuple[str, RunState], int] = {
+            (str(route), state): n for (route, state), n in counted.items() if route is not None
+        }
+        for state in LEDGER_STATES:
+            named[OTHER_ROUTES, state] = counted[None, state] - sum(named[route, state] for route in routes)
+        return others_folded(named, routes)
 
     def count_decisions(self, outcome: Outcome) -> int:
         query: Any = self._decisions.where(filter=self._firestore.FieldFilter("outcome", "==", outcome.value))

@@ -34,6 +34,7 @@ from functions.service.records import (
     RunRecord,
     arrive_rule,
     claim_rule,
+    others_folded,
     parts_from_json,
     parts_json,
     prefix_end,
@@ -535,13 +536,9 @@ class SqliteLedger:
         with self._write() as db:
             return {table: db.execute(sql, args).rowcount for table, (sql, args) in statements.items()}
 
-    def summary(self, routes: Collection[str] | None = None) -> dict[tuple[str, RunState], int]:
-        named = tuple(routes or ())
-        where = f"WHERE route IN ({','.join('?' * len(named))})" if routes is not None else ""
-        rows = self._read(
-            f"SELECT route, state, COUNT(*) AS n FROM runs {where} GROUP BY route, state", named
-        )
-        return {(row["route"], RunState(row["state"])): row["n"] for row in rows}
+    def summary(self, routes: Collection[str]) -> dict[tuple[str, RunState], int]:
+        rows = self._read("SELECT route, state, COUNT(*) AS n FROM runs GROUP BY route, state")
+        return others_folded({(row["route"], RunState(row["state"])): row["n"] for row in rows}, routes)
 
     def keep(self, event: KeptEvent) -> None:
         self.write(Riders(kept=event))

@@ -87,6 +87,18 @@ def ledger(settings: Settings) -> Ledger:
     return ledger_from(url, settings.retention_days)
 
 
+def route_names(settings: Settings) -> list[str]:
+    """The names of routes.yaml's routes; none (with a warning) if it cannot be read, so that a
+    command that only reads the ledger still answers."""
+    from events.routes import load_routes
+
+    try:
+        return [rule.name for rule in load_routes(settings.routes.read_text(encoding="utf-8")).rules]
+    except (OSError, RoutesError) as exc:
+        click.echo(f"warning: {settings.routes}: {exc}; every route's runs are counted together", err=True)
+        return []
+
+
 def emit(data: object) -> None:
     """Print `data` as JSON, for scripts (`--json`)."""
     click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))

@@ -28,7 +28,7 @@ def status(routes: str | None, state_dir: str | None, landing_dir: str | None, a
     from functions.service import overview
 
     settings = common.settings(routes, state_dir, landing_dir)
-    report = overview.status(common.ledger(settings), None, settings.paused)  # removed routes too
+    report = overview.status(common.ledger(settings), common.route_names(settings), settings.paused)
     now = time.time()
     if as_json:
         common.emit(report.as_json(now))

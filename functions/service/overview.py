@@ -55,10 +55,10 @@ class Status:
         }
 
 
-def status(ledger: Ledger, routes: Collection[str] | None, paused: bool) -> Status:
-    """The runs of `routes` (None: of every route, removed ones too; see `RunStore.summary`) by
-    state, the queue, quarantined events, open joins, the oldest open claim, and whether
-    submissions are paused (`paused`: by the settings; or by the ledger's flag)."""
+def status(ledger: Ledger, routes: Collection[str], paused: bool) -> Status:
+    """The runs of `routes` (and of the routes removed from routes.yaml, together: see
+    `RunStore.summary`) by state, the queue, quarantined events, open joins, the oldest open
+    claim, and whether submissions are paused (`paused`: by the settings; or by the ledger's flag)."""
     from functions.service.records import JoinStatus
 
     summary = ledger.summary(routes)

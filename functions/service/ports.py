@@ -124,11 +124,11 @@ class RunStore(Protocol):
         """Terminal runs whose result is not published yet."""
         ...
 
-    def summary(self, routes: Collection[str] | None = None) -> dict[tuple[str, RunState], int]:
-        """How many runs each of `routes` (None: every route the ledger has runs of) has in each
-        state, states with none left out. Named routes are counted, not read (Firestore: an
-        aggregation query per route and state); None reads every run's route and state on
-        Firestore (what `kfp-trigger status` affords, and the status page does not)."""
+    def summary(self, routes: Collection[str]) -> dict[tuple[str, RunState], int]:
+        """How many runs each of `routes` has in each state, and those of every other route
+        (removed from routes.yaml) under `records.OTHER_ROUTES`; states with none left out.
+        Counted, never read (Firestore: an aggregation query per route and state, and one per
+        state for every route)."""
         ...
 
 

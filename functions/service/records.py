@@ -15,7 +15,7 @@ how every ledger decides an existing run key's claim. Terminal states are absorb
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -261,6 +261,21 @@ class Handled:
 
     outcomes: tuple[Outcome, ...]
     body: Mapping[str, object]
+
+
+OTHER_ROUTES = "(other routes)"  # `RunStore.summary`: runs of routes not in routes.yaml (any more)
+
+
+def others_folded(
+    counts: Mapping[tuple[str, RunState], int], routes: Collection[str]
+) -> dict[tuple[str, RunState], int]:
+    """Run counts by route and state, every route not in `routes` counted as OTHER_ROUTES, and
+    states with none left out."""
+    folded: dict[tuple[str, RunState], int] = {}
+    for (route, state), count in counts.items():
+        key = (route if route in routes else OTHER_ROUTES, state)
+        folded[key] = folded.get(key, 0) + count
+    return {key: count for key, count in folded.items() if count}
 
 
 def prefix_end(prefix: str) -> str:

@@ -13,6 +13,7 @@ import pytest
 from functions.bootstrap import ledger_from
 from functions.service.ports import Ledger
 from functions.service.records import (
+    OTHER_ROUTES,
     ClaimOutcome,
     DecisionRecord,
     KeptEvent,
@@ -119,8 +120,29 @@ def test_summary(ledger: Ledger, ledger_clock: Time) -> None:
         ("route", RunState.SUBMITTED): 1,
         ("else", RunState.QUEUED): 1,
     }
-    assert ledger.summary(["else"]) == {("else", RunState.QUEUED): 1}
-    assert ledger.summary() == ledger.summary(["route", "else"])  # every route the ledger has
+    assert ledger.summary(["else"]) == {
+        ("else", RunState.QUEUED): 1,
+        (OTHER_ROUTES, RunState.CLAIMED): 1,  # routes not named: removed from routes.yaml
+        (OTHER_ROUTES, RunState.SUBMITTED): 1,
+    }
+    assert ledger.summary([]) == {
+        (OTHER_ROUTES, RunState.CLAIMED): 1,
+        (OTHER_ROUTES, RunState.SUBMITTED): 1,
+        (OTHER_ROUTES, RunState.QUEUED): 1,
+    }
+
+
+def test_runs_are_listed_oldest_first_up_to_the_limit(ledger: Ledger, ledger_clock: Time) -> None:
+    for number in range(5):
+        ledger.claim(replace(RUN, run_key=f"route/k#{number}"), ledger_clock.now() + number, LEASE)
+    ledger.claim(replace(RUN, run_key="other/k#9", route="other"), ledger_clock.now() - 10, LEASE)
+    assert [r.run_key for r in ledger.runs(limit=2)] == ["other/k#9", "route/k#0"]
+    assert [r.run_key for r in ledger.runs(route="route", state=RunState.CLAIMED, limit=3)] == [
+        "route/k#0",
+        "route/k#1",
+        "route/k#2",
+    ]
+    assert [r.run_key for r in ledger.runs(route="route", limit=10)][-1] == "route/k#4"
 
 
 def _claim_in_a_process(url: str, start, results) -> None:

@@ -38,6 +38,7 @@ from functions.service.records import (
     RunRecord,
     arrive_rule,
     claim_rule,
+    others_folded,
 )
 from functions.service.results import RESULT_TYPE
 from pipelines.backend import RunState, RunStatus, Submission
@@ -281,9 +282,8 @@ class FakeRunStore:
     def unpublished(self) -> list[RunRecord]:
         return self._sorted(lambda r: r.state.terminal and r.published_at is None, by="finished_at")
 
-    def summary(self, routes: Collection[str] | None = None) -> dict[tuple[str, RunState], int]:
-        runs = [r for r in self.runs_by_key.values() if routes is None or r.route in routes]
-        return dict(Counter((r.route, r.state) for r in runs))
+    def summary(self, routes: Collection[str]) -> dict[tuple[str, RunState], int]:
+        return others_folded(Counter((r.route, r.state) for r in self.runs_by_key.values()), routes)
 
 
 class FakeRunQueue(FakeRunStore):
