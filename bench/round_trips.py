@@ -154,7 +154,7 @@ def measure(services: Services, engine: RecordingBackend, counter: Counter[str])
     return found
 
 
-def firestore_rows() -> dict[str, Counter[str]]:
+def firestore_rows() -> tuple[dict[str, Counter[str]], dict[str, Counter[str]]]:
     from tests.conftest import PROJECT
     from tests.support.emulators import emulator
     from tests.support.pubsub import topic_with_subscription
@@ -181,7 +181,45 @@ def firestore_rows() -> dict[str, Counter[str]]:
         engine = RecordingBackend()
         services = replace(bootstrap.build(settings), backends={"local": engine})
         with counting_grpc() as counter:
-            return measure(services, engine, counter)
+            deliveries_counted = measure(services, engine, counter)
+            return deliveries_counted, reading(services, counter)
+
+
+SEEDED = 300  # runs in the ledger when `status` and `runs` read it
+PAGE = 50  # the `runs` page asked for
+
+
+def reading(services: Services, counter: Counter[str]) -> dict[str, Counter[str]]:
+    """What `kfp-trigger status` and a page of `kfp-trigger runs` cost with SEEDED runs in a
+    Firestore ledger: calls by method, and the run documents read (decoded), which a scan of
+    every run would make SEEDED."""
+    from functions.adapters import firestore_ledger
+    from functions.service import overview
+    from functions.service.records import NewRun
+
+    ledger: Any = services.store
+    for number in range(SEEDED):
+        route = ("some-bucket-folder", "retired-route")[number % 2]  # the second is not in routes.yaml
+        ledger.claim(NewRun(f"{route}/seed#{number}", route, "p", "v", "local", {}, "e"), number, 60.0)
+    decode = firestore_ledger._record
+    found: dict[str, Counter[str]] = {}
+
+    def counted(document: Any) -> Any:
+        counter["run documents read"] += 1
+        return decode(document)
+
+    firestore_ledger._record = counted
+    try:
+        for name, read in (
+            ("status", lambda: overview.status(ledger, list(services.router.by_name), False)),
+            (f"runs (a page of {PAGE})", lambda: ledger.runs(limit=PAGE)),
+        ):
+            counter.clear()
+            read()
+            found[name] = Counter(counter)
+    finally:
+        firestore_ledger._record = decode
+    return found
 
 
 @contextmanager
@@ -230,7 +268,7 @@ def verdict(kind: str, reads: int, commits: int) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     with quiet():  # quarantines are expected here
-        firestore = firestore_rows()
+        firestore, readings = firestore_rows()
         sqlite = sqlite_rows()
     print("\nRound trips per delivery (bench/round_trips.py): gRPC calls to the Firestore and Pub/Sub")
     print("emulators by method; the SQLite ledger's read and write transactions\n")
@@ -251,6 +289,18 @@ def main(argv: list[str] | None = None) -> None:
     other = {m for kind in KINDS for m in firestore[kind]} - {*READS, *WRITES, *TRANSACTIONS, "Publish"}
     if other:
         print(f"\nother calls: {sorted(other)}")
+    print(f"\nReading a Firestore ledger of {SEEDED} runs (half of a route removed from routes.yaml):\n")
+    print("| command | calls | aggregation queries | run documents read | target |")
+    print("|---|---:|---:|---:|---|")
+    for name, counted in readings.items():
+        documents = counted["run documents read"]
+        bound = PAGE if name.startswith("runs") else 1  # status: the oldest open claim only
+        ok = "pass" if documents <= bound else "**miss**"
+        calls = sum(counted.values()) - documents
+        print(
+            f"| {name} | {calls} | {counted['RunAggregationQuery']} | {documents}"
+            f" | {ok} (≤ {bound}, never all {SEEDED}) |"
+        )
 
 
 if __name__ == "__main__":

@@ -19,3 +19,5 @@ def test_the_round_trip_bench_prints_every_delivery(capsys: pytest.CaptureFixtur
     for kind in round_trips.KINDS:
         assert f"| {kind} |" in printed
     assert "other calls" not in printed  # every call the clients made is a kind the table counts
+    assert "| status |" in printed
+    assert "| runs (a page of" in printed
