@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
 
 
 @contextmanager
@@ -16,3 +18,45 @@ def quiet(level: int = logging.ERROR) -> Iterator[None]:
         yield
     finally:
         logging.disable(logging.NOTSET)
+
+
+@contextmanager
+def emulated(scratch: Path, collection: str) -> Iterator[dict[str, str]]:
+    """The Firestore and Pub/Sub emulators running, this process's Google clients pointed at
+    them, a results and a quarantine topic: yields the settings that point the function at them
+    (the ledger's collection `collection`), as environment variables."""
+    from tests.conftest import PROJECT
+    from tests.support.emulators import emulator
+    from tests.support.pubsub import topic_with_subscription
+
+    emulators = {"firestore": "FIRESTORE_EMULATOR_HOST", "pubsub": "PUBSUB_EMULATOR_HOST"}
+    with ExitStack() as stack:
+        hosts = {
+            variable: stack.enter_context(emulator(name, scratch / f"{name}.log"))
+            for name, variable in emulators.items()
+        }
+        stack.enter_context(environment(**hosts, GOOGLE_CLOUD_PROJECT=PROJECT))
+        results, _ = topic_with_subscription("results")
+        quarantined, _ = topic_with_subscription("quarantine")
+        yield {
+            **hosts,
+            "GOOGLE_CLOUD_PROJECT": PROJECT,
+            "KFP_TRIGGER_LEDGER": f"firestore://{PROJECT}/{collection}",
+            "KFP_TRIGGER_RESULTS": f"pubsub://{results}",
+            "KFP_TRIGGER_QUARANTINE": f"pubsub://{quarantined}",
+        }
+
+
+@contextmanager
+def environment(**values: str) -> Iterator[None]:
+    """These variables set for the block, and as they were after it."""
+    before = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

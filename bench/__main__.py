@@ -1,9 +1,19 @@
 """`python -m bench`: run every benchmark and print its table."""
 
-from bench import ledger_growth, reliability, retention, round_trips, serving, status_page, trigger_path
+from bench import (
+    cold_start,
+    ledger_growth,
+    reliability,
+    retention,
+    round_trips,
+    serving,
+    status_page,
+    trigger_path,
+)
 
 if __name__ == "__main__":
     serving.main()
+    cold_start.main([])
     trigger_path.main()
     reliability.main()
     retention.main([])

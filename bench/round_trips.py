@@ -22,12 +22,12 @@ from __future__ import annotations
 import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from bench import quiet
+from bench import emulated, quiet
 from functions import bootstrap
 from functions.service import completion, intake
 from functions.service.ports import Services
@@ -155,28 +155,14 @@ def measure(services: Services, engine: RecordingBackend, counter: Counter[str])
 
 
 def firestore_rows() -> tuple[dict[str, Counter[str]], dict[str, Counter[str]]]:
-    from tests.conftest import PROJECT
-    from tests.support.emulators import emulator
-    from tests.support.pubsub import topic_with_subscription
-
-    with tempfile.TemporaryDirectory() as scratch, ExitStack() as stack:
-        hosts = {
-            variable: stack.enter_context(emulator(name, Path(scratch) / f"{name}.log"))
-            for name, variable in (
-                ("firestore", "FIRESTORE_EMULATOR_HOST"),
-                ("pubsub", "PUBSUB_EMULATOR_HOST"),
-            )
-        }
-        stack.enter_context(environment(**hosts, GOOGLE_CLOUD_PROJECT=PROJECT))
-        results, _ = topic_with_subscription("results")
-        quarantined, _ = topic_with_subscription("quarantine")
+    with tempfile.TemporaryDirectory() as scratch, emulated(Path(scratch), "round-trips") as given:
         settings = Settings(
             routes=ROUTES,
             state_dir=Path(scratch),
             auth="none",
-            ledger=f"firestore://{PROJECT}/round-trips",
-            results=f"pubsub://{results}",
-            quarantine=f"pubsub://{quarantined}",
+            ledger=given["KFP_TRIGGER_LEDGER"],
+            results=given["KFP_TRIGGER_RESULTS"],
+            quarantine=given["KFP_TRIGGER_QUARANTINE"],
         )
         engine = RecordingBackend()
         services = replace(bootstrap.build(settings), backends={"local": engine})
@@ -220,23 +206,6 @@ def reading(services: Services, counter: Counter[str]) -> dict[str, Counter[str]
     finally:
         firestore_ledger._record = decode
     return found
-
-
-@contextmanager
-def environment(**values: str) -> Iterator[None]:
-    """These variables set for the block, and as they were after it."""
-    import os
-
-    before = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, value in before.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def sqlite_rows() -> dict[str, Counter[str]]:

@@ -81,9 +81,9 @@ def finalize(number: int) -> tuple[dict[str, str], bytes]:
     return storage_event("some-bucket", f"folder/part-{number}.csv", event_id=f"bench-{number}")
 
 
-@contextmanager
-def serving(target: str, state: Path) -> Iterator[tuple[str, int]]:
-    """functions-framework serving one target of bench/serving_app.py; yields (url, pid)."""
+def start(target: str, state: Path, **settings: str) -> tuple[subprocess.Popen[bytes], str]:
+    """Start functions-framework serving one target of bench/serving_app.py, configured like the
+    deployed function (`settings`: KFP_TRIGGER_* and emulator variables on top); (process, url)."""
     import socket
 
     with socket.socket() as probe:
@@ -99,12 +99,19 @@ def serving(target: str, state: Path) -> Iterator[tuple[str, int]]:
         "KFP_TRIGGER_AUTH": "none",
         "KFP_TRIGGER_LOG_FORMAT": "json",
         "BENCH_RUNS_FILE": str(runs),
+        **settings,
     }
     command = [str(Path(sys.executable).parent / "functions-framework"), "--source", "bench/serving_app.py"]
     command += ["--target", target, "--port", str(port)]
     with open(state / f"{target}.log", "wb") as log:
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
+    return process, f"http://127.0.0.1:{port}"
+
+
+@contextmanager
+def serving(target: str, state: Path) -> Iterator[tuple[str, int]]:
+    """functions-framework serving one target of bench/serving_app.py; yields (url, pid)."""
+    process, url = start(target, state)
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -236,7 +243,9 @@ def main() -> None:
         row = f"| {name} | {spread(figures['rps'])} | {spread(figures['p50'], 1000, 1)} "
         print(row + f"| {spread(figures['p99'], 1000, 1)} |")
     cost = statistics.median(noop["rps"]) / statistics.median(real["rps"])
-    print(f"\ntarget: per-event cost ≤ 1.5x the no-op → {cost:.2f}x {verdict(cost <= 1.5)}\n")
+    tail = statistics.median(real["p99"]) / statistics.median(noop["p99"])
+    print(f"\ntarget: per-event cost (mean) ≤ 1.25x the no-op → {cost:.2f}x {verdict(cost <= 1.25)}")
+    print(f"target: p99 latency ≤ 1.5x the no-op's → {tail:.2f}x {verdict(tail <= 1.5)}\n")
 
     outcome = burst()
     print(f"| burst: {BURST:,} finalize events, {DUPLICATES:.0%} duplicates | value | target |")

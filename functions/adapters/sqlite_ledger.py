@@ -3,6 +3,10 @@
 Each write is one `BEGIN IMMEDIATE` transaction, so the read-decide-write of a claim is atomic
 even between separate processes sharing the file (the embedded default's `dev` server and its
 runners, or several functions-framework workers). WAL mode lets readers proceed meanwhile.
+Threads of one process take turns at writing on a lock of their own first: SQLite's busy handler
+makes a writer that finds the file locked sleep 1, 2, 5, 10… ms however soon the lock is free,
+which was the serving tail under concurrent requests (issue 19); across processes it still
+decides.
 SQLite errors become `TransientError`: the caller answers non-2xx and the platform retries.
 """
 
@@ -106,10 +110,16 @@ TERMINAL_STATES = tuple(sorted(state.value for state in TERMINAL))
 _IN_TERMINAL = f"state IN ({','.join('?' * len(TERMINAL_STATES))})"
 
 
+_WRITERS: dict[Path, threading.RLock] = {}  # per ledger file: this process's writers take turns
+_WRITERS_LOCK = threading.Lock()
+
+
 class SqliteLedger:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._local = threading.local()
+        with _WRITERS_LOCK:
+            self._writers = _WRITERS.setdefault(path.resolve(), threading.RLock())
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             db = self._connection()
@@ -141,13 +151,14 @@ class SqliteLedger:
     def _write(self) -> Iterator[sqlite3.Connection]:
         try:
             db = self._connection()
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
+            with self._writers:
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield db
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
+                db.execute("COMMIT")
         except sqlite3.Error as exc:
             raise TransientError(f"ledger unavailable: {exc}") from exc
 

@@ -58,6 +58,13 @@ def status(routes: str | None, state_dir: str | None, landing_dir: str | None, a
     "--state",
     type=click.Choice([state.value for state in LEDGER_STATES]),
 )
+@click.option(
+    "--limit",
+    type=click.IntRange(1, 100_000),
+    default=1000,
+    show_default=True,
+    help="list at most this many (the ledger reads no more)",
+)
 @click.option("--json", "as_json", is_flag=True, help="print a JSON list")
 def runs(
     routes: str | None,
@@ -65,6 +72,7 @@ def runs(
     landing_dir: str | None,
     route: str | None,
     state: str | None,
+    limit: int,
     as_json: bool,
 ) -> None:
     """List the runs in the ledger, oldest first."""
@@ -72,7 +80,7 @@ def runs(
     from functions.service.records import iso
 
     records = common.ledger(common.settings(routes, state_dir, landing_dir)).runs(
-        route=route, state=RunState(state) if state else None
+        route=route, state=RunState(state) if state else None, limit=limit
     )
     rows = [
         {

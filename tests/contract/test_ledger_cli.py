@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 from functions.bootstrap import ledger_from
-from functions.service.records import DecisionRecord, NewRun, Outcome
+from functions.service.records import OTHER_ROUTES, DecisionRecord, NewRun, Outcome
 
 RUN = NewRun("route/bucket/name#1", "route", "pipeline", "v1", "local", {"n": 1}, "event-1")
 LEASE = 1.0
@@ -41,7 +41,10 @@ def test_status_and_explain_read_this_ledger_through_the_cli(ledger_url: str, tm
     assert status.returncode == 0, status.stderr
     report = json.loads(status.stdout)
     assert report["paused"] is True
-    assert report["runs"] == {"route": {"CLAIMED": 1}}
+    # No routes.yaml here: status still answers, every route's runs counted as removed routes'
+    assert report["runs"] == {OTHER_ROUTES: {"CLAIMED": 1}}
+    assert "routes.yaml" in status.stderr
+    assert "counted together" in status.stderr
     assert (report["queued"], report["quarantined"]) == (0, 1)
     assert report["oldest_open_claim"]["run_key"] == RUN.run_key
     assert report["oldest_open_claim"]["past_lease"] is True
