@@ -1,8 +1,10 @@
 """The trigger path in process: decode → route → claim on SQLite, and routing at scale.
 
 Each figure is the median of REPEATS runs, with the spread (min-max), measured in this process
-on this machine. No backend is called: a claim that wins is marked submitted with a made-up id,
-so the figure is kfp-trigger's own cost per event.
+on this machine. No backend is called, so the figure is kfp-trigger's own cost per event. Issue
+19's bound holds the decode + route + claim path (one commit, as the floor) against a bare claim;
+the row with a won claim also marked submitted (a second commit, with a made-up run id) is shown
+beside it, without a bound.
 """
 
 from __future__ import annotations
@@ -48,8 +50,9 @@ def deliveries() -> list[tuple[dict[str, str], bytes]]:
     return [finalized(n % unique) for n in range(EVENTS)]
 
 
-def throughput(router: Router, requests: list[tuple[dict[str, str], bytes]]) -> float:
-    """Events per second through envelope, decode, route and claim (with the SQLite commit)."""
+def throughput(router: Router, requests: list[tuple[dict[str, str], bytes]], submit: bool = False) -> float:
+    """Events per second through envelope, decode, route and claim (with the SQLite commit); with
+    `submit`, a won claim is marked submitted too."""
     with tempfile.TemporaryDirectory() as scratch:
         ledger = SqliteLedger(Path(scratch) / "ledger.sqlite3")
         started = time.perf_counter()
@@ -60,7 +63,7 @@ def throughput(router: Router, requests: list[tuple[dict[str, str], bytes]]) -> 
                 if isinstance(decision, RunRequest):
                     run = NewRun(decision.run_key, decision.route, "p", "v", "local", decision.params, "e")
                     claim = ledger.claim(run, now=time.time(), lease=120)
-                    if claim.outcome is ClaimOutcome.WON:
+                    if submit and claim.outcome is ClaimOutcome.WON:
                         ledger.mark_submitted(decision.run_key, claim.attempt, "bench", time.time())
         return len(requests) / (time.perf_counter() - started)
 
@@ -141,6 +144,7 @@ def main() -> None:
 
     # No absolute target on a shared machine: the path against its floor, measured in this run.
     median, low, high = measure(lambda: throughput(routes_with(0), requests))
+    whole, whole_low, whole_high = measure(lambda: throughput(routes_with(0), requests, submit=True))
     bare, bare_low, bare_high = measure(lambda: floor(EVENTS))
     ratio = bare / median  # time per event, path over floor
     verdict = "pass" if ratio <= FLOOR_BOUND else "miss"
@@ -151,8 +155,12 @@ def main() -> None:
         " | 1.00 | — | — |"
     )
     print(
-        f"| {EVENTS} deliveries: envelope + decode + route + claim + mark submitted"
-        f" | {median:,.0f} ({low:,.0f}-{high:,.0f}) | {ratio:.2f} | ≤ {FLOOR_BOUND:.0f} | {verdict} |\n"
+        f"| {EVENTS} deliveries: envelope + decode + route + claim"
+        f" | {median:,.0f} ({low:,.0f}-{high:,.0f}) | {ratio:.2f} | ≤ {FLOOR_BOUND:.0f} | {verdict} |"
+    )
+    print(
+        f"| {EVENTS} deliveries: … + claim + mark submitted (two commits)"
+        f" | {whole:,.0f} ({whole_low:,.0f}-{whole_high:,.0f}) | {bare / whole:.2f} | — | — |\n"
     )
 
     print("| routes in the file (others on other buckets) | route() µs/event | x vs 10 |")

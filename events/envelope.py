@@ -110,6 +110,8 @@ def parse_http(headers: Mapping[str, str], body: bytes) -> tuple[dict[str, str],
         missing = [name for name in REQUIRED_HEADERS if name not in lower]
         if missing:
             raise EnvelopeError(f"binary-mode CloudEvent is missing headers: {', '.join(missing)}")
+        if lower["ce-specversion"] == "1.0":
+            return binary_mode(lower, body)
         attributes, data = _sdk(lower, body)
         if "ce-time" not in lower:
             attributes.pop("time", None)  # the SDK invents "now"; an absent time stays absent
@@ -138,6 +140,18 @@ def parse_http(headers: Mapping[str, str], body: bytes) -> tuple[dict[str, str],
     if "context" in document or "eventType" in document:
         return _from_legacy(document)
     raise EnvelopeError("the request is not a CloudEvent: no ce- headers and no specversion")
+
+
+def binary_mode(headers: Mapping[str, str], body: bytes) -> tuple[dict[str, str], object]:
+    """A specversion 1.0 binary-mode request (what Eventarc sends), read as the CloudEvents SDK
+    reads it (`cloudevents.sdk.event.base.UnmarshalBinary`: every `ce-` header an attribute,
+    `content-type` the `datacontenttype`), without the SDK's generic machinery, which cost
+    about a third of the in-process path per event (issue 19). `headers` are lowercased.
+    tests/unit/test_envelope.py holds it to the SDK's answers on arbitrary headers."""
+    attributes = {name[3:]: value for name, value in headers.items() if name.startswith("ce-")}
+    if "content-type" in headers:
+        attributes["datacontenttype"] = headers["content-type"]
+    return attributes, _data(body)
 
 
 def _sdk(headers: dict[str, str], body: bytes) -> tuple[dict[str, str], object]:

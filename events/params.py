@@ -56,6 +56,9 @@ SOURCE_FIELDS: Mapping[Source, frozenset[str]] = {
     ),
     Source.SCHEDULE: frozenset({"schedule.job", "schedule.slot", "message.id"}),
 }
+# The fields kfp-trigger composes from checked parts (`object.uri`, …): every rule for names but
+# the path rules applies to their values (`_safe`).
+COMPOSED = COMMON_FIELDS.union(*SOURCE_FIELDS.values())
 DYNAMIC_PREFIXES: Mapping[Source, tuple[str, ...]] = {Source.PUBSUB: ("attributes.", "data.")}
 
 
@@ -208,8 +211,7 @@ def _safe(path: str, value: object, raw: bool = False) -> str:
     if isinstance(value, Mapping | list | tuple):
         raise ValueError(f"{{{path}}} is a JSON object or list, not text")
     text = _text(value)
-    composed = path in COMMON_FIELDS or any(path in fields for fields in SOURCE_FIELDS.values())
-    if not raw and (problem := text_problem(text, segments=not composed)):
+    if not raw and (problem := text_problem(text, segments=path not in COMPOSED)):
         raise ValueError(f"the value of {{{path}}} {problem}")
     return text
 

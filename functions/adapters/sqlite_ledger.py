@@ -55,8 +55,6 @@ CREATE TABLE IF NOT EXISTS runs (
     details TEXT NOT NULL DEFAULT '{}', publish_lease REAL NOT NULL DEFAULT 0, published_at REAL,
     not_before REAL NOT NULL DEFAULT 0, concurrency TEXT NOT NULL DEFAULT '', trace TEXT NOT NULL DEFAULT ''
 );
-CREATE INDEX IF NOT EXISTS runs_by_state ON runs(state);
-CREATE INDEX IF NOT EXISTS runs_by_route ON runs(route);
 CREATE INDEX IF NOT EXISTS runs_by_route_state ON runs(route, state);
 CREATE INDEX IF NOT EXISTS runs_by_state_time ON runs(state, created_at);
 CREATE TABLE IF NOT EXISTS decisions (
@@ -78,7 +76,7 @@ CREATE TABLE IF NOT EXISTS places (
 CREATE TABLE IF NOT EXISTS flags (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS marks (key TEXT PRIMARY KEY, value INTEGER NOT NULL, at REAL NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS decisions_by_time ON decisions(at);
-CREATE INDEX IF NOT EXISTS decisions_by_outcome ON decisions(outcome);
+CREATE INDEX IF NOT EXISTS decisions_quarantined ON decisions(outcome) WHERE outcome = 'quarantined';
 CREATE INDEX IF NOT EXISTS decisions_by_route_time ON decisions(route, at);
 CREATE TABLE IF NOT EXISTS joins (
     route TEXT NOT NULL, key TEXT NOT NULL, opened REAL NOT NULL, expires REAL NOT NULL,
@@ -91,6 +89,10 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_by_time ON events(at);
 """
+# Indexes that cost every write a page and that others serve now: (state) and (route) are the
+# prefixes of (state, created_at) and (route, state); only quarantined decisions are counted by
+# outcome (a partial index, which other decisions never touch).
+DROPPED_INDEXES = ("runs_by_state", "runs_by_route", "decisions_by_outcome")
 # Ledgers from before batch membership was per route and object generation kept a batch's
 # objects in `members` (run key, member): moved once, each object its own identity.
 MOVE_MEMBERS = (
@@ -128,6 +130,8 @@ class SqliteLedger:
                 if present and column not in present:
                     db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
             db.executescript(SCHEMA)  # idempotent; commits by itself
+            for index in DROPPED_INDEXES:
+                db.execute(f"DROP INDEX IF EXISTS {index}")
             if _has_old_members(db):
                 db.execute("BEGIN IMMEDIATE")  # another process may be opening it too: one moves them
                 if _has_old_members(db):
@@ -563,7 +567,8 @@ class SqliteLedger:
         return [_kept(row) for row in rows]
 
     def count_decisions(self, outcome: Outcome) -> int:
-        (row,) = self._read("SELECT COUNT(*) AS n FROM decisions WHERE outcome = ?", (outcome,))
+        # The outcome inline (an enum value), so that the partial index serves quarantined ones.
+        (row,) = self._read(f"SELECT COUNT(*) AS n FROM decisions WHERE outcome = '{Outcome(outcome).value}'")
         return int(row["n"])
 
     def recent(
