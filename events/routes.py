@@ -140,8 +140,9 @@ def load_routes(text: str) -> RoutesConfig:
         document = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise RoutesError([f"(file): not valid YAML{where}"]) from exc
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None)
+        raise RoutesError([f"(file): not valid YAML{where}" + (f": {problem}" if problem else "")]) from exc
     problems: list[str] = []
     top = _validate(RoutesFileModel, document if document is not None else {}, "", problems)
     if top is None:
@@ -172,9 +173,12 @@ def load_routes(text: str) -> RoutesConfig:
 
     rules: list[Rule] = []
     seen: set[str] = set()
+    labels: set[str] = set()
     for position, raw in enumerate(top.routes):
         label = raw.get("name") if isinstance(raw, dict) else None
-        where = f"routes[{label if isinstance(label, str) and label else position}]"
+        named = isinstance(label, str) and label and label not in labels
+        labels.add(str(label))
+        where = f"routes[{label if named else position}]"  # a repeated name: the route's position
         route = _validate(RouteModel, raw, where, problems)
         if route is None:
             continue

@@ -25,13 +25,20 @@ def routes() -> None:
 
 @routes.command("check")
 @click.argument("path", required=False, envvar="KFP_TRIGGER_ROUTES", type=click.Path(dir_okay=False))
-@click.option("--json", "as_json", is_flag=True, help="print {valid, problems, warnings, routes, pipelines}")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="print {valid, problems: [{file, line, column, path, message}], warnings, routes, pipelines}",
+)
 def routes_check(path: str | None, as_json: bool) -> None:
     """Validate PATH (default: $KFP_TRIGGER_ROUTES or routes.yaml) exactly as the function does.
 
     Compiles every pipeline and checks each route's parameters against it. Lists every problem
-    with its place in the file; exits 1 if there is any.
+    as FILE:LINE:COLUMN: PATH: MESSAGE (what editors and CI annotations read); exits 1 if there is
+    any.
     """
+    from events.locate import locate, tree
     from pipelines import catalog as routes_catalog
 
     target = Path(path or "routes.yaml")
@@ -40,12 +47,17 @@ def routes_check(path: str | None, as_json: bool) -> None:
         try:
             loaded = routes_catalog.load(target, Path(scratch), image)
         except RoutesError as exc:
+            try:
+                root = tree(target.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError):
+                root = None
+            found = [locate(root, problem) for problem in exc.problems]
             if as_json:
-                common.emit({"valid": False, "problems": exc.problems})
+                common.emit({"valid": False, "problems": [each.as_json(str(target)) for each in found]})
             else:
-                click.echo(f"{target}: {len(exc.problems)} problem(s)", err=True)
-                for problem in exc.problems:
-                    click.echo(f"  {problem}", err=True)
+                click.echo(f"{target}: {len(found)} problem(s)", err=True)
+                for each in found:
+                    click.echo(f"  {each.text(str(target))}", err=True)
             sys.exit(1)
     versions = {name: pipeline.version_name for name, pipeline in loaded.catalog.items()}
     warnings = crowded(listeners(loaded.rules))

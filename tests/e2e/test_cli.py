@@ -39,10 +39,12 @@ def test_routes_check_lists_every_problem(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert f"{len(loader.value.problems)} problem(s)" in result.stderr
     assert "routes[nightly].when.schedule.timezone: unknown time zone 'Mars/Olympus'" in result.stderr
+    assert f"{broken}:" in result.stderr.splitlines()[1], "each problem starts with file:line:column"
     as_json = json.loads(run("routes", "check", str(broken), "--json").stdout)
-    assert as_json == {"valid": False, "problems": loader.value.problems}, (
-        "the CLI runs the function's validator"
-    )
+    assert as_json["valid"] is False
+    told = [f"{problem['path']}: {problem['message']}" for problem in as_json["problems"]]
+    assert told == loader.value.problems, "the CLI runs the function's validator"
+    assert all(problem["file"] == str(broken) and problem["line"] > 0 for problem in as_json["problems"])
 
 
 def test_simulate_prints_the_decision_and_touches_nothing(tmp_path: Path) -> None:

@@ -54,9 +54,9 @@ def test_every_problem_is_reported_with_its_path() -> None:
         "pipelines[Bad_Name]: name must match",
         "pipelines[Bad_Name]: give exactly one of 'source'",
         "routes[landed].when.storage.object: capture {Tenant} must be a lower-case identifier",
-        "routes[landed].name: another route has the name 'landed'",
-        "routes[landed].run.pipeline: no pipeline named 'missing'",
-        "routes[landed].when: give exactly one of storage, pubsub, bigquery, schedule",
+        "routes[1].name: another route has the name 'landed'",  # named by position: located
+        "routes[1].run.pipeline: no pipeline named 'missing'",
+        "routes[1].when: give exactly one of storage, pubsub, bigquery, schedule",
         "routes[nightly].when.schedule.cron: 'not a cron' is not a valid cron expression",
         "routes[nightly].when.schedule.timezone: unknown time zone 'Mars/Olympus'",
         "routes[nightly].run.run_key: unknown field {object.name} for a schedule route",
