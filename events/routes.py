@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -136,6 +136,26 @@ def load_routes(text: str) -> RoutesConfig:
     Raises:
         RoutesError: with every problem found, each prefixed by its path.
     """
+    config, problems = check_routes(text)
+    if problems:
+        raise RoutesError(problems)
+    return config
+
+
+def check_routes(text: str) -> tuple[RoutesConfig, list[str]]:
+    """routes.yaml text, validated in one pass: the config and every problem, each prefixed by
+    its path. With problems, the config holds what did validate (its pipelines, for
+    `pipelines.catalog` to build and report on in the same pass); it must not be served.
+
+    A route or pipeline whose schema check fails is checked on: each failing field holds
+    PLACEHOLDER (an unknown field is dropped) and the semantic checks run on the rest, so that a
+    bad name does not hide an unknown pipeline; what they would say about the placeholders
+    themselves is left out. A missing required field, or a field the placeholder does not
+    satisfy either, still ends the checks of its route there.
+
+    Raises:
+        RoutesError: the text is not YAML.
+    """
     try:
         document = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -146,21 +166,24 @@ def load_routes(text: str) -> RoutesConfig:
     problems: list[str] = []
     top = _validate(RoutesFileModel, document if document is not None else {}, "", problems)
     if top is None:
-        raise RoutesError(problems)
+        return RoutesConfig({}, ()), problems
+    repaired: list[tuple[str, int]] = []  # (path, the problems' count once it was repaired)
 
     limits = _validate(GlobalLimits, top.limits or {}, "limits", problems) or GlobalLimits()
     pipelines: dict[str, PipelineDef] = {}
     for name, raw in top.pipelines.items():
-        where = f"pipelines[{name}]"
+        where, before = f"pipelines[{name}]", len(problems)
         if not re.match(NAME, str(name)):
             problems.append(f"{where}: name must match {NAME}")
-        model = _validate(PipelineModel, raw, where, problems)
+        model = _validate(PipelineModel, raw, where, problems, repaired)
         if model is None:
             continue
         if (model.source is None) == (model.package is None):
             problems.append(f"{where}: give exactly one of 'source' (module:function) or 'package'")
         elif model.source is not None and not re.match(r"^[\w.]+:\w+$", model.source):
             problems.append(f"{where}.source: expected module:function, got {model.source!r}")
+        if len(problems) > before:
+            continue  # not built (pipelines.catalog): what it would say is said already
         pipelines[str(name)] = PipelineDef(
             str(name),
             model.source,
@@ -179,7 +202,7 @@ def load_routes(text: str) -> RoutesConfig:
         named = isinstance(label, str) and label and label not in labels
         labels.add(str(label))
         where = f"routes[{label if named else position}]"  # a repeated name: the route's position
-        route = _validate(RouteModel, raw, where, problems)
+        route = _validate(RouteModel, raw, where, problems, repaired)
         if route is None:
             continue
         if route.name in seen:
@@ -191,22 +214,88 @@ def load_routes(text: str) -> RoutesConfig:
         if rule is not None:
             rules.append(rule)
     if problems:
-        raise RoutesError(problems)
+        return RoutesConfig(pipelines, (), limits), _told(problems, repaired)
     merged = tuple(replace(rule, params={**pipelines[rule.pipeline].params, **rule.params}) for rule in rules)
-    return RoutesConfig(pipelines, merged, limits)
+    return RoutesConfig(pipelines, merged, limits), []
+
+
+def _told(problems: list[str], repaired: list[tuple[str, int]]) -> list[str]:
+    """The problems, without those found later under a field that held PLACEHOLDER."""
+
+    def about_placeholder(index: int, problem: str) -> bool:
+        return any(
+            index >= since and (problem.startswith((f"{path}: ", f"{path}.", f"{path}[")))
+            for path, since in repaired
+        )
+
+    return [problem for index, problem in enumerate(problems) if not about_placeholder(index, problem)]
 
 
 _M = TypeVar("_M", bound=BaseModel)
 
 
-def _validate(model: type[_M], raw: object, where: str, problems: list[str]) -> _M | None:
+PLACEHOLDER = "placeholder"  # what a field that failed its schema check holds while the rest is checked
+
+
+def _validate(
+    model: type[_M],
+    raw: object,
+    where: str,
+    problems: list[str],
+    repaired: list[tuple[str, int]] | None = None,
+) -> _M | None:
+    """`raw` validated, or None with its problems added. With `repaired`, a failing value is
+    replaced (`check_routes`) and the model so repaired is returned; each repaired path is
+    added to `repaired`."""
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
-        for error in exc.errors():
-            path = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in error["loc"])
-            problems.append(f"{where}{path}".lstrip(".") + f": {error['msg']}")
+        errors = exc.errors()
+    paths = [f"{where}{_loc(error['loc'])}".lstrip(".") for error in errors]
+    problems.extend(f"{path}: {error['msg']}" for path, error in zip(paths, errors, strict=True))
+    fixed = _repaired(raw, errors) if repaired is not None else None
+    if fixed is None or repaired is None:
         return None
+    try:
+        validated = model.model_validate(fixed)
+    except ValidationError:
+        return None
+    repaired.extend((path, len(problems)) for path in paths)
+    return validated
+
+
+def _loc(loc: tuple[int | str, ...]) -> str:
+    """A pydantic error's place as the loader writes paths: `.key` and `[position]`."""
+    return "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc)
+
+
+def _repaired(raw: object, errors: list[Any]) -> object | None:
+    """A copy of `raw` with each failing value replaced by PLACEHOLDER (an unknown field
+    dropped); None where that cannot be done (a required field is missing, the place is not a
+    plain key or position)."""
+    import copy
+
+    fixed: Any = copy.deepcopy(raw)
+    for error in errors:
+        *parents, last = error["loc"] or (None,)
+        if error["type"] == "missing" or last is None:
+            return None
+        container: Any = fixed
+        for part in parents:
+            try:
+                container = container[part]
+            except (KeyError, IndexError, TypeError):
+                return None
+        if not isinstance(container, dict | list) or (isinstance(container, dict) and last not in container):
+            return None
+        if error["type"] == "extra_forbidden" and isinstance(container, dict):
+            del container[last]
+        else:
+            try:
+                container[last] = PLACEHOLDER
+            except (IndexError, TypeError):
+                return None
+    return cast(object, fixed)
 
 
 CONDITIONS = ("storage", "pubsub", "bigquery", "schedule")
@@ -281,7 +370,8 @@ def _condition(
     chosen = [name for name in CONDITIONS if getattr(when, name)]
     if len(chosen) != 1:
         problems.append(f"{where}: give exactly one of {', '.join(CONDITIONS)}")
-        return None
+    if not chosen:
+        return None  # with several, the first is checked on, so that its own problems show too
     source = Source(chosen[0])
     captures: tuple[str, ...] = ()
     common: dict[str, Any] = {}

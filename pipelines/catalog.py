@@ -27,7 +27,7 @@ from typing import Any
 import yaml
 
 from events.errors import RoutesError
-from events.routes import PipelineDef, RoutesConfig, Rule, load_routes
+from events.routes import PipelineDef, RoutesConfig, Rule, check_routes
 from pipelines.backend import CompiledPipeline
 from pipelines.parameters import BATCH_OBJECTS_PARAMETER, FILLED
 from pipelines.templates import problem, read_template, template_uri
@@ -222,9 +222,13 @@ def load(path: Path, packages_dir: Path, notify_image: str = "") -> LoadedRoutes
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise RoutesError([f"{path}: cannot read ({exc.strerror})"]) from exc
-    config = load_routes(text)
-    problems: list[str] = []
+    config, problems = check_routes(text)
+    routes_valid = not problems
+    # Every pipeline that validated is built even when routes have problems: one pass reports
+    # a source that does not import beside a route's bad field.
     catalog = build_catalog(config, path.parent, packages_dir, problems, notify_image)
+    if not routes_valid:
+        raise RoutesError(problems)
     # Pinned versions are looked up beside routes.yaml (packages/, committed) and in the state.
     variants = resolve_variants(config.rules, catalog, [path.parent / "packages", packages_dir], problems)
     rules = typed_rules(variants, catalog, problems)

@@ -3,6 +3,8 @@ that are not the text they look like."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from events.errors import RoutesError
@@ -75,3 +77,58 @@ def test_yaml_that_does_not_parse_is_located_where_the_parser_stopped() -> None:
 def test_a_problem_without_a_place_has_line_zero() -> None:
     assert locate(None, "routes[a].name: x") == Located("routes[a].name", "x", 0, 0)
     assert locate(tree(TEXT), "no path at all").line == 0
+
+
+ONE_PASS = """\
+pipelines:
+  train: {source: "pipelines.examples.survey:nonexistent"}
+routes:
+  - name: Bad_Name
+    when:
+      storage: {bucket: ab, object: "x/{tenant}/{tenant}.csv"}
+      pubsub: {topic: t}
+    run: {pipeline: nope, params: {who: "{nothing}"}}
+  - name: off
+    when: {schedule: {job: nightly, cron: "99 * * * *"}}
+    run: {pipeline: train}
+"""
+
+
+def test_one_pass_reports_every_problem_at_its_line_and_column(tmp_path: Path) -> None:
+    """Issue 20: a bad name and a short bucket no longer hide the semantic problems of their
+    route, nor the routes' problems a pipeline that does not build."""
+    from pipelines import catalog as routes_catalog
+
+    path = tmp_path / "routes.yaml"
+    path.write_text(ONE_PASS)
+    with pytest.raises(RoutesError) as raised:
+        routes_catalog.load(path, tmp_path / "packages")
+    root = tree(ONE_PASS)
+    told = [located.text("routes.yaml") for located in (locate(root, p) for p in raised.value.problems)]
+    assert told == [
+        "routes.yaml:4:11: routes[Bad_Name].name: String should match pattern '^[a-z][a-z0-9-]{0,62}$'",
+        "routes.yaml:6:25: routes[Bad_Name].when.storage.bucket: String should have at least 3 characters",
+        "routes.yaml:8:21: routes[Bad_Name].run.pipeline: no pipeline named 'nope'",
+        "routes.yaml:5:5: routes[Bad_Name].when: give exactly one of storage, pubsub, bigquery, schedule",
+        "routes.yaml:6:37: routes[Bad_Name].when.storage.object: capture {tenant} appears twice",
+        "routes.yaml:8:41: routes[Bad_Name].run.params.who: unknown field {nothing} for a storage route",
+        "routes.yaml:9:11: routes[1].name: Input should be a valid string"
+        " (YAML reads 'off' as a boolean: quote it, \"off\", to mean the text)",
+        "routes.yaml:10:43: routes[1].when.schedule.cron: '99 * * * *' is not a valid cron expression",
+        "routes.yaml:2:19: pipelines[train].source: cannot build: AttributeError:"
+        " module 'pipelines.examples.survey' has no attribute 'nonexistent'",
+    ]
+
+
+def test_what_a_placeholder_would_say_is_left_out() -> None:
+    """Two routes with bad names hold the same placeholder: no "another route has the name"
+    about it; a missing required field still ends its route's checks."""
+    text = TEXT.replace("name: landed", "name: Bad_One").replace("name: off", "name: Bad_Two")
+    with pytest.raises(RoutesError) as raised:
+        load_routes(text.replace("bucket: ab", "bucket: abc"))
+    assert not [p for p in raised.value.problems if "another route has the name" in p]
+    assert [p.split(":")[0] for p in raised.value.problems] == [
+        "routes[Bad_One].name",
+        "routes[Bad_Two].name",
+        "routes[Bad_Two].when.schedule.job",  # required and missing: nothing to check on with
+    ]
