@@ -8,6 +8,7 @@ each names its place: `routes[survey-landed].when.storage.object: ...`.
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -273,8 +274,6 @@ def _repaired(raw: object, errors: list[Any]) -> object | None:
     """A copy of `raw` with each failing value replaced by PLACEHOLDER (an unknown field
     dropped); None where that cannot be done (a required field is missing, the place is not a
     plain key or position)."""
-    import copy
-
     fixed: Any = copy.deepcopy(raw)
     for error in errors:
         *parents, last = error["loc"] or (None,)

@@ -65,7 +65,7 @@ def handle(services: Services, attributes: Mapping[str, str], data: object, body
 
     def told(state: RunState) -> Riders:
         ended.append(decision(Outcome.COMPLETED, f"the engine reports {state}"))
-        return Riders(decisions=tuple(ended))
+        return Riders(decisions=(ended[-1],))
 
     outcome, reason, state = _look(services, run, told)
     if outcome is Outcome.COMPLETED and ended:
@@ -87,7 +87,7 @@ def _look(
     report = runs.Pass()
     ended = None
     with runs.isolated(services, run, report, "looking up its status"):
-        ended = runs.complete(services, run, None if run.state.terminal else told)
+        ended = runs.complete(services, run, told)  # a run ended already is not told again
     if report.skipped:  # left for a redelivery; recorded FAILED after runs.MAX_STRIKES
         return Outcome.RETRY, report.skipped[0]["reason"], run.state
     if ended is None:
