@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from events.filters import ABSENT, shown
 from events.model import (
     Message,
     ObjectFinalized,
@@ -182,6 +183,8 @@ def _match_object(rule: Rule, event: ObjectFinalized) -> dict[str, object] | str
     matched = _match_pattern(rule, event.name, "object name")
     if isinstance(matched, str):
         return matched
+    if rule.name_filter is not None and not rule.name_filter.holds(event.name):
+        return f"object name {event.name[:200]!r} does not meet {rule.name_filter.text}"
     if rule.content_types and (event.content_type or "") not in rule.content_types:
         return f"content type {(event.content_type or '(none)')[:80]!r} is not accepted"
     if event.size < rule.min_size:
@@ -192,9 +195,10 @@ def _match_object(rule: Rule, event: ObjectFinalized) -> dict[str, object] | str
 def _match_message(rule: Rule, event: Message) -> dict[str, object] | str:
     if "/" in rule.topic and rule.topic != event.topic:
         return f"message is from {event.topic!r}, not {rule.topic!r}"
-    for key, allowed in rule.attributes.items():
-        if event.attributes.get(key) not in allowed:
-            return f"attribute {key!r} is not one of {list(allowed)!r}"
+    for key, wanted in rule.attributes.items():
+        value = event.attributes.get(key, ABSENT)
+        if not wanted.holds(value):
+            return f"attribute {key!r} {_seen(value)} does not meet {wanted.text}"
     if rule.data and event.payload is None:
         return "message data is not a JSON object, so data conditions cannot hold"
     view = _message_view(event)
@@ -202,15 +206,15 @@ def _match_message(rule: Rule, event: Message) -> dict[str, object] | str:
         try:
             value = lookup(f"data.{path}", {}, view)
         except Missing:
-            return f"message data has no field {path!r}"
-        if not any(_same(value, option) for option in wanted):
-            return f"data field {path!r} is not one of {list(wanted)!r}"
+            value = ABSENT
+        if not wanted.holds(value):
+            return f"data field {path!r} {_seen(value)} does not meet {wanted.text}"
     return {}
 
 
-def _same(value: object, wanted: object) -> bool:
-    """JSON equality without Python's True == 1."""
-    return isinstance(value, bool) == isinstance(wanted, bool) and value == wanted
+def _seen(value: object) -> str:
+    """A value in a reason: bounded, since the event's sender chose it."""
+    return "(absent)" if value is ABSENT else f"({shown(value)[:80]})"
 
 
 def schedule_slot(cron: str, timezone: str, published: datetime) -> str:

@@ -18,8 +18,10 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from events.errors import RoutesError
+from events.filters import Equals, Filter, compile_filter, contradictions, leaves
 from events.model import Source
 from events.params import (
+    COMPOSED,
     FromField,
     ParamSpec,
     Scalar,
@@ -31,6 +33,7 @@ from events.params import (
 from events.patterns import Pattern, compile_pattern
 from events.schema import (
     DEFAULT_MAX_WAIT,
+    FILTER_TAGS,
     NAME,
     Condition,
     Expect,
@@ -93,9 +96,10 @@ class Rule:
     min_size: int = 0
     manifest: bool = False  # the object is a batch manifest: check readiness before running
     max_wait: float = DEFAULT_MAX_WAIT  # a manifest's objects, past the event's time: then skip
+    name_filter: Filter | None = None  # storage: what the object's name must also meet
     topic: str = ""  # as written: short name or full path
-    attributes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    data: Mapping[str, tuple[Scalar, ...]] = field(default_factory=dict)
+    attributes: Mapping[str, Filter] = field(default_factory=dict)  # attribute → its filter
+    data: Mapping[str, Filter] = field(default_factory=dict)  # data field path → its filter
     cron: str = ""
     timezone: str = "UTC"
     catch_up: float | None = None  # schedule.catch_up: the horizon reconcile starts missed slots in
@@ -267,7 +271,12 @@ def _validate(
 
 def _loc(loc: tuple[int | str, ...]) -> str:
     """A pydantic error's place as the loader writes paths: `.key` and `[position]`."""
-    return "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc)
+    return "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in _place(loc))
+
+
+def _place(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
+    """A pydantic error's place in the document: without the tags of a filter's forms."""
+    return tuple(part for part in loc if part not in FILTER_TAGS)
 
 
 def _repaired(raw: object, errors: list[Any]) -> object | None:
@@ -276,7 +285,8 @@ def _repaired(raw: object, errors: list[Any]) -> object | None:
     plain key or position)."""
     fixed: Any = copy.deepcopy(raw)
     for error in errors:
-        *parents, last = error["loc"] or (None,)
+        place: tuple[Any, ...] = _place(error["loc"]) or (None,)
+        *parents, last = place
         if error["type"] == "missing" or last is None:
             return None
         container: Any = fixed
@@ -377,29 +387,37 @@ def _condition(
     if when.storage is not None:
         pattern = _pattern(when.storage.object, "/", f"{where}.storage.object", problems)
         captures = pattern.captures if pattern else ()
+        _check_bucket(when.storage.bucket, f"{where}.storage.bucket", problems)
+        name = when.storage.name
+        name_filter = None if name is None else _filter(name, f"{where}.storage.name", problems, text=True)
         common |= {
             "index": when.storage.bucket,
             "pattern": pattern,
+            "name_filter": name_filter,
             "content_types": when.storage.content_types,
             "min_size": when.storage.min_size,
             "manifest": when.storage.batch.manifest,
             "max_wait": when.storage.batch.max_wait,
         }
     elif when.pubsub is not None:
-        topic = when.pubsub.topic
-        if "/" in topic and not re.match(r"^projects/[^/]+/topics/[^/]+$", topic):
-            problems.append(f"{where}.pubsub.topic: expected a short name or projects/P/topics/T")
+        topic, at = when.pubsub.topic, f"{where}.pubsub"
+        _check_topic(topic, f"{at}.topic", problems)
         common |= {
             "index": topic.rsplit("/", 1)[-1],
             "topic": topic,
-            "attributes": {k: _tuple(v) for k, v in when.pubsub.attributes.items()},
-            "data": {k: _tuple(v) for k, v in when.pubsub.data.items()},
+            "attributes": {
+                key: _filter(spec, f"{at}.attributes.{key}", problems, text=True)
+                for key, spec in when.pubsub.attributes.items()
+            },
+            "data": {
+                path: _filter(spec, f"{at}.data.{path}", problems) for path, spec in when.pubsub.data.items()
+            },
             "signature": when.pubsub.signature,
         }
     elif when.bigquery is not None:
         pattern = _pattern(when.bigquery.table, ".", f"{where}.bigquery.table", problems)
-        if pattern is not None and when.bigquery.table.count(".") != 2:
-            problems.append(f"{where}.bigquery.table: expected project.dataset.table")
+        if pattern is not None:
+            _check_table(when.bigquery.table, f"{where}.bigquery.table", problems)
         captures = pattern.captures if pattern else ()
         common |= {
             "index": when.bigquery.table if pattern and pattern.literal else "",
@@ -413,6 +431,12 @@ def _condition(
             "timezone": when.schedule.timezone,
             "catch_up": when.schedule.catch_up,
         }
+    for capture in captures:
+        if capture in COMPOSED:
+            problems.append(
+                f"{where}: the capture {{{capture}}} has the name of the field {{{capture}}}, which "
+                "templates read instead: rename the capture"
+            )
     return source, common, captures
 
 
@@ -488,8 +512,69 @@ def _fields_read(run: Mapping[str, Any]) -> set[str]:
     return read
 
 
-def _tuple(value: Any) -> tuple[Any, ...]:
-    return tuple(value) if isinstance(value, tuple | list) else (value,)
+def _filter(spec: object, where: str, problems: list[str], *, text: bool = False) -> Filter:
+    """A filter compiled from its model; a part of it that can never hold is a problem (the
+    route could never match). `text`: it reads text (an attribute, an object's name)."""
+    compiled = compile_filter(_plain(spec), text=text)
+    for leaf in leaves(compiled):
+        if text and isinstance(leaf, Equals) and not isinstance(leaf.value, str):
+            problems.append(
+                f"{where}: {leaf.text} can never equal text (attributes and names are text): "
+                f'quote it, "{leaf.text}"'
+            )
+    for reason in contradictions(compiled):
+        problems.append(f"{where}: {reason}: the route can never match")
+    return compiled
+
+
+def _plain(spec: object) -> object:
+    """A filter's model as routes.yaml wrote it: scalars, lists and mappings."""
+    if isinstance(spec, BaseModel):
+        return spec.model_dump(by_alias=True, exclude_none=True)
+    if isinstance(spec, tuple):
+        return [_plain(each) for each in spec]
+    return spec
+
+
+# Names that exist, by the platforms' own rules: a route naming anything else never hears an event.
+# https://cloud.google.com/storage/docs/buckets#naming, https://cloud.google.com/pubsub/docs/create-topic
+# (resource names), https://cloud.google.com/bigquery/docs/datasets#dataset-naming
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]")
+_TOPIC = re.compile(r"[A-Za-z][A-Za-z0-9._~+%-]{2,254}")
+_DATASET = re.compile(r"[A-Za-z0-9_]{1,1024}")
+
+
+def _check_bucket(bucket: str, where: str, problems: list[str]) -> None:
+    if bucket.startswith("gs://") or "/" in bucket:
+        problems.append(f"{where}: {bucket!r} is not a bucket name: write the name alone, without gs:// or /")
+    elif not _BUCKET.fullmatch(bucket) or any(len(part) > 63 for part in bucket.split(".")):
+        problems.append(
+            f"{where}: {bucket!r} cannot be a bucket's name (lower-case letters, digits, - _ and ., "
+            "starting and ending with a letter or digit): no storage trigger would ever watch it"
+        )
+
+
+def _check_topic(topic: str, where: str, problems: list[str]) -> None:
+    if "/" in topic and not re.match(r"^projects/[^/]+/topics/[^/]+$", topic):
+        problems.append(f"{where}: expected a short name or projects/P/topics/T")
+        return
+    short = topic.rsplit("/", 1)[-1]
+    if not _TOPIC.fullmatch(short) or short.startswith("goog"):
+        problems.append(
+            f"{where}: {short!r} cannot be a topic's name (3 to 255 of letters, digits, - _ . ~ + %, "
+            "starting with a letter, not with goog): no message would ever arrive on it"
+        )
+
+
+def _check_table(table: str, where: str, problems: list[str]) -> None:
+    parts = table.split(".")
+    if len(parts) != 3:
+        problems.append(f"{where}: expected project.dataset.table")
+    elif "{" not in parts[1] and "*" not in parts[1] and not _DATASET.fullmatch(parts[1]):
+        problems.append(
+            f"{where}: {parts[1]!r} cannot be a dataset's name (letters, digits and _ only): "
+            "no job would ever write to it"
+        )
 
 
 def _pattern(text: str, separator: str, where: str, problems: list[str]) -> Pattern | None:
@@ -541,6 +626,19 @@ def _check_expect(model: RouteModel, where: str, problems: list[str]) -> None:
         problems.append(f"{where}.expect.timezone: unknown time zone {model.expect.timezone!r}")
 
 
+def _fires(cron: str) -> bool:
+    """Whether a valid cron names a time that comes (croniter searches some years ahead)."""
+    from datetime import datetime
+
+    from croniter import CroniterBadDateError, croniter
+
+    try:
+        croniter(cron, datetime(2026, 1, 1)).get_next(datetime)
+    except CroniterBadDateError:
+        return False
+    return True
+
+
 def _check_schedule(schedule: ScheduleWhen, where: str, problems: list[str]) -> None:
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -548,6 +646,10 @@ def _check_schedule(schedule: ScheduleWhen, where: str, problems: list[str]) -> 
 
     if not croniter.is_valid(schedule.cron):
         problems.append(f"{where}.cron: {schedule.cron!r} is not a valid cron expression")
+    elif not _fires(schedule.cron):
+        problems.append(
+            f"{where}.cron: {schedule.cron!r} names no date that exists (e.g. 30 February): it never fires"
+        )
     try:
         ZoneInfo(schedule.timezone)
     except (ZoneInfoNotFoundError, ValueError):

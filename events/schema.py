@@ -14,10 +14,14 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Discriminator,
     Field,
+    PlainValidator,
     StrictBool,
     StrictFloat,
     StrictInt,
+    Tag,
+    model_validator,
 )
 
 NAME = r"^[a-z][a-z0-9-]{0,62}$"
@@ -28,6 +32,74 @@ class _Model(BaseModel):
 
 
 ScalarValue = StrictBool | StrictInt | StrictFloat | str
+
+
+def _is_number(value: object) -> object:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return value
+    raise ValueError("expected a number")
+
+
+Number = Annotated[int | float, PlainValidator(_is_number, json_schema_input_type=StrictInt | StrictFloat)]
+
+
+class Comparison(_Model):
+    """A filter is a value (equal to it: `survey.closed`, `3`, `true`; JSON equality, so true
+    is not 1), a list (any of its filters holds: `[eu, us]`), or a mapping of comparators that
+    must all hold: `{prefix: "acme-"}`, `{suffix: ".csv"}`, `{gte: 0.5, lt: 1}`,
+    `{exists: true}`, `{not: [draft, deleted]}`. An absent field meets only `exists: false`
+    and `not`. Ranges compare JSON numbers; an attribute (always text) is read as a decimal
+    number. Matching is linear in the value and the filter. `routes check` refuses a filter that
+    can never hold (an empty range, a number where text is compared)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    prefix: str | None = Field(None, description="text that starts with this")
+    suffix: str | None = Field(None, description="text that ends with this")
+    gt: Number | None = Field(None, description="a number greater than this")
+    gte: Number | None = Field(None, description="a number at least this")
+    lt: Number | None = Field(None, description="a number less than this")
+    lte: Number | None = Field(None, description="a number at most this")
+    exists: StrictBool | None = Field(None, description="true: the field is there; false: it is absent")
+    not_: FilterSpec | None = Field(
+        None, alias="not", description="the filter inside does not hold (an absent field does not hold it)"
+    )
+
+    @model_validator(mode="after")
+    def _given(self) -> Comparison:
+        if all(value is None for value in self.__dict__.values()):
+            raise ValueError("give at least one of prefix, suffix, gt, gte, lt, lte, exists, not")
+        return self
+
+
+def _is_value(value: object) -> object:
+    if isinstance(value, bool | int | float | str):
+        return value
+    raise ValueError("expected a value (text, a number, true or false), a list, or comparators")
+
+
+def _filter_kind(value: object) -> str:
+    if isinstance(value, dict | Comparison):
+        return "filter:comparators"
+    return "filter:any-of" if isinstance(value, list | tuple) else "filter:value"
+
+
+# Which form of a filter was read: pydantic puts the tag in an error's path (events.routes drops it)
+FILTER_TAGS = frozenset({"filter:value", "filter:comparators", "filter:any-of"})
+FilterScalar = Annotated[
+    bool | int | float | str,
+    PlainValidator(_is_value, json_schema_input_type=StrictBool | StrictInt | StrictFloat | str),
+]
+FilterValue = Annotated[
+    Annotated[FilterScalar, Tag("filter:value")] | Annotated[Comparison, Tag("filter:comparators")],
+    Discriminator(_filter_kind),
+]
+FilterSpec = Annotated[  # a value, comparators, or a list: any of its filters
+    Annotated[FilterScalar, Tag("filter:value")]
+    | Annotated[Comparison, Tag("filter:comparators")]
+    | Annotated[tuple[FilterValue, ...], Tag("filter:any-of")],
+    Discriminator(_filter_kind),
+]
+Comparison.model_rebuild()
 
 
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -73,6 +145,11 @@ class StorageWhen(_Model):
     bucket: Annotated[str, Field(min_length=3, max_length=222, description="the bucket's name (exact)")]
     object: str = Field("**", description="name pattern: {capture}, *, **")
     content_types: tuple[str, ...] = Field((), description="accept only these content types")
+    name: FilterSpec | None = Field(
+        None,
+        description="the object's name must also meet this filter: prefix, suffix, not, a list (any of); "
+        'e.g. {not: {suffix: ".tmp"}}',
+    )
     min_size: int = Field(0, ge=0, description="skip smaller objects (bytes)")
     batch: Batch = Field(default_factory=Batch, description="the object is a batch manifest")
 
@@ -95,11 +172,15 @@ class PubsubWhen(_Model):
     topic: Annotated[
         str, Field(min_length=1, description="a short name, or projects/P/topics/T to pin the project")
     ]
-    attributes: dict[str, str | tuple[str, ...]] = Field(
-        default_factory=dict, description="attribute → required value (or any of a list)"
+    attributes: dict[str, FilterSpec] = Field(
+        default_factory=dict,
+        description="attribute → a value, a list (any of), or comparators (prefix, suffix, gt/gte/lt/lte, "
+        "exists, not); attributes are text: a range reads them as decimal numbers",
     )
-    data: dict[str, ScalarValue | tuple[ScalarValue, ...]] = Field(
-        default_factory=dict, description="JSON field path → required value (or any of a list)"
+    data: dict[str, FilterSpec] = Field(
+        default_factory=dict,
+        description="JSON field path → a value, a list (any of), or comparators (prefix, suffix, "
+        "gt/gte/lt/lte on JSON numbers, exists, not)",
     )
     signature: Signature | None = Field(None, description="require a valid producer signature")
 

@@ -24,6 +24,7 @@ PARTS = (
     ("Batch", "when.storage.batch"),
     ("PubsubWhen", "when.pubsub"),
     ("Signature", "when.pubsub.signature"),
+    ("Comparison", "a filter: when.pubsub.attributes.KEY, when.pubsub.data.PATH, when.storage.name"),
     ("BigQueryWhen", "when.bigquery"),
     ("ScheduleWhen", "when.schedule"),
     ("Join", "when.join"),
@@ -38,12 +39,15 @@ PARTS = (
 
 
 def type_of(prop: Mapping[str, Any]) -> str:
+    if '"#/$defs/Comparison"' in json.dumps(prop.get("oneOf", [])):  # a filter: its own section
+        return "[filter](#comparison)"
     if "$ref" in prop:
         return f"[{prop['$ref'].rsplit('/', 1)[-1]}](#{prop['$ref'].rsplit('/', 1)[-1].lower()})"
     if "enum" in prop:
         return " \\| ".join(f"`{value}`" for value in prop["enum"])
-    if "anyOf" in prop:
-        kinds = [type_of(option) for option in prop["anyOf"] if option.get("type") != "null"]
+    if "anyOf" in prop or "oneOf" in prop:
+        options = prop.get("anyOf", prop.get("oneOf", []))
+        kinds = [type_of(option) for option in options if option.get("type") != "null"]
         return " or ".join(dict.fromkeys(kinds))
     kind = prop.get("type", "any")
     if kind == "array":

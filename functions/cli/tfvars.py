@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from events.filters import Equals, Filter, Range, leaves
 from events.model import Source
 from events.pubsub import SCHEDULES_TOPIC
 from events.routes import RoutesConfig, Rule, listeners
@@ -127,15 +128,24 @@ def product_schema(config: RoutesConfig) -> dict[str, Any]:
     fields: dict[str, str] = {}
     product = [rule for rule in listeners(config.rules) if rule.topic.rsplit("/", 1)[-1] != RESULTS_TOPIC]
     for rule in product:
-        for path, values in rule.data.items():
-            kind = {bool: "boolean", int: "long", float: "double"}.get(type(values[0]), "string")
-            fields.setdefault(path.split(".", 1)[0], kind)
+        for path, wanted in rule.data.items():
+            fields.setdefault(path.split(".", 1)[0], _avro_type(wanted))
     fields.pop("event_id", None)
     record: list[dict[str, Any]] = [{"name": "event_id", "type": "string"}]
     record += [
         {"name": name, "type": ["null", kind], "default": None} for name, kind in sorted(fields.items())
     ]
     return {"type": "record", "name": "ProductMessage", "fields": record}
+
+
+def _avro_type(wanted: Filter) -> str:
+    """The Avro type of the values a data filter compares: its first value's, a range's number."""
+    for leaf in leaves(wanted):
+        if isinstance(leaf, Equals):
+            return {bool: "boolean", int: "long", float: "double"}.get(type(leaf.value), "string")
+        if isinstance(leaf, Range):
+            return "double"
+    return "string"
 
 
 def _json(value: object) -> str:

@@ -174,11 +174,11 @@ routes:
 def test_routes_check_names_a_part_that_cannot_produce_the_key_or_a_field_the_run_reads() -> None:
     """Issue 16 item 3: every part must be able to produce the key's fields."""
     storage = '{storage: {bucket: bkt, object: "{tenant}/x"}}'
-    load_routes(join_route(f'{{a: {{pubsub: {{topic: t}}, key: "{{data.tenant}}"}}, b: {storage}}}'))
+    load_routes(join_route(f'{{a: {{pubsub: {{topic: tpc}}, key: "{{data.tenant}}"}}, b: {storage}}}'))
     with pytest.raises(RoutesError) as raised:
         load_routes(
             join_route(
-                f"{{a: {{pubsub: {{topic: t}}}}, b: {storage}}}",
+                f"{{a: {{pubsub: {{topic: tpc}}}}, b: {storage}}}",
                 '{message: "{parts.b.nope}", other: "{parts.c.x}", fine: "{parts.a.data.x}"}',
             )
         )

@@ -86,7 +86,7 @@ routes:
   - name: Bad_Name
     when:
       storage: {bucket: ab, object: "x/{tenant}/{tenant}.csv"}
-      pubsub: {topic: t}
+      pubsub: {topic: tpc}
     run: {pipeline: nope, params: {who: "{nothing}"}}
   - name: off
     when: {schedule: {job: nightly, cron: "99 * * * *"}}

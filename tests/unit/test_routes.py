@@ -30,7 +30,7 @@ routes:
       storage: {bucket: landing, object: "responses/{Tenant}/x"}
     run: {pipeline: train, params: {responses_uri: "gs://{object.bucket}/{nope}"}}
   - name: landed
-    when: {pubsub: {topic: t}, schedule: {job: j, cron: "0 3 * * *"}}
+    when: {pubsub: {topic: tpc}, schedule: {job: j, cron: "0 3 * * *"}}
     run: {pipeline: missing}
   - name: nightly
     when: {schedule: {job: j, cron: "not a cron", timezone: Mars/Olympus}}
@@ -98,7 +98,7 @@ pipelines:
   train: {source: "pipelines.examples.survey:survey_retrain"}
 routes:
   - name: on-message
-    when: {pubsub: {topic: t}}
+    when: {pubsub: {topic: tpc}}
     run: {pipeline: train}
     limits: {coalesce: 10m, max_active: 0, rate: {runs: 2, per: "a while"}}
   - name: per-object

@@ -101,7 +101,7 @@ def test_a_route_that_checks_signatures_needs_its_secret(
     routes.write_text(
         "pipelines: {echo: {source: 'tests.support.echo_pipeline:echo_pipeline'}}\n"
         "routes:\n  - name: product\n"
-        "    when: {pubsub: {topic: t, signature: {secret: PRODUCT_SIGNING_SECRET}}}\n"
+        "    when: {pubsub: {topic: tpc, signature: {secret: PRODUCT_SIGNING_SECRET}}}\n"
         "    run: {pipeline: echo}\n"
     )
     settings = Settings(routes=routes, state_dir=tmp_path, auth="none")
