@@ -2,6 +2,7 @@
 
 from bench import (
     cold_start,
+    filters,
     ledger_growth,
     reliability,
     retention,
@@ -15,6 +16,7 @@ if __name__ == "__main__":
     serving.main()
     cold_start.main([])
     trigger_path.main()
+    filters.main([])
     reliability.main()
     retention.main([])
     status_page.main([])

@@ -37,6 +37,10 @@ ScalarValue = StrictBool | StrictInt | StrictFloat | str
 def _is_number(value: object) -> object:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return value
+    if isinstance(value, str) and re.fullmatch(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+", value):
+        raise ValueError(  # YAML 1.1 reads a float only with a point and a signed exponent
+            f"expected a number (YAML reads {value} as text: write it as 1000000 or 1.0e+6)"
+        )
     raise ValueError("expected a number")
 
 
