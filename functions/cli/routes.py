@@ -96,6 +96,80 @@ def crowded(rules: Sequence[Rule]) -> list[str]:
     ]
 
 
+@routes.command("test")
+@click.argument("cases", required=False, type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--routes",
+    "routes_path",
+    envvar="KFP_TRIGGER_ROUTES",
+    default="routes.yaml",
+    show_default=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="the routes file the cases test  [env: KFP_TRIGGER_ROUTES]",
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="print {passed, failed, cases: [{case, file, passed, expected, actual, diff}]}",
+)
+def routes_test(cases: Path | None, routes_path: Path, as_json: bool) -> None:
+    """Run the route tests in CASES (a YAML file, or a folder of them; default: route-tests/
+    beside the routes file) through the service's own decode and route code.
+
+    \b
+    A case is an event and what must come of it:
+      - name: a day's responses are complete
+        event: events/survey-success.json   # a structured CloudEvent, relative to the case file
+        routes:
+          survey-responses-landed:
+            run: {run_key: "…", params: {tenant: tenant-a}}   # only what is given is compared
+          nightly-retrain: {skip: "does not match"}          # the reason contains this text
+      - name: a deleted object is ignored
+        event: events/object-deleted.json
+        ignore: object deleted                               # or quarantine: TEXT
+    A route the case does not list may skip but not run. A failing case prints the expectation
+    against what happened as a diff. Exits 1 when a case fails, 2 when the routes or a case
+    file are invalid. Duplicates, limits and signatures are not routing: see `simulate`.
+    """
+    from events.router import Router
+    from functions.cli.route_tests import CaseFileError, run_all
+    from pipelines import catalog as routes_catalog
+
+    where = cases if cases is not None else routes_path.parent / "route-tests"
+    if not where.exists():
+        raise click.UsageError(f"no route tests at {where}: give CASES, a case file or a folder of them")
+    with tempfile.TemporaryDirectory() as scratch:
+        try:
+            loaded = routes_catalog.load(routes_path, Path(scratch), common.settings().notify_image)
+        except RoutesError as exc:
+            click.echo(f"{routes_path}: {exc} (kfp-trigger routes check says where)", err=True)
+            sys.exit(2)
+    try:
+        outcomes = list(run_all(where, Router(loaded.rules)))
+    except CaseFileError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(2)
+    failed = [outcome for outcome in outcomes if not outcome.passed]
+    if as_json:
+        common.emit(
+            {
+                "passed": len(outcomes) - len(failed),
+                "failed": len(failed),
+                "cases": [o.as_json() for o in outcomes],
+            }
+        )
+    else:
+        for outcome in outcomes:
+            click.echo(f"{'ok  ' if outcome.passed else 'FAIL'} {outcome.file}: {outcome.case}")
+            if not outcome.passed:
+                click.echo("\n".join(f"     {line}" for line in outcome.diff().splitlines()))
+        summary = f"{len(outcomes) - len(failed)} passed, {len(failed)} failed"
+        click.echo(summary if outcomes else f"no cases in {where}")
+    if failed or not outcomes:
+        sys.exit(1)
+
+
 @routes.command("schema")
 def routes_schema() -> None:
     """Print the JSON Schema of routes.yaml, for editors.

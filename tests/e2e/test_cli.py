@@ -30,6 +30,33 @@ def test_routes_check_accepts_the_example() -> None:
     assert "OK — 4 route(s), 1 pipeline(s)" in result.stdout
 
 
+def test_routes_test_passes_the_example_cases_and_a_changed_expectation_fails_with_a_diff(
+    tmp_path: Path,
+) -> None:
+    """Issue 20: the example routes ship with their cases; a case that changes fails readably."""
+    example = ("--routes", "deploy/routes.example.yaml")
+    result = run("routes", "test", "deploy/route-tests", *example)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.rstrip().endswith("8 passed, 0 failed")
+    cases = (ROOT / "deploy" / "route-tests" / "survey.yaml").read_text()
+    changed = tmp_path / "survey.yaml"
+    changed.write_text(cases.replace("tenant: tenant_b", "tenant: tenant_c"))
+    (tmp_path / "events").symlink_to(ROOT / "deploy" / "route-tests" / "events")
+    result = run("routes", "test", str(changed), *example)
+    assert result.returncode == 1
+    assert f"FAIL {changed}: a BigQuery load into a tenant's table retrains that tenant" in result.stdout
+    assert "-        tenant: tenant_c\n     +        tenant: tenant_b" in result.stdout
+    assert result.stdout.rstrip().endswith("7 passed, 1 failed")
+    report = json.loads(run("routes", "test", str(changed), *example, "--json").stdout)
+    assert (report["passed"], report["failed"]) == (7, 1)
+    (failed,) = [case for case in report["cases"] if not case["passed"]]
+    assert failed["actual"]["routes"]["survey-table-loaded"] == {"run": {"params": {"tenant": "tenant_b"}}}
+    changed.write_text("- {name: no expectation, event: events/survey-success.json}\n")
+    result = run("routes", "test", str(changed), *example)
+    assert result.returncode == 2
+    assert "give exactly one of routes, ignore, quarantine" in result.stderr
+
+
 def test_routes_check_lists_every_problem(tmp_path: Path) -> None:
     broken = tmp_path / "routes.yaml"
     broken.write_text(BROKEN)

@@ -1,0 +1,244 @@
+"""Route tests: the user's cases — an event and what each route must decide — run through the
+service's own decode and route code (`kfp-trigger routes test`).
+
+A case file is YAML, a list of cases:
+
+    - name: a day's responses are complete
+      event: events/survey-success.json      # a structured-mode CloudEvent (relative to this
+                                             # file), or the CloudEvent itself as a mapping
+      routes:                                # each listed route's decision:
+        survey-responses-landed:
+          run:                               #   it runs; what is given is compared
+            run_key: survey-responses-landed/acme-survey-landing/…#1795700000000001
+            params: {tenant: tenant-a}       #   only these parameters are compared
+        nightly-retrain: {skip: ""}          #   it skips; the reason contains this text
+    - name: a deleted object is ignored
+      event: events/object-deleted.json
+      ignore: object deleted                 # the event is ignored, the reason contains this
+    - name: an unknown bucket is quarantined
+      event: events/unrouted-bucket.json
+      quarantine: no route listens           # the event is quarantined, the reason contains this
+
+A route not listed may skip, but not run: an unexpected run fails the case. A join's part is
+`{part: {name: …, key: …}}`. What a case compares is shown beside what happened, as a diff of
+the two in the case's own shape. Routing is what is tested: the ledger's answers (duplicates,
+limits, the pause) and the producer's signature are `simulate`'s.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from events.router import Router, RunRequest, Skip
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ExpectRun(_Model):
+    run_key: str | None = Field(None, description="the run key, exactly")
+    params: dict[str, Any] | None = Field(None, description="these parameters, each exactly")
+
+
+class ExpectPart(_Model):
+    name: str
+    key: str | None = None
+
+
+class ExpectRoute(_Model):
+    run: ExpectRun | None = None
+    skip: str | None = Field(None, description="the skip reason contains this ('' for any)")
+    part: ExpectPart | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> ExpectRoute:
+        if sum(value is not None for value in (self.run, self.skip, self.part)) != 1:
+            raise ValueError("give exactly one of run, skip, part")
+        return self
+
+
+class Case(_Model):
+    name: str
+    event: str | dict[str, Any]
+    routes: dict[str, ExpectRoute] | None = None
+    ignore: str | None = None
+    quarantine: str | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> Case:
+        if sum(value is not None for value in (self.routes, self.ignore, self.quarantine)) != 1:
+            raise ValueError("give exactly one of routes, ignore, quarantine")
+        return self
+
+
+class CaseFileError(ValueError):
+    """A case file that cannot be read: its problems, each with its place."""
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    case: str
+    file: str
+    expected: Any  # the case's expectation, as plain data
+    seen: Any  # what happened, in the expectation's shape
+    reason: str = ""  # why the case could not run at all (its event does not read)
+
+    @property
+    def passed(self) -> bool:
+        return not self.reason and same(self.seen, self.expected)
+
+    def diff(self) -> str:
+        """The expectation against what happened, as a unified diff of their YAML."""
+        if self.reason:
+            return self.reason
+        lines = difflib.unified_diff(
+            _yaml(self.expected).splitlines(),
+            _yaml(self.seen).splitlines(),
+            "expected",
+            "actual",
+            lineterm="",
+        )
+        return "\n".join(lines)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "case": self.case,
+            "file": self.file,
+            "passed": self.passed,
+            "expected": self.expected,
+            "actual": self.seen,
+            "diff": "" if self.passed else self.diff(),
+        }
+
+
+def case_files(where: Path) -> list[Path]:
+    """The YAML case files at `where`: the file itself, or every *.yaml/*.yml under the folder."""
+    if where.is_file():
+        return [where]
+    return sorted(path for pattern in ("*.yaml", "*.yml") for path in where.rglob(pattern))
+
+
+def read_cases(path: Path) -> list[Case]:
+    """The cases of one file.
+
+    Raises:
+        CaseFileError: not YAML, not a list, or a case that does not fit the format.
+    """
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise CaseFileError(f"{path}: cannot read: {exc}") from exc
+    if not isinstance(document, list):
+        raise CaseFileError(f"{path}: expected a list of cases")
+    cases, problems = [], []
+    for position, raw in enumerate(document):
+        try:
+            cases.append(Case.model_validate(raw))
+        except ValidationError as exc:
+            for error in exc.errors():
+                where = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in error["loc"])
+                problems.append(f"{path}: [{position}]{where}: {error['msg']}")
+    if problems:
+        raise CaseFileError("\n".join(problems))
+    return cases
+
+
+def run_case(case: Case, router: Router, folder: Path, file: str) -> Outcome:
+    """One case through decode and route, as the service decodes and routes its event."""
+    from events.decoders import decode
+    from events.envelope import EnvelopeError, parse_http
+    from events.errors import BadEvent
+    from events.model import Ignored
+
+    expected = case.model_dump(exclude_none=True, exclude={"name", "event"})
+    try:
+        body = case.event if isinstance(case.event, dict) else json.loads((folder / case.event).read_bytes())
+    except (OSError, ValueError) as exc:
+        return Outcome(case.name, file, expected, None, f"the event {case.event!r} does not read: {exc}")
+    try:
+        attributes, data = parse_http(
+            {"content-type": "application/cloudevents+json"}, json.dumps(body).encode()
+        )
+        decoded = decode(attributes, data)
+    except (EnvelopeError, BadEvent) as exc:
+        return Outcome(case.name, file, expected, _said("quarantine", case.quarantine, _reason(exc)))
+    if isinstance(decoded, Ignored):
+        return Outcome(case.name, file, expected, _said("ignore", case.ignore, decoded.reason))
+    routing = router.route(decoded)
+    if not routing.routed:
+        reason = f"no route listens to {decoded.kind} {decoded.index!r}"
+        return Outcome(case.name, file, expected, _said("quarantine", case.quarantine, reason))
+    decisions = {decision.route: decision for decision in routing.decisions}
+    wanted = case.routes or {}
+    seen: dict[str, Any] = {}
+    for name, expectation in wanted.items():
+        seen[name] = _seen(expectation, decisions.get(name))
+    for name, decision in decisions.items():  # a route not listed may skip, but not run
+        if name not in wanted and isinstance(decision, RunRequest):
+            seen[name] = _seen(None, decision)
+    return Outcome(case.name, file, expected, {"routes": seen})
+
+
+def _reason(exc: Exception) -> str:
+    return str(getattr(exc, "reason", None) or exc)
+
+
+def _said(kind: Literal["ignore", "quarantine"], wanted: str | None, reason: str) -> dict[str, str]:
+    """What happened to the whole event, in the case's shape: the expected text when the reason
+    contains it, else the whole reason."""
+    return {kind: wanted if wanted is not None and wanted in reason else reason}
+
+
+def _seen(expectation: ExpectRoute | None, decision: RunRequest | Skip | None) -> Any:
+    """One route's decision in the shape of its expectation: what the case compares, and all of
+    a decision of another kind than expected."""
+    if decision is None:
+        return "(no decision: the route does not listen where this event comes from)"
+    if isinstance(decision, Skip):
+        wanted = expectation.skip if expectation is not None else None
+        return {"skip": wanted if wanted is not None and wanted in decision.reason else decision.reason}
+    if decision.part is not None:
+        part: dict[str, Any] = {"name": decision.part.name, "key": decision.part.key}
+        if expectation is not None and expectation.part is not None and expectation.part.key is None:
+            del part["key"]
+        return {"part": part}
+    run: dict[str, Any] = {"run_key": decision.run_key, "params": dict(decision.params)}
+    if expectation is not None and expectation.run is not None:
+        wanted_run = expectation.run
+        run = {"run_key": decision.run_key} if wanted_run.run_key is not None else {}
+        if wanted_run.params is not None:
+            run["params"] = {name: decision.params.get(name, "(absent)") for name in wanted_run.params}
+    return {"run": run}
+
+
+def run_all(where: Path, router: Router) -> Iterator[Outcome]:
+    """Every case under `where`, in file order.
+
+    Raises:
+        CaseFileError: a case file that cannot be read (before any case of it runs).
+    """
+    for path in case_files(where):
+        for case in read_cases(path):
+            yield run_case(case, router, path.parent, str(path))
+
+
+def same(left: object, right: object) -> bool:
+    """JSON equality: true is not 1, 1 is 1.0; mappings and lists compared member by member."""
+    if isinstance(left, Mapping) and isinstance(right, Mapping):
+        return left.keys() == right.keys() and all(same(left[key], right[key]) for key in left)
+    if isinstance(left, list | tuple) and isinstance(right, list | tuple):
+        return len(left) == len(right) and all(same(a, b) for a, b in zip(left, right, strict=True))
+    return isinstance(left, bool) == isinstance(right, bool) and left == right
+
+
+def _yaml(value: Mapping[str, Any] | Any) -> str:
+    return yaml.safe_dump(value, sort_keys=False, allow_unicode=True, width=1000)
