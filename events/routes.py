@@ -431,12 +431,6 @@ def _condition(
             "timezone": when.schedule.timezone,
             "catch_up": when.schedule.catch_up,
         }
-    for capture in captures:
-        if capture in COMPOSED:
-            problems.append(
-                f"{where}: the capture {{{capture}}} has the name of the field {{{capture}}}, which "
-                "templates read instead: rename the capture"
-            )
     return source, common, captures
 
 
@@ -579,10 +573,17 @@ def _check_table(table: str, where: str, problems: list[str]) -> None:
 
 def _pattern(text: str, separator: str, where: str, problems: list[str]) -> Pattern | None:
     try:
-        return compile_pattern(text, separator)
+        pattern = compile_pattern(text, separator)
     except ValueError as exc:
         problems.append(f"{where}: {exc}")
         return None
+    for capture in pattern.captures:
+        if capture in COMPOSED:  # only `route` can be: captures have no dots
+            problems.append(
+                f"{where}: the capture {{{capture}}} has the name of the field {{{capture}}}, which "
+                "templates read instead: rename the capture"
+            )
+    return pattern
 
 
 def _template(text: str, known: Known, where: str, problems: list[str]) -> Template | None:

@@ -224,3 +224,60 @@ def test_template_braces() -> None:
     assert template.parts[0] == "{literal} "
     with pytest.raises(ValueError, match="brace"):
         parse_template("{unclosed")
+
+
+NEVER = """
+pipelines:
+  p: {source: "m:f"}
+routes:
+  - name: r
+    when: WHEN
+    run: {pipeline: p}
+"""
+
+
+@pytest.mark.parametrize(
+    ("when", "problem"),
+    [
+        ("{storage: {bucket: gs://acme}}", "routes[r].when.storage.bucket: 'gs://acme' is not a bucket name"),
+        ("{storage: {bucket: Acme-Landing}}", "'Acme-Landing' cannot be a bucket's name"),
+        ("{storage: {bucket: acme-}}", "'acme-' cannot be a bucket's name"),
+        ("{storage: {bucket: " + "a" * 64 + ".b}}", "cannot be a bucket's name"),
+        ("{pubsub: {topic: ab}}", "routes[r].when.pubsub.topic: 'ab' cannot be a topic's name"),
+        ("{pubsub: {topic: googly}}", "'googly' cannot be a topic's name"),
+        ("{pubsub: {topic: 1topic}}", "'1topic' cannot be a topic's name"),
+        ("{pubsub: {topic: projects/p/topics/a b}}", "'a b' cannot be a topic's name"),
+        (
+            "{bigquery: {table: p.my-data.t}}",
+            "routes[r].when.bigquery.table: 'my-data' cannot be a dataset's name",
+        ),
+        (
+            "{schedule: {job: j, cron: '0 0 31 4 *'}}",
+            "routes[r].when.schedule.cron: '0 0 31 4 *' names no date",
+        ),
+        (
+            "{storage: {bucket: landing, object: '{route}/x'}}",
+            "routes[r].when.storage.object: the capture {route} has the name of the field {route}",
+        ),
+    ],
+)
+def test_a_route_that_could_never_match_is_refused(when: str, problem: str) -> None:
+    with pytest.raises(RoutesError) as raised:
+        load_routes(NEVER.replace("WHEN", when))
+    (told,) = raised.value.problems
+    assert problem in told
+
+
+@pytest.mark.parametrize(
+    "when",
+    [
+        "{storage: {bucket: my.bucket_name-1}}",
+        "{pubsub: {topic: Product.Events~v1+x%20}}",
+        "{pubsub: {topic: projects/other/topics/abc}}",
+        "{bigquery: {table: 'p.{dataset}.t'}}",
+        "{bigquery: {table: p.My_Data_1.t}}",
+        "{schedule: {job: j, cron: '0 0 29 2 *'}}",  # leap years come
+    ],
+)
+def test_names_the_platforms_accept_pass(when: str) -> None:
+    assert load_routes(NEVER.replace("WHEN", when)).rules
