@@ -115,16 +115,18 @@ def publish_notice(topic: str, notice: Notice) -> None:
 def detach(folder: Path) -> None:
     """Double-fork so the run outlives its submitter and is nobody's zombie; record our pid.
 
-    The submitter waits for the first child only, and the first child exits once the runner's
-    pid is written (atomically), so a submit that returned always finds the pid."""
-    if os.fork() > 0:
-        os._exit(0)
-    os.setsid()
+    The submitter waits for this process only, and it exits once the runner's pid is written
+    (atomically), so a submit that returned always finds the pid. (It once left at the first
+    fork and the middle process waited instead, for nobody: under load a submit returned before
+    the pid existed.)"""
     if os.fork() > 0:
         deadline = time.monotonic() + 10
         while not (folder / "pid").exists() and time.monotonic() < deadline:
             time.sleep(0.01)
         os._exit(0)
+    os.setsid()
+    if os.fork() > 0:
+        os._exit(0)  # the runner is adopted by init: nobody's zombie
     write_json(folder / "pid", os.getpid())
 
 
