@@ -21,6 +21,7 @@ from cloudevents.http import CloudEvent
 from functions import bootstrap
 from main import handle_event  # noqa: F401 - served by functions-framework
 from pipelines.backend import RunState, RunStatus, Submission
+from pipelines.engines import Engine
 
 
 class FileRecordingBackend:
@@ -44,6 +45,9 @@ class FileRecordingBackend:
 
     def cancel(self, run_id: str) -> None:
         return None
+
+    def engine(self) -> Engine:
+        return Engine("recording")
 
 
 if os.environ.get("BENCH_RUNS_FILE"):

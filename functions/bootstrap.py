@@ -25,10 +25,11 @@ from urllib.parse import urlsplit
 from events.router import Router
 from events.routes import Rule, listeners
 from functions import logs
+from functions.service import doctor
 from functions.service.ports import Ledger, ObjectStore, Services, Sink, Telemetry, Untraced, ledger_ports
 from functions.settings import DEFAULT_RETENTION_DAYS, Settings, SettingsError
 from pipelines import catalog
-from pipelines.backend import Backend
+from pipelines.backend import Backend, CompiledPipeline
 
 if TYPE_CHECKING:
     from pipelines.kfp.backend import KfpBackend
@@ -147,6 +148,29 @@ def vertex_backend(settings: Settings) -> VertexBackend:
     )
 
 
+def backends_for(settings: Settings, catalog: Mapping[str, CompiledPipeline]) -> dict[str, Backend]:
+    """The local backend, and each cluster backend the catalog's pipelines use.
+
+    Raises:
+        SettingsError: a used backend's settings are missing.
+    """
+    from pipelines.local.backend import LocalBackend
+
+    local = LocalBackend(
+        settings.runs_dir,
+        completion_url=settings.completion_url,
+        completion_topic=settings.completion_topic,
+        landing_dir=settings.landing_dir if settings.storage == "local" else None,
+    )
+    backends: dict[str, Backend] = {"local": local}
+    used = {pipeline.backend for pipeline in catalog.values()}
+    if "kfp" in used:
+        backends["kfp"] = kfp_backend(settings)
+    if "vertex" in used:
+        backends["vertex"] = vertex_backend(settings)
+    return backends
+
+
 def signature_secrets(rules: Iterable[Rule], environment: Mapping[str, str] | None = None) -> dict[str, str]:
     """The signature secrets the routes name, by variable name ("" where unset), from
     `environment` (default: this process's)."""
@@ -164,7 +188,6 @@ def build(settings: Settings, environment: Mapping[str, str] | None = None) -> S
         RoutesError: the routes file does not validate.
     """
     from functions.adapters.oidc import Verifier
-    from pipelines.local.backend import LocalBackend
 
     settings.check_serving()
     environment = os.environ if environment is None else environment
@@ -175,18 +198,8 @@ def build(settings: Settings, environment: Mapping[str, str] | None = None) -> S
             raise SettingsError(
                 f"{rule.signature.secret} is not set: route {rule.name!r} checks signatures with it"
             )
-    local = LocalBackend(
-        settings.runs_dir,
-        completion_url=settings.completion_url,
-        completion_topic=settings.completion_topic,
-        landing_dir=settings.landing_dir if settings.storage == "local" else None,
-    )
-    backends: dict[str, Backend] = {"local": local}
-    used = {pipeline.backend for pipeline in loaded.catalog.values()}
-    if "kfp" in used:
-        backends["kfp"] = kfp_backend(settings)
-    if "vertex" in used:
-        backends["vertex"] = vertex_backend(settings)
+    backends = backends_for(settings, loaded.catalog)
+    doctor.at_cold_start(backends, loaded.catalog)  # once per instance: engines that cannot run a pipeline
     return Services(
         settings=settings,
         router=Router(loaded.rules),

@@ -15,6 +15,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
 
+from pipelines.engines import Engine
+
 
 class RunState(StrEnum):
     """The one state enum of a run, from its claim in the ledger to the engine's last word.
@@ -81,6 +83,8 @@ class CompiledPipeline:
     inputs: Mapping[str, str]  # parameter name → KFP parameterType
     required: frozenset[str] = frozenset()
     template_uri: str | None = None  # the Artifact Registry URL it was read from
+    features: frozenset[str] = frozenset()  # what its IR uses that engines must support (engines.FEATURES)
+    schema_version: str = "2.1.0"  # its IR's schemaVersion
 
     @property
     def version_name(self) -> str:
@@ -119,3 +123,7 @@ class Backend(Protocol):
         ...
 
     def cancel(self, run_id: str) -> None: ...
+
+    def engine(self) -> Engine:
+        """The engine and its version, asked once and remembered (a KFP server's healthz)."""
+        ...

@@ -28,6 +28,7 @@ import yaml
 
 from events.errors import RoutesError
 from events.routes import PipelineDef, RoutesConfig, Rule, check_routes
+from pipelines import engines
 from pipelines.backend import CompiledPipeline
 from pipelines.parameters import BATCH_OBJECTS_PARAMETER, FILLED
 from pipelines.templates import problem, read_template, template_uri
@@ -52,13 +53,12 @@ def compile_reference(reference: str, into: Path) -> str:
         return path.read_text()
 
 
-def _inputs(package_text: str) -> tuple[dict[str, str], frozenset[str]]:
+def _inputs(spec: Mapping[str, Any]) -> tuple[dict[str, str], frozenset[str]]:
     """The pipeline's declared parameters and which of them have no default.
 
     Raises:
         ValueError: the package is not a pipeline that KFP can load as one.
     """
-    spec = next(doc for doc in yaml.safe_load_all(package_text) if doc is not None)
     name = spec.get("pipelineInfo", {}).get("name", "")
     # KFP loads components["comp-<pipeline name>"] in preference to the root DAG, so a pipeline
     # named like one of its own components would silently run that one component.
@@ -70,6 +70,23 @@ def _inputs(package_text: str) -> tuple[dict[str, str], frozenset[str]]:
         name for name, info in declared.items() if "defaultValue" not in info and not info.get("isOptional")
     )
     return inputs, required
+
+
+def _declared(package_text: str) -> dict[str, Any]:
+    """What a package declares, as CompiledPipeline fields: its inputs, which are required, the
+    features engines must support (`pipelines.engines`), its IR schema version.
+
+    Raises:
+        ValueError: the package is not a pipeline that KFP can load as one.
+    """
+    spec = next(doc for doc in yaml.safe_load_all(package_text) if doc is not None)
+    inputs, required = _inputs(spec)
+    return {
+        "inputs": inputs,
+        "required": required,
+        "features": engines.features(spec),
+        "schema_version": str(spec.get("schemaVersion", "")),
+    }
 
 
 def build_pipeline(
@@ -101,16 +118,14 @@ def build_pipeline(
         with os.fdopen(handle, "w") as out:
             out.write(text)
         os.replace(temporary, package)
-    inputs, required = _inputs(text)
     return CompiledPipeline(
         name=definition.name,
         version=version,
         package=package,
         backend=definition.backend,
         pipeline_root=definition.pipeline_root,
-        inputs=inputs,
-        required=required,
         template_uri=None if definition.notify else remote,
+        **_declared(text),
     )
 
 
@@ -138,14 +153,12 @@ def pinned(pipeline: CompiledPipeline, version: str, folders: list[Path]) -> Com
         for package in sorted(folder.glob(f"{pipeline.name}-{version[:12]}*.yaml")):
             text = package.read_text()
             if content_hash(text).startswith(version):
-                inputs, required = _inputs(text)
                 return replace(
                     pipeline,
                     version=content_hash(text),
                     package=package,
-                    inputs=inputs,
-                    required=required,
                     template_uri=None,
+                    **_declared(text),
                 )
     searched = ", ".join(str(folder) for folder in folders)
     raise LookupError(f"no compiled package {pipeline.name}-{version[:12]}.yaml in {searched}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from functions.cli import deploy, inspect, local, operate, pipelines, routes
+from functions.cli import deploy, doctor, inspect, local, operate, pipelines, routes
 
 EXAMPLES = """
 \b
@@ -44,6 +44,7 @@ def main() -> None:
 
 for command in (
     routes.routes,
+    doctor.doctor,
     routes.simulate,
     local.dev,
     local.demo,

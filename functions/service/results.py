@@ -68,6 +68,11 @@ class RunFinished(BaseModel):
     pipeline: str
     version: str = Field(description="the pipeline's content hash (sha256)")
     backend: Literal["local", "kfp", "vertex"]
+    engine: str | None = Field(
+        None,
+        description="the engine that ran the run (or refused it) and its release: 'kfp 2.14.0' (the "
+        "API server's tag), 'vertex', 'local (kfp 2.17.3)'; null if no engine was asked",
+    )
     run_id: str | None = Field(description="the engine's run id or job name; null if it never started")
     state: Literal["SUCCEEDED", "FAILED", "CANCELED", "SKIPPED"]
     started_at: str | None = Field(description="RFC 3339, as the engine reports it")
@@ -128,6 +133,7 @@ def result_event(run: RunRecord) -> dict[str, object]:
         pipeline=run.pipeline,
         version=run.version,
         backend=run.backend,  # validated: one of the three
+        engine=_text(details.get("engine")),
         run_id=run.run_id,
         state=run.state.value,  # terminal: validated
         started_at=_text(details.get("started_at")),

@@ -35,7 +35,9 @@ from functions.service.records import (
     claim_rule,
 )
 from functions.service.results import publish_result
+from pipelines import engines
 from pipelines.backend import Backend, CompiledPipeline, RunState, Submission
+from pipelines.engines import Engine
 
 log = logging.getLogger("kfp_trigger.runs")
 
@@ -250,8 +252,13 @@ def start_claimed(
         return Outcome.QUEUED, {"reason": wait.reason, "every_route": wait.every_route, "blocks": blocks}
     services.crash(crashpoints.AFTER_CLAIM)
     backend = services.backends[pipeline.backend]
+    engine = engine_of(backend)
     try:
         with services.telemetry.span("kfp_trigger.submit", run.trace, run_key=run.run_key, route=run.route):
+            if engine is not None and (
+                reason := engines.refusal(engine, pipeline.features, pipeline.schema_version)
+            ):
+                raise PermanentError(reason)  # fail fast, before the cluster fails the run
             # A taken-over claim may have submitted before its holder died: look before submitting.
             run_id = backend.find(run.run_key) if attempt > 1 else None
             run_id = run_id or backend.submit(Submission(run.run_key, run.route, pipeline, run.params))
@@ -260,12 +267,13 @@ def start_claimed(
         note(Outcome.RETRY, str(exc))
         return Outcome.RETRY, {"reason": str(exc)}
     except PermanentError as exc:
-        finish(services, run, RunState.FAILED, {"error": str(exc)})
+        finish(services, run, RunState.FAILED, {"error": str(exc), **engine_detail(engine)})
         note(Outcome.FAILED, str(exc))
         publish_result(services, run.run_key)
         return Outcome.FAILED, {"reason": str(exc)}
     services.crash(crashpoints.AFTER_SUBMIT)
-    submitted = note.draft(Outcome.RUN, f"submitted as {run_id}")  # written in the same commit
+    on = f" on {engine.label}" if engine is not None else ""
+    submitted = note.draft(Outcome.RUN, f"submitted as {run_id}{on}")  # written in the same commit
     also = Riders(decisions=(submitted,))
     if not store.mark_submitted(run.run_key, attempt, run_id, services.clock(), also, claim.version):
         # Our lease ran out mid-submit and another delivery took over: it adopts this run by key.
@@ -275,6 +283,20 @@ def start_claimed(
     services.telemetry.run(run.route, run.backend, RunState.SUBMITTED, services.clock() - arrived)
     services.crash(crashpoints.AFTER_RECORD)
     return Outcome.RUN, {"run_id": run_id}
+
+
+def engine_of(backend: Backend) -> Engine | None:
+    """The backend's engine (asked once per instance), or None while it does not answer: then the
+    submit or status call that follows says what is wrong."""
+    try:
+        return backend.engine()
+    except Exception:  # asking is a courtesy: it never stops a submit, which says what is wrong
+        return None
+
+
+def engine_detail(engine: Engine | None) -> dict[str, object]:
+    """What a run's details record of the engine that ran it (or refused it): `kfp 2.14.0`."""
+    return {"engine": engine.label} if engine is not None else {}
 
 
 def _end_unstarted(
@@ -444,6 +466,7 @@ def complete(
         "metrics": metrics,
         "outputs": dict(status.outputs),
         "error": status.error,
+        **engine_detail(engine_of(backend_of(services, run))),
     }
     if status.state is RunState.CANCELED and (by := supersede.superseded_by(services, run.run_key)):
         details |= {"superseded_by": by, "error": status.error or f"superseded by {by}"}

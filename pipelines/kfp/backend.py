@@ -27,6 +27,7 @@ from urllib.parse import quote
 
 from events.errors import Gone, PermanentError, TransientError
 from pipelines.backend import CompiledPipeline, RunState, RunStatus, Submission
+from pipelines.engines import Engine
 from pipelines.parameters import filled
 
 T = TypeVar("T")
@@ -133,6 +134,7 @@ class KfpBackend:
         self._experiments: dict[str, str] = {}
         self._versions: dict[str, tuple[str, str]] = {}
         self._pipeline_names: dict[str, str] = {}  # pipeline version id → pipelineInfo.name
+        self._engine: Engine | None = None
 
     @classmethod
     def for_host(
@@ -236,6 +238,21 @@ class KfpBackend:
                 pipeline_root=submission.pipeline.pipeline_root,
             )
         return str(run.run_id)
+
+    def engine(self) -> Engine:
+        """The API server's release: `tag_name` of `GET /apis/v2beta1/healthz`, asked once.
+
+        The server's own HTTP handler answers `{commit_sha, tag_name, multi_user,
+        pipeline_store}` (backend/src/apiserver/main.go, `newHealthzResponse`; `TAG_NAME` is set
+        in its image, backend/Dockerfile, "unknown" when built without it). The generated model
+        (`V2beta1GetHealthzResponse`) keeps only the last two, so the answer is read raw."""
+        if self._engine is None:
+            with mapped("healthz"):
+                answer = self.client._healthz_api.healthz_service_get_healthz(_preload_content=False)
+                told = json.loads(answer.data or b"{}")
+            tag = str(told.get("tag_name", "")) if isinstance(told, dict) else ""
+            self._engine = Engine("kfp", "" if tag == "unknown" else tag)
+        return self._engine
 
     def find(self, run_key: str) -> str | None:
         since = datetime.now(UTC) - FIND_WINDOW

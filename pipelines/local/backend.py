@@ -25,6 +25,7 @@ from pathlib import Path
 
 from events.errors import Gone, TransientError
 from pipelines.backend import RunState, RunStatus, Submission
+from pipelines.engines import Engine
 from pipelines.parameters import COMPLETION_TOPIC_PARAMETER, filled
 
 # A pipeline that declares this input reads gs://BUCKET/NAME from LANDING/BUCKET/NAME when run
@@ -137,6 +138,12 @@ class LocalBackend:
     def find(self, run_key: str) -> str | None:
         run_id = run_id_for(run_key)
         return run_id if (self.runs_dir / run_id / "started").exists() else None
+
+    def engine(self) -> Engine:
+        """kfp.local in a subprocess of this machine: the installed KFP SDK's version."""
+        from importlib.metadata import version
+
+        return Engine("local", version("kfp"))
 
     def cancel(self, run_id: str) -> None:
         folder = self.runs_dir / run_id

@@ -11,6 +11,7 @@ import pytest
 from events.errors import PermanentError, TransientError
 from pipelines.backend import CompiledPipeline, RunState, Submission
 from pipelines.catalog import LoadedRoutes
+from pipelines.engines import Engine, refusal
 from pipelines.kfp.backend import KfpBackend
 from tests.support import serving
 from tests.support.kfp_fake import FakeKfp
@@ -306,3 +307,34 @@ def test_the_fake_pages_lists_as_the_server_does(fake: FakeKfp) -> None:
         assert (len(rest["runs"]), "next_page_token" in rest) == (5, False)
         refused = requests.get(f"{url}/apis/v2beta1/runs", params={"page_size": -1}, timeout=10)
         assert refused.status_code == 400
+
+
+def test_the_engine_is_the_release_healthz_reports_asked_once(
+    fake: FakeKfp, test_routes: LoadedRoutes
+) -> None:
+    """`tag_name` from the server's own healthz handler (backend/src/apiserver/main.go)."""
+    fake.version = "2.15.0"
+    with serving(fake) as url:
+        backend = KfpBackend.for_host(url, "kubeflow", token="t")
+        assert backend.engine() == Engine("kfp", "2.15.0")
+        assert backend.engine().label == "kfp 2.15.0"
+    assert sum(path.endswith("/healthz") for _, path in fake.requests) == 1
+
+
+def test_the_ir_says_which_features_a_pipeline_needs(
+    notified: CompiledPipeline, test_routes: LoadedRoutes
+) -> None:
+    """notify: true adds an exit task reading PipelineTaskFinalStatus (`taskFinalStatus` in the IR)."""
+    assert notified.features == frozenset({"final-status"})
+    assert test_routes.catalog["echo"].features == frozenset()
+    assert notified.schema_version == "2.1.0"
+    assert refusal(Engine("kfp", "2.5.0"), notified.features) is not None
+    assert refusal(Engine("kfp", "v2.14.0"), notified.features) is None
+    assert refusal(Engine("kfp", "2.15.0-rc.1"), notified.features) is None
+    assert refusal(Engine("kfp", ""), notified.features) is None, (
+        "an unknown release is warned of, not refused"
+    )
+    assert refusal(Engine("vertex"), notified.features) is None
+    assert refusal(Engine("kfp", "2.14.0"), frozenset(), "2.0.0") == (
+        "KFP accepts only IR schema 2.1.0; the pipeline is 2.0.0"
+    )

@@ -11,6 +11,7 @@ from google.auth.credentials import AnonymousCredentials
 from events.errors import TransientError
 from pipelines.backend import RunState, Submission
 from pipelines.catalog import LoadedRoutes
+from pipelines.engines import Engine
 from pipelines.vertex import VertexBackend, job_id
 from tests.support import call, serving
 from tests.support.vertex_fake import FakeVertex
@@ -316,3 +317,19 @@ def test_parameters_are_checked_against_the_pipelines_inputs(
     with pytest.raises(PermanentError, match="not found in the pipeline job input definitions"):
         vertex.submit(Submission("k#1", "survey-landed", echo, {"message": "hi", "bogus": 1}))
     assert fake.jobs == {}
+
+
+def test_the_engine_is_vertex_once_its_location_answers(vertex: VertexBackend, fake: FakeVertex) -> None:
+    """Vertex is managed and has no release: asking it lists one job, so that the location and
+    the credentials are known to work (a cold start and `doctor` ask once)."""
+    assert vertex.engine() == Engine("vertex")
+    assert vertex.engine().label == "vertex"
+
+
+def test_an_engine_that_does_not_answer_raises_as_every_call_does(
+    vertex: VertexBackend, fake: FakeVertex
+) -> None:
+    fake.fail_next("get", "drop")
+    with pytest.raises(TransientError):
+        vertex.engine()
+    assert vertex.engine() == Engine("vertex"), "a failure is not remembered: the next ask asks again"

@@ -42,6 +42,7 @@ from functions.service.records import (
 )
 from functions.service.results import RESULT_TYPE
 from pipelines.backend import RunState, RunStatus, Submission
+from pipelines.engines import Engine
 
 
 @dataclass
@@ -62,6 +63,7 @@ class RecordingBackend:
     outputs: dict[str, str] = field(default_factory=dict)
     lost: set[str] = field(default_factory=set)
     cancels: list[str] = field(default_factory=list)  # run ids, in the order cancels were asked
+    reports: Engine = field(default_factory=lambda: Engine("recording"))  # what engine() answers
 
     def submit(self, submission: Submission) -> str:
         if self.fail_with is not None:
@@ -88,6 +90,9 @@ class RecordingBackend:
             if submission.run_key == run_key:
                 return f"fake-{number}"
         return None
+
+    def engine(self) -> Engine:
+        return self.reports
 
     def cancel(self, run_id: str) -> None:
         self.cancels.append(run_id)

@@ -4,7 +4,8 @@ It serves the endpoints `kfp.Client` calls, checks every request body and query 
 `kfp_server_api` models (unknown or mistyped fields, at any depth, answer 400 the way the real
 server's JSON unmarshalling does), enforces the server's name uniqueness (experiments per
 namespace, pipelines per namespace, versions per pipeline → 409), and injects faults:
-`fail_next(method, path_prefix, kind)` with kind "503" (nothing happens), "lost" (the write
+`version` is the release healthz reports (`tag_name`); `fail_next(method, path_prefix, kind)` with
+kind "503" (nothing happens), "lost" (the write
 happens, then the caller gets a 504, as when a proxy times out), "timeout" (the write happens,
 the answer comes `slow_seconds` late) or "empty" (a list answers nothing, as when another
 instance creates the item just after). `states[run_id]` sets what a run reports. It records
@@ -100,6 +101,7 @@ class FakeKfp:
     authorizations: list[str] = field(default_factory=list)
     slow_seconds: float = 3.0
     multi_user: bool = False  # a multi-user (Kubeflow profiles) cluster: experiments live in namespaces
+    version: str = "2.14.0"  # the release healthz reports as tag_name ("unknown": built without TAG_NAME)
     faults: list[tuple[str, str, str]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -146,8 +148,9 @@ class FakeKfp:
     def route(self, method: str, path: str, request: Request) -> Response:
         parts = path.strip("/").split("/")
         match (method, parts):
-            case ("GET", ["healthz"]):
-                return _json({"multi_user": self.multi_user, "pipeline_store": "database"})
+            case ("GET", ["healthz"]):  # the server's own handler: backend/src/apiserver/main.go
+                told = {"commit_sha": "unknown", "tag_name": self.version, "multi_user": self.multi_user}
+                return _json({**told, "pipeline_store": "database"})
             case ("GET", ["experiments"]):
                 namespace = self._namespace(request.args.get("namespace", ""))
                 listed = [e for e in self.experiments.values() if e.get("namespace", "") == namespace]
