@@ -86,8 +86,8 @@ def _pipeline(key: str, pipeline: CompiledPipeline, engine: engines.Engine) -> F
     if reason is not None:
         sources = "; ".join(engines.FEATURES[name].source for name in sorted(pipeline.features))
         fix = (
-            "upgrade the cluster to the release named, or run the pipeline on Vertex (backend: vertex); until "
-            f"then its events fail fast with this reason, recorded, and no run starts (source: {sources})"
+            "upgrade the cluster to the release named, or run the pipeline on Vertex (backend: vertex); "
+            f"until then its events fail fast with this reason, and no run starts (source: {sources})"
         )
         return Finding(check, "fail", reason, fix)
     used = ", ".join(sorted(pipeline.features)) or "no versioned features"
