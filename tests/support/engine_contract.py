@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 
 from pipelines.backend import Backend, CompiledPipeline, RunState, Submission
+from pipelines.engines import release
 
 # Object names may hold any of these; run keys are built from them.
 HOSTILE_NAMES = ["a+b.csv", "100%.csv", "%2B%zz.csv", "with space/x y.csv", "a#b@c~d.csv", "données/調査.csv"]
@@ -33,4 +34,14 @@ def a_run_can_be_cancelled(backend: Backend, pipeline: CompiledPipeline) -> None
     assert backend.status(run_id).state in (RunState.RUNNING, RunState.CANCELED)
 
 
-CHECKS = (runs_are_found_by_any_run_key, a_run_can_be_cancelled)
+def the_engine_says_what_it_is(backend: Backend, pipeline: CompiledPipeline) -> None:
+    """The engine answers and names itself; a KFP server names its release, which is what the
+    doctor and the cold-start check hold each pipeline against (pipelines/engines.py)."""
+    engine = backend.engine()
+    assert engine.kind in ("local", "kfp", "vertex"), engine
+    if engine.kind == "kfp":
+        assert release(engine.version) is not None, f"healthz tag_name {engine.version!r} is not a release"
+    assert backend.engine() == engine, "asked once, remembered"
+
+
+CHECKS = (runs_are_found_by_any_run_key, a_run_can_be_cancelled, the_engine_says_what_it_is)
