@@ -212,3 +212,38 @@ def test_bootstrap_builds_with_the_cold_start_check(tmp_path: Path, caplog: pyte
     with caplog.at_level(logging.WARNING, logger="kfp_trigger.doctor"):
         bootstrap.build(settings)
     assert caplog.records == [], "the embedded default has nothing to say"
+
+
+@pytest.mark.parametrize(
+    ("answer", "status", "detail"),
+    [
+        (True, "ok", "topic t exists; this identity holds pubsub.topics.publish"),
+        (False, "fail", "topic t exists, but this identity lacks pubsub.topics.publish"),
+        ("not implemented", "warn", "topic t exists; pubsub.topics.publish not tested: this endpoint"),
+        (
+            "refused",
+            "warn",
+            "topic t exists; pubsub.topics.publish for this identity not tested: PermissionDenied",
+        ),
+    ],
+)
+def test_a_permission_test_answers_for_what_it_asked(answer: object, status: str, detail: str) -> None:
+    """TestIamPermissions answers the subset of the asked permissions the caller holds (Pub/Sub and
+    Cloud Storage alike); the emulators implement no IAM (501), and impersonating the pipelines'
+    identity may be refused. Each answer is a finding, never a crash."""
+    from google.api_core import exceptions
+
+    from functions.cli.doctor import PUBLISH, permitted
+
+    def granted() -> bool:
+        if answer == "not implemented":
+            raise exceptions.MethodNotImplemented("")
+        if answer == "refused":
+            raise exceptions.PermissionDenied("iam.serviceAccounts.getAccessToken")
+        return bool(answer)
+
+    finding = permitted("results", "topic t exists", "this identity", PUBLISH, granted)
+    assert finding.status == status
+    assert finding.detail.startswith(detail)
+    if status == "fail":
+        assert finding.fix == "grant this identity a role with pubsub.topics.publish"

@@ -384,3 +384,19 @@ def test_replay_runs_a_quarantined_event_once_after_routes_yaml_is_fixed(tmp_pat
     missing = run("replay", "never-seen", env=env)
     assert missing.returncode == 1
     assert "not kept" in missing.stderr
+
+
+def test_doctor_passes_on_the_embedded_default_and_fails_naming_what_to_fix(tmp_path: Path) -> None:
+    """Issue 21: the command as a user runs it (the checks themselves: tests/contract/test_doctor.py)."""
+    state = str(tmp_path / "state")
+    result = run("doctor", "--routes", "deploy/routes.example.yaml", "--state-dir", state)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.splitlines()[-1] == "7 ok, 0 warning(s), 0 failed"
+    report = json.loads(
+        run("doctor", "--routes", "deploy/routes.example.yaml", "--state-dir", state, "--json").stdout
+    )
+    assert report["ok"] is True
+    missing = run("doctor", "--routes", str(tmp_path / "nowhere.yaml"), "--state-dir", state)
+    assert missing.returncode == 1
+    assert "FAIL  routes" in missing.stdout
+    assert "fix: kfp-trigger routes check" in missing.stdout
