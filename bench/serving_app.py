@@ -5,6 +5,9 @@
   runs: every submission's run key is appended to BENCH_RUNS_FILE, so the benchmark counts the
   runs created and any duplicates.
 - `noop`: a CloudEvent function that does nothing, the baseline: what functions-framework costs.
+- `two_commits`: a CloudEvent function that makes only the two SQLite commits a new event needs
+  (issue 19's own bound: claim, then mark submitted) on a ledger of the same settings: the floor
+  of a durable answer on the embedded ledger, beside which handle_event's cost is read.
 
     functions-framework --source bench/serving_app.py --target handle_event
 """
@@ -13,12 +16,16 @@ from __future__ import annotations
 
 import fcntl
 import os
+import time
 from dataclasses import replace
+from pathlib import Path
 
 import functions_framework
 from cloudevents.http import CloudEvent
 
 from functions import bootstrap
+from functions.adapters.sqlite_ledger import SqliteLedger
+from functions.service.records import NewRun
 from main import handle_event  # noqa: F401 - served by functions-framework
 from pipelines.backend import RunState, RunStatus, Submission
 from pipelines.engines import Engine
@@ -58,3 +65,16 @@ if os.environ.get("BENCH_RUNS_FILE"):
 @functions_framework.cloud_event
 def noop(event: CloudEvent) -> None:
     return None
+
+
+_floor: list[SqliteLedger] = []
+
+
+@functions_framework.cloud_event
+def two_commits(event: CloudEvent) -> None:
+    if not _floor:
+        _floor.append(SqliteLedger(Path(os.environ["KFP_TRIGGER_STATE_DIR"]) / "floor.sqlite3"))
+    ledger, key = _floor[0], str(event["id"])
+    run = NewRun(key, "floor", "p", "v", "local", {}, key)
+    claim = ledger.claim(run, time.time(), 60.0)
+    ledger.mark_submitted(key, claim.attempt, f"floor-{key}", time.time())
