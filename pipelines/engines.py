@@ -3,7 +3,7 @@
 An engine is named by its backend and reports its version: a KFP API server its `tag_name` (the
 healthz answer), kfp.local the installed KFP SDK; Vertex AI Pipelines is managed and has none.
 A compiled pipeline's IR says which features it uses (`features`); `FEATURES` is the one table
-of what each needs of a KFP backend, with its source. `refusal` says why an engine cannot run a
+of which release of each engine runs each, with its source. `refusal` says why an engine cannot run a
 pipeline, before it is submitted: the service records that reason instead of starting a run
 that the cluster would fail at 3 a.m.
 """
@@ -36,20 +36,22 @@ class Engine:
 
 @dataclass(frozen=True, slots=True)
 class Feature:
-    """A pipeline feature a KFP backend must be new enough to run."""
+    """A pipeline feature an engine must be new enough to run."""
 
     name: str
     what: str  # for people: what in the pipeline uses it
-    kfp_minimum: str  # the first KFP backend release that runs it
+    minimum: Mapping[str, str]  # engine kind → its first release that runs it (kfp: the API
+    # server's; local: the KFP SDK's, whose kfp.local runs the pipeline); kinds not named run it
     source: str  # where that is said
 
 
 FINAL_STATUS = Feature(
     name="final-status",
     what="an exit handler whose task reads dsl.PipelineTaskFinalStatus (notify: true adds one)",
-    kfp_minimum="2.14.0",
-    source="kubeflow/pipelines PR #11953 (CHANGELOG 2.14.0, the release after 2.5.0); 2.5.0 answers "
-    '"task final status not supported yet" (backend/src/v2/compiler/argocompiler/dag.go at 2.5.0)',
+    minimum={"kfp": "2.14.0", "local": "2.17.0"},
+    source="KFP backend: kubeflow/pipelines PR #11953 (CHANGELOG 2.14.0, the release after 2.5.0); 2.5.0 "
+    'answers "task final status not supported yet" (backend/src/v2/compiler/argocompiler/dag.go at '
+    "2.5.0). kfp.local: ExitHandler raised NotImplementedError in 2.15 (#12931), runs from 2.17.0 (#13331)",
 )
 FEATURES: Mapping[str, Feature] = {feature.name: feature for feature in (FINAL_STATUS,)}
 
@@ -80,20 +82,20 @@ def release(version: str) -> tuple[int, ...] | None:
 def refusal(engine: Engine, used: frozenset[str], schema_version: str = SCHEMA_VERSION) -> str | None:
     """Why `engine` cannot run a pipeline with these features and IR schema version, or None.
 
-    Only KFP backends are held to versions: Vertex is managed and runs every released feature,
-    kfp.local runs what its SDK compiled. An engine that did not report its version is not
-    refused (`doctor` warns of it)."""
-    if engine.kind != "kfp":
-        return None
-    if schema_version != SCHEMA_VERSION:
+    Engines are held to the releases `FEATURES` names for their kind: KFP servers and kfp.local;
+    Vertex is managed and runs every released feature. An engine that did not report its
+    release is not refused (`doctor` warns of it)."""
+    if engine.kind == "kfp" and schema_version != SCHEMA_VERSION:
         return f"KFP accepts only IR schema {SCHEMA_VERSION}; the pipeline is {schema_version}"
     have = release(engine.version)
     if have is None:
         return None
     for name in sorted(used):
         feature = FEATURES[name]
-        if have < (release(feature.kfp_minimum) or ()):
+        needed = feature.minimum.get(engine.kind)
+        if needed is not None and have < (release(needed) or ()):
+            product = "KFP" if engine.kind == "kfp" else "kfp.local"
             return (
-                f"KFP {engine.version} cannot run {feature.what}: it needs KFP {feature.kfp_minimum} or later"
+                f"{product} {engine.version} cannot run {feature.what}: it needs {product} {needed} or later"
             )
     return None

@@ -338,3 +338,12 @@ def test_the_ir_says_which_features_a_pipeline_needs(
     assert refusal(Engine("kfp", "2.14.0"), frozenset(), "2.0.0") == (
         "KFP accepts only IR schema 2.1.0; the pipeline is 2.0.0"
     )
+
+
+def test_kfp_local_is_held_to_the_sdk_release_that_runs_exit_handlers(notified: CompiledPipeline) -> None:
+    """kfp.local raised NotImplementedError for ExitHandler in 2.15 (#12931); 2.17.0 runs it (#13331)."""
+    assert refusal(Engine("local", "2.15.0"), notified.features) == (
+        "kfp.local 2.15.0 cannot run an exit handler whose task reads dsl.PipelineTaskFinalStatus "
+        "(notify: true adds one): it needs kfp.local 2.17.0 or later"
+    )
+    assert refusal(Engine("local", "2.17.3"), notified.features) is None
