@@ -46,6 +46,7 @@ from events.schema import (
     ScheduleWhen,
     Signature,
 )
+from events.storage import name_problem
 
 DEFAULT_RUN_KEY = "{route}/{event.key}"
 DEFAULT_SCHEDULE_RUN_KEY = "{route}/{schedule.job}@{schedule.slot}"
@@ -387,6 +388,11 @@ def _condition(
     if when.storage is not None:
         pattern = _pattern(when.storage.object, "/", f"{where}.storage.object", problems)
         captures = pattern.captures if pattern else ()
+        if pattern is not None and (refused := name_problem(_sample(when.storage.object))):
+            problems.append(
+                f"{where}.storage.object: every name it matches {refused}, and such names are "
+                "quarantined: the route can never match"
+            )
         _check_bucket(when.storage.bucket, f"{where}.storage.bucket", problems)
         name = when.storage.name
         name_filter = None if name is None else _filter(name, f"{where}.storage.name", problems, text=True)
@@ -536,6 +542,12 @@ def _plain(spec: object) -> object:
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]")
 _TOPIC = re.compile(r"[A-Za-z][A-Za-z0-9._~+%-]{2,254}")
 _DATASET = re.compile(r"[A-Za-z0-9_]{1,1024}")
+
+
+def _sample(pattern: str) -> str:
+    """The name a pattern matches that the rules for names are least likely to refuse: each
+    capture and wildcard stands for one plain character."""
+    return re.sub(r"\{[^{}]*\}|\*\*|\*", "x", pattern)
 
 
 def _check_bucket(bucket: str, where: str, problems: list[str]) -> None:

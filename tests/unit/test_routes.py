@@ -256,6 +256,13 @@ routes:
             "routes[r].when.schedule.cron: '0 0 31 4 *' names no date",
         ),
         (
+            "{storage: {bucket: landing, object: '/exports/{day}/*.csv'}}",
+            "routes[r].when.storage.object: every name it matches has a backslash, a leading '/', or an "
+            "empty, '.' or '..' folder, and such names are quarantined: the route can never match",
+        ),
+        ("{storage: {bucket: landing, object: 'exports//{day}.csv'}}", "the route can never match"),
+        ("{storage: {bucket: landing, object: 'a/../{day}'}}", "the route can never match"),
+        (
             "{storage: {bucket: landing, object: '{route}/x'}}",
             "routes[r].when.storage.object: the capture {route} has the name of the field {route}",
         ),
@@ -276,6 +283,8 @@ def test_a_route_that_could_never_match_is_refused(when: str, problem: str) -> N
         "{pubsub: {topic: projects/other/topics/abc}}",
         "{bigquery: {table: 'p.{dataset}.t'}}",
         "{bigquery: {table: p.My_Data_1.t}}",
+        "{storage: {bucket: landing, object: '**'}}",
+        "{storage: {bucket: landing, object: 'exports/*/{day}.csv'}}",
         "{schedule: {job: j, cron: '0 0 29 2 *'}}",  # leap years come
     ],
 )
