@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import sys
 import warnings
 from collections.abc import Callable, Iterator
@@ -251,6 +252,7 @@ class KfpBackend:
                 answer = self.client._healthz_api.healthz_service_get_healthz(_preload_content=False)
                 told = json.loads(answer.data or b"{}")
             tag = str(told.get("tag_name", "")) if isinstance(told, dict) else ""
+            tag = re.sub(r"[^\w.+-]", "", tag)[:64]  # it travels into every result: a tag, nothing else
             self._engine = Engine("kfp", "" if tag == "unknown" else tag)
         return self._engine
 

@@ -319,6 +319,9 @@ def test_the_engine_is_the_release_healthz_reports_asked_once(
         assert backend.engine() == Engine("kfp", "2.15.0")
         assert backend.engine().label == "kfp 2.15.0"
     assert sum(path.endswith("/healthz") for _, path in fake.requests) == 1
+    fake.version = "2.16.1\n<script>" + "x" * 500  # whatever a server says, a result carries a tag
+    with serving(fake) as url:
+        assert KfpBackend.for_host(url, "kubeflow", token="t").engine().version == ("2.16.1script" + "x" * 52)
 
 
 def test_the_ir_says_which_features_a_pipeline_needs(
