@@ -16,6 +16,8 @@ EXAMPLES = """
 Quick start:
   kfp-trigger demo                          land survey data, watch one run end to end
   kfp-trigger routes check routes.yaml      validate a routes file (exit 1 on errors)
+  kfp-trigger routes test route-tests       your cases: which event starts what (for CI)
+  kfp-trigger doctor                        before the first event: can the engines run it all
   kfp-trigger simulate event.json --json    which routes would fire, touching nothing
   kfp-trigger dev                           serve both targets, watch ./landing, tick schedules
   kfp-trigger runs --state FAILED --json    runs recorded in the ledger
