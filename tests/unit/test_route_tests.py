@@ -117,3 +117,36 @@ def test_a_case_file_that_does_not_fit_names_each_problem(tmp_path: Path) -> Non
     assert any("[0]: Value error, give exactly one of routes, ignore, quarantine" in line for line in lines)
     assert any("[1].routes.r: Value error, give exactly one of run, skip, part" in line for line in lines)
     assert any("[1].extra: Extra inputs are not permitted" in line for line in lines)
+
+
+def test_a_join_part_is_expected_by_its_name_and_key() -> None:
+    joined = Router(
+        load_routes(
+            """
+pipelines: {p: {source: "m:f"}}
+routes:
+  - name: j
+    when:
+      join:
+        key: "{tenant}"
+        within: 1h
+        parts:
+          files: {storage: {bucket: acme-survey-landing, object: "responses/{tenant}/{date}/_SUCCESS"}}
+          closed: {pubsub: {topic: product-events}, key: "{data.tenant}"}
+    run: {pipeline: p}
+"""
+        ).rules
+    )
+    arrived = {"routes": {"j": {"part": {"name": "files", "key": "tenant-a"}}}}
+    case = Case.model_validate({"name": "n", "event": SUCCESS, **arrived})
+    assert run_case(case, joined, Path("/"), "f").passed
+    named_only = Case.model_validate(
+        {"name": "n", "event": SUCCESS, "routes": {"j": {"part": {"name": "files"}}}}
+    )
+    assert run_case(named_only, joined, Path("/"), "f").passed
+    wrong = Case.model_validate(
+        {"name": "n", "event": SUCCESS, "routes": {"j": {"part": {"name": "closed"}}}}
+    )
+    result = run_case(wrong, joined, Path("/"), "f")
+    assert not result.passed
+    assert "-      name: closed\n+      name: files" in result.diff()
