@@ -85,7 +85,7 @@ class CaseFileError(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
-class Outcome:
+class CaseResult:
     case: str
     file: str
     expected: Any  # the case's expectation, as plain data
@@ -152,7 +152,7 @@ def read_cases(path: Path) -> list[Case]:
     return cases
 
 
-def run_case(case: Case, router: Router, folder: Path, file: str) -> Outcome:
+def run_case(case: Case, router: Router, folder: Path, file: str) -> CaseResult:
     """One case through decode and route, as the service decodes and routes its event."""
     from events.decoders import decode
     from events.envelope import EnvelopeError, parse_http
@@ -163,20 +163,20 @@ def run_case(case: Case, router: Router, folder: Path, file: str) -> Outcome:
     try:
         body = case.event if isinstance(case.event, dict) else json.loads((folder / case.event).read_bytes())
     except (OSError, ValueError) as exc:
-        return Outcome(case.name, file, expected, None, f"the event {case.event!r} does not read: {exc}")
+        return CaseResult(case.name, file, expected, None, f"the event {case.event!r} does not read: {exc}")
     try:
         attributes, data = parse_http(
             {"content-type": "application/cloudevents+json"}, json.dumps(body).encode()
         )
         decoded = decode(attributes, data)
     except (EnvelopeError, BadEvent) as exc:
-        return Outcome(case.name, file, expected, _said("quarantine", case.quarantine, _reason(exc)))
+        return CaseResult(case.name, file, expected, _said("quarantine", case.quarantine, _reason(exc)))
     if isinstance(decoded, Ignored):
-        return Outcome(case.name, file, expected, _said("ignore", case.ignore, decoded.reason))
+        return CaseResult(case.name, file, expected, _said("ignore", case.ignore, decoded.reason))
     routing = router.route(decoded)
     if not routing.routed:
         reason = f"no route listens to {decoded.kind} {decoded.index!r}"
-        return Outcome(case.name, file, expected, _said("quarantine", case.quarantine, reason))
+        return CaseResult(case.name, file, expected, _said("quarantine", case.quarantine, reason))
     decisions = {decision.route: decision for decision in routing.decisions}
     wanted = case.routes or {}
     seen: dict[str, Any] = {}
@@ -185,7 +185,7 @@ def run_case(case: Case, router: Router, folder: Path, file: str) -> Outcome:
     for name, decision in decisions.items():  # a route not listed may skip, but not run
         if name not in wanted and isinstance(decision, RunRequest):
             seen[name] = _seen(None, decision)
-    return Outcome(case.name, file, expected, {"routes": seen})
+    return CaseResult(case.name, file, expected, {"routes": seen})
 
 
 def _reason(exc: Exception) -> str:
@@ -220,7 +220,7 @@ def _seen(expectation: ExpectRoute | None, decision: RunRequest | Skip | None) -
     return {"run": run}
 
 
-def run_all(where: Path, router: Router) -> Iterator[Outcome]:
+def run_all(where: Path, router: Router) -> Iterator[CaseResult]:
     """Every case under `where`, in file order.
 
     Raises:
