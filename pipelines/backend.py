@@ -13,9 +13,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from pipelines.engines import Engine
+if TYPE_CHECKING:  # a cold start imports it only when a backend is asked what it is
+    from pipelines.engines import Engine
 
 
 class RunState(StrEnum):
