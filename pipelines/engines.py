@@ -11,7 +11,8 @@ that the cluster would fail at 3 a.m.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +33,33 @@ class Engine:
         if self.kind == "local":
             return f"local (kfp {self.version})" if self.version else "local"
         return f"{self.kind} {self.version}".strip()
+
+
+ASK_AGAIN_SECONDS = 300.0  # an engine that did not answer is not asked again sooner
+
+
+class Asked:
+    """An engine's answer about itself, asked once and kept. A failure is kept for
+    ASK_AGAIN_SECONDS and raised again meanwhile, so that an engine whose healthz does not
+    answer is not asked again before every submit."""
+
+    def __init__(self, ask: Callable[[], Engine], clock: Callable[[], float] = time.monotonic) -> None:
+        self._ask = ask
+        self.clock = clock
+        self._engine: Engine | None = None
+        self._failed: tuple[float, Exception] | None = None
+
+    def __call__(self) -> Engine:
+        if self._engine is not None:
+            return self._engine
+        if self._failed is not None and self.clock() - self._failed[0] < ASK_AGAIN_SECONDS:
+            raise self._failed[1].with_traceback(None)
+        try:
+            self._engine = self._ask()
+        except Exception as exc:
+            self._failed = (self.clock(), exc)
+            raise
+        return self._engine
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,7 @@ import yaml
 
 from events.errors import Gone, PermanentError, TransientError
 from pipelines.backend import RunState, RunStatus, Submission
-from pipelines.engines import Engine
+from pipelines.engines import Asked, Engine
 from pipelines.parameters import filled
 
 JOB_ID_PREFIX = "kfpt-"
@@ -103,7 +103,7 @@ class VertexBackend:
         self.timeout = timeout  # seconds, for every API call
         self.completion_topic = completion_topic  # where notified pipelines report their end
         self._client: Any = None
-        self._engine: Engine | None = None
+        self._engine = Asked(self._ask_engine)
 
     @property
     def client(self) -> Any:
@@ -179,10 +179,11 @@ class VertexBackend:
     def engine(self) -> Engine:
         """Vertex AI Pipelines, managed: no version. Asking lists one job of the location, so
         that the location answers and the credentials work (raises as every call does)."""
-        if self._engine is None:
-            with mapped("list pipeline jobs"):
-                self.client.list_pipeline_jobs(
-                    request={"parent": self.parent, "page_size": 1}, timeout=self.timeout
-                )
-            self._engine = Engine("vertex")
-        return self._engine
+        return self._engine()
+
+    def _ask_engine(self) -> Engine:
+        with mapped("list pipeline jobs"):
+            self.client.list_pipeline_jobs(
+                request={"parent": self.parent, "page_size": 1}, timeout=self.timeout
+            )
+        return Engine("vertex")

@@ -28,7 +28,7 @@ from urllib.parse import quote
 
 from events.errors import Gone, PermanentError, TransientError
 from pipelines.backend import CompiledPipeline, RunState, RunStatus, Submission
-from pipelines.engines import Engine
+from pipelines.engines import Asked, Engine
 from pipelines.parameters import filled
 
 T = TypeVar("T")
@@ -135,7 +135,7 @@ class KfpBackend:
         self._experiments: dict[str, str] = {}
         self._versions: dict[str, tuple[str, str]] = {}
         self._pipeline_names: dict[str, str] = {}  # pipeline version id → pipelineInfo.name
-        self._engine: Engine | None = None
+        self._engine = Asked(self._ask_engine)
 
     @classmethod
     def for_host(
@@ -247,14 +247,15 @@ class KfpBackend:
         pipeline_store}` (backend/src/apiserver/main.go, `newHealthzResponse`; `TAG_NAME` is set
         in its image, backend/Dockerfile, "unknown" when built without it). The generated model
         (`V2beta1GetHealthzResponse`) keeps only the last two, so the answer is read raw."""
-        if self._engine is None:
-            with mapped("healthz"):
-                answer = self.client._healthz_api.healthz_service_get_healthz(_preload_content=False)
-                told = json.loads(answer.data or b"{}")
-            tag = str(told.get("tag_name", "")) if isinstance(told, dict) else ""
-            tag = re.sub(r"[^\w.+-]", "", tag)[:64]  # it travels into every result: a tag, nothing else
-            self._engine = Engine("kfp", "" if tag == "unknown" else tag)
-        return self._engine
+        return self._engine()
+
+    def _ask_engine(self) -> Engine:
+        with mapped("healthz"):
+            answer = self.client._healthz_api.healthz_service_get_healthz(_preload_content=False)
+            told = json.loads(answer.data or b"{}")
+        tag = str(told.get("tag_name", "")) if isinstance(told, dict) else ""
+        tag = re.sub(r"[^\w.+-]", "", tag)[:64]  # it travels into every result: a tag, nothing else
+        return Engine("kfp", "" if tag == "unknown" else tag)
 
     def find(self, run_key: str) -> str | None:
         since = datetime.now(UTC) - FIND_WINDOW

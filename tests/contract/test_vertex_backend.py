@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from google.auth.credentials import AnonymousCredentials
 from events.errors import TransientError
 from pipelines.backend import RunState, Submission
 from pipelines.catalog import LoadedRoutes
-from pipelines.engines import Engine
+from pipelines.engines import ASK_AGAIN_SECONDS, Engine
 from pipelines.vertex import VertexBackend, job_id
 from tests.support import call, serving
 from tests.support.vertex_fake import FakeVertex
@@ -332,4 +333,9 @@ def test_an_engine_that_does_not_answer_raises_as_every_call_does(
     fake.fail_next("get", "drop")
     with pytest.raises(TransientError):
         vertex.engine()
-    assert vertex.engine() == Engine("vertex"), "a failure is not remembered: the next ask asks again"
+    asked = len(fake.authorizations)
+    with pytest.raises(TransientError):
+        vertex.engine()  # a failure is kept a while: no request before every submit
+    assert len(fake.authorizations) == asked
+    vertex._engine.clock = lambda: time.monotonic() + ASK_AGAIN_SECONDS
+    assert vertex.engine() == Engine("vertex"), "then it is asked again"
