@@ -199,7 +199,9 @@ def build(settings: Settings, environment: Mapping[str, str] | None = None) -> S
                 f"{rule.signature.secret} is not set: route {rule.name!r} checks signatures with it"
             )
     backends = backends_for(settings, loaded.catalog)
-    doctor.at_cold_start(backends, loaded.catalog)  # once per instance: engines that cannot run a pipeline
+    # Once per instance, beside the first request rather than before it: an engine that does not
+    # answer must not hold the first answer for its timeout (its submit is retried, runs.engine_of).
+    threading.Thread(target=doctor.at_cold_start, args=(backends, loaded.catalog), daemon=True).start()
     return Services(
         settings=settings,
         router=Router(loaded.rules),

@@ -11,6 +11,7 @@ that the cluster would fail at 3 a.m.
 from __future__ import annotations
 
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -35,31 +36,33 @@ class Engine:
         return f"{self.kind} {self.version}".strip()
 
 
-ASK_AGAIN_SECONDS = 300.0  # an engine that did not answer is not asked again sooner
+ASK_AGAIN_SECONDS = 60.0  # an engine that did not answer is not asked again sooner
 
 
 class Asked:
     """An engine's answer about itself, asked once and kept. A failure is kept for
-    ASK_AGAIN_SECONDS and raised again meanwhile, so that an engine whose healthz does not
-    answer is not asked again before every submit."""
+    ASK_AGAIN_SECONDS and raised again meanwhile, so that an engine that does not answer costs
+    one timeout a minute, not one per event; callers asking at once share one ask."""
 
     def __init__(self, ask: Callable[[], Engine], clock: Callable[[], float] = time.monotonic) -> None:
         self._ask = ask
         self.clock = clock
         self._engine: Engine | None = None
         self._failed: tuple[float, Exception] | None = None
+        self._asking = threading.Lock()
 
     def __call__(self) -> Engine:
-        if self._engine is not None:
+        with self._asking:
+            if self._engine is not None:
+                return self._engine
+            if self._failed is not None and self.clock() - self._failed[0] < ASK_AGAIN_SECONDS:
+                raise self._failed[1].with_traceback(None)
+            try:
+                self._engine = self._ask()
+            except Exception as exc:
+                self._failed = (self.clock(), exc)
+                raise
             return self._engine
-        if self._failed is not None and self.clock() - self._failed[0] < ASK_AGAIN_SECONDS:
-            raise self._failed[1].with_traceback(None)
-        try:
-            self._engine = self._ask()
-        except Exception as exc:
-            self._failed = (self.clock(), exc)
-            raise
-        return self._engine
 
 
 @dataclass(frozen=True, slots=True)

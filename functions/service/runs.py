@@ -252,9 +252,10 @@ def start_claimed(
         return Outcome.QUEUED, {"reason": wait.reason, "every_route": wait.every_route, "blocks": blocks}
     services.crash(crashpoints.AFTER_CLAIM)
     backend = services.backends[pipeline.backend]
-    engine = engine_of(backend)
+    engine: Engine | None = None
     try:
         with services.telemetry.span("kfp_trigger.submit", run.trace, run_key=run.run_key, route=run.route):
+            engine = engine_of(backend, answering=True)
             if engine is not None and (
                 reason := engines.refusal(engine, pipeline.features, pipeline.schema_version)
             ):
@@ -285,12 +286,22 @@ def start_claimed(
     return Outcome.RUN, {"run_id": run_id}
 
 
-def engine_of(backend: Backend) -> Engine | None:
-    """The backend's engine (asked once per instance), or None while it does not answer: then the
-    submit or status call that follows says what is wrong."""
+def engine_of(backend: Backend, *, answering: bool = False) -> Engine | None:
+    """The backend's engine (asked once per instance; `pipelines.engines.Asked`), or None if it
+    cannot say (a refused list permission, …): then the call that follows says what is wrong.
+
+    Raises:
+        TransientError: with `answering`, the engine does not answer (a timeout, a refused
+            connection): a submit would meet the same after another timeout, so its delivery is
+            retried at once instead.
+    """
     try:
         return backend.engine()
-    except Exception:  # asking is a courtesy: it never stops a submit, which says what is wrong
+    except TransientError:
+        if answering:
+            raise
+        return None
+    except Exception:  # asking is a courtesy: what else stops it never stops a submit
         return None
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from events.errors import TransientError
+from events.errors import PermanentError, TransientError
 from functions import bootstrap
 from functions.cli.doctor import checks
 from functions.service import intake
@@ -192,19 +192,32 @@ def test_every_result_names_the_engine_that_ran_it(services: Services) -> None:
     assert submitted.reason.endswith(" on recording")
 
 
-def test_an_engine_that_does_not_answer_is_not_a_refusal(
+def test_an_engine_that_does_not_answer_is_retried_and_one_that_cannot_say_is_not_a_refusal(
     services: Services, test_routes: LoadedRoutes
 ) -> None:
+    """A silent engine: its submit would meet the same timeout, so the delivery is answered 503 at
+    once (Eventarc redelivers), nothing submitted. An engine that answers but cannot say what it
+    is (a list permission refused): the submit goes ahead and says what is wrong, if anything."""
+
     class Silent(RecordingBackend):
         def engine(self) -> engines.Engine:
             raise TransientError("healthz: ConnectionError")
 
+    class Mute(RecordingBackend):
+        def engine(self) -> engines.Engine:
+            raise PermanentError("list pipeline jobs: PermissionDenied")
+
     silent = Silent()
     found = engine_findings({"local": silent}, test_routes.catalog)
     assert found[0].status == "fail"
-    services = replace(services, backends={"local": silent})
-    call(intake.handle, services, *storage_event("some-bucket", "folder/z.csv", event_id="e-3"))
-    assert len(silent.submitted) == 1, "the submit itself says what is wrong, if anything"
+    headers, body = storage_event("some-bucket", "folder/y.csv", event_id="e-2")
+    reply = call(intake.handle, replace(services, backends={"local": silent}), headers, body)
+    assert reply.status == 503
+    assert silent.submitted == []
+    mute = Mute()
+    headers, body = storage_event("some-bucket", "folder/z.csv", event_id="e-3")
+    assert call(intake.handle, replace(services, backends={"local": mute}), headers, body).status == 200
+    assert len(mute.submitted) == 1
 
 
 def test_bootstrap_builds_with_the_cold_start_check(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
