@@ -4,7 +4,7 @@ and whether it can run the pipelines routed to it (`pipelines.engines`).
 `engine_findings` asks each backend in use once (a KFP server's healthz, one Vertex list call)
 and holds every pipeline against its engine. `kfp-trigger doctor` prints these beside its other
 checks; every cold start logs the ones that are not ok, once (`at_cold_start`), and a pipeline
-its engine cannot run has its events fail fast with the reason (`runs.refused`), never a run
+its engine cannot run has its events fail fast with the reason (`runs.start_claimed`), never a run
 that fails on the cluster.
 """
 
