@@ -108,12 +108,7 @@ def _child(node: yaml.Node, token: str) -> tuple[yaml.Node, yaml.Node] | None:
             position = int(token)
             return (node.value[position],) * 2 if position < len(node.value) else None
         for item in node.value:
-            if isinstance(item, yaml.MappingNode) and any(
-                isinstance(key, yaml.ScalarNode)
-                and key.value == "name"
-                and getattr(value, "value", None) == token
-                for key, value in item.value
-            ):
+            if isinstance(item, yaml.MappingNode) and _named(item) == token:
                 return item, item
     return None
 

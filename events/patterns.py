@@ -36,6 +36,12 @@ class Pattern:
     def literal(self) -> bool:
         return not self.captures and "*" not in self.text
 
+    @property
+    def example(self) -> str:
+        """A name it matches: each capture and wildcard standing for one plain character (the
+        name the rules for names are least likely to refuse)."""
+        return _TOKEN.sub("x", self.text)
+
     def match(self, value: str) -> dict[str, str] | None:
         """The captures, or None. Text that is not valid Unicode (a lone surrogate, which the
         envelope already refuses) matches nothing, on either engine."""

@@ -257,7 +257,7 @@ def _validate(
         return model.model_validate(raw)
     except ValidationError as exc:
         errors = exc.errors()
-    paths = [f"{where}{_loc(error['loc'])}".lstrip(".") for error in errors]
+    paths = [f"{where}{error_path(error['loc'])}".lstrip(".") for error in errors]
     problems.extend(f"{path}: {error['msg']}" for path, error in zip(paths, errors, strict=True))
     fixed = _repaired(raw, errors) if repaired is not None else None
     if fixed is None or repaired is None:
@@ -270,7 +270,7 @@ def _validate(
     return validated
 
 
-def _loc(loc: tuple[int | str, ...]) -> str:
+def error_path(loc: tuple[int | str, ...]) -> str:
     """A pydantic error's place as the loader writes paths: `.key` and `[position]`."""
     return "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in _place(loc))
 
@@ -388,7 +388,7 @@ def _condition(
     if when.storage is not None:
         pattern = _pattern(when.storage.object, "/", f"{where}.storage.object", problems)
         captures = pattern.captures if pattern else ()
-        if pattern is not None and (refused := name_problem(_sample(when.storage.object))):
+        if pattern is not None and (refused := name_problem(pattern.example)):
             problems.append(
                 f"{where}.storage.object: every name it matches {refused}, and such names are "
                 "quarantined: the route can never match"
@@ -542,12 +542,6 @@ def _plain(spec: object) -> object:
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]")
 _TOPIC = re.compile(r"[A-Za-z][A-Za-z0-9._~+%-]{2,254}")
 _DATASET = re.compile(r"[A-Za-z0-9_]{1,1024}")
-
-
-def _sample(pattern: str) -> str:
-    """The name a pattern matches that the rules for names are least likely to refuse: each
-    capture and wildcard stands for one plain character."""
-    return re.sub(r"\{[^{}]*\}|\*\*|\*", "x", pattern)
 
 
 def _check_bucket(bucket: str, where: str, problems: list[str]) -> None:

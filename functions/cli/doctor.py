@@ -125,7 +125,8 @@ def checks(settings: Settings, runner: str) -> Iterator[Finding]:
         yield isolated("completion", lambda: topic("completion", completion, runner))
     if loaded is not None:
         yield from roots(settings, loaded.catalog, runner)
-        missing = [name for name, value in bootstrap.signature_secrets(loaded.rules).items() if not value]
+        secrets = bootstrap.signature_secrets(loaded.rules)
+        missing = [name for name, value in secrets.items() if not value]
         for name in missing:
             yield Finding(
                 "secrets",
@@ -133,7 +134,7 @@ def checks(settings: Settings, runner: str) -> Iterator[Finding]:
                 f"{name} is not set: a route checks signatures with it",
                 f"set {name} (mount it from Secret Manager); the function refuses to start without it",
             )
-        if not missing and bootstrap.signature_secrets(loaded.rules):
+        if secrets and not missing:
             yield Finding("secrets", "ok", "every signature secret routes name is set")
 
 

@@ -32,16 +32,26 @@ import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from events.router import Router, RunRequest, Skip
+from events.routes import error_path
 
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+_Given = TypeVar("_Given", bound=BaseModel)
+
+
+def _exactly_one(model: _Given, *names: str) -> _Given:
+    if sum(getattr(model, name) is not None for name in names) != 1:
+        raise ValueError(f"give exactly one of {', '.join(names)}")
+    return model
 
 
 class ExpectRun(_Model):
@@ -61,9 +71,7 @@ class ExpectRoute(_Model):
 
     @model_validator(mode="after")
     def _one(self) -> ExpectRoute:
-        if sum(value is not None for value in (self.run, self.skip, self.part)) != 1:
-            raise ValueError("give exactly one of run, skip, part")
-        return self
+        return _exactly_one(self, "run", "skip", "part")
 
 
 class Case(_Model):
@@ -75,9 +83,7 @@ class Case(_Model):
 
     @model_validator(mode="after")
     def _one(self) -> Case:
-        if sum(value is not None for value in (self.routes, self.ignore, self.quarantine)) != 1:
-            raise ValueError("give exactly one of routes, ignore, quarantine")
-        return self
+        return _exactly_one(self, "routes", "ignore", "quarantine")
 
 
 class CaseFileError(ValueError):
@@ -145,8 +151,7 @@ def read_cases(path: Path) -> list[Case]:
             cases.append(Case.model_validate(raw))
         except ValidationError as exc:
             for error in exc.errors():
-                where = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in error["loc"])
-                problems.append(f"{path}: [{position}]{where}: {error['msg']}")
+                problems.append(f"{path}: [{position}]{error_path(error['loc'])}: {error['msg']}")
     if problems:
         raise CaseFileError("\n".join(problems))
     return cases

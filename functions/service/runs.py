@@ -463,7 +463,8 @@ def complete(
         return run.state
     if run.state is not RunState.SUBMITTED or run.run_id is None:
         return None
-    status = backend_of(services, run).status(run.run_id)
+    backend = backend_of(services, run)
+    status = backend.status(run.run_id)
     if not status.state.terminal:
         return None
     metrics = dict(status.metrics)
@@ -477,7 +478,7 @@ def complete(
         "metrics": metrics,
         "outputs": dict(status.outputs),
         "error": status.error,
-        **engine_detail(engine_of(backend_of(services, run))),
+        **engine_detail(engine_of(backend)),
     }
     if status.state is RunState.CANCELED and (by := supersede.superseded_by(services, run.run_key)):
         details |= {"superseded_by": by, "error": status.error or f"superseded by {by}"}
