@@ -6,13 +6,15 @@ runners, or several functions-framework workers). WAL mode lets readers proceed 
 Threads of one process take turns at writing on a lock of their own first: SQLite's busy handler
 makes a writer that finds the file locked sleep 1, 2, 5, 10… ms however soon the lock is free,
 which was the serving tail under concurrent requests (issue 19); across processes it still
-decides.
+decides. Checkpoints (copying the WAL into the file, and its fsync) run on a thread of their own,
+not inside a writer's commit, where they held every other writer for milliseconds.
 SQLite errors become `TransientError`: the caller answers non-2xx and the platform retries.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 from collections.abc import Collection, Iterator, Mapping
@@ -112,16 +114,81 @@ TERMINAL_STATES = tuple(sorted(state.value for state in TERMINAL))
 _IN_TERMINAL = f"state IN ({','.join('?' * len(TERMINAL_STATES))})"
 
 
-_WRITERS: dict[Path, threading.RLock] = {}  # per ledger file: this process's writers take turns
-_WRITERS_LOCK = threading.Lock()
+# A writer's commit checkpoints by itself only past this many WAL pages (SQLite's default is
+# 1,000): the checkpointer below keeps the WAL shorter, and this is the net if it cannot.
+WAL_SAFETY_PAGES = 10_000
+CHECKPOINT_EVERY = 100  # commits by this process between the checkpointer's turns
+
+
+def _open(path: Path) -> sqlite3.Connection:
+    db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+    db.row_factory = sqlite3.Row
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.execute(f"PRAGMA wal_autocheckpoint={WAL_SAFETY_PAGES}")
+    return db
+
+
+class _File:
+    """What the threads of this process share about one ledger file (issue 19):
+
+    - one connection that its writers take turns on, under a lock. SQLite drops a connection's
+      whole page cache whenever another connection has written, so with a connection per thread
+      every transaction started cold; the writers' own connection stays warm. Readers keep a
+      connection per thread and never wait for a writer.
+    - a checkpointer. A checkpoint inside a commit made that commit's writer, and every writer
+      waiting for the lock, wait for the copy and its fsync: about a third of a new event's time
+      in process. Here a daemon thread checkpoints (PASSIVE: beside writers and readers, never
+      blocking them) after every CHECKPOINT_EVERY commits.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.writers = threading.RLock()
+        self._writer: tuple[int, sqlite3.Connection] | None = None  # (the process that opened it, it)
+        self.commits = 0
+        self.due = threading.Event()
+        self.checkpointer: threading.Thread | None = None
+
+    def writer(self) -> sqlite3.Connection:
+        """The writers' connection; call with `writers` held. A forked child opens its own."""
+        if self._writer is None or self._writer[0] != os.getpid():
+            self._writer = (os.getpid(), _open(self.path))
+        return self._writer[1]
+
+    def committed(self) -> None:
+        """Called by a writer that holds `writers`, after its commit."""
+        self.commits += 1
+        if self.commits % CHECKPOINT_EVERY:
+            return
+        if self.checkpointer is None or not self.checkpointer.is_alive():  # not started, or forked
+            self.checkpointer = threading.Thread(
+                target=self._checkpoints, name="sqlite-checkpoint", daemon=True
+            )
+            self.checkpointer.start()
+        self.due.set()
+
+    def _checkpoints(self) -> None:
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        while True:
+            self.due.wait()
+            self.due.clear()
+            try:
+                db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            except sqlite3.Error:  # the next turn tries again; past WAL_SAFETY_PAGES a commit does
+                continue
+
+
+_FILES: dict[Path, _File] = {}  # per ledger file, in this process
+_FILES_LOCK = threading.Lock()
 
 
 class SqliteLedger:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._local = threading.local()
-        with _WRITERS_LOCK:
-            self._writers = _WRITERS.setdefault(path.resolve(), threading.RLock())
+        with _FILES_LOCK:
+            self._file = _FILES.setdefault(path.resolve(), _File(path.resolve()))
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             db = self._connection()
@@ -142,20 +209,17 @@ class SqliteLedger:
             raise TransientError(f"ledger unavailable: {exc}") from exc
 
     def _connection(self) -> sqlite3.Connection:
+        """This thread's connection, for reading."""
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
         if db is None:
-            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            db.row_factory = sqlite3.Row
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            self._local.db = db
+            db = self._local.db = _open(self.path)
         return db
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         try:
-            db = self._connection()
-            with self._writers:
+            with self._file.writers:
+                db = self._file.writer()
                 db.execute("BEGIN IMMEDIATE")
                 try:
                     yield db
@@ -163,6 +227,7 @@ class SqliteLedger:
                     db.execute("ROLLBACK")
                     raise
                 db.execute("COMMIT")
+                self._file.committed()
         except sqlite3.Error as exc:
             raise TransientError(f"ledger unavailable: {exc}") from exc
 
@@ -193,11 +258,12 @@ class SqliteLedger:
         lease_until: float,
         now: float,
         not_before: float = 0.0,
-    ) -> None:
-        db.execute(
+    ) -> bool:
+        """Insert the run unless its key is taken; whether it was inserted."""
+        cursor = db.execute(
             "INSERT INTO runs (run_key, route, pipeline, version, backend, params, event_id,"
             " state, attempt, lease_until, created_at, updated_at, not_before, concurrency, trace)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?)",
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_key) DO NOTHING",
             (
                 run.run_key,
                 run.route,
@@ -215,6 +281,7 @@ class SqliteLedger:
                 run.trace,
             ),
         )
+        return cursor.rowcount == 1
 
     def read(
         self, now: float, run_keys: Collection[str], marks: Collection[str] = (), flags: Collection[str] = ()
@@ -236,12 +303,11 @@ class SqliteLedger:
         )
 
     def claim(self, run: NewRun, now: float, lease: float, also: Riders = NO_RIDERS) -> Claim:
-        with self._write() as db:
-            row = db.execute("SELECT * FROM runs WHERE run_key = ?", (run.run_key,)).fetchone()
-            if row is None:
-                self._insert(db, run, RunState.CLAIMED, now + lease, now)
+        with self._write() as db:  # a new key is inserted in one statement, read only if taken
+            if self._insert(db, run, RunState.CLAIMED, now + lease, now):
                 claim = Claim(ClaimOutcome.WON, attempt=1)
             else:
+                row = db.execute("SELECT * FROM runs WHERE run_key = ?", (run.run_key,)).fetchone()
                 claim = self._take_over(db, _record(row), now, lease, RunState.CLAIMED)
             if claim.outcome is ClaimOutcome.WON:
                 _ride(db, also)

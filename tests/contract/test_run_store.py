@@ -215,6 +215,31 @@ def test_a_sqlite_ledger_from_before_traces_gains_the_column(tmp_path: Path) -> 
     assert reopened.get("new").trace == "t"  # type: ignore[union-attr]
 
 
+def test_sqlite_writers_leave_checkpoints_to_a_thread_of_their_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A commit that checkpointed held every other writer through the copy and its fsync
+    (issue 19): commits only append to the WAL, and the process's checkpointer moves it into the
+    database file. The file grows, with no writer near SQLite's own threshold."""
+    from functions.adapters import sqlite_ledger
+
+    monkeypatch.setattr(sqlite_ledger, "CHECKPOINT_EVERY", 10)
+    path = tmp_path / "ledger.sqlite3"
+    ledger = sqlite_ledger.SqliteLedger(path)
+    ledger.claim(RUN, 1.0, LEASE)
+    size = path.stat().st_size
+    for n in range(sqlite_ledger.CHECKPOINT_EVERY - 2):
+        ledger.claim(replace(RUN, run_key=f"run-{n}"), 1.0, LEASE)
+    time.sleep(0.5)
+    assert path.stat().st_size == size, "a checkpoint before the checkpointer's turn"
+    ledger.claim(replace(RUN, run_key="tenth"), 1.0, LEASE)
+    deadline = time.monotonic() + 10
+    while path.stat().st_size == size and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert path.stat().st_size > size
+    assert ledger.get("tenth") is not None
+
+
 def test_a_state_change_writes_its_riders_in_the_same_commit(ledger: Ledger, ledger_clock: Time) -> None:
     """Riders (issue 19): a won claim writes them, a lost one does not; mark_submitted and
     mark_published write them whether or not the run moved (the trail says what was done);
