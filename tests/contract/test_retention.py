@@ -139,6 +139,7 @@ def _append(path: str, writer: int, lines: int) -> None:
         sink.publish({"writer": writer, "n": number, "pad": "x" * 100})
 
 
+@pytest.mark.slow  # processes racing: the full suite runs it, make check does not
 def test_jsonl_sinks_rotate_by_size_and_lose_nothing_when_processes_race(tmp_path: Path) -> None:
     path = tmp_path / "results.jsonl"
     context = multiprocessing.get_context("spawn")
