@@ -19,6 +19,7 @@ the service is warm:
 
 from __future__ import annotations
 
+import sqlite3
 import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -80,17 +81,18 @@ def counting_grpc() -> Iterator[Counter[str]]:
 
 @contextmanager
 def counting_sqlite() -> Iterator[Counter[str]]:
-    """Count the SQLite ledger's round trips: a read is a read transaction (a SELECT on its own,
-    or BEGIN … COMMIT with reads only), a commit a transaction that wrote. Statements inside a
-    transaction are its own, not round trips of their own."""
+    """Count the SQLite ledger's round trips on every connection it opens (`sqlite_ledger._open`:
+    each thread's reader, the process's writer): a read is a read transaction (a SELECT on its
+    own, or BEGIN … COMMIT with reads only), a commit a transaction that wrote. Statements inside
+    a transaction are its own, not round trips of their own."""
     from functions.adapters import sqlite_ledger
 
     counted: Counter[str] = Counter()
-    original = sqlite_ledger.SqliteLedger._connection
-    transaction = {"open": False, "wrote": False}
+    original = sqlite_ledger._open
 
-    def traced(self: Any) -> Any:
-        connection = original(self)
+    def traced(path: Path) -> sqlite3.Connection:
+        connection = original(path)
+        transaction = {"open": False, "wrote": False}  # this connection's
 
         def trace(statement: str) -> None:
             head = statement.lstrip().split(None, 1)[0].upper() if statement.strip() else ""
@@ -107,11 +109,11 @@ def counting_sqlite() -> Iterator[Counter[str]]:
         connection.set_trace_callback(trace)
         return connection
 
-    sqlite_ledger.SqliteLedger._connection = traced  # type: ignore[method-assign]
+    sqlite_ledger._open = traced
     try:
         yield counted
     finally:
-        sqlite_ledger.SqliteLedger._connection = original  # type: ignore[method-assign]
+        sqlite_ledger._open = original
 
 
 def deliveries(services: Services, engine: RecordingBackend) -> Iterator[tuple[str, Callable[[], object]]]:
@@ -213,7 +215,10 @@ def sqlite_rows() -> dict[str, Counter[str]]:
         settings = Settings(routes=ROUTES, state_dir=Path(scratch), auth="none")
         engine = RecordingBackend()
         services = replace(bootstrap.build(settings), backends={"local": engine})
-        return measure(services, engine, counter)
+        found = measure(services, engine, counter)
+    if not found["new"]["commit"]:  # a new event's claim commits: the counter lost the ledger's connections
+        raise RuntimeError("counting_sqlite saw no commit of a new event: it no longer traces the ledger")
+    return found
 
 
 # Issue 19's targets: (reads, commits) at most per delivery; None: no bound. Publishes are not

@@ -60,6 +60,35 @@ def test_not_a_cloudevent(body: bytes, message: str) -> None:
     assert caught.value.status == 400
 
 
+@pytest.mark.parametrize(
+    ("document", "problem"),
+    [
+        ("[" * 64 + "]" * 64, None),
+        ("[" * 65 + "]" * 65, "nested deeper than 64"),
+        ('{"a": ' * 65 + "1" + "}" * 65, "nested deeper than 64"),
+        ('{"name": "a\\ud800"}', "lone surrogate"),
+        ('{"name": "a\\uDFFF"}', "lone surrogate"),
+        ('{"a\\ud800": 1}', "lone surrogate"),
+        ('{"name": "\\ud83d\\ude00"}', None),  # a pair: one character
+        ('{"name": "\ud800"}', "lone surrogate"),  # in text given as str, no escape needed
+        ('{"name": "[[[[{{{{"}', None),  # brackets in a string nest nothing
+    ],
+)
+def test_strict_json_reads_depth_and_surrogates_from_text_and_bytes(
+    document: str, problem: str | None
+) -> None:
+    """The tree is walked only when the text could break a rule (issue 19): each rule still holds."""
+    from events.jsonvalues import loads
+
+    encodable = "\ud800" not in document
+    for raw in (document, document.encode("utf-8")) if encodable else (document,):
+        if problem is None:
+            loads(raw)
+        else:
+            with pytest.raises(ValueError, match=problem):
+                loads(raw)
+
+
 def test_batch_mode_is_unsupported_media_type() -> None:
     with pytest.raises(EnvelopeError) as caught:
         parse_http({"content-type": "application/cloudevents-batch+json"}, b"[]")
