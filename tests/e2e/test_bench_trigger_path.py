@@ -17,7 +17,7 @@ def test_the_trigger_path_bench_prints_its_tables(
     monkeypatch.setattr(trigger_path, "EVENTS", 200)
     trigger_path.main()
     printed = capsys.readouterr().out
-    assert "| floor: a bare claim (one insert and commit) |" in printed
+    assert "| floor: a bare claim of the same runs (one insert and commit) |" in printed
     assert "| 200 deliveries: envelope + decode + route + claim |" in printed
     assert "| 200 deliveries: … + claim + mark submitted (two commits) |" in printed
     assert "| 10,000 |" in printed
