@@ -3,8 +3,8 @@
     /                 overview: runs by route and state, queue, open joins, quarantined events,
                       paused or not, the oldest open claim, the last hour's decisions (inline
                       SVG), the latest decisions
-    /routes           each route's latest decisions, with their reasons; ?route=R&before=T
-                      pages back through one route's
+    /routes           each route's latest decisions, with their reasons; ?route=R&before=T&seen=N
+                      pages back through one route's (older than T, or at T past the N shown)
     /story?id=ID      an event id, event key, run key or join key: its whole story
     /search?q=TEXT    a story, or the decisions about objects (or run keys) starting with TEXT
 
@@ -19,6 +19,7 @@ escapes, inert.
 from __future__ import annotations
 
 import functools
+import math
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from functions.logs import clean
 from functions.service import overview
-from functions.service.records import LEDGER_STATES, iso
+from functions.service.records import LEDGER_STATES, DecisionRecord, iso
 
 if TYPE_CHECKING:
     import jinja2
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from functions.service.ports import Ledger, Services
 
 ROUTE_DECISIONS = 20  # the latest decisions shown for each route
+MOST_SEEN = 10_000  # decisions of one instant a page link may pass over: bounds what a link asks
 LATEST_DECISIONS = 15  # on the overview
 HEADERS = {
     "Content-Security-Policy": (
@@ -104,11 +106,11 @@ def render(services: Services, path: str, query: Mapping[str, str]) -> Page:
             rules = services.router.by_name
             # "": decisions no route made (quarantined, ignored events), with their reasons
             shown = [query["route"]] if query.get("route") in {*rules, ""} else [*rules, ""]
-            before = _number(query.get("before"))
-            recent = {
-                name: ledger.recent(0.0, before=before, route=name, limit=ROUTE_DECISIONS) for name in shown
-            }
-            return _page("routes.html", recent=recent, rules=rules, page=ROUTE_DECISIONS)
+            start = Older.read(query)
+            pages = {name: _route_page(ledger, name, start) for name in shown}
+            recent = {name: decisions for name, (decisions, _) in pages.items()}
+            older = {name: next_page for name, (_, next_page) in pages.items()}
+            return _page("routes.html", recent=recent, rules=rules, older=older)
         case "/story":
             identifier = query.get("id", "")
             told = overview.story(ledger, identifier, names) if identifier else None
@@ -124,12 +126,48 @@ def render(services: Services, path: str, query: Mapping[str, str]) -> Page:
     return _page("search.html", 404, text="", found=[])
 
 
-def _number(text: str | None) -> float | None:
-    """A page's `before` (a ledger time), or None for the first page (or for garbage)."""
-    try:
-        return float(text) if text else None
-    except ValueError:
-        return None
+@dataclass(frozen=True)
+class Older:
+    """Where a route's next page starts: at time `at`, past the first `seen` decisions recorded at
+    that very time (the last page showed them), so that decisions of one instant are neither
+    skipped nor shown twice where a page ends among them. `seen` None: strictly before `at`."""
+
+    at: float
+    seen: int | None = None
+
+    @staticmethod
+    def read(query: Mapping[str, str]) -> Older | None:
+        """From a link's `before` and `seen`; None (the first page) for garbage."""
+        try:
+            at = float(query["before"])
+            seen = min(max(int(query["seen"]), 0), MOST_SEEN) if "seen" in query else None
+        except (KeyError, ValueError):
+            return None
+        return Older(at, seen)
+
+
+def _route_page(ledger: Ledger, route: str, start: Older | None) -> tuple[list[DecisionRecord], Older | None]:
+    """A page of one route's decisions, newest first, from `start`; and where the next begins if
+    this one is full."""
+    if start is None:
+        found = ledger.recent(0.0, route=route, limit=ROUTE_DECISIONS)
+    elif start.seen is None:
+        found = ledger.recent(0.0, before=start.at, route=route, limit=ROUTE_DECISIONS)
+    else:  # from `at` itself (ledgers take `before` strictly), past those of `at` already shown
+        found = ledger.recent(
+            0.0, before=math.nextafter(start.at, math.inf), route=route, limit=ROUTE_DECISIONS + start.seen
+        )
+        passed = 0
+        while passed < min(start.seen, len(found)) and found[passed].at == start.at:
+            passed += 1
+        found = found[passed:][:ROUTE_DECISIONS]
+    if len(found) < ROUTE_DECISIONS:
+        return found, None
+    last = found[-1].at
+    seen = sum(decision.at == last for decision in found)
+    if start is not None and start.at == last and start.seen is not None:
+        seen += start.seen
+    return found, Older(last, seen)
 
 
 def _story(ledger: Ledger, told: overview.Story) -> Page:

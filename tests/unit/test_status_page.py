@@ -124,12 +124,44 @@ def test_a_route_s_decisions_page_back_in_time(services: Services, clock: Clock)
 
     html = page(services, "/routes", route="some-bucket-folder")[1]
     assert shown(html) == list(range(24, 4, -1))  # the newest 20
-    older = re.search(r'href="/routes\?route=some-bucket-folder&amp;before=([0-9.]+)"', html)
-    assert older is not None
-    html = page(services, "/routes", route="some-bucket-folder", before=older[1])[1]
+    html = page(services, "/routes", route="some-bucket-folder", **older_link(html))[1]
     assert shown(html) == [4, 3, 2, 1, 0]
     assert "older decisions" not in html  # the last page
-    assert page(services, "/routes", route="some-bucket-folder", before="garbage")[0] == 200
+    for garbage in ({"before": "garbage"}, {"before": "1", "seen": "x"}, {"before": "nan", "seen": "-5"}):
+        assert page(services, "/routes", route="some-bucket-folder", **garbage)[0] == 200
+
+
+def older_link(html: str) -> dict[str, str]:
+    """The query of a routes page's "older decisions" link."""
+    older = re.search(
+        r'href="/routes\?route=some-bucket-folder&amp;before=([0-9.e+-]+)&amp;seen=(\d+)"', html
+    )
+    assert older is not None, "no link to older decisions"
+    return {"before": older[1], "seen": older[2]}
+
+
+@pytest.mark.parametrize("instants", [[45], [15, 15, 15], [19, 2, 24], [1] * 45])
+def test_decisions_of_one_instant_are_neither_skipped_nor_repeated_across_pages(
+    services: Services, clock: Clock, instants: list[int]
+) -> None:
+    """Pages end among decisions recorded at one time (a burst, a coarse clock): the next page
+    starts past those shown, not after the whole instant."""
+    number = 0
+    for count in instants:
+        for _ in range(count):
+            event = storage_event("some-bucket", f"elsewhere/{number}.csv", event_id=f"s-{number}")
+            call(intake.handle, services, *event)
+            number += 1
+        clock.now += 1
+
+    html = page(services, "/routes", route="some-bucket-folder")[1]
+    pages = [[int(n) for n in re.findall(r">s-(\d+)</a>", html)]]
+    while "older decisions" in html and len(pages) <= number // 20:
+        html = page(services, "/routes", route="some-bucket-folder", **older_link(html))[1]
+        pages.append([int(n) for n in re.findall(r">s-(\d+)</a>", html)])
+    everything = [n for shown in pages for n in shown]
+    assert sorted(everything) == list(range(number))  # each decision exactly once
+    assert all(len(shown) == 20 for shown in pages[:-1])
 
 
 def test_quarantined_events_and_their_reasons_have_a_page(story: Services) -> None:
