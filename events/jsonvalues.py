@@ -76,6 +76,8 @@ def loads(raw: bytes | str) -> Any:
     """
     try:
         text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+        if text.startswith("\ufeff"):  # as json.loads refuses it; the decoder alone would not say why
+            raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
         value = _DECODER.decode(text)
     except UnicodeDecodeError as exc:
         raise ValueError("not valid UTF-8") from exc

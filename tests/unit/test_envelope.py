@@ -72,6 +72,7 @@ def test_not_a_cloudevent(body: bytes, message: str) -> None:
         ('{"name": "\\ud83d\\ude00"}', None),  # a pair: one character
         ('{"name": "\ud800"}', "lone surrogate"),  # in text given as str, no escape needed
         ('{"name": "[[[[{{{{"}', None),  # brackets in a string nest nothing
+        ('\ufeff{"name": "a"}', "Unexpected UTF-8 BOM"),
     ],
 )
 def test_strict_json_reads_depth_and_surrogates_from_text_and_bytes(
