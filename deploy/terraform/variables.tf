@@ -12,7 +12,7 @@ variable "region" {
 }
 
 variable "prefix" {
-  description = "Prefix of every resource name (topics, functions, the ledger's collections)."
+  description = "Prefix of every resource name (topics, functions, the ledger's collections). `kfp-trigger deploy plan --prefix` writes it with the inputs, as chained routes listen to PREFIX-results."
   type        = string
   default     = "kfp-trigger"
   validation {

@@ -43,20 +43,30 @@ ROUTES_OPTION = click.option(
 @click.option("--project", required=True, help="the Google Cloud project to deploy into")
 @click.option("--region", required=True, help="where the functions and jobs run, e.g. europe-west1")
 @click.option(
+    "--prefix",
+    default="kfp-trigger",
+    show_default=True,
+    help="the first part of every resource's name (topics, functions, the ledger's collections); "
+    "written into the inputs as the module's `prefix`, so set it here, not with -var",
+)
+@click.option(
     "--out",
     type=click.Path(dir_okay=False),
     default=str(TERRAFORM / "routes.auto.tfvars.json"),
     show_default=True,
     help="where to write the module's inputs ('-': stdout)",
 )
-def deploy_plan(routes_path: str, project: str, region: str, out: str) -> None:
+def deploy_plan(routes_path: str, project: str, region: str, prefix: str, out: str) -> None:
     """Write the Terraform module's inputs for ROUTES: buckets, datasets, product topics,
     schedules, chained routes, the product message schema, and the backends' settings for the
     functions' environment (read from KFP_TRIGGER_KFP_HOST, _KFP_NAMESPACE, _KFP_CLIENT_ID,
     _VERTEX_LOCATION, … as the functions will need them).
 
+    A route on PREFIX-results is a chained route (it starts on another route's result).
+
     Exits 1 naming the routes when a route cannot be deployed: `backend: local` (kfp.local does
-    not run inside a Cloud Function), a backend setting missing, a dataset not named literally.
+    not run inside a Cloud Function), a backend setting missing, a dataset not named literally,
+    a topic the module creates for itself (PREFIX-quarantine, …) listened to.
     Review the file like code: it is what `terraform plan` will act on.
     """
     from events.routes import load_routes
@@ -64,7 +74,7 @@ def deploy_plan(routes_path: str, project: str, region: str, out: str) -> None:
 
     try:
         config = load_routes(Path(routes_path).read_text(encoding="utf-8"))
-        inputs = tfvars(config, common.settings(routes_path), project, region)
+        inputs = tfvars(config, common.settings(routes_path), project, region, prefix)
     except OSError as exc:
         raise click.ClickException(f"{routes_path}: cannot read ({exc.strerror})") from exc
     except (RoutesError, DeployError) as exc:

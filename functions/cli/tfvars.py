@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +23,11 @@ from events.pubsub import SCHEDULES_TOPIC
 from events.routes import RoutesConfig, Rule, listeners
 from functions.settings import Settings
 
-PREFIX = "kfp-trigger"
-RESULTS_TOPIC = f"{PREFIX}-results"
+PREFIX = "kfp-trigger"  # the module's `prefix` unless `deploy plan --prefix` says otherwise
+PREFIX_SHAPE = re.compile(r"^[a-z][a-z0-9-]{2,20}$")  # as variables.tf validates it
+# The topics the module creates for itself, `{prefix}-NAME`: a route may listen to the results
+# topic (a chained route); any other would be a second topic of the same name, or a loop.
+SERVICE_TOPICS = ("dead-letter", "quarantine", "results", "completions", "alerts")
 # The backends' settings the functions need, by backend (the module adds the infrastructure's:
 # ledger, topics, storage, auth; and for Vertex the project, pipeline root and runner).
 BACKEND_SETTINGS = {
@@ -54,13 +58,20 @@ def backend_of(config: RoutesConfig, rule: Rule) -> str:
     return rule.backend or config.pipelines[rule.pipeline].backend
 
 
-def tfvars(config: RoutesConfig, settings: Settings, project: str, region: str) -> dict[str, Any]:
-    """The module's route-derived inputs.
+def tfvars(
+    config: RoutesConfig, settings: Settings, project: str, region: str, prefix: str = PREFIX
+) -> dict[str, Any]:
+    """The module's route-derived inputs, for a module whose resources are named `prefix`-….
 
     Raises:
         DeployError: a route runs on `backend: local` (kfp.local cannot run inside a Cloud
-            Function), or a backend's required setting is missing.
+            Function), a backend's required setting is missing, or a route listens to a topic
+            the module creates for itself (other than the results topic) or to the schedules topic.
     """
+    if not PREFIX_SHAPE.match(prefix):
+        raise DeployError(
+            f"prefix {prefix!r}: 3 to 21 lower-case letters, digits or dashes, starting with a letter"
+        )
     rules = [rule for rule in config.rules if rule.enabled]
     backends: dict[str, list[str]] = {}
     for rule in rules:
@@ -86,9 +97,12 @@ def tfvars(config: RoutesConfig, settings: Settings, project: str, region: str) 
                 environment[variable] = given[variable]
     listening = listeners(tuple(rules))  # each route, or each part of a join: what needs a trigger
     topics = sorted({rule.topic.rsplit("/", 1)[-1] for rule in listening if rule.source is Source.PUBSUB})
+    _refuse_own_topics(listening, prefix)
     datasets = {_dataset(rule) for rule in listening if rule.source is Source.BIGQUERY}
-    product_topics = [topic for topic in topics if topic != RESULTS_TOPIC]
+    results = f"{prefix}-results"
+    product_topics = [topic for topic in topics if topic != results]
     return {
+        "prefix": prefix,
         "project": project,
         "region": region,
         "buckets": sorted({rule.index for rule in listening if rule.source is Source.STORAGE}),
@@ -96,8 +110,8 @@ def tfvars(config: RoutesConfig, settings: Settings, project: str, region: str) 
             name: dict(zip(("project", "dataset"), name.split("."), strict=True)) for name in sorted(datasets)
         },
         "product_topics": product_topics,
-        "product_schema": _json(product_schema(config)) if product_topics else "",
-        "results_routes": RESULTS_TOPIC in topics,
+        "product_schema": _json(product_schema(config, prefix)) if product_topics else "",
+        "results_routes": results in topics,
         "schedules": {
             rule.index: {"cron": rule.cron, "time_zone": rule.timezone}
             for rule in listening
@@ -107,6 +121,18 @@ def tfvars(config: RoutesConfig, settings: Settings, project: str, region: str) 
         "vertex": "vertex" in backends,
         "backend_environment": environment,
     }
+
+
+def _refuse_own_topics(listening: Sequence[Rule], prefix: str) -> None:
+    own = {f"{prefix}-{name}" for name in SERVICE_TOPICS if name != "results"} | {SCHEDULES_TOPIC}
+    for rule in listening:
+        topic = rule.topic.rsplit("/", 1)[-1] if rule.source is Source.PUBSUB else ""
+        if topic in own:
+            where = f"routes[{rule.name}].when{f'.join.parts.{rule.part}' if rule.part else ''}.pubsub.topic"
+            raise DeployError(
+                f"{where}: {topic} is a topic the module creates for kfp-trigger itself; a route may "
+                f"listen to {prefix}-results (a chained route) and to the product's topics, not to it"
+            )
 
 
 def _dataset(rule: Rule) -> str:
@@ -122,11 +148,13 @@ def _dataset(rule: Rule) -> str:
     return name
 
 
-def product_schema(config: RoutesConfig) -> dict[str, Any]:
+def product_schema(config: RoutesConfig, prefix: str = PREFIX) -> dict[str, Any]:
     """An Avro record for product messages: `event_id` (the dedupe key) and every top-level data
-    field a route on a product topic tests, optional, of its condition's type."""
+    field a route on a product topic (any but `prefix`-results) tests, optional, of its
+    condition's type."""
     fields: dict[str, str] = {}
-    product = [rule for rule in listeners(config.rules) if rule.topic.rsplit("/", 1)[-1] != RESULTS_TOPIC]
+    results = f"{prefix}-results"
+    product = [rule for rule in listeners(config.rules) if rule.topic.rsplit("/", 1)[-1] != results]
     for rule in product:
         for path, wanted in rule.data.items():
             fields.setdefault(path.split(".", 1)[0], _avro_type(wanted))

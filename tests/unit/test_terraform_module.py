@@ -110,6 +110,50 @@ def test_the_backends_settings_reach_the_functions_environment() -> None:
     assert "kfp-trigger-results" not in mixed["product_topics"], "the results topic is declared once"
 
 
+def test_a_prefix_names_the_results_topic_chained_routes_listen_to(tmp_path: Path) -> None:
+    """With `--prefix acme`, the module's results topic is acme-results: a route on it is a chained
+    route (not a product topic the module would create a second time), and the inputs carry the
+    prefix, so the module and the plan cannot disagree on it."""
+    import os
+
+    routes = tmp_path / "routes.yaml"
+    routes.write_text(
+        (SETS / "mixed.yaml").read_text().replace("topic: kfp-trigger-results", "topic: acme-results")
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KFP_TRIGGER_")} | BACKEND_ENV
+    done = plan(routes, "--prefix", "acme", "--out", "-", env=env)
+    assert done.returncode == 0, done.stderr
+    inputs = json.loads(done.stdout)
+    assert inputs["prefix"] == "acme"
+    assert inputs["results_routes"] is True
+    assert inputs["product_topics"] == ["product-events"]
+    default = plan(routes, "--out", "-", env=env)  # the default prefix: acme-results is the product's
+    assert json.loads(default.stdout)["product_topics"] == ["acme-results", "product-events"]
+
+
+@pytest.mark.parametrize(
+    "topic", ["kfp-trigger-quarantine", "kfp-trigger-dead-letter", "kfp-trigger-schedules"]
+)
+def test_a_route_on_a_topic_the_module_makes_for_itself_is_refused(topic: str, tmp_path: Path) -> None:
+    import os
+
+    routes = tmp_path / "routes.yaml"
+    routes.write_text((SETS / "mixed.yaml").read_text().replace("topic: product-events", f"topic: {topic}"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KFP_TRIGGER_")} | BACKEND_ENV
+    done = plan(routes, "--out", "-", env=env)
+    assert done.returncode == 1, done.stdout
+    assert (
+        f"routes[survey-ready].when.join.parts.closed.pubsub.topic: {topic} is a topic the module"
+        in done.stderr
+    )
+
+
+def test_a_prefix_the_module_would_refuse_is_refused_first() -> None:
+    done = plan(SETS / "vertex.yaml", "--prefix", "Acme_1", "--out", "-")
+    assert done.returncode == 1
+    assert "prefix 'Acme_1': 3 to 21 lower-case letters" in done.stderr
+
+
 def test_backend_local_is_refused_naming_the_routes() -> None:
     done = plan(ROOT / "deploy" / "routes.example.yaml", "--out", "-")
     assert done.returncode == 1
