@@ -124,15 +124,23 @@ resource "google_firestore_index" "decisions_by_route" {
   }
 }
 
-# `kfp-trigger runs` and the status page list runs oldest first by route, state or both
-# (FirestoreLedger.runs: equality filters and an order on created_at need a composite index).
+locals {
+  run_filters = { route = ["route"], state = ["state"], route_state = ["route", "state"] }
+}
+
+# `kfp-trigger runs` lists runs newest (or oldest) first by route, state or both, and the
+# reconciler reads the queue oldest first (FirestoreLedger.runs: equality filters and an order
+# on created_at need a composite index, one per direction).
 resource "google_firestore_index" "runs_by_time" {
-  for_each   = { route = ["route"], state = ["state"], route_state = ["route", "state"] }
+  for_each = merge(
+    { for name, filtered in local.run_filters : name => { filtered = filtered, order = "ASCENDING" } },
+    { for name, filtered in local.run_filters : "${name}_newest" => { filtered = filtered, order = "DESCENDING" } },
+  )
   project    = var.project
   database   = google_firestore_database.ledger.name
   collection = local.ledger
   dynamic "fields" {
-    for_each = each.value
+    for_each = each.value.filtered
     content {
       field_path = fields.value
       order      = "ASCENDING"
@@ -140,7 +148,7 @@ resource "google_firestore_index" "runs_by_time" {
   }
   fields {
     field_path = "created_at"
-    order      = "ASCENDING"
+    order      = each.value.order
   }
 }
 

@@ -317,15 +317,21 @@ class FirestoreLedger:
         return sorted(records, key=lambda record: record.created_at)
 
     def runs(
-        self, *, route: str | None = None, state: RunState | None = None, limit: int = 1000
+        self,
+        *,
+        route: str | None = None,
+        state: RunState | None = None,
+        limit: int = 1000,
+        newest_first: bool = False,
     ) -> list[RunRecord]:
-        # Oldest first, at most `limit` read: the composite indexes (route|state, created_at) and
-        # (route, state, created_at) the Terraform module creates.
+        # At most `limit` read: the composite indexes (route|state, created_at) and (route, state,
+        # created_at), each ascending and descending, that the Terraform module creates.
         query: Any = self._runs
         for field, value in (("route", route), ("state", state)):
             if value is not None:
                 query = query.where(filter=self._firestore.FieldFilter(field, "==", str(value)))
-        query = query.order_by("created_at").limit(limit)
+        direction = "DESCENDING" if newest_first else "ASCENDING"
+        query = query.order_by("created_at", direction=direction).limit(limit)
         with _mapped():
             return [_record(snapshot.to_dict() or {}) for snapshot in query.stream()]
 

@@ -411,7 +411,12 @@ class SqliteLedger:
         return _record(rows[0]) if rows else None
 
     def runs(
-        self, *, route: str | None = None, state: RunState | None = None, limit: int = 1000
+        self,
+        *,
+        route: str | None = None,
+        state: RunState | None = None,
+        limit: int = 1000,
+        newest_first: bool = False,
     ) -> list[RunRecord]:
         clauses, args = [], []
         for column, value in (("route", route), ("state", state)):
@@ -419,7 +424,8 @@ class SqliteLedger:
                 clauses.append(f"{column} = ?")
                 args.append(str(value))
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        rows = self._read(f"SELECT * FROM runs {where} ORDER BY created_at LIMIT ?", (*args, limit))
+        order = "DESC" if newest_first else "ASC"
+        rows = self._read(f"SELECT * FROM runs {where} ORDER BY created_at {order} LIMIT ?", (*args, limit))
         return [_record(row) for row in rows]
 
     def unfinished(self) -> list[RunRecord]:

@@ -65,6 +65,7 @@ def status(routes: str | None, state_dir: str | None, landing_dir: str | None, a
     show_default=True,
     help="list at most this many (the ledger reads no more)",
 )
+@click.option("--oldest-first", is_flag=True, help="list the oldest runs first (default: the newest)")
 @click.option("--json", "as_json", is_flag=True, help="print a JSON list")
 def runs(
     routes: str | None,
@@ -73,14 +74,21 @@ def runs(
     route: str | None,
     state: str | None,
     limit: int,
+    oldest_first: bool,
     as_json: bool,
 ) -> None:
-    """List the runs in the ledger, oldest first."""
+    """List the runs in the ledger, newest first: the latest --limit of them.
+
+    \b
+      kfp-trigger runs --limit 20                       the 20 latest runs
+      kfp-trigger runs --state QUEUED --oldest-first    the queue, in the order it starts
+      kfp-trigger runs --route nightly --json           for scripts
+    """
 
     from functions.service.records import iso
 
     records = common.ledger(common.settings(routes, state_dir, landing_dir)).runs(
-        route=route, state=RunState(state) if state else None, limit=limit
+        route=route, state=RunState(state) if state else None, limit=limit, newest_first=not oldest_first
     )
     rows = [
         {

@@ -109,8 +109,15 @@ class RunStore(Protocol):
     def get(self, run_key: str) -> RunRecord | None: ...
 
     def runs(
-        self, *, route: str | None = None, state: RunState | None = None, limit: int = 1000
-    ) -> list[RunRecord]: ...
+        self,
+        *,
+        route: str | None = None,
+        state: RunState | None = None,
+        limit: int = 1000,
+        newest_first: bool = False,
+    ) -> list[RunRecord]:
+        """Runs by creation time, oldest first (`newest_first`: the other way), at most `limit` read."""
+        ...
 
     def unfinished(self) -> list[RunRecord]:
         """Runs that are SUBMITTED (the backend has them) but not terminal yet."""

@@ -132,7 +132,7 @@ def test_summary(ledger: Ledger, ledger_clock: Time) -> None:
     }
 
 
-def test_runs_are_listed_oldest_first_up_to_the_limit(ledger: Ledger, ledger_clock: Time) -> None:
+def test_runs_are_listed_oldest_or_newest_first_up_to_the_limit(ledger: Ledger, ledger_clock: Time) -> None:
     for number in range(5):
         ledger.claim(replace(RUN, run_key=f"route/k#{number}"), ledger_clock.now() + number, LEASE)
     ledger.claim(replace(RUN, run_key="other/k#9", route="other"), ledger_clock.now() - 10, LEASE)
@@ -143,6 +143,10 @@ def test_runs_are_listed_oldest_first_up_to_the_limit(ledger: Ledger, ledger_clo
         "route/k#2",
     ]
     assert [r.run_key for r in ledger.runs(route="route", limit=10)][-1] == "route/k#4"
+    assert [r.run_key for r in ledger.runs(limit=2, newest_first=True)] == ["route/k#4", "route/k#3"]
+    newest = ledger.runs(route="route", state=RunState.CLAIMED, limit=3, newest_first=True)
+    assert [r.run_key for r in newest] == ["route/k#4", "route/k#3", "route/k#2"]
+    assert [r.run_key for r in ledger.runs(limit=10, newest_first=True)][-1] == "other/k#9"
 
 
 def _claim_in_a_process(url: str, start, results) -> None:

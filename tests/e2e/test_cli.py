@@ -199,6 +199,14 @@ def test_runs_and_explain_read_the_ledger(tmp_path: Path) -> None:
     assert [(r["run_key"], r["state"], r["run_id"], r["event_id"]) for r in runs] == [
         ("r/k#1", "SUBMITTED", "local-abc", "ev-1")
     ]
+    ledger.claim(NewRun("r/k#2", "r", "echo", "v1", "local", {}, "ev-2"), now=3.0, lease=60)
+    latest = run("runs", "--limit", "1", "--state-dir", str(tmp_path)).stdout
+    assert "r/k#2" in latest, "the latest runs, by default"
+    assert "r/k#1" not in latest
+    first = json.loads(
+        run("runs", "--limit", "1", "--oldest-first", "--json", "--state-dir", str(tmp_path)).stdout
+    )
+    assert [r["run_key"] for r in first] == ["r/k#1"]
     explained = run("explain", "ev-1", "--state-dir", str(tmp_path))
     assert explained.returncode == 0
     assert "submitted as local-abc" in explained.stdout

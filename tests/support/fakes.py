@@ -273,10 +273,15 @@ class FakeRunStore:
         return sorted((r for r in self.runs_by_key.values() if keep(r)), key=lambda r: getattr(r, by) or 0.0)
 
     def runs(
-        self, *, route: str | None = None, state: RunState | None = None, limit: int = 1000
+        self,
+        *,
+        route: str | None = None,
+        state: RunState | None = None,
+        limit: int = 1000,
+        newest_first: bool = False,
     ) -> list[RunRecord]:
         chosen = self._sorted(lambda r: route in (None, r.route) and state in (None, r.state))
-        return chosen[:limit]
+        return (chosen[::-1] if newest_first else chosen)[:limit]
 
     def unfinished(self) -> list[RunRecord]:
         return self._sorted(lambda r: r.state is RunState.SUBMITTED)
