@@ -47,8 +47,9 @@ def settings(defaults: Mapping[str, Any] | None = None, **overrides: Any) -> Set
 
 
 def path_of(url: str) -> Path:
-    """The file a `sqlite:///` or `jsonl:///` URL names."""
-    return Path(urlsplit(url).path)
+    """The file a `sqlite:///` or `jsonl:///` URL names: always an absolute path (`sqlite:////x`
+    names /x too, not //x)."""
+    return Path("/" + urlsplit(url).path.lstrip("/"))
 
 
 def _sqlite(url: str, retention_days: int) -> Ledger:

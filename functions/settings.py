@@ -190,19 +190,19 @@ class Settings(BaseSettings):
 
     @property
     def ledger_url(self) -> str:
-        return self.ledger or f"sqlite:///{(self.state_dir / 'ledger.sqlite3').resolve()}"
+        return self.ledger or f"sqlite://{(self.state_dir / 'ledger.sqlite3').resolve()}"
 
     @property
     def results_url(self) -> str:
-        return self.results or f"jsonl:///{(self.state_dir / 'results.jsonl').resolve()}"
+        return self.results or f"jsonl://{(self.state_dir / 'results.jsonl').resolve()}"
 
     @property
     def quarantine_url(self) -> str:
-        return self.quarantine or f"jsonl:///{(self.state_dir / 'quarantine.jsonl').resolve()}"
+        return self.quarantine or f"jsonl://{(self.state_dir / 'quarantine.jsonl').resolve()}"
 
     @property
     def alerts_url(self) -> str:
-        return self.alerts or f"jsonl:///{(self.state_dir / 'alerts.jsonl').resolve()}"
+        return self.alerts or f"jsonl://{(self.state_dir / 'alerts.jsonl').resolve()}"
 
     @property
     def runs_dir(self) -> Path:

@@ -94,3 +94,12 @@ def test_oidc_with_a_caller_per_target_needs_no_status_page_viewers() -> None:
     )
     settings.check_serving()
     assert settings.callers()["status_page"] == ()
+
+
+def test_the_local_files_are_named_by_their_plain_absolute_paths(tmp_path: Path) -> None:
+    """What `status`, `doctor` and `demo` print: /x/ledger.sqlite3, never //x/ledger.sqlite3."""
+    settings = Settings(state_dir=tmp_path)
+    for url in (settings.ledger_url, settings.results_url, settings.quarantine_url, settings.alerts_url):
+        assert str(bootstrap.path_of(url)).startswith(f"{tmp_path}/"), url
+    assert bootstrap.path_of("sqlite:////data/ledger.sqlite3") == Path("/data/ledger.sqlite3")
+    assert str(bootstrap.path_of("jsonl:////data/results.jsonl")) == "/data/results.jsonl"
