@@ -4,8 +4,9 @@ A simulated month of traffic through `handle_event` and the reconciler on the SQ
 with simulated time: `--per-day` events a day (7 in 10 start a run that ends and is published
 the same day, 2 are skipped by routing, 1 is quarantined), and once a day the ledger is pruned
 of what is older than `--keep` (default 1 day; `kfp-trigger prune --older-than 1d` does the
-same). The table prints the ledger's rows and file size as the days pass: the size on day 30
-stays that of the first days, because SQLite reuses the pages pruning freed.
+same). The table prints the ledger's rows (kept events: those `replay` can send again) and file
+size as the days pass: the size on day 30 stays that of the first days, because SQLite reuses
+the pages pruning freed.
 
     python -m bench.retention [--days 30] [--per-day 10000] [--keep 1d]
 """
@@ -33,7 +34,7 @@ from tests.support.fakes import RecordingBackend
 
 DAY = 86400.0
 START = 1_800_000_000.0 // DAY * DAY  # a UTC midnight
-TABLES = ("runs", "decisions", "marks", "places", "batch_members")
+TABLES = ("runs", "decisions", "marks", "places", "batch_members", "events")
 
 
 class Discard:
@@ -116,12 +117,12 @@ def main(argv: list[str] | None = None) -> None:
         f" pruned daily of what is older than {options.keep} (bench/retention.py,"
         f" {time.perf_counter() - started:.0f} s)\n"
     )
-    print("| day | runs | decisions | marks | places | ledger file |")
-    print("|----:|-----:|----------:|------:|-------:|------------:|")
+    print("| day | runs | decisions | marks | places | kept events | ledger file |")
+    print("|----:|-----:|----------:|------:|-------:|------------:|------------:|")
     for row in rows:
         print(
             f"| {row['day']} | {row['runs']:,} | {row['decisions']:,} | {row['marks']:,} | {row['places']:,}"
-            f" | {row['bytes'] / 1e6:.1f} MB |"
+            f" | {row['events']:,} | {row['bytes'] / 1e6:.1f} MB |"
         )
 
 
