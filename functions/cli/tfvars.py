@@ -54,6 +54,11 @@ class DeployError(ValueError):
     """routes.yaml or the settings ask for what cannot be deployed; the message says what."""
 
 
+def results_topic(prefix: str) -> str:
+    """The short name of the topic results are published to, which chained routes listen to."""
+    return f"{prefix}-results"
+
+
 def backend_of(config: RoutesConfig, rule: Rule) -> str:
     return rule.backend or config.pipelines[rule.pipeline].backend
 
@@ -99,7 +104,7 @@ def tfvars(
     topics = sorted({rule.topic.rsplit("/", 1)[-1] for rule in listening if rule.source is Source.PUBSUB})
     _refuse_own_topics(listening, prefix)
     datasets = {_dataset(rule) for rule in listening if rule.source is Source.BIGQUERY}
-    results = f"{prefix}-results"
+    results = results_topic(prefix)
     product_topics = [topic for topic in topics if topic != results]
     return {
         "prefix": prefix,
@@ -124,14 +129,14 @@ def tfvars(
 
 
 def _refuse_own_topics(listening: Sequence[Rule], prefix: str) -> None:
-    own = {f"{prefix}-{name}" for name in SERVICE_TOPICS if name != "results"} | {SCHEDULES_TOPIC}
+    own = {f"{prefix}-{name}" for name in SERVICE_TOPICS} - {results_topic(prefix)} | {SCHEDULES_TOPIC}
     for rule in listening:
         topic = rule.topic.rsplit("/", 1)[-1] if rule.source is Source.PUBSUB else ""
         if topic in own:
             where = f"routes[{rule.name}].when{f'.join.parts.{rule.part}' if rule.part else ''}.pubsub.topic"
             raise DeployError(
                 f"{where}: {topic} is a topic the module creates for kfp-trigger itself; a route may "
-                f"listen to {prefix}-results (a chained route) and to the product's topics, not to it"
+                f"listen to {results_topic(prefix)} (a chained route) and to the product's topics, not to it"
             )
 
 
@@ -153,7 +158,7 @@ def product_schema(config: RoutesConfig, prefix: str = PREFIX) -> dict[str, Any]
     field a route on a product topic (any but `prefix`-results) tests, optional, of its
     condition's type."""
     fields: dict[str, str] = {}
-    results = f"{prefix}-results"
+    results = results_topic(prefix)
     product = [rule for rule in listeners(config.rules) if rule.topic.rsplit("/", 1)[-1] != results]
     for rule in product:
         for path, wanted in rule.data.items():

@@ -148,6 +148,21 @@ def test_a_route_on_a_topic_the_module_makes_for_itself_is_refused(topic: str, t
     )
 
 
+def test_the_plan_knows_the_topics_the_module_makes_for_itself() -> None:
+    """tfvars.SERVICE_TOPICS, which the plan refuses routes on, are the module's own topics."""
+    import re
+
+    from functions.cli.tfvars import SERVICE_TOPICS
+
+    messaging = hcl2.loads((MODULE / "messaging.tf").read_text())
+    (service,) = [
+        block['"google_pubsub_topic"']['"service"']
+        for block in messaging["resource"]
+        if '"service"' in block.get('"google_pubsub_topic"', {})
+    ]
+    assert re.findall(r'"([a-z-]+)"', service["for_each"]) == list(SERVICE_TOPICS)
+
+
 def test_a_prefix_the_module_would_refuse_is_refused_first() -> None:
     done = plan(SETS / "vertex.yaml", "--prefix", "Acme_1", "--out", "-")
     assert done.returncode == 1
