@@ -112,7 +112,10 @@ def runs(
     if not rows:
         click.echo("no runs")
     for row in rows:
-        click.echo(f"{row['state']:<10} {row['route']:<28} {row['run_key']}  {row['run_id'] or '-'}")
+        created = f"{str(row['created_at'])[:19]}Z"  # to the second
+        click.echo(
+            f"{created}  {row['state']:<10} {row['route']:<28} {row['run_key']}  {row['run_id'] or '-'}"
+        )
 
 
 @click.command()

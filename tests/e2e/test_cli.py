@@ -201,6 +201,7 @@ def test_runs_and_explain_read_the_ledger(tmp_path: Path) -> None:
     ]
     ledger.claim(NewRun("r/k#2", "r", "echo", "v1", "local", {}, "ev-2"), now=3.0, lease=60)
     latest = run("runs", "--limit", "1", "--state-dir", str(tmp_path)).stdout
+    assert latest.startswith("1970-01-01T00:00:03Z  CLAIMED    r "), "when, what, which route"
     assert "r/k#2" in latest, "the latest runs, by default"
     assert "r/k#1" not in latest
     first = json.loads(
