@@ -67,8 +67,9 @@ def locate(root: yaml.Node | None, problem: str) -> Located:
     path, _, message = problem.partition(": ")
     if not message:
         path, message = "", problem
-    if path == FILE and (at := _AT.search(message)):  # load_routes names where YAML failed
-        return Located("", message, int(at[1]), int(at[2]))
+    if path == FILE:  # the whole file: no path to show; load_routes names where YAML failed
+        at = _AT.search(message)
+        return Located("", message, int(at[1]) if at else 0, int(at[2]) if at else 0)
     node = root if path else None
     marked: yaml.Node | None = None
     for token in _tokens(path):

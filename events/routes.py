@@ -19,6 +19,7 @@ from pydantic import BaseModel, ValidationError
 
 from events.errors import RoutesError
 from events.filters import Equals, Filter, compile_filter, contradictions, leaves
+from events.locate import FILE
 from events.model import Source
 from events.params import (
     COMPOSED,
@@ -168,7 +169,7 @@ def check_routes(text: str) -> tuple[RoutesConfig, list[str]]:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None)
-        raise RoutesError([f"(file): not valid YAML{where}" + (f": {problem}" if problem else "")]) from exc
+        raise RoutesError([f"{FILE}: not valid YAML{where}" + (f": {problem}" if problem else "")]) from exc
     problems: list[str] = []
     top = _validate(RoutesFileModel, document if document is not None else {}, "", problems)
     if top is None:

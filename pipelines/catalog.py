@@ -27,6 +27,7 @@ from typing import Any
 import yaml
 
 from events.errors import RoutesError
+from events.locate import FILE
 from events.routes import PipelineDef, RoutesConfig, Rule, check_routes
 from pipelines import engines
 from pipelines.backend import CompiledPipeline
@@ -234,7 +235,7 @@ def load(path: Path, packages_dir: Path, notify_image: str = "") -> LoadedRoutes
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise RoutesError([f"{path}: cannot read ({exc.strerror})"]) from exc
+        raise RoutesError([f"{FILE}: cannot read {path} ({exc.strerror})"]) from exc
     config, problems = check_routes(text)
     routes_valid = not problems
     # Every pipeline that validated is built even when routes have problems: one pass reports

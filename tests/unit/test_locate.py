@@ -132,3 +132,17 @@ def test_what_a_placeholder_would_say_is_left_out() -> None:
         "routes[Bad_Two].name",
         "routes[Bad_Two].when.schedule.job",  # required and missing: nothing to check on with
     ]
+
+
+def test_a_file_that_cannot_be_read_is_named_once(tmp_path: Path) -> None:
+    """A problem with the whole file has no path: `routes check` prints FILE: MESSAGE, and the
+    message names the file for callers that print the error alone (the function at start)."""
+    from pipelines import catalog as routes_catalog
+
+    missing = tmp_path / "missing.yaml"
+    with pytest.raises(RoutesError) as raised:
+        routes_catalog.load(missing, tmp_path / "packages")
+    (problem,) = raised.value.problems
+    told = locate(None, problem).text("missing.yaml")
+    assert told == f"missing.yaml: cannot read {missing} (No such file or directory)"
+    assert str(missing) in str(raised.value)
