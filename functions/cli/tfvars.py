@@ -54,6 +54,11 @@ class DeployError(ValueError):
     """routes.yaml or the settings ask for what cannot be deployed; the message says what."""
 
 
+def _topic(rule: Rule) -> str:
+    """The short name of the topic a pubsub route listens to ("" for other routes)."""
+    return rule.topic.rsplit("/", 1)[-1] if rule.source is Source.PUBSUB else ""
+
+
 def results_topic(prefix: str) -> str:
     """The short name of the topic results are published to, which chained routes listen to."""
     return f"{prefix}-results"
@@ -101,7 +106,7 @@ def tfvars(
             if variable in given:
                 environment[variable] = given[variable]
     listening = listeners(tuple(rules))  # each route, or each part of a join: what needs a trigger
-    topics = sorted({rule.topic.rsplit("/", 1)[-1] for rule in listening if rule.source is Source.PUBSUB})
+    topics = sorted({_topic(rule) for rule in listening if rule.source is Source.PUBSUB})
     _refuse_own_topics(listening, prefix)
     datasets = {_dataset(rule) for rule in listening if rule.source is Source.BIGQUERY}
     results = results_topic(prefix)
@@ -131,8 +136,7 @@ def tfvars(
 def _refuse_own_topics(listening: Sequence[Rule], prefix: str) -> None:
     own = {f"{prefix}-{name}" for name in SERVICE_TOPICS} - {results_topic(prefix)} | {SCHEDULES_TOPIC}
     for rule in listening:
-        topic = rule.topic.rsplit("/", 1)[-1] if rule.source is Source.PUBSUB else ""
-        if topic in own:
+        if (topic := _topic(rule)) in own:
             where = f"routes[{rule.name}].when{f'.join.parts.{rule.part}' if rule.part else ''}.pubsub.topic"
             raise DeployError(
                 f"{where}: {topic} is a topic the module creates for kfp-trigger itself; a route may "
@@ -159,7 +163,7 @@ def product_schema(config: RoutesConfig, prefix: str = PREFIX) -> dict[str, Any]
     condition's type."""
     fields: dict[str, str] = {}
     results = results_topic(prefix)
-    product = [rule for rule in listeners(config.rules) if rule.topic.rsplit("/", 1)[-1] != results]
+    product = [rule for rule in listeners(config.rules) if _topic(rule) != results]
     for rule in product:
         for path, wanted in rule.data.items():
             fields.setdefault(path.split(".", 1)[0], _avro_type(wanted))

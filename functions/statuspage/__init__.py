@@ -108,9 +108,7 @@ def render(services: Services, path: str, query: Mapping[str, str]) -> Page:
             shown = [query["route"]] if query.get("route") in {*rules, ""} else [*rules, ""]
             start = Older.read(query)
             pages = {name: _route_page(ledger, name, start) for name in shown}
-            recent = {name: decisions for name, (decisions, _) in pages.items()}
-            older = {name: next_page for name, (_, next_page) in pages.items()}
-            return _page("routes.html", recent=recent, rules=rules, older=older)
+            return _page("routes.html", pages=pages, rules=rules)
         case "/story":
             identifier = query.get("id", "")
             told = overview.story(ledger, identifier, names) if identifier else None
