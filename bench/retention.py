@@ -25,7 +25,7 @@ from bench import quiet
 from events.envelope import parse_http
 from events.schema import seconds
 from functions import bootstrap
-from functions.adapters.sqlite_ledger import SqliteLedger
+from functions.adapters.sqlite.ledger import SqliteLedger
 from functions.service import completion, intake
 from functions.settings import Settings
 from pipelines.backend import RunState

@@ -81,14 +81,14 @@ def counting_grpc() -> Iterator[Counter[str]]:
 
 @contextmanager
 def counting_sqlite() -> Iterator[Counter[str]]:
-    """Count the SQLite ledger's round trips on every connection it opens (`sqlite_ledger._open`:
+    """Count the SQLite ledger's round trips on every connection it opens (`sqlite.database.connect`:
     each thread's reader, the process's writer): a read is a read transaction (a SELECT on its
     own, or BEGIN … COMMIT with reads only), a commit a transaction that wrote. Statements inside
     a transaction are its own, not round trips of their own."""
-    from functions.adapters import sqlite_ledger
+    from functions.adapters.sqlite import database
 
     counted: Counter[str] = Counter()
-    original = sqlite_ledger._open
+    original = database.connect
 
     def traced(path: Path) -> sqlite3.Connection:
         connection = original(path)
@@ -109,11 +109,11 @@ def counting_sqlite() -> Iterator[Counter[str]]:
         connection.set_trace_callback(trace)
         return connection
 
-    sqlite_ledger._open = traced
+    database.connect = traced
     try:
         yield counted
     finally:
-        sqlite_ledger._open = original
+        database.connect = original
 
 
 def deliveries(services: Services, engine: RecordingBackend) -> Iterator[tuple[str, Callable[[], object]]]:
@@ -181,7 +181,7 @@ def reading(services: Services, counter: Counter[str]) -> dict[str, Counter[str]
     """What `kfp-trigger status` and a page of `kfp-trigger runs` cost with SEEDED runs in a
     Firestore ledger: calls by method, and the run documents read (decoded), which a scan of
     every run would make SEEDED."""
-    from functions.adapters import firestore_ledger
+    from functions.adapters.firestore import runs as run_documents
     from functions.service import overview
     from functions.service.records import NewRun
 
@@ -189,14 +189,14 @@ def reading(services: Services, counter: Counter[str]) -> dict[str, Counter[str]
     for number in range(SEEDED):
         route = ("some-bucket-folder", "retired-route")[number % 2]  # the second is not in routes.yaml
         ledger.claim(NewRun(f"{route}/seed#{number}", route, "p", "v", "local", {}, "e"), number, 60.0)
-    decode = firestore_ledger._record
+    decode = run_documents.record
     found: dict[str, Counter[str]] = {}
 
     def counted(document: Any) -> Any:
         counter["run documents read"] += 1
         return decode(document)
 
-    firestore_ledger._record = counted
+    run_documents.record = counted
     try:
         for name, read in (
             ("status", lambda: overview.status(ledger, list(services.router.by_name), False)),
@@ -206,7 +206,7 @@ def reading(services: Services, counter: Counter[str]) -> dict[str, Counter[str]
             read()
             found[name] = Counter(counter)
     finally:
-        firestore_ledger._record = decode
+        run_documents.record = decode
     return found
 
 

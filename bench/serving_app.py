@@ -24,7 +24,7 @@ import functions_framework
 from cloudevents.http import CloudEvent
 
 from functions import bootstrap
-from functions.adapters.sqlite_ledger import SqliteLedger
+from functions.adapters.sqlite.ledger import SqliteLedger
 from functions.service.records import NewRun
 from main import handle_event  # noqa: F401 - served by functions-framework
 from pipelines.backend import RunState, RunStatus, Submission

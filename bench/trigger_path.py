@@ -23,7 +23,7 @@ from events.envelope import parse_http
 from events.patterns import compile_pattern
 from events.router import Router, RunRequest
 from events.routes import load_routes
-from functions.adapters.sqlite_ledger import SqliteLedger
+from functions.adapters.sqlite.ledger import SqliteLedger
 from functions.service.records import ClaimOutcome, NewRun
 from tests.support import storage_event
 

@@ -53,13 +53,13 @@ def path_of(url: str) -> Path:
 
 
 def _sqlite(url: str, retention_days: int) -> Ledger:
-    from functions.adapters.sqlite_ledger import SqliteLedger
+    from functions.adapters.sqlite.ledger import SqliteLedger
 
     return SqliteLedger(path_of(url))  # pruned on demand: `kfp-trigger prune`
 
 
 def _firestore(url: str, retention_days: int) -> Ledger:
-    from functions.adapters.firestore_ledger import FirestoreLedger
+    from functions.adapters.firestore.ledger import FirestoreLedger
 
     parts = urlsplit(url)
     return FirestoreLedger(

@@ -183,7 +183,7 @@ def prune(
     """
     import time
 
-    from functions.adapters.sqlite_ledger import SqliteLedger
+    from functions.adapters.sqlite.ledger import SqliteLedger
     from functions.service.records import iso
 
     ledger = common.ledger(common.settings(routes, state_dir, landing_dir))

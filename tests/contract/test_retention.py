@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from functions.adapters.jsonl_sink import JsonlSink
-from functions.adapters.sqlite_ledger import SqliteLedger
+from functions.adapters.sqlite.ledger import SqliteLedger
 from functions.bootstrap import ledger_from
 from functions.service.records import DecisionRecord, NewRun, Outcome
 from pipelines.backend import RunState
@@ -99,7 +99,8 @@ def test_the_prune_command_refuses_less_than_a_day_and_reports_counts(tmp_path: 
 
 @pytest.mark.emulator
 def test_firestore_documents_carry_their_expiry_for_the_ttl_policies(firestore_emulator: str) -> None:
-    from functions.adapters.firestore_ledger import EXPIRE_AT, FirestoreLedger
+    from functions.adapters.firestore.database import EXPIRE_AT
+    from functions.adapters.firestore.ledger import FirestoreLedger
 
     ledger = ledger_from(f"firestore://{PROJECT}/runs-{uuid.uuid4().hex[:12]}", retention_days=2)
     assert isinstance(ledger, FirestoreLedger)
@@ -113,10 +114,10 @@ def test_firestore_documents_carry_their_expiry_for_the_ttl_policies(firestore_e
     ledger.finish("k", RunState.SUCCEEDED, {}, now)
     ledger.join_batch(NewRun("b", "route", "p", "v", "local", {}, "e"), now, "gs://b/o", "b/o#1", now)
     collections = {
-        "decisions": ledger._decisions,
-        "marks": ledger._marks,
-        "members": ledger._members,
-        "runs": ledger._runs,
+        "decisions": ledger._db.decisions,
+        "marks": ledger._db.marks,
+        "members": ledger._db.members,
+        "runs": ledger._db.runs,
     }
     expected = datetime.now(UTC).timestamp() + 2 * DAY
     for name, collection in collections.items():
@@ -125,11 +126,11 @@ def test_firestore_documents_carry_their_expiry_for_the_ttl_policies(firestore_e
         assert ended, f"{name}: no document carries {EXPIRE_AT}"
         assert all(abs(e.timestamp() - expected) < 60 for e in ended), name
     places = {
-        (s.to_dict() or {})["scope"]: (s.to_dict() or {}).get(EXPIRE_AT) for s in ledger._places.stream()
+        (s.to_dict() or {})["scope"]: (s.to_dict() or {}).get(EXPIRE_AT) for s in ledger._db.places.stream()
     }
     assert places["rate:route:1"] is not None
     assert places["active:route"] is None, "an active place is given back when its run ends, never expired"
-    (queued,) = [s.to_dict() for s in ledger._runs.stream() if (s.to_dict() or {})["run_key"] == "b"]
+    (queued,) = [s.to_dict() for s in ledger._db.runs.stream() if (s.to_dict() or {})["run_key"] == "b"]
     assert EXPIRE_AT not in (queued or {}), "a run that has not ended does not expire"
 
 

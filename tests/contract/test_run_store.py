@@ -181,7 +181,7 @@ def test_every_api_error_is_transient() -> None:
     from google.api_core import exceptions
 
     from events.errors import TransientError
-    from functions.adapters.firestore_ledger import _mapped
+    from functions.adapters.firestore.database import mapped
 
     errors: list[Callable[[], Exception]] = [
         lambda: exceptions.ServiceUnavailable("down"),
@@ -191,7 +191,7 @@ def test_every_api_error_is_transient() -> None:
         lambda: exceptions.RetryError("gave up", cause=None),
     ]
     for make in errors:
-        with pytest.raises(TransientError), _mapped():
+        with pytest.raises(TransientError), mapped():
             raise make()
 
 
@@ -225,14 +225,15 @@ def test_sqlite_writers_leave_checkpoints_to_a_thread_of_their_own(
     """A commit that checkpointed held every other writer through the copy and its fsync
     (issue 19): commits only append to the WAL, and the process's checkpointer moves it into the
     database file. The file grows, with no writer near SQLite's own threshold."""
-    from functions.adapters import sqlite_ledger
+    from functions.adapters.sqlite import database
+    from functions.adapters.sqlite.ledger import SqliteLedger
 
-    monkeypatch.setattr(sqlite_ledger, "CHECKPOINT_EVERY", 10)
+    monkeypatch.setattr(database, "CHECKPOINT_EVERY", 10)
     path = tmp_path / "ledger.sqlite3"
-    ledger = sqlite_ledger.SqliteLedger(path)
+    ledger = SqliteLedger(path)
     ledger.claim(RUN, 1.0, LEASE)
     size = path.stat().st_size
-    for n in range(sqlite_ledger.CHECKPOINT_EVERY - 2):
+    for n in range(database.CHECKPOINT_EVERY - 2):
         ledger.claim(replace(RUN, run_key=f"run-{n}"), 1.0, LEASE)
     time.sleep(0.5)
     assert path.stat().st_size == size, "a checkpoint before the checkpointer's turn"

@@ -129,7 +129,7 @@ def test_simulate_with_the_ledger_decides_as_the_service_would_now(tmp_path: Pat
     already recorded; the service would skip or dedupe."""
     from datetime import UTC, datetime
 
-    from functions.adapters.sqlite_ledger import SqliteLedger
+    from functions.adapters.sqlite.ledger import SqliteLedger
     from functions.service.limits import PAUSED, active_scope
     from functions.service.records import NewRun
 
@@ -186,7 +186,7 @@ def test_simulate_with_the_ledger_decides_as_the_service_would_now(tmp_path: Pat
 
 
 def test_runs_and_explain_read_the_ledger(tmp_path: Path) -> None:
-    from functions.adapters.sqlite_ledger import SqliteLedger
+    from functions.adapters.sqlite.ledger import SqliteLedger
     from functions.service.records import DecisionRecord, NewRun, Outcome
 
     ledger = SqliteLedger(tmp_path / "ledger.sqlite3")

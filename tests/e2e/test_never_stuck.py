@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from functions.adapters.sqlite_ledger import SqliteLedger
+from functions.adapters.sqlite.ledger import SqliteLedger
 from functions.service.limits import PAUSED
 from functions.service.records import NewRun
 from pipelines.backend import RunState

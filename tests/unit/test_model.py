@@ -24,7 +24,7 @@ from hypothesis.stateful import invariant, precondition, rule
 from events.envelope import parse_http
 from events.errors import TransientError
 from events.router import Router
-from functions.adapters.sqlite_ledger import SqliteLedger
+from functions.adapters.sqlite.ledger import SqliteLedger
 from functions.service import completion, intake, reconcile, runs
 from functions.service.ports import Services, ledger_ports
 from functions.service.records import Handled, RunRecord

@@ -1,0 +1,79 @@
+"""The Firestore run queue: runs held back (QUEUED), taken to start, and coalescing batches' members."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from functions.adapters.firestore.database import Part, document_id, mapped
+from functions.adapters.firestore.runs import new_document, record, runs_where
+from functions.service.records import Claim, ClaimOutcome, NewRun, RunRecord, claim_rule
+from pipelines.backend import RunState
+
+
+class FirestoreRunQueue(Part):
+    def queue(self, run_key: str, attempt: int, reason: str, now: float) -> bool:
+        def change(transaction: Any, ref: Any, current: Mapping[str, Any] | None, _: float) -> bool:
+            if current is None or current["state"] != RunState.CLAIMED or current["attempt"] != attempt:
+                return False
+            update = {"state": RunState.QUEUED.value, "details": {"queued": reason}, "lease_seconds": 0.0}
+            transaction.update(ref, update | {"updated_at": now})
+            return True
+
+        return self._db.transact(run_key, change)
+
+    def queued(self, now: float) -> list[RunRecord]:
+        return [run for run in runs_where(self._db, state=RunState.QUEUED.value) if run.not_before <= now]
+
+    def take(self, run_key: str, now: float, lease: float) -> Claim:
+        db = self._db
+
+        def change(transaction: Any, ref: Any, current: Mapping[str, Any] | None, server_now: float) -> Claim:
+            if current is None:
+                raise KeyError(run_key)
+            taken = record(current)
+            decided = claim_rule(taken, server_now, RunState.QUEUED)
+            if decided is not None:
+                return decided
+            attempt = taken.attempt + 1
+            transaction.update(
+                ref,
+                {
+                    "state": RunState.CLAIMED.value,
+                    "attempt": attempt,
+                    "lease_start": db.firestore.SERVER_TIMESTAMP,
+                    "lease_seconds": lease,
+                    "updated_at": now,
+                },
+            )
+            return Claim(ClaimOutcome.WON, attempt, taken)
+
+        return db.transact(run_key, change)
+
+    def join_batch(
+        self, run: NewRun, not_before: float, member: str, identity: str, now: float
+    ) -> tuple[str, bool] | None:
+        db = self._db
+        run_ref = db.runs.document(document_id(run.run_key))
+        member_ref = db.members.document(document_id(f"{run.route}\n{identity}"))
+        document = new_document(run, RunState.QUEUED, now, 0.0, db.firestore.SERVER_TIMESTAMP)
+
+        def join(transaction: Any) -> tuple[str, bool] | None:
+            held = member_ref.get(transaction=transaction)
+            if held.exists:
+                return str((held.to_dict() or {})["run_key"]), False
+            current = run_ref.get(transaction=transaction)
+            if not current.exists:
+                transaction.create(run_ref, document | {"not_before": not_before})
+            elif (current.to_dict() or {})["state"] != RunState.QUEUED:
+                return None
+            fields = {"route": run.route, "identity": identity, "run_key": run.run_key, "member": member}
+            transaction.create(member_ref, fields | {"at": now} | db.expiry())
+            return run.run_key, True
+
+        return db.commit(join)
+
+    def members(self, run_key: str) -> list[str]:
+        query = self._db.members.where(filter=self._db.equal("run_key", run_key))
+        with mapped():
+            return sorted({str((snapshot.to_dict() or {})["member"]) for snapshot in query.stream()})

@@ -1,0 +1,28 @@
+"""The SQLite kept events: what replay sends through the intake again (the quarantined among them)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+from functions.adapters.sqlite.database import Part
+from functions.adapters.sqlite.riders import keep_event
+from functions.service.records import KeptEvent
+
+
+class SqliteKeptEvents(Part):
+    def keep(self, event: KeptEvent) -> None:
+        with self._db.write() as db:
+            keep_event(db, event)
+
+    def kept(self, event_id: str) -> KeptEvent | None:
+        rows = self._db.read("SELECT * FROM events WHERE event_id = ?", (event_id,))
+        return kept(rows[0]) if rows else None
+
+    def quarantined(self, since: float) -> list[KeptEvent]:
+        rows = self._db.read("SELECT * FROM events WHERE at >= ? AND reason != '' ORDER BY at", (since,))
+        return [kept(row) for row in rows]
+
+
+def kept(row: sqlite3.Row) -> KeptEvent:
+    return KeptEvent(row["event_id"], row["at"], json.loads(row["attributes"]), row["data"], row["reason"])

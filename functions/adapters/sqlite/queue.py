@@ -1,0 +1,61 @@
+"""The SQLite run queue: runs held back (QUEUED), taken to start, and coalescing batches' members."""
+
+from __future__ import annotations
+
+import json
+
+from functions.adapters.sqlite.database import Part
+from functions.adapters.sqlite.runs import insert_run, record, take_over
+from functions.service.records import Claim, NewRun, RunRecord
+from pipelines.backend import RunState
+
+
+class SqliteRunQueue(Part):
+    def queue(self, run_key: str, attempt: int, reason: str, now: float) -> bool:
+        with self._db.write() as db:
+            cursor = db.execute(
+                "UPDATE runs SET state = ?, details = ?, lease_until = 0, updated_at = ?"
+                " WHERE run_key = ? AND state = ? AND attempt = ?",
+                (RunState.QUEUED, json.dumps({"queued": reason}), now, run_key, RunState.CLAIMED, attempt),
+            )
+            return cursor.rowcount == 1
+
+    def queued(self, now: float) -> list[RunRecord]:
+        rows = self._db.read(
+            "SELECT * FROM runs WHERE state = ? AND not_before <= ? ORDER BY created_at",
+            (RunState.QUEUED, now),
+        )
+        return [record(row) for row in rows]
+
+    def take(self, run_key: str, now: float, lease: float) -> Claim:
+        with self._db.write() as db:
+            row = db.execute("SELECT * FROM runs WHERE run_key = ?", (run_key,)).fetchone()
+            if row is None:
+                raise KeyError(run_key)
+            return take_over(db, record(row), now, lease, RunState.QUEUED)
+
+    def join_batch(
+        self, run: NewRun, not_before: float, member: str, identity: str, now: float
+    ) -> tuple[str, bool] | None:
+        with self._db.write() as db:
+            held = db.execute(
+                "SELECT run_key FROM batch_members WHERE route = ? AND identity = ?", (run.route, identity)
+            ).fetchone()
+            if held is not None:
+                return str(held["run_key"]), False
+            row = db.execute("SELECT state FROM runs WHERE run_key = ?", (run.run_key,)).fetchone()
+            if row is None:
+                insert_run(db, run, RunState.QUEUED, 0.0, now, not_before)
+            elif row["state"] != RunState.QUEUED:
+                return None
+            db.execute(
+                "INSERT INTO batch_members (route, identity, run_key, member, at) VALUES (?, ?, ?, ?, ?)",
+                (run.route, identity, run.run_key, member, now),
+            )
+            return run.run_key, True
+
+    def members(self, run_key: str) -> list[str]:
+        rows = self._db.read(
+            "SELECT DISTINCT member FROM batch_members WHERE run_key = ? ORDER BY member", (run_key,)
+        )
+        return [row["member"] for row in rows]
