@@ -26,7 +26,8 @@ from events.router import Router
 from events.routes import Rule, listeners
 from functions import logs
 from functions.service import doctor
-from functions.service.ports import Ledger, ObjectStore, Services, Sink, Telemetry, Untraced, ledger_ports
+from functions.service.ledger import Ledger
+from functions.service.ports import ObjectStore, Services, Sink, Telemetry, Untraced, ledger_ports
 from functions.settings import DEFAULT_RETENTION_DAYS, Settings, SettingsError
 from pipelines import catalog
 from pipelines.backend import Backend, CompiledPipeline

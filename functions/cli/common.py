@@ -18,7 +18,8 @@ from events.errors import RoutesError
 from functions.settings import Settings, SettingsError
 
 if TYPE_CHECKING:  # the services pull in every adapter: commands import them when they run
-    from functions.service.ports import Ledger, Services
+    from functions.service.ledger import Ledger
+    from functions.service.ports import Services
 
 
 def settings(

@@ -57,12 +57,12 @@ def rerun(
     Exit status 1 if the run could not be started (the reason is printed).
     """
     from events.errors import PermanentError
-    from functions.service import runs
+    from functions.service import actions
     from functions.service.records import Outcome
 
     services = common.services(routes, state_dir, landing_dir)
     try:
-        new_key, outcome, detail = runs.rerun(services, run_key)
+        new_key, outcome, detail = actions.rerun(services, run_key)
     except PermanentError as exc:
         raise click.ClickException(str(exc)) from exc
     if as_json:
@@ -97,12 +97,12 @@ def pause(routes: str | None, state_dir: str | None, landing_dir: str | None, as
 @click.option("--json", "as_json", is_flag=True, help="print {paused, started, skipped}")
 def resume(routes: str | None, state_dir: str | None, landing_dir: str | None, as_json: bool) -> None:
     """Lift the pause and start the queued runs that the limits allow now."""
-    from functions.service import runs
+    from functions.service import passes
     from functions.service.limits import PAUSED
 
     services = common.services(routes, state_dir, landing_dir)
     services.quotas.set_flag(PAUSED, False)
-    report = runs.start_queued(services)
+    report = passes.start_queued(services)
     if as_json:
         common.emit({"paused": services.settings.paused, "started": report.done, "skipped": report.skipped})
     else:
@@ -124,11 +124,11 @@ def cancel(
     engine, and recorded CANCELED when the engine reports it (its notice, or `reconcile`).
     Exit status 1 if there is nothing to cancel (the reason is printed)."""
     from events.errors import PermanentError
-    from functions.service import runs
+    from functions.service import actions
 
     services = common.services(routes, state_dir, landing_dir)
     try:
-        state = runs.cancel(services, run_key)
+        state = actions.cancel(services, run_key)
     except PermanentError as exc:
         raise click.ClickException(str(exc)) from exc
     if as_json:

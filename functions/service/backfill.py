@@ -37,9 +37,9 @@ from events.model import Source, TriggerEvent
 from events.router import Router
 from events.routes import Rule
 from functions.service import intake, preview
+from functions.service.passes import Pass
 from functions.service.ports import Services
 from functions.service.records import Outcome
-from functions.service.runs import Pass
 
 EVENT_ID_PREFIX = "backfill-"
 

@@ -19,7 +19,7 @@ from events.decoders import decode
 from events.errors import BadEvent
 from events.model import Message
 from functions.logs import fields, label
-from functions.service import joins, runs
+from functions.service import joins, passes, runs, trail
 from functions.service.ports import Services
 from functions.service.quarantine import quarantine
 from functions.service.records import DecisionRecord, Handled, Outcome, Riders, RunRecord
@@ -69,9 +69,9 @@ def handle(services: Services, attributes: Mapping[str, str], data: object, body
 
     outcome, reason, state = _look(services, run, told)
     if outcome is Outcome.COMPLETED and ended:
-        runs.logged(ended[0])
+        trail.logged(ended[0])
     else:
-        runs.written(services, decision(outcome, reason))
+        trail.written(services, decision(outcome, reason))
     return Handled((outcome,), {"run_key": run.run_key, "state": str(state), "reason": reason})
 
 
@@ -84,20 +84,20 @@ def _look(
         return Outcome.SKIPPED, "the run has not started: the notice changes nothing", run.state
     if run.state is RunState.CLAIMED:
         return Outcome.RETRY, "the run is being submitted: deliver the notice again later", run.state
-    report = runs.Pass()
+    report = passes.Pass()
     ended = None
-    with runs.isolated(services, run, report, "looking up its status"):
+    with passes.isolated(services, run, report, "looking up its status"):
         ended = runs.complete(services, run, told)  # a run ended already is not told again
-    if report.skipped:  # left for a redelivery; recorded FAILED after runs.MAX_STRIKES
+    if report.skipped:  # left for a redelivery; recorded FAILED after passes.MAX_STRIKES
         return Outcome.RETRY, report.skipped[0]["reason"], run.state
     if ended is None:
         return Outcome.RETRY, "the engine reports no end yet: deliver the notice again later", run.state
     if not run.state.terminal:
-        runs.start_queued(services)  # its place may let a queued run start (reconcile: once per pass)
+        passes.start_queued(services)  # its place may let a queued run start (reconcile: once per pass)
     return Outcome.COMPLETED, f"the engine reports {ended}", ended
 
 
-def reconcile(services: Services) -> runs.Pass:
+def reconcile(services: Services) -> passes.Pass:
     """Complete every submitted run that has ended, re-publish unpublished results, and start
     the queued runs that may start; how many runs it finished, published or started, and the
     runs it skipped with why.
@@ -106,14 +106,14 @@ def reconcile(services: Services) -> runs.Pass:
     First, claims whose holder died are resolved: a run found by its key is adopted, one that
     was never submitted is queued (and started at the end of the pass). Runs submitted less
     than `reconcile_grace_seconds` ago are left to their completion notice. Each run is acted
-    on in isolation (`runs.isolated`): one that fails is reported, left for the next pass or,
-    after `runs.MAX_STRIKES`, recorded FAILED, and the pass goes on. Safe to run concurrently
+    on in isolation (`passes.isolated`): one that fails is reported, left for the next pass or,
+    after `passes.MAX_STRIKES`, recorded FAILED, and the pass goes on. Safe to run concurrently
     with itself and with the notice path: every change is a compare-and-set, publishing holds a
     lease.
     """
-    report = runs.Pass()
+    report = passes.Pass()
     for claim in services.store.stale_claims(services.clock()):
-        with runs.isolated(services, claim, report, "resolving a claim past its lease"):
+        with passes.isolated(services, claim, report, "resolving a claim past its lease"):
             # Its holder died (or gave up after a transient failure).
             log.warning(STALE_CLAIM_MESSAGE, extra=fields(run_key=claim.run_key, attempt=claim.attempt))
             run_id = runs.backend_of(services, claim).find(claim.run_key)
@@ -126,12 +126,12 @@ def reconcile(services: Services) -> runs.Pass:
     for run in services.store.unfinished():
         if run.submitted_at is not None and run.submitted_at > settled:
             continue
-        with runs.isolated(services, run, report, "looking up its status"):
+        with passes.isolated(services, run, report, "looking up its status"):
             if runs.complete(services, run) is not None:
                 report.done += 1
     for run in services.store.unpublished():
-        with runs.isolated(services, run, report, "publishing its result"):
+        with passes.isolated(services, run, report, "publishing its result"):
             report.done += publish_result(services, run.run_key)
     report.add(joins.expire(services))
-    report.add(runs.start_queued(services))
+    report.add(passes.start_queued(services))
     return report

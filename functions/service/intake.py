@@ -5,7 +5,7 @@ route listens there, a bad signature) is quarantined and acknowledged. A transie
 (ledger or backend unavailable, a batch not ready yet) asks for a redelivery. A duplicate that
 arrives while another delivery holds a live claim is *not* acknowledged (BUSY): if that holder
 dies, this redelivery is what takes over. A run a limit or the pause holds back is queued
-(acknowledged; `runs.start_queued` starts it later), and a coalescing route adds the object to
+(acknowledged; `passes.start_queued` starts it later), and a coalescing route adds the object to
 its window's batch.
 """
 
@@ -19,7 +19,7 @@ from events.decoders import decode, source_of
 from events.errors import BadEvent, TransientError
 from events.model import Ignored, Message, ObjectFinalized, TriggerEvent
 from functions.logs import fields, label
-from functions.service import guards, joins, runs, watch
+from functions.service import guards, joins, runs, trail, watch
 from functions.service.ports import Services
 from functions.service.quarantine import quarantine
 from functions.service.records import NO_RIDERS, Handled, KeptEvent, NewRun, Outcome, Riders, data_text
@@ -36,7 +36,7 @@ def handle(services: Services, attributes: Mapping[str, str], data: object, body
         return _counted(services, source, _quarantined(services, exc.reason, attributes, data, body))
     if isinstance(decoded, Ignored):
         envelope = decoded.envelope
-        runs.record(services, envelope.id, "", envelope.type, Outcome.IGNORED, decoded.reason)
+        trail.record(services, envelope.id, "", envelope.type, Outcome.IGNORED, decoded.reason)
         ignored = Handled((Outcome.IGNORED,), {"outcome": Outcome.IGNORED, "reason": decoded.reason})
         return _counted(services, source_of(envelope.type), ignored)
     envelope = decoded.envelope
@@ -122,7 +122,7 @@ def _carry_out(
     envelope = event.envelope
 
     def note(outcome: Outcome, reason: str, route: str, run_key: str) -> None:
-        runs.record(
+        trail.record(
             services,
             envelope.id,
             event.key,
@@ -159,7 +159,7 @@ def _carry_out(
                 services.decisions.write(also)
             return joins.arrive(services, event, step)
         case guards.Launch(run, pipeline):
-            record = runs.recorder(services, run, envelope.type, event.key)
+            record = trail.recorder(services, run, envelope.type, event.key)
             outcome, detail = runs.launch(services, run, pipeline, record, facts.reading, also)
             return outcome, {
                 "route": run.route,

@@ -24,7 +24,7 @@ from events.model import TriggerEvent
 from events.router import RunRequest, request
 from events.routes import Rule
 from functions.logs import fields
-from functions.service import runs
+from functions.service import passes, runs, trail
 from functions.service.alerts import Alert, raise_alert
 from functions.service.guards import Arrive
 from functions.service.ports import Services
@@ -55,7 +55,7 @@ def arrive(services: Services, event: TriggerEvent, step: Arrive) -> tuple[Outco
         rule.name, part.key, part.name, arrival, rule.join.names, rule.join.within, now
     )
     entry: dict[str, object] = {"route": rule.name, "part": part.name, "key": part.key}
-    note = partial(runs.record, services, event.envelope.id, event.key, event.envelope.type, route=rule.name)
+    note = partial(trail.record, services, event.envelope.id, event.key, event.envelope.type, route=rule.name)
     if window.status is not JoinStatus.COMPLETE:
         outcome, reason = (
             (Outcome.QUEUED, describe(rule.join.names, window))
@@ -72,7 +72,7 @@ def arrive(services: Services, event: TriggerEvent, step: Arrive) -> tuple[Outco
     what = (
         f"part {part.name!r} completed join {part.key!r}" if window.added else _repeat(part.name, window)[1]
     )
-    launched = runs.Recorder(services, built, event.envelope.type, event.key, prefix=f"{what}: ")
+    launched = trail.Recorder(services, built, event.envelope.type, event.key, prefix=f"{what}: ")
     outcome, detail = runs.launch(services, built, services.catalog[rule.pipeline], launched)
     return outcome, entry | {"outcome": outcome, "run_key": built.run_key, **runs.answered(detail)}
 
@@ -120,13 +120,13 @@ def run_for(rule: Rule, window: JoinState, pipeline: CompiledPipeline, event_id:
     )
 
 
-def expire(services: Services) -> runs.Pass:
+def expire(services: Services) -> passes.Pass:
     """Record every OPEN window whose time is up EXPIRED (once, whichever reconciler gets there
     first) `join_grace_seconds` after it closed (instances' clocks may differ: a part that one
     accepted just before `expires` is never in a window another has expired), with a decision
     for each part that arrived naming the missing ones. A window that fails is reported and
     left for the next pass."""
-    report = runs.Pass()
+    report = passes.Pass()
     closed_before = services.clock() - services.settings.join_grace_seconds  # clocks may differ
     for window in services.queue.joins(status=JoinStatus.OPEN):
         if window.expires > closed_before:
@@ -160,7 +160,7 @@ def _expire_one(services: Services, window: JoinState, closed_before: float) -> 
     if not services.queue.expire(window.route, window.key, window.opened, closed_before):
         return 0  # completed meanwhile, or another reconciler recorded it
     for part in window.parts.values():
-        runs.record(
+        trail.record(
             services, part.event_id, part.event_key, EXPIRED_TYPE, Outcome.SKIPPED, reason, route=window.route
         )
     context = fields(route=window.route, key=window.key, reason=reason)

@@ -13,7 +13,7 @@ Every bound is enforced in the ledger, so it holds across instances:
 
 Which places a run needs (`places`) and whether an event is too old (`too_old`) are pure; `admit`
 takes the places. A run that cannot take every place gives back what it took and waits in the
-ledger's queue (QUEUED, with the reason); `runs.start_queued` tries again when a run ends, on
+ledger's queue (QUEUED, with the reason); `passes.start_queued` tries again when a run ends, on
 every reconcile pass and on `resume`.
 """
 

@@ -12,8 +12,8 @@ from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass, field
 
 from functions.service.joins import describe
+from functions.service.ledger import Ledger
 from functions.service.limits import PAUSED
-from functions.service.ports import Ledger
 from functions.service.records import DecisionRecord, JoinState, Outcome, RunRecord, iso
 from functions.service.supersede import SCOPE as SUPERSEDE_SCOPE
 from pipelines.backend import RunState

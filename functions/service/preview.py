@@ -20,7 +20,8 @@ from events.router import PartArrival, Router, Routing
 from events.schema import GlobalLimits
 from functions.service import guards, limits
 from functions.service.joins import describe as describe_window
-from functions.service.ports import Ledger, ObjectStore
+from functions.service.ledger import Ledger
+from functions.service.ports import ObjectStore
 from functions.service.records import JoinStatus, NewRun, Part, arrive_rule
 from pipelines.backend import CompiledPipeline, RunState
 

@@ -8,9 +8,9 @@ last, when telemetry records, the queue depth and the open join windows."""
 from __future__ import annotations
 
 from functions.service import backfill, completion, watch
+from functions.service.passes import Pass
 from functions.service.ports import Services
 from functions.service.records import Handled, JoinStatus
-from functions.service.runs import Pass
 from pipelines.backend import RunState
 
 MAX_LISTED = 100  # skipped runs listed in the reconcile target's answer

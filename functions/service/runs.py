@@ -5,22 +5,21 @@
 
 Every change is a compare-and-set in the ledger, so concurrent deliveries, reconcilers and
 notices never start a run twice, and a terminal state never moves back. The engine is the
-only authority on whether a run has ended (`complete`).
+only authority on whether a run has ended (`complete`). The queue's pass is `passes.start_queued`;
+an operator's rerun and cancel are in `actions`.
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import replace
 
 from events.errors import Gone, PermanentError, TransientError
 from events.routes import Rule
-from functions.logs import fields, labelled
+from functions.logs import fields
 from functions.service import crashpoints, limits, supersede
-from functions.service.batches import batch_params, metrics_at, metrics_under
+from functions.service.batches import metrics_at, metrics_under
 from functions.service.ports import Services
 from functions.service.records import (
     NO_RIDERS,
@@ -35,6 +34,7 @@ from functions.service.records import (
     claim_rule,
 )
 from functions.service.results import publish_result
+from functions.service.trail import Recorder, logged, recorder
 from pipelines import engines
 from pipelines.backend import Backend, CompiledPipeline, RunState, Submission
 from pipelines.engines import Engine
@@ -42,66 +42,6 @@ from pipelines.engines import Engine
 log = logging.getLogger("kfp_trigger.runs")
 
 Started = tuple[Outcome, dict[str, object]]  # what happened, and details for the answer
-RERUN_SUFFIX = "~rerun-"
-MAX_STRIKES = 3  # passes that failed permanently on one run before it is recorded FAILED
-STRIKES = "strikes/"  # the high-water mark counting a run's strikes: STRIKES + run key
-
-
-@dataclass
-class Pass:
-    """What a pass over many runs did: how many runs it moved on, and the ones it skipped, why."""
-
-    done: int = 0
-    skipped: list[dict[str, str]] = field(default_factory=list)
-
-    def add(self, other: Pass) -> None:
-        self.done += other.done
-        self.skipped += other.skipped
-
-
-@contextmanager
-def isolated(services: Services, run: NewRun, report: Pass, action: str) -> Iterator[None]:
-    """Act on one run of a pass, logged under the run's own event id: whatever goes wrong stays
-    with that run, is reported, and the pass goes on, so one poison run cannot hold up every pass
-    (or every completion notice).
-
-    When what the run needs is `Gone` (the engine does not know it; its route or backend was
-    removed) that is a strike, and after MAX_STRIKES the run is recorded FAILED with the reason
-    (`strike`). Anything else — an engine that is down, a refused credential, a bug — leaves the
-    run as it is for the next pass: the engine stays the authority on how a run it knows ends.
-    """
-    with labelled(event_id=run.event_id, run_key=run.run_key):
-        try:
-            yield
-        except Gone as exc:
-            log.warning("run skipped this pass", extra=fields(action=action, reason=str(exc)))
-            reason = f"{action}: {exc}"
-            try:
-                reason = strike(services, run, reason)
-            except Exception:  # e.g. the ledger is down too: the next pass counts it
-                log.exception("strike not recorded", extra=fields(action=action))
-            report.skipped.append({"run_key": run.run_key, "reason": reason})
-        except TransientError as exc:
-            log.warning("run left for the next pass", extra=fields(action=action, reason=str(exc)))
-            report.skipped.append({"run_key": run.run_key, "reason": f"{action}: {exc} (next pass)"})
-        except Exception as exc:  # isolation is the point: the pass must go on
-            log.exception("run left for the next pass", extra=fields(action=action))
-            detail = str(exc) or type(exc).__name__
-            report.skipped.append({"run_key": run.run_key, "reason": f"{action}: {detail} (next pass)"})
-
-
-def strike(services: Services, run: NewRun, reason: str) -> str:
-    """Count one permanent failure to act on `run`; at MAX_STRIKES, finish it FAILED with the
-    reason and publish its result. What happened, for the pass's report."""
-    key = f"{STRIKES}{run.run_key}"
-    count = services.quotas.raise_mark(key, services.quotas.mark(key) + 1, services.clock())
-    if count < MAX_STRIKES:
-        return f"{reason} (strike {count} of {MAX_STRIKES}; tried again next pass)"
-    error = f"gave up after {count} failed attempts: {reason}"
-    if finish(services, run, RunState.FAILED, {"error": error}):
-        recorder(services, run, "reconcile")(Outcome.FAILED, error)
-        publish_result(services, run.run_key)
-    return f"{reason} (strike {count}: recorded FAILED)"
 
 
 def backend_of(services: Services, run: NewRun) -> Backend:
@@ -114,72 +54,6 @@ def backend_of(services: Services, run: NewRun) -> Backend:
     if backend is None:
         raise Gone(f"backend {run.backend!r} of run {run.run_key!r} is not configured any more")
     return backend
-
-
-def record(
-    services: Services,
-    event_id: str,
-    event_key: str,
-    event_type: str,
-    outcome: Outcome,
-    reason: str = "",
-    *,
-    route: str = "",
-    run_key: str = "",
-    also: Riders = NO_RIDERS,
-) -> None:
-    """Write one decision to the trail, with `also` (one log line, which names the run id when
-    there is one)."""
-    at = services.clock()
-    decision = DecisionRecord(at, event_id, event_key, event_type, outcome, route, reason, run_key)
-    written(services, decision, also)
-
-
-def written(services: Services, decision: DecisionRecord, also: Riders = NO_RIDERS) -> None:
-    """Write a decision to the trail (with `also`, in one commit), and log it."""
-    services.decisions.write(also.deciding(decision))
-    logged(decision)
-
-
-def logged(decision: DecisionRecord) -> None:
-    """The log line of a decision written to the trail."""
-    about = {"outcome": decision.outcome, "route": decision.route, "run_key": decision.run_key}
-    log.info("decision recorded", extra=fields(**about, reason=decision.reason))
-
-
-@dataclass(frozen=True)
-class Recorder:
-    """Decisions about one run: `recorder(outcome, reason)` writes one; `draft` makes one for the
-    ledger to write in the same commit as the state change it tells (`mark_submitted`,
-    `finish`), and `logged` logs it once written. `prefix` starts every reason (a join's names
-    the part that completed it)."""
-
-    services: Services
-    run: NewRun
-    event_type: str
-    event_key: str = ""
-    prefix: str = ""
-
-    def draft(self, outcome: Outcome, reason: str) -> DecisionRecord:
-        run = self.run
-        return DecisionRecord(
-            self.services.clock(),
-            run.event_id,
-            self.event_key,
-            self.event_type,
-            outcome,
-            run.route,
-            self.prefix + reason,
-            run.run_key,
-        )
-
-    def __call__(self, outcome: Outcome, reason: str, also: Riders = NO_RIDERS) -> None:
-        written(self.services, self.draft(outcome, reason), also)
-
-
-def recorder(services: Services, run: NewRun, event_type: str, event_key: str = "") -> Recorder:
-    """A `Recorder` for decisions about `run`."""
-    return Recorder(services, run, event_type, event_key)
 
 
 QUEUE_ONLY = ("every_route", "blocks")  # a QUEUED start's detail that only `start_queued` reads
@@ -231,7 +105,6 @@ def start_claimed(
 ) -> Started:
     """Start a run this caller holds the claim of (`claim`, WON): queue it if a limit or the
     pause (`paused`, if read already) holds it back, else submit exactly one run."""
-    store, started, attempt = services.store, services.clock(), claim.attempt
     superseding = supersede.applies(services, run)
     if superseding and (newer := supersede.newer(services, run)) is not None:
         return _end_unstarted(services, run, RunState.CANCELED, f"superseded by {newer}", note, newer)
@@ -246,11 +119,21 @@ def start_claimed(
         else:  # the older runs were only queued, and have ended
             wait = limits.admit(services, run, paused)
     if wait is not None:
-        services.queue.queue(run.run_key, attempt, wait.reason, services.clock())
+        services.queue.queue(run.run_key, claim.attempt, wait.reason, services.clock())
         note(Outcome.QUEUED, wait.reason)
         blocks = wait.scope if wait.scope.startswith("key:") else run.route
         return Outcome.QUEUED, {"reason": wait.reason, "every_route": wait.every_route, "blocks": blocks}
     services.crash(crashpoints.AFTER_CLAIM)
+    return submit(services, run, pipeline, claim, note)
+
+
+def submit(
+    services: Services, run: NewRun, pipeline: CompiledPipeline, claim: Claim, note: Recorder
+) -> Started:
+    """Submit exactly one run for a claim this caller holds and may start: a taken-over claim
+    looks for its predecessor's run by key first. The run id is recorded with its decision in
+    one commit; a transient failure gives the claim back for the retry."""
+    store, started, attempt = services.store, services.clock(), claim.attempt
     backend = services.backends[pipeline.backend]
     engine: Engine | None = None
     try:
@@ -324,45 +207,6 @@ def _end_unstarted(
     return Outcome.SKIPPED, {"reason": reason}
 
 
-def start_queued(services: Services) -> Pass:
-    """Start the queued runs that may start now, oldest first; how many were started, and
-    which were skipped (`isolated`: a queued run whose route was removed cannot block the rest).
-
-    Called when a run ends, by every reconcile pass and by `resume`. A route (or, for
-    limits.concurrency, a route's key) whose limit is reached is not tried again in the same
-    pass; nothing is when submissions are paused.
-    """
-    report = Pass()
-    blocked: set[str] = set()  # routes, and keys of routes (limits.key_scope), full this pass
-    for queued in services.queue.queued(services.clock()):
-        if blocked & {queued.route, limits.key_scope(queued.route, queued.concurrency)}:
-            continue
-        with isolated(services, queued, report, "starting it from the queue"):
-            outcome, detail = _start_one(services, queued)
-            if outcome is Outcome.RUN:
-                report.done += 1
-            elif outcome is Outcome.QUEUED:
-                if detail["every_route"]:
-                    break
-                blocked.add(str(detail["blocks"]))
-    return report
-
-
-def _start_one(services: Services, queued: RunRecord) -> Started:
-    """Take one queued run and start it (DUPLICATE: somebody else took it first)."""
-    pipeline = pipeline_for(services, queued)  # before taking it: a removed route fails here
-    claim = services.queue.take(queued.run_key, services.clock(), services.settings.claim_lease_seconds)
-    if claim.outcome is not ClaimOutcome.WON:
-        return Outcome.DUPLICATE, {}
-    run = replace(queued, params=batch_params(services, queued))
-    note = recorder(services, queued, "queue")
-    outcome, detail = start_claimed(services, run, pipeline, claim, note)
-    if outcome is Outcome.RETRY:  # back to the queue, and reported as left for the next pass
-        services.queue.queue(queued.run_key, claim.attempt, str(detail["reason"]), services.clock())
-        raise TransientError(str(detail["reason"]))
-    return outcome, detail
-
-
 def pipeline_for(services: Services, run: NewRun) -> CompiledPipeline:
     """The catalog entry a recorded run was decided with, or its route's current one if that
     version is no longer loaded."""
@@ -382,40 +226,6 @@ def rule_of(services: Services, run: NewRun) -> Rule:
     if rule is None:
         raise Gone(f"route {run.route!r} of run {run.run_key!r} is not in routes.yaml any more")
     return rule
-
-
-def rerun(services: Services, run_key: str) -> tuple[str, Outcome, dict[str, object]]:
-    """Start a fresh run of a recorded run deliberately, under a new run key derived from the
-    old one (`<run key>~rerun-<n>`, the first n not taken), so deduplication cannot block it.
-
-    It runs what the route runs now (its current pipeline version and backend) with the
-    recorded parameters. Returns the new run key, the outcome and its detail.
-
-    Raises:
-        PermanentError: no such run, or its route is no longer in routes.yaml.
-    """
-    original = services.store.get(run_key)
-    if original is None:
-        raise PermanentError(f"no run {run_key!r} in the ledger")
-    rule = rule_of(services, original)
-    pipeline = services.catalog[rule.pipeline]
-    for number in itertools.count(1):
-        new_key = f"{run_key}{RERUN_SUFFIX}{number}"
-        if services.store.get(new_key) is not None:
-            continue
-        fresh = NewRun(
-            run_key=new_key,
-            route=rule.name,
-            pipeline=pipeline.name,
-            version=pipeline.version,
-            backend=pipeline.backend,
-            params=batch_params(services, original),
-            event_id=original.event_id,
-        )
-        outcome, detail = launch(services, fresh, pipeline, recorder(services, fresh, "rerun"))
-        if outcome is not Outcome.DUPLICATE:  # a concurrent rerun took this number: try the next
-            return new_key, outcome, answered(detail)
-    raise AssertionError("unreachable")
 
 
 def finish(
@@ -494,32 +304,3 @@ def adopt(services: Services, claim: RunRecord, run_id: str, why: str) -> None:
     """Record `run_id`, found on the engine by the run key, for a run the ledger has CLAIMED."""
     if services.store.mark_submitted(claim.run_key, claim.attempt, run_id, services.clock()):
         recorder(services, claim, "adoption")(Outcome.RUN, f"adopted {run_id} {why}")
-
-
-def cancel(services: Services, run_key: str) -> RunState:
-    """Cancel a run on purpose: a queued run ends CANCELED at once (it never started, its result
-    is published); a submitted one is cancelled on its engine, which stays the authority: the
-    run is recorded CANCELED (or however it ends) when the engine says so, by its notice or the
-    reconciler. Returns the run's state after the request.
-
-    Raises:
-        PermanentError: no such run, it has ended already, or it is being submitted right now.
-    """
-    run = services.store.get(run_key)
-    if run is None:
-        raise PermanentError(f"no run {run_key!r} in the ledger")
-    if run.state.terminal:
-        raise PermanentError(f"run {run_key!r} has ended already: {run.state}")
-    note = recorder(services, run, "cancel")
-    if run.state is RunState.QUEUED and (adopted := supersede.on_engine(services, run)) is not None:
-        run = adopted  # its engine has it after all (a submit whose answer was lost): cancel it there
-    if run.state is RunState.QUEUED:
-        if finish(services, run, RunState.CANCELED, {"error": "cancelled before it started"}):
-            note(Outcome.COMPLETED, "cancelled while queued")
-        publish_result(services, run.run_key)
-        return RunState.CANCELED
-    if run.run_id is None:
-        raise PermanentError(f"run {run_key!r} is being submitted right now; try again in a moment")
-    backend_of(services, run).cancel(run.run_id)
-    note(Outcome.COMPLETED, f"cancel requested of {run.run_id}; the engine reports its end")
-    return run.state

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from events.errors import TransientError
 from events.routes import Rule
 from events.schema import Expect
-from functions.service import runs
+from functions.service import passes, trail
 from functions.service.alerts import Alert, raise_alert
 from functions.service.ports import Services
 from functions.service.records import MarkRaise, Outcome, iso
@@ -54,9 +54,9 @@ def last_window(expect: Expect, now: float) -> tuple[float, float]:
     return end - expect.every, end
 
 
-def check(services: Services) -> runs.Pass:
+def check(services: Services) -> passes.Pass:
     """Judge every route's last ended window, and the quarantine count; alert what is missing."""
-    report = runs.Pass()
+    report = passes.Pass()
     now = services.clock()
     for rule in services.router.rules:
         if rule.expect is None:
@@ -90,7 +90,7 @@ def _missed(services: Services, rule: Rule, start: float, end: float) -> None:
         explain=f"kfp-trigger explain freshness/{window}",
     )
     raise_alert(services, alert)  # first: if it cannot be sent, the window is judged again next pass
-    runs.record(services, f"freshness/{window}", "", MISSED_TYPE, Outcome.SKIPPED, reason, route=rule.name)
+    trail.record(services, f"freshness/{window}", "", MISSED_TYPE, Outcome.SKIPPED, reason, route=rule.name)
 
 
 def _bursts(services: Services) -> None:

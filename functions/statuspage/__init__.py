@@ -33,7 +33,8 @@ from functions.service.records import LEDGER_STATES, DecisionRecord, iso
 if TYPE_CHECKING:
     import jinja2
 
-    from functions.service.ports import Ledger, Services
+    from functions.service.ledger import Ledger
+    from functions.service.ports import Services
 
 ROUTE_DECISIONS = 20  # the latest decisions shown for each route
 MOST_SEEN = 10_000  # decisions of one instant a page link may pass over: bounds what a link asks

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from functions.bootstrap import ledger_from
-from functions.service.ports import Ledger
+from functions.service.ledger import Ledger
 from tests.conftest import PROJECT
 from tests.support.fakes import MemoryLedger
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functions.service.ports import Ledger
+from functions.service.ledger import Ledger
 from functions.service.records import DecisionRecord, KeptEvent, NewRun, Outcome
 from tests.contract.conftest import Time
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from functions.bootstrap import ledger_from
-from functions.service.ports import Ledger
+from functions.service.ledger import Ledger
 from functions.service.records import NewRun
 from tests.contract.conftest import Time
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from functions.service.ports import Ledger
+from functions.service.ledger import Ledger
 from functions.service.records import ClaimOutcome, JoinStatus, NewRun, Part
 from pipelines.backend import RunState
 from tests.contract.conftest import Time

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from functions.bootstrap import ledger_from
-from functions.service.ports import Ledger
+from functions.service.ledger import Ledger
 from functions.service.records import (
     OTHER_ROUTES,
     ClaimOutcome,

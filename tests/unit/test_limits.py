@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from events.router import Router
-from functions.service import completion, intake, limits, runs
+from functions.service import actions, completion, intake, limits, passes
 from functions.service.ports import Services
 from pipelines.backend import RunState, Submission
 from pipelines.catalog import LoadedRoutes, load
@@ -167,7 +167,7 @@ def test_paused_submissions_are_all_held_and_all_run_after_resume(
     assert engine.submitted == []
     assert completion.reconcile(limited).done == 0, "the reconciler does not start them either"
     limited.quotas.set_flag(limits.PAUSED, False)
-    assert runs.start_queued(limited).done == 20
+    assert passes.start_queued(limited).done == 20
     assert len(engine.submitted) == 20
 
 
@@ -279,7 +279,7 @@ def test_a_batch_run_lists_its_objects_in_its_result_and_its_rerun_keeps_them(
     objects = ["gs://batch-bucket/b-2/x.csv", "gs://batch-bucket/b-2/y.csv"]
     (result,) = limited.results.published  # type: ignore[attr-defined]
     assert (result["data"]["objects"], result["data"]["objects_total"]) == (objects, 2)
-    new_key, outcome, _ = runs.rerun(limited, submitted.run_key)
+    new_key, outcome, _ = actions.rerun(limited, submitted.run_key)
     assert outcome == "run"
     assert engine.submitted[-1].run_key == new_key
     assert engine.submitted[-1].params["batch_objects"] == objects

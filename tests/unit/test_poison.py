@@ -1,7 +1,7 @@
 """No poison anywhere (issue 14 items 3 and 8): one run that cannot be acted on — its status
 lookup fails for good, its backend or its route was removed — never stops a reconcile pass, a
 completion notice or the queue; it is reported, tried again, and recorded FAILED after
-`runs.MAX_STRIKES` passes. Work done for another event is logged under that event's id."""
+`passes.MAX_STRIKES` passes. Work done for another event is logged under that event's id."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 from functions.logs import CloudLogging
-from functions.service import completion, intake, limits, runs
+from functions.service import completion, intake, limits, passes
 from functions.service.ports import Services
 from functions.service.records import NewRun, Outcome
 from pipelines.backend import RunState
@@ -88,7 +88,7 @@ def test_a_queued_run_whose_route_was_removed_does_not_block_the_queue(
     services.quotas.set_flag(limits.PAUSED, True)
     deliver(services, "waiting.csv", "e-waiting")  # queued behind the orphan
     services.quotas.set_flag(limits.PAUSED, False)
-    report = runs.start_queued(services)
+    report = passes.start_queued(services)
     assert report.done == 1
     assert [s.run_key for s in backend.submitted] == [run_key("waiting.csv")]
     assert report.skipped[0]["run_key"] == "removed/1"

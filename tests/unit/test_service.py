@@ -279,10 +279,10 @@ def test_cancel_asks_the_engine_and_the_engine_decides_the_end(
     services: Services, backend: RecordingBackend
 ) -> None:
     from events.errors import PermanentError
-    from functions.service import runs
+    from functions.service import actions
 
     deliver(services, *storage_event("some-bucket", "folder/a.csv"))
-    assert runs.cancel(services, KEY) is RunState.SUBMITTED
+    assert actions.cancel(services, KEY) is RunState.SUBMITTED
     assert backend.states["fake-1"] is RunState.CANCELED, "the engine was asked"
     record = services.store.get(KEY)
     assert record is not None
@@ -290,34 +290,33 @@ def test_cancel_asks_the_engine_and_the_engine_decides_the_end(
     assert completion.reconcile(services).done == 1
     assert results(services)[0]["data"]["state"] == "CANCELED"
     with pytest.raises(PermanentError, match="ended already"):
-        runs.cancel(services, KEY)
+        actions.cancel(services, KEY)
     with pytest.raises(PermanentError, match="no run"):
-        runs.cancel(services, "nobody/knows")
+        actions.cancel(services, "nobody/knows")
 
 
 def test_cancel_ends_a_queued_run_at_once(services: Services, backend: RecordingBackend) -> None:
-    from functions.service import limits, runs
+    from functions.service import actions, limits, passes
 
     services.quotas.set_flag(limits.PAUSED, True)
     deliver(services, *storage_event("some-bucket", "folder/a.csv"))
-    assert runs.cancel(services, KEY) is RunState.CANCELED
+    assert actions.cancel(services, KEY) is RunState.CANCELED
     services.quotas.set_flag(limits.PAUSED, False)
-    assert runs.start_queued(services).done == 0
+    assert passes.start_queued(services).done == 0
     assert backend.submitted == []
     assert results(services)[0]["data"]["state"] == "CANCELED"
 
 
 def test_a_notice_for_a_queued_run_changes_nothing(services: Services, backend: RecordingBackend) -> None:
-    from functions.service import limits
+    from functions.service import limits, passes
 
     services.quotas.set_flag(limits.PAUSED, True)
     deliver(services, *storage_event("some-bucket", "folder/a.csv"))
     answer = notify(services, KEY, "SUCCEEDED")
     assert (answer.status, answer.body["state"]) == (200, "QUEUED")
     services.quotas.set_flag(limits.PAUSED, False)
-    from functions.service import runs
 
-    assert runs.start_queued(services).done == 1, "it still starts: the forged end did not finish it"
+    assert passes.start_queued(services).done == 1, "it still starts: the forged end did not finish it"
     assert len(backend.submitted) == 1
 
 
