@@ -27,7 +27,7 @@ from events.model import (
     common_fields,
 )
 from events.params import Missing, build, coerce, lookup, render_key
-from events.routes import Rule, listeners
+from events.rules import Rule, listeners
 
 
 @dataclass(frozen=True, slots=True)

@@ -87,7 +87,7 @@ def _filter_kind(value: object) -> str:
     return "filter:any-of" if isinstance(value, list | tuple) else "filter:value"
 
 
-# Which form of a filter was read: pydantic puts the tag in an error's path (events.routes drops it)
+# Which form of a filter was read: pydantic puts the tag in an error's path (events.validation drops it)
 FILTER_TAGS = frozenset({"filter:value", "filter:comparators", "filter:any-of"})
 FilterScalar = Annotated[
     bool | int | float | str,

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from events.router import Router
-from events.routes import Rule, listeners
+from events.rules import Rule, listeners
 from functions import logs
 from functions.service import doctor
 from functions.service.ledger import Ledger

@@ -28,7 +28,8 @@ import yaml
 
 from events.errors import RoutesError
 from events.locate import FILE
-from events.routes import PipelineDef, RoutesConfig, Rule, check_routes
+from events.routes import check_routes
+from events.rules import PipelineDef, RoutesConfig, Rule
 from pipelines import engines
 from pipelines.backend import CompiledPipeline
 from pipelines.parameters import BATCH_OBJECTS_PARAMETER, FILLED

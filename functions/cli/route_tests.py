@@ -38,7 +38,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from events.router import Router, RunRequest, Skip
-from events.routes import error_path
+from events.validation import error_path
 
 
 class _Model(BaseModel):

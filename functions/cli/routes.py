@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from events.errors import BadEvent, RoutesError
-from events.routes import Rule, listeners
+from events.rules import Rule, listeners
 from functions.cli import common
 from functions.cli.common import settings_options
 

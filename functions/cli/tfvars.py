@@ -20,7 +20,7 @@ from typing import Any
 from events.filters import Equals, Filter, Range, leaves
 from events.model import Source
 from events.pubsub import SCHEDULES_TOPIC
-from events.routes import RoutesConfig, Rule, listeners
+from events.rules import RoutesConfig, Rule, listeners
 from functions.settings import Settings
 
 PREFIX = "kfp-trigger"  # the module's `prefix` unless `deploy plan --prefix` says otherwise

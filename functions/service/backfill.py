@@ -35,7 +35,7 @@ from events.errors import PermanentError
 from events.eventarc import Delivery, object_finalized, scheduler_tick
 from events.model import Source, TriggerEvent
 from events.router import Router
-from events.routes import Rule
+from events.rules import Rule
 from functions.service import intake, preview
 from functions.service.passes import Pass
 from functions.service.ports import Services

@@ -21,7 +21,7 @@ from events import signatures
 from events.errors import BadEvent
 from events.model import Message, ObjectFinalized, TriggerEvent
 from events.router import PartArrival, Router, Routing, RunRequest
-from events.routes import Rule
+from events.rules import Rule
 from functions.service import limits
 from functions.service.batches import Batch, NotReady, ready
 from functions.service.ports import ObjectStore, Services

@@ -22,7 +22,7 @@ from functools import partial
 from events.errors import PermanentError
 from events.model import TriggerEvent
 from events.router import RunRequest, request
-from events.routes import Rule
+from events.rules import Rule
 from functions.logs import fields
 from functions.service import passes, runs, trail
 from functions.service.alerts import Alert, raise_alert

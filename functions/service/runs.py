@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from events.errors import Gone, PermanentError, TransientError
-from events.routes import Rule
+from events.rules import Rule
 from functions.logs import fields
 from functions.service import crashpoints, limits, supersede
 from functions.service.batches import metrics_at, metrics_under

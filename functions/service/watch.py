@@ -17,7 +17,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from events.errors import TransientError
-from events.routes import Rule
+from events.rules import Rule
 from events.schema import Expect
 from functions.service import passes, trail
 from functions.service.alerts import Alert, raise_alert

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from events.routes import PipelineDef
+from events.rules import PipelineDef
 from pipelines.catalog import build_pipeline, content_hash
 
 SURVEY = PipelineDef("survey-retrain", "pipelines.examples.survey:survey_retrain", None, "local", None, {})

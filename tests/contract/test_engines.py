@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from google.auth.credentials import AnonymousCredentials
 
-from events.routes import PipelineDef
+from events.rules import PipelineDef
 from pipelines.backend import Backend, CompiledPipeline
 from pipelines.catalog import build_pipeline
 from pipelines.kfp.backend import KfpBackend

@@ -250,7 +250,7 @@ def test_connection_refused_is_transient(test_routes: LoadedRoutes) -> None:
 
 @pytest.fixture(scope="module")
 def notified(tmp_path_factory: pytest.TempPathFactory) -> CompiledPipeline:
-    from events.routes import PipelineDef
+    from events.rules import PipelineDef
     from pipelines.catalog import build_pipeline
 
     folder = tmp_path_factory.mktemp("notified")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from events.routes import PipelineDef
+from events.rules import PipelineDef
 from pipelines.backend import RunState, Submission
 from pipelines.catalog import build_pipeline
 from pipelines.local.backend import LocalBackend

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from werkzeug.wrappers import Request, Response
 
-from events.routes import PipelineDef
+from events.rules import PipelineDef
 from pipelines import templates
 from pipelines.catalog import build_pipeline
 from tests.conftest import PROJECT

@@ -254,7 +254,7 @@ def test_an_endpoint_that_never_answers_is_transient_within_the_timeout(test_rou
 
 
 def test_a_notified_pipeline_is_told_where_to_report_its_end(fake: FakeVertex, tmp_path: Path) -> None:
-    from events.routes import PipelineDef
+    from events.rules import PipelineDef
     from pipelines.catalog import build_pipeline
 
     echo = PipelineDef(

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from events.routes import PipelineDef
+from events.rules import PipelineDef
 from pipelines.backend import Backend, CompiledPipeline
 from pipelines.catalog import build_pipeline
 

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from events.eventarc import scheduler_tick
-from events.routes import Rule, listeners
+from events.rules import Rule, listeners
 from functions.logs import fields
 
 log = logging.getLogger("kfp_trigger.dev")

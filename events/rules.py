@@ -1,0 +1,86 @@
+"""The compiled routes: what `events.routes` makes of routes.yaml and the router matches.
+
+`RoutesConfig` holds the pipeline definitions (`PipelineDef`) and one `Rule` per route, its
+patterns compiled and its templates parsed; a join route's `Rule` holds a `Rule` per part.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from events.filters import Filter
+from events.model import Source
+from events.params import ParamSpec, Scalar, Template
+from events.patterns import Pattern
+from events.schema import DEFAULT_MAX_WAIT, Expect, GlobalLimits, RouteLimits, Signature
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineDef:
+    name: str
+    source: str | None
+    package: str | None
+    backend: str
+    pipeline_root: str | None
+    params: Mapping[str, Scalar]
+    notify: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Rule:
+    """One route, compiled: what the router matches and how it builds the run."""
+
+    name: str
+    source: Source
+    index: str  # bucket, topic short name, job, or "" when the route cannot be indexed
+    pipeline: str  # a catalog key: the pipeline's name, or name@version/backend for a variant
+    version: str = "current"
+    backend: str | None = None
+    params: Mapping[str, ParamSpec]
+    run_key: Template
+    concurrency_key: Template | None = None  # limits.concurrency.key: runs rendering it alike share a limit
+    enabled: bool = True
+    raw_values: bool = False  # event values enter templates unchecked (run.raw_values)
+    pattern: Pattern | None = None  # object name or project.dataset.table
+    content_types: tuple[str, ...] = ()
+    min_size: int = 0
+    manifest: bool = False  # the object is a batch manifest: check readiness before running
+    max_wait: float = DEFAULT_MAX_WAIT  # a manifest's objects, past the event's time: then skip
+    name_filter: Filter | None = None  # storage: what the object's name must also meet
+    topic: str = ""  # as written: short name or full path
+    attributes: Mapping[str, Filter] = field(default_factory=dict)  # attribute → its filter
+    data: Mapping[str, Filter] = field(default_factory=dict)  # data field path → its filter
+    cron: str = ""
+    timezone: str = "UTC"
+    catch_up: float | None = None  # schedule.catch_up: the horizon reconcile starts missed slots in
+    expect: Expect | None = None  # data that must arrive in every window (service/watch.py)
+    param_types: Mapping[str, str] = field(default_factory=dict)
+    limits: RouteLimits = field(default_factory=RouteLimits)
+    signature: Signature | None = None  # pubsub: the producer's signature to check
+    join: JoinSpec | None = None  # a join route: its parts (each a Rule), window and expiry
+    part: str = ""  # a join's part: its name (its run_key is the correlation key's template)
+    needs: tuple[str, ...] = ()  # a join's part: the paths of its event the run's templates read
+
+
+@dataclass(frozen=True, slots=True)
+class JoinSpec:
+    parts: tuple[Rule, ...]  # one per part, each matched like a route of its own source
+    within: float
+    on_expire: str  # record | alert
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(part.part for part in self.parts)
+
+
+def listeners(rules: tuple[Rule, ...]) -> list[Rule]:
+    """What listens to events: each route, or each part of a join route."""
+    return [listener for rule in rules for listener in (rule.join.parts if rule.join else (rule,))]
+
+
+@dataclass(frozen=True, slots=True)
+class RoutesConfig:
+    pipelines: Mapping[str, PipelineDef]
+    rules: tuple[Rule, ...]
+    limits: GlobalLimits = field(default_factory=GlobalLimits)
