@@ -23,7 +23,7 @@ from pathlib import Path
 
 from bench import quiet
 from events.envelope import parse_http
-from events.schema import seconds
+from events.schema_types import seconds
 from functions import bootstrap
 from functions.adapters.sqlite.ledger import SqliteLedger
 from functions.service import completion, intake

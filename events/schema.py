@@ -7,128 +7,19 @@ report every problem with its place) and give its JSON Schema (`json_schema()`),
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any, Literal
 
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Discriminator,
-    Field,
-    PlainValidator,
-    StrictBool,
-    StrictFloat,
-    StrictInt,
-    Tag,
-    model_validator,
-)
+from pydantic import ConfigDict, Field
+
+from events.schema_types import Duration, FilterSpec, Model, ScalarValue
 
 NAME = r"^[a-z][a-z0-9-]{0,62}$"
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-ScalarValue = StrictBool | StrictInt | StrictFloat | str
-
-
-def _is_number(value: object) -> object:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str) and re.fullmatch(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+", value):
-        raise ValueError(  # YAML 1.1 reads a float only with a point and a signed exponent
-            f"expected a number (YAML reads {value} as text: write it as 1000000 or 1.0e+6)"
-        )
-    raise ValueError("expected a number")
-
-
-Number = Annotated[int | float, PlainValidator(_is_number, json_schema_input_type=StrictInt | StrictFloat)]
-
-
-class Comparison(_Model):
-    """A filter is a value (equal to it: `survey.closed`, `3`, `true`; JSON equality, so true
-    is not 1), a list (any of its filters holds: `[eu, us]`), or a mapping of comparators that
-    must all hold: `{prefix: "acme-"}`, `{suffix: ".csv"}`, `{gte: 0.5, lt: 1}`,
-    `{exists: true}`, `{not: [draft, deleted]}`. An absent field meets only `exists: false`
-    and `not`. Ranges compare JSON numbers; an attribute (always text) is read as a decimal
-    number. Matching is linear in the value and the filter. `routes check` refuses a filter that
-    can never hold (an empty range, a number where text is compared)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-    prefix: str | None = Field(None, description="text that starts with this")
-    suffix: str | None = Field(None, description="text that ends with this")
-    gt: Number | None = Field(None, description="a number greater than this")
-    gte: Number | None = Field(None, description="a number at least this")
-    lt: Number | None = Field(None, description="a number less than this")
-    lte: Number | None = Field(None, description="a number at most this")
-    exists: StrictBool | None = Field(None, description="true: the field is there; false: it is absent")
-    not_: FilterSpec | None = Field(
-        None, alias="not", description="the filter inside does not hold (an absent field does not hold it)"
-    )
-
-    @model_validator(mode="after")
-    def _given(self) -> Comparison:
-        if all(value is None for value in self.__dict__.values()):
-            raise ValueError("give at least one of prefix, suffix, gt, gte, lt, lte, exists, not")
-        return self
-
-
-def _is_value(value: object) -> object:
-    if isinstance(value, bool | int | float | str):
-        return value
-    raise ValueError("expected a value (text, a number, true or false), a list, or comparators")
-
-
-def _filter_kind(value: object) -> str:
-    if isinstance(value, dict | Comparison):
-        return "filter:comparators"
-    return "filter:any-of" if isinstance(value, list | tuple) else "filter:value"
-
-
-# Which form of a filter was read: pydantic puts the tag in an error's path (events.validation drops it)
-FILTER_TAGS = frozenset({"filter:value", "filter:comparators", "filter:any-of"})
-FilterScalar = Annotated[
-    bool | int | float | str,
-    PlainValidator(_is_value, json_schema_input_type=StrictBool | StrictInt | StrictFloat | str),
-]
-FilterValue = Annotated[
-    Annotated[FilterScalar, Tag("filter:value")] | Annotated[Comparison, Tag("filter:comparators")],
-    Discriminator(_filter_kind),
-]
-FilterSpec = Annotated[  # a value, comparators, or a list: any of its filters
-    Annotated[FilterScalar, Tag("filter:value")]
-    | Annotated[Comparison, Tag("filter:comparators")]
-    | Annotated[tuple[FilterValue, ...], Tag("filter:any-of")],
-    Discriminator(_filter_kind),
-]
-Comparison.model_rebuild()
-
-
-UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def seconds(value: object) -> object:
-    """A duration: a number of seconds, or a string like `90s`, `10m`, `2h`, `1d`."""
-    if isinstance(value, str) and (match := re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd])\s*", value)):
-        return float(match[1]) * UNITS[match[2]]
-    return value
-
-
-Duration = Annotated[
-    float,
-    BeforeValidator(
-        seconds, json_schema_input_type=float | Annotated[str, Field(pattern=r"^\d+(\.\d+)?[smhd]$")]
-    ),
-    Field(gt=0),
-]
 
 
 DEFAULT_MAX_WAIT = 6 * 3600.0  # batch.max_wait: 6 h
 
 
-class Batch(_Model):
+class Batch(Model):
     manifest: bool = Field(
         False,
         description='the object is a JSON manifest {"objects": [names relative to its folder]}: '
@@ -143,7 +34,7 @@ class Batch(_Model):
     )
 
 
-class StorageWhen(_Model):
+class StorageWhen(Model):
     """An object finalized in `bucket` whose name matches `object`."""
 
     bucket: Annotated[str, Field(min_length=3, max_length=222, description="the bucket's name (exact)")]
@@ -158,7 +49,7 @@ class StorageWhen(_Model):
     batch: Batch = Field(default_factory=Batch, description="the object is a batch manifest")
 
 
-class Signature(_Model):
+class Signature(Model):
     """The producer signs each message: attributes `timestamp` (Unix seconds) and `signature`,
     `v2=` + hex HMAC-SHA256 with a shared secret over the timestamp, topic, attributes and data
     (README "Signed product messages"); signed messages must carry an `event_id`."""
@@ -170,7 +61,7 @@ class Signature(_Model):
     max_skew: Duration = Field(300.0, description="refuse messages signed further from now than this")
 
 
-class PubsubWhen(_Model):
+class PubsubWhen(Model):
     """A message on `topic` (short name or projects/P/topics/T) meeting every condition."""
 
     topic: Annotated[
@@ -189,7 +80,7 @@ class PubsubWhen(_Model):
     signature: Signature | None = Field(None, description="require a valid producer signature")
 
 
-class BigQueryWhen(_Model):
+class BigQueryWhen(Model):
     """A successful BigQuery job wrote to a table matching `table` (project.dataset.table)."""
 
     table: Annotated[str, Field(min_length=5, description="project.dataset.table; each part a pattern")]
@@ -198,7 +89,7 @@ class BigQueryWhen(_Model):
 MAX_CATCH_UP = 7 * 86400.0  # schedule.catch_up: at most a week
 
 
-class ScheduleWhen(_Model):
+class ScheduleWhen(Model):
     """Cloud Scheduler job `job` fired; its slot is found by rounding down to `cron`."""
 
     job: Annotated[str, Field(min_length=1, max_length=500, description="the Cloud Scheduler job's name")]
@@ -212,7 +103,7 @@ class ScheduleWhen(_Model):
     )
 
 
-class Condition(_Model):
+class Condition(Model):
     storage: StorageWhen | None = Field(None, description="a Cloud Storage object was finalized")
     pubsub: PubsubWhen | None = Field(None, description="a message was published (not by Cloud Scheduler)")
     bigquery: BigQueryWhen | None = Field(None, description="a BigQuery job wrote a table")
@@ -232,7 +123,7 @@ class JoinPart(Condition):
 MAX_WITHIN = 30 * 86400.0  # join.within: at most 30 days
 
 
-class Join(_Model):
+class Join(Model):
     """Run once every part has arrived for the same key, within the window."""
 
     parts: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,30}$")], JoinPart] = Field(
@@ -259,13 +150,13 @@ class When(Condition):
     join: Join | None = Field(None, description="several conditions, correlated by a key, within a window")
 
 
-class FromSpec(_Model):
+class FromSpec(Model):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
     from_: str = Field(alias="from", min_length=1, description="the event field whose value to pass")
     default: ScalarValue | None = Field(None, description="the value when the field is absent")
 
 
-class Run(_Model):
+class Run(Model):
     pipeline: str = Field(description="a name under pipelines:")
     version: Annotated[str, Field(pattern=r"^(current|[0-9a-f]{12,64})$")] = Field(
         "current", description="current: the catalog's version at load; or a content hash (≥ 12 hex) to pin"
@@ -273,7 +164,7 @@ class Run(_Model):
     backend: Literal["local", "kfp", "vertex"] | None = Field(
         None, description="override the pipeline's backend"
     )
-    params: dict[str, StrictBool | StrictInt | StrictFloat | str | FromSpec] = Field(
+    params: dict[str, ScalarValue | FromSpec] = Field(
         default_factory=dict,
         description="pipeline parameter → literal, template with {fields}, or {from: field}",
     )
@@ -290,12 +181,12 @@ class Run(_Model):
     )
 
 
-class Rate(_Model):
+class Rate(Model):
     runs: int = Field(ge=1, description="at most this many run starts")
     per: Duration = Field(description="per window of this length (windows are aligned to the epoch)")
 
 
-class Concurrency(_Model):
+class Concurrency(Model):
     """At most `max_active` runs at once per key (e.g. one per tenant), across the route."""
 
     key: str = Field(
@@ -311,7 +202,7 @@ class Concurrency(_Model):
     )
 
 
-class RouteLimits(_Model):
+class RouteLimits(Model):
     """What one route may spend. Runs held back by a limit wait in the ledger's queue."""
 
     max_active: int | None = Field(
@@ -331,13 +222,13 @@ class RouteLimits(_Model):
     )
 
 
-class GlobalLimits(_Model):
+class GlobalLimits(Model):
     daily_submissions: int | None = Field(
         None, ge=1, description="at most this many runs started per UTC day, all routes together; more wait"
     )
 
 
-class Expect(_Model):
+class Expect(Model):
     """Data the route expects: at least one matching event in every window of `every` that ends
     at `by` (e.g. every day by 06:00 Berlin time). The first reconcile pass after a window ends
     without one records "expected data absent" and sends an alert, once per window."""
@@ -347,7 +238,7 @@ class Expect(_Model):
     timezone: str = Field("UTC", description="the time zone `by` is read in (IANA name)")
 
 
-class RouteModel(_Model):
+class RouteModel(Model):
     name: Annotated[str, Field(pattern=NAME, description="unique; lower-case letters, digits, dashes")]
     description: str = Field("", description="for people")
     when: When = Field(description="exactly one of storage, pubsub, bigquery, schedule, join")
@@ -356,7 +247,7 @@ class RouteModel(_Model):
     expect: Expect | None = Field(None, description="data that must arrive on time, or an alert says so")
 
 
-class PipelineModel(_Model):
+class PipelineModel(Model):
     source: str | None = Field(None, description="module:function of a @dsl.pipeline")
     package: str | None = Field(
         None,
@@ -377,7 +268,7 @@ class PipelineModel(_Model):
     )
 
 
-class RoutesFileModel(_Model):
+class RoutesFileModel(Model):
     version: Literal[1] = Field(1, description="the file format's version")
     limits: Any = None  # GlobalLimits, validated on its own so that its errors do not hide others
     pipelines: dict[str, Any] = Field(default_factory=dict)

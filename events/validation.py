@@ -13,7 +13,7 @@ from typing import Any, TypeVar, cast
 
 from pydantic import BaseModel, ValidationError
 
-from events.schema import FILTER_TAGS
+from events.schema_types import FILTER_TAGS
 
 _M = TypeVar("_M", bound=BaseModel)
 

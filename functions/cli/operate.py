@@ -145,7 +145,7 @@ MIN_RETENTION = 24 * 3600.0  # the platform redelivers for up to 24 h: dedupe mu
 
 
 def _duration(context: click.Context, parameter: click.Parameter, value: str) -> float:
-    from events.schema import seconds
+    from events.schema_types import seconds
 
     parsed = seconds(value)
     if not isinstance(parsed, float):
@@ -206,7 +206,7 @@ def prune(
 
 def _moment(context: click.Context, parameter: click.Parameter, value: str | None) -> datetime | None:
     """--since/--until: an RFC 3339 time (2026-11-30T06:00:00Z, a date), or a duration ago (7d, 36h)."""
-    from events.schema import seconds
+    from events.schema_types import seconds
 
     if value is None:
         return None
