@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from functions.cli import deploy, doctor, inspect, local, operate, pipelines, routes
+from functions.cli import deploy, doctor, inspect, local, operate, pipelines, resend, routes
 
 EXAMPLES = """
 \b
@@ -61,8 +61,8 @@ for command in (
     operate.pause,
     operate.resume,
     operate.prune,
-    operate.backfill,
-    operate.replay,
+    resend.backfill,
+    resend.replay,
     deploy.deploy,
     pipelines.pipelines,
 ):

@@ -249,7 +249,12 @@ def simulate(
         _decide(report, decoded, settings, use_ledger)
     if as_json:
         common.emit(report)
-        return
+    else:
+        _print_simulated(report)
+
+
+def _print_simulated(report: dict[str, Any]) -> None:
+    """`simulate`'s report as lines: the event, the outcome, a verdict per route."""
     event = report["event"]
     click.echo(f"event {event.get('type')} {event.get('id')}  key={event.get('key', '-')}")
     click.echo(f"outcome: {report['outcome']}" + (f" ({report['reason']})" if report.get("reason") else ""))

@@ -86,25 +86,7 @@ def tfvars(
     backends: dict[str, list[str]] = {}
     for rule in rules:
         backends.setdefault(backend_of(config, rule), []).append(rule.name)
-    if "local" in backends:
-        names = ", ".join(backends["local"])
-        raise DeployError(
-            f"routes {names} run on backend: local (kfp.local in a subprocess), which cannot run inside a "
-            "Cloud Function: give their pipelines backend: kfp or vertex to deploy"
-        )
-    environment: dict[str, str] = {}
-    given = settings.to_environment()
-    for backend in sorted(backends):
-        for name in REQUIRED[backend]:
-            if not getattr(settings, name):
-                raise DeployError(
-                    f"KFP_TRIGGER_{name.upper()} is required: routes {', '.join(backends[backend])} run on "
-                    f"backend: {backend}"
-                )
-        for name in BACKEND_SETTINGS[backend]:
-            variable = f"KFP_TRIGGER_{name.upper()}"
-            if variable in given:
-                environment[variable] = given[variable]
+    environment = _backend_environment(backends, settings)
     listening = listeners(tuple(rules))  # each route, or each part of a join: what needs a trigger
     topics = sorted({_topic(rule) for rule in listening if rule.source is Source.PUBSUB})
     _refuse_own_topics(listening, prefix)
@@ -131,6 +113,35 @@ def tfvars(
         "vertex": "vertex" in backends,
         "backend_environment": environment,
     }
+
+
+def _backend_environment(backends: dict[str, list[str]], settings: Settings) -> dict[str, str]:
+    """The settings the deployed function needs for the backends the routes run on (`backends`:
+    the routes of each).
+
+    Raises:
+        DeployError: a route runs on `backend: local`, or a backend's required setting is missing.
+    """
+    if "local" in backends:
+        names = ", ".join(backends["local"])
+        raise DeployError(
+            f"routes {names} run on backend: local (kfp.local in a subprocess), which cannot run inside a "
+            "Cloud Function: give their pipelines backend: kfp or vertex to deploy"
+        )
+    environment: dict[str, str] = {}
+    given = settings.to_environment()
+    for backend in sorted(backends):
+        for name in REQUIRED[backend]:
+            if not getattr(settings, name):
+                raise DeployError(
+                    f"KFP_TRIGGER_{name.upper()} is required: routes {', '.join(backends[backend])} run on "
+                    f"backend: {backend}"
+                )
+        for name in BACKEND_SETTINGS[backend]:
+            variable = f"KFP_TRIGGER_{name.upper()}"
+            if variable in given:
+                environment[variable] = given[variable]
+    return environment
 
 
 def _refuse_own_topics(listening: Sequence[Rule], prefix: str) -> None:
