@@ -20,6 +20,8 @@ from events.rules import PipelineDef, RoutesConfig, Rule
 from events.schema import NAME, GlobalLimits, PipelineModel, RouteModel, RoutesFileModel
 from events.validation import told, validate
 
+# module:function, or a file beside routes.yaml (no `..`, no absolute path): path/to/file.py:function
+SOURCE = re.compile(r"^(?:[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*|(?:[\w-]+/)*\w+\.py):[A-Za-z_]\w*$")
 Repaired = list[tuple[str, int]]  # (path, the problems' count once it was repaired): `validation.told`
 
 
@@ -82,8 +84,12 @@ def _pipelines(top: RoutesFileModel, problems: list[str], repaired: Repaired) ->
             continue
         if (model.source is None) == (model.package is None):
             problems.append(f"{where}: give exactly one of 'source' (module:function) or 'package'")
-        elif model.source is not None and not re.match(r"^[\w.]+:\w+$", model.source):
-            problems.append(f"{where}.source: expected module:function, got {model.source!r}")
+        elif model.source is not None and not SOURCE.match(model.source):
+            problems.append(
+                f"{where}.source: expected module:function or path/to/file.py:function, got {model.source!r}"
+            )
+        elif model.sha256 is not None and model.package is None:
+            problems.append(f"{where}.sha256: only a package has a hash to check (give package:)")
         if len(problems) > before:
             continue  # not built (pipelines.catalog): what it would say is said already
         pipelines[str(name)] = PipelineDef(
@@ -94,6 +100,7 @@ def _pipelines(top: RoutesFileModel, problems: list[str], repaired: Repaired) ->
             model.pipeline_root,
             model.params,
             model.notify,
+            model.sha256,
         )
     return pipelines
 

@@ -25,6 +25,7 @@ class PipelineDef:
     pipeline_root: str | None
     params: Mapping[str, Scalar]
     notify: bool = False
+    sha256: str | None = None  # a package's content hash, checked when it is read
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

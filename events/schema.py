@@ -248,11 +248,21 @@ class RouteModel(Model):
 
 
 class PipelineModel(Model):
-    source: str | None = Field(None, description="module:function of a @dsl.pipeline")
+    source: str | None = Field(
+        None,
+        description="a @dsl.pipeline function: path/to/file.py:function (relative to routes.yaml), or "
+        "module:function (a module beside routes.yaml, else an installed one)",
+    )
     package: str | None = Field(
         None,
         description="a compiled pipeline YAML: a path (relative to routes.yaml), gs://bucket/object, "
         "or an Artifact Registry template https://REGION-kfp.pkg.dev/PROJECT/REPO/PACKAGE/TAG",
+    )
+    sha256: str | None = Field(
+        None,
+        pattern=r"^[0-9a-f]{64}$",
+        description="with package: its content hash as `routes check` computes it (before notify "
+        "wraps it); a package whose content differs is refused. `deploy source` writes it",
     )
     backend: Literal["local", "kfp", "vertex"] = Field(
         "local",
@@ -260,7 +270,9 @@ class PipelineModel(Model):
         "vertex: Vertex AI Pipelines in KFP_TRIGGER_VERTEX_PROJECT",
     )
     pipeline_root: str | None = Field(
-        None, description="gs://… for cluster backends (default: the backend's)"
+        None,
+        description="gs://… where runs write their artifacts (default: the backend's); on backend "
+        "local, the landing folder's stand-in for that bucket",
     )
     params: dict[str, ScalarValue] = Field(default_factory=dict, description="defaults for every route")
     notify: bool = Field(

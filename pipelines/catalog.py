@@ -5,8 +5,9 @@ file (`events.routes`), builds every pipeline it names, and checks each route ag
 pipeline, so a file that passes `kfp-trigger routes check` is a file the function accepts at
 cold start.
 
-A pipeline comes from a Python reference (`module:function`, compiled with the KFP compiler) or
-a compiled YAML package (a local file, `gs://` or Artifact Registry: see `templates`). Its
+A pipeline comes from a Python reference (`module:function` or `file.py:function`, compiled with
+the KFP compiler: see `sources`) or a compiled YAML package (a local file, `gs://` or Artifact
+Registry: see `templates`), which a `sha256` pins. Its
 version is the sha256 of the canonical JSON of every YAML document in the package, so
 formatting and comments do not change it but any change to the spec (or the KFP SDK version,
 which the spec embeds) does. Packages land in `<state>/packages/`.
@@ -15,7 +16,6 @@ which the spec embeds) does. Packages land in `<state>/packages/`.
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import os
 import tempfile
@@ -33,6 +33,7 @@ from events.rules import PipelineDef, RoutesConfig, Rule
 from pipelines import engines
 from pipelines.backend import CompiledPipeline
 from pipelines.parameters import BATCH_OBJECTS_PARAMETER, FILLED
+from pipelines.sources import compile_source
 from pipelines.templates import problem, read_template, template_uri
 
 
@@ -40,19 +41,6 @@ def content_hash(package_text: str) -> str:
     documents = [doc for doc in yaml.safe_load_all(package_text) if doc is not None]
     canonical = json.dumps(documents, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def compile_reference(reference: str, into: Path) -> str:
-    """Compile `module:function` and return the package text."""
-    from kfp import compiler
-
-    module_name, _, attribute = reference.partition(":")
-    pipeline = getattr(importlib.import_module(module_name), attribute)
-    into.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=into) as scratch:
-        path = Path(scratch) / "pipeline.yaml"
-        compiler.Compiler().compile(pipeline, str(path))
-        return path.read_text()
 
 
 def _inputs(spec: Mapping[str, Any]) -> tuple[dict[str, str], frozenset[str]]:
@@ -101,13 +89,17 @@ def build_pipeline(
     """
     remote: str | None = None
     if definition.source is not None:
-        text = compile_reference(definition.source, packages_dir)
+        text = compile_source(definition.source, base_dir)
     else:
         location = str(definition.package)
         if reason := problem(location):
             raise ValueError(reason)
         text = read_template(location, base_dir)
         remote = template_uri(location)
+        if definition.sha256 is not None and (found := content_hash(text)) != definition.sha256:
+            raise ValueError(
+                f"its content hash is {found}, not the sha256 {definition.sha256} routes.yaml gives"
+            )
     if definition.notify:
         from pipelines.notify import notified
 

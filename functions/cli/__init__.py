@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import click
 
-from functions.cli import deploy, doctor, inspect, local, operate, pipelines, resend, routes
+from functions.cli import deploy, doctor, init, inspect, local, operate, pipelines, resend, routes
 
 EXAMPLES = """
 \b
 Quick start:
   kfp-trigger demo                          land survey data, watch one run end to end
+  kfp-trigger init my-team                  your own project: routes.yaml, a pipeline, route tests
   kfp-trigger routes check routes.yaml      validate a routes file (exit 1 on errors)
   kfp-trigger routes test route-tests       your cases: which event starts what (for CI)
   kfp-trigger doctor                        before the first event: can the engines run it all
@@ -45,6 +46,7 @@ def main() -> None:
 
 
 for command in (
+    init.init,
     routes.routes,
     doctor.doctor,
     routes.simulate,

@@ -1,9 +1,11 @@
-"""`kfp-trigger deploy plan|source`: the inputs of the Terraform module in deploy/terraform/ and
-the functions' source archive, from routes.yaml and the backend settings (functions/cli/tfvars.py)."""
+"""`kfp-trigger deploy module|plan|source`: the Terraform module, its inputs and the functions'
+source archive, written into deploy/terraform/ of the folder it runs in (a team's repository),
+from routes.yaml and the backend settings (`tfvars`, `archive`)."""
 
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 
 import click
@@ -20,7 +22,8 @@ def deploy() -> None:
     """Deploy to Google Cloud what routes.yaml needs, with the Terraform module in deploy/terraform.
 
     \b
-    From the checkout, with KFP_TRIGGER_KFP_HOST (etc.) set as the functions need them:
+    From your project's folder, with KFP_TRIGGER_KFP_HOST (etc.) set as the functions need them:
+      kfp-trigger deploy module          # once, and after each upgrade of kfp-trigger
       kfp-trigger deploy plan --project acme-analytics --region europe-west1
       kfp-trigger deploy source
       terraform -chdir=deploy/terraform init
@@ -72,6 +75,10 @@ def deploy_plan(routes_path: str, project: str, region: str, prefix: str, out: s
     from events.routes import load_routes
     from functions.cli.tfvars import DeployError, tfvars
 
+    if out == str(TERRAFORM / "routes.auto.tfvars.json") and not (TERRAFORM / "main.tf").exists():
+        raise click.ClickException(
+            f"no Terraform module in {TERRAFORM}: `kfp-trigger deploy module` writes it there (or give --out)"
+        )
     try:
         config = load_routes(Path(routes_path).read_text(encoding="utf-8"))
         inputs = tfvars(config, common.settings(routes_path), project, region, prefix)
@@ -99,29 +106,56 @@ def deploy_plan(routes_path: str, project: str, region: str, prefix: str, out: s
 )
 @click.option("--list", "listing", is_flag=True, help="print the archive's entries instead of writing it")
 def deploy_source(routes_path: str, out: str, listing: bool) -> None:
-    """Write the functions' source archive: the packages the functions import (events,
-    functions without its CLI, pipelines), main.py, ROUTES as routes.yaml, and requirements.txt
-    (hashed: the buildpack installs exactly what was tested). Nothing else: no tests, no local
-    state, no Terraform. Its bytes depend on the files' contents only, so its MD5 (in the
-    uploaded object's name) changes, and the functions are rebuilt, only when code, routes or
-    requirements do.
-    """
-    from events.routes import load_routes
-    from functions.cli.tfvars import digest, source_archive, source_files
+    """Write the functions' source archive for ROUTES: kfp-trigger's packages as installed (events,
+    functions without its CLI, pipelines), main.py, the hashed requirements.txt, and ROUTES as
+    routes.yaml with every pipeline compiled into packages/ and pinned by its sha256 — so a cold
+    start never imports the kfp DSL or your Python. Nothing else: no tests, no local state, no
+    Terraform, none of your other files.
 
-    root = Path.cwd()
+    Exits 1, naming the route or pipeline, if the functions could not load what ROUTES names:
+    a routes problem (as `routes check`), a pipeline that does not compile, or a route on
+    `backend: local`. Its bytes depend on the files' contents only, so the functions are rebuilt
+    only when code, routes or pipelines change. KFP_TRIGGER_NOTIFY_IMAGE, if the functions have
+    it, must be set here too (a `notify: true` pipeline ships wrapped).
+    """
+    from functions.cli.archive import digest, source_archive, source_files
+    from functions.cli.tfvars import DeployError, route_backends
+    from pipelines import catalog
+
     routes = Path(routes_path)
-    if not (root / "main.py").exists():
-        raise click.ClickException("run it from the kfp-trigger checkout (no main.py here)")
-    try:
-        load_routes(routes.read_text(encoding="utf-8"))  # never ship routes the functions would refuse
-    except RoutesError as exc:
-        raise click.ClickException(str(exc)) from exc
-    if listing:
-        for name, data in source_files(root, routes):
-            click.echo(f"{len(data):>9}  {name}")
-        return
-    data = source_archive(root, routes)
+    with tempfile.TemporaryDirectory() as scratch:
+        try:
+            loaded = catalog.load(routes, Path(scratch), common.settings(routes_path).notify_image)
+            route_backends(loaded.config)
+        except (RoutesError, DeployError) as exc:
+            raise click.ClickException(str(exc)) from exc
+        if listing:
+            for name, data in source_files(routes, loaded):
+                click.echo(f"{len(data):>9}  {name}")
+            return
+        data = source_archive(routes, loaded)
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     Path(out).write_bytes(data)
     click.echo(f"wrote {out}: {len(data):,} bytes, md5 {digest(data)}", err=True)
+
+
+@deploy.command("module")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    default=str(TERRAFORM),
+    show_default=True,
+    help="the folder to write the Terraform module into",
+)
+def deploy_module(out: str) -> None:
+    """Write the Terraform module (the functions, their triggers, topics, ledger, IAM, alerts)
+    into OUT, beside which `deploy plan` and `deploy source` write their files. Run it again
+    after upgrading kfp-trigger: it replaces the module's own files and leaves the rest."""
+    from functions.cli.installed import terraform_module
+
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    module = sorted(terraform_module().glob("*.tf"))
+    for path in module:
+        (folder / path.name).write_bytes(path.read_bytes())
+    click.echo(f"wrote {len(module)} files of the Terraform module into {folder}", err=True)

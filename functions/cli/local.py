@@ -6,7 +6,6 @@ import logging
 import sys
 import threading
 from functools import partial
-from pathlib import Path
 
 import click
 
@@ -79,10 +78,10 @@ def demo(routes: str | None, state_dir: str | None, landing_dir: str | None, tim
     Exits 0 only if the run SUCCEEDED and its result was published.
     """
     from functions.cli.devstack.demo import run_demo
+    from functions.cli.installed import bundled
 
-    root = Path(__file__).resolve().parents[2]
     settings = common.settings(
-        routes or str(root / "deploy" / "routes.example.yaml"),
+        routes or str(bundled() / "routes.example.yaml"),
         state_dir or ".kfp-trigger/demo",
         landing_dir or ".kfp-trigger/demo/landing",
         auth="none",

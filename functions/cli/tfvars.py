@@ -1,6 +1,5 @@
 """routes.yaml and the backend settings → the inputs of the Terraform module in deploy/terraform/
-(`kfp-trigger deploy plan` writes them as routes.auto.tfvars.json), and the functions' source
-archive (`kfp-trigger deploy source`).
+(`kfp-trigger deploy plan` writes them as routes.auto.tfvars.json).
 
 The module is written by hand; this only says what routes.yaml asks of it: which buckets,
 datasets, product topics and schedules to wire, whether a route listens to the results topic,
@@ -9,12 +8,8 @@ the product message schema, and the backends' settings for the functions' enviro
 
 from __future__ import annotations
 
-import hashlib
-import io
 import re
-import zipfile
-from collections.abc import Iterator, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 from events.filters import Equals, Filter, Range, leaves
@@ -42,12 +37,6 @@ BACKEND_SETTINGS = {
     "vertex": ("vertex_location", "vertex_endpoint", "backend_timeout_seconds", "notify_image"),
 }
 REQUIRED = {"kfp": ("kfp_host",), "vertex": ()}
-# The function's source: these packages (their .py files), main.py, routes.yaml and the hashed
-# requirements.txt; nothing else (no tests, no CLI, no local state, no Terraform).
-PACKAGES = ("events", "functions", "pipelines")
-DATA_FILES = ("*.yaml", "*.html")
-NOT_SHIPPED = ("functions/cli",)
-FIXED_TIME = (1980, 1, 1, 0, 0, 0)  # every entry's timestamp: the archive's hash is its content's
 
 
 class DeployError(ValueError):
@@ -83,9 +72,7 @@ def tfvars(
             f"prefix {prefix!r}: 3 to 21 lower-case letters, digits or dashes, starting with a letter"
         )
     rules = [rule for rule in config.rules if rule.enabled]
-    backends: dict[str, list[str]] = {}
-    for rule in rules:
-        backends.setdefault(backend_of(config, rule), []).append(rule.name)
+    backends = route_backends(config)
     environment = _backend_environment(backends, settings)
     listening = listeners(tuple(rules))  # each route, or each part of a join: what needs a trigger
     topics = sorted({_topic(rule) for rule in listening if rule.source is Source.PUBSUB})
@@ -115,19 +102,32 @@ def tfvars(
     }
 
 
-def _backend_environment(backends: dict[str, list[str]], settings: Settings) -> dict[str, str]:
-    """The settings the deployed function needs for the backends the routes run on (`backends`:
-    the routes of each).
+def route_backends(config: RoutesConfig) -> dict[str, list[str]]:
+    """The enabled routes that run on each backend.
 
     Raises:
-        DeployError: a route runs on `backend: local`, or a backend's required setting is missing.
+        DeployError: a route runs on `backend: local` (kfp.local cannot run inside a Cloud Function).
     """
+    backends: dict[str, list[str]] = {}
+    for rule in config.rules:
+        if rule.enabled:
+            backends.setdefault(backend_of(config, rule), []).append(rule.name)
     if "local" in backends:
         names = ", ".join(backends["local"])
         raise DeployError(
             f"routes {names} run on backend: local (kfp.local in a subprocess), which cannot run inside a "
             "Cloud Function: give their pipelines backend: kfp or vertex to deploy"
         )
+    return backends
+
+
+def _backend_environment(backends: dict[str, list[str]], settings: Settings) -> dict[str, str]:
+    """The settings the deployed function needs for the backends the routes run on (`backends`:
+    the routes of each).
+
+    Raises:
+        DeployError: a backend's required setting is missing.
+    """
     environment: dict[str, str] = {}
     given = settings.to_environment()
     for backend in sorted(backends):
@@ -200,37 +200,3 @@ def _json(value: object) -> str:
     import json
 
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
-
-
-def source_files(root: Path, routes: Path) -> Iterator[tuple[str, bytes]]:
-    """(archive name, bytes) of everything the functions' source holds, sorted by name."""
-    entries: dict[str, bytes] = {
-        "main.py": (root / "main.py").read_bytes(),
-        "requirements.txt": (root / "requirements.txt").read_bytes(),
-        "routes.yaml": routes.read_bytes(),
-    }
-    for package in PACKAGES:
-        for path in (root / package).rglob("*.py"):
-            name = path.relative_to(root).as_posix()
-            if not any(name.startswith(f"{skipped}/") for skipped in NOT_SHIPPED):
-                entries[name] = path.read_bytes()
-    for package in PACKAGES:  # pipeline packages, the status page's templates: read at run time
-        for path in (p for pattern in DATA_FILES for p in (root / package).rglob(pattern)):
-            entries[path.relative_to(root).as_posix()] = path.read_bytes()
-    yield from sorted(entries.items())
-
-
-def source_archive(root: Path, routes: Path) -> bytes:
-    """The functions' source as a zip whose bytes depend on the files' contents only."""
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, data in source_files(root, routes):
-            entry = zipfile.ZipInfo(name, FIXED_TIME)
-            entry.external_attr = 0o644 << 16
-            entry.compress_type = zipfile.ZIP_DEFLATED
-            archive.writestr(entry, data)
-    return buffer.getvalue()
-
-
-def digest(data: bytes) -> str:
-    return hashlib.md5(data, usedforsecurity=False).hexdigest()

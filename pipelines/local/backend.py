@@ -1,7 +1,10 @@
 """The `local` backend: each run is kfp.local in its own subprocess (`pipelines.local_runner`).
 
-A pipeline that declares a `landing_root` input gets the local landing folder in it, so
-`gs://BUCKET/NAME` reads `landing/BUCKET/NAME` on the embedded default.
+The landing folder stands in for Cloud Storage: a pipeline that declares a `landing_root` input
+gets it, so `gs://BUCKET/NAME` reads `landing/BUCKET/NAME`; and a pipeline whose `pipeline_root`
+is `gs://BUCKET/PATH` writes its artifacts to `landing/BUCKET/PATH/<run id>/`, which its result
+names by their `gs://` URIs (the model's, say). Other runs keep their artifacts in their run's
+folder, and a result never names a local path.
 
 A run lives in `<runs>/<run_id>/`: `request.json` (written before the runner starts),
 `started` (the runner detached), `pid` (the runner's), `status.json` (written by the runner,
@@ -84,7 +87,7 @@ class LocalBackend:
             "version": submission.pipeline.version,
             "package": str(submission.pipeline.package.resolve()),
             # Always the run's own folder: metrics are read from this run's executor outputs.
-            "pipeline_root": str((folder / "outputs").resolve()),
+            "pipeline_root": str(self._artifacts(submission, run_id) or (folder / "outputs").resolve()),
             "params": params,
             "completion_url": self.completion_url,
             "completion_topic": "" if notifies_itself else self.completion_topic,
@@ -94,9 +97,10 @@ class LocalBackend:
             folder.mkdir(parents=True, exist_ok=True)
             write_json(folder / "request.json", request)
             with open(folder / "runner.log", "ab") as log:
-                # The runner detaches itself: this returns once it has, and it writes `pid`.
+                # The runner detaches itself: this returns once it has, and it writes `pid`. -P: the
+                # working folder is not on its path, where a team's own pipelines/ would shadow ours.
                 subprocess.run(
-                    [self.python, "-m", "pipelines.local.runner", str(folder.resolve())],
+                    [self.python, "-P", "-m", "pipelines.local.runner", str(folder.resolve())],
                     stdin=subprocess.DEVNULL,
                     stdout=log,
                     stderr=subprocess.STDOUT,
@@ -107,6 +111,20 @@ class LocalBackend:
         except (OSError, subprocess.SubprocessError) as exc:
             raise TransientError(f"cannot start the local runner: {type(exc).__name__}") from exc
         return run_id
+
+    def _artifacts(self, submission: Submission, run_id: str) -> Path | None:
+        """Where a run whose pipeline_root is `gs://BUCKET/PATH` writes: the landing folder's
+        stand-in for that bucket (None without a landing folder or such a root)."""
+        root = submission.pipeline.pipeline_root or ""
+        if self.landing_dir is None or not root.startswith("gs://"):
+            return None
+        return (self.landing_dir / root.removeprefix("gs://").strip("/") / run_id).resolve()
+
+    def _uri(self, path: str) -> str:
+        """A local artifact's `gs://` URI if the landing folder holds it, else the path itself."""
+        if self.landing_dir is not None and Path(path).is_relative_to(landing := self.landing_dir.resolve()):
+            return "gs://" + Path(path).relative_to(landing).as_posix()
+        return path
 
     def status(self, run_id: str) -> RunStatus:
         """The run's state from its folder.
@@ -127,7 +145,7 @@ class LocalBackend:
                 started_at=raw.get("started_at"),
                 finished_at=raw.get("finished_at"),
                 metrics=raw.get("metrics", {}),
-                outputs=raw.get("outputs", {}),
+                outputs={name: self._uri(path) for name, path in raw.get("outputs", {}).items()},
                 error=raw.get("error"),
             )
         pid = folder / "pid"

@@ -1,6 +1,7 @@
 """What ships in the functions' source: `kfp-trigger deploy source`'s archive holds the packages
-the functions import (without the CLI), main.py, routes.yaml and the hashed requirements.txt,
-nothing else; it is the same bytes for the same files; and every module in it imports alone."""
+the functions import (without the CLI), main.py, routes.yaml with its pipelines compiled, and the
+hashed requirements.txt, nothing else; it is the same bytes for the same files; and every module
+in it imports alone."""
 
 from __future__ import annotations
 
@@ -10,19 +11,28 @@ import sys
 import zipfile
 from pathlib import Path
 
-from functions.cli.tfvars import source_archive
+import pytest
+
+from functions.cli.archive import entry_point, source_archive
+from pipelines import catalog
+from pipelines.catalog import LoadedRoutes
 from tests.support import ROOT
 
 EXAMPLE = ROOT / "deploy" / "routes.example.yaml"
 
 
-def archive_names() -> list[str]:
-    with zipfile.ZipFile(io.BytesIO(source_archive(ROOT, EXAMPLE))) as archive:
+@pytest.fixture(scope="module")
+def example(tmp_path_factory: pytest.TempPathFactory) -> LoadedRoutes:
+    return catalog.load(EXAMPLE, tmp_path_factory.mktemp("packages"))
+
+
+def archive_names(example: LoadedRoutes) -> list[str]:
+    with zipfile.ZipFile(io.BytesIO(source_archive(EXAMPLE, example))) as archive:
         return archive.namelist()
 
 
-def test_the_source_archive_holds_the_package_and_requirements_only() -> None:
-    names = archive_names()
+def test_the_source_archive_holds_the_package_and_requirements_only(example: LoadedRoutes) -> None:
+    names = archive_names(example)
     assert {"main.py", "requirements.txt", "routes.yaml"} <= set(names)
     assert {name.split("/", 1)[0] for name in names} == {
         "main.py",
@@ -30,16 +40,26 @@ def test_the_source_archive_holds_the_package_and_requirements_only() -> None:
         "routes.yaml",
         "events",
         "functions",
+        "packages",
         "pipelines",
     }
     assert not [name for name in names if name.startswith("functions/cli/") or "__pycache__" in name]
+    assert not [name for name in names if name.startswith("pipelines/examples/")], "examples ship compiled"
+    assert [name for name in names if name.startswith("packages/")] == [
+        f"packages/{example.catalog['survey-retrain'].package.name}"
+    ]
     assert all(name.endswith((".py", ".yaml", ".txt", ".html")) for name in names)
     assert "functions/statuspage/templates/overview.html" in names  # read at run time
-    assert source_archive(ROOT, EXAMPLE) == source_archive(ROOT, EXAMPLE), "same files, same bytes"
+    assert source_archive(EXAMPLE, example) == source_archive(EXAMPLE, example), "same files, same bytes"
 
 
-def test_every_shipped_module_imports_without_the_tools(tmp_path: Path) -> None:
-    with zipfile.ZipFile(io.BytesIO(source_archive(ROOT, EXAMPLE))) as archive:
+def test_main_py_is_the_entry_point_the_archive_writes() -> None:
+    """The archive writes main.py (an installed kfp-trigger has none); the checkout's is the same."""
+    assert (ROOT / "main.py").read_text() == entry_point()
+
+
+def test_every_shipped_module_imports_without_the_tools(tmp_path: Path, example: LoadedRoutes) -> None:
+    with zipfile.ZipFile(io.BytesIO(source_archive(EXAMPLE, example))) as archive:
         archive.extractall(tmp_path)
         files = archive.namelist()
     modules = sorted(
@@ -99,7 +119,7 @@ def test_the_lock_file_satisfies_pyproject_and_pins_every_hash() -> None:
     from packaging.utils import canonicalize_name
 
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    locked_text = (ROOT / "requirements.txt").read_text()
+    locked_text = (ROOT / "deploy" / "requirements.txt").read_text()
     locked = {
         canonicalize_name(name): version
         for name, version in re.findall(r"^([A-Za-z0-9_.-]+)==(\S+) \\$", locked_text, flags=re.M)
