@@ -31,5 +31,7 @@ def test_demo_runs_one_real_pipeline_to_a_published_result(tmp_path: Path) -> No
     assert set(event["data"]["metrics"]) == {"accuracy", "auc", "rows_train", "rows_test"}
     assert event["data"]["metrics"]["rows_train"] + event["data"]["metrics"]["rows_test"] == 600
     model = event["data"]["outputs"]["model"]
-    assert model.startswith("gs://acme-ml-artifacts/survey-retrain/"), "the bucket stand-in's URI, never a path"
+    assert model.startswith("gs://acme-ml-artifacts/survey-retrain/"), (
+        "the bucket stand-in's URI, never a path"
+    )
     assert (state / "landing" / model.removeprefix("gs://")).is_file(), "the landing folder holds it"

@@ -165,11 +165,14 @@ def env_for(state_dir: Path, routes: Path = ROUTES, **extra: str) -> dict[str, s
 
 
 @contextmanager
-def server(command: list[str], env: Mapping[str, str], port: int, log: Path) -> Iterator[str]:
-    """Start a server subprocess (output to `log`), wait until it answers, yield its URL, stop it."""
+def server(
+    command: list[str], env: Mapping[str, str], port: int, log: Path, cwd: Path = ROOT
+) -> Iterator[str]:
+    """Start a server subprocess in `cwd` (output to `log`), wait until it answers, yield its URL,
+    stop it."""
     url = f"http://127.0.0.1:{port}"
     with open(log, "wb") as out:
-        process = subprocess.Popen(command, env=dict(env), cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, env=dict(env), cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 60
         while True:

@@ -134,3 +134,16 @@ def test_the_lock_file_satisfies_pyproject_and_pins_every_hash() -> None:
     assert len(hashed) == len(locked), "every locked package carries its hashes"
     assert "--extra-index-url" not in locked_text, "no machine's own index"
     assert "--find-links" not in locked_text
+
+
+def test_the_wheel_lists_every_package_of_the_product() -> None:
+    """pyproject.toml lists the packages (one is mapped onto deploy/): a new one must be added."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    folders = {
+        path.parent.relative_to(ROOT).as_posix().replace("/", ".")
+        for top in ("events", "functions", "pipelines")
+        for path in (ROOT / top).rglob("__init__.py")
+    }
+    assert listed == folders | {"functions.cli.bundle"}
