@@ -15,5 +15,11 @@ def test_the_cold_start_bench_answers_a_first_event_per_target(capsys: pytest.Ca
     cold_start.main(["--repeat", "1"])
     printed = capsys.readouterr().out
     assert "| no-op CloudEvent function |" in printed
-    assert "| handle_event, Firestore ledger, Pub/Sub sinks (emulators) |" in printed
-    assert "target: first answer" in printed
+    assert (
+        "| handle_event, test routes (a source compiled at load), Firestore ledger, Pub/Sub sinks |"
+        in printed
+    )
+    assert (
+        "| handle_event, example routes shipped (real pipeline, compiled package + sha256), same |" in printed
+    )
+    assert "target: shipped ≤ 1.3x the no-op's first answer" in printed
