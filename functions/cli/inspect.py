@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 import time
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from functions.cli import common
 from functions.cli.common import settings_options
-from functions.service.records import LEDGER_STATES
+from functions.service.records import LEDGER_STATES, RunRecord
 from pipelines.backend import RunState
+
+if TYPE_CHECKING:
+    from functions.settings import Settings
 
 
 @click.command()
@@ -66,6 +70,12 @@ def status(routes: str | None, state_dir: str | None, landing_dir: str | None, a
     help="list at most this many (the ledger reads no more)",
 )
 @click.option("--oldest-first", is_flag=True, help="list the oldest runs first (default: the newest)")
+@click.option(
+    "--wait",
+    type=click.FloatRange(0, 3600),
+    default=0,
+    help="wait up to this many seconds for a run to match; exit 1 if none did",
+)
 @click.option("--json", "as_json", is_flag=True, help="print a JSON list")
 def runs(
     routes: str | None,
@@ -75,6 +85,7 @@ def runs(
     state: str | None,
     limit: int,
     oldest_first: bool,
+    wait: float,
     as_json: bool,
 ) -> None:
     """List the runs in the ledger, newest first: the latest --limit of them.
@@ -83,12 +94,13 @@ def runs(
       kfp-trigger runs --limit 20                       the 20 latest runs
       kfp-trigger runs --state QUEUED --oldest-first    the queue, in the order it starts
       kfp-trigger runs --route nightly --json           for scripts
+      kfp-trigger runs --state SUCCEEDED --wait 120     once a run has succeeded (exit 1: none did)
     """
-
     from functions.service.records import iso
 
-    records = common.ledger(common.settings(routes, state_dir, landing_dir)).runs(
-        route=route, state=RunState(state) if state else None, limit=limit, newest_first=not oldest_first
+    query = {"route": route, "state": RunState(state) if state else None, "limit": limit}
+    records = _runs(
+        common.settings(routes, state_dir, landing_dir), query | {"newest_first": not oldest_first}, wait
     )
     rows = [
         {
@@ -108,14 +120,31 @@ def runs(
     ]
     if as_json:
         common.emit(rows)
-        return
-    if not rows:
+    elif not rows:
         click.echo("no runs")
-    for row in rows:
+    for row in [] if as_json else rows:
         created = f"{str(row['created_at'])[:19]}Z"  # to the second
         click.echo(
             f"{created}  {row['state']:<10} {row['route']:<28} {row['run_key']}  {row['run_id'] or '-'}"
         )
+    if wait and not rows:
+        raise click.ClickException(f"no run matched within {wait:g} s")
+
+
+def _runs(settings: Settings, query: dict[str, Any], wait: float) -> list[RunRecord]:
+    """The runs `query` selects; with `wait`, once one does (the ledger itself may not exist yet:
+    `dev` makes it), or none after `wait` seconds."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            records = common.ledger(settings).runs(**query)
+        except click.ClickException:
+            if time.monotonic() >= deadline:
+                raise
+            records = []
+        if records or time.monotonic() >= deadline:
+            return records
+        time.sleep(0.5)
 
 
 @click.command()
@@ -125,7 +154,9 @@ def runs(
 def explain(
     identifier: str, routes: str | None, state_dir: str | None, landing_dir: str | None, as_json: bool
 ) -> None:
-    """Show every decision for an event id, event key, run key or join key, and the runs it led to.
+    """Show every decision for an event id, event key, run key or join key, and the runs it led to;
+    or, for an object (`bucket/name` or `gs://bucket/name`, any generation) or the start of a run
+    key, those of its latest events.
 
     A join's windows are told by their state (waiting on which parts until when, complete, or
     expired missing which), with every part's event; a run cancelled by a newer one names it
@@ -135,7 +166,7 @@ def explain(
 
     settings = common.settings(routes, state_dir, landing_dir)
     ledger = common.ledger(settings)
-    told = overview.story(ledger, identifier, _join_names(settings.routes))
+    told = overview.about(ledger, identifier, _join_names(settings.routes))
     if told is None:
         raise click.ClickException(f"nothing recorded for {identifier!r}")
     if as_json:

@@ -30,7 +30,7 @@ def dev(routes: str | None, state_dir: str | None, landing_dir: str | None, host
     from functions import bootstrap
     from functions.cli.devstack.server import DevServer, every, post, start_background
     from functions.cli.devstack.ticks import tick_schedules
-    from functions.cli.devstack.watcher import watch_landing
+    from functions.cli.devstack.watcher import routed_buckets, watch_landing
     from functions.service import reconcile
 
     # A local server: KFP_TRIGGER_AUTH=google-oidc tests auth; the text log format is for a terminal.
@@ -46,7 +46,8 @@ def dev(routes: str | None, state_dir: str | None, landing_dir: str | None, host
     bootstrap.install(services)  # the targets the server runs use these services
     stop = threading.Event()
     events_url = f"{server.url}/handle_event"
-    start_background("watcher", lambda: watch_landing(settings.landing_dir, events_url, stop))
+    buckets = routed_buckets(services.router.rules)
+    start_background("watcher", lambda: watch_landing(settings.landing_dir, events_url, stop, buckets))
     send = partial(post, events_url)
     start_background("ticker", lambda: tick_schedules(services.router.rules, send, stop))
     start_background("reconciler", lambda: every(5.0, lambda: reconcile.reconcile(services), stop))

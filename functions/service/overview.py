@@ -209,6 +209,24 @@ def activity(ledger: Ledger, now: float, minutes: int = 60) -> Activity:
     return Activity(start, counts, len(decisions) >= CHART_LIMIT)
 
 
+def about(ledger: Ledger, text: str, names: JoinNames, events: int = 10) -> Story | None:
+    """The story of what `text` names exactly (`story`), or else the stories of the latest
+    `events` events about objects or run keys starting with it (`bucket/name`, `gs://bucket/name`:
+    every generation of an object), told as one; None if nothing is recorded."""
+    found = story(ledger, text, names)
+    if found is not None:
+        return found
+    keys = dict.fromkeys(
+        d.event_key or d.run_key for d in ledger.find(text.removeprefix("gs://"), FOUND_LIMIT)
+    )
+    told = [each for key in list(keys)[:events] if (each := story(ledger, key, names)) is not None]
+    if not told:
+        return None
+    decisions = sorted({id(d): d for each in told for d in each.decisions}.values(), key=lambda d: d.at)
+    runs = list({run.run_key: run for each in told for run in each.runs}.values())
+    return Story(text, decisions, runs, [window for each in told for window in each.windows])
+
+
 def search(ledger: Ledger, text: str, names: JoinNames) -> Story | list[DecisionRecord]:
     """What `text` names: the story of an event id, event key, run key or join key, or else the
     decisions about objects (or run keys) starting with it — `bucket/name`, or `gs://bucket/name`."""

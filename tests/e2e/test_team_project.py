@@ -82,8 +82,8 @@ def test_a_team_package_named_like_ours_loads_and_neither_shadows_the_other(team
     )
     edit(
         team / "pipelines" / "csat.py",
-        "learning_rate: float = 0.1):",
-        "learning_rate: float = LEARNING_RATE):",
+        "learning_rate: float = 0.1)",
+        "learning_rate: float = LEARNING_RATE)",
     )
     edit(
         team / "routes.yaml",

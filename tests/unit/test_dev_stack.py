@@ -12,9 +12,9 @@ from events.decoders import decode
 from events.envelope import parse_http
 from events.router import Router, RunRequest
 from functions.cli.devstack.ticks import tick_schedules
-from functions.cli.devstack.watcher import finalized_event, landing_name
+from functions.cli.devstack.watcher import finalized_event, landing_name, routed_buckets, watch_landing
 from pipelines.catalog import LoadedRoutes
-from tests.support import binary
+from tests.support import binary, serving
 
 
 def test_schedule_ticks_fire_on_the_cron_and_route_to_their_slot(test_routes: LoadedRoutes) -> None:
@@ -46,6 +46,35 @@ def test_landed_files_become_finalized_events(tmp_path: Path) -> None:
     headers, data = finalized_event("my-bucket", "a/b.csv", target)
     event = decode({k.removeprefix("ce-"): v for k, v in headers.items() if k.startswith("ce-")}, data)
     assert event.key == f"my-bucket/a/b.csv#{target.stat().st_mtime_ns}"
+
+
+def test_only_files_in_routed_buckets_become_events(tmp_path: Path, test_routes: LoadedRoutes) -> None:
+    """As deployed, where a bucket without a route has no Eventarc trigger: a run's artifacts
+    written to its pipeline root's bucket in the landing folder start nothing."""
+    buckets = routed_buckets(test_routes.rules)
+    assert {"some-bucket", "acme-survey-landing"} <= buckets
+    assert "acme-ml-artifacts" not in buckets
+    posted: list[str] = []
+    done = threading.Event()
+
+    def app(environ: dict[str, object], start_response: object) -> list[bytes]:
+        posted.append(str(environ["HTTP_CE_SOURCE"]).rsplit("/", 1)[-1])
+        done.set()
+        start_response("200 OK", [("Content-Type", "application/json")])  # type: ignore[operator]
+        return [b"{}"]
+
+    landing = tmp_path / "landing"
+    for bucket in ("acme-ml-artifacts", "some-bucket"):  # the unrouted one first, in name order
+        (landing / bucket / "folder").mkdir(parents=True)
+        (landing / bucket / "folder" / "f.csv").write_text("x\n")
+    stop = threading.Event()
+    with serving(app) as url:
+        watcher = threading.Thread(target=watch_landing, args=(landing, url, stop, buckets), daemon=True)
+        watcher.start()
+        assert done.wait(30), "the routed bucket's file was not delivered"
+        stop.set()
+        watcher.join(timeout=10)
+    assert posted == ["some-bucket"], "one event, from the routed bucket"
 
 
 @pytest.mark.parametrize(

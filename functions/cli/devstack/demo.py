@@ -63,7 +63,7 @@ def land(landing: Path, name: str, text: str) -> Path:
 def run_demo(settings: Settings, say: Callable[[str], None], timeout: float = 240.0) -> int:
     from functions import bootstrap
     from functions.cli.devstack.server import DevServer, every, start_background, wait_until
-    from functions.cli.devstack.watcher import watch_landing
+    from functions.cli.devstack.watcher import routed_buckets, watch_landing
     from functions.service import reconcile
 
     for folder in (settings.state_dir, settings.landing_dir):
@@ -76,9 +76,8 @@ def run_demo(settings: Settings, say: Callable[[str], None], timeout: float = 24
     bootstrap.install(services)  # the targets the server runs use these services
     server.start()
     stop = threading.Event()
-    start_background(
-        "watcher", lambda: watch_landing(settings.landing_dir, f"{server.url}/handle_event", stop)
-    )
+    url, buckets = f"{server.url}/handle_event", routed_buckets(services.router.rules)
+    start_background("watcher", lambda: watch_landing(settings.landing_dir, url, stop, buckets))
     start_background("reconciler", lambda: every(5.0, lambda: reconcile.reconcile(services), stop))
     logs.configure("text", logging.WARNING)  # the services set up the function's own logging
     try:

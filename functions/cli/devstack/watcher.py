@@ -8,10 +8,13 @@ import contextlib
 import logging
 import mimetypes
 import threading
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 from events.eventarc import Delivery, object_finalized
+from events.model import Source
+from events.rules import Rule, listeners
 from functions.cli.devstack.server import post
 from functions.logs import fields
 
@@ -43,8 +46,18 @@ def landing_name(landing: Path, path: Path) -> tuple[str, str] | None:
     return parts[0], "/".join(parts[1:])
 
 
-def watch_landing(landing: Path, events_url: str, stop: threading.Event) -> None:
-    """Post a `finalized` event for every file added or rewritten under `landing`.
+def routed_buckets(rules: Sequence[Rule]) -> set[str]:
+    """The buckets a storage route (or a join's storage part) listens to: where Eventarc would
+    have a trigger."""
+    return {rule.index for rule in listeners(tuple(rules)) if rule.source is Source.STORAGE}
+
+
+def watch_landing(
+    landing: Path, events_url: str, stop: threading.Event, buckets: Collection[str] | None = None
+) -> None:
+    """Post a `finalized` event for every file added or rewritten under `landing`, in `buckets`
+    only if given: as deployed, where Eventarc has a trigger on a routed bucket only, so a run's
+    artifacts written to its pipeline root's bucket start nothing.
 
     watchfiles wakes the loop on a change (or every 2 s); each wake-up compares the folder with
     what was delivered, by modification time, so a file is delivered whether it landed before
@@ -67,7 +80,7 @@ def watch_landing(landing: Path, events_url: str, stop: threading.Event) -> None
     ):
         for path in sorted(landing.rglob("*")):
             names = landing_name(landing, path)
-            if names is None:
+            if names is None or (buckets is not None and names[0] not in buckets):
                 continue
             with contextlib.suppress(FileNotFoundError):  # gone again already
                 modified = path.stat().st_mtime_ns
