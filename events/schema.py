@@ -52,7 +52,7 @@ class StorageWhen(Model):
 class Signature(Model):
     """The producer signs each message: attributes `timestamp` (Unix seconds) and `signature`,
     `v2=` + hex HMAC-SHA256 with a shared secret over the timestamp, topic, attributes and data
-    (README "Signed product messages"); signed messages must carry an `event_id`."""
+    (docs/routes.md, "Signed product messages"); signed messages must carry an `event_id`."""
 
     secret: str = Field(
         pattern=r"^[A-Z_][A-Z0-9_]*$",

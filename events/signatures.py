@@ -18,7 +18,7 @@ So a signed message re-published with other attributes, or to another topic, no 
 matches. A message that is unsigned, wrongly signed, signed further from now than `max_skew`
 (a replay, or a badly skewed clock), or signed without an `event_id` in its data (replays inside
 the window are caught by that id) is quarantined. Comparison is in constant time.
-`canonical()` and `sign()` are the reference; README "Signed product messages" shows producers
+`canonical()` and `sign()` are the reference; docs/routes.md "Signed product messages" shows producers
 in Python and TypeScript.
 """
 

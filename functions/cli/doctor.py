@@ -110,7 +110,7 @@ def checks(settings: Settings, runner: str) -> Iterator[Finding]:
         try:
             backends = bootstrap.backends_for(settings, loaded.catalog)
         except SettingsError as exc:
-            yield Finding("engines", "fail", str(exc), "set it (README, Configuration)")
+            yield Finding("engines", "fail", str(exc), "set it (docs/configuration.md)")
         else:
             yield from engine_findings(backends, loaded.catalog)
     yield ledger(settings)

@@ -24,8 +24,8 @@ log = logging.getLogger("kfp_trigger.doctor")
 Status = Literal["ok", "warn", "fail"]
 
 ENGINE_FIXES = {
-    "kfp": "check KFP_TRIGGER_KFP_HOST, KFP_TRIGGER_KFP_NAMESPACE and the credentials (README, "
-    '"Deploying"); `curl $KFP_TRIGGER_KFP_HOST/apis/v2beta1/healthz` from where the function runs',
+    "kfp": "check KFP_TRIGGER_KFP_HOST, KFP_TRIGGER_KFP_NAMESPACE and the credentials (docs/deploy.md); "
+    "`curl $KFP_TRIGGER_KFP_HOST/apis/v2beta1/healthz` from where the function runs",
     "vertex": "check KFP_TRIGGER_VERTEX_PROJECT and KFP_TRIGGER_VERTEX_LOCATION, that the Vertex AI API "
     "is enabled, and that the function's identity has roles/aiplatform.user",
 }

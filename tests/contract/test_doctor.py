@@ -101,7 +101,7 @@ def test_an_engine_that_does_not_answer_fails_with_the_fix(tmp_path: Path) -> No
         "engines",
         "fail",
         "KFP_TRIGGER_KFP_HOST is required: a pipeline has backend: kfp",
-        "set it (README, Configuration)",
+        "set it (docs/configuration.md)",
     )
 
 

@@ -4,7 +4,7 @@ two CSV parts and the `_SUCCESS` marker land, the kfp.local run ends, its result
 
 The overview shows the run SUCCEEDED, clicking it shows the event's story, searching a part's
 object name finds its skip reason; no console errors, no request leaves loopback. The
-overview's screenshot is the README's (`STATUS_PAGE_SCREENSHOT=docs/status-overview.png`
+overview's screenshot is docs/operations.md's (`STATUS_PAGE_SCREENSHOT=docs/status-overview.png`
 writes it there)."""
 
 from __future__ import annotations

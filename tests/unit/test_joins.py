@@ -219,11 +219,11 @@ def test_simulate_says_which_part_an_event_fills_and_what_it_would_do(joined: Se
     assert "the last one missing" in str(last["reason"])
 
 
-def test_the_readme_worked_example_is_a_valid_join_route() -> None:
+def test_the_guides_worked_example_is_a_valid_join_route() -> None:
     from pathlib import Path
 
-    readme = (Path(__file__).parents[2] / "README.md").read_text()
-    section = readme.split("### Joins", 1)[1]
+    guide = (Path(__file__).parents[2] / "docs" / "routes.md").read_text()
+    section = guide.split("## Joins", 1)[1]
     example = section.split("```yaml\n", 1)[1].split("```", 1)[0]
     text = "version: 1\npipelines: {retrain: {source: tests.support.echo_pipeline:echo_pipeline}}\n" + example
     (rule,) = load_routes(text).rules

@@ -72,7 +72,7 @@ def test_refused(message: Message, reason: str) -> None:
 
 
 def test_the_signed_bytes_are_canonical() -> None:
-    """The documented form, byte for byte (README "Signed product messages")."""
+    """The documented form, byte for byte (docs/routes.md, "Signed product messages")."""
     import hashlib
     import hmac
 
@@ -113,13 +113,13 @@ def test_a_route_that_checks_signatures_needs_its_secret(
 
 
 def test_the_readmes_python_producer_signs_as_the_reference_checks() -> None:
-    """The README's producer example, run as written, makes messages the route accepts."""
+    """The routes guide's producer example, run as written, makes messages the route accepts."""
     import re
 
     from tests.support import ROOT
 
-    readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("**Signed product messages.**") :]
+    guide = (ROOT / "docs" / "routes.md").read_text()
+    section = guide[guide.index("**Signed product messages.**") :]
     (code,) = re.findall(r"```python\n(.*?)```", section, flags=re.S)[:1]
     published: list[tuple[str, bytes, dict[str, str]]] = []
 
