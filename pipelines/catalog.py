@@ -7,10 +7,10 @@ cold start.
 
 A pipeline comes from a Python reference (`module:function` or `file.py:function`, compiled with
 the KFP compiler: see `sources`) or a compiled YAML package (a local file, `gs://` or Artifact
-Registry: see `templates`), which a `sha256` pins. Its
-version is the sha256 of the canonical JSON of every YAML document in the package, so
-formatting and comments do not change it but any change to the spec (or the KFP SDK version,
-which the spec embeds) does. Packages land in `<state>/packages/`.
+Registry: see `templates`), which a `sha256` pins. Its version is the sha256 of the canonical
+JSON of every YAML document in the package, so formatting and comments do not change it but any
+change to the spec (or the KFP SDK version, which the spec embeds) does. Packages land in
+`<state>/packages/`.
 """
 
 from __future__ import annotations

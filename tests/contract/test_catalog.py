@@ -40,6 +40,17 @@ def test_a_compiled_package_is_used_as_is(tmp_path: Path) -> None:
     assert from_package.version == compiled.version
 
 
+def test_a_package_pinned_by_its_sha256_loads_only_with_that_content(tmp_path: Path) -> None:
+    """What `deploy source` ships: the function refuses a package that is not the one built."""
+    compiled = build_pipeline(SURVEY, tmp_path, tmp_path / "p")
+    (tmp_path / "survey.yaml").write_text(compiled.package.read_text())
+    pinned = PipelineDef("survey-retrain", None, "survey.yaml", "local", None, {}, sha256=compiled.version)
+    assert build_pipeline(pinned, tmp_path, tmp_path / "q").version == compiled.version
+    (tmp_path / "survey.yaml").write_text(compiled.package.read_text().replace("300.0", "301.0"))
+    with pytest.raises(ValueError, match=r"not the sha256 [0-9a-f]{64} routes\.yaml gives"):
+        build_pipeline(pinned, tmp_path, tmp_path / "r")
+
+
 def test_inputs_and_required_parameters(tmp_path: Path) -> None:
     compiled = build_pipeline(SURVEY, tmp_path, tmp_path / "p")
     assert compiled.inputs["epochs"] == "NUMBER_INTEGER"
