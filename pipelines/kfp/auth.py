@@ -5,7 +5,8 @@ the client is built and never refresh it; a warm Cloud Functions instance would 
 an hour later. `refreshing(credentials)` wraps google-auth credentials in kfp's
 `TokenCredentialsBase`: the generated API client calls its hook before every request, and the
 hook refreshes the credentials whenever google-auth no longer counts them valid (it does so a
-few minutes before they expire, `google.auth._helpers.REFRESH_THRESHOLD`), then sets the token.
+few minutes before they expire, `google.auth._helpers.REFRESH_THRESHOLD`), then sets the token;
+`renew` refreshes at once, for a request the server answered 401 (`backend.renewing`).
 """
 
 from __future__ import annotations
@@ -26,10 +27,20 @@ class RefreshingToken:
     def token(self) -> str:
         with self._lock:
             if not self.credentials.valid:
-                from google.auth.transport.requests import Request
-
-                self.credentials.refresh(Request())
+                self._refresh()
             return str(self.credentials.token)
+
+    def renew(self) -> str:
+        """A new token now, however valid google-auth counts the last one: the server refused it
+        (revoked, or a clock that disagrees with the server's)."""
+        with self._lock:
+            self._refresh()
+            return str(self.credentials.token)
+
+    def _refresh(self) -> None:
+        from google.auth.transport.requests import Request
+
+        self.credentials.refresh(Request())
 
     def refresh_api_key_hook(self, config: Any) -> None:
         config.api_key["authorization"] = self.token()

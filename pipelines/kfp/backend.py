@@ -77,6 +77,34 @@ def with_timeout(client: Any, timeout: tuple[float, float]) -> Any:
     return client
 
 
+def renewing(client: Any, renew: Callable[[], str]) -> Any:
+    """Send a request the server answers 401 once more, with a token `renew` just fetched.
+
+    A token google-auth still counts valid can be refused (revoked, or this machine's clock ahead
+    of the server's); one retry with a fresh token tells that apart from credentials that are
+    wrong, which a second 401 then reports (permanent, `mapped`).
+    """
+    import kfp_server_api
+
+    rest = client._run_api.api_client.rest_client
+    request = rest.request
+
+    def renewed(
+        method: str, url: str, *args: Any, headers: dict[str, str] | None = None, **kwargs: Any
+    ) -> Any:
+        try:
+            return request(method, url, *args, headers=headers, **kwargs)
+        except kfp_server_api.ApiException as exc:
+            if exc.status != 401:
+                raise
+            kept = {name: value for name, value in (headers or {}).items() if name.lower() != "authorization"}
+            headers = kept | {"authorization": f"Bearer {renew()}"}  # the generated client's own key
+            return request(method, url, *args, headers=headers, **kwargs)
+
+    rest.request = renewed
+    return client
+
+
 def quiet_client() -> type[Any]:
     """`kfp.Client` that makes no request and touches no file of its own.
 
@@ -86,12 +114,21 @@ def quiet_client() -> type[Any]:
     can apply; `set_user_namespace` writes that file back (kfp/client/client.py `__init__`,
     `_load_context_setting_or_default`, `get_kfp_healthz`, `set_user_namespace`). kfp-trigger
     names the namespace itself: here the context starts empty, the probe answers nothing, the
-    namespace is kept in memory, and the first request the client makes is one of ours.
+    namespace is kept in memory, and the first request the client makes is one of ours. It
+    never takes kfp.Client's inverse-proxy branch, whose token is never refreshed.
     """
     import kfp
     import kfp_server_api
 
     class QuietClient(kfp.Client):  # type: ignore[misc]
+        def _is_inverse_proxy_host(self, host: str) -> bool:
+            # kfp.Client._load_config tries this branch before `credentials`, and for an AI
+            # Platform Pipelines host (*.googleusercontent.com) takes one static token
+            # (auth.get_gcp_access_token) that expires an hour later (kfp/client/client.py:
+            # `elif self._is_inverse_proxy_host(host)` precedes `elif credentials`). kfp-trigger
+            # passes refreshing ADC credentials for those hosts itself (`for_host`).
+            return False
+
         def _load_context_setting_or_default(self) -> None:
             self._context_setting = {"namespace": ""}
 
@@ -125,6 +162,23 @@ def _equals(key: str, value: str, since: datetime | None = None) -> str:
     return quote(json.dumps({"predicates": predicates}), safe="")
 
 
+def _credentials(host: str, token: str, client_id: str, token_file: str, google_credentials: Any) -> Any:
+    """The kfp credentials `for_host` describes (None: a bearer token, or none at all)."""
+    from pipelines.kfp.auth import adc_credentials, iap_credentials, refreshing
+
+    if token:
+        return None  # kfp.Client sends it as it is
+    if token_file:
+        from kfp.client.set_volume_credentials import ServiceAccountTokenVolumeCredentials
+
+        return ServiceAccountTokenVolumeCredentials(token_file)
+    if client_id:
+        return refreshing(google_credentials or iap_credentials(client_id))
+    if host.rstrip("/").endswith(".pipelines.googleusercontent.com"):
+        return refreshing(google_credentials or adc_credentials())
+    return None
+
+
 class KfpBackend:
     def __init__(self, client_factory: Callable[[], Any], completion_topic: str = "") -> None:
         """`client_factory` builds the `kfp.Client` (host, namespace, credentials) on first use;
@@ -147,32 +201,28 @@ class KfpBackend:
         token_file: str = "",
         timeout: tuple[float, float] = TIMEOUT,
         completion_topic: str = "",
+        google_credentials: Any = None,
     ) -> KfpBackend:
         """A backend for the API at `host`, authenticated by, in order: a bearer `token`; a
         service-account `token_file` (in-cluster: the projected token, re-read on every request
         as the kubelet rotates it); an IAP `client_id` (ID tokens for the ambient service
         account, refreshed); for AI Platform Pipelines hosts (*.pipelines.googleusercontent.com),
-        Application Default Credentials (refreshed); otherwise none. `namespace` is set on the
-        client for every request (multi-user clusters scope experiments and runs by it; a
-        single-user server ignores it, `ReplaceNamespace` in resource_manager.go)."""
-        from pipelines.kfp.auth import adc_credentials, iap_credentials, refreshing
+        Application Default Credentials (refreshed; `google_credentials` instead, if given);
+        otherwise none. A request answered 401 is sent once more with a renewed token.
+        `namespace` is set on the client for every request (multi-user clusters scope
+        experiments and runs by it; a single-user server ignores it, `ReplaceNamespace` in
+        resource_manager.go)."""
 
         def factory() -> Any:
-            from kfp.client.set_volume_credentials import ServiceAccountTokenVolumeCredentials
-
-            credentials = None  # with a bearer `token`, kfp.Client needs none
-            if not token and token_file:
-                credentials = ServiceAccountTokenVolumeCredentials(token_file)
-            elif not token and client_id:
-                credentials = refreshing(iap_credentials(client_id))
-            elif not token and host.rstrip("/").endswith(".pipelines.googleusercontent.com"):
-                credentials = refreshing(adc_credentials())
+            credentials = _credentials(host, token, client_id, token_file, google_credentials)
             with warnings.catch_warnings():  # it always warns that it needs KFP >= 2.0: documented
                 warnings.filterwarnings("ignore", "This client only works", FutureWarning)
                 client = quiet_client()(
                     host=host, namespace=namespace, existing_token=token or None, credentials=credentials
                 )
             client.set_user_namespace(namespace)  # kfp.Client keeps "kubeflow" only as a default
+            if hasattr(credentials, "renew"):
+                renewing(client, credentials.renew)
             return with_timeout(client, timeout)
 
         return cls(factory, completion_topic)

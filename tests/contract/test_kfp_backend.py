@@ -350,3 +350,40 @@ def test_kfp_local_is_held_to_the_sdk_release_that_runs_exit_handlers(notified: 
         "(notify: true adds one): it needs kfp.local 2.17.0 or later"
     )
     assert refusal(Engine("local", "2.17.3"), notified.features) is None
+
+
+def test_a_warm_backend_on_an_inverse_proxy_host_keeps_its_token_fresh(
+    fake: FakeKfp, test_routes: LoadedRoutes
+) -> None:
+    """An AI Platform Pipelines host (*.pipelines.googleusercontent.com) takes refreshing ADC
+    credentials, not kfp.Client's one static token of its inverse-proxy branch: a token that
+    expired is refreshed before the next request, and one the proxy refuses while google-auth
+    still counts it valid is renewed and the request sent once more; only credentials refused
+    twice make the call fail."""
+    import datetime
+
+    from google.auth import _helpers
+
+    from tests.support.fakes import StubCredentials
+
+    adc = StubCredentials(3600, 3600, 3600, 3600)
+    host = "https://1234abcd-dot-europe-west1.pipelines.googleusercontent.com"
+    backend = KfpBackend.for_host(host, "kubeflow", google_credentials=adc)
+    with serving(fake) as url:
+        backend.client._run_api.api_client.configuration.host = url  # the proxy, here
+        fake.tokens = {"token-1"}
+        backend.submit(submission(test_routes, "k-1"))
+        assert set(fake.authorizations) == {"Bearer token-1"}
+        adc.expiry = _helpers.utcnow() - datetime.timedelta(seconds=1)  # an hour later
+        fake.tokens = {"token-2"}
+        backend.submit(submission(test_routes, "k-2"))
+        assert fake.authorizations[-1] == "Bearer token-2"
+        fake.tokens = {"token-3"}  # revoked while google-auth still counts token-2 valid
+        backend.submit(submission(test_routes, "k-3"))
+        assert fake.authorizations[-2:] == ["Bearer token-2", "Bearer token-3"], (
+            "refused, renewed, sent again"
+        )
+        fake.tokens = set()  # credentials no proxy admits: refused twice, then the call fails
+        with pytest.raises(PermanentError, match="HTTP 401"):
+            backend.submit(submission(test_routes, "k-4"))
+    assert len(fake.runs) == 3

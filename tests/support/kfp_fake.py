@@ -17,7 +17,11 @@ source in kubeflow/pipelines (backend/src/apiserver/…): filters are URL-decode
 paged (`list.go`); a multi-user cluster (`multi_user=True`) keeps experiments per namespace and
 refuses an empty one, a single-user one ignores it (`ReplaceNamespace`); `:terminate` moves a
 run to CANCELING (`run_store.go`); versions keep their pipeline spec; errors come in
-grpc-gateway's JSON shape (`{code, message, details}`).
+grpc-gateway's JSON shape (`{code, message, details}`). With `tokens`, it stands behind an
+authenticating proxy, as AI Platform Pipelines' public endpoint does (Google's inverse proxy
+admits a request with a valid Google access token only: "Connecting to Kubeflow Pipelines on
+Google Cloud using the SDK", googlecloudplatform.github.io/kubeflow-gke-docs/…/authentication-sdk):
+any other bearer token, an expired one too, is answered 401.
 """
 
 from __future__ import annotations
@@ -103,6 +107,7 @@ class FakeKfp:
     multi_user: bool = False  # a multi-user (Kubeflow profiles) cluster: experiments live in namespaces
     version: str = "2.14.0"  # the release healthz reports as tag_name ("unknown": built without TAG_NAME)
     faults: list[tuple[str, str, str]] = field(default_factory=list)
+    tokens: set[str] | None = None  # behind an authenticating proxy: the bearer tokens it admits
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def fail_next(self, method: str, path_prefix: str, kind: str) -> None:
@@ -130,6 +135,8 @@ class FakeKfp:
         method, path = request.method, request.path
         self.requests.append((method, path))
         self.authorizations.append(request.headers.get("Authorization", ""))
+        if self.tokens is not None and self.authorizations[-1].removeprefix("Bearer ") not in self.tokens:
+            return Response("Unauthorized", 401)  # the proxy's answer: the server never sees it
         fault = self._fault(method, path)
         if fault == "empty":  # a list that misses what exists (another instance just created it)
             return _json({"total_size": 0})
