@@ -53,9 +53,10 @@ def rerun(services: Services, run_key: str) -> tuple[str, Outcome, dict[str, obj
 
 def cancel(services: Services, run_key: str) -> RunState:
     """Cancel a run on purpose: a queued run ends CANCELED at once (it never started, its result
-    is published); a submitted one is cancelled on its engine, which stays the authority: the
-    run is recorded CANCELED (or however it ends) when the engine says so, by its notice or the
-    reconciler. Returns the run's state after the request.
+    is published); a submitted one is cancelled on its engine, which stays the authority on when
+    it ends: the run is recorded CANCELED when the engine reports it stopped (FAILED included:
+    `supersede.as_cancelled`), or SUCCEEDED if it finished first. Returns the run's state after
+    the request.
 
     Raises:
         PermanentError: no such run, it has ended already, or it is being submitted right now.
@@ -75,6 +76,7 @@ def cancel(services: Services, run_key: str) -> RunState:
         return RunState.CANCELED
     if run.run_id is None:
         raise PermanentError(f"run {run_key!r} is being submitted right now; try again in a moment")
+    services.quotas.hold(supersede.CANCEL + run.run_key, 1, supersede.OPERATOR, services.clock())
     backend_of(services, run).cancel(run.run_id)
     note(Outcome.COMPLETED, f"cancel requested of {run.run_id}; the engine reports its end")
     return run.state

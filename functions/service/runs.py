@@ -290,14 +290,17 @@ def complete(
         "error": status.error,
         **engine_detail(engine_of(backend)),
     }
-    if status.state is RunState.CANCELED and (by := supersede.superseded_by(services, run.run_key)):
-        details |= {"superseded_by": by, "error": status.error or f"superseded by {by}"}
-    ended = recorder(services, run, "completion").draft(Outcome.COMPLETED, f"run ended {status.state}")
-    also = told(status.state) if told is not None else NO_RIDERS
-    held = finish(services, run, status.state, details, ended, also=also, publishing=True)
+    state, cancelled = supersede.as_cancelled(services, run.run_key, status.state, status.error)
+    details |= cancelled
+    reason = f"run ended {status.state}" + (
+        f", as the cancel asked: {state}" if state is not status.state else ""
+    )
+    ended = recorder(services, run, "completion").draft(Outcome.COMPLETED, reason)
+    also = told(state) if told is not None else NO_RIDERS
+    held = finish(services, run, state, details, ended, also=also, publishing=True)
     services.crash(crashpoints.AFTER_TERMINAL)
     publish_result(services, run.run_key, held)
-    return status.state
+    return state
 
 
 def adopt(services: Services, claim: RunRecord, run_id: str, why: str) -> None:

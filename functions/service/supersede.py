@@ -15,7 +15,9 @@ When a run of a supersede route is about to start (`runs.start_claimed`):
   sends a run back to the queue): then it is adopted and cancelled there (`on_engine`).
 
 "Newer" is the later claim on the ledger's clock (then the run key, so every instance agrees).
-`superseded_by` names who cancelled a run, for its result.
+`superseded_by` names who cancelled a run, for its result. An operator's cancel (`actions.cancel`)
+holds `cancel:<run key>` the same way. A run cancelled either way ends CANCELED whatever its
+engine calls the end (`as_cancelled`): KFP stores a terminated run's workflow as Failed.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ from pipelines.backend import RunState
 
 Note = Callable[[Outcome, str], None]  # writes one decision about a run
 SCOPE = "supersede:"  # + the superseded run's key: one place, held by the run that superseded it
+CANCEL = "cancel:"  # + a run key: held by the operator who had its engine cancel it
+OPERATOR = "operator"  # the holder of a CANCEL place
 
 
 def applies(services: Services, run: NewRun) -> bool:
@@ -141,3 +145,22 @@ def superseded_by(services: Services, run_key: str) -> str | None:
     """The run that had `run_key` cancelled, if one did."""
     holders = services.quotas.holders(SCOPE + run_key)
     return holders[0] if holders else None
+
+
+def as_cancelled(
+    services: Services, run_key: str, state: RunState, error: str | None
+) -> tuple[RunState, dict[str, object]]:
+    """The state a run ended in, and the details to add, once its engine reports `state`: a run
+    kfp-trigger had cancelled (superseded, or by an operator) that ends FAILED or CANCELED ends
+    CANCELED, naming who superseded it. KFP ends a terminated run FAILED: `:terminate` sets a
+    zero deadline and the workflow's Failed phase is stored; nothing sets CANCELED for a v2 run
+    (kubeflow/pipelines backend/src/apiserver/resource/resource_manager.go TerminateRun and
+    ReportWorkflowResource, backend/src/common/util/workflow.go). A run that succeeded before
+    the cancel landed stays SUCCEEDED: the engine decides whether it ran to its end."""
+    if state not in (RunState.FAILED, RunState.CANCELED):
+        return state, {}
+    if by := superseded_by(services, run_key):
+        return RunState.CANCELED, {"superseded_by": by, "error": error or f"superseded by {by}"}
+    if services.quotas.holders(CANCEL + run_key):
+        return RunState.CANCELED, {"error": error or "cancelled on request"}
+    return state, {}

@@ -278,8 +278,8 @@ def test_cancel_terminates_a_run_that_has_not_ended(
     kfp.cancel(run_id)
     assert ("POST", f"/apis/v2beta1/runs/{run_id}:terminate") in fake.requests
     assert kfp.status(run_id).state is RunState.RUNNING, "CANCELING: it may still end otherwise"
-    fake.states[run_id] = "CANCELED"
-    assert kfp.status(run_id).state is RunState.CANCELED
+    fake.end(run_id, "CANCELED")  # the terminate stopped it
+    assert kfp.status(run_id).state is RunState.FAILED, "KFP's word for a terminated run"
     with pytest.raises(PermanentError, match="HTTP 400"):
         kfp.cancel(run_id)  # the server refuses to terminate an ended run
 

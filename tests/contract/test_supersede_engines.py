@@ -66,7 +66,7 @@ def kfp_engine() -> Iterator[Engine]:
                 for _, path in fake.requests
                 if path.endswith(":terminate")
             ],
-            lambda run_id, state: fake.states.__setitem__(run_id, KFP_WORDS[state]),
+            lambda run_id, state: fake.end(run_id, KFP_WORDS[state]),
         )
 
 
@@ -151,6 +151,29 @@ def test_the_newest_run_of_a_tenant_replaces_the_running_one_and_the_other_tenan
     assert record is not None
     assert record.run_id == globex_monday
     assert not record.state.terminal
+
+
+def test_an_operators_cancel_ends_canceled_whatever_the_engine_calls_the_end(
+    on_engine: Services, engine: Engine
+) -> None:
+    """`kfp-trigger cancel` of a running run: KFP ends a terminated run FAILED, Vertex CANCELLED;
+    both are recorded CANCELED, and a run that finished before the cancel landed stays SUCCEEDED."""
+    from functions.service import actions
+
+    stopped = deliver(on_engine, "acme/monday.csv")
+    finished = deliver(on_engine, "globex/monday.csv")
+    acme, globex = engine.runs()
+    actions.cancel(on_engine, str(stopped["run_key"]))
+    actions.cancel(on_engine, str(finished["run_key"]))
+    engine.end(acme, RunState.CANCELED)
+    engine.end(globex, RunState.SUCCEEDED)
+    completion.reconcile(on_engine)
+    ended = results(on_engine)
+    assert (ended[str(stopped["run_key"])]["state"], ended[str(stopped["run_key"])]["superseded_by"]) == (
+        "CANCELED",
+        None,
+    )
+    assert ended[str(finished["run_key"])]["state"] == "SUCCEEDED", "it ran to its end first"
 
 
 LOCAL_ROUTES = """

@@ -16,12 +16,12 @@ source in kubeflow/pipelines (backend/src/apiserver/…): filters are URL-decode
 (`parseAPIFilter`) and may only name the resource's fields (`APIToModelFieldMap`); lists are
 paged (`list.go`); a multi-user cluster (`multi_user=True`) keeps experiments per namespace and
 refuses an empty one, a single-user one ignores it (`ReplaceNamespace`); `:terminate` moves a
-run to CANCELING (`run_store.go`); versions keep their pipeline spec; errors come in
-grpc-gateway's JSON shape (`{code, message, details}`). With `tokens`, it stands behind an
-authenticating proxy, as AI Platform Pipelines' public endpoint does (Google's inverse proxy
-admits a request with a valid Google access token only: "Connecting to Kubeflow Pipelines on
-Google Cloud using the SDK", googlecloudplatform.github.io/kubeflow-gke-docs/…/authentication-sdk):
-any other bearer token, an expired one too, is answered 401.
+run to CANCELING (`run_store.go`), and its end is FAILED (`end`); versions keep their pipeline
+spec; errors come in grpc-gateway's JSON shape (`{code, message, details}`). With `tokens`, it
+stands behind an authenticating proxy, as AI Platform Pipelines' public endpoint does (Google's
+inverse proxy admits a request with a valid Google access token only: "Connecting to Kubeflow
+Pipelines on Google Cloud using the SDK", googlecloudplatform.github.io/kubeflow-gke-docs/…/
+authentication-sdk): any other bearer token, an expired one too, is answered 401.
 """
 
 from __future__ import annotations
@@ -253,9 +253,19 @@ class FakeKfp:
             raise ValueError("An experiment cannot have an empty namespace in multi-user mode")
         return namespace
 
+    def end(self, run_id: str, state: str) -> None:
+        """The run's workflow ends: `state` as the server would report it, except that a run its
+        terminate stopped (CANCELING, ending CANCELED) is stored FAILED: TerminateWorkflow gives
+        the workflow a zero deadline (resource/resource_manager.go), the CANCELING the server
+        reports holds only until the workflow is final (resource_manager.go
+        ReportWorkflowResource, common/util/workflow.go), and then the workflow's Failed phase is
+        stored; nothing sets CANCELED for a v2 run. One that finished first keeps its end."""
+        stopped = self.states.get(run_id) == "CANCELING" and state == "CANCELED"
+        self.states[run_id] = "FAILED" if stopped else state
+
     def _terminate(self, run_id: str) -> Response:
         """POST /runs/{id}:terminate (run.proto TerminateRun): a run not yet ended is CANCELING
-        (storage/run_store.go TerminateRun); the workflow's end makes it CANCELED later."""
+        (storage/run_store.go TerminateRun); its workflow's end makes it FAILED (`end`)."""
         if run_id not in self.runs:
             return _error(5, f"Failed to terminate run {run_id}: run not found", 404)
         state = self.states.get(run_id, self.runs[run_id]["state"])
