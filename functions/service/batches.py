@@ -15,11 +15,12 @@ from dataclasses import dataclass
 from events.errors import BadEvent, TransientError
 from functions.service.ports import ObjectStore, Services
 from functions.service.records import NewRun
-from pipelines.parameters import BATCH_OBJECTS_PARAMETER
+from pipelines.parameters import BATCH_MANIFEST_PARAMETER, BATCH_OBJECTS_PARAMETER
 
 MAX_MANIFEST_BYTES = 1024 * 1024
 MAX_MANIFEST_OBJECTS = 100_000
 MISSING_NAMED = 5  # missing objects named in a not-ready reason
+ASKED_ONE_BY_ONE = 100  # a manifest listing more has its folder listed (`_sizes`)
 MAX_METRICS_FILES = 1000  # objects listed under one run's artifact root
 
 
@@ -53,13 +54,9 @@ def ready(store: ObjectStore, bucket: str, manifest: str) -> Batch:
         raise BadEvent(f"manifest must list 1 to {MAX_MANIFEST_OBJECTS} objects")
     folder = posixpath.dirname(manifest)
     names = [_member(folder, entry) for entry in listed]
-    missing, total = [], 0
-    for name in names:
-        size = store.size(bucket, name)
-        if not size:
-            missing.append(name)
-        else:
-            total += size
+    sizes = _sizes(store, bucket, folder, names)
+    missing = [name for name in names if not sizes.get(name)]
+    total = sum(size or 0 for size in sizes.values())
     if missing:
         named = ", ".join(repr(name) for name in missing[:MISSING_NAMED])
         more = f" and {len(missing) - MISSING_NAMED} more" if len(missing) > MISSING_NAMED else ""
@@ -67,11 +64,28 @@ def ready(store: ObjectStore, bucket: str, manifest: str) -> Batch:
     return Batch(tuple(f"gs://{bucket}/{name}" for name in names), total)
 
 
+def _sizes(store: ObjectStore, bucket: str, folder: str, names: list[str]) -> dict[str, int | None]:
+    """Each named object's size (None: it does not exist). A few are asked for one by one; a
+    large batch's folder is listed instead, a page per 1,000 objects, rather than one request
+    per object (20,000 requests would outlast the function's timeout)."""
+    if len(names) <= ASKED_ONE_BY_ONE:
+        return {name: store.size(bucket, name) for name in names}
+    wanted, sizes = set(names), dict[str, int | None]()
+    for found in store.objects(bucket, f"{folder}/" if folder else ""):
+        if found.name in wanted:
+            sizes[found.name] = found.size
+            if len(sizes) == len(wanted):
+                break
+    return sizes
+
+
 def batch_params(services: Services, run: NewRun) -> dict[str, object]:
-    """A run's parameters with its batch's objects: those of a coalesced batch are members in the
-    ledger (a manifest's batch is in the recorded parameters already)."""
+    """A run's parameters with its batch's objects, which the ledger keeps as the run's members
+    (a coalesced batch's, and a manifest's: `runs.launch` stores them apart from the run)."""
     params = dict(run.params)
-    if BATCH_OBJECTS_PARAMETER in params or not coalesced(services, run):
+    if BATCH_OBJECTS_PARAMETER in params:
+        return params
+    if BATCH_MANIFEST_PARAMETER not in params and not coalesced(services, run):
         return params
     if members := services.queue.members(run.run_key):
         params[BATCH_OBJECTS_PARAMETER] = members

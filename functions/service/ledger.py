@@ -13,7 +13,7 @@ fakes, and `tests/contract/` one suite per port that runs on all three.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from typing import Protocol
 
 from functions.service.records import (
@@ -156,6 +156,11 @@ class RunQueue(Protocol):
         False). None: `run` is no longer QUEUED (its window's run has been taken), so the object
         was not added; the caller opens a batch of its own. One atomic step.
         """
+        ...
+
+    def add_members(self, run: NewRun, members: Sequence[str], now: float) -> None:
+        """Store a batch run's objects (`gs://` URIs) apart from its document, where a manifest's
+        (up to 100,000) would not fit: idempotent, in as many commits as the store needs."""
         ...
 
     def members(self, run_key: str) -> list[str]:

@@ -38,6 +38,7 @@ from functions.service.trail import Recorder, logged, recorder
 from pipelines import engines
 from pipelines.backend import Backend, CompiledPipeline, RunState, Submission
 from pipelines.engines import Engine
+from pipelines.parameters import BATCH_OBJECTS_PARAMETER
 
 log = logging.getLogger("kfp_trigger.runs")
 
@@ -78,12 +79,14 @@ def launch(
     `reading`: what the delivery read before deciding (`guards.gather`): a run key it found
     taken is answered from it (a duplicate costs no write but its decision), and its pause
     flag is not read again. `also` is written with the claim if it is won, else with the
-    decision."""
+    decision. A batch's objects are stored as the run's members, not in its document (a
+    manifest may list 100,000); the submit still passes them."""
     run = replace(run, trace=run.trace or services.telemetry.current())
     seen = reading.runs.get(run.run_key) if reading is not None else None
     claim = claim_rule(seen, reading.at) if seen is not None and reading is not None else None
     if claim is None:  # absent when read, or a claim past its lease: claim it (or take it over)
-        claim = services.store.claim(run, services.clock(), services.settings.claim_lease_seconds, also)
+        lease = services.settings.claim_lease_seconds
+        claim = services.store.claim(_stored(services, run), services.clock(), lease, also)
     if claim.outcome is ClaimOutcome.DONE:
         state = claim.record.state if claim.record else ""
         note(Outcome.DUPLICATE, f"run key already {state}", also)
@@ -93,6 +96,15 @@ def launch(
         return Outcome.BUSY, {"retry_after": round(claim.retry_after, 1)}
     paused = reading.flags.get(limits.PAUSED) if reading is not None else None
     return start_claimed(services, run, pipeline, claim, note, paused)
+
+
+def _stored(services: Services, run: NewRun) -> NewRun:
+    """`run` as its document records it: a batch's objects written apart, as its members."""
+    objects = run.params.get(BATCH_OBJECTS_PARAMETER)
+    if not isinstance(objects, list):
+        return run
+    services.queue.add_members(run, [str(uri) for uri in objects], services.clock())
+    return replace(run, params={k: v for k, v in run.params.items() if k != BATCH_OBJECTS_PARAMETER})
 
 
 def start_claimed(

@@ -63,6 +63,16 @@ def test_a_batch_opens_once_and_an_object_joins_one_batch_of_its_route_ever(
     assert RUN.run_key in [r.run_key for r in ledger.queued(now + 61)]
 
 
+def test_a_large_batch_is_stored_as_members_apart_from_its_run(ledger: Ledger, ledger_clock: Time) -> None:
+    """A manifest's 1,201 objects (more than one Firestore commit holds), written twice as a
+    redelivery would: each is a member once, and another run's members stay its own."""
+    objects = [f"gs://b/wave/part-{n:05d}.csv" for n in range(1201)]
+    ledger.add_members(RUN, objects, ledger_clock.now())
+    ledger.add_members(RUN, objects[:10], ledger_clock.now())
+    assert ledger.members(RUN.run_key) == objects
+    assert ledger.members("another") == []
+
+
 def test_an_object_cannot_join_a_batch_whose_run_was_taken(ledger: Ledger, ledger_clock: Time) -> None:
     now = ledger_clock.now()
     ledger.join_batch(RUN, now, "gs://b/1.csv", "b/1.csv#1", now)

@@ -12,7 +12,7 @@ import functools
 import json
 import threading
 from collections import Counter
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -336,6 +336,10 @@ class FakeRunQueue(FakeRunStore):
                 return None
             self.batch_of[run.route, identity] = (run.run_key, member)
             return run.run_key, True
+
+    def add_members(self, run: NewRun, members: Sequence[str], now: float) -> None:
+        for member in members:
+            self.batch_of[run.route, f"{run.run_key}\n{member}"] = (run.run_key, member)
 
     def members(self, run_key: str) -> list[str]:
         return sorted({member for key, member in self.batch_of.values() if key == run_key})

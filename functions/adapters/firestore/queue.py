@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from functions.adapters.firestore.database import Part, document_id, mapped
 from functions.adapters.firestore.runs import new_document, record, runs_where
 from functions.service.records import Claim, ClaimOutcome, NewRun, RunRecord, claim_rule
 from pipelines.backend import RunState
+
+MEMBERS_PER_COMMIT = 500
 
 
 class FirestoreRunQueue(Part):
@@ -72,6 +74,24 @@ class FirestoreRunQueue(Part):
             return run.run_key, True
 
         return db.commit(join)
+
+    def add_members(self, run: NewRun, members: Sequence[str], now: float) -> None:
+        # One document per object, as a coalesced batch's: a run document holds at most 1 MiB,
+        # ~15,000 URIs (firebase.google.com/docs/firestore/quotas: "Maximum size for a
+        # document"); a batched write at most 500 writes ("Maximum number of writes that can be
+        # passed to a Commit operation"). Set, not create: a redelivery rewrites the same.
+        db = self._db
+        for start in range(0, len(members), MEMBERS_PER_COMMIT):
+            batch = db.client.batch()
+            for member in members[start : start + MEMBERS_PER_COMMIT]:
+                identity = f"{run.run_key}\n{member}"
+                fields = {"route": run.route, "identity": identity, "run_key": run.run_key, "member": member}
+                batch.set(
+                    db.members.document(document_id(f"{run.route}\n{identity}")),
+                    fields | {"at": now} | db.expiry(),
+                )
+            with mapped():
+                batch.commit()
 
     def members(self, run_key: str) -> list[str]:
         query = self._db.members.where(filter=self._db.equal("run_key", run_key))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 
 from functions.adapters.sqlite.database import Part
 from functions.adapters.sqlite.runs import insert_run, record, take_over
@@ -53,6 +54,15 @@ class SqliteRunQueue(Part):
                 (run.route, identity, run.run_key, member, now),
             )
             return run.run_key, True
+
+    def add_members(self, run: NewRun, members: Sequence[str], now: float) -> None:
+        rows = [(run.route, f"{run.run_key}\n{member}", run.run_key, member, now) for member in members]
+        with self._db.write() as db:  # one transaction, whatever the count: SQLite has no cap
+            db.executemany(
+                "INSERT INTO batch_members (route, identity, run_key, member, at) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT (route, identity) DO NOTHING",
+                rows,
+            )
 
     def members(self, run_key: str) -> list[str]:
         rows = self._db.read(
