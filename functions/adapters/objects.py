@@ -9,11 +9,12 @@ from __future__ import annotations
 import itertools
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from events.errors import TransientError
+from events.errors import Refused, TransientError
 from functions.service.records import StoredObject
 
 
@@ -54,7 +55,31 @@ class LocalObjectStore:
                 yield StoredObject(name, stat.st_mtime_ns, stat.st_size, updated)
 
 
+@contextmanager
+def _mapped(bucket: str, missing_is_none: bool = False) -> Iterator[None]:
+    """Cloud Storage errors as kfp-trigger's: 403 (this identity may not read the bucket) and a
+    bucket that does not exist as `Refused`, with the fix; anything else as `TransientError`.
+    `missing_is_none`: the caller answers a missing object itself (a 404 of `read`)."""
+    from google.api_core import exceptions
+
+    try:
+        yield
+    except exceptions.Forbidden as exc:
+        raise Refused(
+            f"Cloud Storage refuses to let the functions read gs://{bucket}: 403 (grant their "
+            "identity roles/storage.objectViewer on the bucket)"
+        ) from exc
+    except exceptions.NotFound as exc:
+        if missing_is_none:
+            raise
+        raise Refused(f"there is no bucket gs://{bucket}") from exc
+    except exceptions.GoogleAPICallError as exc:
+        raise TransientError(f"Cloud Storage unavailable: {type(exc).__name__}") from exc
+
+
 class GcsObjectStore:
+    """Object names stay opaque: each is a blob name, never a path."""
+
     def __init__(self) -> None:
         self._client: Any = None
 
@@ -69,35 +94,24 @@ class GcsObjectStore:
         from google.api_core import exceptions
 
         try:
-            data: bytes = self._bucket(bucket).blob(name).download_as_bytes(start=0, end=limit - 1)
+            with _mapped(bucket, missing_is_none=True):
+                data: bytes = self._bucket(bucket).blob(name).download_as_bytes(start=0, end=limit - 1)
         except exceptions.NotFound:
             return None
-        except exceptions.GoogleAPICallError as exc:
-            raise TransientError(f"Cloud Storage unavailable: {type(exc).__name__}") from exc
         return data
 
     def size(self, bucket: str, name: str) -> int | None:
-        from google.api_core import exceptions
-
-        try:
+        with _mapped(bucket):  # get_blob answers None for a missing object itself
             blob = self._bucket(bucket).get_blob(name)
-        except exceptions.GoogleAPICallError as exc:
-            raise TransientError(f"Cloud Storage unavailable: {type(exc).__name__}") from exc
         return None if blob is None else int(blob.size or 0)
 
     def list(self, bucket: str, prefix: str, limit: int) -> list[str]:
-        from google.api_core import exceptions
-
-        try:
+        with _mapped(bucket):
             blobs = self._bucket(bucket).list_blobs(prefix=prefix, max_results=limit)
             return sorted(str(blob.name) for blob in itertools.islice(blobs, limit))
-        except exceptions.GoogleAPICallError as exc:
-            raise TransientError(f"Cloud Storage unavailable: {type(exc).__name__}") from exc
 
     def objects(self, bucket: str, prefix: str) -> Iterator[StoredObject]:
-        from google.api_core import exceptions
-
-        try:  # the client pages through the listing as it is consumed
+        with _mapped(bucket):  # the client pages through the listing as it is consumed
             for blob in self._bucket(bucket).list_blobs(prefix=prefix):
                 yield StoredObject(
                     str(blob.name),
@@ -106,5 +120,3 @@ class GcsObjectStore:
                     blob.updated,
                     blob.content_type or "",
                 )
-        except exceptions.GoogleAPICallError as exc:
-            raise TransientError(f"Cloud Storage unavailable: {type(exc).__name__}") from exc

@@ -1,7 +1,8 @@
 """Alerts: what an operator must hear about, sent once to every alert sink.
 
 A failed run, a join window that expired with parts missing (`on_expire: alert`), data a route
-expected that did not come (`expect`), a burst of quarantined events. Each alert is a CloudEvent
+expected that did not come (`expect`), a burst of quarantined events, a store that refuses the
+functions (a bucket they may not read: a grant is missing). Each alert is a CloudEvent
 (`dev.kfp-trigger.alert.v1`, its data an `Alert`, schema deploy/schemas/alert.v1.schema.json)
 with the `explain` command to run, published to the alerts sink (a Pub/Sub topic in production,
 JSONL locally) and to a chat webhook when one is set (`KFP_TRIGGER_ALERT_WEBHOOK`, Slack's
@@ -31,7 +32,7 @@ ALERT_TYPE = "dev.kfp-trigger.alert.v1"
 SOURCE_PREFIX = "//kfp-trigger/routes/"
 SENT = "alert:"  # + sink number + ":" + alert id: the place that says it was sent there
 
-Kind = Literal["run.failed", "join.expired", "freshness.missed", "quarantine.burst"]
+Kind = Literal["run.failed", "join.expired", "freshness.missed", "quarantine.burst", "access.refused"]
 
 
 class Alert(BaseModel):
@@ -93,3 +94,20 @@ def alert_schema() -> dict[str, object]:
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = ALERT_TYPE
     return schema
+
+
+def refused(services: Services, route: str, subject: str, reason: str) -> None:
+    """Alert that a store refused what `subject` (a run key, an event key) needed: the operator
+    can grant what is missing; nothing else will. A sink that is down loses this one alert (it
+    is logged): the event or run it is about is recorded either way."""
+    alert = Alert(
+        kind="access.refused",
+        route=route,
+        subject=subject,
+        summary=f"{subject}: {reason}"[:500],
+        explain=f"kfp-trigger explain {subject}",
+    )
+    try:
+        raise_alert(services, alert)
+    except TransientError:
+        log.exception("alert not sent", extra=fields(route=route, subject=subject))

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from events import signatures
-from events.errors import BadEvent
+from events.errors import BadEvent, Refused
 from events.model import Message, ObjectFinalized, TriggerEvent
 from events.router import PartArrival, Router, Routing, RunRequest
 from events.rules import Rule
@@ -37,7 +37,7 @@ class Facts:
     now: float
     secrets: Mapping[str, str] = field(default_factory=dict)  # signature secrets, by variable name
     generation_mark: int = 0  # the highest generation of this object seen before
-    batch: Batch | NotReady | BadEvent | None = None  # the manifest's batch, or why there is none
+    batch: Batch | NotReady | BadEvent | Refused | None = None  # the manifest's batch, or why there is none
     reading: Reading | None = None  # what the ledger read found (`runs.launch` uses it)
 
 
@@ -53,6 +53,7 @@ class Skip:
     route: str
     reason: str
     run_key: str = ""
+    refused: bool = False  # a store refused (a grant is missing): an operator must hear of it
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +99,7 @@ def gather(services: Services, event: TriggerEvent, routing: Routing) -> Facts:
     mark = generation_key(event)
     run_keys = {request.run_key for request in routing.requests}
     reading = services.store.read(now, run_keys, marks=[mark] if mark else [], flags=[limits.PAUSED])
-    batch: Batch | NotReady | BadEvent | None = None
+    batch: Batch | NotReady | BadEvent | Refused | None = None
     if isinstance(event, ObjectFinalized) and any(request.manifest for request in routing.requests):
         batch = batch_of(services.objects, event)
     return Facts(now, services.secrets, reading.marks.get(mark, 0), batch, reading)
@@ -119,13 +120,13 @@ def raised(event: TriggerEvent, facts: Facts) -> tuple[MarkRaise, ...]:
     return (MarkRaise(key, event.generation, facts.now),)
 
 
-def batch_of(objects: ObjectStore | None, event: ObjectFinalized) -> Batch | NotReady | BadEvent:
+def batch_of(objects: ObjectStore | None, event: ObjectFinalized) -> Batch | NotReady | BadEvent | Refused:
     """The manifest's batch, or why there is none (yet)."""
     if objects is None:
         return NotReady("no object store is configured to check the batch")
     try:
         return ready(objects, event.bucket, event.name)
-    except (NotReady, BadEvent) as exc:
+    except (NotReady, BadEvent, Refused) as exc:
         return exc
 
 
@@ -165,6 +166,8 @@ def _step(
     if request.manifest and isinstance(event, ObjectFinalized):
         if isinstance(facts.batch, BadEvent):
             return Skip(request.route, f"bad manifest: {facts.batch.reason}", request.run_key)
+        if isinstance(facts.batch, Refused):
+            return Skip(request.route, f"cannot read the batch: {facts.batch.reason}", request.run_key, True)
         if not isinstance(facts.batch, Batch):
             return _not_ready(event, request, rule, facts)
         if request.part is not None:  # a join's part: it arrives once its batch is complete

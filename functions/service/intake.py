@@ -16,10 +16,10 @@ from collections.abc import Mapping
 from dataclasses import replace
 
 from events.decoders import decode, source_of
-from events.errors import BadEvent, TransientError
+from events.errors import BadEvent, Refused, TransientError
 from events.model import Ignored, Message, ObjectFinalized, TriggerEvent
 from functions.logs import fields, label
-from functions.service import guards, joins, runs, trail, watch
+from functions.service import alerts, guards, joins, runs, trail, watch
 from functions.service.ports import Services
 from functions.service.quarantine import quarantine
 from functions.service.records import NO_RIDERS, Handled, KeptEvent, NewRun, Outcome, Riders, data_text
@@ -86,10 +86,14 @@ def _routed(
             marks += watch.seen(services.router.by_name[route], facts.now)
     # The event's own writes ride on the first commit its plan makes (issue 19: round trips).
     first = Riders(kept=_kept(services, attributes, data, ""), marks=marks)
-    done = [
-        _carry_out(services, event, step, facts, first if number == 0 else NO_RIDERS)
-        for number, step in enumerate(plan)
-    ]
+    try:
+        done = [
+            _carry_out(services, event, step, facts, first if number == 0 else NO_RIDERS)
+            for number, step in enumerate(plan)
+        ]
+    except Refused as exc:  # the ledger will never take this event's records: keep it, answer 2xx
+        log.warning("event refused by the ledger", extra=fields(reason=exc.reason))
+        return _quarantined(services, exc.reason, attributes, data, body, event.key)
     outcomes = tuple(outcome for outcome, _ in done)
     return Handled(outcomes, {"event": event.key, "decisions": [entry for _, entry in done]})
 
@@ -135,8 +139,10 @@ def _carry_out(
         )
 
     match step:
-        case guards.Skip(route, reason, run_key):
+        case guards.Skip(route, reason, run_key, refused):
             note(Outcome.SKIPPED, reason, route, run_key)
+            if refused:
+                alerts.refused(services, route, event.key, reason)
             entry: dict[str, object] = {"route": route, "outcome": Outcome.SKIPPED, "reason": reason}
             return Outcome.SKIPPED, entry | ({"run_key": run_key} if run_key else {})
         case guards.Retry(route, reason, run_key):

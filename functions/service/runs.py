@@ -15,10 +15,10 @@ import logging
 from collections.abc import Callable
 from dataclasses import replace
 
-from events.errors import Gone, PermanentError, TransientError
+from events.errors import Gone, PermanentError, Refused, TransientError
 from events.rules import Rule
 from functions.logs import fields
-from functions.service import crashpoints, limits, supersede
+from functions.service import alerts, crashpoints, limits, supersede
 from functions.service.batches import metrics_at, metrics_under
 from functions.service.ports import Services
 from functions.service.records import (
@@ -36,7 +36,7 @@ from functions.service.records import (
 from functions.service.results import publish_result
 from functions.service.trail import Recorder, logged, recorder
 from pipelines import engines
-from pipelines.backend import Backend, CompiledPipeline, RunState, Submission
+from pipelines.backend import Backend, CompiledPipeline, RunState, RunStatus, Submission
 from pipelines.engines import Engine
 from pipelines.parameters import BATCH_OBJECTS_PARAMETER
 
@@ -289,11 +289,7 @@ def complete(
     status = backend.status(run.run_id)
     if not status.state.terminal:
         return None
-    metrics = dict(status.metrics)
-    if not metrics and services.objects is not None:  # a cluster keeps values in its metadata store
-        metrics = metrics_at(services.objects, status.outputs)
-        if not metrics and status.artifact_root:
-            metrics = metrics_under(services.objects, status.artifact_root)
+    metrics = _metrics(services, run, status)
     details: dict[str, object] = {
         "started_at": status.started_at,
         "finished_at": status.finished_at,
@@ -313,6 +309,22 @@ def complete(
     services.crash(crashpoints.AFTER_TERMINAL)
     publish_result(services, run.run_key, held)
     return state
+
+
+def _metrics(services: Services, run: RunRecord, status: RunStatus) -> dict[str, float]:
+    """The run's metrics: the engine's, else those its metrics artifacts hold (a cluster keeps
+    the values in its metadata store). A bucket the functions may not read is alerted, and the
+    run ends without them rather than wait forever (`Refused`)."""
+    if status.metrics or services.objects is None:
+        return dict(status.metrics)
+    try:
+        metrics = metrics_at(services.objects, status.outputs)
+        if not metrics and status.artifact_root:
+            metrics = metrics_under(services.objects, status.artifact_root)
+    except Refused as exc:
+        alerts.refused(services, run.route, run.run_key, f"its metrics cannot be read: {exc.reason}")
+        return {}
+    return metrics
 
 
 def adopt(services: Services, claim: RunRecord, run_id: str, why: str) -> None:

@@ -81,3 +81,29 @@ def test_both_stores_list_by_prefix_alike(kind: str, request: pytest.FixtureRequ
     assert store.list(bucket_name, "run/", 100) == ["run/a/metrics", "run/b/metrics", "run/b/model"]
     assert store.list(bucket_name, "run/", 2) == ["run/a/metrics", "run/b/metrics"]
     assert store.list(bucket_name, "nothing/", 100) == []
+
+
+def test_a_bucket_the_functions_may_not_read_is_refused_with_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Cloud Storage answers 403 to an identity without storage.objects.get/list on the bucket
+    (cloud.google.com/storage/docs/json_api/v1/status-codes#403): a grant is missing, and no
+    retry cures that, so it is `Refused` (an alerted, recorded end), never a 503 for a day."""
+    from events.errors import Refused
+    from tests.support import serving
+
+    def forbidden(environ: dict[str, object], start_response: object) -> list[bytes]:
+        error = {"error": {"code": 403, "message": "runtime@p.iam does not have storage.objects.get access"}}
+        start_response("403 Forbidden", [("Content-Type", "application/json")])  # type: ignore[operator]
+        return [json.dumps(error).encode()]
+
+    with serving(forbidden) as url:
+        monkeypatch.setenv("STORAGE_EMULATOR_HOST", url)
+        store = GcsObjectStore()
+        asks = [
+            lambda: store.read("private-root", "runs/metrics", 10),
+            lambda: store.size("private-root", "runs/metrics"),
+            lambda: store.list("private-root", "runs/", 10),
+            lambda: list(store.objects("private-root", "runs/")),
+        ]
+        for ask in asks:
+            with pytest.raises(Refused, match=r"gs://private-root: 403 .*roles/storage\.objectViewer"):
+                ask()

@@ -176,11 +176,14 @@ def test_exactly_one_of_many_processes_wins(ledger_url: str) -> None:
     assert outcomes.count("BUSY") == 7
 
 
-def test_every_api_error_is_transient() -> None:
-    """A ledger that cannot record must never let an event be acknowledged."""
+def test_every_api_error_is_transient_but_a_record_firestore_will_never_take() -> None:
+    """A ledger that cannot record must never let an event be acknowledged; but a write Firestore
+    refuses as such (INVALID_ARGUMENT: a document over 1 MiB; OUT_OF_RANGE) fails the same way
+    every time, so it is `Refused`, for the caller to record for good
+    (cloud.google.com/firestore/docs/understand-error-codes)."""
     from google.api_core import exceptions
 
-    from events.errors import TransientError
+    from events.errors import Refused, TransientError
     from functions.adapters.firestore.database import mapped
 
     errors: list[Callable[[], Exception]] = [
@@ -193,6 +196,12 @@ def test_every_api_error_is_transient() -> None:
     for make in errors:
         with pytest.raises(TransientError), mapped():
             raise make()
+    for refusal in (
+        exceptions.InvalidArgument("Document exceeds the maximum size"),
+        exceptions.OutOfRange("x"),
+    ):
+        with pytest.raises(Refused, match="the ledger refuses the record"), mapped():
+            raise refusal
 
 
 def test_a_run_keeps_the_trace_that_decided_it(ledger: Ledger, ledger_clock: Time) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -338,3 +339,69 @@ def test_a_result_says_only_what_the_product_needs(services: Services, backend: 
         "model": "gs://acme-models/run-1/model",
         "report": "https://storage.googleapis.com/acme/report.html",
     }
+
+
+class RefusingStore:
+    """An ObjectStore whose bucket the functions may not read (Cloud Storage's 403)."""
+
+    def __getattr__(self, name: str) -> object:
+        def refuse(*args: object) -> object:
+            from events.errors import Refused
+
+            raise Refused("Cloud Storage refuses to let the functions read gs://x: 403")
+
+        return refuse
+
+
+def test_a_manifest_in_a_bucket_the_functions_may_not_read_is_a_skip_and_an_alert(services: Services) -> None:
+    """Not a redelivery for a day: the event ends as a recorded skip with the reason, and the
+    operator hears of it (a grant is missing)."""
+    alerts = RecordingSink()
+    services = replace(services, objects=RefusingStore(), alerts=(alerts,))  # type: ignore[arg-type]
+    headers, body = storage_event("acme-survey-batches", "batches/b1/_MANIFEST.json")
+    answer = call(intake.handle, services, headers, body)
+    assert answer.status == 200
+    (decision,) = answer.body["decisions"]
+    assert decision["outcome"] == "skipped"
+    assert "cannot read the batch" in decision["reason"]
+    (alert,) = alerts.published
+    assert alert["data"]["kind"] == "access.refused"
+
+
+def test_a_run_whose_metrics_cannot_be_read_ends_and_publishes_its_result(
+    services: Services, backend: RecordingBackend
+) -> None:
+    """A pipeline root the functions may not read: the run ends as its engine says, without the
+    metrics, and the operator is alerted, rather than a completion retried for a day."""
+    alerts = RecordingSink()
+    deliver(services, *storage_event("some-bucket", "folder/m.csv"))
+    services = replace(services, objects=RefusingStore(), alerts=(alerts,))  # type: ignore[arg-type]
+    backend.states["fake-1"] = RunState.SUCCEEDED
+    backend.metrics, backend.outputs = {}, {"metrics": "gs://x/root/evaluate/metrics"}
+    key = "some-bucket-folder/some-bucket/folder/m.csv#1"
+    answer = call(completion.handle, services, *completion_event(key, "SUCCEEDED"))
+    assert answer.status == 200, answer.body
+    (result,) = results(services)
+    assert (result["data"]["state"], result["data"]["metrics"]) == ("SUCCEEDED", {})
+    assert [a["data"]["kind"] for a in alerts.published] == ["access.refused"]
+
+
+def test_an_event_the_ledger_will_never_record_is_quarantined(services: Services) -> None:
+    """Firestore INVALID_ARGUMENT (a record over 1 MiB): the same write fails every time, so
+    the event is kept in quarantine with the reason and acknowledged, not retried for a day."""
+    from events.errors import Refused
+
+    store = services.store
+
+    class Refusing:
+        def __getattr__(self, name: str) -> object:
+            return getattr(store, name)
+
+        def claim(self, *args: object, **kwargs: object) -> object:
+            raise Refused("the ledger refuses the record: InvalidArgument: too large")
+
+    services = replace(services, store=Refusing())  # type: ignore[arg-type]
+    answer = call(intake.handle, services, *storage_event("some-bucket", "folder/huge.csv"))
+    assert answer.status == 200
+    assert answer.body["outcome"] == "quarantined"
+    assert "the ledger refuses the record" in str(answer.body["reason"])

@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar, cast
 
-from events.errors import TransientError
+from events.errors import Refused, TransientError
 
 T = TypeVar("T")
 TRANSACTION_ATTEMPTS = 10  # contention retries inside one call; past them the caller retries
@@ -34,11 +34,18 @@ def document_id(run_key: str) -> str:
 
 @contextmanager
 def mapped() -> Iterator[None]:
-    """Every Google API error in the block as `TransientError`."""
+    """Google API errors in the block as kfp-trigger's: INVALID_ARGUMENT and OUT_OF_RANGE, which
+    the same write gets every time (a document over 1 MiB, a field too large), as `Refused`; every
+    other one as `TransientError`, so that a ledger that cannot record never lets an event be
+    acknowledged (cloud.google.com/firestore/docs/understand-error-codes)."""
     from google.api_core import exceptions
 
     try:
         yield
+    except (exceptions.InvalidArgument, exceptions.OutOfRange) as exc:
+        raise Refused(
+            f"the ledger refuses the record: {type(exc).__name__}: {str(exc.message)[:200]}"
+        ) from exc
     except (exceptions.GoogleAPICallError, exceptions.RetryError) as exc:
         raise TransientError(f"ledger unavailable: {type(exc).__name__}") from exc
 
