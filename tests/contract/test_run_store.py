@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -24,6 +25,7 @@ from functions.service.records import (
     claim_rule,
 )
 from pipelines.backend import RunState
+from tests.conftest import PROJECT
 from tests.contract.conftest import Time
 
 RUN = NewRun("route/bucket/name#1", "route", "pipeline", "v1", "local", {"n": 1}, "event-1")
@@ -204,6 +206,18 @@ def test_every_api_error_is_transient_but_a_record_firestore_will_never_take() -
             raise refusal
 
 
+@pytest.mark.emulator
+def test_two_deployments_ledgers_in_one_project_share_no_document(firestore_emulator: str) -> None:
+    """Each deployment's ledger is a database of its own (`?database=`, the module's PREFIX-ledger):
+    the same collection name in two of them holds two runs."""
+    first = ledger_from(f"firestore://{PROJECT}/kfp-trigger-runs?database=kfp-trigger-ledger")
+    second = ledger_from(f"firestore://{PROJECT}/kfp-trigger-runs?database=acme-ml-ledger")
+    key = f"shared-key-{uuid.uuid4().hex[:8]}"
+    assert first.claim(replace(RUN, run_key=key), 1.0, LEASE).outcome is ClaimOutcome.WON
+    assert second.claim(replace(RUN, run_key=key), 1.0, LEASE).outcome is ClaimOutcome.WON
+    assert second.get(key) is not None
+
+
 def test_a_run_keeps_the_trace_that_decided_it(ledger: Ledger, ledger_clock: Time) -> None:
     """Its submit, hours later from the queue, and its result continue that trace."""
     traced = replace(RUN, trace="00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
@@ -350,3 +364,16 @@ def test_one_read_finds_runs_marks_and_flags(ledger: Ledger, ledger_clock: Time)
     assert reading.flags == {"paused": True, "x": False}
     assert claim_rule(reading.runs[RUN.run_key], reading.at).outcome is ClaimOutcome.BUSY  # type: ignore[union-attr]
     assert ledger.read(ledger_clock.now(), []).runs == {}
+
+
+def test_a_checkpointer_whose_ledger_file_is_gone_ends_quietly(tmp_path: Path) -> None:
+    """A scratch ledger's folder removed while its checkpointer starts (a bench, a test): the
+    thread ends without an error; the next commit on a live file starts a new one."""
+    from functions.adapters.sqlite import database
+
+    shared = database.SharedFile(tmp_path / "removed" / "ledger.sqlite3")
+    shared.commits = database.CHECKPOINT_EVERY - 1
+    shared.committed()  # the checkpointer's turn: it cannot open the file
+    assert shared.checkpointer is not None
+    shared.checkpointer.join(timeout=10)
+    assert not shared.checkpointer.is_alive()

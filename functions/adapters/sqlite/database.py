@@ -40,7 +40,7 @@ def connect(path: Path) -> sqlite3.Connection:
     return db
 
 
-class _File:
+class SharedFile:
     """What the threads of this process share about one ledger file (issue 19):
 
     - one connection that its writers take turns on, under a lock. SQLite drops a connection's
@@ -80,7 +80,10 @@ class _File:
         self.due.set()
 
     def _checkpoints(self) -> None:
-        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error:  # the file is gone (a scratch folder removed): the next commit starts anew
+            return
         while True:
             self.due.wait()
             self.due.clear()
@@ -90,7 +93,7 @@ class _File:
                 continue
 
 
-_FILES: dict[Path, _File] = {}  # per ledger file, in this process
+_FILES: dict[Path, SharedFile] = {}  # per ledger file, in this process
 _FILES_LOCK = threading.Lock()
 
 
@@ -102,7 +105,7 @@ class Database:
         self.path = path
         self._local = threading.local()
         with _FILES_LOCK:
-            self._file = _FILES.setdefault(path.resolve(), _File(path.resolve()))
+            self._file = _FILES.setdefault(path.resolve(), SharedFile(path.resolve()))
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             migrate(self._connection())
