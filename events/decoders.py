@@ -11,8 +11,8 @@ from datetime import datetime
 
 from events.bigquery import decode_audit_entry
 from events.errors import BadEvent
-from events.model import Decoded, Envelope, Ignored, Source
-from events.pubsub import decode_published
+from events.model import Decoded, Envelope, Ignored, Message, Source
+from events.pubsub import SCHEDULES_TOPIC, as_tick, decode_published
 from events.storage import decode_finalized
 
 STORAGE_FINALIZED = "google.cloud.storage.object.v1.finalized"
@@ -78,8 +78,9 @@ def envelope_of(attributes: Mapping[str, str]) -> Envelope:
     return Envelope(id=attributes["id"], type=attributes["type"], source=attributes["source"], time=parsed)
 
 
-def decode(attributes: Mapping[str, str], data: object) -> Decoded:
-    """Decode one CloudEvent given its context attributes and its (parsed) data.
+def decode(attributes: Mapping[str, str], data: object, schedules_topic: str = SCHEDULES_TOPIC) -> Decoded:
+    """Decode one CloudEvent given its context attributes and its (parsed) data; a message on
+    `schedules_topic` (a short name) that names its Cloud Scheduler job is that job's tick.
 
     Raises:
         BadEvent: the type is unknown or the data does not fit it. Permanent: quarantine it.
@@ -88,4 +89,5 @@ def decode(attributes: Mapping[str, str], data: object) -> Decoded:
     decoder = DECODERS.get(envelope.type)
     if decoder is None:
         raise BadEvent(f"unknown event type {envelope.type[:100]!r}")
-    return decoder(envelope, data)
+    decoded = decoder(envelope, data)
+    return as_tick(decoded, schedules_topic) if isinstance(decoded, Message) else decoded

@@ -98,8 +98,11 @@ def object_finalized(
     return found | {"ce-bucket": bucket}, data
 
 
-def scheduler_tick(job: str, moment: datetime, *, project: str = "local", message_id: str = "") -> Delivery:
+def scheduler_tick(
+    job: str, moment: datetime, *, project: str = "local", message_id: str = "", topic: str = SCHEDULES_TOPIC
+) -> Delivery:
     """The messagePublished CloudEvent a Cloud Scheduler job with a Pub/Sub target causes: `{}` on
-    the schedules topic, the job in the `scheduler_job` attribute, published at `moment`."""
-    topic = f"projects/{project}/topics/{SCHEDULES_TOPIC}"
+    the schedules topic (`topic`, a short name), the job in the `scheduler_job` attribute,
+    published at `moment`."""
+    topic = f"projects/{project}/topics/{topic}"
     return message_published(topic, b"{}", {SCHEDULE_ATTRIBUTE: job}, message_id=message_id, published=moment)

@@ -1,11 +1,11 @@
 """Decoder for `google.cloud.pubsub.topic.v1.messagePublished`.
 
-Two producers matter. Cloud Scheduler jobs publish to the schedules topic (`SCHEDULES_TOPIC`,
-which the deploy plan creates and only Cloud Scheduler may publish to) and name themselves in
-the `SCHEDULE_ATTRIBUTE` attribute: those become a `ScheduleTick`. Everything else becomes a
-`Message` (the product's: a JSON body with `event_id` and `type`), whatever attributes it
-carries, so a `scheduler_job` attribute on another topic cannot pass for a tick and skip the
-product's signature check.
+Two producers matter. Cloud Scheduler jobs publish to the schedules topic (the Terraform
+module's PREFIX-schedules, `KFP_TRIGGER_SCHEDULES_TOPIC`; only Cloud Scheduler may publish to it)
+and name themselves in the `SCHEDULE_ATTRIBUTE` attribute: those become a `ScheduleTick`
+(`as_tick`). Everything else is a `Message` (the product's: a JSON body with `event_id` and
+`type`), whatever attributes it carries, so a `scheduler_job` attribute on another topic cannot
+pass for a tick and skip the product's signature check.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from events.errors import BadEvent
 from events.model import Envelope, Message, ScheduleTick
 
 SCHEDULE_ATTRIBUTE = "scheduler_job"
-SCHEDULES_TOPIC = "kfp-trigger-schedules"  # the short name of the topic Cloud Scheduler jobs publish to
+SCHEDULES_TOPIC = "kfp-trigger-schedules"  # the schedules topic's short name, unless settings say other
 TOPIC_PREFIX = "//pubsub.googleapis.com/"
 MAX_ATTRIBUTES = 100
 
@@ -32,7 +32,7 @@ def topic_of(source: str) -> str:
     return name
 
 
-def decode_published(envelope: Envelope, data: object) -> Message | ScheduleTick:
+def decode_published(envelope: Envelope, data: object) -> Message:
     body = jv.as_object(data, "data")
     message = jv.as_object(body.get("message"), "data.message")
     topic = topic_of(envelope.source)
@@ -46,16 +46,6 @@ def decode_published(envelope: Envelope, data: object) -> Message | ScheduleTick
     raw = jv.b64decode(message.get("data"), "data.message.data")
     if not raw and not attributes:
         raise BadEvent("data.message has neither data nor attributes")
-
-    job = attributes.get(SCHEDULE_ATTRIBUTE)
-    if job and topic.rsplit("/", 1)[-1] == SCHEDULES_TOPIC:
-        return ScheduleTick(
-            envelope=envelope,
-            job=job,
-            topic=topic,
-            message_id=message_id,
-            publish_time=publish_time,
-        )
     return Message(
         envelope=envelope,
         topic=topic,
@@ -65,6 +55,21 @@ def decode_published(envelope: Envelope, data: object) -> Message | ScheduleTick
         data=raw,
         payload=_payload(raw),
         ordering_key=_first_text(message, "orderingKey", "ordering_key"),
+    )
+
+
+def as_tick(message: Message, schedules_topic: str) -> Message | ScheduleTick:
+    """`message` as the tick of the Cloud Scheduler job it names, if it came on the schedules
+    topic (`schedules_topic`, a short name); otherwise the message itself."""
+    job = message.attributes.get(SCHEDULE_ATTRIBUTE)
+    if not job or message.topic.rsplit("/", 1)[-1] != schedules_topic:
+        return message
+    return ScheduleTick(
+        envelope=message.envelope,
+        job=job,
+        topic=message.topic,
+        message_id=message.message_id,
+        publish_time=message.publish_time,
     )
 
 

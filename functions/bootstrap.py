@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from events.router import Router
 from events.rules import Rule, listeners
@@ -63,8 +63,12 @@ def _firestore(url: str, retention_days: int) -> Ledger:
     from functions.adapters.firestore.ledger import FirestoreLedger
 
     parts = urlsplit(url)
+    database = parse_qs(parts.query).get("database", ["(default)"])[0]
     return FirestoreLedger(
-        project=parts.netloc, collection=parts.path.strip("/"), retention_seconds=retention_days * 86400.0
+        project=parts.netloc,
+        collection=parts.path.strip("/"),
+        retention_seconds=retention_days * 86400.0,
+        database=database,
     )
 
 

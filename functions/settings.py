@@ -19,11 +19,17 @@ from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, fi
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from events.errors import PermanentError
+from events.pubsub import SCHEDULES_TOPIC
 
 PREFIX = "KFP_TRIGGER_"
 
 # scheme → the shape of the whole URL, for each kind of adapter URL
-LEDGER_URLS = {"sqlite": r"sqlite:///.+", "firestore": r"firestore://[a-z][a-z0-9-]{4,29}/[A-Za-z0-9_-]+"}
+LEDGER_URLS = {
+    "sqlite": r"sqlite:///.+",
+    # a named database: ?database=NAME (cloud.google.com/firestore/docs/manage-databases: 4-63
+    # lower-case letters, digits and dashes); none: "(default)"
+    "firestore": r"firestore://[a-z][a-z0-9-]{4,29}/[A-Za-z0-9_-]+(\?database=[a-z][a-z0-9-]{2,61}[a-z0-9])?",
+}
 SINK_URLS = {"jsonl": r"jsonl:///.+", "pubsub": r"pubsub://projects/[^/]+/topics/[^/]+"}
 TOPIC_URLS = {"pubsub": SINK_URLS["pubsub"]}
 
@@ -89,6 +95,12 @@ class Settings(BaseSettings):
     )
     quarantine_burst: Annotated[int, Field(ge=1)] = 10  # this many quarantined between passes: an alert
     completion_topic: Annotated[str, _url(TOPIC_URLS)] = ""  # local runs publish their notice there
+    schedules_topic: str = Field(
+        SCHEDULES_TOPIC,
+        pattern=r"^[A-Za-z][A-Za-z0-9._~+%-]{2,254}$",
+        description="the short name of the topic Cloud Scheduler jobs publish to (the module's "
+        "PREFIX-schedules): a message elsewhere is never a schedule tick",
+    )
     completion_url: OptionalText = Field(None, description="or post it straight to handle_completion (dev)")
     storage: Literal["local", "gcs"] = Field("local", description="where objects are read")
     telemetry: Literal["off", "gcp", "otlp", "memory"] = Field(

@@ -29,15 +29,15 @@ resource "google_logging_metric" "joins_expired" {
 locals {
   alerts = {
     dead_letters = {
-      title  = "kfp-trigger: messages in the dead-letter topic"
+      title  = "messages in the dead-letter topic"
       filter = "resource.type = \"pubsub_subscription\" AND resource.labels.subscription_id = \"${google_pubsub_subscription.hold["dead-letter"].name}\" AND metric.type = \"pubsub.googleapis.com/subscription/num_undelivered_messages\""
     }
     stale_claims = {
-      title  = "kfp-trigger: claims stuck past their lease"
+      title  = "claims stuck past their lease"
       filter = "resource.type = \"cloud_run_revision\" AND metric.type = \"logging.googleapis.com/user/${google_logging_metric.stale_claims.name}\""
     }
     joins_expired = {
-      title  = "kfp-trigger: join windows expired with parts missing"
+      title  = "join windows expired with parts missing"
       filter = "resource.type = \"cloud_run_revision\" AND metric.type = \"logging.googleapis.com/user/${google_logging_metric.joins_expired.name}\""
     }
   }
@@ -46,7 +46,7 @@ locals {
 resource "google_monitoring_alert_policy" "this" {
   for_each              = local.alerts
   project               = var.project
-  display_name          = each.value.title
+  display_name          = "${var.prefix}: ${each.value.title}"
   combiner              = "OR"
   notification_channels = var.notification_channels
   conditions {

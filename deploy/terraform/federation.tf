@@ -12,7 +12,7 @@ resource "google_iam_workload_identity_pool" "aws" {
   count                     = local.federated ? 1 : 0
   project                   = var.project
   workload_identity_pool_id = "${var.prefix}-aws"
-  display_name              = "kfp-trigger: the AWS product"
+  display_name              = "${var.prefix}: the AWS product"
   depends_on                = [google_project_service.this]
 }
 

@@ -20,11 +20,12 @@ locals {
     var.backend_environment, # the backends' settings from `kfp-trigger deploy plan` win over those defaults
     {
       KFP_TRIGGER_STATE_DIR        = "/tmp/kfp-trigger"
-      KFP_TRIGGER_LEDGER           = "firestore://${var.project}/${local.ledger}"
+      KFP_TRIGGER_LEDGER           = "firestore://${var.project}/${local.ledger}?database=${google_firestore_database.ledger.name}"
       KFP_TRIGGER_RESULTS          = "${local.topics}/${google_pubsub_topic.service["results"].name}"
       KFP_TRIGGER_QUARANTINE       = "${local.topics}/${google_pubsub_topic.service["quarantine"].name}"
       KFP_TRIGGER_ALERTS           = "${local.topics}/${google_pubsub_topic.service["alerts"].name}"
       KFP_TRIGGER_COMPLETION_TOPIC = "${local.topics}/${google_pubsub_topic.service["completions"].name}"
+      KFP_TRIGGER_SCHEDULES_TOPIC  = "${var.prefix}-schedules"
       KFP_TRIGGER_STORAGE          = "gcs"
       KFP_TRIGGER_AUTH             = "none" # Cloud Run IAM verifies every caller first (main.tf)
       KFP_TRIGGER_RETENTION_DAYS   = tostring(var.retention_days)

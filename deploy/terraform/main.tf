@@ -1,16 +1,14 @@
 # kfp-trigger on Google Cloud: what every deployment has. Identities, and why each may do what
 # it does:
 #
-# - one caller per function, each with run.invoker on its own function only: kfpt-event-invoker
+# - one caller per function, each with run.invoker on its own function only: PREFIX-events
 #   (Eventarc's triggers on buckets, BigQuery and topics call handle_event as it),
-#   kfpt-notice-invoker (the trigger on the completions topic calls handle_completion),
-#   kfpt-scheduler (Cloud Scheduler calls reconcile). So a caller of one target cannot post to
+#   PREFIX-notices (the trigger on the completions topic calls handle_completion),
+#   PREFIX-scheduler (Cloud Scheduler calls reconcile). So a caller of one target cannot post to
 #   another: no event can pass for a completion notice.
-# - kfpt-runtime: the functions run as it: datastore.user (the ledger; Firestore has no finer
-#   role), publisher on the results and quarantine topics, object reader on the watched buckets;
-#   with Vertex also aiplatform.user and actAs on kfpt-pipelines alone; with telemetry (the
-#   default) monitoring.metricWriter and cloudtrace.agent, to write its metrics and spans.
-# - kfpt-pipelines: pipeline runs execute as it: publisher on the completions topic.
+# - PREFIX-runtime: the functions run as it. PREFIX-pipelines: pipeline runs execute as it.
+# What each may do, why, and the page that says so: docs/deploy.md, "Who may do what" (and a
+# test holds this module's grants to that table).
 # The functions do not verify tokens themselves (KFP_TRIGGER_AUTH=none): they are never public,
 # and Cloud Run IAM checks every request's OIDC token and the caller's run.invoker first.
 
@@ -23,15 +21,20 @@ locals {
     ["cloudfunctions", "run", "cloudbuild", "artifactregistry", "eventarc", "pubsub", "firestore"],
     ["cloudscheduler", "monitoring", "cloudtrace", "logging", "iam", "iamcredentials", "sts", "storage"],
     var.vertex ? ["aiplatform"] : [],
+    var.alert_webhook_secret == "" ? [] : ["secretmanager"],
   )
-  accounts = {
-    event-invoker  = "Eventarc delivers events to handle_event as it"
-    notice-invoker = "Eventarc delivers completion notices to handle_completion as it"
-    scheduler      = "Cloud Scheduler calls reconcile as it"
-    runtime        = "the functions run as it"
-    pipelines      = "pipeline runs execute as it"
+  accounts = { # key → (the account id after the prefix, what it is for)
+    event-invoker  = { id = "events", role = "Eventarc delivers events to handle_event as it" }
+    notice-invoker = { id = "notices", role = "Eventarc delivers completion notices to handle_completion as it" }
+    scheduler      = { id = "scheduler", role = "Cloud Scheduler calls reconcile as it" }
+    runtime        = { id = "runtime", role = "the functions run as it" }
+    pipelines      = { id = "pipelines", role = "pipeline runs execute as it" }
   }
-  member       = { for key, account in google_service_account.this : key => "serviceAccount:${account.email}" }
+  member = { for key, account in google_service_account.this : key => "serviceAccount:${account.email}" }
+  root_buckets = distinct(concat(
+    var.pipeline_root_buckets,
+    var.vertex && var.vertex_pipeline_root != "" ? [split("/", trimprefix(var.vertex_pipeline_root, "gs://"))[0]] : [],
+  ))
   topics       = "pubsub://projects/${var.project}/topics"
   ledger       = "${var.prefix}-runs"
   pubsub_agent = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
@@ -47,8 +50,8 @@ resource "google_project_service" "this" {
 resource "google_service_account" "this" {
   for_each     = local.accounts
   project      = var.project
-  account_id   = "kfpt-${each.key}"
-  display_name = "kfp-trigger: ${each.value}"
+  account_id   = "${var.prefix}-${each.value.id}"
+  display_name = "${var.prefix}: ${each.value.role}"
   depends_on   = [google_project_service.this]
 }
 
@@ -94,16 +97,43 @@ resource "google_service_account_iam_member" "pipeline_pods" {
 }
 
 resource "google_storage_bucket_iam_member" "runtime_reads" {
-  for_each = toset(var.buckets) # batch manifests, metrics files
+  for_each = toset(concat(var.buckets, local.root_buckets)) # batch manifests; run metrics under a root
   bucket   = each.key
   role     = "roles/storage.objectViewer"
   member   = local.member["runtime"]
 }
 
+# Runs execute as the pipelines' identity: they write their artifacts under the pipeline root,
+# and on Vertex the identity a PipelineJob runs as needs Vertex AI User
+# (cloud.google.com/vertex-ai/docs/pipelines/configure-project#service-account).
+resource "google_storage_bucket_iam_member" "pipelines_write" {
+  for_each = toset(local.root_buckets)
+  bucket   = each.key
+  role     = "roles/storage.objectAdmin"
+  member   = local.member["pipelines"]
+}
+
+resource "google_project_iam_member" "pipelines_vertex" {
+  count   = var.vertex ? 1 : 0
+  project = var.project
+  role    = "roles/aiplatform.user"
+  member  = local.member["pipelines"]
+}
+
+# The chat webhook's URL, a secret the functions read at start
+# (cloud.google.com/functions/docs/configuring/secrets#making_a_secret_accessible_to_a_function).
+resource "google_secret_manager_secret_iam_member" "runtime_reads_webhook" {
+  count     = var.alert_webhook_secret == "" ? 0 : 1
+  project   = var.project
+  secret_id = var.alert_webhook_secret
+  role      = "roles/secretmanager.secretAccessor"
+  member    = local.member["runtime"]
+}
+
 # The ledger, and the TTL policies that delete what it marked expire_at (KFP_TRIGGER_RETENTION_DAYS).
 resource "google_firestore_database" "ledger" {
   project     = var.project
-  name        = "(default)"
+  name        = "${var.prefix}-ledger" # a database of its own: two deployments share no document
   location_id = var.region
   type        = "FIRESTORE_NATIVE"
   depends_on  = [google_project_service.this]

@@ -19,7 +19,7 @@ resource "google_pubsub_topic" "service" {
 resource "google_pubsub_topic" "schedules" {
   count      = length(var.schedules) > 0 ? 1 : 0
   project    = var.project
-  name       = var.schedules_topic
+  name       = "${var.prefix}-schedules" # the functions know ticks by it (KFP_TRIGGER_SCHEDULES_TOPIC)
   depends_on = [google_project_service.this]
 }
 

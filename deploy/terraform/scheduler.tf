@@ -1,11 +1,11 @@
 # One Cloud Scheduler job per schedule route (it publishes a tick, attribute scheduler_job = the
-# job), and the reconciler every 5 minutes (HTTP, with an OIDC token as kfpt-scheduler).
+# job), and the reconciler every 5 minutes (HTTP, with an OIDC token as PREFIX-scheduler).
 
 resource "google_cloud_scheduler_job" "schedule" {
   for_each  = var.schedules
   project   = var.project
   region    = var.region
-  name      = each.key
+  name      = "${var.prefix}-${each.key}" # the tick names the route's job itself (its attribute)
   schedule  = each.value.cron
   time_zone = each.value.time_zone
   pubsub_target {

@@ -40,7 +40,7 @@ resource "google_project_iam_member" "storage_agent_publishes" {
 resource "google_eventarc_trigger" "storage" {
   for_each        = toset(var.buckets)
   project         = var.project
-  name            = trimsuffix(substr("kfpt-storage-${replace(lower(each.key), "/[^a-z0-9]+/", "-")}", 0, 63), "-")
+  name            = trimsuffix(substr("${var.prefix}-storage-${replace(lower(each.key), "/[^a-z0-9]+/", "-")}", 0, 63), "-")
   location        = lower(data.google_storage_bucket.watched[each.key].location)
   service_account = google_service_account.this["event-invoker"].email
   matching_criteria {
@@ -67,7 +67,7 @@ resource "google_eventarc_trigger" "storage" {
 resource "google_eventarc_trigger" "bigquery" {
   for_each        = local.bigquery_locations
   project         = var.project
-  name            = "kfpt-bigquery-jobs-${each.key}"
+  name            = "${var.prefix}-bigquery-jobs-${each.key}"
   location        = each.key
   service_account = google_service_account.this["event-invoker"].email
   matching_criteria {
@@ -97,7 +97,7 @@ resource "google_eventarc_trigger" "topic" {
     { completions = google_pubsub_topic.service["completions"].id },
   )
   project         = var.project
-  name            = trimsuffix(substr("kfpt-${replace(lower(each.key), "/[^a-z0-9]+/", "-")}", 0, 63), "-")
+  name            = trimsuffix(substr("${var.prefix}-${replace(lower(each.key), "/[^a-z0-9]+/", "-")}", 0, 63), "-")
   location        = var.region
   service_account = google_service_account.this[each.key == "completions" ? "notice-invoker" : "event-invoker"].email
   matching_criteria {

@@ -12,18 +12,24 @@ variable "region" {
 }
 
 variable "prefix" {
-  description = "Prefix of every resource name (topics, functions, the ledger's collections). `kfp-trigger deploy plan --prefix` writes it with the inputs, as chained routes listen to PREFIX-results."
+  description = "Prefix of every name a deployment creates (service accounts, topics, subscriptions, functions, triggers, Scheduler jobs, the ledger's database), so that two deployments in one project share none. `kfp-trigger deploy plan --prefix` writes it with the inputs, as chained routes listen to PREFIX-results."
   type        = string
   default     = "kfp-trigger"
   validation {
-    condition     = can(regex("^[a-z][a-z0-9-]{2,20}$", var.prefix))
-    error_message = "prefix: 3 to 21 lower-case letters, digits or dashes, starting with a letter."
+    condition     = can(regex("^[a-z][a-z0-9-]{2,19}$", var.prefix)) # PREFIX-pipelines: a service account id of at most 30
+    error_message = "prefix: 3 to 20 lower-case letters, digits or dashes, starting with a letter."
   }
 }
 
 variable "function_source" {
   description = "The functions' source archive, written by `kfp-trigger deploy source` (the package, routes.yaml and a hashed requirements.txt, nothing else)."
   type        = string
+}
+
+variable "pipeline_root_buckets" {
+  description = "Buckets of the pipelines' gs:// roots (`kfp-trigger deploy plan` reads them from routes.yaml): runs write their artifacts there, and the functions read run metrics there."
+  type        = list(string)
+  default     = []
 }
 
 variable "buckets" {
@@ -161,7 +167,7 @@ variable "aws_role_arn" {
 }
 
 variable "pipelines_workload_identity" {
-  description = "KFP on GKE: the Kubernetes service account (namespace and name) pipeline pods run as, allowed to act as kfpt-pipelines so their exit step can publish completion notices."
+  description = "KFP on GKE: the Kubernetes service account (namespace and name) pipeline pods run as, allowed to act as PREFIX-pipelines so their exit step can publish completion notices."
   type = object({
     namespace       = string
     service_account = string
@@ -169,8 +175,3 @@ variable "pipelines_workload_identity" {
   default = null
 }
 
-variable "schedules_topic" {
-  description = "The topic Cloud Scheduler jobs publish to; the service knows ticks by it (events/pubsub.py SCHEDULES_TOPIC)."
-  type        = string
-  default     = "kfp-trigger-schedules"
-}

@@ -49,7 +49,8 @@ def dev(routes: str | None, state_dir: str | None, landing_dir: str | None, host
     buckets = routed_buckets(services.router.rules)
     start_background("watcher", lambda: watch_landing(settings.landing_dir, events_url, stop, buckets))
     send = partial(post, events_url)
-    start_background("ticker", lambda: tick_schedules(services.router.rules, send, stop))
+    topic = settings.schedules_topic
+    start_background("ticker", lambda: tick_schedules(services.router.rules, send, stop, topic=topic))
     start_background("reconciler", lambda: every(5.0, lambda: reconcile.reconcile(services), stop))
     if settings.completion_topic:  # notices go through Pub/Sub: relay them as Eventarc would
         from functions.cli.devstack.relay import ensure_subscription, relay

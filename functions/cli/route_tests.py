@@ -37,6 +37,7 @@ from typing import Any, Literal, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from events.pubsub import SCHEDULES_TOPIC
 from events.router import Router, RunRequest, Skip
 from events.validation import error_path
 
@@ -157,7 +158,9 @@ def read_cases(path: Path) -> list[Case]:
     return cases
 
 
-def run_case(case: Case, router: Router, folder: Path, file: str) -> CaseResult:
+def run_case(
+    case: Case, router: Router, folder: Path, file: str, schedules_topic: str = SCHEDULES_TOPIC
+) -> CaseResult:
     """One case through decode and route, as the service decodes and routes its event."""
     from events.decoders import decode
     from events.envelope import EnvelopeError, parse_http
@@ -173,7 +176,7 @@ def run_case(case: Case, router: Router, folder: Path, file: str) -> CaseResult:
         attributes, data = parse_http(
             {"content-type": "application/cloudevents+json"}, json.dumps(body).encode()
         )
-        decoded = decode(attributes, data)
+        decoded = decode(attributes, data, schedules_topic)
     except (EnvelopeError, BadEvent) as exc:
         return CaseResult(case.name, file, expected, _said("quarantine", case.quarantine, _reason(exc)))
     if isinstance(decoded, Ignored):
@@ -225,15 +228,15 @@ def _seen(expectation: ExpectRoute | None, decision: RunRequest | Skip | None) -
     return {"run": run}
 
 
-def run_all(where: Path, router: Router) -> Iterator[CaseResult]:
-    """Every case under `where`, in file order.
+def run_all(where: Path, router: Router, schedules_topic: str = SCHEDULES_TOPIC) -> Iterator[CaseResult]:
+    """Every case under `where`, in file order (ticks come on `schedules_topic`).
 
     Raises:
         CaseFileError: a case file that cannot be read (before any case of it runs).
     """
     for path in case_files(where):
         for case in read_cases(path):
-            yield run_case(case, router, path.parent, str(path))
+            yield run_case(case, router, path.parent, str(path), schedules_topic)
 
 
 def same(left: object, right: object) -> bool:

@@ -146,7 +146,7 @@ def routes_test(cases: Path | None, routes_path: Path, as_json: bool) -> None:
             click.echo(f"{routes_path}: {exc} (kfp-trigger routes check says where)", err=True)
             sys.exit(2)
     try:
-        outcomes = list(run_all(where, Router(loaded.rules)))
+        outcomes = list(run_all(where, Router(loaded.rules), common.settings().schedules_topic))
     except CaseFileError as exc:
         click.echo(str(exc), err=True)
         sys.exit(2)
@@ -238,7 +238,7 @@ def simulate(
     try:
         attributes, data = parse_http({"content-type": "application/cloudevents+json"}, body)
         report["event"] = {k: attributes.get(k) for k in ("type", "source", "id")}
-        decoded = decode(attributes, data)
+        decoded = decode(attributes, data, settings.schedules_topic)
     except (EnvelopeError, BadEvent) as exc:
         report |= {"outcome": "bad-event", "reason": getattr(exc, "reason", None) or str(exc)}
         decoded = None

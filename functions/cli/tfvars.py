@@ -14,15 +14,15 @@ from typing import Any
 
 from events.filters import Equals, Filter, Range, leaves
 from events.model import Source
-from events.pubsub import SCHEDULES_TOPIC
 from events.rules import RoutesConfig, Rule, listeners
 from functions.settings import Settings
 
 PREFIX = "kfp-trigger"  # the module's `prefix` unless `deploy plan --prefix` says otherwise
-PREFIX_SHAPE = re.compile(r"^[a-z][a-z0-9-]{2,20}$")  # as variables.tf validates it
+PREFIX_SHAPE = re.compile(r"^[a-z][a-z0-9-]{2,19}$")  # as variables.tf validates it
 # The topics the module creates for itself, `{prefix}-NAME`: a route may listen to the results
 # topic (a chained route); any other would be a second topic of the same name, or a loop.
 SERVICE_TOPICS = ("dead-letter", "quarantine", "results", "completions", "alerts")
+SCHEDULES = "schedules"  # PREFIX-schedules: the topic Cloud Scheduler jobs publish to (messaging.tf)
 # The backends' settings the functions need, by backend (the module adds the infrastructure's:
 # ledger, topics, storage, auth; and for Vertex the project, pipeline root and runner).
 BACKEND_SETTINGS = {
@@ -69,7 +69,7 @@ def tfvars(
     """
     if not PREFIX_SHAPE.match(prefix):
         raise DeployError(
-            f"prefix {prefix!r}: 3 to 21 lower-case letters, digits or dashes, starting with a letter"
+            f"prefix {prefix!r}: 3 to 20 lower-case letters, digits or dashes, starting with a letter"
         )
     rules = [rule for rule in config.rules if rule.enabled]
     backends = route_backends(config)
@@ -85,6 +85,7 @@ def tfvars(
         "project": project,
         "region": region,
         "buckets": sorted({rule.index for rule in listening if rule.source is Source.STORAGE}),
+        "pipeline_root_buckets": root_buckets(config),
         "bigquery_datasets": {
             name: dict(zip(("project", "dataset"), name.split("."), strict=True)) for name in sorted(datasets)
         },
@@ -96,10 +97,16 @@ def tfvars(
             for rule in listening
             if rule.source is Source.SCHEDULE
         },
-        "schedules_topic": SCHEDULES_TOPIC,
         "vertex": "vertex" in backends,
         "backend_environment": environment,
     }
+
+
+def root_buckets(config: RoutesConfig) -> list[str]:
+    """The buckets of the pipelines' `gs://` roots: runs write there, the functions read metrics
+    there (Vertex's default root, KFP_TRIGGER_VERTEX_PIPELINE_ROOT, the module adds itself)."""
+    roots = (definition.pipeline_root or "" for definition in config.pipelines.values())
+    return sorted({root.removeprefix("gs://").split("/", 1)[0] for root in roots if root.startswith("gs://")})
 
 
 def route_backends(config: RoutesConfig) -> dict[str, list[str]]:
@@ -145,7 +152,7 @@ def _backend_environment(backends: dict[str, list[str]], settings: Settings) -> 
 
 
 def _refuse_own_topics(listening: Sequence[Rule], prefix: str) -> None:
-    own = {f"{prefix}-{name}" for name in SERVICE_TOPICS} - {results_topic(prefix)} | {SCHEDULES_TOPIC}
+    own = {f"{prefix}-{name}" for name in (*SERVICE_TOPICS, SCHEDULES)} - {results_topic(prefix)}
     for rule in listening:
         if (topic := _topic(rule)) in own:
             where = f"routes[{rule.name}].when{f'.join.parts.{rule.part}' if rule.part else ''}.pubsub.topic"

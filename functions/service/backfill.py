@@ -91,7 +91,7 @@ def backfillable(services: Services, route: str) -> Rule:
 def candidates(services: Services, rule: Rule, since: datetime, until: datetime) -> Iterator[Candidate]:
     """What `rule` may have missed in [since, until), oldest slot or first name first."""
     if rule.source is Source.SCHEDULE:
-        yield from _slots(rule, since, until)
+        yield from _slots(rule, since, until, services.settings.schedules_topic)
         return
     if services.objects is None:
         raise PermanentError("no object store is configured (KFP_TRIGGER_STORAGE) to list the bucket")
@@ -115,7 +115,7 @@ def candidates(services: Services, rule: Rule, since: datetime, until: datetime)
         yield Candidate(what, delivery)
 
 
-def _slots(rule: Rule, since: datetime, until: datetime) -> Iterator[Candidate]:
+def _slots(rule: Rule, since: datetime, until: datetime, topic: str) -> Iterator[Candidate]:
     from zoneinfo import ZoneInfo
 
     from croniter import croniter
@@ -123,7 +123,8 @@ def _slots(rule: Rule, since: datetime, until: datetime) -> Iterator[Candidate]:
     slots = croniter(rule.cron, (since - timedelta(seconds=1)).astimezone(ZoneInfo(rule.timezone)))
     while (slot := slots.get_next(datetime)) < until:
         what = f"{rule.index}@{slot.astimezone(UTC).isoformat()}"
-        yield Candidate(what, scheduler_tick(rule.index, slot, message_id=_event_id(what)), slot)
+        tick = scheduler_tick(rule.index, slot, message_id=_event_id(what), topic=topic)
+        yield Candidate(what, tick, slot)
 
 
 def _event_id(what: str) -> str:
@@ -150,7 +151,7 @@ def backfill(
         attributes, parsed = parse_http(headers, body)
         entry: dict[str, object] = {"what": candidate.what, "event_id": headers["ce-id"]}
         if dry_run is not None:
-            entry |= _previewed(alone, decode(attributes, parsed), dry_run)
+            entry |= _previewed(alone, decode(attributes, parsed, services.settings.schedules_topic), dry_run)
         else:
             handled = intake.handle(alone, attributes, parsed, body)
             decisions = handled.body.get("decisions")
@@ -197,7 +198,7 @@ def catch_up(services: Services) -> Pass:
         since = datetime.fromtimestamp(max(now - rule.catch_up, mark), UTC)
         alone = replace(services, router=Router((rule,)))
         reached = settled
-        for candidate in _slots(rule, since, settled):
+        for candidate in _slots(rule, since, settled, services.settings.schedules_topic):
             headers, data = candidate.delivery
             body = _body(data)
             handled = intake.handle(alone, *parse_http(headers, body), body)

@@ -30,7 +30,7 @@ log = logging.getLogger("kfp_trigger.intake")
 def handle(services: Services, attributes: Mapping[str, str], data: object, body: bytes) -> Handled:
     """Process one inbound CloudEvent. `body` is the raw request body, kept if quarantined."""
     try:
-        decoded = decode(attributes, data)
+        decoded = decode(attributes, data, services.settings.schedules_topic)
     except BadEvent as exc:
         source = source_of(attributes.get("type", ""))
         return _counted(services, source, _quarantined(services, exc.reason, attributes, data, body))

@@ -86,6 +86,17 @@ def test_a_scheduler_message_on_the_schedules_topic_becomes_a_tick() -> None:
     assert event.job == "nightly"
 
 
+def test_a_deployments_own_schedules_topic_is_the_one_its_ticks_come_on() -> None:
+    """A deployment with another prefix has its own schedules topic (KFP_TRIGGER_SCHEDULES_TOPIC):
+    its ticks are ticks there, and a message on another deployment's is not one of its ticks."""
+    acme = {**PUBSUB, "source": "//pubsub.googleapis.com/projects/p/topics/acme-schedules"}
+    tick = message(attributes={"scheduler_job": "nightly"})
+    assert isinstance(decode(acme, tick, "acme-schedules"), ScheduleTick)
+    assert not isinstance(decode(acme, tick), ScheduleTick), "not on kfp-trigger-schedules"
+    theirs = {**PUBSUB, "source": "//pubsub.googleapis.com/projects/p/topics/kfp-trigger-schedules"}
+    assert not isinstance(decode(theirs, tick, "acme-schedules"), ScheduleTick)
+
+
 def test_a_scheduler_job_attribute_elsewhere_is_an_ordinary_message() -> None:
     """Anyone who may publish to a product topic could add the attribute: it is no tick there."""
     event = decode(PUBSUB, message(attributes={"scheduler_job": "nightly"}))

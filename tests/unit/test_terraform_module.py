@@ -64,7 +64,7 @@ def test_the_schema_check_catches_a_misspelt_argument_at_any_depth() -> None:
     text = (
         module_text()
         .replace("per_series_aligner", "per_series_alligner")
-        .replace('account_id   = "kfpt-', 'acount_id    = "kfpt-')
+        .replace('account_id   = "${var.prefix}-', 'acount_id    = "${var.prefix}-')
     )
     assert sorted(problems(text)) == [
         "google_monitoring_alert_policy.this.conditions.condition_threshold.aggregations: "
@@ -166,7 +166,7 @@ def test_the_plan_knows_the_topics_the_module_makes_for_itself() -> None:
 def test_a_prefix_the_module_would_refuse_is_refused_first() -> None:
     done = plan(SETS / "vertex.yaml", "--prefix", "Acme_1", "--out", "-")
     assert done.returncode == 1
-    assert "prefix 'Acme_1': 3 to 21 lower-case letters" in done.stderr
+    assert "prefix 'Acme_1': 3 to 20 lower-case letters" in done.stderr
 
 
 def test_backend_local_is_refused_naming_the_routes() -> None:
@@ -226,3 +226,45 @@ def test_only_the_status_viewers_may_open_the_status_page() -> None:
     assert 'function.caller != ""' in str(invokers["invoker"]["for_each"])
     assert "var.status_viewers" in str(invokers["status_viewer"]["for_each"])
     assert 'google_cloudfunctions2_function.this["status"]' in str(invokers["status_viewer"]["service"])
+
+
+# The argument that names what each kind of resource creates, unique in a project (or globally):
+# a second deployment with another prefix must name it otherwise.
+NAMED = {
+    "google_service_account": "account_id",
+    "google_pubsub_topic": "name",
+    "google_pubsub_subscription": "name",
+    "google_pubsub_schema": "name",
+    "google_cloudfunctions2_function": "name",
+    "google_cloud_scheduler_job": "name",
+    "google_eventarc_trigger": "name",
+    "google_logging_metric": "name",
+    "google_firestore_database": "name",
+    "google_iam_workload_identity_pool": "workload_identity_pool_id",
+    "google_storage_bucket": "name",
+    "google_monitoring_alert_policy": "display_name",
+}
+SHARED = {("google_pubsub_topic", "product")}  # routes.yaml names the product's topics: the product's
+
+
+def names(prefix: str) -> dict[str, str]:
+    """Every name the module gives what it creates, `var.prefix` rendered as `prefix`."""
+    found = {}
+    for path in sorted(MODULE.glob("*.tf")):
+        for block in hcl2.loads(path.read_text()).get("resource", []):
+            for kind, resources in block.items():
+                for name, body in resources.items():
+                    kind, name = kind.strip('"'), name.strip('"')
+                    if kind in NAMED and (kind, name) not in SHARED:
+                        found[f"{kind}.{name}"] = str(body[NAMED[kind]]).replace("${var.prefix}", prefix)
+    return found
+
+
+def test_two_deployments_in_one_project_share_no_name() -> None:
+    """Every name a deployment creates carries its prefix (the schedules topic and Scheduler jobs,
+    service accounts, the ledger's own database too), so a second deployment in the project
+    (deploy plan --prefix) collides with nothing on apply."""
+    first, second = names("kfp-trigger"), names("acme-ml")
+    assert {resource.split(".")[0] for resource in first} == set(NAMED), "the module creates each kind"
+    shared = sorted(resource for resource in first if first[resource] == second[resource])
+    assert shared == [], "named alike in both deployments"

@@ -54,14 +54,15 @@ Change = Callable[[Any, Any, Mapping[str, Any] | None, float], T]  # (transactio
 
 
 class Database:
-    """One project's ledger collections (COLLECTION and its suffixed siblings), and the client."""
+    """One project's ledger collections (COLLECTION and its suffixed siblings) in one database
+    (each deployment its own, so two in a project share nothing), and the client."""
 
-    def __init__(self, project: str, collection: str, retention_seconds: float) -> None:
+    def __init__(self, project: str, collection: str, retention_seconds: float, database: str) -> None:
         from google.cloud import firestore
 
         self.firestore = firestore
         self.retention = timedelta(seconds=retention_seconds)
-        self.client = firestore.Client(project=project)
+        self.client = firestore.Client(project=project, database=database)
         self.runs = self.client.collection(collection)
         self.decisions = self.client.collection(f"{collection}-decisions")
         self.members = self.client.collection(f"{collection}-members")

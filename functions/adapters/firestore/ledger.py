@@ -23,5 +23,11 @@ class FirestoreLedger(
     `expire_at` (KFP_TRIGGER_RETENTION_DAYS from now, or from a join window's end), by which
     the Terraform module's TTL policies delete them: no pruning."""
 
-    def __init__(self, project: str, collection: str, retention_seconds: float = 30 * 86400.0) -> None:
-        super().__init__(Database(project, collection, retention_seconds))
+    def __init__(
+        self,
+        project: str,
+        collection: str,
+        retention_seconds: float = 30 * 86400.0,
+        database: str = "(default)",
+    ) -> None:
+        super().__init__(Database(project, collection, retention_seconds, database))

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from events.eventarc import scheduler_tick
+from events.pubsub import SCHEDULES_TOPIC
 from events.rules import Rule, listeners
 from functions.logs import fields
 
@@ -22,8 +23,10 @@ def tick_schedules(
     *,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     interval: float = 1.0,
+    topic: str = SCHEDULES_TOPIC,
 ) -> None:
-    """Send one Scheduler-shaped tick per schedule route whenever its cron comes due."""
+    """Send one Scheduler-shaped tick per schedule route whenever its cron comes due, on the
+    schedules topic `topic` (a short name)."""
     from zoneinfo import ZoneInfo
 
     from croniter import croniter
@@ -39,5 +42,5 @@ def tick_schedules(
         for rule in schedules:
             if upcoming[rule.name] <= now:
                 log.info("schedule fired", extra=fields(job=rule.index))
-                send(*scheduler_tick(rule.index, now))
+                send(*scheduler_tick(rule.index, now, topic=topic))
                 upcoming[rule.name] = next_slot(rule, now)
