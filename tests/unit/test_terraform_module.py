@@ -268,3 +268,80 @@ def test_two_deployments_in_one_project_share_no_name() -> None:
     assert {resource.split(".")[0] for resource in first} == set(NAMED), "the module creates each kind"
     shared = sorted(resource for resource in first if first[resource] == second[resource])
     assert shared == [], "named alike in both deployments"
+
+
+ACCOUNTS = {  # main.tf's local.accounts: key → the account's name
+    "event-invoker": "PREFIX-events",
+    "notice-invoker": "PREFIX-notices",
+    "scheduler": "PREFIX-scheduler",
+    "runtime": "PREFIX-runtime",
+    "pipelines": "PREFIX-pipelines",
+}
+OTHERS = {  # a member expression → who that is, in docs/deploy.md's words
+    "${local.pubsub_agent}": "Pub/Sub service agent",
+    "serviceAccount:${data.google_storage_project_service_account.this.email_address}": (
+        "Cloud Storage service agent"
+    ),
+    "${local.product}": "the AWS product",
+    "${each.key}": "status viewers",
+}
+WHEN = {  # what a grant's count or for_each depends on → the "when" column
+    "var.vertex": "vertex",
+    "var.telemetry": "telemetry gcp",
+    "var.alert_webhook_secret": "a webhook secret",
+    "var.pipelines_workload_identity": "pipelines_workload_identity",
+    "length(var.buckets)": "storage routes",
+    "local.federated": "product topics",
+    "var.product_topics": "product topics",
+    "var.status_viewers": "status_viewers",
+}
+
+
+def module_grants() -> set[tuple[str, str, str]]:
+    """(principal, role, when) of every IAM member resource of the module."""
+    import re
+
+    callers = re.findall(r'caller = "([\w-]+)"', (MODULE / "functions.tf").read_text())
+    grants = set()
+    for path in sorted(MODULE.glob("*.tf")):
+        for block in hcl2.loads(path.read_text()).get("resource", []):
+            for kind, resources in block.items():
+                if not kind.strip('"').endswith("_iam_member"):
+                    continue
+                for body in resources.values():
+                    member, role = str(body["member"]).strip('"'), str(body["role"]).strip('"')
+                    condition = str(body.get("count", "")) + str(body.get("for_each", ""))
+                    roles = re.findall(r"roles/[\w.]+", condition) if role == "${each.key}" else [role]
+                    when = next((said for found, said in WHEN.items() if found in condition), "always")
+                    if keys := re.findall(r'local\.member\["([\w-]+)"\]', member):
+                        principals = [ACCOUNTS[key] for key in keys]
+                    elif member == "${local.member[each.key]}":  # for_each over account keys
+                        principals = [ACCOUNTS[key] for key in re.findall(r'"([\w-]+)"', condition)]
+                    elif "each.value.caller" in member:
+                        principals = [ACCOUNTS[caller] for caller in callers]
+                    elif ".svc.id.goog[" in member:
+                        principals = ["KFP's pipeline pods"]
+                    else:
+                        principals = [OTHERS[member]]
+                    grants |= {(principal, each, when) for principal in principals for each in roles}
+    return grants
+
+
+def documented_grants() -> set[tuple[str, str, str]]:
+    """(principal, role, when) of every row of docs/deploy.md's "Who may do what" table."""
+    text = (ROOT / "docs" / "deploy.md").read_text().split("## Who may do what", 1)[1]
+    rows = [line for line in text.splitlines() if line.startswith("| ") and "roles/" in line]
+    cells = [[cell.strip() for cell in row.strip("|").split("|")] for row in rows]
+    return {(principal, role, when) for principal, role, _, when, *_ in cells}
+
+
+def test_the_module_grants_exactly_what_the_iam_table_documents() -> None:
+    """Every grant has its row (principal, role, when; why and the Google page say the rest),
+    and every row its grant, for every backend: a grant missing from either fails."""
+    module, documented = module_grants(), documented_grants()
+    assert sorted(module - documented) == [], "granted, not documented"
+    assert sorted(documented - module) == [], "documented, not granted"
+    vertex = {(principal, role) for principal, role, when in module if when == "vertex"}
+    assert ("PREFIX-pipelines", "roles/aiplatform.user") in vertex, "a PipelineJob's identity"
+    kfp = {(principal, role) for principal, role, when in module if when == "always"}
+    assert ("PREFIX-runtime", "roles/storage.objectViewer") in kfp, "metrics under a pipeline root"
