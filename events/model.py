@@ -73,8 +73,10 @@ class Message:
     """A Pub/Sub message from a producer (the product, or anything but Cloud Scheduler).
 
     `payload` is the message data parsed as a JSON object, or None when it is not one.
-    The dedupe key uses the producer's `event_id` when the payload has one: a publisher retry
-    makes a new messageId for the same logical message.
+    The dedupe key uses the producer's id for the logical message: the payload's `event_id`, or,
+    for a CloudEvent in Pub/Sub's binary content mode (kfp-trigger's own results, which chained
+    routes listen to), its `ce-id` attribute (CloudEvents Pub/Sub protocol binding, 3.1.1): a
+    publisher's retry, or a result published again, makes a new messageId for the same one.
     """
 
     envelope: Envelope
@@ -91,7 +93,9 @@ class Message:
     @property
     def event_id(self) -> str | None:
         value = self.payload.get("event_id") if self.payload else None
-        return value if isinstance(value, str) and value else None
+        if isinstance(value, str) and value:
+            return value
+        return self.attributes.get("ce-id") or None
 
     @property
     def key(self) -> str:

@@ -138,14 +138,20 @@ class VertexBackend:
             ),
             service_account=self.service_account,
         )
-        # ALREADY_EXISTS (Conflict): this run key has its job already; adopt it.
-        with mapped("create pipeline job"), contextlib.suppress(exceptions.Conflict):
-            self.client.create_pipeline_job(
-                parent=self.parent,
-                pipeline_job=job,
-                pipeline_job_id=job_id(submission.run_key),
-                timeout=self.timeout,
-            )
+        with mapped("create pipeline job"):
+            try:
+                self.client.create_pipeline_job(
+                    parent=self.parent,
+                    pipeline_job=job,
+                    pipeline_job_id=job_id(submission.run_key),
+                    timeout=self.timeout,
+                )
+            except exceptions.Conflict as exc:
+                # 409 is ALREADY_EXISTS (this run key has its job: adopt it) or ABORTED (a
+                # concurrent change: nothing was created), which REST answers alike
+                # (cloud.google.com/apis/design/errors): the job decides which.
+                if self.find(submission.run_key) is None:
+                    raise TransientError(f"create pipeline job: {exc.code} conflict, no job: retry") from exc
         return self.name_of(submission.run_key)
 
     def find(self, run_key: str) -> str | None:

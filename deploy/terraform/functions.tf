@@ -3,7 +3,9 @@
 
 locals {
   functions = {
-    events      = { entry_point = "handle_event", caller = "event-invoker", max_instances = 20, timeout = 60 }
+    # Each timeout leaves an engine call that hangs for KFP_TRIGGER_BACKEND_TIMEOUT_SECONDS (60 s)
+    # the time to answer 503 before the platform cuts the request (a test holds the order).
+    events      = { entry_point = "handle_event", caller = "event-invoker", max_instances = 20, timeout = 120 }
     completions = { entry_point = "handle_completion", caller = "notice-invoker", max_instances = 10, timeout = 120 }
     reconcile   = { entry_point = "reconcile", caller = "scheduler", max_instances = 1, timeout = 540 }
     # The read-only status page, for people: var.status_viewers may invoke it (through

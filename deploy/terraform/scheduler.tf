@@ -22,6 +22,9 @@ resource "google_cloud_scheduler_job" "reconcile" {
   name      = "${var.prefix}-reconcile"
   schedule  = "*/5 * * * *"
   time_zone = "UTC"
+  # Past the function's own timeout, so a long pass ends as the function says (the default, 180 s,
+  # would abandon it first: cloud.google.com/scheduler/docs/reference/rest/v1/projects.locations.jobs).
+  attempt_deadline = "${local.functions["reconcile"].timeout + 30}s"
   http_target {
     uri         = google_cloudfunctions2_function.this["reconcile"].service_config[0].uri
     http_method = "POST"

@@ -51,8 +51,10 @@ def mapped(action: str) -> Iterator[None]:
         with contextlib.redirect_stdout(sys.stderr):
             yield
     except kfp_server_api.ApiException as exc:
-        if exc.status is None or exc.status >= 500 or exc.status == 429:
-            raise TransientError(f"KFP {action}: HTTP {exc.status}") from exc
+        # No status (0 or None): no answer came, as when TLS fails (kfp_server_api/rest.py turns
+        # urllib3's SSLError into ApiException(status=0)): a connection problem, not a refusal.
+        if not exc.status or exc.status >= 500 or exc.status == 429:
+            raise TransientError(f"KFP {action}: HTTP {exc.status or 'no answer'}") from exc
         if exc.status == 404:
             raise Gone(f"KFP {action}: HTTP 404: {str(exc.body)[:300]}") from exc
         raise PermanentError(f"KFP {action}: HTTP {exc.status}: {str(exc.body)[:300]}") from exc
@@ -176,6 +178,19 @@ def _credentials(host: str, token: str, client_id: str, token_file: str, google_
         return refreshing(google_credentials or iap_credentials(client_id))
     if host.rstrip("/").endswith(".pipelines.googleusercontent.com"):
         return refreshing(google_credentials or adc_credentials())
+    return None
+
+
+def _failed_task(run: Any, state: RunState) -> str | None:
+    """Why a FAILED run failed when the run itself does not say: the v2 driver leaves a run's
+    `error` unset (backend/src/v2/driver/resolve.go), but its task details name the task that
+    failed, and its error when there is one (api/v2beta1/run.proto, RunDetails.task_details)."""
+    if state is not RunState.FAILED or run.run_details is None:
+        return None
+    for task in run.run_details.task_details or []:
+        if str(task.state) == "FAILED" and task.display_name:
+            message = task.error.message if task.error is not None and task.error.message else ""
+            return f"task {task.display_name} failed" + (f": {message}" if message else "")
     return None
 
 
@@ -318,7 +333,7 @@ class KfpBackend:
         with mapped("get run"):
             run = self.client.get_run(run_id)
         state = RunState.parse(str(run.state))
-        error = run.error.message if getattr(run, "error", None) else None
+        error = (run.error.message if getattr(run, "error", None) else None) or _failed_task(run, state)
         return RunStatus(
             run_id=run_id,
             state=state,

@@ -387,3 +387,34 @@ def test_a_warm_backend_on_an_inverse_proxy_host_keeps_its_token_fresh(
         with pytest.raises(PermanentError, match="HTTP 401"):
             backend.submit(submission(test_routes, "k-4"))
     assert len(fake.runs) == 3
+
+
+def test_a_tls_failure_is_no_answer_and_is_retried(tmp_path: Path, test_routes: LoadedRoutes) -> None:
+    """A certificate this machine does not trust is no answer from the server at all, so the
+    delivery is retried, never a run recorded FAILED: whether urllib3's retries give up first
+    (MaxRetryError) or kfp_server_api turns the SSLError into ApiException(status=0)
+    (kfp_server_api/rest.py, `except urllib3.exceptions.SSLError`)."""
+    import kfp_server_api
+
+    from pipelines.kfp.backend import mapped
+    from tests.support import self_signed
+
+    with serving(FakeKfp(), tls=self_signed(tmp_path)) as url:
+        backend = KfpBackend.for_host(url, "kubeflow", token="t", timeout=(2.0, 2.0))
+        with pytest.raises(TransientError):
+            backend.submit(submission(test_routes))
+    with pytest.raises(TransientError, match="no answer"), mapped("create run"):
+        raise kfp_server_api.ApiException(status=0, reason="SSLError")
+
+
+def test_a_failed_run_says_which_task_failed(
+    kfp: KfpBackend, fake: FakeKfp, test_routes: LoadedRoutes
+) -> None:
+    """KFP's v2 driver leaves a run's own error empty; its task details name the failed task."""
+    run_id = kfp.submit(submission(test_routes))
+    fake.states[run_id] = "FAILED"
+    fake.tasks[run_id] = [
+        {"display_name": "load-responses", "state": "SUCCEEDED"},
+        {"display_name": "train-model", "state": "FAILED", "error": {"code": 2, "message": "OOMKilled"}},
+    ]
+    assert kfp.status(run_id).error == "task train-model failed: OOMKilled"

@@ -339,3 +339,29 @@ def test_an_engine_that_does_not_answer_raises_as_every_call_does(
     assert len(fake.authorizations) == asked
     vertex._engine.clock = lambda: time.monotonic() + ASK_AGAIN_SECONDS
     assert vertex.engine() == Engine("vertex"), "then it is asked again"
+
+
+def test_an_aborted_create_is_retried_and_only_an_existing_job_is_adopted(
+    vertex: VertexBackend, fake: FakeVertex, test_routes: LoadedRoutes
+) -> None:
+    """409 is ALREADY_EXISTS or ABORTED alike over REST: an ABORTED create made no job, so it is
+    retried, not adopted as if the run existed; a second create of the same key is adopted."""
+    fake.fail_next("create", "aborted")
+    with pytest.raises(TransientError, match="conflict, no job"):
+        vertex.submit(submission(test_routes))
+    assert fake.jobs == {}
+    first = vertex.submit(submission(test_routes))
+    assert vertex.submit(submission(test_routes)) == first, "ALREADY_EXISTS: the same job"
+    assert len(fake.jobs) == 1
+
+
+def test_cancelling_a_job_that_has_ended_leaves_its_end(
+    vertex: VertexBackend, fake: FakeVertex, test_routes: LoadedRoutes
+) -> None:
+    from events.errors import PermanentError
+
+    name = vertex.submit(submission(test_routes))
+    fake.finish(name.rsplit("/", 1)[-1], "PIPELINE_STATE_SUCCEEDED")
+    with pytest.raises(PermanentError, match=r"FAILED_PRECONDITION|BadRequest"):
+        vertex.cancel(name)
+    assert vertex.status(name).state is RunState.SUCCEEDED

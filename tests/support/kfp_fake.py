@@ -108,6 +108,9 @@ class FakeKfp:
     version: str = "2.14.0"  # the release healthz reports as tag_name ("unknown": built without TAG_NAME)
     faults: list[tuple[str, str, str]] = field(default_factory=list)
     tokens: set[str] | None = None  # behind an authenticating proxy: the bearer tokens it admits
+    # a run's task details, as the server reports them: the v2 driver leaves a run's own `error`
+    # empty (backend/src/v2/driver/resolve.go), so a failed task is what says why
+    tasks: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def fail_next(self, method: str, path_prefix: str, kind: str) -> None:
@@ -233,6 +236,8 @@ class FakeKfp:
                     return _error(5, "run not found", 404)
                 run = dict(self.runs[run_id])
                 run["state"] = self.states.get(run_id, run["state"])
+                if run_id in self.tasks:  # RunDetails.task_details (api/v2beta1/run.proto)
+                    run["run_details"] = {"task_details": self.tasks[run_id]}
                 return _json(run)
             case ("GET", ["runs"]):
                 runs = [

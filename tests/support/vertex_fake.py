@@ -5,7 +5,8 @@ parsed strictly into the real `aiplatform_v1.PipelineJob` message (unknown field
 INVALID_ARGUMENT), the `pipelineJobId` must match `[a-z][a-z0-9-]{0,127}`, label keys and values are
 at most 63 lower-case letters, digits, `_` or `-`, and a reused id answers 409 ALREADY_EXISTS; a
 `templateUri` must be an Artifact Registry template URI. `fail_next("create", "503")` answers
-UNAVAILABLE once ("429": RESOURCE_EXHAUSTED; "drop": the connection breaks with no answer, also
+UNAVAILABLE once ("429": RESOURCE_EXHAUSTED; "aborted": 409 ABORTED, no job created; "drop": the
+connection breaks with no answer, also
 for "get"); parameters are checked against the spec's inputs; `states[job_id]` sets what a job
 reports; `finish(...)` ends a job with its
 times, error and task details (its metrics artifacts).
@@ -26,6 +27,7 @@ from werkzeug.wrappers import Request, Response
 JOB_ID = re.compile(r"^[a-z][a-z0-9-]{0,127}$")
 LABEL = re.compile(r"^[a-z0-9_-]{0,63}$")
 TEMPLATE_URI = re.compile(r"^https://[\w-]+-kfp\.pkg\.dev/[^/]+/[^/]+/[^/]+/[^/]+$")
+ENDED = {f"PIPELINE_STATE_{state}" for state in ("SUCCEEDED", "FAILED", "CANCELLED")}
 JOBS = re.compile(r"^/v1/(projects/[^/]+/locations/[^/]+)/pipelineJobs(?:/([^/:]+))?(:cancel)?$")
 
 
@@ -127,6 +129,10 @@ class FakeVertex:
             return _error(404, "NOT_FOUND", f"PipelineJob {job_id} does not exist")
         if request.method == "POST" and cancel:
             self.cancels.append(job_id)
+            state = self.states.get(job_id, "PIPELINE_STATE_PENDING")
+            if state in ENDED:  # a finished job keeps its end ("whether the pipeline completed despite
+                # cancellation", aiplatform_v1 PipelineService.CancelPipelineJob)
+                return _error(400, "FAILED_PRECONDITION", f"PipelineJob {job_id} is in state {state}")
             self.states[job_id] = "PIPELINE_STATE_CANCELLING"
             return Response("{}", 200, mimetype="application/json")
         job = {**self.jobs[job_id], "state": self.states.get(job_id, "PIPELINE_STATE_PENDING")}
@@ -146,7 +152,14 @@ class FakeVertex:
         from google.cloud.aiplatform_v1 import types
 
         self.creates += 1
-        for kind, answer in (("503", (503, "UNAVAILABLE")), ("429", (429, "RESOURCE_EXHAUSTED"))):
+        # ABORTED is 409, as ALREADY_EXISTS is (google.rpc.Code's HTTP mapping,
+        # cloud.google.com/apis/design/errors#handling_errors): a conflict, no job created.
+        faults = (
+            ("503", (503, "UNAVAILABLE")),
+            ("429", (429, "RESOURCE_EXHAUSTED")),
+            ("aborted", (409, "ABORTED")),
+        )
+        for kind, answer in faults:
             if f"create:{kind}" in self.faults:
                 self.faults.remove(f"create:{kind}")
                 return _error(*answer, "The service is currently unavailable or over quota.")

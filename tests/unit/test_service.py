@@ -405,3 +405,24 @@ def test_an_event_the_ledger_will_never_record_is_quarantined(services: Services
     assert answer.status == 200
     assert answer.body["outcome"] == "quarantined"
     assert "the ledger refuses the record" in str(answer.body["reason"])
+
+
+def test_a_result_published_again_starts_no_second_run_of_a_chained_route(services: Services) -> None:
+    """A chained route listens to kfp-trigger's results: a result published again (after a crash
+    between publishing and recording it) has a new messageId but the same CloudEvent id, its
+    `ce-id` attribute in Pub/Sub's binary mode; that is the key, so the second is a duplicate."""
+    from events.eventarc import message_published
+
+    topic = "projects/test-project/topics/my-topic"
+    data = b'{"run_key": "upstream/k", "state": "SUCCEEDED"}'
+    outcomes = []
+    for message_id in ("m-1", "m-2"):
+        attributes = {"ce-id": "result-7", "ce-type": "dev.kfp-trigger.run.finished.v2"}
+        headers, delivered = message_published(topic, data, attributes, message_id=message_id)
+        answer = call(
+            intake.handle,
+            services,
+            *binary({k.removeprefix("ce-"): v for k, v in headers.items()}, delivered),
+        )
+        outcomes.append(answer.body["decisions"][0]["outcome"])
+    assert outcomes == ["run", "duplicate"]

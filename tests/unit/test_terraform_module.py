@@ -345,3 +345,25 @@ def test_the_module_grants_exactly_what_the_iam_table_documents() -> None:
     assert ("PREFIX-pipelines", "roles/aiplatform.user") in vertex, "a PipelineJob's identity"
     kfp = {(principal, role) for principal, role, when in module if when == "always"}
     assert ("PREFIX-runtime", "roles/storage.objectViewer") in kfp, "metrics under a pipeline root"
+
+
+def test_timeouts_are_ordered_engine_call_function_and_caller() -> None:
+    """An engine call that hangs ends (KFP_TRIGGER_BACKEND_TIMEOUT_SECONDS) with time left for the
+    function to answer 503, and the reconciler's caller waits longer than the function may run, so
+    the platform never cuts a request the function would still answer."""
+    import re
+
+    from functions.settings import Settings
+
+    backend = Settings().backend_timeout_seconds
+    functions = (MODULE / "functions.tf").read_text()
+    timeouts = {
+        name: int(seconds) for name, seconds in re.findall(r"(\w+)\s*=\s*\{[^}\n]*timeout = (\d+)", functions)
+    }
+    assert {"events", "completions", "reconcile"} <= set(timeouts)
+    for name in ("events", "completions", "reconcile"):  # the functions that call engines
+        assert timeouts[name] >= backend + 30, (
+            f"{name}: {timeouts[name]} s leaves no time after a hung engine call"
+        )
+    scheduler = (MODULE / "scheduler.tf").read_text()
+    assert 'attempt_deadline = "${local.functions["reconcile"].timeout + 30}s"' in scheduler
