@@ -1,9 +1,11 @@
 """Turn an HTTP request's headers and body into CloudEvent (attributes, data), sans I/O.
 
 Accepts the binary content mode (what Eventarc sends), the structured mode
-(`application/cloudevents+json`) and the legacy gen1 background-event body, which the legacy
-table below converts the way functions-framework does. What is not a CloudEvent at all raises
-`EnvelopeError`, whose message is safe to return: it never echoes headers or the body.
+(`application/cloudevents+json`), a Pub/Sub push body (what a deployment's own push
+subscriptions send; `events.push` reads it by the request's path) and the legacy gen1
+background-event body, which the legacy table below converts the way functions-framework does.
+What is not a CloudEvent at all raises `EnvelopeError`, whose message is safe to return: it
+never echoes headers or the body.
 
 Data that is present but not JSON stays `NotJson(reason)`: the request *is* a CloudEvent, so the
 decoder rejects it as a bad event (acknowledged and quarantined) instead of a bad request.
@@ -22,6 +24,7 @@ from cloudevents.http import from_http
 from events import jsonvalues as jv
 from events.decoders import MESSAGE_PUBLISHED, STORAGE_FINALIZED
 from events.model import NotJson
+from events.push import PushError, from_push, is_push
 
 REQUIRED_HEADERS = ("ce-id", "ce-source", "ce-type", "ce-specversion")
 STRUCTURED = "application/cloudevents+json"
@@ -98,8 +101,9 @@ def _data(raw: bytes | str) -> object:
         return NotJson(f"the body is not strict JSON: {exc}")
 
 
-def parse_http(headers: Mapping[str, str], body: bytes) -> tuple[dict[str, str], object]:
-    """Parse one HTTP request into CloudEvent context attributes and data.
+def parse_http(headers: Mapping[str, str], body: bytes, path: str = "/") -> tuple[dict[str, str], object]:
+    """Parse one HTTP request (its headers, body and URL path) into CloudEvent context
+    attributes and data.
 
     Raises:
         EnvelopeError: the request is not a CloudEvent in any accepted mode.
@@ -137,6 +141,11 @@ def parse_http(headers: Mapping[str, str], body: bytes) -> tuple[dict[str, str],
         if "time" not in document:
             attributes.pop("time", None)
         return attributes, data
+    if is_push(document):
+        try:
+            return from_push(document, path)
+        except PushError as exc:
+            raise EnvelopeError(str(exc)) from exc
     if "context" in document or "eventType" in document:
         return _from_legacy(document)
     raise EnvelopeError("the request is not a CloudEvent: no ce- headers and no specversion")

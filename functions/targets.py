@@ -120,7 +120,7 @@ def serve(request: flask.Request, use_case: UseCase, target: str) -> flask.Respo
         if len(body) > cap:
             return answer(_oversized(services, request, headers, body, target))
         try:
-            attributes, data = parse_http(headers, body)
+            attributes, data = parse_http(headers, body, request.path)
         except EnvelopeError as exc:
             log.warning("request rejected", extra=fields(status=exc.status, reason=exc.message))
             return reply(exc.status, {"error": exc.message})

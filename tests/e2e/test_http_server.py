@@ -52,8 +52,8 @@ def quarantined(state: Path) -> list[dict[str, object]]:
 
 @pytest.mark.parametrize("case", CASES, ids=[case.file for case in CASES])
 def test_golden_event_over_http(url: str, case: Case) -> None:
-    for mode, headers, body in encodings(case):
-        response = requests.post(url, data=body, headers=headers, timeout=30)
+    for mode, headers, body, path in encodings(case):
+        response = requests.post(url.rstrip("/") + path, data=body, headers=headers, timeout=30)
         assert response.status_code == 200, (mode, response.text)
         answer = response.json()
         if case.outcome in ("ignored", "quarantined"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import socket
@@ -84,14 +85,49 @@ def structured(attributes: Mapping[str, str], data: object) -> tuple[dict[str, s
     return {"content-type": "application/cloudevents+json"}, json.dumps(document).encode()
 
 
-def encodings(case: Case) -> Iterator[tuple[str, dict[str, str], bytes]]:
-    """Every way this golden can arrive: both CloudEvent content modes, or as a legacy body."""
+def encodings(case: Case) -> Iterator[tuple[str, dict[str, str], bytes, str]]:
+    """Every way this golden can arrive, as (mode, headers, body, URL path): both CloudEvent
+    content modes and the deployment's push subscription, or as a legacy body."""
     if case.legacy:
-        yield "legacy", {"content-type": "application/json"}, (DATA / case.file).read_bytes()
+        yield "legacy", {"content-type": "application/json"}, (DATA / case.file).read_bytes(), "/"
         return
     attributes, data = case.cloudevent()
-    yield ("binary", *binary(attributes, data))
-    yield ("structured", *structured(attributes, data))
+    yield ("binary", *binary(attributes, data), "/")
+    yield ("structured", *structured(attributes, data), "/")
+    if (push := pushed(attributes, data)) is not None:
+        yield ("push", *push)
+
+
+def _b64json(value: object) -> str:
+    return base64.b64encode(json.dumps(value).encode()).decode()
+
+
+def pushed(attributes: Mapping[str, str], data: object) -> tuple[dict[str, str], bytes, str] | None:
+    """The same event as a deployment's own push subscription posts it (events/push.py): a
+    message on a topic at /projects/P/topics/T, a Cloud Storage notification (attributes as
+    python-docs-samples storage/cloud-client/notification_polling.py reads them), a log entry
+    a Logging sink routed; None for a type no push carries."""
+    from events.push import AUDIT_LOG_PATH, STORAGE_PATH, STORAGE_TYPES
+
+    kind, source, when = attributes["type"], attributes["source"], attributes.get("time", "")
+    message: dict[str, Any] = {"messageId": attributes["id"]} | ({"publishTime": when} if when else {})
+    if kind.startswith("google.cloud.pubsub.") and isinstance(data, dict):
+        path = "/" + source.removeprefix("//pubsub.googleapis.com/")
+        message |= data["message"]
+        body = {"message": message, "subscription": data.get("subscription", "projects/p/subscriptions/s")}
+    elif kind.startswith("google.cloud.storage.") and isinstance(data, dict):
+        path, event_type = STORAGE_PATH, {ce: notice for notice, ce in STORAGE_TYPES.items()}[kind]
+        notice = {"eventType": event_type, "payloadFormat": "JSON_API_V1", "bucketId": str(data["bucket"])}
+        notice |= {"objectId": str(data["name"]), "objectGeneration": str(data.get("generation", ""))}
+        message |= {"data": _b64json(data), "attributes": notice | ({"eventTime": when} if when else {})}
+        body = {"message": message, "subscription": "projects/p/subscriptions/p-storage"}
+    elif kind.startswith("google.cloud.audit."):
+        path = AUDIT_LOG_PATH
+        message |= {"data": _b64json(data), "attributes": {"logging.googleapis.com/timestamp": when}}
+        body = {"message": message, "subscription": "projects/p/subscriptions/p-bigquery"}
+    else:
+        return None
+    return {"content-type": "application/json"}, json.dumps(body).encode(), path
 
 
 def storage_event(

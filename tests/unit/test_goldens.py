@@ -24,8 +24,8 @@ def test_every_shared_sample_is_a_golden() -> None:
 @pytest.mark.parametrize("case", CASES, ids=[case.file for case in CASES])
 def test_golden_decision(case: Case, test_routes: LoadedRoutes) -> None:
     router = Router(test_routes.rules)
-    for mode, headers, body in encodings(case):
-        attributes, data = parse_http(headers, body)
+    for mode, headers, body, path in encodings(case):
+        attributes, data = parse_http(headers, body, path)
         try:
             decoded = decode(attributes, data)
         except BadEvent as exc:
