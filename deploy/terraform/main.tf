@@ -2,8 +2,8 @@
 # it does:
 #
 # - one caller per function, each with run.invoker on its own function only: PREFIX-events
-#   (Eventarc's triggers on buckets, BigQuery and topics call handle_event as it),
-#   PREFIX-notices (the trigger on the completions topic calls handle_completion),
+#   (the push subscriptions of deliveries.tf call handle_event as it),
+#   PREFIX-notices (the completions topic's push subscription calls handle_completion),
 #   PREFIX-scheduler (Cloud Scheduler calls reconcile). So a caller of one target cannot post to
 #   another: no event can pass for a completion notice.
 # - PREFIX-runtime: the functions run as it. PREFIX-pipelines: pipeline runs execute as it.
@@ -18,14 +18,14 @@ data "google_project" "this" {
 
 locals {
   apis = concat(
-    ["cloudfunctions", "run", "cloudbuild", "artifactregistry", "eventarc", "pubsub", "firestore"],
-    ["cloudscheduler", "monitoring", "cloudtrace", "logging", "iam", "iamcredentials", "sts", "storage"],
+    ["cloudfunctions", "run", "cloudbuild", "artifactregistry", "pubsub", "firestore", "logging"],
+    ["cloudscheduler", "monitoring", "cloudtrace", "iam", "iamcredentials", "sts", "storage"],
     var.vertex ? ["aiplatform"] : [],
     var.alert_webhook_secret == "" ? [] : ["secretmanager"],
   )
   accounts = { # key → (the account id after the prefix, what it is for)
-    event-invoker  = { id = "events", role = "Eventarc delivers events to handle_event as it" }
-    notice-invoker = { id = "notices", role = "Eventarc delivers completion notices to handle_completion as it" }
+    event-invoker  = { id = "events", role = "Pub/Sub pushes events to handle_event as it" }
+    notice-invoker = { id = "notices", role = "Pub/Sub pushes completion notices to handle_completion as it" }
     scheduler      = { id = "scheduler", role = "Cloud Scheduler calls reconcile as it" }
     runtime        = { id = "runtime", role = "the functions run as it" }
     pipelines      = { id = "pipelines", role = "pipeline runs execute as it" }
@@ -53,13 +53,6 @@ resource "google_service_account" "this" {
   account_id   = "${var.prefix}-${each.value.id}"
   display_name = "${var.prefix}: ${each.value.role}"
   depends_on   = [google_project_service.this]
-}
-
-resource "google_project_iam_member" "event_receiver" {
-  for_each = toset(["event-invoker", "notice-invoker"]) # Eventarc requires it of a trigger's account
-  project  = var.project
-  role     = "roles/eventarc.eventReceiver"
-  member   = local.member[each.key]
 }
 
 resource "google_project_iam_member" "runtime_ledger" {

@@ -1,5 +1,7 @@
-# Topics and subscriptions. Undeliverable messages end in the dead-letter topic (alerted on);
-# quarantined events in the quarantine topic; results in the results topic, read by the product.
+# Topics and subscriptions. Undeliverable messages end in the dead-letter topic (alerted on, and
+# kept 31 days); quarantined events in the quarantine topic; results in the results topic, read
+# by the product. No subscription expires: a quiet one would, after 31 days (the default policy),
+# and what its topic then received would reach no one.
 
 locals {
   subscription_defaults = {
@@ -10,7 +12,11 @@ locals {
 }
 
 resource "google_pubsub_topic" "service" {
-  for_each   = toset(concat(["dead-letter", "quarantine", "results", "completions", "alerts"]))
+  for_each = toset(concat(
+    ["dead-letter", "quarantine", "results", "completions", "alerts"],
+    length(var.buckets) > 0 ? ["storage-events"] : [],            # Cloud Storage's notifications
+    length(var.bigquery_datasets) > 0 ? ["bigquery-events"] : [], # the BigQuery audit-log sink's
+  ))
   project    = var.project
   name       = "${var.prefix}-${each.key}"
   depends_on = [google_project_service.this]
@@ -48,10 +54,13 @@ resource "google_pubsub_subscription" "hold" {
   name                       = "${var.prefix}-${each.key}-hold"
   topic                      = google_pubsub_topic.service[each.key].id
   ack_deadline_seconds       = local.subscription_defaults.ack_deadline_seconds
-  message_retention_duration = local.subscription_defaults.message_retention_duration
+  message_retention_duration = each.key == "dead-letter" ? "2678400s" : local.subscription_defaults.message_retention_duration
   retry_policy {
     minimum_backoff = "10s"
     maximum_backoff = "600s"
+  }
+  expiration_policy {
+    ttl = ""
   }
 }
 
@@ -69,22 +78,18 @@ resource "google_pubsub_subscription" "results_product" {
     dead_letter_topic     = google_pubsub_topic.service["dead-letter"].id
     max_delivery_attempts = local.max_delivery_attempts
   }
+  expiration_policy {
+    ttl = ""
+  }
 }
 
-# Pub/Sub's own agent moves undeliverable messages: publisher on the dead-letter topic and
-# subscriber on the subscription that dead-letters (it needs both).
+# Pub/Sub's own agent moves undeliverable messages: publisher on the dead-letter topic, and
+# subscriber on each subscription that dead-letters (deliveries.tf; it needs both).
 resource "google_pubsub_topic_iam_member" "dead_letter_agent" {
   project = var.project
   topic   = google_pubsub_topic.service["dead-letter"].name
   role    = "roles/pubsub.publisher"
   member  = local.pubsub_agent
-}
-
-resource "google_pubsub_subscription_iam_member" "results_agent" {
-  project      = var.project
-  subscription = google_pubsub_subscription.results_product.name
-  role         = "roles/pubsub.subscriber"
-  member       = local.pubsub_agent
 }
 
 resource "google_pubsub_topic_iam_member" "runtime_publishes" {

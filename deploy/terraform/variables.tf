@@ -33,13 +33,13 @@ variable "pipeline_root_buckets" {
 }
 
 variable "buckets" {
-  description = "Buckets that storage routes watch. Each gets a storage trigger in the bucket's own location."
+  description = "Buckets that storage routes watch, in this project. Each notifies the storage-events topic of every object written."
   type        = list(string)
   default     = []
 }
 
 variable "bigquery_datasets" {
-  description = "Datasets that bigquery routes watch, by \"project.dataset\". Their location decides the audit-log trigger's: a multi-region (US, EU) only reaches a global trigger."
+  description = "Datasets that bigquery routes watch, by \"project.dataset\". With any, a Logging sink routes this project's BigQuery jobcompleted audit entries to the functions (the routes pick the tables)."
   type = map(object({
     project = string
     dataset = string

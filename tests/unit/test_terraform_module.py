@@ -15,6 +15,7 @@ import json
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import hcl2
 import pytest
@@ -237,7 +238,7 @@ NAMED = {
     "google_pubsub_schema": "name",
     "google_cloudfunctions2_function": "name",
     "google_cloud_scheduler_job": "name",
-    "google_eventarc_trigger": "name",
+    "google_logging_project_sink": "name",
     "google_logging_metric": "name",
     "google_firestore_database": "name",
     "google_iam_workload_identity_pool": "workload_identity_pool_id",
@@ -283,6 +284,7 @@ OTHERS = {  # a member expression → who that is, in docs/deploy.md's words
         "Cloud Storage service agent"
     ),
     "${local.product}": "the AWS product",
+    "${google_logging_project_sink.bigquery[0].writer_identity}": "the BigQuery log sink's writer",
     "${each.key}": "status viewers",
 }
 WHEN = {  # what a grant's count or for_each depends on → the "when" column
@@ -291,6 +293,7 @@ WHEN = {  # what a grant's count or for_each depends on → the "when" column
     "var.alert_webhook_secret": "a webhook secret",
     "var.pipelines_workload_identity": "pipelines_workload_identity",
     "length(var.buckets)": "storage routes",
+    "length(var.bigquery_datasets)": "bigquery routes",
     "local.federated": "product topics",
     "var.product_topics": "product topics",
     "var.status_viewers": "status_viewers",
@@ -367,3 +370,45 @@ def test_timeouts_are_ordered_engine_call_function_and_caller() -> None:
         )
     scheduler = (MODULE / "scheduler.tf").read_text()
     assert 'attempt_deadline = "${local.functions["reconcile"].timeout + 30}s"' in scheduler
+    # A push request's deadline is its subscription's ack deadline (cloud.google.com/pubsub/docs/push).
+    (delivery,) = resources("google_pubsub_subscription", "delivery")
+    deadline = "${min(600, local.functions[each.value.function].timeout + 30)}"
+    assert delivery["ack_deadline_seconds"] == deadline
+    for name in ("events", "completions"):  # the pushed functions
+        assert timeouts[name] + 30 <= 600, f"{name}: {timeouts[name]} s leaves a push no deadline past it"
+
+
+def resources(kind: str, name: str = "") -> list[dict[str, Any]]:
+    """The module's resources of `kind` (named `name`, if given), as python-hcl2 reads them."""
+    return [
+        body
+        for path in sorted(MODULE.glob("*.tf"))
+        for block in hcl2.loads(path.read_text()).get("resource", [])
+        for found, named in block.items()
+        if found.strip('"') == kind
+        for label, body in named.items()
+        if name in ("", label.strip('"'))
+    ]
+
+
+def test_every_inbound_path_has_a_dead_letter_and_never_expires() -> None:
+    """Each topic the functions hear is pushed by a subscription of the module's own with a
+    dead-letter policy (no Eventarc trigger, whose subscription takes none), and no
+    subscription expires when its topic is quiet."""
+    assert resources("google_eventarc_trigger") == []
+    from functions.cli.tfvars import SERVICE_TOPICS
+
+    routed = "".join(str(block) for block in hcl2.loads((MODULE / "deliveries.tf").read_text())["locals"])
+    outbound = {"dead-letter", "quarantine", "alerts"}  # held for people (messaging.tf)
+    inbound = [f'google_pubsub_topic.service["{name}"]' for name in SERVICE_TOPICS if name not in outbound]
+    for topic in [*inbound, "google_pubsub_topic.product[topic]", "google_pubsub_topic.schedules[0]"]:
+        assert f"{topic}.id" in routed, f"{topic}: no subscription pushes it"
+    (delivery,) = resources("google_pubsub_subscription", "delivery")
+    (policy,) = delivery["dead_letter_policy"]
+    assert policy["dead_letter_topic"] == '${google_pubsub_topic.service["dead-letter"].id}'
+    assert policy["max_delivery_attempts"] == "${local.max_delivery_attempts_inbound}"
+    (push,) = delivery["push_config"]
+    assert "oidc_token" in push
+    for subscription in resources("google_pubsub_subscription"):
+        (expiration,) = subscription["expiration_policy"]
+        assert expiration["ttl"] in ('""', ""), subscription["name"]
