@@ -27,7 +27,15 @@ from events.rules import Rule, listeners
 from functions import logs
 from functions.service import doctor
 from functions.service.ledger import Ledger
-from functions.service.ports import ObjectStore, Services, Sink, Telemetry, Untraced, ledger_ports
+from functions.service.ports import (
+    DeadLetters,
+    ObjectStore,
+    Services,
+    Sink,
+    Telemetry,
+    Untraced,
+    ledger_ports,
+)
 from functions.settings import DEFAULT_RETENTION_DAYS, Settings, SettingsError
 from pipelines import catalog
 from pipelines.backend import Backend, CompiledPipeline
@@ -94,6 +102,15 @@ def ledger_from(url: str, retention_days: int = DEFAULT_RETENTION_DAYS) -> Ledge
 
 def sink_from(url: str) -> Sink:
     return SINKS[urlsplit(url).scheme](url)
+
+
+def dead_letters_from(settings: Settings) -> DeadLetters | None:
+    """The dead-letter subscription's reader, when one is set (KFP_TRIGGER_DEAD_LETTERS)."""
+    if not settings.dead_letters:
+        return None
+    from functions.adapters.pubsub_dead_letters import PubsubDeadLetters
+
+    return PubsubDeadLetters(settings.dead_letters)
 
 
 def alert_sinks(settings: Settings) -> tuple[Sink, ...]:
@@ -219,6 +236,7 @@ def build(settings: Settings, environment: Mapping[str, str] | None = None) -> S
         quarantine=sink_from(settings.quarantine_url),
         alerts=alert_sinks(settings),
         objects=objects_from(settings),
+        dead_letters=dead_letters_from(settings),
         verifier=(
             Verifier(settings.auth_audience, settings.callers(), settings.auth_certs_url)
             if settings.auth == "google-oidc"

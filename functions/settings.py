@@ -10,6 +10,7 @@ value fails at start-up naming its variable.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -102,6 +103,17 @@ class Settings(BaseSettings):
         "PREFIX-schedules): a message elsewhere is never a schedule tick",
     )
     completion_url: OptionalText = Field(None, description="or post it straight to handle_completion (dev)")
+    dead_letters: str = Field(
+        "",
+        pattern=r"^(projects/[^/]+/subscriptions/[^/]+)?$",
+        description="the subscription holding deliveries that ran out of attempts (the module's "
+        "PREFIX-dead-letter-hold, projects/P/subscriptions/S): each reconcile pass sends them on again",
+    )
+    deliveries: dict[str, str] = Field(
+        default_factory=dict,
+        description="each push subscription's short name → its push path (JSON; the module's): "
+        "what a dead letter from it carries",
+    )
     storage: Literal["local", "gcs"] = Field("local", description="where objects are read")
     telemetry: Literal["off", "gcp", "otlp", "memory"] = Field(
         "off", description="metrics and traces: off, gcp (Cloud Trace/Monitoring), otlp, memory"
@@ -109,8 +121,8 @@ class Settings(BaseSettings):
     auth: Literal["google-oidc", "none"] = "google-oidc"
     auth_audience: str = ""
     auth_emails: Annotated[tuple[str, ...], NoDecode, BeforeValidator(_emails)] = ()  # every target's
-    # Per target, replacing AUTH_EMAILS for it: each target's one caller (Eventarc's event trigger,
-    # its completions trigger, Cloud Scheduler), so no caller may post to another target.
+    # Per target, replacing AUTH_EMAILS for it: each target's one caller (the events' push
+    # subscriptions, the completions', Cloud Scheduler), so no caller may post to another target.
     auth_event_emails: Annotated[tuple[str, ...], NoDecode, BeforeValidator(_emails)] = ()
     auth_completion_emails: Annotated[tuple[str, ...], NoDecode, BeforeValidator(_emails)] = ()
     auth_reconcile_emails: Annotated[tuple[str, ...], NoDecode, BeforeValidator(_emails)] = ()
@@ -130,7 +142,8 @@ class Settings(BaseSettings):
         "", description="the image notified pipelines' exit step runs from, by digest (IMAGE@sha256:…)"
     )
     backend_timeout_seconds: Positive = 60.0  # each KFP or Vertex API request (connect at most 10 s)
-    max_body_bytes: Annotated[int, Field(gt=0)] = 512 * 1024  # Eventarc's own event size limit
+    # Larger bodies are quarantined unread (a product message, a notification, a log entry is small).
+    max_body_bytes: Annotated[int, Field(gt=0)] = 512 * 1024
     claim_lease_seconds: Positive = 120.0
     reconcile_grace_seconds: Annotated[float, Field(ge=0)] = 60.0  # younger runs are left to their notice
     # a join window is recorded expired this long after it closed: instances' clocks may differ
@@ -251,6 +264,8 @@ class _FromEnvironment(Settings):
 def _text(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, dict):
+        return json.dumps(value, sort_keys=True)
     return "" if value is None else str(value)
 
 

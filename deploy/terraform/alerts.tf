@@ -1,4 +1,4 @@
-# Alerts: messages in the dead-letter topic, claims the reconciler found past their lease
+# Alerts: dead letters (deliveries that ran out of attempts, results the product did not take), claims the reconciler found past their lease
 # (a log-based metric on its "claim past its lease" lines, functions/service/completion.py), and
 # join windows that expired with parts missing.
 
@@ -29,8 +29,8 @@ resource "google_logging_metric" "joins_expired" {
 locals {
   alerts = {
     dead_letters = {
-      title  = "messages in the dead-letter topic"
-      filter = "resource.type = \"pubsub_subscription\" AND resource.labels.subscription_id = \"${google_pubsub_subscription.hold["dead-letter"].name}\" AND metric.type = \"pubsub.googleapis.com/subscription/num_undelivered_messages\""
+      title  = "dead letters: deliveries out of attempts, or results the product did not take"
+      filter = "resource.type = \"pubsub_subscription\" AND resource.labels.subscription_id = one_of(\"${google_pubsub_subscription.hold["dead-letter"].name}\", \"${google_pubsub_subscription.hold["results-dead-letter"].name}\") AND metric.type = \"pubsub.googleapis.com/subscription/num_undelivered_messages\""
     }
     stale_claims = {
       title  = "claims stuck past their lease"

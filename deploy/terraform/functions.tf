@@ -28,6 +28,8 @@ locals {
       KFP_TRIGGER_ALERTS           = "${local.topics}/${google_pubsub_topic.service["alerts"].name}"
       KFP_TRIGGER_COMPLETION_TOPIC = "${local.topics}/${google_pubsub_topic.service["completions"].name}"
       KFP_TRIGGER_SCHEDULES_TOPIC  = "${var.prefix}-schedules"
+      KFP_TRIGGER_DEAD_LETTERS     = google_pubsub_subscription.hold["dead-letter"].id # each reconcile pass sends them on
+      KFP_TRIGGER_DELIVERIES       = jsonencode({ for key, delivery in local.deliveries : "${var.prefix}-${key}" => delivery.path })
       KFP_TRIGGER_STORAGE          = "gcs"
       KFP_TRIGGER_AUTH             = "none" # Cloud Run IAM verifies every caller first (main.tf)
       KFP_TRIGGER_RETENTION_DAYS   = tostring(var.retention_days)

@@ -1,6 +1,7 @@
-# Topics and subscriptions. Undeliverable messages end in the dead-letter topic (alerted on, and
-# kept 31 days); quarantined events in the quarantine topic; results in the results topic, read
-# by the product. No subscription expires: a quiet one would, after 31 days (the default policy),
+# Topics and subscriptions. Deliveries that ran out of attempts end in the dead-letter topic
+# (deliveries.tf; alerted on, kept 31 days, sent on by each reconcile pass), results the product
+# did not take in results-dead-letter (alerted on, kept 31 days for people); quarantined events in
+# the quarantine topic; results in the results topic, read by the product. No subscription expires: a quiet one would, after 31 days (the default policy),
 # and what its topic then received would reach no one.
 
 locals {
@@ -13,7 +14,7 @@ locals {
 
 resource "google_pubsub_topic" "service" {
   for_each = toset(concat(
-    ["dead-letter", "quarantine", "results", "completions", "alerts"],
+    ["dead-letter", "results-dead-letter", "quarantine", "results", "completions", "alerts"],
     length(var.buckets) > 0 ? ["storage-events"] : [],            # Cloud Storage's notifications
     length(var.bigquery_datasets) > 0 ? ["bigquery-events"] : [], # the BigQuery audit-log sink's
   ))
@@ -49,12 +50,12 @@ resource "google_pubsub_topic" "product" {
 }
 
 resource "google_pubsub_subscription" "hold" {
-  for_each                   = toset(["dead-letter", "quarantine", "alerts"]) # kept for people to inspect
+  for_each                   = toset(["dead-letter", "results-dead-letter", "quarantine", "alerts"]) # kept 7 days (dead letters 31)
   project                    = var.project
   name                       = "${var.prefix}-${each.key}-hold"
   topic                      = google_pubsub_topic.service[each.key].id
   ack_deadline_seconds       = local.subscription_defaults.ack_deadline_seconds
-  message_retention_duration = each.key == "dead-letter" ? "2678400s" : local.subscription_defaults.message_retention_duration
+  message_retention_duration = endswith(each.key, "dead-letter") ? "2678400s" : local.subscription_defaults.message_retention_duration
   retry_policy {
     minimum_backoff = "10s"
     maximum_backoff = "600s"
@@ -74,8 +75,8 @@ resource "google_pubsub_subscription" "results_product" {
     minimum_backoff = "10s"
     maximum_backoff = "600s"
   }
-  dead_letter_policy {
-    dead_letter_topic     = google_pubsub_topic.service["dead-letter"].id
+  dead_letter_policy { # results the product did not take: held for people, not sent on
+    dead_letter_topic     = google_pubsub_topic.service["results-dead-letter"].id
     max_delivery_attempts = local.max_delivery_attempts
   }
   expiration_policy {
@@ -86,10 +87,19 @@ resource "google_pubsub_subscription" "results_product" {
 # Pub/Sub's own agent moves undeliverable messages: publisher on the dead-letter topic, and
 # subscriber on each subscription that dead-letters (deliveries.tf; it needs both).
 resource "google_pubsub_topic_iam_member" "dead_letter_agent" {
-  project = var.project
-  topic   = google_pubsub_topic.service["dead-letter"].name
-  role    = "roles/pubsub.publisher"
-  member  = local.pubsub_agent
+  for_each = toset(["dead-letter", "results-dead-letter"])
+  project  = var.project
+  topic    = google_pubsub_topic.service[each.key].name
+  role     = "roles/pubsub.publisher"
+  member   = local.pubsub_agent
+}
+
+# The reconciler takes the dead letters of deliveries and sends them on (service/dead_letters.py).
+resource "google_pubsub_subscription_iam_member" "runtime_redelivers" {
+  project      = var.project
+  subscription = google_pubsub_subscription.hold["dead-letter"].name
+  role         = "roles/pubsub.subscriber"
+  member       = local.member["runtime"]
 }
 
 resource "google_pubsub_topic_iam_member" "runtime_publishes" {

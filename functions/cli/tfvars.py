@@ -22,7 +22,7 @@ PREFIX_SHAPE = re.compile(r"^[a-z][a-z0-9-]{2,19}$")  # as variables.tf validate
 # The topics the module creates for itself, `{prefix}-NAME`: a route may listen to the results
 # topic (a chained route); any other would be a second topic of the same name, or a loop.
 SERVICE_TOPICS = (
-    *("dead-letter", "quarantine", "results", "completions", "alerts"),
+    *("dead-letter", "results-dead-letter", "quarantine", "results", "completions", "alerts"),
     *("storage-events", "bigquery-events"),  # what Cloud Storage notifies, what the audit-log sink routes
 )
 SCHEDULES = "schedules"  # PREFIX-schedules: the topic Cloud Scheduler jobs publish to (messaging.tf)

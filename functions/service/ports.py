@@ -7,6 +7,7 @@ recording fake in `tests/support/fakes.py`; the use cases import only this modul
   and decisions; one `Ledger` adapter is all four (`SqliteLedger`, `FirestoreLedger`).
 - `Sink`: where results and quarantined events go (`JsonlSink`, `PubsubSink`).
 - `ObjectStore`: what the trigger reads of Cloud Storage (`LocalObjectStore`, `GcsObjectStore`).
+- `DeadLetters`: deliveries that ran out of attempts (`PubsubDeadLetters`).
 - `Verifier`: who may call the targets (`adapters.oidc.Verifier`).
 - `Telemetry`: metrics and traces (`adapters.otel.OtelTelemetry`; `Untraced` when off).
 - `Backend` (pipelines.backend): where runs start (`local`, `kfp`, `vertex`).
@@ -53,6 +54,28 @@ class ObjectStore(Protocol):
     def objects(self, bucket: str, prefix: str) -> Iterator[StoredObject]:
         """Every object whose name starts with `prefix`, in name order, with what its finalize
         event carries (listed page by page: a bucket may hold millions)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A delivery that ran out of attempts, as the dead-letter subscription holds it."""
+
+    handle: str  # what settles it (the Pub/Sub ack id)
+    message_id: str
+    source: str  # the short name of the subscription that could not deliver it
+    attempts: int
+    body: Mapping[str, Any]  # the push body that subscription posted
+
+
+class DeadLetters(Protocol):
+    def pull(self, limit: int) -> list[DeadLetter]:
+        """At most `limit` dead letters, each held until settled (raise TransientError if the
+        subscription cannot be read)."""
+        ...
+
+    def settle(self, letter: DeadLetter, done: bool) -> None:
+        """`done`: acknowledge it, it is accounted for; else hand it back for a later pass."""
         ...
 
 
@@ -157,6 +180,7 @@ class Services:
     quarantine: Sink
     alerts: tuple[Sink, ...] = ()  # every alert goes to each (service/alerts.py)
     objects: ObjectStore | None = None  # for batch readiness
+    dead_letters: DeadLetters | None = None  # deliveries that ran out of attempts (service/dead_letters.py)
     verifier: Verifier | None = None  # None: no authentication (KFP_TRIGGER_AUTH=none)
     clock: Callable[[], float] = field(default=time.time)
     limits: GlobalLimits = field(default_factory=GlobalLimits)  # routes.yaml's top-level limits

@@ -1,5 +1,6 @@
 """The reconcile pass, which Cloud Scheduler calls every few minutes (the `reconcile` target,
-`kfp-trigger reconcile`): first the schedule slots missed within a route's `schedule.catch_up`
+`kfp-trigger reconcile`): first the deliveries that ran out of attempts (`dead_letters`), then
+the schedule slots missed within a route's `schedule.catch_up`
 (`backfill.catch_up`), then every run's backstop (`completion.reconcile`: claims past their
 lease, runs whose notice was lost, unpublished results, expired join windows, the queue), then
 what should have happened and did not (`watch.check`: data a route expects, quarantine bursts);
@@ -7,7 +8,7 @@ last, when telemetry records, the queue depth and the open join windows."""
 
 from __future__ import annotations
 
-from functions.service import backfill, completion, watch
+from functions.service import backfill, completion, dead_letters, watch
 from functions.service.passes import Pass
 from functions.service.ports import Services
 from functions.service.records import Handled, JoinStatus
@@ -19,7 +20,8 @@ MAX_COUNTED = 10_000  # queued runs counted for the queue-depth gauge
 
 def reconcile(services: Services) -> Pass:
     """One pass: what it finished, published or started, and what it skipped, why."""
-    report = backfill.catch_up(services)
+    report = dead_letters.redeliver(services)
+    report.add(backfill.catch_up(services))
     report.add(completion.reconcile(services))
     report.add(watch.check(services))
     if services.telemetry.recording:

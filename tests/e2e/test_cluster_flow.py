@@ -6,14 +6,17 @@ and the pipeline version. Run keys holding `+` and `%` start exactly one run eac
 The exit step is `pipelines.notify.publish_completion`, the function compiled into every
 `notify: true` pipeline, called here with the parameters the cluster received for the run (so
 the backend must have passed the completion topic and the run key) and the final status KFP
-gives it (`COMPLETE`, research/kfp.md §5); `functions.cli.devstack.relay` stands in for the
-Eventarc trigger on the completions topic.
+gives it (`COMPLETE`, research/kfp.md §5); the emulator pushes the completions topic to
+`handle_completion` as the deployment's push subscription does. A Cloud Storage notification
+that runs out of attempts while the cluster is down becomes a dead letter, and a reconcile pass
+starts its one run once the cluster answers again.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,7 +28,7 @@ import requests
 from tests.support import env_for, free_port, functions_framework, server, serving, storage_event
 from tests.support.fakes import schema_file
 from tests.support.kfp_fake import FakeKfp
-from tests.support.pubsub import pull
+from tests.support.pubsub import held, pull
 from tests.support.stack import deployed
 
 pytestmark = pytest.mark.slow  # servers in subprocesses
@@ -238,6 +241,50 @@ def test_a_forged_notice_moves_nothing_and_the_engines_word_is_published(cluster
     assert trail, "each delivery of the notice is recorded"
     assert {d.outcome.value for d in trail} == {"retry"}
 
-    fake.states[run_id] = "FAILED"  # the run really ends; the forged notice, redelivered, makes us look
-    (message,) = pull(cluster["results"], 1, wait=90)
+    fake.states[run_id] = "FAILED"  # the run really ends; the forged notice, delivered again, makes us look
+    message = result_after_passes(cluster)  # the emulator retries at once: soon it is a dead letter
     assert json.loads(message.data)["state"] == "FAILED", "the engine's word, not the notice's"
+
+
+def result_after_passes(cluster: dict[str, Any]) -> Any:
+    """The next result, with a reconcile pass every few seconds meanwhile (it sends dead letters on)."""
+    for _ in range(30):
+        requests.post(cluster["reconcile_url"], timeout=120).raise_for_status()
+        if found := pull(cluster["results"], 1, wait=3):
+            return found[0]
+    raise AssertionError("no result within 30 passes")
+
+
+def notify(cluster: dict[str, Any], name: str, generation: int) -> None:
+    """Cloud Storage's notification of an object written (payload JSON_API_V1; attributes as
+    python-docs-samples storage/cloud-client/notification_polling.py reads them)."""
+    from google.cloud.pubsub_v1 import PublisherClient
+
+    bucket = "acme-survey-landing"
+    resource = {"kind": "storage#object", "bucket": bucket, "name": name, "generation": str(generation)}
+    attributes = {"eventType": "OBJECT_FINALIZE", "payloadFormat": "JSON_API_V1", "bucketId": bucket}
+    attributes |= {"objectId": name, "objectGeneration": str(generation)}
+    data = json.dumps(resource | {"metageneration": "1", "size": "10"}).encode()
+    PublisherClient().publish(cluster["storage_topic"], data, **attributes).result(timeout=30)
+
+
+def test_an_event_out_of_attempts_runs_once_the_deployment_is_mended(cluster: dict[str, Any]) -> None:
+    """A deployment whose routes.yaml does not load answers every delivery 500 before anything is
+    recorded; the notification runs out of attempts and is dead-lettered. Once routes.yaml is
+    mended, a reconcile pass sends it on: one run, and the letter is acknowledged."""
+    routes = cluster["state"] / "routes.yaml"
+    good = routes.read_text()
+    routes.write_text(good.replace("routes:", "routez:"))
+    notify(cluster, "responses/while-broken.csv", 7)
+    deadline = time.monotonic() + 90
+    while not held(cluster["dead_letters"]):  # the emulator's five attempts, each answered 500
+        assert time.monotonic() < deadline, "no dead letter after five refused attempts"
+        time.sleep(1)
+    fake: FakeKfp = cluster["fake"]
+    assert fake.runs == {}
+    routes.write_text(good)
+    answer = requests.post(cluster["reconcile_url"], timeout=120).json()
+    assert answer["finished"] == 1, answer
+    (run,) = fake.runs.values()
+    assert run["display_name"] == "survey-files/acme-survey-landing/responses/while-broken.csv#7"
+    assert held(cluster["dead_letters"]) == 0, "the letter was acknowledged"

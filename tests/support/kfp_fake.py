@@ -108,6 +108,7 @@ class FakeKfp:
     version: str = "2.14.0"  # the release healthz reports as tag_name ("unknown": built without TAG_NAME)
     faults: list[tuple[str, str, str]] = field(default_factory=list)
     tokens: set[str] | None = None  # behind an authenticating proxy: the bearer tokens it admits
+    unavailable: bool = False  # down: every request is answered as the fault "503" is, until back
     # a run's task details, as the server reports them: the v2 driver leaves a run's own `error`
     # empty (backend/src/v2/driver/resolve.go), so a failed task is what says why
     tasks: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
@@ -140,7 +141,7 @@ class FakeKfp:
         self.authorizations.append(request.headers.get("Authorization", ""))
         if self.tokens is not None and self.authorizations[-1].removeprefix("Bearer ") not in self.tokens:
             return Response("Unauthorized", 401)  # the proxy's answer: the server never sees it
-        fault = self._fault(method, path)
+        fault = "503" if self.unavailable else self._fault(method, path)
         if fault == "empty":  # a list that misses what exists (another instance just created it)
             return _json({"total_size": 0})
         if fault == "503":

@@ -399,7 +399,7 @@ def test_every_inbound_path_has_a_dead_letter_and_never_expires() -> None:
     from functions.cli.tfvars import SERVICE_TOPICS
 
     routed = "".join(str(block) for block in hcl2.loads((MODULE / "deliveries.tf").read_text())["locals"])
-    outbound = {"dead-letter", "quarantine", "alerts"}  # held for people (messaging.tf)
+    outbound = {"dead-letter", "results-dead-letter", "quarantine", "alerts"}  # held (messaging.tf)
     inbound = [f'google_pubsub_topic.service["{name}"]' for name in SERVICE_TOPICS if name not in outbound]
     for topic in [*inbound, "google_pubsub_topic.product[topic]", "google_pubsub_topic.schedules[0]"]:
         assert f"{topic}.id" in routed, f"{topic}: no subscription pushes it"
@@ -409,6 +409,10 @@ def test_every_inbound_path_has_a_dead_letter_and_never_expires() -> None:
     assert policy["max_delivery_attempts"] == "${local.max_delivery_attempts_inbound}"
     (push,) = delivery["push_config"]
     assert "oidc_token" in push
+    # the reconciler knows each delivery's dead letters by its subscription's name
+    assert delivery["name"].strip('"') == "${var.prefix}-${each.key}"
+    functions = (MODULE / "functions.tf").read_text()
+    assert '{ for key, delivery in local.deliveries : "${var.prefix}-${key}" => delivery.path }' in functions
     for subscription in resources("google_pubsub_subscription"):
         (expiration,) = subscription["expiration_policy"]
         assert expiration["ttl"] in ('""', ""), subscription["name"]
