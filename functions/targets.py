@@ -58,7 +58,8 @@ STATUS: Mapping[Outcome, int] = {
 
 @functions_framework.http
 def handle_event(request: flask.Request) -> flask.Response:
-    """Inbound events (Eventarc: Cloud Storage, Pub/Sub, BigQuery audit logs) → at most one run each."""
+    """Inbound events (Pub/Sub pushes: messages, schedule ticks, Cloud Storage notifications, audit-log
+    entries; or Eventarc CloudEvents) → at most one run each."""
     from functions.service import intake
 
     return serve(request, intake.handle, "handle_event")
