@@ -46,6 +46,8 @@ resource "google_pubsub_subscription" "delivery" {
     ttl = "" # never: a quiet topic's subscription would otherwise expire after 31 days
   }
   push_config {
+    # The function's run.app URL: internal ingress admits Pub/Sub of the same project there, and
+    # only there (cloud.google.com/run/docs/securing/ingress); Cloud Run IAM checks the token.
     push_endpoint = "${google_cloudfunctions2_function.this[each.value.function].service_config[0].uri}${each.value.path}"
     oidc_token {
       service_account_email = google_service_account.this[local.functions[each.value.function].caller].email

@@ -9,6 +9,7 @@ name is there and can be used — each check ok / warn / fail, with the fix.
     sinks         results, quarantine, alerts: a Pub/Sub topic exists and this identity may
                   publish (TestIamPermissions), a JSONL folder can be written
     completion    the completion topic exists, and the pipelines' identity may publish to it
+    dead letters  the dead-letter subscription exists, and this identity may take its messages
     roots         each cluster pipeline's gs:// pipeline root exists, and the pipelines' identity
                   may write objects there
     secrets       the signature secrets routes name are set
@@ -38,6 +39,7 @@ from functions.service.doctor import Finding
 from functions.settings import Settings, SettingsError
 
 PUBLISH = "pubsub.topics.publish"
+CONSUME = "pubsub.subscriptions.consume"
 CREATE_OBJECTS = "storage.objects.create"
 SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
 
@@ -123,6 +125,8 @@ def checks(settings: Settings, runner: str) -> Iterator[Finding]:
     if settings.completion_topic:
         completion = settings.completion_topic.removeprefix("pubsub://")
         yield isolated("completion", lambda: topic("completion", completion, runner))
+    if settings.dead_letters:
+        yield isolated("dead letters", lambda: dead_letters(settings.dead_letters))
     if loaded is not None:
         yield from roots(settings, loaded.catalog, runner)
         secrets = bootstrap.signature_secrets(loaded.rules)
@@ -224,6 +228,29 @@ def topic(name: str, path: str, runner: str) -> Finding:
 
 
 TOPIC_FIX = "check the topic's name and that this identity has roles/pubsub.viewer on it"
+
+
+def dead_letters(path: str) -> Finding:
+    """The subscription the reconciler takes dead letters from exists, and this identity may."""
+    from google.api_core import exceptions
+    from google.cloud import pubsub_v1
+
+    with pubsub_v1.SubscriberClient() as client:
+        try:
+            client.get_subscription(subscription=path, timeout=30)
+        except exceptions.NotFound:
+            return Finding("dead letters", "fail", f"subscription {path} does not exist", APPLY)
+        except exceptions.GoogleAPICallError as exc:
+            return Finding("dead letters", "fail", f"subscription {path}: {exc.message}"[:400], APPLY)
+
+        def granted() -> bool:
+            asked = {"resource": path, "permissions": [CONSUME]}
+            return CONSUME in client.test_iam_permissions(request=asked, timeout=30).permissions
+
+        return permitted("dead letters", f"subscription {path} exists", "this identity", CONSUME, granted)
+
+
+APPLY = "check KFP_TRIGGER_DEAD_LETTERS (the module's PREFIX-dead-letter-hold), or apply the Terraform module"
 
 
 def permitted(name: str, found: str, who: str, permission: str, granted: Callable[[], bool]) -> Finding:

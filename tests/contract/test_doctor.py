@@ -129,6 +129,18 @@ def test_a_missing_completion_topic_fails_naming_it_and_the_fix(tmp_path: Path, 
     )
 
 
+def test_the_dead_letter_subscription_must_exist(tmp_path: Path, pubsub_emulator: str) -> None:
+    _, held = topic_with_subscription("dead-letter")
+    missing = f"projects/{PROJECT}/subscriptions/kfp-trigger-dead-letter-hold"
+    routes = ROOT / "deploy" / "routes.example.yaml"
+    for subscription, status in ((held, "warn"), (missing, "fail")):
+        settings = Settings(routes=routes, state_dir=tmp_path, dead_letters=subscription)
+        found = by_check(list(checks(settings, "")))["dead letters"]
+        assert (found.status, subscription in found.detail) == (status, True), found
+    assert "does not exist" in found.detail
+    assert "KFP_TRIGGER_DEAD_LETTERS" in found.fix
+
+
 def test_signature_secrets_routes_name_must_be_set(tmp_path: Path) -> None:
     signed = (
         "pipelines: {p: {source: 'tests.support.echo_pipeline:echo_pipeline'}}\n"
