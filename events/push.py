@@ -82,27 +82,22 @@ def from_push(document: Mapping[str, Any], path: str) -> Parsed:
 
 
 def _published(topic: str, message: Mapping[str, Any], message_id: str, subscription: object) -> Parsed:
-    attributes = {
-        "specversion": "1.0",
-        "id": message_id,
-        "type": MESSAGE_PUBLISHED,
-        "source": f"//pubsub.googleapis.com/{topic}",
-    }
-    attributes |= _time(message.get("publishTime") or message.get("publish_time"))
+    attributes = _context(
+        message_id, MESSAGE_PUBLISHED, f"//pubsub.googleapis.com/{topic}", _published_at(message)
+    )
     return attributes, {"message": dict(message), "subscription": subscription}
 
 
 def _storage(message: Mapping[str, Any], message_id: str) -> Parsed:
     notice = _attributes(message)
     event_type = notice.get("eventType", "")
-    attributes = {
-        "specversion": "1.0",
-        "id": message_id,
-        "type": STORAGE_TYPES.get(event_type, f"storage notification {event_type[:60]!r}"),
-        "source": f"//storage.googleapis.com/projects/_/buckets/{notice.get('bucketId', '')}",
-    }
+    attributes = _context(
+        message_id,
+        STORAGE_TYPES.get(event_type, f"storage notification {event_type[:60]!r}"),
+        f"//storage.googleapis.com/projects/_/buckets/{notice.get('bucketId', '')}",
+        notice.get("eventTime") or _published_at(message),
+    )
     attributes |= {"subject": f"objects/{notice['objectId']}"} if notice.get("objectId") else {}
-    attributes |= _time(notice.get("eventTime") or message.get("publishTime"))
     if notice.get("payloadFormat", "JSON_API_V1") != "JSON_API_V1":
         return attributes, NotJson("the notification carries no object (payload format not JSON_API_V1)")
     return attributes, _data(message)
@@ -111,14 +106,8 @@ def _storage(message: Mapping[str, Any], message_id: str) -> Parsed:
 def _audit_log(message: Mapping[str, Any], message_id: str) -> Parsed:
     data = _data(message)
     log_name = data.get("logName") if isinstance(data, dict) else None
-    attributes = {
-        "specversion": "1.0",
-        "id": message_id,
-        "type": AUDIT_LOG_WRITTEN,
-        "source": f"//cloudaudit.googleapis.com/{log_name if isinstance(log_name, str) else ''}",
-    }
-    attributes |= _time(message.get("publishTime") or message.get("publish_time"))
-    return attributes, data
+    source = f"//cloudaudit.googleapis.com/{log_name if isinstance(log_name, str) else ''}"
+    return _context(message_id, AUDIT_LOG_WRITTEN, source, _published_at(message)), data
 
 
 READERS: Mapping[str, Callable[[Mapping[str, Any], str], Parsed]] = {
@@ -134,8 +123,14 @@ def _attributes(message: Mapping[str, Any]) -> dict[str, str]:
     return {key: value for key, value in found.items() if isinstance(value, str)}
 
 
-def _time(value: object) -> dict[str, str]:
-    return {"time": value} if isinstance(value, str) and value else {}
+def _context(message_id: str, event_type: str, source: str, time: object) -> dict[str, str]:
+    """A CloudEvent's context attributes; no `time` unless the message says one."""
+    attributes = {"specversion": "1.0", "id": message_id, "type": event_type, "source": source}
+    return attributes | ({"time": time} if isinstance(time, str) and time else {})
+
+
+def _published_at(message: Mapping[str, Any]) -> object:
+    return message.get("publishTime") or message.get("publish_time")
 
 
 def _data(message: Mapping[str, Any]) -> object:
