@@ -12,13 +12,15 @@ A letter is acknowledged once it is accounted for: a run, a recorded skip, or a 
 record (a letter from a subscription this deployment does not deliver, or one no push path
 reads, is quarantined). One that asks to be retried (the ledger or engine still down) is handed
 back and ends the pass's redelivery: the rest wait for the next pass rather than each waiting
-out the same outage.
+out the same outage. Batches follow one another while every letter is accounted for, for at
+most BUDGET_SECONDS of a pass.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable, Mapping
 
 from events.errors import TransientError
@@ -26,26 +28,34 @@ from events.push import PushError, from_push
 from functions.logs import fields, labelled
 from functions.service import completion, intake
 from functions.service.passes import Pass
-from functions.service.ports import DeadLetter, Services
+from functions.service.ports import DeadLetter, DeadLetters, Services
 from functions.service.quarantine import quarantine
 from functions.service.records import Handled, Outcome
 
 log = logging.getLogger("kfp_trigger.dead_letters")
 
-MAX_PER_PASS = 100
+BATCH = 100  # letters pulled at once
+BUDGET_SECONDS = 240.0  # of the reconcile function's 540 s: the rest of the pass must still run
 TARGET = "dead_letters"
 
 UseCase = Callable[[Services, Mapping[str, str], object, bytes], Handled]
 
 
-def redeliver(services: Services, limit: int = MAX_PER_PASS) -> Pass:
-    """Send on at most `limit` dead letters: how many were accounted for, and which were handed
-    back, why."""
+def redeliver(services: Services, budget_seconds: float = BUDGET_SECONDS) -> Pass:
+    """Send dead letters on, a batch at a time, while every letter of a batch is accounted for
+    and the budget lasts: how many were, and which were handed back, why."""
     report = Pass()
     box = services.dead_letters
-    if box is None:
-        return report
-    letters = box.pull(limit)
+    until = time.monotonic() + budget_seconds
+    while box is not None and time.monotonic() < until:
+        letters = box.pull(BATCH)
+        if not letters or not _batch(services, box, letters, report):
+            break
+    return report
+
+
+def _batch(services: Services, box: DeadLetters, letters: list[DeadLetter], report: Pass) -> bool:
+    """Deliver one batch; whether every letter of it was accounted for."""
     for index, letter in enumerate(letters):
         with labelled(event_id=letter.message_id):
             waits = _deliver(services, letter)
@@ -58,8 +68,8 @@ def redeliver(services: Services, limit: int = MAX_PER_PASS) -> Pass:
         if outage:  # the others would wait out the same outage, one by one
             for rest in letters[index + 1 :]:
                 box.settle(rest, done=False)
-            break
-    return report
+            return False
+    return len(report.skipped) == 0
 
 
 def _deliver(services: Services, letter: DeadLetter) -> tuple[str, bool] | None:

@@ -36,7 +36,7 @@ class Box:
         self.returned: list[str] = []
 
     def pull(self, limit: int) -> list[DeadLetter]:
-        return self.held[:limit]
+        return [held for held in self.held if held.message_id not in self.acked][:limit]
 
     def settle(self, letter: DeadLetter, done: bool) -> None:
         (self.acked if done else self.returned).append(letter.message_id)
@@ -156,3 +156,10 @@ def test_a_dead_letter_tick_runs_its_own_slot(boxed: Services, backend: Recordin
     dead_letters.redeliver(replace(boxed, dead_letters=box))
     slot = "nightly-retrain/survey-nightly-retrain@2026-11-26T02:00:00Z"  # 03:00 Berlin, not 18:00 UTC
     assert [s.run_key for s in backend.submitted] == [slot]
+
+
+def test_a_pass_sends_on_batch_after_batch_while_each_is_accounted_for(boxed: Services) -> None:
+    """After a long outage there are thousands: a pass takes batches until none is left."""
+    box = Box(*(letter(PRODUCT, "product-survey-closed.json", f"dl-{n}") for n in range(250)))
+    report = dead_letters.redeliver(replace(boxed, dead_letters=box))
+    assert (report.done, len(box.acked), box.returned) == (250, 250, [])
