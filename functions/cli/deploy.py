@@ -148,9 +148,10 @@ def deploy_source(routes_path: str, out: str, listing: bool) -> None:
     help="the folder to write the Terraform module into",
 )
 def deploy_module(out: str) -> None:
-    """Write the Terraform module (the functions, their triggers, topics, ledger, IAM, alerts)
-    into OUT, beside which `deploy plan` and `deploy source` write their files. Run it again
-    after upgrading kfp-trigger: it replaces the module's own files and leaves the rest."""
+    """Write the Terraform module (the functions, the push subscriptions that deliver to them,
+    topics, ledger, IAM, alerts) into OUT, beside which `deploy plan` and `deploy source` write
+    their files. Run it again after upgrading kfp-trigger: it replaces the module's own files
+    and leaves the rest."""
     from functions.cli.installed import terraform_module
 
     folder = Path(out)

@@ -166,16 +166,11 @@ def _refuse_own_topics(listening: Sequence[Rule], prefix: str) -> None:
 
 
 def _dataset(rule: Rule) -> str:
-    """`project.dataset` of a bigquery route: literal, since its location decides the trigger's."""
+    """`project.dataset` of a bigquery route, as its pattern names them (wildcards too): with any,
+    the module routes the project's BigQuery audit entries to the functions; the routes pick."""
     text = rule.pattern.text if rule.pattern is not None else ""
-    name = ".".join(text.split(".")[:2])
-    if not name or any(mark in name for mark in "{*"):
-        raise DeployError(
-            f"routes[{rule.name}].when{f'.join.parts.{rule.part}' if rule.part else ''}.bigquery.table: "
-            "name the project and dataset literally to deploy "
-            "(the dataset's location decides where its audit-log trigger must be)"
-        )
-    return name
+    project, dataset, *_ = [*text.split("."), "*", "*"]
+    return f"{project or '*'}.{dataset or '*'}"
 
 
 def product_schema(config: RoutesConfig, prefix: str = PREFIX) -> dict[str, Any]:

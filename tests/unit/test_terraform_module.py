@@ -132,6 +132,21 @@ def test_a_prefix_names_the_results_topic_chained_routes_listen_to(tmp_path: Pat
     assert json.loads(default.stdout)["product_topics"] == ["acme-results", "product-events"]
 
 
+def test_a_bigquery_route_on_any_dataset_deploys(tmp_path: Path) -> None:
+    """Audit entries reach the functions through one sink for the project (deliveries.tf): a
+    table pattern with a wildcard dataset needs no location of its own."""
+    import os
+
+    routes = tmp_path / "routes.yaml"
+    routes.write_text(
+        (SETS / "mixed.yaml").read_text().replace("acme-analytics.usage.daily", "acme-analytics.{area}.daily")
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KFP_TRIGGER_")} | BACKEND_ENV
+    done = plan(routes, "--out", "-", env=env)
+    assert done.returncode == 0, done.stderr
+    assert "acme-analytics.{area}" in json.loads(done.stdout)["bigquery_datasets"]
+
+
 @pytest.mark.parametrize(
     "topic", ["kfp-trigger-quarantine", "kfp-trigger-dead-letter", "kfp-trigger-schedules"]
 )
