@@ -7,14 +7,16 @@ route compiles each part like a route of its own source (`_compile_join`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from itertools import combinations
 from typing import Any
 
 from pydantic import BaseModel
 
 from events.filters import Equals, Filter, compile_filter, contradictions, leaves
 from events.model import Source
+from events.overlap import overlapping
 from events.params import (
     COMPOSED,
     FromField,
@@ -36,6 +38,7 @@ from events.schema import (
     ScheduleWhen,
     StorageWhen,
 )
+from events.signatures import IN_TRANSIT, covers
 from events.storage import name_problem
 
 DEFAULT_RUN_KEY = "{route}/{event.key}"
@@ -80,9 +83,27 @@ def compile_route(model: RouteModel, where: str, problems: list[str]) -> Rule | 
     known = _source_known(source, captures)
     default_key = DEFAULT_SCHEDULE_RUN_KEY if source is Source.SCHEDULE else DEFAULT_RUN_KEY
     run = _run_templates(model, default_key, known, where, problems)
+    if run is not None:
+        _unsigned_reads(common, _fields_read(run), f"{where}.when.pubsub", problems)
     if len(problems) > count or run is None:
         return None
     return Rule(source=source, **common, **_route_common(model), **run)
+
+
+def _unsigned_reads(common: Mapping[str, Any], read: Iterable[str], where: str, problems: list[str]) -> None:
+    """A signed route may match on, or pass on, only what its signature vouches for: not an
+    attribute a client library may add in transit, which anyone on the way could set."""
+    if common.get("signature") is None:
+        return
+    paths = {f"attributes.{key}" for key in common["attributes"]} | set(read)
+    for path in sorted(paths):
+        attribute = path.removeprefix("attributes.")
+        if path.startswith("attributes.") and not covers(attribute):
+            problems.append(
+                f"{where}: the route is signed, but reads the attribute {attribute!r}, which the "
+                f"signature does not cover ({IN_TRANSIT}* attributes may be added in transit): "
+                "read it from the message data instead"
+            )
 
 
 def _route_common(model: RouteModel) -> dict[str, Any]:
@@ -248,8 +269,27 @@ def _compile_join(model: RouteModel, where: str, problems: list[str]) -> Rule | 
         )
         for name, source, common, key in compiled
     )
+    if _part_problems(parts, where, problems):
+        return None
     spec = JoinSpec(parts, join.within, join.on_expire)
     return Rule(source=Source.JOIN, index="", **_route_common(model), **run, join=spec)
+
+
+def _part_problems(parts: tuple[Rule, ...], where: str, problems: list[str]) -> bool:
+    """What a join's parts cannot be: signed yet reading what the signature does not cover, or
+    two that one event could meet (it would fill only one). Whether any was found."""
+    count = len(problems)
+    for part in parts:
+        common = {"signature": part.signature, "attributes": part.attributes}
+        _unsigned_reads(common, part.needs, f"{where}.when.join.parts.{part.part}.pubsub", problems)
+    for first, second in combinations(parts, 2):
+        if overlapping(first, second):
+            problems.append(
+                f"{where}.when.join.parts: one event could meet both {first.part!r} and {second.part!r}, "
+                "and would fill only one: give them a condition that tells them apart (another "
+                "attribute or data value, object names with different beginnings)"
+            )
+    return len(problems) > count
 
 
 def part_field(path: str) -> tuple[str, str]:
@@ -327,7 +367,7 @@ def _param(
     if isinstance(spec, FromSpec):
         for path in known.unknown((spec.from_,)):
             problems.append(f"{where}.from: unknown field {path!r} for {known.what}")
-        return FromField(spec.from_, spec.default)
+        return FromField(spec.from_, spec.default, spec.raw)
     if isinstance(spec, str):
         template = _template(spec, known, where, problems)
         return (

@@ -82,6 +82,7 @@ class Template:
 class FromField:
     path: str
     default: Scalar | None = None
+    raw: bool = False  # the value enters as the event carries it, unchecked (`{from: …, raw: true}`)
 
 
 ParamSpec = Scalar | Template | FromField
@@ -236,12 +237,33 @@ def build(
         return render(spec, fields, message, raw=raw)
     if isinstance(spec, FromField):
         try:
-            return lookup(spec.path, fields, message)
+            value = lookup(spec.path, fields, message)
         except Missing:
             if spec.default is None:
                 raise
             return spec.default
+        return value if raw or spec.raw else gated(spec.path, value)
     return spec
+
+
+def gated(path: str, value: object) -> object:
+    """An event's value as a parameter takes it whole (`{from: …}`): every text in it, keys and
+    items of a JSON object or list included, passes the rules for names, as a template's values
+    do; numbers and booleans are left to the parameter's type (`coerce`).
+
+    Raises:
+        ValueError: a text no name may hold, named by where it is.
+    """
+    if isinstance(value, str):
+        _safe(path, value)
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            gated(path, key)
+            gated(path, item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            gated(path, item)
+    return value
 
 
 # KFP parameter types (PipelineSpec `parameterType`) and how an event value becomes one.
@@ -263,7 +285,12 @@ def coerce(value: object, parameter_type: str) -> object:
             raise ValueError("expected an integer")
         return number
     if parameter_type == "NUMBER_DOUBLE":
-        real = float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+        real = None
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            try:
+                real = float(value)
+            except OverflowError:  # an integer of hundreds of digits
+                real = None
         if isinstance(value, str):
             real = jv.strict_number(value)
         if real is None or not math.isfinite(real):

@@ -11,12 +11,14 @@ there at all, which the service treats as a misrouted event (quarantine), not a 
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from events.errors import TransientError
 from events.filters import ABSENT, shown
 from events.model import (
     Message,
@@ -28,6 +30,8 @@ from events.model import (
 )
 from events.params import Missing, build, coerce, lookup, render_key
 from events.rules import Rule, listeners
+
+log = logging.getLogger("kfp_trigger.router")
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +100,20 @@ class Router:
 
     def route(self, event: TriggerEvent) -> Routing:
         rules = self.candidates(event)
-        return Routing(tuple(_decide(rule, event) for rule in rules), routed=bool(rules))
+        return Routing(tuple(_decided(rule, event) for rule in rules), routed=bool(rules))
+
+
+def _decided(rule: Rule, event: TriggerEvent) -> Decision:
+    """The rule's decision. Planning is total: whatever an event's values make go wrong (a number
+    too large for its type, a time outside the calendar) is that route's recorded skip, logged
+    with its traceback; only a transient failure asks for the event again."""
+    try:
+        return _decide(rule, event)
+    except TransientError:
+        raise
+    except Exception as exc:
+        log.exception("planning a route failed", extra={"fields": {"route": rule.name}})
+        return Skip(rule.name, f"the run could not be planned from this event ({type(exc).__name__})")
 
 
 def _decide(rule: Rule, event: TriggerEvent) -> Decision:

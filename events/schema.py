@@ -154,6 +154,12 @@ class FromSpec(Model):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
     from_: str = Field(alias="from", min_length=1, description="the event field whose value to pass")
     default: ScalarValue | None = Field(None, description="the value when the field is absent")
+    raw: bool = Field(
+        False,
+        description="true: the value enters as the event carries it; false: every text in it must "
+        "pass the rules for object names (no control or bidi characters, no ../empty segments, "
+        "at most 1024 bytes) or the route skips",
+    )
 
 
 class Run(Model):

@@ -35,6 +35,13 @@ from events.schema import Signature
 
 VERSION = "v2="
 UNSIGNED = ("signature", "timestamp")
+IN_TRANSIT = "googclient_"
+
+
+def covers(attribute: str) -> bool:
+    """Whether a signature vouches for an attribute's value: for all but those client libraries
+    may add in transit (`googclient_*`); `timestamp` is checked, `signature` is itself."""
+    return not attribute.startswith(IN_TRANSIT)
 
 
 def canonical(timestamp: int, topic: str, attributes: Mapping[str, str], data: bytes) -> bytes:
@@ -42,7 +49,7 @@ def canonical(timestamp: int, topic: str, attributes: Mapping[str, str], data: b
     pairs = sorted(
         (quote(key, safe=""), quote(value, safe=""))
         for key, value in attributes.items()
-        if key not in UNSIGNED and not key.startswith("googclient_")
+        if key not in UNSIGNED and covers(key)
     )
     header = "\n".join(["v2", str(timestamp), topic, "&".join(f"{key}={value}" for key, value in pairs)])
     return header.encode("ascii") + b"\n" + data

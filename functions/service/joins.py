@@ -78,7 +78,9 @@ def arrive(services: Services, event: TriggerEvent, step: Arrive) -> tuple[Outco
 
 
 def _repeat(name: str, window: JoinState) -> tuple[Outcome, str]:
-    first = window.parts[name]
+    first = window.parts.get(name)
+    if first is None:  # this event filled another part (routes check refuses parts that overlap)
+        return Outcome.DUPLICATE, f"the event arrived already as another part of join {window.key!r}"
     return Outcome.DUPLICATE, f"part {name!r} of join {window.key!r} arrived already (event {first.event_id})"
 
 

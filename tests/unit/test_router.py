@@ -129,14 +129,44 @@ def test_message_conditions(router: Router) -> None:
     assert "no field 'data.survey.id'" in router.route(missing).decisions[0].reason
 
 
-@pytest.mark.parametrize(
-    "hostile", ["{0.__class__}", "{{7*7}}", "${jndi:ldap://x}", "$(id)", "{tenant}", "%s%n", "a\nb"]
-)
+INERT = ["{0.__class__}", "{{7*7}}", "${jndi:ldap:x}", "$(id)", "{tenant}", "%s%n"]
+
+
+@pytest.mark.parametrize("hostile", INERT)
 def test_event_values_are_never_interpreted(router: Router, hostile: str) -> None:
     event = message_event({"type": "closed", "final": True, "survey": {"id": hostile}}, {"producer": "app"})
     (decision,) = router.route(event).decisions
     assert isinstance(decision, RunRequest)
     assert decision.params["survey"] == hostile
+
+
+@pytest.mark.parametrize(
+    ("hostile", "problem"),
+    [
+        ("a\nb", "control characters"),
+        ("x\u0000y", "control characters"),
+        ("\u202egpj.exe", "bidirectional"),
+        ("../../other-tenant/x", "'..' folder"),
+        ("x" * 2000, "longer than 1024 bytes"),
+        (["ok", {"deep": "a\rb"}], "control characters"),
+        ({"bad\nkey": 1}, "control characters"),
+    ],
+)
+def test_a_whole_field_passes_the_rules_for_names(router: Router, hostile: object, problem: str) -> None:
+    """`{from: data.survey.id}` gates the value as a template does, every text in it."""
+    event = message_event({"type": "closed", "final": True, "survey": {"id": hostile}}, {"producer": "app"})
+    (decision,) = router.route(event).decisions
+    assert isinstance(decision, Skip), decision
+    assert "parameter 'survey'" in decision.reason
+    assert problem in decision.reason
+
+
+def test_raw_takes_a_field_as_the_event_carries_it() -> None:
+    raw = ROUTES.replace("survey: {from: data.survey.id}", "survey: {from: data.survey.id, raw: true}")
+    event = message_event({"type": "closed", "final": True, "survey": {"id": "a\nb"}}, {"producer": "app"})
+    (decision,) = Router(load_routes(raw).rules).route(event).decisions
+    assert isinstance(decision, RunRequest)
+    assert decision.params["survey"] == "a\nb"
 
 
 @pytest.mark.parametrize(
