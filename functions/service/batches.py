@@ -7,12 +7,17 @@ checks that every listed object exists and is non-empty, and returns them with t
 
 from __future__ import annotations
 
-import json
+import logging
+import math
 import posixpath
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from events import jsonvalues as jv
 from events.errors import BadEvent, TransientError
+from events.filters import shown
+from events.storage import name_problem
+from functions.logs import fields
 from functions.service.ports import ObjectStore, Services
 from functions.service.records import NewRun
 from pipelines.parameters import BATCH_MANIFEST_PARAMETER, BATCH_OBJECTS_PARAMETER
@@ -22,6 +27,8 @@ MAX_MANIFEST_OBJECTS = 100_000
 MISSING_NAMED = 5  # missing objects named in a not-ready reason
 ASKED_ONE_BY_ONE = 100  # a manifest listing more has its folder listed (`_sizes`)
 MAX_METRICS_FILES = 1000  # objects listed under one run's artifact root
+
+log = logging.getLogger("kfp_trigger.batches")
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,9 +54,12 @@ def ready(store: ObjectStore, bucket: str, manifest: str) -> Batch:
     if len(raw) > MAX_MANIFEST_BYTES:
         raise BadEvent(f"manifest is larger than {MAX_MANIFEST_BYTES} bytes")
     try:
-        listed = json.loads(raw)["objects"]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise BadEvent('manifest is not JSON of the form {"objects": [names]}') from exc
+        document = jv.loads(raw)  # the events' strict reader: depth, duplicates, UTF-8
+    except ValueError as exc:
+        raise BadEvent(f"manifest is {exc}") from exc
+    listed = document.get("objects") if isinstance(document, dict) else None
+    if listed is None:
+        raise BadEvent('manifest is not JSON of the form {"objects": [names]}')
     if not isinstance(listed, list) or not listed or len(listed) > MAX_MANIFEST_OBJECTS:
         raise BadEvent(f"manifest must list 1 to {MAX_MANIFEST_OBJECTS} objects")
     folder = posixpath.dirname(manifest)
@@ -99,11 +109,14 @@ def coalesced(services: Services, run: NewRun) -> bool:
 
 
 def _member(folder: str, entry: object) -> str:
-    if not isinstance(entry, str) or not entry or entry.startswith("/") or "\n" in entry:
+    """An entry as an object name: text passing the rules for names (as an event's object name
+    must), relative to the manifest's folder."""
+    if not isinstance(entry, str) or not entry:
         raise BadEvent("manifest entries must be object names relative to the manifest's folder")
-    if any(part in (".", "..") for part in entry.split("/")):
-        raise BadEvent("manifest entries must not contain . or .. segments")
-    return f"{folder}/{entry}" if folder else entry
+    name = f"{folder}/{entry}" if folder else entry
+    if (problem := name_problem(entry) or name_problem(name)) is not None:
+        raise BadEvent(f"manifest entry {shown(entry)} is not an acceptable object name: it {problem}")
+    return name
 
 
 def metrics_at(store: ObjectStore, outputs: Mapping[str, str]) -> dict[str, float]:
@@ -131,15 +144,22 @@ def _metrics_in(store: ObjectStore, uris: list[str]) -> dict[str, float]:
         bucket, _, path = uri.removeprefix("gs://").partition("/")
         raw = store.read(bucket, path, MAX_MANIFEST_BYTES)
         try:
-            values = json.loads(raw) if raw else {}
-        except ValueError:
+            values = jv.loads(raw) if raw else {}
+        except ValueError as exc:  # the run's other metrics are still published
+            log.warning("metrics file skipped", extra=fields(uri=uri, reason=str(exc)))
             continue
         if isinstance(values, dict):
-            metrics.update(
-                {
-                    k: float(v)
-                    for k, v in values.items()
-                    if isinstance(v, int | float) and not isinstance(v, bool)
-                }
-            )
+            found = {name: _finite(value) for name, value in values.items()}
+            metrics.update({name: value for name, value in found.items() if value is not None})
     return metrics
+
+
+def _finite(value: object) -> float | None:
+    """A metric's value as a finite float, or None (text, booleans, numbers past a double)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None

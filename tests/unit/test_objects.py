@@ -53,9 +53,25 @@ def test_missing_or_empty_objects_are_not_ready(landing: Path, present: dict[str
         ("not json", "not JSON"),
         ('{"files": []}', "not JSON of the form"),
         ('{"objects": []}', "1 to"),
-        ('{"objects": ["../../other-bucket/secret"]}', r"\. or \.\."),
-        ('{"objects": ["/etc/passwd"]}', "relative"),
+        ('{"objects": ["../../other-bucket/secret"]}', r"'\.\.' folder"),
+        ('{"objects": ["/etc/passwd"]}', "leading '/'"),
         ('{"objects": [7]}', "relative"),
+        ('{"objects": ["part-0.csv\\u0000.exe"]}', "control characters"),
+        ('{"objects": ["part\\u202e0.csv"]}', "bidirectional"),
+        ('{"objects": ["a"], "objects": ["b"]}', "duplicate key"),
+        ('{"objects": ' + "[" * 100_000 + "]" * 100_000 + "}", "nested deeper"),
+    ],
+    ids=[
+        "not-json",
+        "no-objects",
+        "empty",
+        "climbs",
+        "absolute",
+        "number",
+        "nul",
+        "bidi",
+        "duplicate",
+        "deep",
     ],
 )
 def test_a_bad_manifest_is_a_bad_event(landing: Path, manifest: str, reason: str) -> None:
@@ -84,3 +100,14 @@ def test_metrics_are_read_from_metrics_artifacts_only(tmp_path: Path) -> None:
         "local-metrics": "/tmp/not/a/gs/uri",
     }
     assert metrics_at(LocalObjectStore(tmp_path), outputs) == {"auc": 0.81, "rows": 40.0}
+
+
+def test_a_bad_metrics_file_or_value_is_skipped_not_raised(tmp_path: Path) -> None:
+    """A metrics file is the run's own output, read with the events' strict reader: one holding
+    an integer past a double, or nested too deep, costs its own values, not the run's result."""
+    from functions.service.batches import metrics_at
+
+    land(tmp_path, "runs/1/a/metrics", '{"auc": 0.8, "huge": ' + "9" * 400 + ', "zero": 0}')
+    land(tmp_path, "runs/1/b/metrics", "[" * 100_000 + "]" * 100_000)
+    outputs = {"a-metrics": f"gs://{BUCKET}/runs/1/a/metrics", "b-metrics": f"gs://{BUCKET}/runs/1/b/metrics"}
+    assert metrics_at(LocalObjectStore(tmp_path), outputs) == {"auc": 0.8, "zero": 0.0}
