@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -23,6 +24,8 @@ from pipelines.backend import RunState, RunStatus, Submission
 from pipelines.engines import Asked, Engine
 from pipelines.parameters import filled
 
+log = logging.getLogger("kfp_trigger.vertex")
+
 JOB_ID_PREFIX = "kfpt-"
 TIMEOUT_SECONDS = 60.0  # per API call (GAPIC `timeout=`); a hung endpoint is a transient failure
 LABEL = re.compile(r"[^a-z0-9_-]")
@@ -31,6 +34,13 @@ LABEL = re.compile(r"[^a-z0-9_-]")
 def job_id(run_key: str) -> str:
     """A valid, stable `pipelineJobId` for a run key: `kfpt-` + 40 hex digits of its sha256."""
     return JOB_ID_PREFIX + hashlib.sha256(run_key.encode()).hexdigest()[:40]
+
+
+def _refusal(action: str, exc: Any) -> str:
+    """A refusal in one line of its own words (the action, its kind and HTTP status), never the
+    message, which can quote what was sent (a parameter's value); the message is logged."""
+    log.warning("Vertex refused", extra={"fields": {"action": action, "message": str(exc.message)[:2000]}})
+    return f"Vertex {action}: {type(exc).__name__} (HTTP {exc.code})"
 
 
 def label(value: str) -> str:
@@ -51,9 +61,9 @@ def mapped(action: str) -> Iterator[None]:
     except (exceptions.ServerError, exceptions.TooManyRequests, exceptions.RetryError) as exc:
         raise TransientError(f"Vertex {action}: {type(exc).__name__}") from exc
     except exceptions.NotFound as exc:
-        raise Gone(f"Vertex {action}: NotFound: {exc.message}") from exc
+        raise Gone(_refusal(action, exc)) from exc
     except exceptions.GoogleAPICallError as exc:
-        raise PermanentError(f"Vertex {action}: {type(exc).__name__}: {exc.message}") from exc
+        raise PermanentError(_refusal(action, exc)) from exc
     except (requests.RequestException, OSError) as exc:
         raise TransientError(f"Vertex {action}: {type(exc).__name__}") from exc
 

@@ -20,6 +20,12 @@ from functions.logs import fields
 log = logging.getLogger("kfp_trigger.webhook")
 
 
+def mrkdwn(value: object) -> str:
+    """Text as Slack shows it literally: `&`, `<` and `>` escaped, so that event text cannot
+    mention `<!channel>`, a user or a link (api.slack.com/reference/surfaces/formatting#escaping)."""
+    return str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 class WebhookSink:
     def __init__(self, url: str, timeout: float = 10.0) -> None:
         self._url = url
@@ -28,7 +34,7 @@ class WebhookSink:
     def publish(self, document: Mapping[str, object]) -> None:
         data = document.get("data")
         alert = data if isinstance(data, Mapping) else {}
-        kind, summary, explain = (alert.get(name, "") for name in ("kind", "summary", "explain"))
+        kind, summary, explain = (mrkdwn(alert.get(name, "")) for name in ("kind", "summary", "explain"))
         text = f"kfp-trigger {kind}: {summary}\n→ {explain}"
         try:
             answer = requests.post(self._url, json={"text": text}, timeout=self.timeout)

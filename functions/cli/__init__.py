@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from functions.cli import deploy, doctor, init, inspect, local, operate, pipelines, resend, routes
+from functions.cli import deploy, doctor, init, inspect, local, operate, pipelines, resend, routes, terminal
 
 EXAMPLES = """
 \b
@@ -43,6 +43,7 @@ def main() -> None:
     wrote a table, a Cloud Scheduler tick) are matched against routes.yaml; each match starts
     one pipeline run, and each run's end is published as a result CloudEvent.
     """
+    terminal.guard_output()  # event text is printed as text, never as terminal control
 
 
 for command in (

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import shlex
 import uuid
 from typing import Literal
 
@@ -88,6 +89,12 @@ def raise_alert(services: Services, alert: Alert) -> None:
         raise TransientError(f"alert {alert.kind} {alert.subject!r} not delivered: {'; '.join(failed)}")
 
 
+def explain_command(subject: str) -> str:
+    """The command that tells `subject`'s story, quoted for a shell: a subject is built from an
+    event's values, and whoever pastes the command must run only `explain`."""
+    return f"kfp-trigger explain {shlex.quote(subject)}"
+
+
 def alert_schema() -> dict[str, object]:
     """The JSON Schema of an alert's data (deploy/schemas/alert.v1.schema.json)."""
     schema = Alert.model_json_schema()
@@ -105,7 +112,7 @@ def refused(services: Services, route: str, subject: str, reason: str) -> None:
         route=route,
         subject=subject,
         summary=f"{subject}: {reason}"[:500],
-        explain=f"kfp-trigger explain {subject}",
+        explain=explain_command(subject),
     )
     try:
         raise_alert(services, alert)

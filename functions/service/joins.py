@@ -25,7 +25,7 @@ from events.router import RunRequest, request
 from events.rules import Rule
 from functions.logs import fields
 from functions.service import passes, runs, trail
-from functions.service.alerts import Alert, raise_alert
+from functions.service.alerts import Alert, explain_command, raise_alert
 from functions.service.guards import Arrive
 from functions.service.ports import Services
 from functions.service.records import JoinState, JoinStatus, NewRun, Outcome, Part, iso
@@ -152,7 +152,7 @@ def _expire_one(services: Services, window: JoinState, closed_before: float) -> 
     else:
         reason, alert = describe(rule.join.names, expired), rule.join.on_expire == "alert"
     if alert:  # first: an alert that cannot be sent now leaves the window for the next pass
-        explain = f"kfp-trigger explain {window.key}"
+        explain = explain_command(window.key)
         summary = f"route {window.route}: {reason}"[:500]
         subject = f"{window.key}@{iso(window.opened)}"
         raise_alert(

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from functions.logs import fields
 from functions.service import crashpoints
-from functions.service.alerts import Alert, raise_alert
+from functions.service.alerts import Alert, explain_command, raise_alert
 from functions.service.batches import batch_params
 from functions.service.ports import Services
 from functions.service.records import RunRecord, iso
@@ -225,7 +225,7 @@ def _alert_failed(services: Services, run: RunRecord, event: Mapping[str, object
         route=run.route,
         subject=run.run_key,
         summary=f"run {run.run_key} of route {run.route} failed{reason}"[:500],
-        explain=f"kfp-trigger explain {run.run_key}",
+        explain=explain_command(run.run_key),
     )
     raise_alert(services, alert)
 

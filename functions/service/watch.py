@@ -20,7 +20,7 @@ from events.errors import TransientError
 from events.rules import Rule
 from events.schema import Expect
 from functions.service import passes, trail
-from functions.service.alerts import Alert, raise_alert
+from functions.service.alerts import Alert, explain_command, raise_alert
 from functions.service.ports import Services
 from functions.service.records import MarkRaise, Outcome, iso
 
@@ -87,7 +87,7 @@ def _missed(services: Services, rule: Rule, start: float, end: float) -> None:
         route=rule.name,
         subject=window,
         summary=reason,
-        explain=f"kfp-trigger explain freshness/{window}",
+        explain=explain_command(f"freshness/{window}"),
     )
     raise_alert(services, alert)  # first: if it cannot be sent, the window is judged again next pass
     trail.record(services, f"freshness/{window}", "", MISSED_TYPE, Outcome.SKIPPED, reason, route=rule.name)

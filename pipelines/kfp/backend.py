@@ -15,51 +15,23 @@ KFP ≥ 2.0 API server), through `kfp.Client`.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
-import sys
 import warnings
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 from urllib.parse import quote
 
-from events.errors import Gone, PermanentError, TransientError
 from pipelines.backend import CompiledPipeline, RunState, RunStatus, Submission
 from pipelines.engines import Asked, Engine
+from pipelines.kfp.errors import mapped
 from pipelines.parameters import filled
 
 T = TypeVar("T")
 EXPERIMENT_PREFIX = "kfp-trigger-"
 FIND_WINDOW = timedelta(days=7)  # created_at bound on lookups by run key
 TIMEOUT = (10.0, 60.0)  # (connect, read) seconds for every KFP API request
-
-
-@contextmanager
-def mapped(action: str) -> Iterator[None]:
-    """Turn the client's errors into kfp-trigger's: retry on 5xx/429/connection, else permanent.
-
-    kfp.Client also `print()`s links ("Pipeline details: …"); they go to stderr, not stdout,
-    which stays for data (`--json`).
-    """
-    import kfp_server_api
-    import urllib3
-
-    try:
-        with contextlib.redirect_stdout(sys.stderr):
-            yield
-    except kfp_server_api.ApiException as exc:
-        # No status (0 or None): no answer came, as when TLS fails (kfp_server_api/rest.py turns
-        # urllib3's SSLError into ApiException(status=0)): a connection problem, not a refusal.
-        if not exc.status or exc.status >= 500 or exc.status == 429:
-            raise TransientError(f"KFP {action}: HTTP {exc.status or 'no answer'}") from exc
-        if exc.status == 404:
-            raise Gone(f"KFP {action}: HTTP 404: {str(exc.body)[:300]}") from exc
-        raise PermanentError(f"KFP {action}: HTTP {exc.status}: {str(exc.body)[:300]}") from exc
-    except (urllib3.exceptions.HTTPError, OSError) as exc:
-        raise TransientError(f"KFP {action}: {type(exc).__name__}") from exc
 
 
 def with_timeout(client: Any, timeout: tuple[float, float]) -> Any:

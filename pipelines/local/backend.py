@@ -164,12 +164,19 @@ class LocalBackend:
         return Engine("local", version("kfp"))
 
     def cancel(self, run_id: str) -> None:
+        """Stop the runner and everything it started (its process group: the runner leads no
+        group of its own, it is the second child of a new session), then record CANCELED,
+        unless the run ended first."""
         folder = self.runs_dir / run_id
-        if (folder / "pid").exists():
+        if (folder / "pid").exists() and (folder / "pgid").exists():
+            pid, group = int((folder / "pid").read_text()), int((folder / "pgid").read_text())
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(int((folder / "pid").read_text()), signal.SIGTERM)
-        if not (folder / "status.json").exists():
-            write_json(folder / "status.json", {"state": RunState.CANCELED, "finished_at": now_iso()})
+                if os.getpgid(pid) == group:  # still this run's runner, not a reused pid
+                    os.killpg(group, signal.SIGTERM)
+        status = folder / "status.json"
+        written = json.loads(status.read_text()) if status.exists() else {}
+        if not RunState(written.get("state", RunState.PENDING)).terminal:
+            write_json(status, {**written, "state": RunState.CANCELED, "finished_at": now_iso()})
 
 
 def _alive(pid: int) -> bool:

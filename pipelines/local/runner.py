@@ -127,6 +127,7 @@ def detach(folder: Path) -> None:
     os.setsid()
     if os.fork() > 0:
         os._exit(0)  # the runner is adopted by init: nobody's zombie
+    write_json(folder / "pgid", os.getpgrp())  # its session's group: what a cancel stops
     write_json(folder / "pid", os.getpid())
 
 

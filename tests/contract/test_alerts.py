@@ -4,6 +4,7 @@ chat webhook (a local receiver), through retries, repeated notices and a webhook
 from __future__ import annotations
 
 import json
+import shlex
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -85,10 +86,10 @@ def test_a_failed_run_is_one_alert_on_the_topic_and_one_at_the_webhook(
     assert len(alerts) == 1, "once on the topic, though the webhook failed and the notice came again"
     data = json.loads(alerts[0].data)
     assert (data["kind"], data["route"], data["subject"]) == ("run.failed", "some-bucket-folder", run_key)
-    assert data["explain"] == f"kfp-trigger explain {run_key}"
+    assert data["explain"] == f"kfp-trigger explain {shlex.quote(run_key)}"
     (message,) = hook.received
     assert message["text"].startswith("kfp-trigger run.failed: run some-bucket-folder/")
-    assert f"kfp-trigger explain {run_key}" in message["text"]
+    assert f"kfp-trigger explain {shlex.quote(run_key)}" in message["text"]
     assert receiver[1] not in caplog.text, "the webhook's URL is a secret: never logged"
 
 

@@ -89,6 +89,21 @@ def test_an_unavailable_server_is_transient(
     assert len(fake.runs) == 1
 
 
+def test_a_refusal_s_words_go_to_the_log_not_into_the_error(
+    kfp: KfpBackend, fake: FakeKfp, test_routes: LoadedRoutes, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The error can reach a published result and the ledger: it says which call was refused
+    and how (HTTP status, gRPC code), never the body, which quotes the run's parameter values."""
+    kfp.submit(submission(test_routes, "warm"))
+    fake.fail_next("POST", "/runs", "invalid")
+    secret = Submission("k#secret", "survey-landed", test_routes.catalog["echo"], {"message": "s3cret-token"})
+    with pytest.raises(PermanentError) as refused:
+        kfp.submit(secret)
+    assert str(refused.value) == "KFP create run: HTTP 400 INVALID_ARGUMENT"
+    (logged,) = [record for record in caplog.records if record.getMessage() == "KFP refused"]
+    assert "s3cret-token" in logged.fields["body"]  # type: ignore[attr-defined]
+
+
 # Every v2beta1 RuntimeState (backend/api/v2beta1/run.proto) and what it means to us.
 RUNTIME_STATES = {
     "RUNTIME_STATE_UNSPECIFIED": RunState.PENDING,
@@ -396,7 +411,7 @@ def test_a_tls_failure_is_no_answer_and_is_retried(tmp_path: Path, test_routes: 
     (kfp_server_api/rest.py, `except urllib3.exceptions.SSLError`)."""
     import kfp_server_api
 
-    from pipelines.kfp.backend import mapped
+    from pipelines.kfp.errors import mapped
     from tests.support import self_signed
 
     with serving(FakeKfp(), tls=self_signed(tmp_path)) as url:

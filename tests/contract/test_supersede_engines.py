@@ -220,3 +220,20 @@ def test_on_the_local_engine_the_long_run_is_killed_and_the_newer_one_succeeds(
     assert globex.run_id is not None
     assert local.status(globex.run_id).state is RunState.RUNNING, "the other tenant's run goes on"
     local.cancel(globex.run_id)
+    for run_id in (globex.run_id, str(on_local.store.get(str(long_acme["run_key"])).run_id)):  # type: ignore[union-attr]
+        runner = int((tmp_path / "runs" / run_id / "pid").read_text())
+        deadline = time.monotonic() + 30
+        while _alive(runner):
+            assert time.monotonic() < deadline, f"the runner of {run_id} still runs after its cancel"
+            time.sleep(0.2)
+        assert local.status(run_id).state is RunState.CANCELED
+
+
+def _alive(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/status").read_text().split("State:")[1].split()[0] != "Z"

@@ -80,15 +80,20 @@ def test_a_job_from_a_registry_template_records_its_template_uri(
 
 
 def test_the_fake_refuses_a_template_uri_outside_the_registry(
-    vertex: VertexBackend, fake: FakeVertex, test_routes: LoadedRoutes
+    vertex: VertexBackend, fake: FakeVertex, test_routes: LoadedRoutes, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """The refusal's own words go to the log; the error (which a result may carry) says which
+    call was refused and how, never what the message quotes (a parameter's value)."""
     from dataclasses import replace
 
     from events.errors import PermanentError
 
     pipeline = replace(test_routes.catalog["echo"], template_uri="https://example.com/echo.yaml")
-    with pytest.raises(PermanentError, match="templateUri"):
-        vertex.submit(Submission("k", "survey-landed", pipeline, {"message": "hi"}))
+    with pytest.raises(PermanentError) as refused:
+        vertex.submit(Submission("k", "survey-landed", pipeline, {"message": "s3cret-value"}))
+    assert str(refused.value) == "Vertex create pipeline job: BadRequest (HTTP 400)"
+    (logged,) = [record for record in caplog.records if record.getMessage() == "Vertex refused"]
+    assert "templateUri" in logged.fields["message"]  # type: ignore[attr-defined]
 
 
 def test_the_same_run_twice_is_one_create_and_one_adopt(
@@ -310,14 +315,16 @@ def test_an_overloaded_or_broken_service_is_transient_and_the_retry_makes_one_jo
 
 
 def test_parameters_are_checked_against_the_pipelines_inputs(
-    vertex: VertexBackend, fake: FakeVertex, test_routes: LoadedRoutes
+    vertex: VertexBackend, fake: FakeVertex, test_routes: LoadedRoutes, caplog: pytest.LogCaptureFixture
 ) -> None:
     from events.errors import PermanentError
 
     echo = test_routes.catalog["echo"]
-    with pytest.raises(PermanentError, match="not found in the pipeline job input definitions"):
+    with pytest.raises(PermanentError, match=r"BadRequest \(HTTP 400\)"):
         vertex.submit(Submission("k#1", "survey-landed", echo, {"message": "hi", "bogus": 1}))
     assert fake.jobs == {}
+    (logged,) = [record for record in caplog.records if record.getMessage() == "Vertex refused"]
+    assert "not found in the pipeline job input definitions" in logged.fields["message"]  # type: ignore[attr-defined]
 
 
 def test_the_engine_is_vertex_once_its_location_answers(vertex: VertexBackend, fake: FakeVertex) -> None:

@@ -5,7 +5,8 @@ It serves the endpoints `kfp.Client` calls, checks every request body and query 
 server's JSON unmarshalling does), enforces the server's name uniqueness (experiments per
 namespace, pipelines per namespace, versions per pipeline → 409), and injects faults:
 `version` is the release healthz reports (`tag_name`); `fail_next(method, path_prefix, kind)` with
-kind "503" (nothing happens), "lost" (the write
+kind "503" (nothing happens), "invalid" (a 400 whose message quotes the request body, as a
+refusal of a run's parameters does), "lost" (the write
 happens, then the caller gets a 504, as when a proxy times out), "timeout" (the write happens,
 the answer comes `slow_seconds` late) or "empty" (a list answers nothing, as when another
 instance creates the item just after). `states[run_id]` sets what a run reports. It records
@@ -146,6 +147,8 @@ class FakeKfp:
             return _json({"total_size": 0})
         if fault == "503":
             return _error(14, "unavailable", 503)
+        if fault == "invalid":  # a refusal that quotes what it was sent, parameter values and all
+            return _error(3, f"Invalid input error: {request.get_data(as_text=True)[:2000]}", 400)
         try:
             response = self.route(method, path.removeprefix(PREFIX), request)
         except ValueError as exc:

@@ -4,6 +4,7 @@ drives it in Chromium): what each page shows, and that hostile values stay inert
 from __future__ import annotations
 
 import re
+from html import unescape as html_unescape
 
 import pytest
 
@@ -85,6 +86,20 @@ def test_hostile_object_names_are_shown_inert(services: Services) -> None:
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "\\x1b" in html  # shown as their escapes
     assert "\\u2066" in html
+
+
+def test_each_page_s_title_is_its_name_alone(story: Services) -> None:
+    """A browser keeps the title in its history and tabs: plain text, never the page's tables
+    (event text in it would be shown, stored, and read by whoever shares the screen)."""
+    for path, query, name in (
+        ("/", {}, "Overview"),
+        ("/routes", {}, "Routes"),
+        ("/search", {"q": "x"}, "Search"),
+        ("/story", {"id": KEY}, KEY),
+    ):
+        html = page(story, path, **query)[1]
+        (title,) = re.findall(r"<title>(.*?)</title>", html.split("<body", 1)[0], re.S)
+        assert html_unescape(title) == f"{name} · kfp-trigger", path
 
 
 def test_the_page_allows_no_script() -> None:
