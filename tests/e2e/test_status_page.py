@@ -138,6 +138,10 @@ def test_hostile_values_posted_to_the_server_show_inert(browser: Any, demo: dict
         html = page.content()
         for invisible in ("\u202e", "\u2066", "\x07", "\x1b"):
             assert invisible not in html, (path, invisible)
+        assert HOSTILE_NAME not in page.title(), path  # a tab and the history keep the title
+    page.goto(demo["url"] + "/")
+    assert page.title() == "Overview · kfp-trigger"
+    page.goto(demo["url"] + f"/story?id={quote(HOSTILE_ID)}")
     story = page.locator("main").inner_text()
     assert "\\u202e" in story  # shown as its escape
     assert "\\x1b" in story
