@@ -170,7 +170,7 @@ CATALOGUE: dict[str, Row] = {
         [
             message(
                 "tpl",
-                {"survey_id": "{0.__class__}{{7*7}}${jndi:ldap://x}$(id)", "event_id": "p-tpl"},
+                {"survey_id": "{0.__class__}{{7*7}}${jndi:ldap:x}$(id)", "event_id": "p-tpl"},
                 schema_version="1",
             )
         ],
