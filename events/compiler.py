@@ -67,7 +67,6 @@ def compile_route(model: RouteModel, where: str, problems: list[str]) -> Rule | 
             problems.append(f"{where}.when: a join lists its conditions under join.parts, alone")
             return None
         return _compile_join(model, where, problems)
-    count = len(problems)
     matched = _condition(model.when, f"{where}.when", problems)
     if matched is None:
         return None
@@ -83,10 +82,11 @@ def compile_route(model: RouteModel, where: str, problems: list[str]) -> Rule | 
     known = _source_known(source, captures)
     default_key = DEFAULT_SCHEDULE_RUN_KEY if source is Source.SCHEDULE else DEFAULT_RUN_KEY
     run = _run_templates(model, default_key, known, where, problems)
-    if run is not None:
-        _unsigned_reads(common, _fields_read(run), f"{where}.when.pubsub", problems)
-    if len(problems) > count or run is None:
+    if run is None:
         return None
+    _unsigned_reads(common, _fields_read(run), f"{where}.when.pubsub", problems)
+    # Built even with problems (routes.yaml then fails to load): its parameters are still
+    # checked against the pipeline in the same pass.
     return Rule(source=source, **common, **_route_common(model), **run)
 
 

@@ -83,7 +83,10 @@ def check_schedule(schedule: ScheduleWhen, where: str, problems: list[str]) -> N
     from croniter import croniter
 
     if not croniter.is_valid(schedule.cron):
-        problems.append(f"{where}.cron: {schedule.cron!r} is not a valid cron expression")
+        problems.append(
+            f"{where}.cron: {schedule.cron!r} is not a cron expression: five fields, minute hour "
+            'day-of-month month day-of-week, e.g. "0 3 * * *" (03:00 every day)'
+        )
     elif not _fires(schedule.cron):
         problems.append(
             f"{where}.cron: {schedule.cron!r} names no date that exists (e.g. 30 February): it never fires"

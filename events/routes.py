@@ -18,7 +18,7 @@ from events.errors import RoutesError
 from events.locate import FILE
 from events.rules import PipelineDef, RoutesConfig, Rule
 from events.schema import NAME, GlobalLimits, PipelineModel, RouteModel, RoutesFileModel
-from events.validation import told, validate
+from events.validation import closest, told, validate
 
 # module:function, or a file beside routes.yaml (no `..`, no absolute path): path/to/file.py:function
 SOURCE = re.compile(r"^(?:[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*|(?:[\w-]+/)*\w+\.py):[A-Za-z_]\w*$")
@@ -66,10 +66,15 @@ def check_routes(text: str) -> tuple[RoutesConfig, list[str]]:
     limits = validate(GlobalLimits, top.limits or {}, "limits", problems) or GlobalLimits()
     pipelines = _pipelines(top, problems, repaired)
     rules = _rules(top, pipelines, problems, repaired)
-    if problems:
-        return RoutesConfig(pipelines, (), limits), told(problems, repaired)
-    merged = tuple(replace(rule, params={**pipelines[rule.pipeline].params, **rule.params}) for rule in rules)
-    return RoutesConfig(pipelines, merged, limits), []
+    # The routes that compiled, with a pipeline that did too, are returned beside the problems of
+    # the rest, so that what is checked later (parameters against the compiled pipelines) is
+    # checked for them in the same pass.
+    merged = tuple(
+        replace(rule, params={**pipelines[rule.pipeline].params, **rule.params})
+        for rule in rules
+        if rule.pipeline in pipelines
+    )
+    return RoutesConfig(pipelines, merged, limits), told(problems, repaired)
 
 
 def _pipelines(top: RoutesFileModel, problems: list[str], repaired: Repaired) -> dict[str, PipelineDef]:
@@ -125,7 +130,8 @@ def _rules(
             problems.append(f"{where}.name: another route has the name {route.name!r}")
         seen.add(route.name)
         if route.run.pipeline not in pipelines and route.run.pipeline not in top.pipelines:
-            problems.append(f"{where}.run.pipeline: no pipeline named {route.run.pipeline!r}")
+            nearest = closest(route.run.pipeline, [str(name) for name in top.pipelines])
+            problems.append(f"{where}.run.pipeline: no pipeline named {route.run.pipeline!r}{nearest}")
         rule = compile_route(route, where, problems)
         if rule is not None:
             rules.append(rule)

@@ -113,10 +113,18 @@ def seconds(value: object) -> object:
     return value
 
 
+def _duration(value: object) -> object:
+    """`seconds`, or why text is not a duration."""
+    found = seconds(value)
+    if isinstance(found, str):
+        raise ValueError(f"expected a duration, seconds as a number or 90s, 10m, 2h, 1d (got {found[:40]!r})")
+    return found
+
+
 Duration = Annotated[
     float,
     BeforeValidator(
-        seconds, json_schema_input_type=float | Annotated[str, Field(pattern=r"^\d+(\.\d+)?[smhd]$")]
+        _duration, json_schema_input_type=float | Annotated[str, Field(pattern=r"^\d+(\.\d+)?[smhd]$")]
     ),
     Field(gt=0),
 ]

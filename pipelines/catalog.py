@@ -28,6 +28,7 @@ import yaml
 
 from events.errors import RoutesError
 from events.locate import FILE
+from events.params import coerce
 from events.routes import check_routes
 from events.rules import PipelineDef, RoutesConfig, Rule
 from pipelines import engines
@@ -207,6 +208,7 @@ def typed_rules(
         for name in sorted(pipeline.required - given):
             problems.append(f"{where}: pipeline {rule.pipeline!r} needs parameter {name!r}")
         types = {name: pipeline.inputs[name] for name in rule.params if name in pipeline.inputs}
+        problems.extend(_literal_problems(rule, types, where))
         result.append(replace(rule, param_types=types))
     return tuple(result)
 
@@ -230,15 +232,35 @@ def load(path: Path, packages_dir: Path, notify_image: str = "") -> LoadedRoutes
     except OSError as exc:
         raise RoutesError([f"{FILE}: cannot read {path} ({exc.strerror})"]) from exc
     config, problems = check_routes(text)
-    routes_valid = not problems
-    # Every pipeline that validated is built even when routes have problems: one pass reports
-    # a source that does not import beside a route's bad field.
+    # Every pipeline that validated is built, and every route that compiled is checked against
+    # it, even when other parts have problems: one pass reports them all.
     catalog = build_catalog(config, path.parent, packages_dir, problems, notify_image)
-    if not routes_valid:
-        raise RoutesError(problems)
     # Pinned versions are looked up beside routes.yaml (packages/, committed) and in the state.
     variants = resolve_variants(config.rules, catalog, [path.parent / "packages", packages_dir], problems)
     rules = typed_rules(variants, catalog, problems)
     if problems:
         raise RoutesError(problems)
     return LoadedRoutes(config, rules, catalog)
+
+
+KINDS = {
+    "STRING": "text",
+    "NUMBER_INTEGER": "an integer",
+    "NUMBER_DOUBLE": "a number",
+    "BOOLEAN": "true or false",
+}
+
+
+def _literal_problems(rule: Rule, types: Mapping[str, str], where: str) -> list[str]:
+    """A literal parameter the pipeline's input cannot take: found now, not at every event."""
+    found = []
+    for name, spec in rule.params.items():
+        declared = types.get(name)
+        if declared in KINDS and isinstance(spec, bool | int | float | str):
+            try:
+                coerce(spec, declared)
+            except ValueError:
+                found.append(
+                    f"{where}.{name}: {spec!r} is not {KINDS[declared]}, which the pipeline's input takes"
+                )
+    return found

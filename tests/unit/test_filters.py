@@ -219,16 +219,16 @@ routes:
         ),
         (
             "{pubsub: {topic: events, data: {n: {}}}}",
-            "routes[r].when.pubsub.data.n: Value error, give at least one of "
+            "routes[r].when.pubsub.data.n: give at least one of "
             "prefix, suffix, gt, gte, lt, lte, exists, not",
         ),
         (
             "{pubsub: {topic: events, data: {n: {prefx: a}}}}",
-            "routes[r].when.pubsub.data.n.prefx: Extra inputs are not permitted",
+            "routes[r].when.pubsub.data.n.prefx: unknown field 'prefx'; did you mean 'prefix'?",
         ),
         (
             "{pubsub: {topic: events, data: {n: [1, {gte: x}]}}}",
-            "routes[r].when.pubsub.data.n[1].gte: Value error, expected a number",
+            "routes[r].when.pubsub.data.n[1].gte: expected a number",
         ),
     ],
 )

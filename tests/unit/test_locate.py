@@ -106,15 +106,17 @@ def test_one_pass_reports_every_problem_at_its_line_and_column(tmp_path: Path) -
     root = tree(ONE_PASS)
     told = [located.text("routes.yaml") for located in (locate(root, p) for p in raised.value.problems)]
     assert told == [
-        "routes.yaml:4:11: routes[Bad_Name].name: String should match pattern '^[a-z][a-z0-9-]{0,62}$'",
-        "routes.yaml:6:25: routes[Bad_Name].when.storage.bucket: String should have at least 3 characters",
+        "routes.yaml:4:11: routes[Bad_Name].name: must match ^[a-z][a-z0-9-]{0,62}$ (got 'Bad_Name')",
+        "routes.yaml:6:25: routes[Bad_Name].when.storage.bucket: must be at least 3 characters long "
+        "(got 'ab')",
         "routes.yaml:8:21: routes[Bad_Name].run.pipeline: no pipeline named 'nope'",
         "routes.yaml:5:5: routes[Bad_Name].when: give exactly one of storage, pubsub, bigquery, schedule",
         "routes.yaml:6:37: routes[Bad_Name].when.storage.object: capture {tenant} appears twice",
         "routes.yaml:8:41: routes[Bad_Name].run.params.who: unknown field {nothing} for a storage route",
         "routes.yaml:9:11: routes[1].name: Input should be a valid string"
         " (YAML reads 'off' as a boolean: quote it, \"off\", to mean the text)",
-        "routes.yaml:10:43: routes[1].when.schedule.cron: '99 * * * *' is not a valid cron expression",
+        "routes.yaml:10:43: routes[1].when.schedule.cron: '99 * * * *' is not a cron expression: five "
+        'fields, minute hour day-of-month month day-of-week, e.g. "0 3 * * *" (03:00 every day)',
         "routes.yaml:2:19: pipelines[train].source: cannot build: AttributeError:"
         " module 'pipelines.examples.survey' has no attribute 'nonexistent'",
     ]

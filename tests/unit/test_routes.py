@@ -57,11 +57,12 @@ def test_every_problem_is_reported_with_its_path() -> None:
         "routes[1].name: another route has the name 'landed'",  # named by position: located
         "routes[1].run.pipeline: no pipeline named 'missing'",
         "routes[1].when: give exactly one of storage, pubsub, bigquery, schedule",
-        "routes[nightly].when.schedule.cron: 'not a cron' is not a valid cron expression",
+        "routes[nightly].when.schedule.cron: 'not a cron' is not a cron expression: five fields, minute "
+        'hour day-of-month month day-of-week, e.g. "0 3 * * *" (03:00 every day)',
         "routes[nightly].when.schedule.timezone: unknown time zone 'Mars/Olympus'",
         "routes[nightly].run.run_key: unknown field {object.name} for a schedule route",
-        "routes[3].name: Field required",
-        "routes[3].run.unknown_field: Extra inputs are not permitted",
+        "routes[3].name: is required",
+        "routes[3].run.unknown_field: unknown field 'unknown_field'",
     ]
     for text in expected:
         assert any(problem.startswith(text) for problem in problems), (text, problems)
@@ -112,9 +113,9 @@ def test_limits_are_validated_with_their_paths() -> None:
     with pytest.raises(RoutesError) as caught:
         load_routes(LIMITS)
     for text in (
-        "limits.daily_submissions: Input should be greater than or equal to 1",
-        "routes[on-message].limits.max_active: Input should be greater than or equal to 1",
-        "routes[on-message].limits.rate.per: Input should be a valid number",
+        "limits.daily_submissions: must be at least 1",
+        "routes[on-message].limits.max_active: must be at least 1",
+        "routes[on-message].limits.rate.per: expected a duration, seconds as a number or 90s, 10m, 2h, 1d",
         "routes[per-object].limits.coalesce: set run.run_key to the batch's key",
     ):
         assert any(problem.startswith(text) for problem in caught.value.problems), (

@@ -1,0 +1,69 @@
+"""The CLI as a new user meets it (issue 35): every problem of routes.yaml at once, each at its
+line, in routes.yaml's words with the fix where one is known."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.support import ROOT, env_for, kfp_trigger
+
+pytestmark = pytest.mark.slow  # CLI commands in subprocesses
+
+TEN_MISTAKES = """version: 1
+pipelines:
+  csat-retrain: {source: pipelines/echo.py:echo_pipeline}
+  sleepy: {source: pipelines/echo.py:sleepy_pipeline}
+routes:
+  - name: retrain
+    when: {storage: {bucket: acme-landing, object: "in/{tenant}/{file}"}}
+    run: {pipeline: csat-retrian, run_key: "{tenant}{file}"}
+  - name: nap
+    when: {storage: {bucket: acme-landing, objcet: "naps/{n}", min_size: -1}}
+    run: {pipeline: sleepy, params: {seconds: fast}}
+  - name: nightly
+    when: {schedule: {job: nightly, cron: "0 31 2 *", timezone: Europe/Berlinn}}
+    run: {pipeline: csat-retrain}
+  - name: tables
+    when: {storage: {bucket: Bad_Bucket}}
+    run: {pipeline: csat-retrain, params: {bogus: 1}}
+    limits: {max_active: 0}
+"""
+
+
+def cli(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(kfp_trigger(*args), capture_output=True, text=True, cwd=cwd, env=env, timeout=300)
+
+
+def test_routes_check_reports_ten_mistakes_across_four_routes_each_at_its_line(tmp_path: Path) -> None:
+    """One route's pipeline is missing; the others' problems are all still found, literal
+    parameters included (checked against the compiled pipeline's types), each said as
+    routes.yaml says it, with the nearest valid name or an example of the expected form."""
+    (tmp_path / "pipelines").mkdir()
+    shutil.copy(ROOT / "tests" / "support" / "echo_pipeline.py", tmp_path / "pipelines" / "echo.py")
+    (tmp_path / "routes.yaml").write_text(TEN_MISTAKES)
+    done = cli("routes", "check", "routes.yaml", cwd=tmp_path, env=env_for(tmp_path))
+    assert done.returncode == 1
+    lines = [line.strip() for line in done.stderr.splitlines() if line.startswith("  routes.yaml:")]
+    assert done.stderr.startswith("routes.yaml: 10 problem(s)"), done.stderr
+    expected = [  # (line:column, what is said at its start)
+        (
+            "8:21",
+            "routes[retrain].run.pipeline: no pipeline named 'csat-retrian'; did you mean 'csat-retrain'?",
+        ),
+        ("8:44", "routes[retrain].run.run_key: {tenant} and {file} must be separated by literal text"),
+        ("10:74", "routes[nap].when.storage.min_size: must be at least 0 (got -1)"),
+        ("10:52", "routes[nap].when.storage.objcet: unknown field 'objcet'; did you mean 'object'?"),
+        ("13:43", "routes[nightly].when.schedule.cron: '0 31 2 *' is not a cron expression: five fields"),
+        ("13:65", "routes[nightly].when.schedule.timezone: unknown time zone 'Europe/Berlinn'"),
+        ("18:26", "routes[tables].limits.max_active: must be at least 1 (got 0)"),
+        ("16:30", "routes[tables].when.storage.bucket: 'Bad_Bucket' cannot be a bucket's name"),
+        ("11:47", "routes[nap].run.params.seconds: 'fast' is not a number, which the pipeline's input takes"),
+        ("17:51", "routes[tables].run.params.bogus: pipeline 'csat-retrain' has no such parameter"),
+    ]
+    assert len(lines) == len(expected), lines
+    for line, (place, start) in zip(lines, expected, strict=True):
+        assert line.startswith(f"routes.yaml:{place}: {start}"), (line, start)
