@@ -15,6 +15,7 @@ services from settings alone; `reset()` forgets them.
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import threading
 from collections.abc import Callable, Iterable, Mapping
@@ -36,9 +37,11 @@ from functions.service.ports import (
     Untraced,
     ledger_ports,
 )
-from functions.settings import DEFAULT_RETENTION_DAYS, Settings, SettingsError
+from functions.settings import DEFAULT_RETENTION_DAYS, Settings, SettingsError, unknown_variables
 from pipelines import catalog
 from pipelines.backend import Backend, CompiledPipeline
+
+log = logging.getLogger("kfp_trigger")
 
 if TYPE_CHECKING:
     from pipelines.kfp.backend import KfpBackend
@@ -262,7 +265,10 @@ def services() -> Services:
 def _cached() -> Services:
     built = settings()
     logs.configure(built.log_format, project=os.environ.get("GOOGLE_CLOUD_PROJECT", ""))
-    return build(built)
+    ready = build(built)
+    for unknown in unknown_variables(os.environ, also=ready.secrets):  # said once, at start
+        log.warning("setting ignored", extra={"fields": {"reason": unknown}})
+    return ready
 
 
 def install(ready: Services) -> None:

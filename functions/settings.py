@@ -10,9 +10,10 @@ value fails at start-up naming its variable.
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -46,12 +47,20 @@ def _emails(value: object) -> object:
     return value
 
 
+URL_FORMS = {
+    "sqlite": "sqlite:///path/to/ledger.sqlite3",
+    "firestore": "firestore://PROJECT/COLLECTION?database=NAME",
+    "jsonl": "jsonl:///path/to/file.jsonl",
+    "pubsub": "pubsub://projects/PROJECT/topics/TOPIC",
+}
+
+
 def _url(shapes: dict[str, str]) -> AfterValidator:
     """Accept "" (the default) or a URL of one of `shapes`."""
 
     def check(value: str) -> str:
         if value and not any(re.fullmatch(shape, value) for shape in shapes.values()):
-            raise ValueError(f"must be one of {', '.join(f'{scheme}://…' for scheme in shapes)}")
+            raise ValueError(f"expected {' or '.join(URL_FORMS[scheme] for scheme in shapes)}")
         return value
 
     return AfterValidator(check)
@@ -273,4 +282,26 @@ def _problem(error: Any) -> str:
     name = f"{PREFIX}{str(error['loc'][0]).upper()}" if error["loc"] else PREFIX.rstrip("_")
     given = error.get("input")
     shown = f"; got {str(given)[:80]!r}" if isinstance(given, str | int | float) else ""
-    return f"{name}: {error['msg']}{shown}"
+    return f"{name}: {str(error['msg']).removeprefix('Value error, ')}{shown}"
+
+
+TEST_KNOBS = ("KFP_TRIGGER_LIVE_", "KFP_TRIGGER_HUNT")  # the test suite's own variables
+
+
+def unknown_variables(environ: Mapping[str, str], also: Collection[str] = ()) -> list[str]:
+    """Each `KFP_TRIGGER_*` variable that is no setting (nor in `also`: routes' signature
+    secrets), with the nearest setting's name: a misspelt one would be ignored silently."""
+    known = [f"{PREFIX}{name.upper()}" for name in Settings.model_fields]
+    found = []
+    for name in sorted(environ):
+        if (
+            name.startswith(PREFIX)
+            and name not in known
+            and name not in also
+            and not name.startswith(TEST_KNOBS)
+        ):
+            near = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+            found.append(
+                f"{name} is not a kfp-trigger setting" + (f"; did you mean {near[0]}?" if near else "")
+            )
+    return found

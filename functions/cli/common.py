@@ -8,6 +8,7 @@ click `envvar=`) on top, so the CLI always sees what the deployed function sees.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from events.errors import RoutesError
-from functions.settings import Settings, SettingsError
+from functions.settings import Settings, SettingsError, unknown_variables
 
 if TYPE_CHECKING:  # the services pull in every adapter: commands import them when they run
     from functions.service.ledger import Ledger
@@ -36,9 +37,12 @@ def settings(
     given = {"routes": routes, "state_dir": state_dir, "landing_dir": landing_dir}
     overrides |= {name: Path(value) for name, value in given.items() if value is not None}
     try:
-        return bootstrap.settings(defaults, **overrides)
-    except SettingsError as exc:
-        raise click.UsageError(str(exc)) from exc
+        found = bootstrap.settings(defaults, **overrides)
+    except SettingsError as exc:  # the environment's mistake, not the command line's: no usage screen
+        raise click.ClickException(f"configuration: {exc}") from exc
+    for unknown in unknown_variables(os.environ):
+        click.echo(f"warning: {unknown}", err=True)
+    return found
 
 
 def settings_options(command: Callable[..., Any]) -> Callable[..., Any]:

@@ -13,6 +13,7 @@ name is there and can be used — each check ok / warn / fail, with the fix.
     roots         each cluster pipeline's gs:// pipeline root exists, and the pipelines' identity
                   may write objects there
     secrets       the signature secrets routes name are set
+    settings      no KFP_TRIGGER_* variable is misspelt (an unknown one is ignored silently)
 
 Permissions are tested, not guessed: TestIamPermissions answers which of the asked permissions
 the caller holds. For the pipelines' identity (`--runner`, default KFP_TRIGGER_VERTEX_SERVICE_ACCOUNT)
@@ -36,7 +37,7 @@ import click
 from events.errors import RoutesError
 from functions.cli import common
 from functions.service.doctor import Finding
-from functions.settings import Settings, SettingsError
+from functions.settings import Settings, SettingsError, unknown_variables
 
 PUBLISH = "pubsub.topics.publish"
 CONSUME = "pubsub.subscriptions.consume"
@@ -127,6 +128,9 @@ def checks(settings: Settings, runner: str) -> Iterator[Finding]:
         yield isolated("completion", lambda: topic("completion", completion, runner))
     if settings.dead_letters:
         yield isolated("dead letters", lambda: dead_letters(settings.dead_letters))
+    secret_names = bootstrap.signature_secrets(loaded.rules) if loaded is not None else {}
+    for unknown in unknown_variables(os.environ, also=secret_names):
+        yield Finding("settings", "fail", unknown, "rename it, or remove it: it is ignored")
     if loaded is not None:
         yield from roots(settings, loaded.catalog, runner)
         secrets = bootstrap.signature_secrets(loaded.rules)

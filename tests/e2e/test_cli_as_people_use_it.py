@@ -67,3 +67,30 @@ def test_routes_check_reports_ten_mistakes_across_four_routes_each_at_its_line(t
     assert len(lines) == len(expected), lines
     for line, (place, start) in zip(lines, expected, strict=True):
         assert line.startswith(f"routes.yaml:{place}: {start}"), (line, start)
+
+
+def test_a_misspelt_variable_is_named_with_the_setting_it_resembles(tmp_path: Path) -> None:
+    env = env_for(tmp_path) | {"KFP_TRIGGER_PAUSD": "true"}
+    example = str(ROOT / "deploy" / "routes.example.yaml")
+    warned = cli("routes", "check", example, cwd=tmp_path, env=env)
+    status = cli("status", "--routes", example, cwd=tmp_path, env=env)
+    said = "KFP_TRIGGER_PAUSD is not a kfp-trigger setting; did you mean KFP_TRIGGER_PAUSED?"
+    assert said in status.stderr
+    doctor = cli("doctor", "--routes", example, cwd=tmp_path, env=env)
+    assert doctor.returncode == 1
+    assert "FAIL  settings" in doctor.stdout
+    assert said in doctor.stdout
+    assert warned.returncode == 0  # checking routes reads no settings but the routes
+
+
+def test_a_malformed_setting_is_one_sentence_with_the_expected_form_not_a_usage_screen(
+    tmp_path: Path,
+) -> None:
+    env = env_for(tmp_path) | {"KFP_TRIGGER_RESULTS": "pubsub://nope"}
+    done = cli("status", cwd=tmp_path, env=env)
+    assert done.returncode == 1
+    assert "Usage:" not in done.stderr
+    assert done.stderr.strip() == (
+        "Error: configuration: KFP_TRIGGER_RESULTS: expected jsonl:///path/to/file.jsonl or "
+        "pubsub://projects/PROJECT/topics/TOPIC; got 'pubsub://nope'"
+    )

@@ -43,8 +43,16 @@ def test_every_kind_of_value_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.parametrize(
     ("variable", "value", "says"),
     [
-        ("KFP_TRIGGER_LEDGER", "mysql://db/runs", "must be one of sqlite://…, firestore://…"),
-        ("KFP_TRIGGER_RESULTS", "pubsub://topics/x", "must be one of jsonl://…, pubsub://…"),
+        (
+            "KFP_TRIGGER_LEDGER",
+            "mysql://db/runs",
+            "expected sqlite:///path/to/ledger.sqlite3 or firestore://PROJECT/COLLECTION?database=NAME",
+        ),
+        (
+            "KFP_TRIGGER_RESULTS",
+            "pubsub://topics/x",
+            "expected jsonl:///path/to/file.jsonl or pubsub://projects/PROJECT/topics/TOPIC",
+        ),
         ("KFP_TRIGGER_CLAIM_LEASE_SECONDS", "0", "greater than 0"),
         ("KFP_TRIGGER_CLAIM_LEASE_SECONDS", "soon", "valid number"),
         ("KFP_TRIGGER_AUTH", "basic", "'google-oidc' or 'none'"),
@@ -103,3 +111,17 @@ def test_the_local_files_are_named_by_their_plain_absolute_paths(tmp_path: Path)
         assert str(bootstrap.path_of(url)).startswith(f"{tmp_path}/"), url
     assert bootstrap.path_of("sqlite:////data/ledger.sqlite3") == Path("/data/ledger.sqlite3")
     assert str(bootstrap.path_of("jsonl:////data/results.jsonl")) == "/data/results.jsonl"
+
+
+def test_an_unknown_variable_is_named_with_the_nearest_setting() -> None:
+    from functions.settings import unknown_variables
+
+    environ = {
+        "KFP_TRIGGER_PAUSD": "true",
+        "KFP_TRIGGER_PAUSED": "true",
+        "KFP_TRIGGER_SIGNING": "s",
+        "HOME": "/",
+    }
+    assert unknown_variables(environ, also={"KFP_TRIGGER_SIGNING"}) == [
+        "KFP_TRIGGER_PAUSD is not a kfp-trigger setting; did you mean KFP_TRIGGER_PAUSED?"
+    ]
