@@ -18,7 +18,7 @@ import functools
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
@@ -266,9 +266,14 @@ def _cached() -> Services:
     built = settings()
     logs.configure(built.log_format, project=os.environ.get("GOOGLE_CLOUD_PROJECT", ""))
     ready = build(built)
-    for unknown in unknown_variables(os.environ, also=ready.secrets):  # said once, at start
+    for unknown in unknown_settings(also=ready.secrets):  # said once, at start
         log.warning("setting ignored", extra={"fields": {"reason": unknown}})
     return ready
+
+
+def unknown_settings(also: Collection[str] = ()) -> list[str]:
+    """This process's `KFP_TRIGGER_*` variables that are no setting, each with the nearest one."""
+    return unknown_variables(os.environ, also)
 
 
 def install(ready: Services) -> None:

@@ -8,7 +8,6 @@ click `envvar=`) on top, so the CLI always sees what the deployed function sees.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from events.errors import RoutesError
-from functions.settings import Settings, SettingsError, unknown_variables
+from functions.settings import Settings, SettingsError
 
 if TYPE_CHECKING:  # the services pull in every adapter: commands import them when they run
     from functions.service.ledger import Ledger
@@ -40,7 +39,7 @@ def settings(
         found = bootstrap.settings(defaults, **overrides)
     except SettingsError as exc:  # the environment's mistake, not the command line's: no usage screen
         raise click.ClickException(f"configuration: {exc}") from exc
-    for unknown in unknown_variables(os.environ):
+    for unknown in bootstrap.unknown_settings():
         click.echo(f"warning: {unknown}", err=True)
     return found
 

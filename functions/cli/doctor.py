@@ -37,7 +37,7 @@ import click
 from events.errors import RoutesError
 from functions.cli import common
 from functions.service.doctor import Finding
-from functions.settings import Settings, SettingsError, unknown_variables
+from functions.settings import Settings, SettingsError
 
 PUBLISH = "pubsub.topics.publish"
 CONSUME = "pubsub.subscriptions.consume"
@@ -129,7 +129,7 @@ def checks(settings: Settings, runner: str) -> Iterator[Finding]:
     if settings.dead_letters:
         yield isolated("dead letters", lambda: dead_letters(settings.dead_letters))
     secret_names = bootstrap.signature_secrets(loaded.rules) if loaded is not None else {}
-    for unknown in unknown_variables(os.environ, also=secret_names):
+    for unknown in bootstrap.unknown_settings(also=secret_names):
         yield Finding("settings", "fail", unknown, "rename it, or remove it: it is ignored")
     if loaded is not None:
         yield from roots(settings, loaded.catalog, runner)
