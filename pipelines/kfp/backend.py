@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 import warnings
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -92,7 +93,14 @@ def quiet_client() -> type[Any]:
     never takes kfp.Client's inverse-proxy branch, whose token is never refreshed.
     """
     import kfp
+    import kfp.client.client
     import kfp_server_api
+
+    # kfp.Client print()s links ("Run details: …") to stdout, which is for data (`--json`); its
+    # module's own `print` sends them to stderr instead. (Redirecting sys.stdout around each call
+    # would redirect every thread's output meanwhile: a cold start's engine check, beside a
+    # command printing its JSON, once sent that JSON to stderr.)
+    kfp.client.client.print = _to_stderr
 
     class QuietClient(kfp.Client):  # type: ignore[misc]
         def _is_inverse_proxy_host(self, host: str) -> bool:
@@ -113,6 +121,10 @@ def quiet_client() -> type[Any]:
             self._context_setting["namespace"] = namespace
 
     return QuietClient
+
+
+def _to_stderr(*values: object, **options: Any) -> None:
+    print(*values, **{**options, "file": sys.stderr})
 
 
 def _conflict(exc: BaseException) -> bool:

@@ -3,10 +3,8 @@ each said in one line of kfp-trigger's own words (a refusal's body goes to the l
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -17,17 +15,12 @@ log = logging.getLogger("kfp_trigger.kfp")
 
 @contextmanager
 def mapped(action: str) -> Iterator[None]:
-    """Turn the client's errors into kfp-trigger's: retry on 5xx/429/connection, else permanent.
-
-    kfp.Client also `print()`s links ("Pipeline details: …"); they go to stderr, not stdout,
-    which stays for data (`--json`).
-    """
+    """Turn the client's errors into kfp-trigger's: retry on 5xx/429/connection, else permanent."""
     import kfp_server_api
     import urllib3
 
     try:
-        with contextlib.redirect_stdout(sys.stderr):
-            yield
+        yield
     except kfp_server_api.ApiException as exc:
         # No status (0 or None): no answer came, as when TLS fails (kfp_server_api/rest.py turns
         # urllib3's SSLError into ApiException(status=0)): a connection problem, not a refusal.

@@ -433,3 +433,35 @@ def test_a_failed_run_says_which_task_failed(
         {"display_name": "train-model", "state": "FAILED", "error": {"code": 2, "message": "OOMKilled"}},
     ]
     assert kfp.status(run_id).error == "task train-model failed: OOMKilled"
+
+
+def test_the_client_s_links_go_to_stderr_and_no_thread_s_output_is_moved(
+    kfp: KfpBackend, test_routes: LoadedRoutes, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """kfp.Client prints "Run details: …" links; stdout is for data (`--json`). They go to
+    stderr by the client module's own `print`, and sys.stdout stays what it is for every thread
+    (a process-wide redirect once sent a command's JSON to stderr while a cold start's engine
+    check ran beside it)."""
+    import sys
+    import threading
+    import time
+
+    seen: set[int] = set()
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            seen.add(id(sys.stdout))
+            time.sleep(0.0005)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        kfp.submit(submission(test_routes))
+    finally:
+        stop.set()
+        watcher.join()
+    out, err = capsys.readouterr()
+    assert "details:" not in out
+    assert "Run details:" in err
+    assert len(seen) == 1, "sys.stdout was swapped during a KFP call"
