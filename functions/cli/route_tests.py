@@ -37,9 +37,10 @@ from typing import Any, Literal, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from events.locate import locate, tree
 from events.pubsub import SCHEDULES_TOPIC
 from events.router import Router, RunRequest, Skip
-from events.validation import error_path
+from events.validation import closest, error_path, said
 
 
 class _Model(BaseModel):
@@ -141,18 +142,20 @@ def read_cases(path: Path) -> list[Case]:
         CaseFileError: not YAML, not a list, or a case that does not fit the format.
     """
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        document = yaml.safe_load(text)
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise CaseFileError(f"{path}: cannot read: {exc}") from exc
     if not isinstance(document, list):
         raise CaseFileError(f"{path}: expected a list of cases")
-    cases, problems = [], []
+    cases, problems, root = [], [], tree(text)
     for position, raw in enumerate(document):
         try:
             cases.append(Case.model_validate(raw))
         except ValidationError as exc:
             for error in exc.errors():
-                problems.append(f"{path}: [{position}]{error_path(error['loc'])}: {error['msg']}")
+                problem = f"[{position}]{error_path(error['loc'])}: {said(error)}"
+                problems.append(locate(root, problem).text(str(path)))
     if problems:
         raise CaseFileError("\n".join(problems))
     return cases
@@ -189,6 +192,9 @@ def run_case(
     wanted = case.routes or {}
     seen: dict[str, Any] = {}
     for name, expectation in wanted.items():
+        if name not in router.by_name:
+            seen[name] = f"(routes.yaml has no route {name!r}{closest(name, router.by_name)})"
+            continue
         seen[name] = _seen(expectation, decisions.get(name))
     for name, decision in decisions.items():  # a route not listed may skip, but not run
         if name not in wanted and isinstance(decision, RunRequest):
@@ -234,8 +240,16 @@ def run_all(where: Path, router: Router, schedules_topic: str = SCHEDULES_TOPIC)
     Raises:
         CaseFileError: a case file that cannot be read (before any case of it runs).
     """
-    for path in case_files(where):
-        for case in read_cases(path):
+    read, problems = [], []
+    for path in case_files(where):  # every file's problems at once, before any case runs
+        try:
+            read.append((path, read_cases(path)))
+        except CaseFileError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise CaseFileError("\n".join(problems))
+    for path, cases in read:
+        for case in cases:
             yield run_case(case, router, path.parent, str(path), schedules_topic)
 
 
