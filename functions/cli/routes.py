@@ -237,9 +237,16 @@ def simulate(
     report: dict[str, Any] = {"event": {}, "outcome": "", "ledger": None, "unchecked": [], "decisions": []}
     try:
         attributes, data = parse_http({"content-type": "application/cloudevents+json"}, body)
+    except EnvelopeError as exc:  # not an event at all (routes.yaml given by mistake?): say so
+        raise click.ClickException(
+            f"{event_file} is not a CloudEvent: {exc.message}. Give a structured-mode CloudEvent "
+            "as JSON ({\"specversion\": \"1.0\", \"type\", \"source\", \"id\", \"data\"}), "
+            "e.g. one of route-tests/events/"
+        ) from exc
+    try:
         report["event"] = {k: attributes.get(k) for k in ("type", "source", "id")}
         decoded = decode(attributes, data, settings.schedules_topic)
-    except (EnvelopeError, BadEvent) as exc:
+    except BadEvent as exc:
         report |= {"outcome": "bad-event", "reason": getattr(exc, "reason", None) or str(exc)}
         decoded = None
     if isinstance(decoded, Ignored):

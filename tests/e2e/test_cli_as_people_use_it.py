@@ -94,3 +94,34 @@ def test_a_malformed_setting_is_one_sentence_with_the_expected_form_not_a_usage_
         "Error: configuration: KFP_TRIGGER_RESULTS: expected jsonl:///path/to/file.jsonl or "
         "pubsub://projects/PROJECT/topics/TOPIC; got 'pubsub://nope'"
     )
+
+
+def test_routes_test_names_a_missing_route_and_every_case_file_problem_at_its_line(tmp_path: Path) -> None:
+    shutil.copytree(ROOT / "deploy" / "route-tests" / "events", tmp_path / "cases" / "events")
+    (tmp_path / "cases" / "typo.yaml").write_text(
+        "- name: a misspelt route\n"
+        "  event: events/survey-part.json\n"
+        "  routes:\n"
+        "    survey-responses-landd: {skip: does not match}\n"
+    )
+    example = str(ROOT / "deploy" / "routes.example.yaml")
+    ran = cli("routes", "test", "cases", "--routes", example, cwd=tmp_path, env=env_for(tmp_path))
+    assert ran.returncode == 1
+    said = "(routes.yaml has no route 'survey-responses-landd'; did you mean 'survey-responses-landed'?)"
+    assert said in ran.stdout
+    (tmp_path / "cases" / "broken-a.yaml").write_text("- {name: a, event: e.json}\n")
+    (tmp_path / "cases" / "broken-b.yaml").write_text("- {name: b, event: e.json, ignore: x, extra: 1}\n")
+    broken = cli("routes", "test", "cases", "--routes", example, cwd=tmp_path, env=env_for(tmp_path))
+    assert broken.returncode == 2
+    assert broken.stderr.splitlines() == [
+        "cases/broken-a.yaml:1:3: [0]: give exactly one of routes, ignore, quarantine",
+        "cases/broken-b.yaml:1:40: [0].extra: unknown field 'extra'",
+    ]
+
+
+def test_simulate_refuses_what_is_not_an_event(tmp_path: Path) -> None:
+    example = str(ROOT / "deploy" / "routes.example.yaml")
+    done = cli("simulate", example, "--routes", example, cwd=tmp_path, env=env_for(tmp_path))
+    assert done.returncode == 1
+    assert "is not a CloudEvent" in done.stderr
+    assert "event None None" not in done.stdout
