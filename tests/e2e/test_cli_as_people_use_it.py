@@ -115,7 +115,7 @@ def test_routes_test_names_a_missing_route_and_every_case_file_problem_at_its_li
     assert broken.returncode == 2
     assert broken.stderr.splitlines() == [
         "cases/broken-a.yaml:1:3: [0]: give exactly one of routes, ignore, quarantine",
-        "cases/broken-b.yaml:1:40: [0].extra: unknown field 'extra'",
+        "cases/broken-b.yaml:1:46: [0].extra: unknown field 'extra'",
     ]
 
 
