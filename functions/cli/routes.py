@@ -240,7 +240,7 @@ def simulate(
     except EnvelopeError as exc:  # not an event at all (routes.yaml given by mistake?): say so
         raise click.ClickException(
             f"{event_file} is not a CloudEvent: {exc.message}. Give a structured-mode CloudEvent "
-            "as JSON ({\"specversion\": \"1.0\", \"type\", \"source\", \"id\", \"data\"}), "
+            'as JSON ({"specversion": "1.0", "type", "source", "id", "data"}), '
             "e.g. one of route-tests/events/"
         ) from exc
     try:

@@ -13,6 +13,7 @@ from events.envelope import parse_http
 from events.router import Router, RunRequest
 from functions.cli.devstack.ticks import tick_schedules
 from functions.cli.devstack.watcher import finalized_event, landing_name, routed_buckets, watch_landing
+from functions.service.ports import Services
 from pipelines.catalog import LoadedRoutes
 from tests.support import binary, serving
 
@@ -98,3 +99,25 @@ def test_the_dev_server_answers_local_tools_only(headers: dict[str, str], status
     base_url = f"http://{headers.pop('Host', '127.0.0.1:8080')}/"
     answer = Client(app).post("/handle_event", headers=headers, base_url=base_url)
     assert answer.status_code == status
+
+
+@pytest.mark.parametrize(
+    "path", ["/handle_event", "/handle_event/", "/handle_completion", "/handle_completion/"]
+)
+def test_each_target_answers_at_its_path_with_or_without_the_slash(path: str, services: Services) -> None:
+    """A POST to /handle_event is the target's, not a 308 to /handle_event/ (which clients
+    follow as a GET, or not at all)."""
+    from werkzeug.test import Client
+
+    from functions import bootstrap
+    from functions.cli.devstack.server import DevServer
+
+    bootstrap.install(services)
+    server = DevServer(port=0)
+    try:
+        answer = Client(server._server.app).post(
+            path, data=b"not a cloudevent", headers={"content-type": "text/plain"}
+        )
+    finally:
+        server._server.server_close()
+    assert answer.status_code == 415, (answer.status_code, answer.get_data(as_text=True))

@@ -53,6 +53,18 @@ def local_only(app: WSGIApplication, bound_host: str) -> WSGIApplication:
     return guarded
 
 
+def rooted(app: WSGIApplication) -> WSGIApplication:
+    """A mounted target answers at its mount point itself: `POST /handle_event` reaches it as `/`
+    (as the function is reached on Cloud Functions), not a redirect to `/handle_event/` that a
+    client would follow with a GET, or not at all."""
+
+    def serve(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        environ["PATH_INFO"] = environ.get("PATH_INFO") or "/"
+        return app(environ, start_response)
+
+    return serve
+
+
 class DevServer:
     """Both targets and the status page on one port, in a background thread."""
 
@@ -60,7 +72,7 @@ class DevServer:
         import functions_framework
 
         create = functions_framework.create_app  # untyped upstream
-        mounts = {f"/{target}": create(target, str(MAIN)) for target in TARGETS}  # type: ignore[no-untyped-call]
+        mounts = {f"/{target}": rooted(create(target, str(MAIN))) for target in TARGETS}  # type: ignore[no-untyped-call]
         page = create("status_page", str(MAIN))  # type: ignore[no-untyped-call]
         app = DispatcherMiddleware(page, mounts)  # every other path: the status page
         self._server: BaseWSGIServer = make_server(host, port, local_only(app, host), threaded=True)
