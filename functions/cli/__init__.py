@@ -9,7 +9,19 @@ from __future__ import annotations
 
 import click
 
-from functions.cli import deploy, doctor, init, inspect, local, operate, pipelines, resend, routes, terminal
+from functions.cli import (
+    deploy,
+    doctor,
+    init,
+    inspect,
+    local,
+    operate,
+    pipelines,
+    resend,
+    routes,
+    send,
+    terminal,
+)
 
 EXAMPLES = """
 \b
@@ -21,6 +33,7 @@ Quick start:
   kfp-trigger doctor                        before the first event: can the engines run it all
   kfp-trigger simulate event.json --json    which routes would fire, touching nothing
   kfp-trigger dev                           serve both targets, watch ./landing, tick schedules
+  kfp-trigger send message product-events --data '{"event_id": "e-1"}'   one event to dev
   kfp-trigger runs --state FAILED --json    runs recorded in the ledger
   kfp-trigger status                        runs by route and state, queue, quarantine, claims
   kfp-trigger explain EVENT_ID|RUN_KEY      every decision for one event or run
@@ -53,6 +66,7 @@ for command in (
     routes.simulate,
     local.dev,
     local.demo,
+    send.send,
     inspect.status,
     inspect.runs,
     inspect.explain,

@@ -125,3 +125,58 @@ def test_simulate_refuses_what_is_not_an_event(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert "is not a CloudEvent" in done.stderr
     assert "event None None" not in done.stdout
+
+
+def test_send_posts_an_object_a_message_and_a_tick_to_dev(tmp_path: Path) -> None:
+    """No hand-built base64 CloudEvents: `send` builds each as the platform delivers it."""
+    from tests.support import free_port, server
+
+    example = str(ROOT / "deploy" / "routes.example.yaml")
+    env = env_for(tmp_path, routes=ROOT / "deploy" / "routes.example.yaml")
+    port = free_port()
+    with server(kfp_trigger("dev", "--port", str(port)), env, port, tmp_path / "dev.log") as url:
+        sent = [
+            cli(
+                "send",
+                "object",
+                "acme-survey-landing/responses/tenant-a/2026-12-07/_SUCCESS",
+                "--url",
+                url,
+                cwd=tmp_path,
+                env=env,
+            ),
+            cli(
+                "send",
+                "message",
+                "product-events",
+                "--data",
+                '{"event_id": "e-9", "type": "survey.closed", "tenant": "tenant-b"}',
+                "--attribute",
+                "producer=survey-service",
+                "--routes",
+                example,
+                "--url",
+                url,
+                cwd=tmp_path,
+                env=env,
+            ),
+            cli(
+                "send",
+                "tick",
+                "survey-nightly-retrain",
+                "--at",
+                "2026-12-07T02:00:05Z",
+                "--url",
+                url,
+                cwd=tmp_path,
+                env=env,
+            ),
+        ]
+    for done, route in zip(
+        sent, ("survey-responses-landed", "survey-closed", "nightly-retrain"), strict=True
+    ):
+        assert done.returncode == 0, done.stderr
+        assert f"run {route} " in done.stdout, done.stdout
+    nowhere = cli("send", "tick", "x", "--url", "http://127.0.0.1:9", cwd=tmp_path, env=env)
+    assert nowhere.returncode == 1
+    assert "no stack answers at http://127.0.0.1:9" in nowhere.stderr
