@@ -25,9 +25,11 @@ def dev(routes: str | None, state_dir: str | None, landing_dir: str | None, host
     Serves POST /handle_event and POST /handle_completion (functions-framework apps) and the
     status page at / (open it in a browser), turns new files in LANDING/<bucket>/<object name>
     into storage finalized events, fires each schedule route's cron, and completes runs whose
-    completion notice was missed.
+    completion notice was missed. An edited routes.yaml is loaded and served at once (one that
+    does not load is said, and the routes it had are kept). `kfp-trigger send` posts an event.
     """
     from functions import bootstrap
+    from functions.cli.devstack.reload import reloader, watch_routes
     from functions.cli.devstack.server import DevServer, every, post, start_background
     from functions.cli.devstack.ticks import tick_schedules
     from functions.cli.devstack.watcher import routed_buckets, watch_landing
@@ -46,12 +48,16 @@ def dev(routes: str | None, state_dir: str | None, landing_dir: str | None, host
     bootstrap.install(services)  # the targets the server runs use these services
     stop = threading.Event()
     events_url = f"{server.url}/handle_event"
-    buckets = routed_buckets(services.router.rules)
+    buckets = set(routed_buckets(services.router.rules))  # updated in place when routes.yaml changes
     start_background("watcher", lambda: watch_landing(settings.landing_dir, events_url, stop, buckets))
     send = partial(post, events_url)
     topic = settings.schedules_topic
-    start_background("ticker", lambda: tick_schedules(services.router.rules, send, stop, topic=topic))
-    start_background("reconciler", lambda: every(5.0, lambda: reconcile.reconcile(services), stop))
+    routes_now = lambda: bootstrap.services().router.rules  # noqa: E731 - the loops ask for the current routes
+    start_background("ticker", lambda: tick_schedules(routes_now, send, stop, topic=topic))
+    start_background(
+        "reconciler", lambda: every(5.0, lambda: reconcile.reconcile(bootstrap.services()), stop)
+    )
+    start_background("reloader", lambda: watch_routes(settings.routes, reloader(settings, buckets), stop))
     if settings.completion_topic:  # notices go through Pub/Sub: relay them as Eventarc would
         from functions.cli.devstack.relay import ensure_subscription, relay
 

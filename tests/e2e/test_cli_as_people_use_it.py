@@ -180,3 +180,49 @@ def test_send_posts_an_object_a_message_and_a_tick_to_dev(tmp_path: Path) -> Non
     nowhere = cli("send", "tick", "x", "--url", "http://127.0.0.1:9", cwd=tmp_path, env=env)
     assert nowhere.returncode == 1
     assert "no stack answers at http://127.0.0.1:9" in nowhere.stderr
+
+
+RELOADED = """version: 1
+pipelines:
+  echo: {source: pipelines/echo.py:echo_pipeline}
+routes:
+  - name: first
+    when: {storage: {bucket: first-bucket}}
+    run: {pipeline: echo}
+"""
+
+
+def test_dev_serves_an_edited_routes_yaml_and_keeps_the_old_one_when_the_new_does_not_load(
+    tmp_path: Path,
+) -> None:
+    import time
+
+    from tests.support import free_port, server
+
+    (tmp_path / "pipelines").mkdir()
+    shutil.copy(ROOT / "tests" / "support" / "echo_pipeline.py", tmp_path / "pipelines" / "echo.py")
+    routes = tmp_path / "routes.yaml"
+    routes.write_text(RELOADED)
+    env = env_for(tmp_path, routes=routes)
+    port = free_port()
+
+    def send(bucket: str) -> str:
+        return cli("send", "object", f"{bucket}/a.csv", "--url", url, cwd=tmp_path, env=env).stdout
+
+    def eventually(bucket: str, said: str) -> None:
+        deadline = time.monotonic() + 60
+        while said not in (answer := send(bucket)):
+            assert time.monotonic() < deadline, answer
+            time.sleep(1)
+
+    with server(kfp_trigger("dev", "--port", str(port)), env, port, tmp_path / "dev.log") as url:
+        assert "no route listens to storage 'second-bucket'" in send("second-bucket")
+        routes.write_text(RELOADED.replace("first", "second"))
+        eventually("second-bucket", "run second ")
+        routes.write_text(RELOADED.replace("pipeline: echo", "pipeline: ech0"))
+        deadline = time.monotonic() + 30
+        while "does not load" not in (tmp_path / "dev.log").read_text():
+            assert time.monotonic() < deadline, "a routes.yaml that does not load is said"
+            time.sleep(0.5)
+        assert "run second " in send("second-bucket"), "the routes it had are still served"
+    assert "no pipeline named 'ech0'; did you mean 'echo'?" in (tmp_path / "dev.log").read_text()

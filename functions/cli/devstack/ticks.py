@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from events.eventarc import scheduler_tick
@@ -17,7 +17,7 @@ log = logging.getLogger("kfp_trigger.dev")
 
 
 def tick_schedules(
-    rules: tuple[Rule, ...],
+    rules: Sequence[Rule] | Callable[[], Sequence[Rule]],
     send: Callable[[dict[str, str], dict[str, object]], object],
     stop: threading.Event,
     *,
@@ -26,7 +26,8 @@ def tick_schedules(
     topic: str = SCHEDULES_TOPIC,
 ) -> None:
     """Send one Scheduler-shaped tick per schedule route whenever its cron comes due, on the
-    schedules topic `topic` (a short name)."""
+    schedules topic `topic` (a short name). `rules` may be a callable, asked at every turn: the
+    routes as `dev` reloads them."""
     from zoneinfo import ZoneInfo
 
     from croniter import croniter
@@ -35,12 +36,17 @@ def tick_schedules(
         slot: datetime = croniter(rule.cron, after.astimezone(ZoneInfo(rule.timezone))).get_next(datetime)
         return slot
 
-    schedules = [rule for rule in listeners(rules) if rule.cron]  # a join's schedule parts too
-    upcoming = {rule.name: next_slot(rule, clock()) for rule in schedules}
-    while schedules and not stop.wait(interval):
+    def schedules() -> list[Rule]:  # a join's schedule parts too
+        return [rule for rule in listeners(tuple(rules() if callable(rules) else rules)) if rule.cron]
+
+    upcoming = {(rule.name, rule.cron, rule.timezone): next_slot(rule, clock()) for rule in schedules()}
+    while not stop.wait(interval):
         now = clock()
-        for rule in schedules:
-            if upcoming[rule.name] <= now:
+        for rule in schedules():
+            key = (rule.name, rule.cron, rule.timezone)
+            if key not in upcoming:  # a schedule routes.yaml gained
+                upcoming[key] = next_slot(rule, now)
+            elif upcoming[key] <= now:
                 log.info("schedule fired", extra=fields(job=rule.index))
                 send(*scheduler_tick(rule.index, now, topic=topic))
-                upcoming[rule.name] = next_slot(rule, now)
+                upcoming[key] = next_slot(rule, now)
