@@ -41,7 +41,18 @@ def settings(
         raise click.ClickException(f"configuration: {exc}") from exc
     for unknown in bootstrap.unknown_settings():
         click.echo(f"warning: {unknown}", err=True)
-    return found
+    return beside_dev(found)
+
+
+def beside_dev(settings: Settings) -> Settings:
+    """With a `dev` stack serving this state dir, the runs a command starts send their notices
+    to it (as the stack's own runs do), so they end within seconds, not at a reconcile pass."""
+    from functions.cli.devstack.server import announced
+
+    if settings.completion_url or settings.completion_topic:
+        return settings
+    url = announced(settings.state_dir)
+    return settings.replace(completion_url=f"{url}/handle_completion") if url else settings
 
 
 def settings_options(command: Callable[..., Any]) -> Callable[..., Any]:

@@ -30,7 +30,7 @@ def dev(routes: str | None, state_dir: str | None, landing_dir: str | None, host
     """
     from functions import bootstrap
     from functions.cli.devstack.reload import reloader, watch_routes
-    from functions.cli.devstack.server import DevServer, every, post, start_background
+    from functions.cli.devstack.server import DevServer, announce, every, post, start_background
     from functions.cli.devstack.ticks import tick_schedules
     from functions.cli.devstack.watcher import routed_buckets, watch_landing
     from functions.service import reconcile
@@ -66,6 +66,7 @@ def dev(routes: str | None, state_dir: str | None, landing_dir: str | None, host
         ensure_subscription(topic, subscription)
         start_background("relay", lambda: relay(topic, subscription, completion_url, stop))
     click.echo(f"kfp-trigger dev on {server.url}; landing folder {settings.landing_dir}; Ctrl-C to stop")
+    announcement = announce(settings.state_dir, server.url)
     try:
         server.start()
         threading.Event().wait()
@@ -74,6 +75,7 @@ def dev(routes: str | None, state_dir: str | None, landing_dir: str | None, host
     finally:
         stop.set()
         server.stop()
+        announcement.unlink(missing_ok=True)
 
 
 @click.command()

@@ -226,3 +226,34 @@ def test_dev_serves_an_edited_routes_yaml_and_keeps_the_old_one_when_the_new_doe
             time.sleep(0.5)
         assert "run second " in send("second-bucket"), "the routes it had are still served"
     assert "no pipeline named 'ech0'; did you mean 'echo'?" in (tmp_path / "dev.log").read_text()
+
+
+def test_a_rerun_beside_dev_ends_as_promptly_as_an_event_s_run(tmp_path: Path) -> None:
+    """A command run beside `dev` sends its runs' notices to the stack `dev` announces in the
+    state dir: the rerun ends in seconds, not at a reconcile pass a minute later."""
+    import json
+    import time
+
+    from tests.support import free_port, server
+
+    (tmp_path / "pipelines").mkdir()
+    shutil.copy(ROOT / "tests" / "support" / "echo_pipeline.py", tmp_path / "pipelines" / "echo.py")
+    (tmp_path / "routes.yaml").write_text(RELOADED)
+    env = env_for(tmp_path, routes=tmp_path / "routes.yaml")
+    port = free_port()
+
+    def ended(run_key: str, within: float) -> float:
+        started = time.monotonic()
+        while time.monotonic() - started < within:
+            runs = json.loads(cli("runs", "--json", cwd=tmp_path, env=env).stdout)
+            if any(run["run_key"] == run_key and run["state"] == "SUCCEEDED" for run in runs):
+                return time.monotonic() - started
+            time.sleep(0.5)
+        raise AssertionError(f"{run_key} did not end within {within} s")
+
+    with server(kfp_trigger("dev", "--port", str(port)), env, port, tmp_path / "dev.log") as url:
+        sent = cli("send", "object", "first-bucket/a.csv", "--url", url, "--json", cwd=tmp_path, env=env)
+        (decision,) = json.loads(sent.stdout)["answer"]["decisions"]
+        ended(decision["run_key"], 60)
+        again = json.loads(cli("rerun", decision["run_key"], "--json", cwd=tmp_path, env=env).stdout)
+        assert ended(again["run_key"], 30) < 30

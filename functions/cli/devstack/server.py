@@ -90,6 +90,35 @@ class DevServer:
         self._server.shutdown()
 
 
+ANNOUNCED = "dev.json"  # in the state dir, while `dev` runs: where its targets are
+
+
+def announce(state_dir: Path, url: str) -> Path:
+    """Say, in the state dir, that a dev stack serves it at `url`: commands run beside it (a
+    rerun, a replay) then send their runs' notices to it, and those runs end as promptly as
+    the stack's own."""
+    import json
+    import os
+
+    path = state_dir / ANNOUNCED
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"url": url, "pid": os.getpid()}))
+    return path
+
+
+def announced(state_dir: Path) -> str | None:
+    """The URL of the dev stack that serves `state_dir`, if one runs."""
+    import json
+    import os
+
+    try:
+        found = json.loads((state_dir / ANNOUNCED).read_text())
+        os.kill(int(found["pid"]), 0)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return str(found["url"])
+
+
 def post(url: str, headers: dict[str, str], data: dict[str, object]) -> int:
     response = requests.post(url, json=data, headers=headers, timeout=30)
     return response.status_code
