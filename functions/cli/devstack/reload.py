@@ -10,8 +10,6 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-import click
-
 from functions.logs import fields
 from functions.settings import Settings
 
@@ -40,17 +38,18 @@ def watch_routes(
 def reloader(settings: Settings, buckets: set[str]) -> Callable[[], None]:
     """What a change of routes.yaml does: build the services anew and install them, and watch
     the buckets they route (`buckets`, the landing watcher's, updated in place)."""
+    from events.errors import RoutesError
     from functions import bootstrap
-    from functions.cli import common
     from functions.cli.devstack.watcher import routed_buckets
+    from functions.settings import SettingsError
 
     def reload() -> None:
         try:
-            fresh = common.build(settings)
-        except click.ClickException as exc:
+            fresh = bootstrap.build(settings)
+        except (RoutesError, SettingsError) as exc:
             log.warning(
                 "routes.yaml changed but does not load: still serving the routes it had",
-                extra=fields(problems=exc.message[:4000]),
+                extra=fields(problems=str(exc)[:4000]),
             )
             return
         bootstrap.install(fresh)
