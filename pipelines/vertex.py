@@ -21,6 +21,7 @@ import yaml
 
 from events.errors import Gone, PermanentError, TransientError
 from pipelines.backend import RunState, RunStatus, Submission
+from pipelines.causes import cause
 from pipelines.engines import Asked, Engine
 from pipelines.parameters import filled
 
@@ -65,7 +66,7 @@ def mapped(action: str) -> Iterator[None]:
     except exceptions.GoogleAPICallError as exc:
         raise PermanentError(_refusal(action, exc)) from exc
     except (requests.RequestException, OSError) as exc:
-        raise TransientError(f"Vertex {action}: {type(exc).__name__}") from exc
+        raise TransientError(f"Vertex {action}: {cause(exc)}") from exc
 
 
 def metrics_and_outputs(job: Any) -> tuple[dict[str, float], dict[str, str]]:

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from events.errors import Gone, PermanentError, TransientError
+from pipelines.causes import cause
 
 log = logging.getLogger("kfp_trigger.kfp")
 
@@ -24,14 +25,16 @@ def mapped(action: str) -> Iterator[None]:
     except kfp_server_api.ApiException as exc:
         # No status (0 or None): no answer came, as when TLS fails (kfp_server_api/rest.py turns
         # urllib3's SSLError into ApiException(status=0)): a connection problem, not a refusal.
-        if not exc.status or exc.status >= 500 or exc.status == 429:
-            raise TransientError(f"KFP {action}: HTTP {exc.status or 'no answer'}") from exc
+        if not exc.status:  # no answer at all: say why
+            raise TransientError(f"KFP {action}: no answer: {cause(exc)}") from exc
+        if exc.status >= 500 or exc.status == 429:
+            raise TransientError(f"KFP {action}: HTTP {exc.status}") from exc
         reason = refusal(action, exc.status, exc.body)
         if exc.status == 404:
             raise Gone(reason) from exc
         raise PermanentError(reason) from exc
     except (urllib3.exceptions.HTTPError, OSError) as exc:
-        raise TransientError(f"KFP {action}: {type(exc).__name__}") from exc
+        raise TransientError(f"KFP {action}: {cause(exc)}") from exc
 
 
 # google.rpc.Code, which the API server's gRPC gateway puts in every error body as `code`.

@@ -190,7 +190,7 @@ def test_a_hung_api_call_times_out_as_transient_and_the_run_is_found(
         backend = KfpBackend.for_host(url, "kubeflow", timeout=(2.0, 0.5))
         backend.submit(submission(test_routes, "warm"))
         fake.fail_next("POST", "/runs", "timeout")
-        with pytest.raises(TransientError, match="ReadTimeoutError"):
+        with pytest.raises(TransientError, match="KFP create run: timed out"):
             backend.submit(submission(test_routes, "slow"))
         assert backend.find("slow") is not None, "created all the same: the retry must look first"
 
@@ -465,3 +465,17 @@ def test_the_client_s_links_go_to_stderr_and_no_thread_s_output_is_moved(
     assert "details:" not in out
     assert "Run details:" in err
     assert len(seen) == 1, "sys.stdout was swapped during a KFP call"
+
+
+@pytest.mark.parametrize(
+    ("host", "said"),
+    [
+        ("http://127.0.0.1:9", "connection refused (nothing listens at that host and port)"),
+        ("http://no-such-host.invalid", "DNS: the host name does not resolve"),
+    ],
+)
+def test_an_engine_that_does_not_answer_says_why(host: str, said: str) -> None:
+    """`doctor` and every log line name the cause an operator acts on, not MaxRetryError."""
+    with pytest.raises(TransientError) as raised:
+        KfpBackend.for_host(host, "kubeflow", token="t", timeout=(2.0, 2.0)).engine()
+    assert str(raised.value) == f"KFP healthz: {said}"
