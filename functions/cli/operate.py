@@ -25,7 +25,8 @@ def reconcile(routes: str | None, state_dir: str | None, landing_dir: str | None
     come (and bursts of quarantined events).
 
     The same work as the `reconcile` function target (which Cloud Scheduler calls). Runs
-    submitted less than KFP_TRIGGER_RECONCILE_GRACE_SECONDS ago are left alone. A run that
+    submitted less than KFP_TRIGGER_RECONCILE_GRACE_SECONDS ago are left alone. Every run left as
+    it is (in flight, waiting on a limit) is listed with why. A run that
     cannot be acted on is skipped and listed with the reason; one whose engine does not know it
     (404) or whose route or backend was removed from routes.yaml is recorded FAILED after 3
     passes. Safe to run while the service runs, and concurrently with itself.
@@ -34,11 +35,16 @@ def reconcile(routes: str | None, state_dir: str | None, landing_dir: str | None
 
     report = use_case.reconcile(common.services(routes, state_dir, landing_dir))
     if as_json:
-        common.emit({"finished": report.done, "skipped": report.skipped})
+        common.emit({"finished": report.done, "skipped": report.skipped, "left": report.left})
         return
     click.echo(f"finished, re-published or started {report.done} run(s)")
     for skipped in report.skipped:
-        click.echo(f"skipped {skipped['run_key']}: {skipped['reason']}")
+        what = skipped.get("run_key") or f"dead letter {skipped.get('dead_letter')}"
+        click.echo(f"skipped {what}: {skipped['reason']}")
+    if report.left:
+        click.echo(f"left {len(report.left)} run(s) as they are:")
+    for left in report.left:
+        click.echo(f"  {left['run_key']} {left['state']}: {left['reason']}")
 
 
 @click.command()

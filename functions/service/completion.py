@@ -122,13 +122,16 @@ def reconcile(services: Services) -> passes.Pass:
             else:  # it never submitted: queue it, and it is started below like any queued run
                 reason = "its claimant stopped before submitting"
                 services.queue.queue(claim.run_key, claim.attempt, reason, services.clock())
-    settled = services.clock() - services.settings.reconcile_grace_seconds
+    grace = services.settings.reconcile_grace_seconds
     for run in services.store.unfinished():
-        if run.submitted_at is not None and run.submitted_at > settled:
+        if run.submitted_at is not None and run.submitted_at > services.clock() - grace:
+            report.leave(run, run.state, f"submitted less than {grace:g} s ago: left to its notice")
             continue
         with passes.isolated(services, run, report, "looking up its status"):
             if runs.complete(services, run) is not None:
                 report.done += 1
+            else:
+                report.leave(run, run.state, "not ended: its engine reports it running")
     for run in services.store.unpublished():
         with passes.isolated(services, run, report, "publishing its result"):
             report.done += publish_result(services, run.run_key)

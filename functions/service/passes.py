@@ -30,14 +30,20 @@ STRIKES = "strikes/"  # the high-water mark counting a run's strikes: STRIKES + 
 
 @dataclass
 class Pass:
-    """What a pass over many runs did: how many runs it moved on, and the ones it skipped, why."""
+    """What a pass over many runs did: how many runs it moved on, the ones it skipped (it tried,
+    and could not), why, and the ones it left as they are (nothing to do yet), why."""
 
     done: int = 0
     skipped: list[dict[str, str]] = field(default_factory=list)
+    left: list[dict[str, str]] = field(default_factory=list)
 
     def add(self, other: Pass) -> None:
         self.done += other.done
         self.skipped += other.skipped
+        self.left += other.left
+
+    def leave(self, run: NewRun, state: str, reason: str) -> None:
+        self.left.append({"run_key": run.run_key, "state": state, "reason": reason})
 
 
 @contextmanager
@@ -97,12 +103,14 @@ def start_queued(services: Services) -> Pass:
     blocked: set[str] = set()  # routes, and keys of routes (limits.key_scope), full this pass
     for queued in services.queue.queued(services.clock()):
         if blocked & {queued.route, limits.key_scope(queued.route, queued.concurrency)}:
+            report.leave(queued, "QUEUED", "waiting: a limit of its route is reached")
             continue
         with isolated(services, queued, report, "starting it from the queue"):
             outcome, detail = _start_one(services, queued)
             if outcome is Outcome.RUN:
                 report.done += 1
             elif outcome is Outcome.QUEUED:
+                report.leave(queued, "QUEUED", f"waiting: {detail.get('reason') or 'a limit is reached'}")
                 if detail["every_route"]:
                     break
                 blocked.add(str(detail["blocks"]))

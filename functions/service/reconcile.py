@@ -33,5 +33,11 @@ def reconcile(services: Services) -> Pass:
 def reconcile_pass(services: Services) -> Handled:
     """The `reconcile` target's use case."""
     report = reconcile(services)
-    listed = report.skipped[:MAX_LISTED]  # each is also logged; the answer stays small
-    return Handled((), {"finished": report.done, "skipped": listed, "skipped_total": len(report.skipped)})
+    body = {
+        "finished": report.done,
+        "skipped": report.skipped[:MAX_LISTED],  # each is also logged; the answer stays small
+        "skipped_total": len(report.skipped),
+        "left": report.left[:MAX_LISTED],
+        "left_total": len(report.left),
+    }
+    return Handled((), body)

@@ -257,3 +257,40 @@ def test_a_rerun_beside_dev_ends_as_promptly_as_an_event_s_run(tmp_path: Path) -
         ended(decision["run_key"], 60)
         again = json.loads(cli("rerun", decision["run_key"], "--json", cwd=tmp_path, env=env).stdout)
         assert ended(again["run_key"], 30) < 30
+
+
+def test_reconcile_lists_the_runs_it_left_as_they_are_and_why(tmp_path: Path) -> None:
+    import json
+    import os
+    import time
+
+    from functions.adapters.sqlite.ledger import SqliteLedger
+    from functions.service.records import NewRun
+
+    (tmp_path / "pipelines").mkdir()
+    shutil.copy(ROOT / "tests" / "support" / "echo_pipeline.py", tmp_path / "pipelines" / "echo.py")
+    (tmp_path / "routes.yaml").write_text(RELOADED)
+    ledger = SqliteLedger(tmp_path / "ledger.sqlite3")
+    for number in range(3):
+        key = f"first/first-bucket/{number}.csv#1"
+        ledger.claim(
+            NewRun(key, "first", "echo", "v1", "local", {}, f"e-{number}"), now=time.time(), lease=60
+        )
+        ledger.mark_submitted(key, 1, f"local-{number}", now=time.time())
+        runner = tmp_path / "runs" / f"local-{number}"  # a runner that is alive: this test
+        runner.mkdir(parents=True)
+        (runner / "pid").write_text(str(os.getpid()))
+        (runner / "request.json").write_text("{}")
+    env = env_for(tmp_path, routes=tmp_path / "routes.yaml")
+    text = cli("reconcile", cwd=tmp_path, env=env)
+    assert "left 3 run(s) as they are:" in text.stdout, text.stdout + text.stderr
+    assert (
+        "first/first-bucket/0.csv#1 SUBMITTED: submitted less than 60 s ago: left to its notice"
+        in text.stdout
+    )
+    later = env | {"KFP_TRIGGER_RECONCILE_GRACE_SECONDS": "0"}
+    left = json.loads(cli("reconcile", "--json", cwd=tmp_path, env=later).stdout)["left"]
+    assert [(run["run_key"], run["reason"]) for run in left] == [
+        (f"first/first-bucket/{number}.csv#1", "not ended: its engine reports it running")
+        for number in range(3)
+    ]
