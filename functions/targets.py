@@ -24,7 +24,7 @@ import functions_framework
 from events.errors import TransientError
 from functions.logs import fields, trace_of
 from functions.logs import request as request_context
-from functions.service.records import Handled, Outcome
+from functions.service.records import NO_RIDERS, Handled, KeptEvent, Outcome, Riders
 
 if TYPE_CHECKING:
     from functions.service.ports import Services
@@ -147,7 +147,13 @@ def _oversized(
     reason = f"body larger than {services.settings.max_body_bytes} bytes"
     services.telemetry.event("unknown", "", Outcome.QUARANTINED)
     whole = (size, digest.hexdigest() if size <= MEASURED_BYTES else "")
-    return quarantine(services, reason, peek(headers, head), head[:KEPT_BYTES], target, whole=whole)
+    attributes = peek(headers, head)
+    event_id = attributes.get("id", "")[:1024]
+    # An event, though too large to keep whole: counted among the quarantined ones, and `replay`
+    # names it as too large.
+    kept = Riders(kept=KeptEvent(event_id, services.clock(), attributes, "", reason))
+    also = kept if target == "handle_event" and event_id else NO_RIDERS
+    return quarantine(services, reason, attributes, head[:KEPT_BYTES], target, whole=whole, also=also)
 
 
 def guarded(request: flask.Request, target: str, use_case: Callable[[Services], Handled]) -> flask.Response:

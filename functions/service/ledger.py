@@ -236,6 +236,11 @@ class DecisionLog(Protocol):
         """The kept events whose last decision was quarantine, kept at or after `since`, oldest first."""
         ...
 
+    def count_quarantined(self) -> int:
+        """How many kept events are quarantined now (their last decision): each event once,
+        however often it was replayed, and none a replay let through."""
+        ...
+
 
 class Quotas(Protocol):
     """What must hold across instances: limit places, switches, high-water marks."""

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from functions.service.joins import describe
 from functions.service.ledger import Ledger
 from functions.service.limits import PAUSED
-from functions.service.records import DecisionRecord, JoinState, Outcome, RunRecord, iso
+from functions.service.records import DecisionRecord, JoinState, RunRecord, iso
 from functions.service.supersede import SCOPE as SUPERSEDE_SCOPE
 from pipelines.backend import RunState
 
@@ -70,7 +70,7 @@ def status(ledger: Ledger, routes: Collection[str], paused: bool) -> Status:
         paused=paused or ledger.flag(PAUSED),
         runs=by_route,
         queued=sum(count for (_, state), count in summary.items() if state is RunState.QUEUED),
-        quarantined=ledger.count_decisions(Outcome.QUARANTINED),
+        quarantined=ledger.count_quarantined(),
         open_joins=len(ledger.joins(status=JoinStatus.OPEN)),
         oldest_claim=oldest[0] if oldest else None,
     )

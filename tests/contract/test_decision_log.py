@@ -31,6 +31,20 @@ def test_decision_counts(ledger: Ledger, ledger_clock: Time) -> None:
     assert ledger.count_decisions(Outcome.FAILED) == 0
 
 
+def test_quarantined_events_are_counted_once_each_and_only_while_they_are(
+    ledger: Ledger, ledger_clock: Time
+) -> None:
+    """The overview's count: a replayed event quarantined again is still one event, and one a
+    replay let through is not quarantined any more."""
+    for event_id in ("q-1", "q-2", "q-3"):
+        ledger.keep(KeptEvent(event_id, ledger_clock.now(), {"id": event_id}, "{}", "no route listens"))
+    ledger.keep(KeptEvent("r-1", ledger_clock.now(), {"id": "r-1"}, "{}", ""))
+    assert ledger.count_quarantined() == 3
+    ledger.keep(KeptEvent("q-1", ledger_clock.now(), {"id": "q-1"}, "{}", "no route listens"))  # replayed
+    ledger.keep(KeptEvent("q-2", ledger_clock.now(), {"id": "q-2"}, "{}", ""))  # a replay ran it
+    assert ledger.count_quarantined() == 2
+
+
 def test_recent_decisions_newest_first_of_a_route_or_all(ledger: Ledger) -> None:
     """What the status page's chart, latest decisions and routes read."""
     for at, route in ((1.0, "a"), (2.0, "b"), (3.0, "a"), (4.0, "")):

@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 from functions.bootstrap import ledger_from
-from functions.service.records import OTHER_ROUTES, DecisionRecord, NewRun, Outcome
+from functions.service.records import OTHER_ROUTES, DecisionRecord, KeptEvent, NewRun, Outcome
 
 RUN = NewRun("route/bucket/name#1", "route", "pipeline", "v1", "local", {"n": 1}, "event-1")
 LEASE = 1.0
@@ -28,6 +28,7 @@ def test_status_and_explain_read_this_ledger_through_the_cli(ledger_url: str, tm
         )
     )
     ledger.record(DecisionRecord(time.time(), "bad-1", "", "t", Outcome.QUARANTINED, reason="not JSON"))
+    ledger.keep(KeptEvent("bad-1", time.time(), {"id": "bad-1"}, "", "not JSON"))
     ledger.set_flag("paused", True)
     time.sleep(LEASE + 0.2)  # the claim's holder is gone: its lease runs out (on the server's clock)
     env = {**os.environ, "KFP_TRIGGER_LEDGER": ledger_url, "KFP_TRIGGER_STATE_DIR": str(tmp_path)}

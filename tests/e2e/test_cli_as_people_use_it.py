@@ -294,3 +294,25 @@ def test_reconcile_lists_the_runs_it_left_as_they_are_and_why(tmp_path: Path) ->
         (f"first/first-bucket/{number}.csv#1", "not ended: its engine reports it running")
         for number in range(3)
     ]
+
+
+def test_replaying_the_quarantine_counts_each_event_once(tmp_path: Path) -> None:
+    """Four events quarantined, replayed twice while routes.yaml still has no route for them:
+    the overview still counts four."""
+    import json
+
+    from functions import bootstrap
+    from functions.service import intake
+    from functions.settings import Settings
+    from tests.support import ROUTES, call, storage_event
+
+    settings = Settings(routes=ROUTES, state_dir=tmp_path, landing_dir=tmp_path / "landing", auth="none")
+    services = bootstrap.build(settings)
+    for number in range(4):
+        headers, body = storage_event("forgotten-bucket", f"{number}.csv", event_id=f"lost-{number}")
+        assert call(intake.handle, services, headers, body).body["outcome"] == "quarantined"
+    env = env_for(tmp_path)
+    for _ in range(2):
+        assert cli("replay", "--quarantine", cwd=tmp_path, env=env).returncode == 0
+    status = json.loads(cli("status", "--json", cwd=tmp_path, env=env).stdout)
+    assert status["quarantined"] == 4, status

@@ -148,6 +148,11 @@ def test_an_oversized_body_is_quarantined_with_its_id_type_size_and_hash(
     assert len(record["body_base64"]) < 6000
     (decision,) = requests_trail(state, f"huge-{mode}")
     assert (decision["outcome"], decision["event_type"]) == ("quarantined", STORAGE["type"])
+    from functions.bootstrap import ledger_from
+
+    kept = ledger_from(f"sqlite:///{state / 'ledger.sqlite3'}").kept(f"huge-{mode}")
+    assert kept is not None, "counted among the quarantined events"
+    assert (kept.data, kept.reason) == ("", f"body larger than {CAP} bytes"), "replay: too large"
 
 
 def requests_trail(state: Path, identifier: str) -> list[dict[str, object]]:

@@ -407,6 +407,9 @@ class FakeDecisionLog:
     def quarantined(self, since: float) -> list[KeptEvent]:
         return sorted((e for e in self.events.values() if e.reason and e.at >= since), key=lambda e: e.at)
 
+    def count_quarantined(self) -> int:
+        return sum(1 for event in self.events.values() if event.reason)
+
     def trail(self, identifier: str) -> list[DecisionRecord]:
         found = [d for d in self.recorded if identifier in (d.event_id, d.event_key, d.run_key)]
         return sorted(found, key=lambda d: d.at)  # stable: equal times keep their order

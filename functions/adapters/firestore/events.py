@@ -29,6 +29,11 @@ class FirestoreKeptEvents(Part):
             found = [kept(snapshot.to_dict() or {}) for snapshot in query.stream()]
         return sorted((event for event in found if event.at >= since), key=lambda event: event.at)
 
+    def count_quarantined(self) -> int:
+        query: Any = self._db.events.where(filter=self._db.equal("quarantined", True))
+        with mapped():
+            return int(query.count().get()[0][0].value)
+
 
 def kept(document: Mapping[str, Any]) -> KeptEvent:
     return KeptEvent(

@@ -23,6 +23,10 @@ class SqliteKeptEvents(Part):
         rows = self._db.read("SELECT * FROM events WHERE at >= ? AND reason != '' ORDER BY at", (since,))
         return [kept(row) for row in rows]
 
+    def count_quarantined(self) -> int:
+        (row,) = self._db.read("SELECT COUNT(*) AS n FROM events WHERE reason != ''")
+        return int(row["n"])
+
 
 def kept(row: sqlite3.Row) -> KeptEvent:
     return KeptEvent(row["event_id"], row["at"], json.loads(row["attributes"]), row["data"], row["reason"])
