@@ -57,11 +57,20 @@ def test_routes_test_passes_the_example_cases_and_a_changed_expectation_fails_wi
     assert "give exactly one of routes, ignore, quarantine" in result.stderr
 
 
+def _problems(text: str) -> list[str]:
+    with pytest.raises(RoutesError) as raised:
+        load_routes(text)
+    return raised.value.problems
+
+
 def test_routes_check_lists_every_problem(tmp_path: Path) -> None:
+    from pipelines import catalog as routes_catalog
+
     broken = tmp_path / "routes.yaml"
     broken.write_text(BROKEN)
-    with pytest.raises(RoutesError) as loader:
-        load_routes(BROKEN)
+    with pytest.raises(RoutesError) as loader:  # what the function loads: routes and pipelines
+        routes_catalog.load(broken, tmp_path / "packages")
+    assert set(loader.value.problems) > set(_problems(BROKEN)), "a pipeline's needs are checked too"
     result = run("routes", "check", str(broken))
     assert result.returncode == 1
     assert f"{len(loader.value.problems)} problem(s)" in result.stderr
@@ -250,8 +259,12 @@ def test_reconcile_finishes_a_run_whose_notice_was_lost(tmp_path: Path) -> None:
         if result["finished"]:
             break
         time.sleep(1)
-    assert result == {"finished": 1, "skipped": []}
-    assert json.loads(run("reconcile", "--json", env=env).stdout) == {"finished": 0, "skipped": []}
+    assert result == {"finished": 1, "skipped": [], "left": []}
+    assert json.loads(run("reconcile", "--json", env=env).stdout) == {
+        "finished": 0,
+        "skipped": [],
+        "left": [],
+    }
     (line,) = (tmp_path / "results.jsonl").read_text().splitlines()
     assert json.loads(line)["data"]["state"] == "SUCCEEDED"
 
