@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import sqlite3
 import tempfile
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -199,7 +200,7 @@ def reading(services: Services, counter: Counter[str]) -> dict[str, Counter[str]
     run_documents.record = counted
     try:
         for name, read in (
-            ("status", lambda: overview.status(ledger, list(services.router.by_name), False)),
+            ("status", lambda: overview.status(ledger, services.router.rules, False, time.time())),
             (f"runs (a page of {PAGE})", lambda: ledger.runs(limit=PAGE)),
         ):
             counter.clear()

@@ -18,6 +18,7 @@ from events.errors import RoutesError
 from functions.settings import Settings, SettingsError
 
 if TYPE_CHECKING:  # the services pull in every adapter: commands import them when they run
+    from events.rules import Rule
     from functions.service.ledger import Ledger
     from functions.service.ports import Services
 
@@ -102,16 +103,16 @@ def ledger(settings: Settings) -> Ledger:
     return ledger_from(url, settings.retention_days)
 
 
-def route_names(settings: Settings) -> list[str]:
-    """The names of routes.yaml's routes; none (with a warning) if it cannot be read, so that a
-    command that only reads the ledger still answers."""
+def route_rules(settings: Settings) -> tuple[Rule, ...]:
+    """routes.yaml's routes (their pipelines not built); none (with a warning) if it cannot be
+    read, so that a command that only reads the ledger still answers."""
     from events.routes import load_routes
 
     try:
-        return [rule.name for rule in load_routes(settings.routes.read_text(encoding="utf-8")).rules]
+        return load_routes(settings.routes.read_text(encoding="utf-8")).rules
     except (OSError, RoutesError) as exc:
         click.echo(f"warning: {settings.routes}: {exc}; every route's runs are counted together", err=True)
-        return []
+        return ()
 
 
 def emit(data: object) -> None:

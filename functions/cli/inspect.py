@@ -10,10 +10,11 @@ import click
 
 from functions.cli import common
 from functions.cli.common import settings_options
-from functions.service.records import LEDGER_STATES, RunRecord
+from functions.service.records import LEDGER_STATES, RunRecord, iso
 from pipelines.backend import RunState
 
 if TYPE_CHECKING:
+    from functions.service.route_lines import RouteLine
     from functions.settings import Settings
 
 
@@ -32,8 +33,8 @@ def status(routes: str | None, state_dir: str | None, landing_dir: str | None, a
     from functions.service import overview
 
     settings = common.settings(routes, state_dir, landing_dir)
-    report = overview.status(common.ledger(settings), common.route_names(settings), settings.paused)
     now = time.time()
+    report = overview.status(common.ledger(settings), common.route_rules(settings), settings.paused, now)
     if as_json:
         common.emit(report.as_json(now))
         return
@@ -53,6 +54,24 @@ def status(routes: str | None, state_dir: str | None, landing_dir: str | None, a
     else:
         late = " PAST ITS LEASE: run `kfp-trigger reconcile`" if oldest.lease_until <= now else ""
         click.echo(f"oldest open claim: {oldest.run_key} ({now - oldest.created_at:.0f} s){late}")
+    _print_routes(report.routes)
+
+
+def _print_routes(lines: list[RouteLine]) -> None:
+    """Every route: what it listens to, its next tick, its latest decision (or none yet)."""
+    if lines:
+        click.echo("routes:")
+    for line in lines:
+        click.echo(
+            f"  {line.name}: {line.listens}" + (f"; next tick {line.next_tick}" if line.next_tick else "")
+        )
+        last = line.last
+        said = (
+            "no decision yet"
+            if last is None
+            else f"{iso(last.at)} {last.outcome.value} {last.reason}".rstrip()
+        )
+        click.echo(f"    last: {said}")
 
 
 @click.command()

@@ -8,13 +8,15 @@ Every read is bounded â€” counts are counted (aggregations), lists have limits â
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
+from events.rules import Rule
 from functions.service.joins import describe
 from functions.service.ledger import Ledger
 from functions.service.limits import PAUSED
 from functions.service.records import DecisionRecord, JoinState, RunRecord, iso
+from functions.service.route_lines import RouteLine, route_lines
 from functions.service.supersede import SCOPE as SUPERSEDE_SCOPE
 from pipelines.backend import RunState
 
@@ -34,6 +36,7 @@ class Status:
     quarantined: int
     open_joins: int
     oldest_claim: RunRecord | None
+    routes: list[RouteLine] = field(default_factory=list)  # every route, even one that never fired
 
     def as_json(self, now: float) -> dict[str, object]:
         oldest = self.oldest_claim
@@ -52,16 +55,18 @@ class Status:
                 "age_seconds": round(now - oldest.created_at, 1),
                 "past_lease": oldest.lease_until <= now,
             },
+            "routes": [line.as_json() for line in self.routes],
         }
 
 
-def status(ledger: Ledger, routes: Collection[str], paused: bool) -> Status:
-    """The runs of `routes` (and of the routes removed from routes.yaml, together: see
-    `RunStore.summary`) by state, the queue, quarantined events, open joins, the oldest open
-    claim, and whether submissions are paused (`paused`: by the settings; or by the ledger's flag)."""
+def status(ledger: Ledger, rules: Sequence[Rule], paused: bool, now: float) -> Status:
+    """Every route (`rules`: what it listens to, its next tick, its latest decision), the runs
+    of each (and of the routes removed from routes.yaml, together: see `RunStore.summary`) by
+    state, the queue, quarantined events, open joins, the oldest open claim, and whether
+    submissions are paused (`paused`: by the settings; or by the ledger's flag)."""
     from functions.service.records import JoinStatus
 
-    summary = ledger.summary(routes)
+    summary = ledger.summary([rule.name for rule in rules])
     by_route: dict[str, dict[str, int]] = {}
     for (route, state), count in sorted(summary.items()):
         by_route.setdefault(route, {})[state.value] = count
@@ -73,6 +78,7 @@ def status(ledger: Ledger, routes: Collection[str], paused: bool) -> Status:
         quarantined=ledger.count_quarantined(),
         open_joins=len(ledger.joins(status=JoinStatus.OPEN)),
         oldest_claim=oldest[0] if oldest else None,
+        routes=route_lines(ledger, rules, now),
     )
 
 

@@ -99,7 +99,7 @@ def render(services: Services, path: str, query: Mapping[str, str]) -> Page:
     now = services.clock()
     match path.rstrip("/") or "/":
         case "/":
-            report = overview.status(ledger, list(services.router.by_name), services.settings.paused)
+            report = overview.status(ledger, services.router.rules, services.settings.paused, now)
             chart = _chart(overview.activity(ledger, now))
             latest = ledger.recent(0.0, limit=LATEST_DECISIONS)
             return _page("overview.html", report=report, now=now, chart=chart, decisions=latest)

@@ -316,3 +316,39 @@ def test_replaying_the_quarantine_counts_each_event_once(tmp_path: Path) -> None
         assert cli("replay", "--quarantine", cwd=tmp_path, env=env).returncode == 0
     status = json.loads(cli("status", "--json", cwd=tmp_path, env=env).stdout)
     assert status["quarantined"] == 4, status
+
+
+def test_status_lists_every_route_with_what_it_listens_to_its_next_tick_and_latest_decision(
+    tmp_path: Path,
+) -> None:
+    """After one event, the routes that never fired are there too, waiting on what they say."""
+    import json
+
+    from functions import bootstrap
+    from functions.service import intake
+    from functions.settings import Settings
+    from tests.support import call, storage_event
+
+    example = ROOT / "deploy" / "routes.example.yaml"
+    settings = Settings(routes=example, state_dir=tmp_path, landing_dir=tmp_path / "landing", auth="none")
+    services = bootstrap.build(settings)
+    headers, body = storage_event("acme-survey-landing", "responses/t1/2026-12-07/part-0.csv")
+    call(intake.handle, services, headers, body)
+    env = env_for(tmp_path, routes=example)
+    report = json.loads(cli("status", "--json", cwd=tmp_path, env=env).stdout)
+    lines = {line["route"]: line for line in report["routes"]}
+    assert list(lines) == [
+        "survey-responses-landed",
+        "survey-closed",
+        "survey-table-loaded",
+        "nightly-retrain",
+    ]
+    assert lines["survey-closed"]["listens"] == "pubsub product-events"
+    assert lines["survey-closed"]["last_decision"] is None
+    assert lines["nightly-retrain"]["next_tick"].endswith(":00:00Z")
+    assert lines["survey-responses-landed"]["last_decision"]["outcome"] == "skipped"
+    text = cli("status", cwd=tmp_path, env=env).stdout
+    assert (
+        "  survey-table-loaded: bigquery acme-analytics.surveys.responses_{tenant}\n    last: no decision yet"
+        in text
+    )

@@ -51,6 +51,14 @@ def test_the_overview_counts_runs_by_route_and_state(story: Services) -> None:
     assert "1 run" in html  # the activity chart's bar titles
 
 
+def test_the_overview_lists_every_route_even_one_that_never_fired(story: Services) -> None:
+    shown = text_of(page(story, "/")[1])
+    for rule in story.router.rules:
+        assert rule.name in shown, rule.name
+    assert "none yet" in shown  # a route of the test routes that no event reached
+    assert "schedule survey-nightly-retrain (0 3 * * *, Europe/Berlin)" in shown
+
+
 def test_a_run_s_story_has_its_decisions_result_and_the_command(story: Services) -> None:
     status, html = page(story, "/story", id=KEY)
     assert status == 200
