@@ -110,6 +110,7 @@ class RunStatus:
     outputs: Mapping[str, str] = field(default_factory=dict)  # output name → URI
     error: str | None = None
     artifact_root: str | None = None  # gs://… under which the run's artifacts are written, if known
+    log: str | None = None  # where the engine keeps the run's log: a file, a console page
 
 
 class Backend(Protocol):

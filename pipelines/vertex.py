@@ -44,6 +44,15 @@ def _refusal(action: str, exc: Any) -> str:
     return f"Vertex {action}: {type(exc).__name__} (HTTP {exc.code})"
 
 
+def console_page(job: str) -> str:
+    """The Cloud console's page of a PipelineJob (`projects/P/locations/L/pipelineJobs/ID`)."""
+    parts = job.split("/")
+    if len(parts) != 6:
+        return job
+    project, location, job_id = parts[1], parts[3], parts[5]
+    return f"https://console.cloud.google.com/vertex-ai/locations/{location}/pipelines/runs/{job_id}?project={project}"
+
+
 def label(value: str) -> str:
     """A Vertex label value: at most 63 of lower-case letters, digits, `_` and `-`."""
     return LABEL.sub("-", value.lower())[:63]
@@ -187,6 +196,7 @@ class VertexBackend:
             metrics=metrics,
             outputs=outputs,
             error=job.error.message or None,
+            log=console_page(run_id),
         )
 
     def cancel(self, run_id: str) -> None:

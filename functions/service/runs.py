@@ -296,6 +296,7 @@ def complete(
         "metrics": metrics,
         "outputs": dict(status.outputs),
         "error": status.error,
+        "log": status.log,
         **engine_detail(engine_of(backend)),
     }
     state, cancelled = supersede.as_cancelled(services, run.run_key, status.state, status.error)

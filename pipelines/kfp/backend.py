@@ -325,6 +325,7 @@ class KfpBackend:
             finished_at=run.finished_at.isoformat() if run.finished_at else None,
             error=error,
             artifact_root=self.artifact_root(run) if state.terminal else None,
+            log=f"{self.client._get_url_prefix()}/#/runs/details/{run_id}",  # the KFP UI's page of it
         )
 
     def artifact_root(self, run: Any) -> str | None:

@@ -147,6 +147,7 @@ class LocalBackend:
                 metrics=raw.get("metrics", {}),
                 outputs={name: self._uri(path) for name, path in raw.get("outputs", {}).items()},
                 error=raw.get("error"),
+                log=str((folder / "runner.log").resolve()),
             )
         pid = folder / "pid"
         if not pid.exists() or _alive(int(pid.read_text())):

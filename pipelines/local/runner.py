@@ -41,7 +41,12 @@ def run(folder: Path) -> dict[str, Any]:
     try:
         task = components.load_component_from_file(request["package"])(**request["params"])
     except Exception as exc:
-        status |= {"state": RunState.FAILED, "error": _ANSI.sub("", str(exc))[:2000]}
+        said = _ANSI.sub("", str(exc))
+        raised = task_error(folder / "runner.log")
+        status |= {
+            "state": RunState.FAILED,
+            "error": (f"{said} It raised {raised}" if raised else said)[:2000],
+        }
     else:
         outputs = {
             name: value.uri for name, value in (task.outputs or {}).items() if isinstance(value, Artifact)
@@ -51,6 +56,21 @@ def run(folder: Path) -> dict[str, Any]:
     status["finished_at"] = now_iso()
     write_json(folder / "status.json", status)
     return {"request": request, "status": status}
+
+
+RAISED = re.compile(r"^\s*([A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt)): (.*)$")
+
+
+def task_error(log: Path) -> str | None:
+    """The exception a failed task raised, from the end of its traceback in the runner's log
+    (kfp.local says only which task failed): `RuntimeError: boom`."""
+    sys.stdout.flush()
+    try:
+        lines = log.read_text(errors="replace").splitlines()
+    except OSError:
+        return None
+    found = [match for line in lines if (match := RAISED.match(_ANSI.sub("", line)))]
+    return f"{found[-1][1]}: {found[-1][2]}" if found else None
 
 
 def metrics_of(package: Path, pipeline_root: Path) -> dict[str, float]:

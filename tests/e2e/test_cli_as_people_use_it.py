@@ -352,3 +352,47 @@ def test_status_lists_every_route_with_what_it_listens_to_its_next_tick_and_late
         "  survey-table-loaded: bigquery acme-analytics.surveys.responses_{tenant}\n    last: no decision yet"
         in text
     )
+
+
+FAILING = """version: 1
+pipelines:
+  echo: {source: pipelines/echo.py:echo_pipeline}
+routes:
+  - name: boom
+    when: {storage: {bucket: boom-bucket}}
+    run: {pipeline: echo, params: {fail: true}}
+"""
+
+
+def test_a_failed_run_says_what_its_task_raised_and_where_its_log_is(tmp_path: Path) -> None:
+    """`explain` and the run's page: the exception the task raised (kfp.local itself says only
+    which task failed) and the runner's log file; the published result says the reason only."""
+    import json
+    import time
+
+    from functions import bootstrap
+    from functions.service import intake
+    from functions.settings import Settings
+    from tests.support import call, storage_event
+
+    (tmp_path / "pipelines").mkdir()
+    shutil.copy(ROOT / "tests" / "support" / "echo_pipeline.py", tmp_path / "pipelines" / "echo.py")
+    (tmp_path / "routes.yaml").write_text(FAILING)
+    settings = Settings(routes=tmp_path / "routes.yaml", state_dir=tmp_path, auth="none")
+    answer = call(intake.handle, bootstrap.build(settings), *storage_event("boom-bucket", "a.csv"))
+    (decision,) = answer.body["decisions"]
+    env = env_for(tmp_path, routes=tmp_path / "routes.yaml", KFP_TRIGGER_RECONCILE_GRACE_SECONDS="0")
+    deadline = time.monotonic() + 90
+    while "FAILED" not in (explained := cli("explain", decision["run_key"], cwd=tmp_path, env=env).stdout):
+        assert time.monotonic() < deadline, explained
+        cli("reconcile", cwd=tmp_path, env=env)
+        time.sleep(1)
+    assert "It raised RuntimeError: asked to fail" in explained
+    log = next(line for line in explained.splitlines() if line.strip().startswith("log: ")).split("log: ", 1)[
+        1
+    ]
+    assert log.endswith("runner.log")
+    assert "RuntimeError: asked to fail" in Path(log).read_text()
+    (result,) = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
+    assert "runner.log" not in json.dumps(result), "no local path reaches the product"
+    assert "asked to fail" in result["data"]["error"]["message"]
