@@ -4,7 +4,7 @@ objects its bucket holds, or its cron slots) and `replay` (events kept in the le
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -82,20 +82,19 @@ def backfill(
     if since >= until:
         raise click.BadParameter(f"--since {since.isoformat()} is not before --until {until.isoformat()}")
     settings = common.settings(routes, state_dir, landing_dir, auth="none")
-    with _backfilling(settings, dry_run) as (services, reader):
+    with _backfilling(settings, dry_run) as (services, reader), _interruptible() as stop:
         try:
             rule = use_case.backfillable(services, route)
-            progress = _Progress(f"backfilling {route}", shown=not as_json and sys.stderr.isatty())
-            report = use_case.backfill(services, rule, since, until, dry_run=reader, step=progress.step)
-            progress.done()
+            shown = _Shown(as_json)
+            report = use_case.backfill(
+                services, rule, since, until, dry_run=reader, step=shown.step, stop=stop
+            )
+            shown.done()
         except PermanentError as exc:
             raise click.ClickException(str(exc)) from exc
     if as_json:
         common.emit(report.as_json())
         return
-    for decision in report.decisions:
-        detail = decision.get("reason") or decision.get("run_key", "")
-        click.echo(f"{decision['outcome']:<11} {decision['what']}  {detail}")
     counts = (
         ", ".join(f"{count} {outcome}" for outcome, count in sorted(report.outcomes.items())) or "nothing"
     )
@@ -103,6 +102,34 @@ def backfill(
     click.echo(
         f"{report.candidates} candidate(s) in [{since.isoformat()}, {until.isoformat()}); {verb}: {counts}"
     )
+    if report.interrupted:
+        click.echo(
+            "interrupted: those above were sent, the rest of the span was not; the same command "
+            "again sends it (what ran is a duplicate)",
+            err=True,
+        )
+        raise SystemExit(130)
+
+
+@contextmanager
+def _interruptible() -> Iterator[Callable[[], bool]]:
+    """Ctrl-C asks a long command to stop between two items (it finishes the one in hand, so
+    that it holds nothing); a second Ctrl-C aborts at once."""
+    import signal
+
+    asked: list[bool] = []
+
+    def ask(signum: int, frame: object) -> None:
+        if asked:
+            raise KeyboardInterrupt
+        asked.append(True)
+        click.echo("\nstopping after the one in hand (Ctrl-C again to abort now)", err=True)
+
+    previous = signal.signal(signal.SIGINT, ask)
+    try:
+        yield lambda: bool(asked)
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @contextmanager
@@ -141,20 +168,26 @@ def _has_ledger(settings: Settings) -> bool:
     return not url.startswith("sqlite:") or path_of(url).exists()
 
 
-class _Progress:
-    """A count on stderr while a listing of unknown length goes on (a terminal only)."""
+class _Shown:
+    """Each decision as it is made: a line on stdout (piped or not); with --json, a count on a
+    terminal's stderr instead, the JSON at the end."""
 
-    def __init__(self, label: str, shown: bool) -> None:
-        self.label, self.shown, self.count = label, shown, 0
+    def __init__(self, as_json: bool) -> None:
+        self.as_json, self.count = as_json, 0
+        self.counting = as_json and sys.stderr.isatty()
 
-    def step(self, _: object) -> None:
+    def step(self, decision: dict[str, object]) -> None:
         self.count += 1
-        if self.shown and self.count % 25 == 0:
-            click.echo(f"\r{self.label}: {self.count:,} candidates", nl=False, err=True)
+        if not self.as_json:
+            detail = decision.get("reason") or decision.get("run_key", "")
+            click.echo(f"{decision['outcome']!s:<11} {decision['what']}  {detail}")
+            sys.stdout.flush()
+        elif self.counting and self.count % 25 == 0:
+            click.echo(f"\rbackfilling: {self.count:,} candidates", nl=False, err=True)
 
     def done(self) -> None:
-        if self.shown and self.count >= 25:
-            click.echo(f"\r{self.label}: {self.count:,} candidates", err=True)
+        if self.counting and self.count >= 25:
+            click.echo(f"\rbackfilling: {self.count:,} candidates", err=True)
 
 
 @click.command()

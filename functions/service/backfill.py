@@ -60,11 +60,13 @@ class Report:
     candidates: int = 0
     outcomes: Counter[str] = field(default_factory=Counter)  # outcome (or verdict) → how many
     decisions: list[dict[str, object]] = field(default_factory=list)
+    interrupted: bool = False  # stopped when asked, between two candidates: the rest not sent
 
     def as_json(self) -> dict[str, object]:
         return {
             "route": self.route,
             "dry_run": self.dry_run,
+            "interrupted": self.interrupted,
             "candidates": self.candidates,
             "outcomes": dict(sorted(self.outcomes.items())),
             "decisions": self.decisions,
@@ -138,13 +140,19 @@ def backfill(
     until: datetime,
     *,
     dry_run: preview.Reader | None = None,
-    step: Callable[[Candidate], None] = lambda candidate: None,
+    step: Callable[[dict[str, object]], None] = lambda decision: None,
+    stop: Callable[[], bool] = lambda: False,
 ) -> Report:
     """Send each candidate through the intake of `rule` alone, or, given a `dry_run` reader,
-    through the preview (writing nothing); `step` is called after each (progress)."""
+    through the preview (writing nothing); `step` gets each decision as it is made. `stop` is
+    asked between two candidates, never during one: a stop leaves nothing half done (no claim
+    held), and the report says it was interrupted."""
     alone = replace(services, router=Router((rule,)))
     report = Report(rule.name, dry_run is not None)
     for candidate in candidates(services, rule, since, until):
+        if stop():
+            report.interrupted = True
+            break
         report.candidates += 1
         headers, data = candidate.delivery
         body = _body(data)
@@ -159,7 +167,7 @@ def backfill(
             entry |= {k: first[k] for k in ("outcome", "run_key", "reason") if k in first}
         report.outcomes[str(entry.get("outcome", "?"))] += 1
         report.decisions.append(entry)
-        step(candidate)
+        step(entry)
     return report
 
 

@@ -396,3 +396,43 @@ def test_a_failed_run_says_what_its_task_raised_and_where_its_log_is(tmp_path: P
     (result,) = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
     assert "runner.log" not in json.dumps(result), "no local path reaches the product"
     assert "asked to fail" in result["data"]["error"]["message"]
+
+
+def test_backfill_streams_its_decisions_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
+    """Each decision is printed as it is made, piped too; Ctrl-C stops between two objects: the
+    one in hand is finished (nothing left CLAIMED), and what was not sent is said."""
+    import signal
+
+    from functions.bootstrap import ledger_from
+
+    (tmp_path / "pipelines").mkdir()
+    shutil.copy(ROOT / "tests" / "support" / "echo_pipeline.py", tmp_path / "pipelines" / "echo.py")
+    (tmp_path / "routes.yaml").write_text(RELOADED)
+    bucket = tmp_path / "landing" / "first-bucket"
+    bucket.mkdir(parents=True)
+    for number in range(400):
+        (bucket / f"part-{number:04}.csv").write_text("x")
+    env = env_for(
+        tmp_path, routes=tmp_path / "routes.yaml", KFP_TRIGGER_PAUSED="true"
+    )  # runs wait in the queue
+    process = subprocess.Popen(
+        kfp_trigger("backfill", "--route", "first", "--since", "1d"),
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    first = process.stdout.readline()  # before the command ends: streamed
+    assert first.startswith("queued"), first
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    assert "interrupted: those above were sent, the rest of the span was not" in err
+    printed = 1 + sum(line.startswith("queued") for line in out.splitlines())
+    assert printed < 400, "stopped before the end"
+    ledger = ledger_from(f"sqlite:///{tmp_path / 'ledger.sqlite3'}")
+    runs = ledger.runs(limit=1000)
+    assert len(runs) == printed, "each one printed was sent, and only those"
+    assert {run.state.value for run in runs} == {"QUEUED"}, "nothing left CLAIMED"
