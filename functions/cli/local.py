@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import sys
 import threading
-from functools import partial
 
 import click
 
@@ -29,42 +28,21 @@ def dev(routes: str | None, state_dir: str | None, landing_dir: str | None, host
     does not load is said, and the routes it had are kept). `kfp-trigger send` posts an event.
     """
     from functions import bootstrap
-    from functions.cli.devstack.reload import reloader, watch_routes
-    from functions.cli.devstack.server import DevServer, announce, every, post, start_background
-    from functions.cli.devstack.ticks import tick_schedules
-    from functions.cli.devstack.watcher import routed_buckets, watch_landing
-    from functions.service import reconcile
+    from functions.cli.devstack.loops import name_what_goes_on, start_loops
+    from functions.cli.devstack.server import DevServer, announce
 
     # A local server: KFP_TRIGGER_AUTH=google-oidc tests auth; the text log format is for a terminal.
     settings = common.settings(
         routes, state_dir, landing_dir, defaults={"auth": "none", "log_format": "text"}
     )
     server = DevServer(host, port)
-    completion_url = f"{server.url}/handle_completion"
     if not settings.completion_topic:  # no Pub/Sub: runs post their notice straight to the target
-        settings = settings.replace(completion_url=completion_url)
+        settings = settings.replace(completion_url=f"{server.url}/handle_completion")
     services = common.build(settings)
     logs.configure(settings.log_format)
     bootstrap.install(services)  # the targets the server runs use these services
     stop = threading.Event()
-    events_url = f"{server.url}/handle_event"
-    buckets = set(routed_buckets(services.router.rules))  # updated in place when routes.yaml changes
-    start_background("watcher", lambda: watch_landing(settings.landing_dir, events_url, stop, buckets))
-    send = partial(post, events_url)
-    topic = settings.schedules_topic
-    routes_now = lambda: bootstrap.services().router.rules  # noqa: E731 - the loops ask for the current routes
-    start_background("ticker", lambda: tick_schedules(routes_now, send, stop, topic=topic))
-    start_background(
-        "reconciler", lambda: every(5.0, lambda: reconcile.reconcile(bootstrap.services()), stop)
-    )
-    start_background("reloader", lambda: watch_routes(settings.routes, reloader(settings, buckets), stop))
-    if settings.completion_topic:  # notices go through Pub/Sub: relay them as Eventarc would
-        from functions.cli.devstack.relay import ensure_subscription, relay
-
-        topic = settings.completion_topic.removeprefix("pubsub://")
-        subscription = topic.replace("/topics/", "/subscriptions/") + "-kfp-trigger-dev"
-        ensure_subscription(topic, subscription)
-        start_background("relay", lambda: relay(topic, subscription, completion_url, stop))
+    start_loops(settings, server.url, stop)
     click.echo(f"kfp-trigger dev on {server.url}; landing folder {settings.landing_dir}; Ctrl-C to stop")
     announcement = announce(settings.state_dir, server.url)
     try:
@@ -76,6 +54,7 @@ def dev(routes: str | None, state_dir: str | None, landing_dir: str | None, host
         stop.set()
         server.stop()
         announcement.unlink(missing_ok=True)
+        name_what_goes_on()
 
 
 @click.command()

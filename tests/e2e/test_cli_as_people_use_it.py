@@ -436,3 +436,40 @@ def test_backfill_streams_its_decisions_and_stops_cleanly_on_ctrl_c(tmp_path: Pa
     runs = ledger.runs(limit=1000)
     assert len(runs) == printed, "each one printed was sent, and only those"
     assert {run.state.value for run in runs} == {"QUEUED"}, "nothing left CLAIMED"
+
+
+def test_demo_cut_short_leaves_no_runner_behind(tmp_path: Path) -> None:
+    """Ctrl-C while the demo's run runs: the run is cancelled, its runner is gone, and it says so."""
+    import os
+    import signal
+    import time
+
+    state = tmp_path / "demo"
+    process = subprocess.Popen(
+        kfp_trigger("demo", "--state-dir", str(state), "--landing-dir", str(tmp_path / "landing")),
+        cwd=tmp_path,
+        env=env_for(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not (pids := list((state / "runs").glob("*/pid"))):
+        assert time.monotonic() < deadline, "no run started"
+        assert process.poll() is None, "the demo ended before its run started"
+        time.sleep(0.2)
+    runner = int(pids[0].read_text())
+    process.send_signal(signal.SIGINT)
+    out, _ = process.communicate(timeout=120)
+    assert "its runner" in out, out
+    assert "is gone" in out, out
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            os.kill(runner, 0)
+        except ProcessLookupError:
+            break
+        if Path(f"/proc/{runner}/status").read_text().split("State:")[1].split()[0] == "Z":
+            break  # a zombie of init's: gone
+        assert time.monotonic() < deadline, "the runner still runs"
+        time.sleep(0.2)

@@ -105,6 +105,16 @@ def run_demo(settings: Settings, say: Callable[[str], None], timeout: float = 24
     finally:
         stop.set()
         server.stop()
+        _stop_runs(services, say)
+
+
+def _stop_runs(services: Services, say: Callable[[str], None]) -> None:
+    """A demo cut short (Ctrl-C, a timeout) leaves no runner behind: each unfinished run is
+    cancelled, which stops its runner's processes, and said."""
+    for run in services.store.unfinished():
+        if run.run_id is not None and run.backend in services.backends:
+            services.backends[run.backend].cancel(run.run_id)
+            say(f"   stopped {run.run_key}: its runner ({run.run_id}) is gone")
 
 
 def _report(services: Services, settings: Settings, marker: str, say: Callable[[str], None]) -> int:
