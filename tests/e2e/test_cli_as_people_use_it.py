@@ -415,19 +415,26 @@ def test_backfill_streams_its_decisions_and_stops_cleanly_on_ctrl_c(tmp_path: Pa
     env = env_for(
         tmp_path, routes=tmp_path / "routes.yaml", KFP_TRIGGER_PAUSED="true"
     )  # runs wait in the queue
-    process = subprocess.Popen(
-        kfp_trigger("backfill", "--route", "first", "--since", "1d"),
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    errors = tmp_path / "stderr.txt"
+    with errors.open("w") as stderr:
+        process = subprocess.Popen(
+            kfp_trigger("backfill", "--route", "first", "--since", "1d"),
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+        )
     assert process.stdout is not None
     first = process.stdout.readline()  # before the command ends: streamed
     assert first.startswith("queued"), first
     process.send_signal(signal.SIGINT)
-    out, err = process.communicate(timeout=120)
+    # the rest from the same buffered reader: readline may have buffered more lines than it gave
+    # (communicate() would read past them from the raw pipe)
+    with process.stdout:
+        out = process.stdout.read()
+    process.wait(timeout=120)
+    err = errors.read_text()
     assert process.returncode == 130, err
     assert "interrupted: those above were sent, the rest of the span was not" in err
     printed = 1 + sum(line.startswith("queued") for line in out.splitlines())
