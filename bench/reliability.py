@@ -13,9 +13,10 @@ reconciler, in one process, on the SQLite ledger, with simulated time:
 - runs end at random times; each end sends completion notices (sometimes twice, sometimes an
   older state after the end) and the reconciler runs now and then (it crashes and fails too);
 - the routes (SIM_ROUTES) run single objects, coalescing windows (whose objects are redelivered
-  late) and manifests (whose parts land late, or never: `batch.max_wait`); a route with
-  `max_active: 1` builds a queue and is removed from routes.yaml halfway (its queued runs become
-  poison); some runs are deleted on the engine (their status lookup fails for good).
+  late), settle windows of objects and of messages, and manifests (whose parts land late, or
+  never: `batch.max_wait`); a route with `max_active: 1` builds a queue and is removed from
+  routes.yaml halfway (its queued runs become poison); some runs are deleted on the engine
+  (their status lookup fails for good).
 
 Then faults and crashes stop, and the platform and the reconciler run until every delivery is
 acknowledged and every result published. The table counts what went in and what came out —
@@ -69,6 +70,14 @@ routes:
     when: {storage: {bucket: window-bucket, object: "{day}/{part}"}}
     run: {pipeline: echo, run_key: "{route}/{day}"}
     limits: {coalesce: 10m}
+  - name: settled
+    when: {storage: {bucket: settle-bucket, object: "{day}/{part}"}}
+    run: {pipeline: echo, run_key: "{route}/{day}"}
+    limits: {settle: {quiet: 5m, max_wait: 30m, max_items: 40}}
+  - name: settled-messages
+    when: {pubsub: {topic: sim-settle}}
+    run: {pipeline: echo, run_key: "{route}/{data.k}"}
+    limits: {settle: {quiet: 2m, max_items: 5}}
   - name: manifests
     when:
       storage: {bucket: batch-bucket, object: "{batch}/_MANIFEST.json", batch: {manifest: true, max_wait: 1h}}
@@ -92,6 +101,7 @@ routes:
     limits: {max_active: 1}
 """
 DOOMED = "doomed"  # removed from routes.yaml halfway through
+BATCHING = ("windows", "settled", "settled-messages")  # an item in two of their batches is a duplicate
 
 
 @dataclass
@@ -114,6 +124,8 @@ class Report:
     joins_left_open: int = 0  # windows still OPEN past their window (and the grace) at the end
     superseded: int = 0  # runs cancelled on the engine for a newer run of their key
     duplicate_cancels: int = 0  # runs the engine was asked to cancel more than once
+    settle_batches: int = 0  # runs of the settle routes, and the items they listed
+    settled_items: int = 0
     seconds: float = 0.0
 
     def rows(self) -> list[tuple[str, str]]:
@@ -139,6 +151,7 @@ class Report:
             ("join windows left open past their window", f"{self.joins_left_open:,}"),
             ("runs superseded (cancelled on the engine)", f"{self.superseded:,}"),
             ("runs cancelled more than once", f"{self.duplicate_cancels:,}"),
+            ("settle batches run (items)", f"{self.settle_batches:,} ({self.settled_items:,})"),
             ("simulated in", f"{self.seconds:.1f} s"),
         ]
 
@@ -174,6 +187,13 @@ def event_for(number: int, now: float, landing: Path) -> tuple[dict[str, str], b
             headers, body = message_published(topic, data, message_id=f"e-{number}", published=sent)
             return headers, json.dumps(body).encode()
         bucket, name = "join-bucket", f"{key}/_SUCCESS"
+    elif kind == 7:  # settled: ~20 objects per day key, in batches that start once they stop coming
+        bucket, name = "settle-bucket", f"d{number // 400}/part-{number}.csv"
+    elif kind == 6:  # settled messages, ~5 per key
+        data = json.dumps({"k": f"s{number // 100}", "n": number}).encode()
+        topic = "projects/sim/topics/sim-settle"
+        headers, body = message_published(topic, data, message_id=f"e-{number}", published=sent)
+        return headers, json.dumps(body).encode()
     elif kind == 8:  # newer data for a tenant: supersedes the tenant's running run
         bucket, name = "newest-bucket", f"t{number // 20 % 3}/part-{number}.csv"
     elif kind == 17:  # a route listens to the bucket, none matches the name: a recorded skip
@@ -334,10 +354,13 @@ def _simulate(
         batched = Counter(
             (submission.route, str(uri))
             for submission in engine.submitted
-            if submission.route == "windows"
+            if submission.route in BATCHING
             for uri in submission.params.get("batch_objects", [])  # type: ignore[attr-defined]
         )
         report.duplicate_runs = sum(count - 1 for count in (*keys.values(), *batched.values()))
+        settled = [s for s in engine.submitted if s.route.startswith("settled")]
+        report.settle_batches = len(settled)
+        report.settled_items = sum(len(s.params.get("batch_objects", [])) for s in settled)  # type: ignore[arg-type]
         report.unaccounted = sum(not accounted(built, headers) for headers, _ in events)
         report.stuck = len(stuck(built))
         ids: dict[str, set[str]] = {}

@@ -71,14 +71,7 @@ def compile_route(model: RouteModel, where: str, problems: list[str]) -> Rule | 
     if matched is None:
         return None
     source, common, captures = matched
-    if model.limits.coalesce is not None:
-        if source is not Source.STORAGE:
-            problems.append(f"{where}.limits.coalesce: only storage routes can coalesce events")
-        elif model.run.run_key is None:
-            problems.append(
-                f"{where}.limits.coalesce: set run.run_key to the batch's key (e.g. '{{route}}/{{date}}'); "
-                "the default key is one per object"
-            )
+    _check_batching(model, source, where, problems)
     known = _source_known(source, captures)
     default_key = DEFAULT_SCHEDULE_RUN_KEY if source is Source.SCHEDULE else DEFAULT_RUN_KEY
     run = _run_templates(model, default_key, known, where, problems)
@@ -88,6 +81,25 @@ def compile_route(model: RouteModel, where: str, problems: list[str]) -> Rule | 
     # Built even with problems (routes.yaml then fails to load): its parameters are still
     # checked against the pipeline in the same pass.
     return Rule(source=source, **common, **_route_common(model), **run)
+
+
+def _check_batching(model: RouteModel, source: Source, where: str, problems: list[str]) -> None:
+    """`limits.coalesce` (storage) and `limits.settle` (storage, Pub/Sub) gather the events of one
+    run key: the route must name that key, and choose one of the two."""
+    limits = model.limits
+    for name, sources in (("coalesce", (Source.STORAGE,)), ("settle", (Source.STORAGE, Source.PUBSUB))):
+        if getattr(limits, name) is None:
+            continue
+        if source not in sources:
+            kinds = " and ".join(f"{kind} routes" for kind in sources)
+            problems.append(f"{where}.limits.{name}: only {kinds} can {name} their events")
+        elif model.run.run_key is None:
+            problems.append(
+                f"{where}.limits.{name}: set run.run_key to the batch's key (e.g. '{{route}}/{{date}}'); "
+                "the default key is one per event"
+            )
+    if limits.coalesce is not None and limits.settle is not None:
+        problems.append(f"{where}.limits: coalesce (fixed windows) or settle (quiet windows), not both")
 
 
 def _unsigned_reads(common: Mapping[str, Any], read: Iterable[str], where: str, problems: list[str]) -> None:
@@ -227,8 +239,9 @@ def _compile_join(model: RouteModel, where: str, problems: list[str]) -> Rule | 
     join = model.when.join
     assert join is not None
     count = len(problems)
-    if model.limits.coalesce is not None:
-        problems.append(f"{where}.limits.coalesce: a join runs once per key and window; it cannot coalesce")
+    for name in ("coalesce", "settle"):
+        if getattr(model.limits, name) is not None:
+            problems.append(f"{where}.limits.{name}: a join runs once per key and window; it cannot {name}")
     part_known: dict[str, Known] = {}
     compiled: list[tuple[str, Source, dict[str, Any], Template]] = []
     for name, part in join.parts.items():

@@ -63,6 +63,11 @@ class Rule:
     part: str = ""  # a join's part: its name (its run_key is the correlation key's template)
     needs: tuple[str, ...] = ()  # a join's part: the paths of its event the run's templates read
 
+    @property
+    def batches(self) -> bool:
+        """Whether its events gather into batch runs (limits.coalesce or limits.settle)."""
+        return self.limits.coalesce is not None or self.limits.settle is not None
+
 
 @dataclass(frozen=True, slots=True)
 class JoinSpec:

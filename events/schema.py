@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, model_validator
 
 from events.schema_types import Duration, FilterSpec, Model, ScalarValue
 
@@ -208,6 +208,22 @@ class Concurrency(Model):
     )
 
 
+class Settle(Model):
+    """A settle window: the items of one run key become one run once they stop arriving."""
+
+    quiet: Duration = Field(description="start the batch once no item has joined it for this long (2m)")
+    max_wait: Duration = Field(
+        3600.0, description="start it at the latest this long after its first item, however busy (30m)"
+    )
+    max_items: int = Field(1000, ge=1, le=100_000, description="start it as soon as it holds this many items")
+
+    @model_validator(mode="after")
+    def _quiet_within_max_wait(self) -> Settle:
+        if self.quiet > self.max_wait:
+            raise ValueError(f"quiet ({self.quiet:g} s) is longer than max_wait ({self.max_wait:g} s)")
+        return self
+
+
 class RouteLimits(Model):
     """What one route may spend. Runs held back by a limit wait in the ledger's queue."""
 
@@ -219,6 +235,12 @@ class RouteLimits(Model):
         None,
         description="storage routes: finalize events with the same run key inside one window of this "
         "length become one run, started when the window closes, with every object in batch_objects",
+    )
+    settle: Settle | None = Field(
+        None,
+        description="storage and Pub/Sub routes: the objects or messages with the same run key become "
+        "one run once none has arrived for `quiet` (or at `max_wait`, or at `max_items`), with every "
+        "one in batch_objects",
     )
     max_age: Duration | None = Field(
         None, description="skip (and record) events older than this, by their CloudEvent time"

@@ -199,9 +199,10 @@ def typed_rules(
             if name not in pipeline.inputs:
                 known = ", ".join(sorted(pipeline.inputs)) or "none"
                 problems.append(f"{where}.{name}: pipeline {rule.pipeline!r} has no such parameter ({known})")
-        if rule.limits.coalesce is not None and BATCH_OBJECTS_PARAMETER not in pipeline.inputs:
+        batching = "coalesce" if rule.limits.coalesce is not None else "settle"
+        if rule.batches and BATCH_OBJECTS_PARAMETER not in pipeline.inputs:
             problems.append(
-                f"routes[{rule.name}].limits.coalesce: pipeline {rule.pipeline!r} needs a list parameter "
+                f"routes[{rule.name}].limits.{batching}: pipeline {rule.pipeline!r} needs a list parameter "
                 f"{BATCH_OBJECTS_PARAMETER!r} to receive the batch's objects"
             )
         given = set(rule.params) | FILLED

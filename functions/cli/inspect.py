@@ -204,7 +204,7 @@ def explain(
         if by := overview.superseded_by(ledger, run):
             click.echo(f"    superseded by {by}")
         click.echo(f"    metrics={json.dumps(run.details.get('metrics', {}), sort_keys=True)}")
-        for detail in ("error", "log"):  # a failed run's cause, and where its engine logged it
+        for detail in ("queued", "error", "log"):  # why it waits; a failed run's cause, and its log
             if run.details.get(detail):
                 click.echo(f"    {detail}: {run.details[detail]}")
         if run.trace:  # Cloud Trace (or your collector) shows the event, the submit and the result

@@ -33,6 +33,7 @@ PARTS = (
     ("FromSpec", "run.params.NAME (a field)"),
     ("RouteLimits", "routes[].limits"),
     ("Rate", "limits.rate"),
+    ("Settle", "limits.settle"),
     ("Concurrency", "limits.concurrency"),
     ("Expect", "routes[].expect"),
 )

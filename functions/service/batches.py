@@ -11,15 +11,16 @@ import logging
 import math
 import posixpath
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from events import jsonvalues as jv
 from events.errors import BadEvent, TransientError
 from events.filters import shown
+from events.model import Message, ObjectFinalized
 from events.storage import name_problem
 from functions.logs import fields
 from functions.service.ports import ObjectStore, Services
-from functions.service.records import NewRun
+from functions.service.records import NewRun, SettleWindow, iso
 from pipelines.parameters import BATCH_MANIFEST_PARAMETER, BATCH_OBJECTS_PARAMETER
 
 MAX_MANIFEST_BYTES = 1024 * 1024
@@ -102,10 +103,53 @@ def batch_params(services: Services, run: NewRun) -> dict[str, object]:
     return params
 
 
+def gather(
+    services: Services, event: ObjectFinalized | Message, run: NewRun, window: float | SettleWindow
+) -> tuple[str, bool, str]:
+    """Add the object or message to its route's batch for this run key: the run key of the batch
+    that holds it, whether this event added it (False: a batch of the route holds it already —
+    a redelivery, however late), and what the batch waits for (a settle window's story)."""
+    now = services.clock()
+    batch = replace(run, trace=run.trace or services.telemetry.current())
+    member = f"gs://{event.bucket}/{event.name}" if isinstance(event, ObjectFinalized) else event.key
+    if isinstance(window, float):
+        return (*coalesce(services, batch, member, event.key, window), "")
+    settled = services.queue.settle(batch, window, member, event.key, now)
+    if isinstance(settled, str):
+        return settled, False, ""
+    return settled.run_key, True, f": {settled.story()}"
+
+
+def coalesce(services: Services, run: NewRun, member: str, identity: str, window: float) -> tuple[str, bool]:
+    """Add `member` to `run`'s coalescing window, aligned to the epoch (`batch_key`).
+
+    The batch is a QUEUED run created by the window's first event; it starts when the window
+    closes, with every object in `batch_objects`. An object that arrives after its window's run
+    was taken, and is in no batch yet, gets a batch of its own, due at once, rather than be lost.
+    """
+    now = services.clock()
+    key, closes = batch_key(run.run_key, now, window)
+    batch = replace(run, run_key=key)
+    held = services.queue.join_batch(batch, closes, member, identity, now)
+    if held is None:  # the window's run has started without it
+        batch = replace(batch, run_key=f"{batch.run_key}+{identity}")
+        held = services.queue.join_batch(batch, now, member, identity, now)
+    if held is None:  # only if that batch of its own started without it: ask for a redelivery
+        raise TransientError(f"batch {batch.run_key} started while the object was joining it")
+    return held
+
+
+def batch_key(run_key: str, now: float, window: float) -> tuple[str, float]:
+    """The run key of a coalescing window's batch at `now` (windows are aligned to the epoch),
+    and when that window closes."""
+    opened = now // window * window
+    return f"{run_key}@{iso(opened)}", opened + window
+
+
 def coalesced(services: Services, run: NewRun) -> bool:
-    """Whether `run` may be a coalesced batch: its route coalesces (or is not known any more)."""
+    """Whether `run` may be a batch: its route coalesces or settles (or is not known any more)."""
     rule = services.router.by_name.get(run.route)
-    return rule is None or rule.limits.coalesce is not None
+    return rule is None or rule.batches
 
 
 def _member(folder: str, entry: object) -> str:

@@ -25,7 +25,7 @@ from events.rules import Rule
 from functions.service import limits
 from functions.service.batches import Batch, NotReady, ready
 from functions.service.ports import ObjectStore, Services
-from functions.service.records import MarkRaise, NewRun, Reading, iso
+from functions.service.records import MarkRaise, NewRun, Reading, SettleWindow
 from pipelines.backend import CompiledPipeline
 from pipelines.parameters import BATCH_BYTES_PARAMETER, BATCH_MANIFEST_PARAMETER, BATCH_OBJECTS_PARAMETER
 
@@ -67,10 +67,11 @@ class Retry:
 
 @dataclass(frozen=True, slots=True)
 class Join:
-    """Add the object to its route's batch for this window (aligned to the epoch)."""
+    """Add the object or message to its route's batch: a coalescing window (`float`: aligned to
+    the epoch) or a settle window (`batches.gather`)."""
 
     run: NewRun
-    window: float
+    window: float | SettleWindow
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +192,8 @@ def _step(
     )
     if rule.limits.coalesce is not None and isinstance(event, ObjectFinalized):
         return Join(run, rule.limits.coalesce)
+    if (settle := rule.limits.settle) is not None and isinstance(event, ObjectFinalized | Message):
+        return Join(run, SettleWindow(settle.quiet, settle.max_wait, settle.max_items))
     return Launch(run, pipeline)
 
 
@@ -203,13 +206,6 @@ def _not_ready(event: TriggerEvent, request: RunRequest, rule: Rule, facts: Fact
         reason = f"incomplete batch after {waited:.0f} s (batch.max_wait {rule.max_wait:g} s): {facts.batch}"
         return Skip(request.route, reason, request.run_key)
     return Retry(request.route, f"batch not ready: {facts.batch}", request.run_key)
-
-
-def batch_key(run_key: str, now: float, window: float) -> tuple[str, float]:
-    """The run key of a coalescing window's batch at `now` (windows are aligned to the epoch),
-    and when that window closes."""
-    opened = now // window * window
-    return f"{run_key}@{iso(opened)}", opened + window
 
 
 def _signature_problem(event: Message, routing: Routing, router: Router, facts: Facts) -> str | None:

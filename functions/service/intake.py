@@ -13,16 +13,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import replace
 
 from events.decoders import decode, source_of
-from events.errors import BadEvent, Refused, TransientError
+from events.errors import BadEvent, Refused
 from events.model import Ignored, Message, ObjectFinalized, TriggerEvent
 from functions.logs import fields, label
-from functions.service import alerts, guards, joins, runs, trail, watch
+from functions.service import alerts, batches, guards, joins, runs, trail, watch
 from functions.service.ports import Services
 from functions.service.quarantine import quarantine
-from functions.service.records import NO_RIDERS, Handled, KeptEvent, NewRun, Outcome, Riders, data_text
+from functions.service.records import NO_RIDERS, Handled, KeptEvent, Outcome, Riders, data_text
 
 log = logging.getLogger("kfp_trigger.intake")
 
@@ -154,10 +153,10 @@ def _carry_out(
                 "reason": reason,
             }
         case guards.Join(run, window):
-            assert isinstance(event, ObjectFinalized)  # only objects coalesce (guards.decide)
-            batch, joined = coalesce(services, event, run, window)
+            assert isinstance(event, ObjectFinalized | Message)  # what batches (guards.decide)
+            batch, joined, story = batches.gather(services, event, run, window)
             outcome = Outcome.QUEUED if joined else Outcome.DUPLICATE
-            reason = f"joined batch {batch}" if joined else f"object already in batch {batch}"
+            reason = f"joined batch {batch}{story}" if joined else f"already in batch {batch}"
             note(outcome, reason, run.route, batch)
             return outcome, {"route": run.route, "outcome": outcome, "run_key": run.run_key, "batch": batch}
         case guards.Arrive():
@@ -173,25 +172,3 @@ def _carry_out(
                 "run_key": run.run_key,
                 **runs.answered(detail),
             }
-
-
-def coalesce(services: Services, event: ObjectFinalized, run: NewRun, window: float) -> tuple[str, bool]:
-    """Add the object to its route's batch for this run key and window: the run key of the batch
-    that holds it, and whether this event added it (False: a batch of the route holds this object
-    generation already — a redelivery, however late).
-
-    The batch is a QUEUED run created by the window's first event; it starts when the window
-    closes, with every object in `batch_objects`. An object that arrives after its window's run
-    was taken, and is in no batch yet, gets a batch of its own, due at once, rather than be lost.
-    """
-    now = services.clock()
-    member = f"gs://{event.bucket}/{event.name}"
-    key, closes = guards.batch_key(run.run_key, now, window)
-    batch = replace(run, run_key=key, trace=run.trace or services.telemetry.current())
-    held = services.queue.join_batch(batch, closes, member, event.key, now)
-    if held is None:  # the window's run has started without it
-        batch = replace(batch, run_key=f"{batch.run_key}+{event.key}")
-        held = services.queue.join_batch(batch, now, member, event.key, now)
-    if held is None:  # only if that batch of its own started without it: ask for a redelivery
-        raise TransientError(f"batch {batch.run_key} started while the object was joining it")
-    return held

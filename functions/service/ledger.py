@@ -29,6 +29,8 @@ from functions.service.records import (
     Reading,
     Riders,
     RunRecord,
+    SettleHead,
+    SettleWindow,
 )
 from pipelines.backend import RunState
 
@@ -156,6 +158,21 @@ class RunQueue(Protocol):
         False). None: `run` is no longer QUEUED (its window's run has been taken), so the object
         was not added; the caller opens a batch of its own. One atomic step.
         """
+        ...
+
+    def settle(
+        self, run: NewRun, window: SettleWindow, member: str, identity: str, now: float
+    ) -> SettleHead | str:
+        """Put one item (an object, a message) into the settle batch of its run key `run.run_key`
+        (`records.settle_rule`): that batch's head after it. A new batch is a QUEUED run like
+        `run` under the head's run key; a joined one starts later (`not_before` = the head's
+        `due`). An `identity` some batch of `run.route` holds already (a redelivery) stays there:
+        that batch's run key. One atomic step.
+        """
+        ...
+
+    def settling(self, route: str, key: str) -> SettleHead | None:
+        """The latest settle batch of `route`'s run key `key`, if it ever had one."""
         ...
 
     def add_members(self, run: NewRun, members: Sequence[str], now: float) -> None:

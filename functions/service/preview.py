@@ -19,10 +19,11 @@ from events.model import ObjectFinalized, TriggerEvent
 from events.router import PartArrival, Router, Routing
 from events.schema import GlobalLimits
 from functions.service import guards, limits
+from functions.service.batches import batch_key
 from functions.service.joins import describe as describe_window
 from functions.service.ledger import Ledger
 from functions.service.ports import ObjectStore
-from functions.service.records import JoinStatus, NewRun, Part, arrive_rule
+from functions.service.records import JoinStatus, NewRun, Part, SettleWindow, arrive_rule, settle_rule
 from pipelines.backend import CompiledPipeline, RunState
 
 
@@ -91,8 +92,10 @@ def _verdict(
             return {"route": route, "verdict": "skip", "reason": reason, "run_key": run_key}
         case guards.Retry(route, reason, run_key):
             return {"route": route, "verdict": "retry", "reason": reason, "run_key": run_key}
-        case guards.Join(run, window):
-            key, closes = guards.batch_key(run.run_key, reader.now, window)
+        case guards.Join(run, SettleWindow() as window):
+            return _settling(run, window, reader, found)
+        case guards.Join(run, float(window)):
+            key, closes = batch_key(run.run_key, reader.now, window)
             entry: dict[str, object] = {"route": run.route, "run_key": key, "params": dict(run.params)}
             batch = reader.ledger.get(key) if reader.ledger is not None else None
             if batch is not None and batch.state is not RunState.QUEUED:
@@ -118,6 +121,20 @@ def _verdict(
             }
             return entry | _launch(run, reader, router)
     raise AssertionError(step)
+
+
+def _settling(run: NewRun, window: SettleWindow, reader: Reader, found: Preview) -> dict[str, object]:
+    """The settle batch the item would join (or open), and until when it would settle then."""
+    ledger = reader.ledger
+    head = ledger.settling(run.route, run.run_key) if ledger is not None else None
+    current = ledger.get(head.run_key) if ledger is not None and head is not None else None
+    joined = settle_rule(head, current.state if current else None, run.run_key, window, reader.now)
+    if ledger is not None:
+        found.unchecked.append(f"{run.route}: whether this item is in a batch of the route already")
+    verb = "joins" if head is not None and joined.number == head.number else "opens"
+    reason = f"{verb} batch {joined.run_key}: {joined.story()}, unless more items arrive"
+    entry: dict[str, object] = {"route": run.route, "run_key": joined.run_key, "params": dict(run.params)}
+    return entry | {"verdict": "join", "reason": reason}
 
 
 def _arrival(

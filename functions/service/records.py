@@ -6,7 +6,7 @@ A run's state only moves forward (`pipelines.backend.RunState` is the one state 
      │ ▲ │ ▲
      │ │ └─┘ an expired claim (the claimant died) is taken over by a later delivery
      ▼ │
-    QUEUED   held back by a limit, a pause or a coalescing window; taken when it may start
+    QUEUED   held back by a limit, a pause, a coalescing or settle window; taken when it may start
 
 `claim` is the atomic create-if-absent that makes one delivery the submitter; `claim_rule` is
 how every ledger decides an existing run key's claim. Terminal states are absorbing.
@@ -189,6 +189,47 @@ def arrive_rule(
         return replace(holding, added=False)
     latest = windows[0] if windows else None
     return with_part(current_window(latest, route, key, within, now), part, arrival, names)
+
+
+@dataclass(frozen=True, slots=True)
+class SettleWindow:
+    """`limits.settle`: a batch starts `quiet` after its last item, `max_wait` after its first
+    at the latest, or once it holds `max_items`."""
+
+    quiet: float
+    max_wait: float
+    max_items: int
+
+
+@dataclass(frozen=True, slots=True)
+class SettleHead:
+    """A run key's latest settle batch: the key's `number`-th, `run_key` `<key>~settle-<number>`."""
+
+    number: int
+    run_key: str
+    opened: float
+    items: int
+    due: float  # its run's `not_before`
+
+    def story(self) -> str:
+        """What a QUEUED batch's details say (`explain`, `status`)."""
+        return f"settling until {iso(self.due)}: {self.items} item(s) since {iso(self.opened)}"
+
+
+def settle_rule(
+    head: SettleHead | None, state: RunState | None, key: str, window: SettleWindow, now: float
+) -> SettleHead:
+    """How a ledger adds one item to run key `key`'s settle batch, given its latest (`head`) and
+    the state of that batch's run: into it while it is QUEUED and not full, its start put off to
+    `quiet` after this item (never past `max_wait` after its first); else into a new batch,
+    numbered next. A full batch is due at once. `now` is the ledger's clock."""
+    if head is not None and state is RunState.QUEUED and head.items < window.max_items:
+        joined = replace(head, items=head.items + 1, due=max(head.due, now + window.quiet))
+    else:
+        number = head.number + 1 if head is not None else 1
+        joined = SettleHead(number, f"{key}~settle-{number}", now, 1, now + window.quiet)
+    due = now if joined.items >= window.max_items else min(joined.due, joined.opened + window.max_wait)
+    return replace(joined, due=due)
 
 
 def holding_event(windows: list[JoinState], event_id: str) -> JoinState | None:

@@ -36,9 +36,12 @@ from functions.service.records import (
     Reading,
     Riders,
     RunRecord,
+    SettleHead,
+    SettleWindow,
     arrive_rule,
     claim_rule,
     others_folded,
+    settle_rule,
 )
 from functions.service.results import RESULT_TYPE
 from pipelines.backend import RunState, RunStatus, Submission
@@ -303,6 +306,7 @@ class FakeRunQueue(FakeRunStore):
         super().__init__()
         self.batch_of: dict[tuple[str, str], tuple[str, str]] = {}  # (route, identity) → (run key, member)
         self.windows: dict[tuple[str, str, float], JoinState] = {}  # (route, key, opened) → window
+        self.heads: dict[tuple[str, str], SettleHead] = {}  # (route, run key) → its latest settle batch
 
     def queue(self, run_key: str, attempt: int, reason: str, now: float) -> bool:
         with self._lock:
@@ -336,6 +340,26 @@ class FakeRunQueue(FakeRunStore):
                 return None
             self.batch_of[run.route, identity] = (run.run_key, member)
             return run.run_key, True
+
+    def settle(
+        self, run: NewRun, window: SettleWindow, member: str, identity: str, now: float
+    ) -> SettleHead | str:
+        with self._lock:
+            if (held := self.batch_of.get((run.route, identity))) is not None:
+                return held[0]
+            head = self.heads.get((run.route, run.run_key))
+            current = self.runs_by_key.get(head.run_key) if head is not None else None
+            joined = settle_rule(head, current.state if current else None, run.run_key, window, now)
+            details = {"queued": joined.story()}
+            if head is None or joined.number != head.number:
+                self._put(replace(run, run_key=joined.run_key), RunState.QUEUED, 0.0, now, joined.due)
+            self._change(joined.run_key, not_before=joined.due, details=details, updated_at=now)
+            self.heads[run.route, run.run_key] = joined
+            self.batch_of[run.route, identity] = (joined.run_key, member)
+            return joined
+
+    def settling(self, route: str, key: str) -> SettleHead | None:
+        return self.heads.get((route, key))
 
     def add_members(self, run: NewRun, members: Sequence[str], now: float) -> None:
         for member in members:

@@ -254,7 +254,7 @@ def test_an_object_joins_one_batch_ever_however_late_it_is_redelivered(
     completion.reconcile(limited)
     assert len(engine.submitted) == 1, "no second run lists it"
     (duplicate, *_) = [d for d in limited.decisions.trail("a") if d.outcome == "duplicate"]
-    assert duplicate.reason == "object already in batch batched/b-1@2027-01-15T08:00:00.000Z"
+    assert duplicate.reason == "already in batch batched/b-1@2027-01-15T08:00:00.000Z"
     deliver(limited, *storage_event("batch-bucket", "b-1/a.csv", generation=2, event_id="a2"))
     clock.now += 600
     completion.reconcile(limited)

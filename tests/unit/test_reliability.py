@@ -1,6 +1,6 @@
 """The reliability simulation (bench/reliability.py) at the size the issues name: 20,000+
 deliveries, at least 20% duplicates, every crash point, 10% of port calls failing, coalescing,
-manifest, join and supersede routes, a route removed mid-flight, runs deleted on the engine.
+settle, manifest, join and supersede routes, a route removed mid-flight, runs deleted on the engine.
 
 Not a timed test: it asserts what came out, not how fast."""
 
@@ -32,3 +32,5 @@ def test_twenty_thousand_hostile_deliveries_start_each_run_once_lose_nothing_and
     assert report.joins_expired > 0
     assert report.superseded > 0
     assert (report.joins_left_open, report.duplicate_cancels) == (0, 0)
+    # settle windows (issue 36): batches of objects and of messages ran, each item in one of them
+    assert report.settled_items > report.settle_batches > 0

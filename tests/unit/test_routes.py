@@ -129,7 +129,7 @@ def test_limits_are_validated_with_their_paths() -> None:
         load_routes(fixed)
     assert (
         caught.value.problems[0]
-        == "routes[on-message].limits.coalesce: only storage routes can coalesce events"
+        == "routes[on-message].limits.coalesce: only storage routes can coalesce their events"
     )
 
 
@@ -291,3 +291,48 @@ def test_a_route_that_could_never_match_is_refused(when: str, problem: str) -> N
 )
 def test_names_the_platforms_accept_pass(when: str) -> None:
     assert load_routes(NEVER.replace("WHEN", when)).rules
+
+
+SETTLING = """
+version: 1
+pipelines:
+  train: {source: p.py:p}
+routes:
+  - name: nightly
+    when: {schedule: {job: nightly, cron: "0 3 * * *"}}
+    run: {pipeline: train, run_key: "{route}"}
+    limits: {settle: {quiet: 2m}}
+  - name: per-object
+    when: {storage: {bucket: b}}
+    run: {pipeline: train}
+    limits: {settle: {quiet: 2m}}
+  - name: both
+    when: {storage: {bucket: c}}
+    run: {pipeline: train, run_key: "{route}"}
+    limits: {coalesce: 10m, settle: {quiet: 2m}}
+  - name: backwards
+    when: {pubsub: {topic: t}}
+    run: {pipeline: train, run_key: "{route}"}
+    limits: {settle: {quiet: 2h, max_wait: 30m, max_items: 0}}
+"""
+
+
+def test_a_settle_window_is_checked_with_its_paths() -> None:
+    with pytest.raises(RoutesError) as caught:
+        load_routes(SETTLING)
+    for text in (
+        "routes[nightly].limits.settle: only storage routes and pubsub routes can settle their events",
+        "routes[per-object].limits.settle: set run.run_key to the batch's key",
+        "routes[both].limits: coalesce (fixed windows) or settle (quiet windows), not both",
+        "routes[backwards].limits.settle.max_items: must be at least 1",
+    ):
+        assert any(problem.startswith(text) for problem in caught.value.problems), (
+            text,
+            caught.value.problems,
+        )
+    with pytest.raises(RoutesError) as caught:
+        load_routes(SETTLING.replace("max_items: 0", "max_items: 5"))
+    assert any(
+        "routes[backwards].limits.settle: quiet (7200 s) is longer than max_wait (1800 s)" in problem
+        for problem in caught.value.problems
+    ), caught.value.problems

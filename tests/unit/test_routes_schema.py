@@ -25,6 +25,13 @@ def test_the_committed_schema_and_reference_are_current() -> None:
     assert REFERENCE.read_text() == render(), "kfp-trigger routes reference > docs/routes-reference.md"
 
 
+def test_every_part_of_the_schema_has_its_section_in_the_reference() -> None:
+    from functions.cli.reference import PARTS
+
+    documented = {name for name, _ in PARTS}
+    assert set(json_schema()["$defs"]) <= documented, "add it to reference.PARTS"
+
+
 @pytest.mark.parametrize(
     "path", [ROOT / "deploy" / "routes.example.yaml", DATA / "routes.yaml"], ids=lambda p: p.name
 )

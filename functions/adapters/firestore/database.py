@@ -72,6 +72,7 @@ class Database:
         self.joins = self.client.collection(f"{collection}-joins")
         self.join_parts = self.client.collection(f"{collection}-join-parts")
         self.events = self.client.collection(f"{collection}-events")
+        self.settles = self.client.collection(f"{collection}-settles")  # never expire: they number batches
 
     def expiry(self) -> dict[str, datetime]:
         """The field a TTL policy deletes a document by (EXPIRE_AT): now + the retention."""

@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict, replace
 from typing import Any
 
 from functions.adapters.firestore.database import Part, document_id, mapped
 from functions.adapters.firestore.runs import new_document, record, runs_where
-from functions.service.records import Claim, ClaimOutcome, NewRun, RunRecord, claim_rule
+from functions.service.records import (
+    Claim,
+    ClaimOutcome,
+    NewRun,
+    RunRecord,
+    SettleHead,
+    SettleWindow,
+    claim_rule,
+    settle_rule,
+)
 from pipelines.backend import RunState
 
 MEMBERS_PER_COMMIT = 500
@@ -74,6 +84,45 @@ class FirestoreRunQueue(Part):
             return run.run_key, True
 
         return db.commit(join)
+
+    def settle(
+        self, run: NewRun, window: SettleWindow, member: str, identity: str, now: float
+    ) -> SettleHead | str:
+        db = self._db
+        head_ref = db.settles.document(document_id(f"{run.route}\n{run.run_key}"))
+        member_ref = db.members.document(document_id(f"{run.route}\n{identity}"))
+
+        server = db.firestore.SERVER_TIMESTAMP
+
+        def join(transaction: Any) -> SettleHead | str:
+            held = member_ref.get(transaction=transaction)
+            if held.exists:
+                return str((held.to_dict() or {})["run_key"])
+            found = head_ref.get(transaction=transaction)
+            head = SettleHead(**(found.to_dict() or {})) if found.exists else None
+            state = None
+            if head is not None:
+                current = db.runs.document(document_id(head.run_key)).get(transaction=transaction)
+                state = RunState((current.to_dict() or {})["state"]) if current.exists else None
+            joined = settle_rule(head, state, run.run_key, window, now)
+            run_ref = db.runs.document(document_id(joined.run_key))
+            queued = {"not_before": joined.due, "details": {"queued": joined.story()}, "updated_at": now}
+            if head is None or joined.number != head.number:
+                batch = replace(run, run_key=joined.run_key)
+                transaction.create(run_ref, new_document(batch, RunState.QUEUED, now, 0.0, server) | queued)
+            else:
+                transaction.update(run_ref, queued)
+            transaction.set(head_ref, asdict(joined))
+            fields = {"route": run.route, "identity": identity, "run_key": joined.run_key, "member": member}
+            transaction.create(member_ref, fields | {"at": now} | db.expiry())
+            return joined
+
+        return db.commit(join)
+
+    def settling(self, route: str, key: str) -> SettleHead | None:
+        with mapped():
+            found = self._db.settles.document(document_id(f"{route}\n{key}")).get()
+        return SettleHead(**(found.to_dict() or {})) if found.exists else None
 
     def add_members(self, run: NewRun, members: Sequence[str], now: float) -> None:
         # One document per object, as a coalesced batch's: a run document holds at most 1 MiB,

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Sequence
+from dataclasses import astuple, replace
 
 from functions.adapters.sqlite.database import Part
 from functions.adapters.sqlite.runs import insert_run, record, take_over
-from functions.service.records import Claim, NewRun, RunRecord
+from functions.service.records import Claim, NewRun, RunRecord, SettleHead, SettleWindow, settle_rule
 from pipelines.backend import RunState
 
 
@@ -55,6 +57,41 @@ class SqliteRunQueue(Part):
             )
             return run.run_key, True
 
+    def settle(
+        self, run: NewRun, window: SettleWindow, member: str, identity: str, now: float
+    ) -> SettleHead | str:
+        with self._db.write() as db:
+            held = db.execute(
+                "SELECT run_key FROM batch_members WHERE route = ? AND identity = ?", (run.route, identity)
+            ).fetchone()
+            if held is not None:
+                return str(held["run_key"])
+            head = _head(db, run.route, run.run_key)
+            state = db.execute(
+                "SELECT state FROM runs WHERE run_key = ?", (head.run_key if head else "",)
+            ).fetchone()
+            joined = settle_rule(head, RunState(state["state"]) if state else None, run.run_key, window, now)
+            if head is None or joined.number != head.number:
+                insert_run(db, replace(run, run_key=joined.run_key), RunState.QUEUED, 0.0, now, joined.due)
+            db.execute(
+                "UPDATE runs SET not_before = ?, details = ?, updated_at = ? WHERE run_key = ?",
+                (joined.due, json.dumps({"queued": joined.story()}), now, joined.run_key),
+            )
+            db.execute(
+                "INSERT OR REPLACE INTO settles (route, key, number, run_key, opened, items, due)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (run.route, run.run_key, *astuple(joined)),
+            )
+            db.execute(
+                "INSERT INTO batch_members (route, identity, run_key, member, at) VALUES (?, ?, ?, ?, ?)",
+                (run.route, identity, joined.run_key, member, now),
+            )
+            return joined
+
+    def settling(self, route: str, key: str) -> SettleHead | None:
+        with self._db.snapshot() as db:
+            return _head(db, route, key)
+
     def add_members(self, run: NewRun, members: Sequence[str], now: float) -> None:
         rows = [(run.route, f"{run.run_key}\n{member}", run.run_key, member, now) for member in members]
         with self._db.write() as db:  # one transaction, whatever the count: SQLite has no cap
@@ -69,3 +106,10 @@ class SqliteRunQueue(Part):
             "SELECT DISTINCT member FROM batch_members WHERE run_key = ? ORDER BY member", (run_key,)
         )
         return [row["member"] for row in rows]
+
+
+def _head(db: sqlite3.Connection, route: str, key: str) -> SettleHead | None:
+    row = db.execute(
+        "SELECT number, run_key, opened, items, due FROM settles WHERE route = ? AND key = ?", (route, key)
+    ).fetchone()
+    return SettleHead(**dict(row)) if row is not None else None

@@ -44,6 +44,10 @@ CREATE TABLE IF NOT EXISTS joins (
     status TEXT NOT NULL, parts TEXT NOT NULL, PRIMARY KEY (route, key, opened)
 );
 CREATE INDEX IF NOT EXISTS joins_by_status ON joins(status);
+CREATE TABLE IF NOT EXISTS settles (
+    route TEXT NOT NULL, key TEXT NOT NULL, number INTEGER NOT NULL, run_key TEXT NOT NULL,
+    opened REAL NOT NULL, items INTEGER NOT NULL, due REAL NOT NULL, PRIMARY KEY (route, key)
+);
 CREATE TABLE IF NOT EXISTS events (
     event_id TEXT PRIMARY KEY, at REAL NOT NULL, attributes TEXT NOT NULL, data TEXT NOT NULL,
     reason TEXT NOT NULL
