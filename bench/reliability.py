@@ -47,7 +47,8 @@ from functions import bootstrap
 from functions.service import completion, crashpoints, intake, reconcile
 from functions.service.joins import run_for
 from functions.service.ports import Services, ledger_ports
-from functions.service.records import DecisionRecord, JoinState, JoinStatus, Outcome
+from functions.service.records import DecisionRecord, Outcome
+from functions.service.windows import JoinState, JoinStatus
 from functions.settings import Settings
 from pipelines import catalog
 from pipelines.backend import RunState
@@ -91,6 +92,18 @@ routes:
           closed: {pubsub: {topic: sim-events}, key: "{data.k}"}
           files: {storage: {bucket: join-bucket, object: "{k}/_SUCCESS"}}
     run: {pipeline: echo, params: {message: "{parts.closed.data.k}"}}
+  - name: quorum
+    when:
+      join:
+        key: "{k}"
+        within: 1h
+        require: {at_least: 2}
+        on_late: rerun
+        parts:
+          closed: {pubsub: {topic: sim-quorum}, key: "{data.k}"}
+          files: {storage: {bucket: quorum-bucket, object: "{k}/_SUCCESS"}, keep: latest}
+          extra: {storage: {bucket: quorum-extra-bucket, object: "{k}/_EXTRA"}}
+    run: {pipeline: echo, params: {message: {from: parts.closed.data.k, default: "-"}}}
   - name: latest
     when: {storage: {bucket: newest-bucket, object: "{tenant}/{file}"}}
     run: {pipeline: echo, params: {message: "{tenant}"}}
@@ -126,6 +139,7 @@ class Report:
     duplicate_cancels: int = 0  # runs the engine was asked to cancel more than once
     settle_batches: int = 0  # runs of the settle routes, and the items they listed
     settled_items: int = 0
+    late_runs: int = 0  # runs of a join's late arrivals (on_late: rerun)
     seconds: float = 0.0
 
     def rows(self) -> list[tuple[str, str]]:
@@ -152,6 +166,7 @@ class Report:
             ("runs superseded (cancelled on the engine)", f"{self.superseded:,}"),
             ("runs cancelled more than once", f"{self.duplicate_cancels:,}"),
             ("settle batches run (items)", f"{self.settle_batches:,} ({self.settled_items:,})"),
+            ("runs of late join parts (on_late: rerun)", f"{self.late_runs:,}"),
             ("simulated in", f"{self.seconds:.1f} s"),
         ]
 
@@ -194,6 +209,16 @@ def event_for(number: int, now: float, landing: Path) -> tuple[dict[str, str], b
         topic = "projects/sim/topics/sim-settle"
         headers, body = message_published(topic, data, message_id=f"e-{number}", published=sent)
         return headers, json.dumps(body).encode()
+    elif kind == 5:  # a quorum join's parts, 5 per key: 2 of 3 start its run, later ones rerun it
+        key, which = f"q{number // 100}", number // 20 % 3
+        if which == 0:
+            data = json.dumps({"k": key, "n": number}).encode()
+            topic = "projects/sim/topics/sim-quorum"
+            headers, body = message_published(topic, data, message_id=f"e-{number}", published=sent)
+            return headers, json.dumps(body).encode()
+        bucket, name = (
+            ("quorum-bucket", f"{key}/_SUCCESS") if which == 1 else ("quorum-extra-bucket", f"{key}/_EXTRA")
+        )
     elif kind == 8:  # newer data for a tenant: supersedes the tenant's running run
         bucket, name = "newest-bucket", f"t{number // 20 % 3}/part-{number}.csv"
     elif kind == 17:  # a route listens to the bucket, none matches the name: a recorded skip
@@ -360,6 +385,7 @@ def _simulate(
         report.duplicate_runs = sum(count - 1 for count in (*keys.values(), *batched.values()))
         settled = [s for s in engine.submitted if s.route.startswith("settled")]
         report.settle_batches = len(settled)
+        report.late_runs = sum("~late-" in submission.run_key for submission in engine.submitted)
         report.settled_items = sum(len(s.params.get("batch_objects", [])) for s in settled)  # type: ignore[arg-type]
         report.unaccounted = sum(not accounted(built, headers) for headers, _ in events)
         report.stuck = len(stuck(built))
@@ -394,7 +420,7 @@ def accounted(services: Services, headers: dict[str, str]) -> bool:
     """The event has a recorded skip, ignore or quarantine, or a decision about a run (its own,
     or the coalesced batch holding its object) that reached the engine or ended; a join's part
     is accounted for by its window's run (or the skip its expiry recorded), a repeat of a part by
-    the window holding that part's first arrival."""
+    the window holding that part's arrival (a late arrival: by its own run)."""
     event_id = headers["ce-id"]
     trail = services.decisions.trail(event_id)
     if any(decision.outcome in ACCOUNTED for decision in trail) or _ran(services, trail):
@@ -402,7 +428,7 @@ def accounted(services: Services, headers: dict[str, str]) -> bool:
     rules = services.router.by_name
     for route in {d.route for d in trail if d.route in rules and rules[d.route].join is not None}:
         for window in services.queue.joins(route=route):
-            events = {part.event_id for part in window.parts.values()}
+            events = {arrived.event.event_id for arrived in window.arrivals}
             repeated = any(f"arrived already (event {other})" in d.reason for d in trail for other in events)
             if (event_id in events or repeated) and _window_accounted(services, window):
                 return True
@@ -441,8 +467,9 @@ def _started(services: Services, run_key: str) -> bool:
 def main() -> None:
     report = simulate(20_000)
     print(
-        "\nReliability: 20,000+ deliveries with duplicates, crashes, faults, coalescing, manifest, join"
-        " and supersede routes, a route removed mid-flight and runs deleted on the engine"
+        "\nReliability: 20,000+ deliveries with duplicates, crashes, faults, coalescing, settle, manifest,"
+        " join (all, at least 2 of 3, late reruns) and supersede routes, a route removed mid-flight"
+        " and runs deleted on the engine"
         " (bench/reliability.py)\n"
     )
     width = max(len(name) for name, _ in report.rows())

@@ -28,6 +28,7 @@ from events.params import (
 )
 from events.patterns import Pattern, compile_pattern
 from events.resources import check_bucket, check_expect, check_schedule, check_table, check_topic
+from events.route_checks import check_batching, join_needed, optional_reads
 from events.rules import JoinSpec, Rule
 from events.schema import (
     BigQueryWhen,
@@ -71,7 +72,7 @@ def compile_route(model: RouteModel, where: str, problems: list[str]) -> Rule | 
     if matched is None:
         return None
     source, common, captures = matched
-    _check_batching(model, source, where, problems)
+    check_batching(model, source, where, problems)
     known = _source_known(source, captures)
     default_key = DEFAULT_SCHEDULE_RUN_KEY if source is Source.SCHEDULE else DEFAULT_RUN_KEY
     run = _run_templates(model, default_key, known, where, problems)
@@ -81,25 +82,6 @@ def compile_route(model: RouteModel, where: str, problems: list[str]) -> Rule | 
     # Built even with problems (routes.yaml then fails to load): its parameters are still
     # checked against the pipeline in the same pass.
     return Rule(source=source, **common, **_route_common(model), **run)
-
-
-def _check_batching(model: RouteModel, source: Source, where: str, problems: list[str]) -> None:
-    """`limits.coalesce` (storage) and `limits.settle` (storage, Pub/Sub) gather the events of one
-    run key: the route must name that key, and choose one of the two."""
-    limits = model.limits
-    for name, sources in (("coalesce", (Source.STORAGE,)), ("settle", (Source.STORAGE, Source.PUBSUB))):
-        if getattr(limits, name) is None:
-            continue
-        if source not in sources:
-            kinds = " and ".join(f"{kind} routes" for kind in sources)
-            problems.append(f"{where}.limits.{name}: only {kinds} can {name} their events")
-        elif model.run.run_key is None:
-            problems.append(
-                f"{where}.limits.{name}: set run.run_key to the batch's key (e.g. '{{route}}/{{date}}'); "
-                "the default key is one per event"
-            )
-    if limits.coalesce is not None and limits.settle is not None:
-        problems.append(f"{where}.limits: coalesce (fixed windows) or settle (quiet windows), not both")
 
 
 def _unsigned_reads(common: Mapping[str, Any], read: Iterable[str], where: str, problems: list[str]) -> None:
@@ -284,7 +266,11 @@ def _compile_join(model: RouteModel, where: str, problems: list[str]) -> Rule | 
     )
     if _part_problems(parts, where, problems):
         return None
-    spec = JoinSpec(parts, join.within, join.on_expire)
+    needed = join_needed(join.require, len(parts), f"{where}.when.join.require", problems)
+    if needed:
+        optional_reads(run, where, problems)
+    latest = frozenset(name for name, part in join.parts.items() if part.keep == "latest")
+    spec = JoinSpec(parts, join.within, join.on_expire, needed, latest, join.on_late)
     return Rule(source=Source.JOIN, index="", **_route_common(model), **run, join=spec)
 
 

@@ -74,6 +74,9 @@ class JoinSpec:
     parts: tuple[Rule, ...]  # one per part, each matched like a route of its own source
     within: float
     on_expire: str  # record | alert
+    needed: int = 0  # parts that complete a window (`require`; 0: all of them)
+    latest: frozenset[str] = frozenset()  # parts kept `latest` (the others: their first arrival)
+    on_late: str = "record"  # record | rerun
 
     @property
     def names(self) -> tuple[str, ...]:

@@ -118,13 +118,22 @@ class JoinPart(Condition):
         description="this part's correlation key template when its fields are named otherwise "
         "(e.g. {data.tenant}/{data.survey_id} for a message); default: the join's key",
     )
+    keep: Literal["first", "latest"] = Field(
+        "first",
+        description="which arrival of this part the run gets when it arrives more than once before "
+        "the window completes: the first, or the latest (a corrected upload)",
+    )
 
 
 MAX_WITHIN = 30 * 86400.0  # join.within: at most 30 days
 
 
+class AtLeast(Model):
+    at_least: int = Field(ge=1, le=8, description="this many of the join's parts")
+
+
 class Join(Model):
-    """Run once every part has arrived for the same key, within the window."""
+    """Run once the parts (`require`) have arrived for the same key, within the window."""
 
     parts: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,30}$")], JoinPart] = Field(
         min_length=2,
@@ -138,6 +147,17 @@ class Join(Model):
     within: Duration = Field(
         le=MAX_WITHIN,
         description="the window, from the first part's arrival: parts arriving later open a new one",
+    )
+    require: Literal["all", "any"] | AtLeast = Field(
+        "all",
+        description="how many parts complete a window: all, any (the first one), or {at_least: N}; "
+        "the run then reads a part's fields only as {from: parts.NAME.FIELD, default: …}",
+    )
+    on_late: Literal["record", "rerun"] = Field(
+        "record",
+        description="a part that arrives after the window's run started, inside the window, with new "
+        "content: record it, or start one more run for it, RUN_KEY~late-N (the window's parts with "
+        "this arrival in its place)",
     )
     on_expire: Literal["record", "alert"] = Field(
         "record",

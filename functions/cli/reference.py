@@ -29,6 +29,7 @@ PARTS = (
     ("ScheduleWhen", "when.schedule"),
     ("Join", "when.join"),
     ("JoinPart", "when.join.parts.NAME"),
+    ("AtLeast", "when.join.require"),
     ("Run", "routes[].run"),
     ("FromSpec", "run.params.NAME (a field)"),
     ("RouteLimits", "routes[].limits"),

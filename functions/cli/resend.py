@@ -72,7 +72,8 @@ def backfill(
     decisions: what already ran is a duplicate, and a second pass starts nothing. Only ROUTE
     sees them, not the other routes on the bucket. --dry-run lists exactly what a real pass
     would do (run, queued, duplicate, skip …), writing nothing. Exit 1 if the route cannot be
-    backfilled (Pub/Sub and BigQuery routes: messages and jobs cannot be listed).
+    backfilled (Pub/Sub and BigQuery routes: messages and jobs cannot be listed; a join route's
+    storage and schedule parts are, its others are not).
     """
     from events.errors import PermanentError
     from functions.service import backfill as use_case
@@ -85,6 +86,7 @@ def backfill(
     with _backfilling(settings, dry_run) as (services, reader), _interruptible() as stop:
         try:
             rule = use_case.backfillable(services, route)
+            _note_unlisted(use_case.unlisted_parts(rule), route)
             shown = _Shown(as_json)
             report = use_case.backfill(
                 services, rule, since, until, dry_run=reader, step=shown.step, stop=stop
@@ -109,6 +111,16 @@ def backfill(
             err=True,
         )
         raise SystemExit(130)
+
+
+def _note_unlisted(parts: list[str], route: str) -> None:
+    """Say which parts of a join route a backfill does not send (they cannot be listed)."""
+    if parts:
+        click.echo(
+            f"note: part(s) {', '.join(parts)} of join route {route!r} cannot be listed; "
+            "`kfp-trigger replay` sends their kept events again",
+            err=True,
+        )
 
 
 @contextmanager

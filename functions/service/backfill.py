@@ -7,7 +7,8 @@ trigger, a scheduler paused over a weekend). A backfill rebuilds them from what 
 - a storage route: every object in its bucket under its pattern's literal prefix that the route
   matches, last written in [since, until), as the finalize event Eventarc would have delivered,
   with the object's real generation, so its run key is the one a live delivery would have;
-- a schedule route: every cron slot in [since, until), as the Scheduler message.
+- a schedule route: every cron slot in [since, until), as the Scheduler message;
+- a join route: those of its storage and schedule parts (its other parts' events: `replay`).
 
 Each goes through `intake.handle` with a router of that route alone (other routes on the bucket
 are not touched): the same decoding, deduplication, limits and decisions, so a second pass starts
@@ -42,6 +43,7 @@ from functions.service.ports import Services
 from functions.service.records import Outcome
 
 EVENT_ID_PREFIX = "backfill-"
+LISTABLE = (Source.STORAGE, Source.SCHEDULE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,21 +79,39 @@ def backfillable(services: Services, route: str) -> Rule:
     """The route to backfill.
 
     Raises:
-        PermanentError: no such route, or it listens to what cannot be listed.
+        PermanentError: no such route, or it listens to nothing that can be listed.
     """
     rule = services.router.by_name.get(route)
     if rule is None:
         raise PermanentError(f"no route {route!r} in routes.yaml")
-    if rule.source not in (Source.STORAGE, Source.SCHEDULE):
+    if not listed_parts(rule):
+        what = "none of its parts" if rule.join else f"it listens to {rule.source}:"
         raise PermanentError(
-            f"route {route!r} listens to {rule.source}: backfill lists buckets (storage routes) and "
-            "cron slots (schedule routes); a Pub/Sub message or a BigQuery job cannot be listed"
+            f"route {route!r} cannot be backfilled, {what} backfill lists buckets (storage) and cron "
+            "slots (schedule); a Pub/Sub message or a BigQuery job cannot be listed "
+            "(`kfp-trigger replay` sends kept events again)"
         )
     return rule
 
 
+def listed_parts(rule: Rule) -> list[Rule]:
+    """What of `rule` a backfill can list: the route, or a join's storage and schedule parts."""
+    return [part for part in (rule.join.parts if rule.join else (rule,)) if part.source in LISTABLE]
+
+
+def unlisted_parts(rule: Rule) -> list[str]:
+    """A join's parts a backfill cannot list (their events: `replay`)."""
+    return [part.part for part in rule.join.parts if part.source not in LISTABLE] if rule.join else []
+
+
 def candidates(services: Services, rule: Rule, since: datetime, until: datetime) -> Iterator[Candidate]:
-    """What `rule` may have missed in [since, until), oldest slot or first name first."""
+    """What `rule` (or each listable part of a join) may have missed in [since, until), oldest
+    slot or first name first."""
+    for listed in listed_parts(rule):
+        yield from _listed(services, listed, since, until)
+
+
+def _listed(services: Services, rule: Rule, since: datetime, until: datetime) -> Iterator[Candidate]:
     if rule.source is Source.SCHEDULE:
         yield from _slots(rule, since, until, services.settings.schedules_topic)
         return

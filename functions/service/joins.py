@@ -1,16 +1,17 @@
-"""Join routes: one run per correlation key and window, once every part has arrived.
+"""Join routes: one run per correlation key and window, once its parts have arrived.
 
 A join route's parts are matched like routes of their own (the router renders each part's
 correlation key and reads the fields the run needs). Each arrival is recorded in the key's
-window in the ledger (`RunQueue.arrive`, one atomic step): the first arrival of a part stays, a
-repeat changes nothing, and a part after the window closed opens a new one. Every arrival that
-finds its window COMPLETE builds the run from the recorded parts (`run_for`, pure) and launches
+window in the ledger (`RunQueue.arrive`, one atomic step; `windows.fold` reads the window from
+its arrivals: which arrival of each part counts, `require`, late arrivals). Every arrival that
+finds its window COMPLETE builds the run from the counted parts (`run_for`, pure) and launches
 it: they all build the same run key, whose claim is create-if-absent, so a window starts one
-run whatever the order, the duplicates and the concurrency of its parts, and a part arriving
-again after the run started is a DUPLICATE of it. A window that closes with parts missing is
-recorded EXPIRED by reconcile (`expire`), with a decision per arrived part naming what is
-missing; `on_expire: alert` also sends an alert (service/alerts.py) and logs the
-`join expired (alert)` line the deployed alert policy counts.
+run whatever the order, the duplicates and the concurrency of its parts. A late arrival (new
+content after the window completed) is recorded, or with `on_late: rerun` starts one run of its
+own, `…~late-N`, as exactly once. A window that closes with parts missing is recorded EXPIRED by
+reconcile (`expire`), with a decision per arrived part naming what is missing; `on_expire:
+alert` also sends an alert (service/alerts.py) and logs the `join expired (alert)` line the
+deployed alert policy counts.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from functions.service import passes, runs, trail
 from functions.service.alerts import Alert, explain_command, raise_alert
 from functions.service.guards import Arrive
 from functions.service.ports import Services
-from functions.service.records import JoinState, JoinStatus, NewRun, Outcome, Part, iso
+from functions.service.records import NewRun, Outcome, iso
+from functions.service.windows import JoinState, JoinStatus, Part, Terms
 from pipelines.backend import CompiledPipeline
 from pipelines.parameters import JOIN_PARTS_PARAMETER
 
@@ -44,34 +46,49 @@ def join_rule(services: Services, route: str) -> Rule:
     return rule
 
 
+def terms(rule: Rule) -> Terms:
+    """What a join route asks of its windows."""
+    assert rule.join is not None
+    join = rule.join
+    return Terms(join.names, join.within, join.needed, join.latest)
+
+
 def arrive(services: Services, event: TriggerEvent, step: Arrive) -> tuple[Outcome, dict[str, object]]:
-    """Record one part of a join, and launch the window's run once every part is in: the
-    outcome, and the entry for the answer's `decisions`."""
+    """Record one part of a join, and launch the window's run once it is complete (and a late
+    part's own run, with `on_late: rerun`): the outcome, and the entry for the answer's
+    `decisions`."""
     rule = join_rule(services, step.route)
     assert rule.join is not None
     part, now = step.part, services.clock()
     arrival = Part(event.envelope.id, event.key, now, step.part.values)
-    window = services.queue.arrive(
-        rule.name, part.key, part.name, arrival, rule.join.names, rule.join.within, now
-    )
+    window = services.queue.arrive(rule.name, part.key, part.name, arrival, terms(rule), now)
     entry: dict[str, object] = {"route": rule.name, "part": part.name, "key": part.key}
     note = partial(trail.record, services, event.envelope.id, event.key, event.envelope.type, route=rule.name)
+    counts = window.counts(part.name, event.envelope.id)
     if window.status is not JoinStatus.COMPLETE:
         outcome, reason = (
-            (Outcome.QUEUED, describe(rule.join.names, window))
-            if window.added
+            (Outcome.QUEUED, describe(rule.join.names, window, rule.join.needed))
+            if counts and window.added
             else _repeat(part.name, window)
         )
         note(outcome, reason)
         return outcome, entry | {"outcome": outcome, "reason": reason}
-    built = run_for(rule, window, services.catalog[rule.pipeline], event.envelope.id)
+    parts, what = (
+        dict(window.parts),
+        (f"part {part.name!r} completed join {part.key!r}" if counts else _repeat(part.name, window)[1]),
+    )
+    suffix = ""
+    if window.late_number:
+        late = window.late[window.late_number - 1]
+        what = f"late part {part.name!r} of join {part.key!r} (on_late: {rule.join.on_late})"
+        if rule.join.on_late == "rerun":
+            parts[late.part], suffix = late.event, f"~late-{window.late_number}"
+    built = run_for(rule, replace(window, parts=parts), services.catalog[rule.pipeline], event.envelope.id)
     if isinstance(built, str):
         reason = f"join {part.key!r} is complete but its run cannot be built: {built}"
         note(Outcome.SKIPPED, reason)
         return Outcome.SKIPPED, entry | {"outcome": Outcome.SKIPPED, "reason": reason}
-    what = (
-        f"part {part.name!r} completed join {part.key!r}" if window.added else _repeat(part.name, window)[1]
-    )
+    built = replace(built, run_key=built.run_key + suffix)
     launched = trail.Recorder(services, built, event.envelope.type, event.key, prefix=f"{what}: ")
     outcome, detail = runs.launch(services, built, services.catalog[rule.pipeline], launched)
     return outcome, entry | {"outcome": outcome, "run_key": built.run_key, **runs.answered(detail)}
@@ -84,17 +101,21 @@ def _repeat(name: str, window: JoinState) -> tuple[Outcome, str]:
     return Outcome.DUPLICATE, f"part {name!r} of join {window.key!r} arrived already (event {first.event_id})"
 
 
-def describe(names: tuple[str, ...], window: JoinState) -> str:
-    """A window's story in one line (`names`: the join's parts): waiting on what until when,
-    complete, or expired missing what."""
+def describe(names: tuple[str, ...], window: JoinState, needed: int = 0) -> str:
+    """A window's story in one line (`names`: the join's parts; `needed`: how many complete it,
+    0 for all): waiting on what until when, complete, or expired missing what."""
     missing = ", ".join(f"`{name}`" for name in window.missing(names))
+    if 0 < needed < len(names):
+        missing = f"{needed - len(window.parts)} more of {missing}"
     match window.status:
         case JoinStatus.OPEN:
             return f"join {window.key!r}: waiting on {missing}, expires {iso(window.expires)}"
         case JoinStatus.EXPIRED:
             return f"join {window.key!r} expired at {iso(window.expires)}: missing {missing}"
         case JoinStatus.COMPLETE:
-            return f"join {window.key!r} complete: every part arrived"
+            arrived = "every part" if not window.missing(names) else ", ".join(f"`{n}`" for n in window.parts)
+            late = f"; {len(window.late)} late arrival(s) since" if window.late else ""
+            return f"join {window.key!r} complete: {arrived} arrived{late}"
 
 
 def run_for(rule: Rule, window: JoinState, pipeline: CompiledPipeline, event_id: str) -> NewRun | str:
@@ -150,7 +171,8 @@ def _expire_one(services: Services, window: JoinState, closed_before: float) -> 
     if rule is None or rule.join is None:
         reason, alert = f"join {window.key!r} expired: its route is not in routes.yaml any more", False
     else:
-        reason, alert = describe(rule.join.names, expired), rule.join.on_expire == "alert"
+        join = rule.join
+        reason, alert = describe(join.names, expired, join.needed), join.on_expire == "alert"
     if alert:  # first: an alert that cannot be sent now leaves the window for the next pass
         explain = explain_command(window.key)
         summary = f"route {window.route}: {reason}"[:500]

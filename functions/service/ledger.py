@@ -20,18 +20,16 @@ from functions.service.records import (
     NO_RIDERS,
     Claim,
     DecisionRecord,
-    JoinState,
-    JoinStatus,
     KeptEvent,
     NewRun,
     Outcome,
-    Part,
     Reading,
     Riders,
     RunRecord,
     SettleHead,
     SettleWindow,
 )
+from functions.service.windows import JoinState, JoinStatus, Part, Terms
 from pipelines.backend import RunState
 
 
@@ -184,20 +182,11 @@ class RunQueue(Protocol):
         """A batch run's objects (their `gs://` URIs), sorted, each once."""
         ...
 
-    def arrive(
-        self,
-        route: str,
-        key: str,
-        part: str,
-        arrival: Part,
-        names: tuple[str, ...],
-        within: float,
-        now: float,
-    ) -> JoinState:
-        """Record one part of the join route `route` for correlation key `key` (`names`: every
-        part it waits for; `within`: a new window's length), by `records.arrive_rule`: the
-        key's window after it. One atomic step, so concurrent arrivals of the last parts all
-        answer the one COMPLETE window with the same parts."""
+    def arrive(self, route: str, key: str, part: str, arrival: Part, terms: Terms, now: float) -> JoinState:
+        """Record one part of the join route `route` for correlation key `key` (`terms`: what
+        the route asks of its windows), by `windows.arrive_rule`: the key's window after it.
+        Concurrent arrivals all answer the same window: one commit order of its arrivals, which
+        `windows.fold` reads alike for each."""
         ...
 
     def joins(

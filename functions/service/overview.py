@@ -15,9 +15,10 @@ from events.rules import Rule
 from functions.service.joins import describe
 from functions.service.ledger import Ledger
 from functions.service.limits import PAUSED
-from functions.service.records import DecisionRecord, JoinState, RunRecord, iso
+from functions.service.records import DecisionRecord, RunRecord, iso
 from functions.service.route_lines import RouteLine, route_lines
 from functions.service.supersede import SCOPE as SUPERSEDE_SCOPE
+from functions.service.windows import JoinState
 from pipelines.backend import RunState
 
 CHART_LIMIT = 10_000  # decisions drawn in the activity chart (the newest, if there are more)
@@ -64,7 +65,7 @@ def status(ledger: Ledger, rules: Sequence[Rule], paused: bool, now: float) -> S
     of each (and of the routes removed from routes.yaml, together: see `RunStore.summary`) by
     state, the queue, quarantined events, open joins, the oldest open claim, and whether
     submissions are paused (`paused`: by the settings; or by the ledger's flag)."""
-    from functions.service.records import JoinStatus
+    from functions.service.windows import JoinStatus
 
     summary = ledger.summary([rule.name for rule in rules])
     by_route: dict[str, dict[str, int]] = {}

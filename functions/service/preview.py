@@ -21,9 +21,11 @@ from events.schema import GlobalLimits
 from functions.service import guards, limits
 from functions.service.batches import batch_key
 from functions.service.joins import describe as describe_window
+from functions.service.joins import terms
 from functions.service.ledger import Ledger
 from functions.service.ports import ObjectStore
-from functions.service.records import JoinStatus, NewRun, Part, SettleWindow, arrive_rule, settle_rule
+from functions.service.records import NewRun, SettleWindow, settle_rule
+from functions.service.windows import JoinStatus, Part, arrive_rule
 from pipelines.backend import CompiledPipeline, RunState
 
 
@@ -67,7 +69,7 @@ def preview(
         found.refused = plan.reason
         return found
     for step in plan:
-        found.decisions.append(_verdict(step, event.envelope.id, reader, router, found))
+        found.decisions.append(_verdict(step, event, reader, router, found))
     return found
 
 
@@ -85,7 +87,7 @@ def _facts(event: TriggerEvent, routing: Routing, reader: Reader, found: Preview
 
 
 def _verdict(
-    step: guards.Step, event_id: str, reader: Reader, router: Router, found: Preview
+    step: guards.Step, event: TriggerEvent, reader: Reader, router: Router, found: Preview
 ) -> dict[str, object]:
     match step:
         case guards.Skip(route, reason, run_key):
@@ -110,7 +112,9 @@ def _verdict(
                 "reason": f"joins the batch that starts at the window's end ({closes:.0f})",
             }
         case guards.Arrive(route, part):
-            arrival = _arrival(route, part, event_id, reader, router)
+            arrival = _arrival(
+                route, part, Part(event.envelope.id, event.key, reader.now, {}), reader, router
+            )
             return {"route": route, "part": part.name, "key": part.key} | arrival
         case guards.Launch(run, pipeline):
             entry = {
@@ -137,18 +141,21 @@ def _settling(run: NewRun, window: SettleWindow, reader: Reader, found: Preview)
     return entry | {"verdict": "join", "reason": reason}
 
 
-def _arrival(
-    route: str, part: PartArrival, event_id: str, reader: Reader, router: Router
-) -> dict[str, object]:
+def _arrival(route: str, part: PartArrival, event: Part, reader: Reader, router: Router) -> dict[str, object]:
     """Which part of which join window the event would fill, and what that would do."""
-    join = router.by_name[route].join
-    assert join is not None
+    rule = router.by_name[route]
+    assert rule.join is not None
     if reader.ledger is None:
         return {"verdict": "join part", "reason": f"fills part {part.name!r} of join {part.key!r}"}
     windows = reader.ledger.joins(route=route, key=part.key)
-    arrival = Part(event_id, "", reader.now, {})
-    window = arrive_rule(windows, route, part.key, part.name, arrival, join.names, join.within, reader.now)
-    if not window.added:
+    window = arrive_rule(windows, route, part.key, part.name, event, terms(rule), reader.now)
+    counts = window.counts(part.name, event.event_id)
+    if window.late_number and window.added:
+        if rule.join.on_late == "rerun":
+            reason = f"a late part {part.name!r}: its own run starts, …~late-{window.late_number}"
+            return {"verdict": "run", "reason": reason}
+        return {"verdict": "duplicate", "reason": f"a late part {part.name!r}: recorded (on_late: record)"}
+    if not window.added or not counts:
         return {
             "verdict": "duplicate",
             "reason": f"part {part.name!r} of join {part.key!r} has arrived already",
@@ -156,11 +163,11 @@ def _arrival(
     if window.status is JoinStatus.COMPLETE:
         return {
             "verdict": "run",
-            "reason": f"fills part {part.name!r}, the last one missing: the join's run starts",
+            "reason": f"fills part {part.name!r}, the last one needed: the join's run starts",
         }
     return {
         "verdict": "join part",
-        "reason": f"fills part {part.name!r}: {describe_window(join.names, window)}",
+        "reason": f"fills part {part.name!r}: {describe_window(rule.join.names, window)}",
     }
 
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 from functions.service import backfill, completion, dead_letters, watch
 from functions.service.passes import Pass
 from functions.service.ports import Services
-from functions.service.records import Handled, JoinStatus
+from functions.service.records import Handled
+from functions.service.windows import JoinStatus
 from pipelines.backend import RunState
 
 MAX_LISTED = 100  # skipped runs listed in the reconcile target's answer

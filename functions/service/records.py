@@ -118,79 +118,6 @@ class StoredObject:
     content_type: str = ""
 
 
-class JoinStatus(StrEnum):
-    OPEN = "open"  # waiting for parts until `expires`
-    COMPLETE = "complete"  # every part arrived: its run is built (one run key per window)
-    EXPIRED = "expired"  # the window closed with parts missing (recorded by reconcile)
-
-
-@dataclass(frozen=True, slots=True)
-class Part:
-    """One part of a join as it first arrived: its event, and the fields the run reads."""
-
-    event_id: str
-    event_key: str
-    at: float
-    values: Mapping[str, object]
-
-
-@dataclass(frozen=True, slots=True)
-class JoinState:
-    """One window of a join route for one correlation key."""
-
-    route: str
-    key: str
-    opened: float
-    expires: float
-    status: JoinStatus
-    parts: Mapping[str, Part]
-    added: bool = False  # the arrival that answered this added its part (False: it was there)
-
-    def missing(self, names: tuple[str, ...]) -> list[str]:
-        return [name for name in names if name not in self.parts]
-
-
-def current_window(latest: JoinState | None, route: str, key: str, within: float, now: float) -> JoinState:
-    """The window a part arriving at `now` belongs to, given the key's latest: that one while it
-    is open (`now` before `expires`, not expired), else a new OPEN window opening `now`."""
-    if latest is None or now >= latest.expires or latest.status is JoinStatus.EXPIRED:
-        return JoinState(route, key, now, now + within, JoinStatus.OPEN, {})
-    return latest
-
-
-def with_part(window: JoinState, part: str, arrival: Part, names: tuple[str, ...]) -> JoinState:
-    """The window after `part` arrives: the first arrival of a part stays (a repeat changes
-    nothing: `added` False); COMPLETE once every part in `names` has arrived."""
-    if part in window.parts:
-        return replace(window, added=False)
-    parts = {**window.parts, part: arrival}
-    return replace(window, parts=parts, status=completed(parts, names), added=True)
-
-
-def completed(parts: Mapping[str, Part], names: tuple[str, ...]) -> JoinStatus:
-    return JoinStatus.COMPLETE if all(name in parts for name in names) else JoinStatus.OPEN
-
-
-def arrive_rule(
-    windows: list[JoinState],
-    route: str,
-    key: str,
-    part: str,
-    arrival: Part,
-    names: tuple[str, ...],
-    within: float,
-    now: float,
-) -> JoinState:
-    """How a ledger records one part's arrival, given the key's windows (newest first): an event
-    a window holds already (a redelivery, however late) is answered by that window as it is;
-    any other goes into the window open now (`current_window`, then `with_part`). A new window
-    leaves an OPEN old one for reconcile to record expired. `now` is the ledger's clock."""
-    if (holding := holding_event(windows, arrival.event_id)) is not None:
-        return replace(holding, added=False)
-    latest = windows[0] if windows else None
-    return with_part(current_window(latest, route, key, within, now), part, arrival, names)
-
-
 @dataclass(frozen=True, slots=True)
 class SettleWindow:
     """`limits.settle`: a batch starts `quiet` after its last item, `max_wait` after its first
@@ -230,34 +157,6 @@ def settle_rule(
         joined = SettleHead(number, f"{key}~settle-{number}", now, 1, now + window.quiet)
     due = now if joined.items >= window.max_items else min(joined.due, joined.opened + window.max_wait)
     return replace(joined, due=due)
-
-
-def holding_event(windows: list[JoinState], event_id: str) -> JoinState | None:
-    """The window among these whose parts include the event `event_id`."""
-    return next((w for w in windows if any(p.event_id == event_id for p in w.parts.values())), None)
-
-
-def parts_json(parts: Mapping[str, Part]) -> dict[str, dict[str, object]]:
-    """A window's parts as the ledgers store them (JSON)."""
-    return {
-        name: {"event_id": p.event_id, "event_key": p.event_key, "at": p.at, "values": dict(p.values)}
-        for name, p in parts.items()
-    }
-
-
-def parts_from_json(stored: Mapping[str, Mapping[str, object]]) -> dict[str, Part]:
-    """`parts_json`'s inverse."""
-    parts: dict[str, Part] = {}
-    for name, p in stored.items():
-        values = p.get("values")
-        at = p.get("at")
-        parts[name] = Part(
-            str(p.get("event_id", "")),
-            str(p.get("event_key", "")),
-            float(at) if isinstance(at, int | float) else 0.0,
-            dict(values) if isinstance(values, Mapping) else {},
-        )
-    return parts
 
 
 MAX_KEPT_DATA = 900_000  # characters of an event's data kept for replay (a Firestore document is 1 MiB)

@@ -38,6 +38,15 @@ routes:
   - name: product
     when: {{pubsub: {{topic: product-events}}}}
     run: {{pipeline: echo}}
+  - name: survey-ready
+    when:
+      join:
+        key: "{{survey}}"
+        within: 1h
+        parts:
+          closed: {{pubsub: {{topic: survey-events}}, key: "{{data.survey}}"}}
+          files: {{storage: {{bucket: {bucket}, object: "surveys/{{survey}}/_SUCCESS"}}}}
+    run: {{pipeline: echo}}
 """
 
 
@@ -114,3 +123,22 @@ def test_a_route_whose_events_cannot_be_listed_is_refused(routed: Services) -> N
         backfill.backfillable(routed, "product")
     with pytest.raises(PermanentError, match="no route 'nope'"):
         backfill.backfillable(routed, "nope")
+
+
+def test_a_join_routes_listable_parts_are_backfilled_and_complete_their_windows(
+    routed: Services, backend: RecordingBackend, bucket
+) -> None:
+    """The upload's finalize events were lost; the product's messages arrived (or were replayed):
+    a backfill of the join route sends its storage part, and each window completes once."""
+    from tests.support import message_event
+
+    for survey in ("s1", "s2"):
+        bucket.blob(f"surveys/{survey}/_SUCCESS").upload_from_string("")
+    call(intake.handle, routed, *message_event("survey-events", {"survey": "s1"}, "closed-s1"))
+    rule = backfill.backfillable(routed, "survey-ready")
+    assert backfill.unlisted_parts(rule) == ["closed"]
+    since, until = datetime.now(UTC) - timedelta(hours=1), datetime.now(UTC) + timedelta(minutes=1)
+    report = backfill.backfill(routed, rule, since, until)
+    assert [d["outcome"] for d in report.decisions] == ["run", "queued"], "s2 waits for its message"
+    assert [s.route for s in backend.submitted] == ["survey-ready"]
+    assert dict(backfill.backfill(routed, rule, since, until).outcomes) == {"duplicate": 2}

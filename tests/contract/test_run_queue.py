@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 from functions.service.ledger import Ledger
-from functions.service.records import ClaimOutcome, JoinStatus, NewRun, Part
+from functions.service.records import ClaimOutcome, NewRun
+from functions.service.windows import JoinStatus, Part, Terms
 from pipelines.backend import RunState
 from tests.contract.conftest import Time
 
@@ -107,7 +108,9 @@ def test_a_join_window_keeps_each_parts_first_arrival_and_completes_once(
     ledger: Ledger, ledger_clock: Time
 ) -> None:
     now = ledger_clock.now()
-    first = ledger.arrive("join", "acme/s1", "closed", part("c-1", now, tenant="acme"), NAMES, 3600, now)
+    first = ledger.arrive(
+        "join", "acme/s1", "closed", part("c-1", now, tenant="acme"), Terms(NAMES, 3600), now
+    )
     assert (first.status, first.added, first.opened, first.expires) == (
         JoinStatus.OPEN,
         True,
@@ -115,22 +118,24 @@ def test_a_join_window_keeps_each_parts_first_arrival_and_completes_once(
         now + 3600,
     )
     again = ledger.arrive(
-        "join", "acme/s1", "closed", part("c-2", now + 1, tenant="evil"), NAMES, 3600, now + 1
+        "join", "acme/s1", "closed", part("c-2", now + 1, tenant="evil"), Terms(NAMES, 3600), now + 1
     )
-    assert (again.added, again.parts["closed"].event_id) == (False, "c-1")
-    last = ledger.arrive("join", "acme/s1", "files", part("f-1", now + 2), NAMES, 3600, now + 2)
+    assert (again.added, again.parts["closed"].event_id) == (True, "c-1"), "kept, not counted"
+    assert not again.counts("closed", "c-2")
+    last = ledger.arrive("join", "acme/s1", "files", part("f-1", now + 2), Terms(NAMES, 3600), now + 2)
     assert (last.status, last.added, last.opened) == (JoinStatus.COMPLETE, True, now)
     assert last.parts["closed"] == part("c-1", now, tenant="acme")
-    repeat = ledger.arrive("join", "acme/s1", "files", part("f-2", now + 3), NAMES, 3600, now + 3)
-    assert (repeat.status, repeat.added, repeat.parts["files"].event_id) == (
+    repeat = ledger.arrive("join", "acme/s1", "files", part("f-2", now + 3), Terms(NAMES, 3600), now + 3)
+    assert (repeat.status, repeat.added, repeat.parts["files"].event_id, repeat.late_number) == (
         JoinStatus.COMPLETE,
-        False,
+        True,
         "f-1",
-    )
+        1,
+    ), "new content after the run: the window's first late arrival"
     assert ledger.joins(status=JoinStatus.OPEN) == []
     (window,) = ledger.joins(route="join", key="acme/s1")
     assert (window.status, sorted(window.parts)) == (JoinStatus.COMPLETE, ["closed", "files"])
-    other = ledger.arrive("join", "globex/s1", "files", part("g-1", now), NAMES, 3600, now)
+    other = ledger.arrive("join", "globex/s1", "files", part("g-1", now), Terms(NAMES, 3600), now)
     assert (other.status, other.added) == (JoinStatus.OPEN, True), "another key, another window"
 
 
@@ -138,9 +143,9 @@ def test_a_closed_window_is_expired_once_and_a_late_part_opens_a_new_one(
     ledger: Ledger, ledger_clock: Time
 ) -> None:
     now = ledger_clock.now()
-    ledger.arrive("join", "acme/s1", "closed", part("c-1", now), NAMES, 10, now)
+    ledger.arrive("join", "acme/s1", "closed", part("c-1", now), Terms(NAMES, 10), now)
     assert not ledger.expire("join", "acme/s1", now, now + 5), "not closed yet"
-    late = ledger.arrive("join", "acme/s1", "files", part("f-1", now + 11), NAMES, 10, now + 11)
+    late = ledger.arrive("join", "acme/s1", "files", part("f-1", now + 11), Terms(NAMES, 10), now + 11)
     assert (late.status, late.opened, list(late.parts)) == (JoinStatus.OPEN, now + 11, ["files"])
     windows = ledger.joins(route="join", key="acme/s1")
     assert [(w.opened, w.status, list(w.parts)) for w in windows] == [
@@ -162,12 +167,12 @@ def test_a_parts_redelivery_however_late_is_answered_by_the_window_that_holds_it
     """The delivery that completed a window may die before it launched the run; its redelivery,
     after the window closed and a newer one opened, must still find the complete window."""
     now = ledger_clock.now()
-    ledger.arrive("join", "acme/s1", "files", part("f-1", now), NAMES, 10, now)
-    completing = ledger.arrive("join", "acme/s1", "closed", part("c-1", now + 5), NAMES, 10, now + 5)
+    ledger.arrive("join", "acme/s1", "files", part("f-1", now), Terms(NAMES, 10), now)
+    completing = ledger.arrive("join", "acme/s1", "closed", part("c-1", now + 5), Terms(NAMES, 10), now + 5)
     assert completing.status is JoinStatus.COMPLETE
-    newer = ledger.arrive("join", "acme/s1", "closed", part("c-2", now + 20), NAMES, 10, now + 20)
+    newer = ledger.arrive("join", "acme/s1", "closed", part("c-2", now + 20), Terms(NAMES, 10), now + 20)
     assert (newer.opened, newer.status) == (now + 20, JoinStatus.OPEN)
-    again = ledger.arrive("join", "acme/s1", "closed", part("c-1", now + 30), NAMES, 10, now + 30)
+    again = ledger.arrive("join", "acme/s1", "closed", part("c-1", now + 30), Terms(NAMES, 10), now + 30)
     assert (again.opened, again.status, again.added) == (now, JoinStatus.COMPLETE, False)
     assert again.parts["closed"].event_id == "c-1"
     assert [w.opened for w in ledger.joins(route="join", key="acme/s1")] == [now + 20, now]

@@ -27,23 +27,20 @@ from functions.service.records import (
     Claim,
     ClaimOutcome,
     DecisionRecord,
-    JoinState,
-    JoinStatus,
     KeptEvent,
     NewRun,
     Outcome,
-    Part,
     Reading,
     Riders,
     RunRecord,
     SettleHead,
     SettleWindow,
-    arrive_rule,
     claim_rule,
     others_folded,
     settle_rule,
 )
 from functions.service.results import RESULT_TYPE
+from functions.service.windows import JoinState, JoinStatus, Part, Terms, arrive_rule
 from pipelines.backend import RunState, RunStatus, Submission
 from pipelines.engines import Engine
 
@@ -368,20 +365,11 @@ class FakeRunQueue(FakeRunStore):
     def members(self, run_key: str) -> list[str]:
         return sorted({member for key, member in self.batch_of.values() if key == run_key})
 
-    def arrive(
-        self,
-        route: str,
-        key: str,
-        part: str,
-        arrival: Part,
-        names: tuple[str, ...],
-        within: float,
-        now: float,
-    ) -> JoinState:
+    def arrive(self, route: str, key: str, part: str, arrival: Part, terms: Terms, now: float) -> JoinState:
         with self._lock:
             windows = self.joins(route=route, key=key)
-            window = arrive_rule(windows, route, key, part, arrival, names, within, now)
-            self.windows[(route, key, window.opened)] = replace(window, added=False)
+            window = arrive_rule(windows, route, key, part, arrival, terms, now)
+            self.windows[(route, key, window.opened)] = replace(window, added=False, late_number=0)
             return window
 
     def joins(

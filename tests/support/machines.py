@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, rule
 
+from events.envelope import parse_http
 from events.errors import TransientError
+from events.router import Router
+from functions.adapters.sqlite.ledger import SqliteLedger
+from functions.service import intake
 from functions.service.crashpoints import POINTS
+from functions.service.ports import Services, ledger_ports
 from functions.service.records import Handled
-from tests.support.fakes import RecordingBackend
+from functions.settings import Settings
+from pipelines import catalog
+from tests.support.fakes import RecordingBackend, RecordingSink
 from tests.support.faults import Crasher, answer
 
 
@@ -45,3 +54,52 @@ class FaultyPlatform(RuleBasedStateMachine):
             self.engine.succeed_but_raise = TransientError("response lost")
         else:
             self.engine.fail_with = TransientError("backend unavailable")
+
+
+class RoutedPlatform(FaultyPlatform):
+    """A `FaultyPlatform` serving the routes.yaml text `ROUTES` (a subclass sets it) on a SQLite
+    ledger in a scratch folder, with simulated time (`now`); `deliver` calls `handle_event` and
+    remembers what was acknowledged."""
+
+    ROUTES = ""
+    LEASE = 60.0
+    GRACE = 60.0
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.folder = Path(tempfile.mkdtemp(prefix=f"kfp-trigger-{cls.__name__}-"))
+        (cls.folder / "routes.yaml").write_text(cls.ROUTES)
+        cls.routes = catalog.load(cls.folder / "routes.yaml", cls.folder / "packages")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scratch = tempfile.TemporaryDirectory()
+        self.now = 1_800_000_000.0
+        self.services = Services(
+            settings=Settings(
+                routes=self.folder / "routes.yaml",
+                state_dir=Path(self.scratch.name),
+                claim_lease_seconds=self.LEASE,
+                reconcile_grace_seconds=0,
+                join_grace_seconds=self.GRACE,
+            ),
+            router=Router(self.routes.rules),
+            catalog=self.routes.catalog,
+            **ledger_ports(SqliteLedger(Path(self.scratch.name) / "ledger.sqlite3")),
+            backends={"local": self.engine},
+            results=RecordingSink(),
+            quarantine=RecordingSink(),
+            clock=lambda: self.now,
+            crash=self.crash,
+        )
+        self.acked: set[str] = set()  # event ids answered 2xx
+
+    def teardown(self) -> None:
+        self.scratch.cleanup()
+
+    def deliver(self, event_id: str, delivery: tuple[dict[str, str], bytes]) -> int | None:
+        headers, body = delivery
+        status = self.call(lambda: intake.handle(self.services, *parse_http(headers, body), body))
+        if status is not None and status < 300:
+            self.acked.add(event_id)
+        return status

@@ -216,7 +216,7 @@ def test_simulate_says_which_part_an_event_fills_and_what_it_would_do(joined: Se
     assert simulate(closed(), "c-2")["verdict"] == "duplicate"
     last = simulate(table(), "t-1")
     assert last["verdict"] == "run"
-    assert "the last one missing" in str(last["reason"])
+    assert "the last one needed" in str(last["reason"])
 
 
 def test_the_guides_worked_example_is_a_valid_join_route() -> None:

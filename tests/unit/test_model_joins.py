@@ -17,25 +17,16 @@ CANCELED (S3).
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
 import pytest
 from hypothesis import strategies as st
 from hypothesis.stateful import invariant, precondition, rule
 
-from events.envelope import parse_http
-from events.router import Router
-from functions.adapters.sqlite.ledger import SqliteLedger
-from functions.service import completion, intake, reconcile
-from functions.service.ports import Services, ledger_ports
-from functions.service.records import JoinStatus, iso
-from functions.settings import Settings
-from pipelines import catalog
+from functions.service import completion, reconcile
+from functions.service.records import iso
+from functions.service.windows import JoinStatus
 from pipelines.backend import RunState
 from tests.support import machine_settings, message_event, storage_event
-from tests.support.fakes import RecordingSink
-from tests.support.machines import FaultyPlatform
+from tests.support.machines import RoutedPlatform
 
 pytestmark = pytest.mark.slow  # 200 hypothesis state-machine examples
 
@@ -64,43 +55,8 @@ KEYS = ("k0", "k1")
 TENANTS = ("t0", "t1")
 
 
-class JoinsAndSupersede(FaultyPlatform):
-    folder = Path(tempfile.mkdtemp(prefix="kfp-trigger-model-joins-"))
-    (folder / "routes.yaml").write_text(ROUTES)
-    routes = catalog.load(folder / "routes.yaml", folder / "packages")
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.scratch = tempfile.TemporaryDirectory()
-        self.now = 1_800_000_000.0
-        self.services = Services(
-            settings=Settings(
-                routes=self.folder / "routes.yaml",
-                state_dir=Path(self.scratch.name),
-                claim_lease_seconds=LEASE,
-                reconcile_grace_seconds=0,
-                join_grace_seconds=GRACE,
-            ),
-            router=Router(self.routes.rules),
-            catalog=self.routes.catalog,
-            **ledger_ports(SqliteLedger(Path(self.scratch.name) / "ledger.sqlite3")),
-            backends={"local": self.engine},
-            results=RecordingSink(),
-            quarantine=RecordingSink(),
-            clock=lambda: self.now,
-            crash=self.crash,
-        )
-        self.acked: set[str] = set()  # event ids answered 2xx
-
-    def teardown(self) -> None:
-        self.scratch.cleanup()
-
-    def deliver(self, event_id: str, delivery: tuple[dict[str, str], bytes]) -> int | None:
-        headers, body = delivery
-        status = self.call(lambda: intake.handle(self.services, *parse_http(headers, body), body))
-        if status is not None and status < 300:
-            self.acked.add(event_id)
-        return status
+class JoinsAndSupersede(RoutedPlatform):
+    ROUTES = ROUTES
 
     # ---- the platform ----------------------------------------------------------------------
 

@@ -34,3 +34,5 @@ def test_twenty_thousand_hostile_deliveries_start_each_run_once_lose_nothing_and
     assert (report.joins_left_open, report.duplicate_cancels) == (0, 0)
     # settle windows (issue 36): batches of objects and of messages ran, each item in one of them
     assert report.settled_items > report.settle_batches > 0
+    # join expressions (issue 36): a quorum join's late parts ran once each, none twice (above)
+    assert report.late_runs > 0

@@ -1,4 +1,4 @@
-"""The SQLite join windows: the parts that arrived per route and correlation key (`arrive_rule`)."""
+"""The SQLite join windows: each window a row with its arrivals in order (`windows.arrive_rule`)."""
 
 from __future__ import annotations
 
@@ -6,32 +6,35 @@ import json
 import sqlite3
 
 from functions.adapters.sqlite.database import Part
-from functions.service.records import JoinState, JoinStatus, arrive_rule, parts_from_json, parts_json
-from functions.service.records import Part as Arrival
+from functions.service.windows import (
+    JoinState,
+    JoinStatus,
+    Terms,
+    arrivals_from_json,
+    arrivals_json,
+    arrive_rule,
+    first_arrivals,
+    parts_from_json,
+    parts_json,
+)
+from functions.service.windows import Part as Arrival
 
 
 class SqliteJoins(Part):
     def arrive(
-        self,
-        route: str,
-        key: str,
-        part: str,
-        arrival: Arrival,
-        names: tuple[str, ...],
-        within: float,
-        now: float,
+        self, route: str, key: str, part: str, arrival: Arrival, terms: Terms, now: float
     ) -> JoinState:
         with self._db.write() as db:
             rows = db.execute(
                 "SELECT * FROM joins WHERE route = ? AND key = ? ORDER BY opened DESC", (route, key)
             ).fetchall()
-            windows = [window(row) for row in rows]
-            opened = arrive_rule(windows, route, key, part, arrival, names, within, now)
+            opened = arrive_rule([window(row) for row in rows], route, key, part, arrival, terms, now)
             if opened.added:
                 db.execute(
-                    "INSERT INTO joins (route, key, opened, expires, status, parts) VALUES (?, ?, ?, ?, ?, ?)"
-                    " ON CONFLICT (route, key, opened) DO UPDATE SET status = excluded.status,"
-                    " parts = excluded.parts",
+                    "INSERT INTO joins (route, key, opened, expires, status, parts, late, arrivals)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (route, key, opened) DO UPDATE SET"
+                    " status = excluded.status, parts = excluded.parts, late = excluded.late,"
+                    " arrivals = excluded.arrivals",
                     (
                         route,
                         key,
@@ -39,6 +42,8 @@ class SqliteJoins(Part):
                         opened.expires,
                         opened.status,
                         json.dumps(parts_json(opened.parts)),
+                        json.dumps(arrivals_json(opened.late)),
+                        json.dumps(arrivals_json(opened.arrivals)),
                     ),
                 )
             return opened
@@ -64,11 +69,15 @@ class SqliteJoins(Part):
 
 
 def window(row: sqlite3.Row) -> JoinState:
+    parts = parts_from_json(json.loads(row["parts"]))
+    arrivals = arrivals_from_json(json.loads(row["arrivals"])) or first_arrivals(parts)  # older rows
     return JoinState(
         row["route"],
         row["key"],
         row["opened"],
         row["expires"],
         JoinStatus(row["status"]),
-        parts_from_json(json.loads(row["parts"])),
+        parts,
+        arrivals_from_json(json.loads(row["late"])),
+        arrivals,
     )

@@ -12,7 +12,7 @@ from functions.adapters.sqlite.queue import SqliteRunQueue
 from functions.adapters.sqlite.quotas import SqliteQuotas
 from functions.adapters.sqlite.runs import SqliteRunStore
 from functions.adapters.sqlite.schema import IN_TERMINAL, TERMINAL_STATES
-from functions.service.records import JoinStatus
+from functions.service.windows import JoinStatus
 
 
 class SqliteLedger(

@@ -41,7 +41,8 @@ CREATE INDEX IF NOT EXISTS decisions_quarantined ON decisions(outcome) WHERE out
 CREATE INDEX IF NOT EXISTS decisions_by_route_time ON decisions(route, at);
 CREATE TABLE IF NOT EXISTS joins (
     route TEXT NOT NULL, key TEXT NOT NULL, opened REAL NOT NULL, expires REAL NOT NULL,
-    status TEXT NOT NULL, parts TEXT NOT NULL, PRIMARY KEY (route, key, opened)
+    status TEXT NOT NULL, parts TEXT NOT NULL, late TEXT NOT NULL DEFAULT '[]',
+    arrivals TEXT NOT NULL DEFAULT '[]', PRIMARY KEY (route, key, opened)
 );
 CREATE INDEX IF NOT EXISTS joins_by_status ON joins(status);
 CREATE TABLE IF NOT EXISTS settles (
@@ -71,6 +72,8 @@ ADDED_COLUMNS = {
     ("runs", "concurrency"): "TEXT NOT NULL DEFAULT ''",
     ("runs", "trace"): "TEXT NOT NULL DEFAULT ''",
     ("marks", "at"): "REAL NOT NULL DEFAULT 0",
+    ("joins", "late"): "TEXT NOT NULL DEFAULT '[]'",
+    ("joins", "arrivals"): "TEXT NOT NULL DEFAULT '[]'",
 }
 
 TERMINAL_STATES = tuple(sorted(state.value for state in TERMINAL))
