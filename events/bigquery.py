@@ -4,6 +4,13 @@ Two audit formats exist. The legacy `jobservice.jobcompleted` entry carries the 
 `serviceData.jobCompletedEvent`. The newer `BigQueryAuditMetadata` entries carry
 `metadata.jobChange` (one per state change) or `metadata.tableDataChange`. Each successful write
 to a named table becomes a `TableWritten`; everything else is `Ignored` with a reason.
+
+A destination's partition decorator (`responses$20261126`) is its `partition`, the table named
+without it. Rows written (`rows`), as each format reports them (BigQuery audit log reference,
+AuditData.JobStatistics and BigQueryAuditMetadata.JobStats / TableDataChange): a query's
+`queryOutputRowCount` / `queryStats.outputRowCount`, a table data change's `insertedRowsCount`;
+a load job reports bytes only (`totalLoadOutputBytes` / `loadStats.totalOutputBytes`), so its
+rows are known only when it wrote none (0 bytes: 0 rows), unknown (None) otherwise.
 """
 
 from __future__ import annotations
@@ -52,6 +59,7 @@ def _legacy(envelope: Envelope, service_data: Mapping[str, Any], where: str) -> 
     if status.get("state") != "DONE" or status.get("error"):
         return Ignored(envelope, "the BigQuery job did not complete successfully")
     config = _obj(job.get("jobConfiguration"))
+    statistics = _obj(job.get("jobStatistics"))
     for kind in LEGACY_CONFIGS:
         table = _obj(config.get(kind)).get("destinationTable")
         if isinstance(table, dict):
@@ -59,11 +67,13 @@ def _legacy(envelope: Envelope, service_data: Mapping[str, Any], where: str) -> 
             job_name = (
                 f"projects/{name.get('projectId')}/jobs/{name.get('jobId')}" if name.get("jobId") else None
             )
+            rows = _rows(statistics.get("queryOutputRowCount"), statistics.get("totalLoadOutputBytes"))
             return _written(
                 envelope,
                 (table.get("projectId"), table.get("datasetId"), table.get("tableId")),
                 job_name,
                 where,
+                rows,
             )
     return Ignored(envelope, "the BigQuery job has no destination table")
 
@@ -79,17 +89,23 @@ def _job_change(
     config = _obj(job.get("jobConfig"))
     if config.get("type") == "EXTRACT":
         return Ignored(envelope, "extract jobs write to Cloud Storage, not to a table")
+    statistics = _obj(job.get("jobStats"))
+    rows = _rows(
+        _obj(statistics.get("queryStats")).get("outputRowCount"),
+        _obj(statistics.get("loadStats")).get("totalOutputBytes"),
+    )
     for kind in NEW_CONFIGS:
         destination = _obj(config.get(kind)).get("destinationTable")
         if isinstance(destination, str):
-            return _written(envelope, _table_path(destination), job.get("jobName"), where)
+            return _written(envelope, _table_path(destination), job.get("jobName"), where, rows)
     return Ignored(envelope, "the BigQuery job has no destination table")
 
 
 def _table_data_change(
     envelope: Envelope, change: Mapping[str, Any], resource: str, where: str
 ) -> TableWritten | Ignored:
-    return _written(envelope, _table_path(resource), change.get("jobName"), where)
+    rows = _rows(change.get("insertedRowsCount"), None)
+    return _written(envelope, _table_path(resource), change.get("jobName"), where, rows)
 
 
 _NEW_FORMAT: Mapping[str, Callable[[Envelope, Mapping[str, Any], str, str], TableWritten | Ignored]]
@@ -109,10 +125,38 @@ def _table_path(path: str) -> tuple[object, object, object]:
     return None, None, None
 
 
+def _count(value: object) -> int | None:
+    """An int64 as the audit log writes it (a string of digits), or None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if value >= 0 else None
+    return int(value) if isinstance(value, str) and value.isascii() and value.isdigit() else None
+
+
+def _decorator(text: str) -> bool:
+    """A partition decorator: $YYYYMMDD[HH], $YYYYMM, $YYYY, a range partition's id, __NULL__."""
+    return 0 < len(text) <= 64 and text.isascii() and all(c.isalnum() or c == "_" for c in text)
+
+
+def _rows(counted: object, load_bytes: object) -> int | None:
+    """Rows written: the count when the entry gives one; 0 for a load of 0 bytes; else None."""
+    if (rows := _count(counted)) is not None:
+        return rows
+    return 0 if _count(load_bytes) == 0 else None
+
+
 def _written(
-    envelope: Envelope, table: tuple[object, object, object], job_name: object, where: str
+    envelope: Envelope,
+    table: tuple[object, object, object],
+    job_name: object,
+    where: str,
+    rows: int | None = None,
 ) -> TableWritten | Ignored:
-    project, dataset, name = (part if isinstance(part, str) else "" for part in table)
+    project, dataset, decorated = (part if isinstance(part, str) else "" for part in table)
+    name, decorator, partition = decorated.partition("$")
+    if decorator and not _decorator(partition):
+        return Ignored(envelope, f"the destination's partition decorator {partition[:80]!r} is not one")
     if not (project and dataset and name):
         return Ignored(envelope, "the BigQuery entry names no destination table")
     if dataset.startswith("_"):  # query results land in hidden `_…` datasets; `anon…` is a fine table name
@@ -124,6 +168,8 @@ def _written(
         table=name,
         job_name=job_name if isinstance(job_name, str) and job_name else None,
         log_entry=where,
+        partition=partition,
+        rows=rows,
     )
 
 

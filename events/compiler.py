@@ -191,7 +191,11 @@ def _bigquery(bigquery: BigQueryWhen, where: str, problems: list[str]) -> Matche
     pattern = _pattern(bigquery.table, ".", f"{where}.table", problems)
     if pattern is not None:
         check_table(bigquery.table, f"{where}.table", problems)
-    common = {"index": bigquery.table if pattern and pattern.literal else "", "pattern": pattern}
+    common = {
+        "index": bigquery.table if pattern and pattern.literal else "",
+        "pattern": pattern,
+        "min_rows": bigquery.min_rows,
+    }
     return common, pattern.captures if pattern else ()
 
 

@@ -153,6 +153,8 @@ class TableWritten:
     table: str
     job_name: str | None  # projects/P/jobs/J, when the entry names it
     log_entry: str  # logName#insertId
+    partition: str = ""  # the destination's partition decorator ($20261126), "" for the whole table
+    rows: int | None = None  # rows written, when the entry tells (events/bigquery.py)
 
     kind = Source.BIGQUERY
 
@@ -175,9 +177,10 @@ class TableWritten:
             "table.dataset": self.dataset,
             "table.table": self.table,
             "table.id": self.table_id,
+            "table.partition": self.partition,
             "job.name": self.job_name or "",
             "job.id": (self.job_name or "").rsplit("/", 1)[-1],
-        }
+        } | ({"job.rows": self.rows} if self.rows is not None else {})
 
 
 TriggerEvent = ObjectFinalized | Message | ScheduleTick | TableWritten

@@ -52,7 +52,16 @@ SOURCE_FIELDS: Mapping[Source, frozenset[str]] = {
         }
     ),
     Source.BIGQUERY: frozenset(
-        {"table.project", "table.dataset", "table.table", "table.id", "job.id", "job.name"}
+        {
+            "table.project",
+            "table.dataset",
+            "table.table",
+            "table.id",
+            "job.id",
+            "job.name",
+            "table.partition",
+            "job.rows",
+        }
     ),
     Source.SCHEDULE: frozenset({"schedule.job", "schedule.slot", "message.id"}),
 }

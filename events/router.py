@@ -177,7 +177,7 @@ def _match(rule: Rule, event: TriggerEvent) -> dict[str, object] | str:
         case Message():
             return _match_message(rule, event)
         case TableWritten():
-            return _match_pattern(rule, event.table_id, "table")
+            return _match_table(rule, event)
         case ScheduleTick():
             return {"schedule.slot": schedule_slot(rule.cron, rule.timezone, event.publish_time)}
 
@@ -194,6 +194,13 @@ def _match_pattern(rule: Rule, value: str, what: str) -> dict[str, object] | str
         pattern = rule.pattern.text if rule.pattern else ""
         return f"{what} {value[:200]!r} does not match {pattern!r}"
     return dict(captures)
+
+
+def _match_table(rule: Rule, event: TableWritten) -> dict[str, object] | str:
+    matched = _match_pattern(rule, event.table_id, "table")
+    if not isinstance(matched, str) and event.rows is not None and event.rows < rule.min_rows:
+        return f"the job wrote {event.rows} rows, fewer than min_rows {rule.min_rows}"
+    return matched
 
 
 def _match_object(rule: Rule, event: ObjectFinalized) -> dict[str, object] | str:

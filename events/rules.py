@@ -46,6 +46,7 @@ class Rule:
     pattern: Pattern | None = None  # object name or project.dataset.table
     content_types: tuple[str, ...] = ()
     min_size: int = 0
+    min_rows: int = 0  # bigquery: skip a job known to have written fewer rows
     manifest: bool = False  # the object is a batch manifest: check readiness before running
     max_wait: float = DEFAULT_MAX_WAIT  # a manifest's objects, past the event's time: then skip
     name_filter: Filter | None = None  # storage: what the object's name must also meet

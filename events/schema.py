@@ -84,6 +84,12 @@ class BigQueryWhen(Model):
     """A successful BigQuery job wrote to a table matching `table` (project.dataset.table)."""
 
     table: Annotated[str, Field(min_length=5, description="project.dataset.table; each part a pattern")]
+    min_rows: int = Field(
+        0,
+        ge=0,
+        description="skip (and record) a job that wrote fewer rows; a load job reports bytes only, so "
+        "its rows are known when it wrote none (an empty load is skipped by min_rows: 1)",
+    )
 
 
 MAX_CATCH_UP = 7 * 86400.0  # schedule.catch_up: at most a week

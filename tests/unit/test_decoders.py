@@ -182,3 +182,45 @@ def test_only_hidden_datasets_hold_anonymous_tables(dataset: str, table: str, wr
     else:
         assert isinstance(decoded, Ignored)
         assert "anonymous" in decoded.reason
+
+
+@pytest.mark.parametrize(
+    ("file", "table", "partition", "rows"),
+    [
+        # the legacy format (AuditData): a real query job (google-cloudevents' sample), our loads
+        ("audit/LogEntryData-bigqueryjobcompleted.json", "sample-table", "", 10),
+        ("audit/bigquery-load-legacy.json", "responses_tenant_a", "", None),  # a load: bytes only
+        ("audit/bigquery-load-legacy-partition-empty.json", "responses", "20261126", 0),  # 0 bytes
+        # the new format (BigQueryAuditMetadata)
+        ("audit/bigquery-jobchange-done.json", "responses_tenant_b", "", None),
+        ("audit/bigquery-jobchange-query-partition.json", "responses", "20261127", 42),
+        ("audit/bigquery-tabledatachange.json", "responses_tenant_b", "", 1200),
+    ],
+)
+def test_a_bigquery_write_carries_its_partition_and_the_rows_it_wrote(
+    file: str, table: str, partition: str, rows: int | None
+) -> None:
+    from events.model import TableWritten
+    from tests.support import cases
+
+    (case,) = [case for case in cases() if case.file == file]
+    decoded = decode(*case.cloudevent())
+    assert isinstance(decoded, TableWritten)
+    assert (decoded.table, decoded.partition, decoded.rows) == (table, partition, rows)
+    assert decoded.fields()["table.partition"] == partition
+    assert decoded.fields().get("job.rows") == rows
+
+
+@pytest.mark.parametrize("decorator", ["", "2026-11-26", "x" * 65, "2026\u00b9"])
+def test_a_destination_whose_partition_decorator_is_not_one_is_ignored(decorator: str) -> None:
+    from events.model import Ignored
+    from tests.support import cases
+
+    (case,) = [case for case in cases() if case.file == "audit/bigquery-jobchange-query-partition.json"]
+    attributes, data = case.cloudevent()
+    assert isinstance(data, dict)
+    config = data["protoPayload"]["metadata"]["jobChange"]["job"]["jobConfig"]["queryConfig"]
+    config["destinationTable"] = f"projects/acme-analytics/datasets/surveys/tables/responses${decorator}"
+    decoded = decode(attributes, data)
+    assert isinstance(decoded, Ignored)
+    assert "partition decorator" in decoded.reason
