@@ -24,7 +24,7 @@ from tests.support import (
     server,
     storage_event,
 )
-from tests.support.catalogue import PUBSUB, SECRET, Row, check, message
+from tests.support.catalogue import PUBSUB, SECRET, Delivery, Row, check, message
 
 pytestmark = pytest.mark.slow  # a server in a subprocess
 
@@ -73,9 +73,7 @@ FIELD = {
 NOT_ASCII = {"Arabic-Indic": "\u0663", "full-width": "\uff13", "Devanagari and Arabic-Indic": "\u0969\u0660"}
 
 
-def product(
-    number: int, schema: str, data: dict[str, object], **attributes: str
-) -> tuple[dict[str, str], bytes]:
+def product(number: int, schema: str, data: dict[str, object], **attributes: str) -> Delivery:
     return message(
         f"r3-{schema}-{number}",
         {"event_id": f"p-r3-{schema}-{number}", **data},

@@ -8,9 +8,10 @@ from __future__ import annotations
 import base64
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import requests
@@ -74,12 +75,23 @@ def storage(
 
 
 SECRET = "s3cret-shared-with-the-product"
+Request = tuple[dict[str, str], bytes]
+Delivery = Request | Callable[[], Request]  # a callable is built when sent
+
+
+def sent(delivery: Delivery) -> Request:
+    return delivery() if callable(delivery) else delivery
 
 
 def message(
     message_id: str, data: object, *, signed: int | None = 0, key: str = SECRET, **attributes: str
-) -> tuple[dict[str, str], bytes]:
-    """A product message; `signed`: seconds before now it was signed (None: unsigned)."""
+) -> Callable[[], Request]:
+    """A product message, built when sent: `signed` is seconds before the moment of sending that
+    it was signed (None: unsigned), so a row signed "now" is still fresh however late it runs."""
+    return partial(_message, message_id, data, signed=signed, key=key, **attributes)
+
+
+def _message(message_id: str, data: object, *, signed: int | None, key: str, **attributes: str) -> Request:
     payload = data.encode() if isinstance(data, str) else json.dumps(data).encode()
     if signed is not None and not isinstance(data, str):
         stamp = int(time.time()) - signed
@@ -93,9 +105,13 @@ def message(
     return binary({**PUBSUB, "id": message_id}, body)
 
 
-def resigned(delivery: tuple[dict[str, str], bytes], **changed: str) -> tuple[dict[str, str], bytes]:
+def resigned(delivery: Delivery, **changed: str) -> Callable[[], Request]:
     """The same signed delivery with attributes changed after signing (re-published by someone else)."""
-    headers, body = delivery
+    return partial(_resigned, delivery, **changed)
+
+
+def _resigned(delivery: Delivery, **changed: str) -> Request:
+    headers, body = sent(delivery)
     document = json.loads(body)
     document["message"]["attributes"] |= changed
     return headers, json.dumps(document).encode()
@@ -131,7 +147,7 @@ def tick(event_id: str, second: int) -> tuple[dict[str, str], bytes]:
 class Row:
     """One catalogue row: requests, and what each must be answered (status, outcome, reason)."""
 
-    requests: list[tuple[dict[str, str], bytes]]
+    requests: list[Delivery]
     status: int = 200
     outcome: str = "quarantined"
     reason: str = ""
@@ -170,7 +186,8 @@ def outcome_of(answer: dict[str, object]) -> tuple[str, str]:
 def check(url: str, spec: Row) -> None:
     """Send a row's requests and check every answer."""
     expected = spec.answers or [(spec.status, spec.outcome)] * len(spec.requests)
-    for (headers, body), (status, outcome) in zip(spec.requests, expected, strict=True):
+    for delivery, (status, outcome) in zip(spec.requests, expected, strict=True):
+        headers, body = sent(delivery)
         response = requests.request(spec.method, url, data=body, headers=headers, timeout=30)
         assert response.status_code == status, response.text
         assert response.headers["content-type"] == "application/json"
