@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
@@ -60,3 +61,13 @@ def environment(**values: str) -> Iterator[None]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+def timed(call: Callable[[], object], repeat: int) -> list[float]:
+    """Milliseconds each of `repeat` calls took."""
+    spent = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        call()
+        spent.append((time.perf_counter() - started) * 1000)
+    return spent

@@ -4,6 +4,7 @@ from bench import (
     cold_start,
     filters,
     ledger_growth,
+    partitions,
     reliability,
     retention,
     round_trips,
@@ -22,3 +23,4 @@ if __name__ == "__main__":
     status_page.main([])
     round_trips.main([])
     ledger_growth.main([])
+    partitions.main([])

@@ -19,6 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench import timed
 from functions import bootstrap
 from functions.service.records import LEDGER_STATES
 from functions.settings import Settings
@@ -66,15 +67,6 @@ def fill(path: Path, routes: list[str], runs: int, decisions: int) -> None:
                 for n in range(decisions)
             ),
         )
-
-
-def timed(call: object, repeat: int) -> list[float]:
-    spent = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        call()  # type: ignore[operator]
-        spent.append((time.perf_counter() - started) * 1000)
-    return spent
 
 
 def main(argv: list[str] | None = None) -> None:

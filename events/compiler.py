@@ -128,9 +128,12 @@ def _run_templates(
     if model.limits.concurrency is not None:
         text, at = model.limits.concurrency.key, f"{where}.limits.concurrency.key"
         concurrency_key = _template(text, known, at, problems)
+    partition = None
+    if model.partition is not None:
+        partition = _template(model.partition, known, f"{where}.partition", problems)
     if run_key is None:
         return None
-    return {"params": params, "run_key": run_key, "concurrency_key": concurrency_key}
+    return {"params": params, "run_key": run_key, "concurrency_key": concurrency_key, "partition": partition}
 
 
 def _condition(

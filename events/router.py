@@ -45,6 +45,7 @@ class RunRequest:
     manifest: bool = False  # the triggering object is a batch manifest to check before running
     concurrency: str = ""  # the run's key under limits.concurrency (e.g. the tenant), or ""
     part: PartArrival | None = None  # a join's part arrived: the run is built once all have
+    partition: str = ""  # what the route's `partition` names for this run
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,11 +150,17 @@ def request(rule: Rule, fields: Mapping[str, object], message: Mapping[str, Any]
         concurrency = ""
         if rule.concurrency_key is not None:
             concurrency = render_key(rule.concurrency_key, fields, message, raw=rule.raw_values)
+        building = "the partition"
+        partition = ""
+        if rule.partition is not None:
+            partition = render_key(rule.partition, fields, message, raw=rule.raw_values)
     except Missing as exc:
         return Skip(rule.name, f"the event has no field {exc.args[0]!r} needed for the run")
     except ValueError as exc:
         return Skip(rule.name, f"{building}: {exc}")
-    return RunRequest(rule.name, rule.pipeline, params, run_key, rule.manifest, concurrency)
+    return RunRequest(
+        rule.name, rule.pipeline, params, run_key, rule.manifest, concurrency, partition=partition
+    )
 
 
 def _arrive(rule: Rule, fields: Mapping[str, object], message: Mapping[str, Any] | None) -> Decision:

@@ -41,6 +41,7 @@ class Rule:
     params: Mapping[str, ParamSpec]
     run_key: Template
     concurrency_key: Template | None = None  # limits.concurrency.key: runs rendering it alike share a limit
+    partition: Template | None = None  # what a run's partition is named (`kfp-trigger partitions`)
     enabled: bool = True
     raw_values: bool = False  # event values enter templates unchecked (run.raw_values)
     pattern: Pattern | None = None  # object name or project.dataset.table

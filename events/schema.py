@@ -127,7 +127,7 @@ class JoinPart(Condition):
     keep: Literal["first", "latest"] = Field(
         "first",
         description="which arrival of this part the run gets when it arrives more than once before "
-        "the window completes: the first, or the latest (a corrected upload)",
+        "the window completes: the first one, or the latest one to take a corrected upload",
     )
 
 
@@ -298,6 +298,11 @@ class RouteModel(Model):
     when: When = Field(description="exactly one of storage, pubsub, bigquery, schedule, join")
     run: Run = Field(description="what to start")
     limits: RouteLimits = Field(default_factory=RouteLimits, description="what the route may spend")
+    partition: str | None = Field(
+        None,
+        description="template naming the partition a run covers, e.g. {tenant}/{date} or "
+        "{table.partition}: `kfp-trigger partitions` shows each one's state",
+    )
     expect: Expect | None = Field(None, description="data that must arrive on time, or an alert says so")
 
 

@@ -15,6 +15,7 @@ from functions.cli import common
 from functions.cli.common import settings_options
 
 if TYPE_CHECKING:
+    from functions.service.backfill import Report
     from functions.service.ports import Services
     from functions.service.preview import Reader
     from functions.settings import Settings
@@ -44,6 +45,11 @@ def _moment(context: click.Context, parameter: click.Parameter, value: str | Non
     "--since", callback=_moment, help="from this time (RFC 3339) or this long ago (7d)  [default: 1d]"
 )
 @click.option("--until", callback=_moment, help="up to this time, or this long ago  [default: now]")
+@click.option(
+    "--reprocess",
+    type=click.Choice(["failed", "stale"]),
+    help="instead: run again the route's partitions in this state since --since (RUN_KEY~rerun-N)",
+)
 @click.option("--dry-run", is_flag=True, help="list what would start, writing nothing")
 @settings_options
 @click.option(
@@ -57,6 +63,7 @@ def backfill(
     route: str,
     since: datetime | None,
     until: datetime | None,
+    reprocess: str | None,
     dry_run: bool,
     routes: str | None,
     state_dir: str | None,
@@ -74,36 +81,81 @@ def backfill(
     would do (run, queued, duplicate, skip …), writing nothing. Exit 1 if the route cannot be
     backfilled (Pub/Sub and BigQuery routes: messages and jobs cannot be listed; a join route's
     storage and schedule parts are, its others are not).
+
+    \b
+    --reprocess failed|stale runs again exactly the partitions of ROUTE in that state (as
+    `kfp-trigger partitions ROUTE --days N` shows them, N the days since --since): each one's
+    latest run, as RUN_KEY~rerun-N. Try it with --dry-run first.
     """
     from events.errors import PermanentError
-    from functions.service import backfill as use_case
 
     until = until or datetime.now(UTC)
     since = since or until - timedelta(days=1)
     if since >= until:
         raise click.BadParameter(f"--since {since.isoformat()} is not before --until {until.isoformat()}")
     settings = common.settings(routes, state_dir, landing_dir, auth="none")
-    with _backfilling(settings, dry_run) as (services, reader), _interruptible() as stop:
+    shown = _Shown(as_json)
+    with _backfilling(settings, dry_run and not reprocess) as (services, reader), _interruptible() as stop:
         try:
-            rule = use_case.backfillable(services, route)
-            _note_unlisted(use_case.unlisted_parts(rule), route)
-            shown = _Shown(as_json)
-            report = use_case.backfill(
-                services, rule, since, until, dry_run=reader, step=shown.step, stop=stop
-            )
+            if reprocess:
+                report = _reprocess(services, settings, route, reprocess, since, dry_run, shown, stop)
+            else:
+                report = _backfill(services, route, since, until, reader, shown, stop)
             shown.done()
         except PermanentError as exc:
             raise click.ClickException(str(exc)) from exc
+    _report(report, as_json, f"in [{since.isoformat()}, {until.isoformat()})")
+
+
+def _backfill(
+    services: Services,
+    route: str,
+    since: datetime,
+    until: datetime,
+    reader: Reader | None,
+    shown: _Shown,
+    stop: Callable[[], bool],
+) -> Report:
+    from functions.service import backfill as use_case
+
+    rule = use_case.backfillable(services, route)
+    _note_unlisted(use_case.unlisted_parts(rule), route)
+    return use_case.backfill(services, rule, since, until, dry_run=reader, step=shown.step, stop=stop)
+
+
+def _reprocess(
+    services: Services,
+    settings: Settings,
+    route: str,
+    state: str,
+    since: datetime,
+    dry_run: bool,
+    shown: _Shown,
+    stop: Callable[[], bool],
+) -> Report:
+    import math
+
+    from functions.cli.partitions import partitioned
+    from functions.service.partitions import reprocess
+
+    rule = partitioned(services.router.rules, route)
+    now = datetime.now(UTC)
+    days = max(1, math.ceil((now - since).total_seconds() / 86400))
+    return reprocess(
+        services, rule, state, now.timestamp(), days, dry_run=dry_run, step=shown.step, stop=stop
+    )
+
+
+def _report(report: Report, as_json: bool, span: str) -> None:
+    """What a backfill did, and exit 130 if it was interrupted."""
     if as_json:
         common.emit(report.as_json())
         return
     counts = (
         ", ".join(f"{count} {outcome}" for outcome, count in sorted(report.outcomes.items())) or "nothing"
     )
-    verb = "would be" if dry_run else "were"
-    click.echo(
-        f"{report.candidates} candidate(s) in [{since.isoformat()}, {until.isoformat()}); {verb}: {counts}"
-    )
+    verb = "would be" if report.dry_run else "were"
+    click.echo(f"{report.candidates} candidate(s) {span}; {verb}: {counts}")
     if report.interrupted:
         click.echo(
             "interrupted: those above were sent, the rest of the span was not; the same command "

@@ -189,6 +189,7 @@ def _step(
         params=params,
         event_id=event.envelope.id,
         concurrency=request.concurrency,
+        partition=request.partition,
     )
     if rule.limits.coalesce is not None and isinstance(event, ObjectFinalized):
         return Join(run, rule.limits.coalesce)

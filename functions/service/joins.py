@@ -22,7 +22,7 @@ from functools import partial
 
 from events.errors import PermanentError
 from events.model import TriggerEvent
-from events.router import RunRequest, request
+from events.router import Decision, RunRequest, request
 from events.rules import Rule
 from functions.logs import fields
 from functions.service import passes, runs, trail
@@ -118,13 +118,18 @@ def describe(names: tuple[str, ...], window: JoinState, needed: int = 0) -> str:
             return f"join {window.key!r} complete: {arrived} arrived{late}"
 
 
-def run_for(rule: Rule, window: JoinState, pipeline: CompiledPipeline, event_id: str) -> NewRun | str:
-    """The run of a COMPLETE window, built from its parts' recorded fields (pure: every arrival
-    that finds the window complete builds the same run key), or why it cannot be built."""
+def window_request(rule: Rule, window: JoinState) -> Decision:
+    """The route's request (run key, params, partition) from a window's counted parts."""
     values: dict[str, object] = {"route": rule.name, "key": window.key, "join.opened": iso(window.opened)}
     for name, part in window.parts.items():
         values |= {f"parts.{name}.{path}": value for path, value in part.values.items()}
-    built = request(rule, values, None)
+    return request(rule, values, None)
+
+
+def run_for(rule: Rule, window: JoinState, pipeline: CompiledPipeline, event_id: str) -> NewRun | str:
+    """The run of a COMPLETE window, built from its parts' recorded fields (pure: every arrival
+    that finds the window complete builds the same run key), or why it cannot be built."""
+    built = window_request(rule, window)
     if not isinstance(built, RunRequest):
         return built.reason
     listed = {
@@ -140,6 +145,7 @@ def run_for(rule: Rule, window: JoinState, pipeline: CompiledPipeline, event_id:
         params={**built.params, JOIN_PARTS_PARAMETER: listed},
         event_id=event_id,
         concurrency=built.concurrency,
+        partition=built.partition,
     )
 
 

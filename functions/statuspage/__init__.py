@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from functions.logs import clean
-from functions.service import overview
+from functions.service import overview, partitions
 from functions.service.records import LEDGER_STATES, DecisionRecord, iso
 
 if TYPE_CHECKING:
@@ -39,6 +39,16 @@ if TYPE_CHECKING:
 ROUTE_DECISIONS = 20  # the latest decisions shown for each route
 MOST_SEEN = 10_000  # decisions of one instant a page link may pass over: bounds what a link asks
 LATEST_DECISIONS = 15  # on the overview
+PARTITION_MARKS = {  # a partitions matrix's cells: mark, colour
+    "succeeded": ("S", "#a5d6a7"),
+    "failed": ("F", "#ef9a9a"),
+    "running": ("R", "#90caf9"),
+    "queued": ("Q", "#c5cae9"),
+    "waiting": ("W", "#fff59d"),
+    "stale": ("!", "#ffcc80"),
+    "skipped": ("-", "#e0e0e0"),
+    "missing": ("·", "#ffffff"),
+}
 HEADERS = {
     "Content-Security-Policy": (
         "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
@@ -110,6 +120,12 @@ def render(services: Services, path: str, query: Mapping[str, str]) -> Page:
             start = Older.read(query)
             pages = {name: _route_page(ledger, name, start) for name in shown}
             return _page("routes.html", pages=pages, rules=rules)
+        case "/partitions":
+            rule = services.router.by_name.get(query.get("route", ""))
+            if rule is None or rule.partition is None:
+                return _page("search.html", 404, text=query.get("route", ""), found=[])
+            matrix = partitions.partitions(ledger, rule, now, _days(query))
+            return _page("partitions.html", found=matrix, marks=PARTITION_MARKS)
         case "/story":
             identifier = query.get("id", "")
             told = overview.story(ledger, identifier, names) if identifier else None
@@ -123,6 +139,12 @@ def render(services: Services, path: str, query: Mapping[str, str]) -> Page:
                 return _story(ledger, found)
             return _page("search.html", text=text, found=found)
     return _page("search.html", 404, text="", found=[])
+
+
+def _days(query: Mapping[str, str]) -> int:
+    """The span a partitions page shows: ?days=N, 1 to 366 (30 otherwise)."""
+    days = query.get("days", "")
+    return min(max(int(days), 1), 366) if days.isascii() and days.isdigit() else 30
 
 
 @dataclass(frozen=True)

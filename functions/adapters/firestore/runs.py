@@ -303,6 +303,7 @@ def new_document(
         "not_before": 0.0,
         "concurrency": run.concurrency,
         "trace": run.trace,
+        "partition": run.partition,
     }
 
 

@@ -14,7 +14,8 @@ CREATE TABLE IF NOT EXISTS runs (
     state TEXT NOT NULL, attempt INTEGER NOT NULL, lease_until REAL NOT NULL, run_id TEXT,
     created_at REAL NOT NULL, updated_at REAL NOT NULL, submitted_at REAL, finished_at REAL,
     details TEXT NOT NULL DEFAULT '{}', publish_lease REAL NOT NULL DEFAULT 0, published_at REAL,
-    not_before REAL NOT NULL DEFAULT 0, concurrency TEXT NOT NULL DEFAULT '', trace TEXT NOT NULL DEFAULT ''
+    not_before REAL NOT NULL DEFAULT 0, concurrency TEXT NOT NULL DEFAULT '', trace TEXT NOT NULL DEFAULT '',
+    partition TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS runs_by_route_state ON runs(route, state);
 CREATE INDEX IF NOT EXISTS runs_by_state_time ON runs(state, created_at);
@@ -71,6 +72,7 @@ ADDED_COLUMNS = {
     ("runs", "not_before"): "REAL NOT NULL DEFAULT 0",
     ("runs", "concurrency"): "TEXT NOT NULL DEFAULT ''",
     ("runs", "trace"): "TEXT NOT NULL DEFAULT ''",
+    ("runs", "partition"): "TEXT NOT NULL DEFAULT ''",
     ("marks", "at"): "REAL NOT NULL DEFAULT 0",
     ("joins", "late"): "TEXT NOT NULL DEFAULT '[]'",
     ("joins", "arrivals"): "TEXT NOT NULL DEFAULT '[]'",
