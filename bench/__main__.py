@@ -5,6 +5,7 @@ from bench import (
     filters,
     ledger_growth,
     partitions,
+    plan,
     reliability,
     retention,
     round_trips,
@@ -24,3 +25,4 @@ if __name__ == "__main__":
     round_trips.main([])
     ledger_growth.main([])
     partitions.main([])
+    plan.main([])

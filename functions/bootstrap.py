@@ -103,6 +103,16 @@ def ledger_from(url: str, retention_days: int = DEFAULT_RETENTION_DAYS) -> Ledge
     return LEDGERS[urlsplit(url).scheme](url, retention_days)
 
 
+def reader_from(url: str) -> Ledger:
+    """The ledger at `url`, to read only: a SQLite file is opened read-only, as it is (it must
+    exist); Firestore's reads write nothing."""
+    if urlsplit(url).scheme == "sqlite":
+        from functions.adapters.sqlite.ledger import SqliteLedger
+
+        return SqliteLedger(path_of(url), read_only=True)
+    return ledger_from(url)
+
+
 def sink_from(url: str) -> Sink:
     return SINKS[urlsplit(url).scheme](url)
 

@@ -18,6 +18,7 @@ from functions.cli import (
     operate,
     partitions,
     pipelines,
+    plan,
     resend,
     routes,
     send,
@@ -31,6 +32,7 @@ Quick start:
   kfp-trigger init my-team                  your own project: routes.yaml, a pipeline, route tests
   kfp-trigger routes check routes.yaml      validate a routes file (exit 1 on errors)
   kfp-trigger routes test route-tests       your cases: which event starts what (for CI)
+  kfp-trigger routes plan OLD.yaml routes.yaml   what the change does to last week's events
   kfp-trigger doctor                        before the first event: can the engines run it all
   kfp-trigger simulate event.json --json    which routes would fire, touching nothing
   kfp-trigger dev                           serve both targets, watch ./landing, tick schedules
@@ -86,3 +88,4 @@ for command in (
     pipelines.pipelines,
 ):
     main.add_command(command)
+routes.routes.add_command(plan.plan)

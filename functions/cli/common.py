@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -93,14 +94,15 @@ def services(routes: str | None, state_dir: str | None, landing_dir: str | None)
     return build(settings(routes, state_dir, landing_dir, auth="none"))
 
 
-def ledger(settings: Settings) -> Ledger:
-    """The ledger the settings name (it must exist already: commands only read it)."""
-    from functions.bootstrap import ledger_from, path_of
+def ledger(settings: Settings, read_only: bool = False) -> Ledger:
+    """The ledger the settings name (it must exist already); `read_only`: opened to be read
+    only, so that the command cannot change it (a SQLite file stays byte for byte as it was)."""
+    from functions.bootstrap import ledger_from, path_of, reader_from
 
     url = settings.ledger_url
     if url.startswith("sqlite:") and not path_of(url).exists():
         raise click.ClickException(f"no ledger at {path_of(url)} (set --state-dir or KFP_TRIGGER_LEDGER)")
-    return ledger_from(url, settings.retention_days)
+    return reader_from(url) if read_only else ledger_from(url, settings.retention_days)
 
 
 def route_rules(settings: Settings) -> tuple[Rule, ...]:
@@ -118,3 +120,21 @@ def route_rules(settings: Settings) -> tuple[Rule, ...]:
 def emit(data: object) -> None:
     """Print `data` as JSON, for scripts (`--json`)."""
     click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+
+
+def moment(context: click.Context, parameter: click.Parameter, value: str | None) -> datetime | None:
+    """--since/--until: an RFC 3339 time (2026-11-30T06:00:00Z, a date), or a duration ago (7d, 36h)."""
+    from events.schema_types import seconds
+
+    if value is None:
+        return None
+    ago = seconds(value)
+    if isinstance(ago, float):
+        return datetime.now(UTC) - timedelta(seconds=ago)
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise click.BadParameter(
+            f"{value!r} is neither a time like 2026-11-30T06:00:00Z nor a duration like 7d"
+        ) from exc
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -21,30 +21,12 @@ if TYPE_CHECKING:
     from functions.settings import Settings
 
 
-def _moment(context: click.Context, parameter: click.Parameter, value: str | None) -> datetime | None:
-    """--since/--until: an RFC 3339 time (2026-11-30T06:00:00Z, a date), or a duration ago (7d, 36h)."""
-    from events.schema_types import seconds
-
-    if value is None:
-        return None
-    ago = seconds(value)
-    if isinstance(ago, float):
-        return datetime.now(UTC) - timedelta(seconds=ago)
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError as exc:
-        raise click.BadParameter(
-            f"{value!r} is neither a time like 2026-11-30T06:00:00Z nor a duration like 7d"
-        ) from exc
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 @click.command()
 @click.option("--route", "route", required=True, help="the route to backfill (a storage or schedule route)")
 @click.option(
-    "--since", callback=_moment, help="from this time (RFC 3339) or this long ago (7d)  [default: 1d]"
+    "--since", callback=common.moment, help="from this time (RFC 3339) or this long ago (7d)  [default: 1d]"
 )
-@click.option("--until", callback=_moment, help="up to this time, or this long ago  [default: now]")
+@click.option("--until", callback=common.moment, help="up to this time, or this long ago  [default: now]")
 @click.option(
     "--reprocess",
     type=click.Choice(["failed", "stale"]),
@@ -264,7 +246,7 @@ class _Shown:
 )
 @click.option(
     "--since",
-    callback=_moment,
+    callback=common.moment,
     help="with --quarantine: quarantined since (RFC 3339, or 7d ago)  [default: 1d]",
 )
 @click.option("--reason", default="", help="with --quarantine: only those whose reason contains this text")

@@ -13,7 +13,7 @@ fakes, and `tests/contract/` one suite per port that runs on all three.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import Protocol
 
 from functions.service.records import (
@@ -237,6 +237,10 @@ class DecisionLog(Protocol):
         ...
 
     def kept(self, event_id: str) -> KeptEvent | None: ...
+
+    def kept_since(self, since: float) -> Iterator[KeptEvent]:
+        """Every kept event kept at or after `since`, oldest first, read a page at a time."""
+        ...
 
     def quarantined(self, since: float) -> list[KeptEvent]:
         """The kept events whose last decision was quarantine, kept at or after `since`, oldest first."""

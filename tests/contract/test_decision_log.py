@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from functions.service.ledger import Ledger
 from functions.service.records import DecisionRecord, KeptEvent, NewRun, Outcome
 from tests.contract.conftest import Time
@@ -84,3 +86,24 @@ def test_kept_events_are_found_by_id_and_the_quarantined_by_time(ledger: Ledger)
     assert [e.event_id for e in ledger.quarantined(15.0)] == ["e-2"]
     ledger.keep(KeptEvent("e-1", 40.0, attributes, '{"a": "ü"}', ""))  # replayed, and routed now
     assert [e.event_id for e in ledger.quarantined(0.0)] == ["e-2"]
+
+
+def test_every_event_kept_since_a_time_oldest_first_page_after_page(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`routes plan` reads them all: pages of 2 here, with events kept at the same time on both
+    sides of a page's end, each read once."""
+    from functions.adapters.firestore import events as firestore_events
+    from functions.adapters.sqlite import events as sqlite_events
+
+    monkeypatch.setattr(sqlite_events, "PAGE", 2)
+    monkeypatch.setattr(firestore_events, "PAGE", 2)
+    for number in range(9):
+        ledger.keep(KeptEvent(f"e-{number}", 10.0 + number // 3, {"id": f"e-{number}"}, "{}", ""))
+    found = list(ledger.kept_since(11.0))
+    assert sorted(event.event_id for event in found) == [f"e-{number}" for number in range(3, 9)]
+    assert [event.at for event in found] == [11.0] * 3 + [12.0] * 3
+    ledger.keep(KeptEvent("e-0", 50.0, {"id": "e-0"}, "{}", ""))  # kept again by a replay: read once, then
+    assert [event.event_id for event in ledger.kept_since(0.0)][-1] == "e-0"
+    assert len(list(ledger.kept_since(0.0))) == 9
+    assert list(ledger.kept_since(51.0)) == []

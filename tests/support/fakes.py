@@ -12,7 +12,7 @@ import functools
 import json
 import threading
 from collections import Counter
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -415,6 +415,11 @@ class FakeDecisionLog:
 
     def kept(self, event_id: str) -> KeptEvent | None:
         return self.events.get(event_id)
+
+    def kept_since(self, since: float) -> Iterator[KeptEvent]:
+        return iter(
+            sorted((e for e in self.events.values() if e.at >= since), key=lambda e: (e.at, e.event_id))
+        )
 
     def quarantined(self, since: float) -> list[KeptEvent]:
         return sorted((e for e in self.events.values() if e.reason and e.at >= since), key=lambda e: e.at)

@@ -30,8 +30,13 @@ WAL_SAFETY_PAGES = 10_000
 CHECKPOINT_EVERY = 100  # commits by this process between the checkpointer's turns
 
 
-def connect(path: Path) -> sqlite3.Connection:
-    """A new connection to the ledger file, set up as every connection of the ledger is."""
+def connect(path: Path, read_only: bool = False) -> sqlite3.Connection:
+    """A new connection to the ledger file, set up as every connection of the ledger is; a
+    read-only one (`mode=ro`) can change nothing in the file."""
+    if read_only:
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False)
+        db.row_factory = sqlite3.Row
+        return db
     db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
     db.row_factory = sqlite3.Row
     db.execute("PRAGMA journal_mode=WAL")
@@ -99,13 +104,17 @@ _FILES_LOCK = threading.Lock()
 
 class Database:
     """One ledger file, opened (and brought up to the schema) once: a write transaction, a read
-    snapshot, or a single read, each mapping SQLite's errors to `TransientError`."""
+    snapshot, or a single read, each mapping SQLite's errors to `TransientError`. `read_only`:
+    opened as it is, to be read (`routes plan`); a write fails."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, read_only: bool = False) -> None:
         self.path = path
+        self.read_only = read_only
         self._local = threading.local()
         with _FILES_LOCK:
             self._file = _FILES.setdefault(path.resolve(), SharedFile(path.resolve()))
+        if read_only:
+            return
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             migrate(self._connection())
@@ -116,7 +125,7 @@ class Database:
         """This thread's connection, for reading."""
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
         if db is None:
-            db = self._local.db = connect(self.path)
+            db = self._local.db = connect(self.path, self.read_only)
         return db
 
     @contextmanager

@@ -21,8 +21,8 @@ class SqliteLedger(
     """The parts, each a port (or its share of one), on one `Database`: a claim and the records
     that ride on it share a commit."""
 
-    def __init__(self, path: Path) -> None:
-        super().__init__(Database(path))
+    def __init__(self, path: Path, read_only: bool = False) -> None:
+        super().__init__(Database(path, read_only))
         self.path = path
 
     def prune(self, before: float) -> dict[str, int]:
