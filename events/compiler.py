@@ -131,9 +131,18 @@ def _run_templates(
     partition = None
     if model.partition is not None:
         partition = _template(model.partition, known, f"{where}.partition", problems)
+    fresh_key = None
+    if model.expect is not None and model.expect.per is not None:
+        fresh_key = _template(model.expect.per, known, f"{where}.expect.per", problems)
     if run_key is None:
         return None
-    return {"params": params, "run_key": run_key, "concurrency_key": concurrency_key, "partition": partition}
+    return {
+        "params": params,
+        "run_key": run_key,
+        "concurrency_key": concurrency_key,
+        "partition": partition,
+        "fresh_key": fresh_key,
+    }
 
 
 def _condition(

@@ -46,6 +46,7 @@ class RunRequest:
     concurrency: str = ""  # the run's key under limits.concurrency (e.g. the tenant), or ""
     part: PartArrival | None = None  # a join's part arrived: the run is built once all have
     partition: str = ""  # what the route's `partition` names for this run
+    fresh_key: str = ""  # what the route's `expect.per` names for this run
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,12 +155,23 @@ def request(rule: Rule, fields: Mapping[str, object], message: Mapping[str, Any]
         partition = ""
         if rule.partition is not None:
             partition = render_key(rule.partition, fields, message, raw=rule.raw_values)
+        building = "the freshness key (expect.per)"
+        fresh_key = ""
+        if rule.fresh_key is not None:
+            fresh_key = render_key(rule.fresh_key, fields, message, raw=rule.raw_values)
     except Missing as exc:
         return Skip(rule.name, f"the event has no field {exc.args[0]!r} needed for the run")
     except ValueError as exc:
         return Skip(rule.name, f"{building}: {exc}")
     return RunRequest(
-        rule.name, rule.pipeline, params, run_key, rule.manifest, concurrency, partition=partition
+        rule.name,
+        rule.pipeline,
+        params,
+        run_key,
+        rule.manifest,
+        concurrency,
+        partition=partition,
+        fresh_key=fresh_key,
     )
 
 

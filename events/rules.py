@@ -42,6 +42,7 @@ class Rule:
     run_key: Template
     concurrency_key: Template | None = None  # limits.concurrency.key: runs rendering it alike share a limit
     partition: Template | None = None  # what a run's partition is named (`kfp-trigger partitions`)
+    fresh_key: Template | None = None  # expect.per: the key a run's freshness is judged by
     enabled: bool = True
     raw_values: bool = False  # event values enter templates unchecked (run.raw_values)
     pattern: Pattern | None = None  # object name or project.dataset.table

@@ -14,6 +14,7 @@ from pydantic import ConfigDict, Field, model_validator
 from events.schema_types import Duration, FilterSpec, Model, ScalarValue
 
 NAME = r"^[a-z][a-z0-9-]{0,62}$"
+HH_MM = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
 
 
 DEFAULT_MAX_WAIT = 6 * 3600.0  # batch.max_wait: 6 h
@@ -283,13 +284,40 @@ class GlobalLimits(Model):
 
 
 class Expect(Model):
-    """Data the route expects: at least one matching event in every window of `every` that ends
-    at `by` (e.g. every day by 06:00 Berlin time). The first reconcile pass after a window ends
-    without one records "expected data absent" and sends an alert, once per window."""
+    """What the route expects in every window of `every` (e.g. every day, ending 06:00 Berlin
+    time): at least one matching event by `by`, or, per key, a run that succeeded by
+    `succeeded_by`. The first reconcile pass after a window ends without it records why and
+    sends an alert, once per window (and key). Windows that ended before the route was first
+    seen are not judged."""
 
-    every: Duration = Field(description="the window: 1d, 12h, 1h, … (a whole number of windows per day)")
-    by: str = Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$", description="when a window ends, HH:MM")
-    timezone: str = Field("UTC", description="the time zone `by` is read in (IANA name)")
+    every: Duration = Field(
+        86400.0, description="the window: 1d, 12h, 1h, … (a whole number of windows per day)"
+    )
+    by: str | None = Field(
+        None, pattern=HH_MM, description="data: when a window ends, HH:MM; an event must have arrived"
+    )
+    succeeded_by: str | None = Field(
+        None, pattern=HH_MM, description="outcomes: when a window ends, HH:MM; a run must have succeeded"
+    )
+    per: str | None = Field(
+        None,
+        description="with succeeded_by: a template of the run's fields, e.g. {tenant}: each key the route "
+        "has run for in the last 7 windows needs its own succeeded run",
+    )
+    timezone: str = Field("UTC", description="the time zone `by` and `succeeded_by` are read in (IANA name)")
+
+    @model_validator(mode="after")
+    def _one_deadline(self) -> Expect:
+        if (self.by is None) == (self.succeeded_by is None):
+            raise ValueError("give one of `by` (an event arrived) or `succeeded_by` (a run succeeded)")
+        if self.per is not None and self.succeeded_by is None:
+            raise ValueError("`per` goes with `succeeded_by`: arrivals are judged per route")
+        return self
+
+    @property
+    def deadline(self) -> str:
+        """When a window ends, HH:MM."""
+        return self.by or self.succeeded_by or "00:00"
 
 
 class RouteModel(Model):

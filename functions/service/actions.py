@@ -45,6 +45,7 @@ def rerun(services: Services, run_key: str) -> tuple[str, Outcome, dict[str, obj
             params=batch_params(services, original),
             event_id=original.event_id,
             partition=original.partition,
+            fresh_key=original.fresh_key,
         )
         outcome, detail = launch(services, fresh, pipeline, recorder(services, fresh, "rerun"))
         if outcome is not Outcome.DUPLICATE:  # a concurrent rerun took this number: try the next

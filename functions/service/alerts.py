@@ -33,7 +33,9 @@ ALERT_TYPE = "dev.kfp-trigger.alert.v1"
 SOURCE_PREFIX = "//kfp-trigger/routes/"
 SENT = "alert:"  # + sink number + ":" + alert id: the place that says it was sent there
 
-Kind = Literal["run.failed", "join.expired", "freshness.missed", "quarantine.burst", "access.refused"]
+Kind = Literal[
+    "run.failed", "join.expired", "freshness.missed", "freshness.late", "quarantine.burst", "access.refused"
+]
 
 
 class Alert(BaseModel):

@@ -190,6 +190,7 @@ def _step(
         event_id=event.envelope.id,
         concurrency=request.concurrency,
         partition=request.partition,
+        fresh_key=request.fresh_key,
     )
     if rule.limits.coalesce is not None and isinstance(event, ObjectFinalized):
         return Join(run, rule.limits.coalesce)

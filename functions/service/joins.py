@@ -146,6 +146,7 @@ def run_for(rule: Rule, window: JoinState, pipeline: CompiledPipeline, event_id:
         event_id=event_id,
         concurrency=built.concurrency,
         partition=built.partition,
+        fresh_key=built.fresh_key,
     )
 
 

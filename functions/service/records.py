@@ -60,6 +60,7 @@ class NewRun:
     concurrency: str = field(default="", kw_only=True)  # its key under limits.concurrency, or ""
     trace: str = field(default="", kw_only=True)  # the W3C traceparent of the span that decided it, or ""
     partition: str = field(default="", kw_only=True)  # what the route's `partition` names, or ""
+    fresh_key: str = field(default="", kw_only=True)  # what the route's `expect.per` names, or ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,10 +1,13 @@
 """What should have happened and did not: data a route expects (`expect`), and bursts of
 quarantined events. Checked by every reconcile pass; each finding is recorded and alerted once.
+A window that ended before the route was first seen (the first pass that saw it records when,
+`first-seen/<route>`) is not judged: a route added today is never late for yesterday.
 
-Freshness: the intake raises a per-route mark to the arrival time of every event the route
-takes (`seen`; written with the event's first commit); after each window's end (`expect.every`
-windows ending at `expect.by`, in its time zone) the first reconcile pass looks at the mark: no
-event since the window opened means "expected data absent", recorded as a decision (event id
+Outcomes (`expect.succeeded_by`, per key): see `freshness`. Arrivals (`expect.by`): the intake
+raises a per-route mark to the arrival time of every event the route takes (`seen`; written with
+the event's first commit); after each window's end (`expect.every` windows ending at
+`expect.by`, in its time zone) the first reconcile pass looks at the mark: no event since the
+window opened means "expected data absent", recorded as a decision (event id
 `freshness/<route>@<end>`, `kfp-trigger explain` finds it) and alerted. A mark per route keeps
 the last window checked, so each window is judged once.
 
@@ -15,24 +18,32 @@ pass are alerted once (a mark keeps the count at the last pass).
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, cast
 
 from events.errors import TransientError
 from events.rules import Rule
 from events.schema import Expect
-from functions.service import passes, trail
+from functions.service import freshness, passes, trail
 from functions.service.alerts import Alert, explain_command, raise_alert
 from functions.service.ports import Services
 from functions.service.records import MarkRaise, Outcome, iso
 
+if TYPE_CHECKING:
+    from functions.service.ledger import Ledger
+
 SEEN = "seen/"  # + route: the arrival time (Unix seconds) of the route's latest event
+FIRST_SEEN = "first-seen/"  # + route: when a reconcile pass first saw it (Unix seconds)
 CHECKED = "fresh-until/"  # + route: the end of the last window judged
 QUARANTINED = "quarantined-count"  # the number of quarantined events at the last pass
 MISSED_TYPE = "freshness.missed"  # the event type of the decision a missed window records
+LATE_TYPE = "freshness.late"  # and of a key's late outcome
 
 
 def seen(rule: Rule, now: float) -> tuple[MarkRaise, ...]:
     """An event for `rule` arrived `now`: the mark to raise if the route has `expect`."""
-    return () if rule.expect is None else (MarkRaise(SEEN + rule.name, int(now), now),)
+    return (
+        () if rule.expect is None or rule.expect.by is None else (MarkRaise(SEEN + rule.name, int(now), now),)
+    )
 
 
 def last_window(expect: Expect, now: float) -> tuple[float, float]:
@@ -42,7 +53,7 @@ def last_window(expect: Expect, now: float) -> tuple[float, float]:
 
     zone = ZoneInfo(expect.timezone)
     local = datetime.fromtimestamp(now, zone)
-    hours, minutes = map(int, expect.by.split(":"))
+    hours, minutes = map(int, expect.deadline.split(":"))
     per_day = round(86400 / expect.every)
     ends = [
         datetime(day.year, day.month, day.day, hours, minutes, tzinfo=zone)
@@ -65,9 +76,8 @@ def check(services: Services) -> passes.Pass:
         if services.quotas.mark(CHECKED + rule.name) >= end:
             continue  # judged already
         try:
-            if services.quotas.mark(SEEN + rule.name) < start:
-                _missed(services, rule, start, end)
-                report.done += 1
+            if end > _first_seen(services, rule.name, now):
+                report.done += _judge(services, rule, start, end)
         except TransientError as exc:  # judged again next pass
             report.skipped.append({"run_key": f"freshness/{rule.name}", "reason": f"{exc} (next pass)"})
             continue
@@ -77,6 +87,41 @@ def check(services: Services) -> passes.Pass:
     except TransientError as exc:
         report.skipped.append({"run_key": "quarantine-burst", "reason": f"{exc} (next pass)"})
     return report
+
+
+def _first_seen(services: Services, route: str, now: float) -> float:
+    """When a reconcile pass first saw `route` (this one, if none did before)."""
+    return services.quotas.mark(FIRST_SEEN + route) or services.quotas.raise_mark(
+        FIRST_SEEN + route, int(now), now
+    )
+
+
+def _judge(services: Services, rule: Rule, start: float, end: float) -> int:
+    """Judge one ended window of `rule`; how many alerts it raised."""
+    assert rule.expect is not None
+    if rule.expect.by is not None:
+        if services.quotas.mark(SEEN + rule.name) >= start:
+            return 0
+        _missed(services, rule, start, end)
+        return 1
+    ledger = cast("Ledger", services.store)  # bootstrap wires one ledger to every ledger port
+    late = freshness.late_keys(ledger, rule, start, end)
+    for each in late:
+        _late(services, rule, each, end)
+    return len(late)
+
+
+def _late(services: Services, rule: Rule, late: freshness.Late, end: float) -> None:
+    window = f"{rule.name}/{late.key}@{iso(end)}"
+    alert = Alert(
+        kind="freshness.late",
+        route=rule.name,
+        subject=window,
+        summary=late.cause[:500],
+        explain=explain_command(late.explain),
+    )
+    raise_alert(services, alert)  # first: if it cannot be sent, the window is judged again next pass
+    trail.record(services, f"freshness/{window}", "", LATE_TYPE, Outcome.SKIPPED, late.cause, route=rule.name)
 
 
 def _missed(services: Services, rule: Rule, start: float, end: float) -> None:

@@ -377,3 +377,12 @@ def test_a_checkpointer_whose_ledger_file_is_gone_ends_quietly(tmp_path: Path) -
     assert shared.checkpointer is not None
     shared.checkpointer.join(timeout=10)
     assert not shared.checkpointer.is_alive()
+
+
+def test_a_run_keeps_what_its_route_named_it_by(ledger: Ledger, ledger_clock: Time) -> None:
+    """Its partition (`kfp-trigger partitions`), its key under limits.concurrency, and the key
+    its freshness is judged by (`expect.per`)."""
+    named = replace(RUN, concurrency="acme", partition="acme/2026-12-01", fresh_key="acme")
+    assert ledger.claim(named, ledger_clock.now(), LEASE).outcome is ClaimOutcome.WON
+    (found,) = ledger.runs(route=RUN.route)
+    assert (found.concurrency, found.partition, found.fresh_key) == ("acme", "acme/2026-12-01", "acme")

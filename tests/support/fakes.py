@@ -113,6 +113,13 @@ class RecordingSink:
         self.published.append(document)
 
 
+def alerts_of(services: Any) -> list[dict[str, object]]:
+    """The data of the alerts the services' one (recording) alert sink was given, in order."""
+    (sink,) = services.alerts
+    assert isinstance(sink, RecordingSink)
+    return [dict(d["data"]) for d in sink.published if d["type"] == ALERT_TYPE]  # type: ignore[call-overload]
+
+
 SCHEMAS = {RESULT_TYPE: "run-finished.v2.schema.json", ALERT_TYPE: "alert.v1.schema.json"}
 
 

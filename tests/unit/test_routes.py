@@ -336,3 +336,37 @@ def test_a_settle_window_is_checked_with_its_paths() -> None:
         "routes[backwards].limits.settle: quiet (7200 s) is longer than max_wait (1800 s)" in problem
         for problem in caught.value.problems
     ), caught.value.problems
+
+
+EXPECTS = """
+pipelines:
+  train: {source: "pipelines.examples.survey:survey_retrain"}
+routes:
+  - name: both
+    when: {storage: {bucket: landing}}
+    run: {pipeline: train}
+    expect: {by: "06:00", succeeded_by: "07:00"}
+  - name: per-arrival
+    when: {storage: {bucket: landing}}
+    run: {pipeline: train}
+    expect: {by: "06:00", per: "{object.name}"}
+  - name: unknown-field
+    when: {storage: {bucket: landing, object: "{tenant}/x"}}
+    run: {pipeline: train}
+    expect: {succeeded_by: "7:00", per: "{tenat}"}
+"""
+
+
+def test_an_expectation_has_one_deadline_and_a_per_key_of_known_fields() -> None:
+    with pytest.raises(RoutesError) as caught:
+        load_routes(EXPECTS)
+    problems = "\n".join(caught.value.problems)
+    assert "routes[both].expect: give one of `by` (an event arrived) or `succeeded_by`" in problems
+    assert "routes[per-arrival].expect: `per` goes with `succeeded_by`" in problems
+    assert "routes[unknown-field].expect.succeeded_by: " in problems  # 7:00 is not HH:MM
+    fixed = EXPECTS.replace('"7:00"', '"07:00"')
+    with pytest.raises(RoutesError) as caught:
+        load_routes(fixed)
+    assert any(
+        p.startswith("routes[unknown-field].expect.per: ") and "tenat" in p for p in caught.value.problems
+    )

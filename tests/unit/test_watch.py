@@ -12,11 +12,10 @@ from events.router import Router
 from events.routes import load_routes
 from events.schema import Expect
 from functions.service import intake, reconcile, watch
-from functions.service.alerts import ALERT_TYPE
 from functions.service.ports import Services
 from tests.conftest import Clock
 from tests.support import call, storage_event
-from tests.support.fakes import RecordingSink
+from tests.support.fakes import RecordingSink, alerts_of
 
 ROUTES = """
 version: 1
@@ -40,12 +39,6 @@ def watched(services: Services) -> Services:
     return replace(services, router=Router(load_routes(ROUTES).rules), alerts=(RecordingSink(),))
 
 
-def alerts(services: Services) -> list[dict[str, object]]:
-    (sink,) = services.alerts
-    assert isinstance(sink, RecordingSink)
-    return [dict(d["data"]) for d in sink.published if d["type"] == ALERT_TYPE]  # type: ignore[call-overload]
-
-
 @pytest.mark.parametrize(
     ("now", "window"),
     [
@@ -63,11 +56,11 @@ def test_one_alert_per_missed_window_none_when_data_arrived(watched: Services, c
     call(intake.handle, watched, *storage_event("exports", "2026-12-01/export.csv", event_id="d1"))
     clock.now = at(2, 6)  # after 06:00 on the 2nd: the window had its data
     reconcile.reconcile(watched)
-    assert alerts(watched) == []
+    assert alerts_of(watched) == []
     clock.now = at(3, 6)  # nothing came for the window ending on the 3rd
     reconcile.reconcile(watched)
     reconcile.reconcile(watched)
-    (missed,) = alerts(watched)
+    (missed,) = alerts_of(watched)
     assert missed["kind"] == "freshness.missed"
     assert missed["subject"] == "daily-export@2026-12-03T05:00:00.000Z"
     assert missed["explain"] == "kfp-trigger explain freshness/daily-export@2026-12-03T05:00:00.000Z"
@@ -75,7 +68,7 @@ def test_one_alert_per_missed_window_none_when_data_arrived(watched: Services, c
     assert decision.reason.startswith("expected data absent: no event for route daily-export between")
     clock.now = at(4, 6)  # nor for the next one: a second alert, for that window
     reconcile.reconcile(watched)
-    assert [a["subject"] for a in alerts(watched)] == [
+    assert [a["subject"] for a in alerts_of(watched)] == [
         "daily-export@2026-12-03T05:00:00.000Z",
         "daily-export@2026-12-04T05:00:00.000Z",
     ]
@@ -87,8 +80,10 @@ def test_a_burst_of_quarantined_events_is_one_alert(watched: Services) -> None:
         call(intake.handle, watched, headers, body)
     reconcile.reconcile(watched)
     reconcile.reconcile(watched)
-    (burst,) = [alert for alert in alerts(watched) if alert["kind"] == "quarantine.burst"]
+    (burst,) = [alert for alert in alerts_of(watched) if alert["kind"] == "quarantine.burst"]
     assert burst["summary"] == "10 events quarantined since the last check (10 in all)"
     call(intake.handle, watched, *storage_event("nobody-listens", "one-more.csv", event_id="bad-x"))
     reconcile.reconcile(watched)
-    assert [a for a in alerts(watched) if a["kind"] == "quarantine.burst"] == [burst], "one more is no burst"
+    assert [a for a in alerts_of(watched) if a["kind"] == "quarantine.burst"] == [burst], (
+        "one more is no burst"
+    )

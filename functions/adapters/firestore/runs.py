@@ -304,6 +304,7 @@ def new_document(
         "concurrency": run.concurrency,
         "trace": run.trace,
         "partition": run.partition,
+        "fresh_key": run.fresh_key,
     }
 
 

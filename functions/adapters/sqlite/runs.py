@@ -191,8 +191,9 @@ def insert_run(
     """Insert the run unless its key is taken; whether it was inserted."""
     cursor = db.execute(
         "INSERT INTO runs (run_key, route, pipeline, version, backend, params, event_id,"
-        " state, attempt, lease_until, created_at, updated_at, not_before, concurrency, trace, partition)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_key) DO NOTHING",
+        " state, attempt, lease_until, created_at, updated_at, not_before, concurrency, trace, partition,"
+        " fresh_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (run_key) DO NOTHING",
         (
             run.run_key,
             run.route,
@@ -209,6 +210,7 @@ def insert_run(
             run.concurrency,
             run.trace,
             run.partition,
+            run.fresh_key,
         ),
     )
     return cursor.rowcount == 1

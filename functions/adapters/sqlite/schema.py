@@ -15,7 +15,7 @@ CREATE TABLE IF NOT EXISTS runs (
     created_at REAL NOT NULL, updated_at REAL NOT NULL, submitted_at REAL, finished_at REAL,
     details TEXT NOT NULL DEFAULT '{}', publish_lease REAL NOT NULL DEFAULT 0, published_at REAL,
     not_before REAL NOT NULL DEFAULT 0, concurrency TEXT NOT NULL DEFAULT '', trace TEXT NOT NULL DEFAULT '',
-    partition TEXT NOT NULL DEFAULT ''
+    partition TEXT NOT NULL DEFAULT '', fresh_key TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS runs_by_route_state ON runs(route, state);
 CREATE INDEX IF NOT EXISTS runs_by_state_time ON runs(state, created_at);
@@ -73,6 +73,7 @@ ADDED_COLUMNS = {
     ("runs", "concurrency"): "TEXT NOT NULL DEFAULT ''",
     ("runs", "trace"): "TEXT NOT NULL DEFAULT ''",
     ("runs", "partition"): "TEXT NOT NULL DEFAULT ''",
+    ("runs", "fresh_key"): "TEXT NOT NULL DEFAULT ''",
     ("marks", "at"): "REAL NOT NULL DEFAULT 0",
     ("joins", "late"): "TEXT NOT NULL DEFAULT '[]'",
     ("joins", "arrivals"): "TEXT NOT NULL DEFAULT '[]'",
