@@ -70,12 +70,13 @@ def _declared(package_text: str) -> dict[str, Any]:
     Raises:
         ValueError: the package is not a pipeline that KFP can load as one.
     """
-    spec = next(doc for doc in yaml.safe_load_all(package_text) if doc is not None)
+    spec, *rest = [doc for doc in yaml.safe_load_all(package_text) if doc is not None]
+    platform = next((doc for doc in rest if isinstance(doc, dict) and "platforms" in doc), None)
     inputs, required = _inputs(spec)
     return {
         "inputs": inputs,
         "required": required,
-        "features": engines.features(spec),
+        "features": engines.features(spec, platform),
         "schema_version": str(spec.get("schemaVersion", "")),
     }
 

@@ -74,8 +74,15 @@ class Feature:
     minimum: Mapping[str, str]  # engine kind → its first release that runs it (kfp: the API
     # server's; local: the KFP SDK's, whose kfp.local runs the pipeline); kinds not named run it
     source: str  # where that is said
+    unsupported: frozenset[str] = frozenset()  # engine kinds no release of which runs it
 
 
+KFP_CHANGELOG = "kubeflow/pipelines CHANGELOG.md"
+KUBERNETES_ONLY = frozenset({"vertex"})
+VERTEX_STORAGE = (
+    "Vertex AI Pipelines has no Kubernetes resources: data is on Cloud Storage "
+    "(cloud.google.com/vertex-ai/docs/pipelines/migrate-kfp, Storage)"
+)
 FINAL_STATUS = Feature(
     name="final-status",
     what="an exit handler whose task reads dsl.PipelineTaskFinalStatus (notify: true adds one)",
@@ -84,17 +91,122 @@ FINAL_STATUS = Feature(
     'answers "task final status not supported yet" (backend/src/v2/compiler/argocompiler/dag.go at '
     "2.5.0). kfp.local: ExitHandler raised NotImplementedError in 2.15 (#12931), runs from 2.17.0 (#13331)",
 )
-FEATURES: Mapping[str, Feature] = {feature.name: feature for feature in (FINAL_STATUS,)}
+TABLE = (
+    FINAL_STATUS,
+    Feature(
+        "conditions",
+        "dsl.If / dsl.Elif / dsl.Else (a task's triggerPolicy.condition)",
+        {"kfp": "2.0.0"},
+        "backend/src/v2/compiler/argocompiler/dag.go at 2.0.0 compiles triggerPolicy.condition",
+    ),
+    Feature(
+        "one-of",
+        "dsl.OneOf over the branches of a condition (a DAG output's valueFromOneof)",
+        {"kfp": "2.4.0"},
+        "backend/src/v2/driver/driver.go resolves ValueFromOneof from 2.4.0 (absent in 2.3.0)",
+    ),
+    Feature(
+        "parallelism",
+        "dsl.ParallelFor(..., parallelism=N) (iteratorPolicy.parallelismLimit)",
+        {"kfp": "2.4.0"},
+        f"PR #10798 ({KFP_CHANGELOG} 2.4.0); argocompiler/dag.go sets the loop's Parallelism from 2.4.0; "
+        "earlier releases run every iteration at once",
+    ),
+    Feature(
+        "collected",
+        "dsl.Collected: a ParallelFor's outputs gathered into a list",
+        {"kfp": "2.14.0"},
+        f"PR #11725 'enable dsl.Collected for parameters & artifacts' ({KFP_CHANGELOG} 2.14.0)",
+    ),
+    Feature(
+        "retry",
+        "a task's set_retry (retryPolicy)",
+        {"kfp": "2.5.0"},
+        "argocompiler/container.go sets the task's RetryStrategy from 2.5.0 (absent in 2.4.0); "
+        f"PR #11673 fixed execution-level retry ({KFP_CHANGELOG} 2.5.0)",
+    ),
+    Feature(
+        "retry-sub-pipeline",
+        "set_retry on a pipeline used as a task (a nested DAG's retryPolicy)",
+        {"kfp": "2.14.0"},
+        f"PR #11908 'implement retryStrategy for nested pipelines' ({KFP_CHANGELOG} 2.14.0)",
+    ),
+    Feature(
+        "importer",
+        "dsl.importer",
+        {"kfp": "2.0.0"},
+        "backend/src/v2/compiler/argocompiler (argo.go, dag.go) compiles importer tasks at 2.0.0",
+    ),
+    Feature(
+        "importer-to-workspace",
+        "dsl.importer(download_to_workspace=True)",
+        {"kfp": "2.15.0"},
+        f"PR #12353 ({KFP_CHANGELOG} 2.15.0); argocompiler/importer.go reads DownloadToWorkspace from 2.15.0",
+    ),
+    Feature(
+        "caching-options",
+        "set_caching_options(enable_caching=False) on a task",
+        {"kfp": "2.0.0"},
+        "pipeline_spec.proto CachingOptions.enable_cache, read by the 2.0.0 driver",
+    ),
+    Feature(
+        "workspace",
+        "dsl.PipelineConfig(workspace=...) (a PVC shared by the run's tasks)",
+        {"kfp": "2.14.0"},
+        f"PR #11982 'update Argo Workflow Compiler to create workspace PVCs' ({KFP_CHANGELOG} 2.14.0); "
+        + VERTEX_STORAGE,
+        unsupported=KUBERNETES_ONLY,
+    ),
+    Feature(
+        "kubernetes",
+        "kfp-kubernetes settings (secrets, volumes, node selectors … in platforms.kubernetes)",
+        {},
+        f"kubernetes_platform/ (kfp-kubernetes: Kubernetes-specific features); {VERTEX_STORAGE}",
+        unsupported=KUBERNETES_ONLY,
+    ),
+)
+FEATURES: Mapping[str, Feature] = {feature.name: feature for feature in TABLE}
 
 
-def features(spec: Mapping[str, Any]) -> frozenset[str]:
-    """The names of the `FEATURES` a compiled pipeline spec (its IR) uses."""
+def features(spec: Mapping[str, Any], platform: Mapping[str, Any] | None = None) -> frozenset[str]:
+    """The names of the `FEATURES` a compiled pipeline uses: its spec (the IR) and its platform
+    spec (the package's second document, which kfp-kubernetes writes), if any."""
+    components = spec.get("components", {})
     used: set[str] = set()
     for task in _tasks(spec):
-        parameters = task.get("inputs", {}).get("parameters", {})
-        if any(isinstance(p, Mapping) and "taskFinalStatus" in p for p in parameters.values()):
-            used.add(FINAL_STATUS.name)
+        used |= _task_features(task, components.get(task.get("componentRef", {}).get("name", ""), {}))
+    dags = [spec.get("root", {}).get("dag", {}), *(c.get("dag", {}) for c in components.values())]
+    if any(
+        "valueFromOneof" in p for dag in dags for p in dag.get("outputs", {}).get("parameters", {}).values()
+    ):
+        used.add("one-of")
+    executors = spec.get("deploymentSpec", {}).get("executors", {}).values()
+    importers = [executor["importer"] for executor in executors if "importer" in executor]
+    used |= {"importer"} if importers else set()
+    used |= {"importer-to-workspace"} if any(i.get("downloadToWorkspace") for i in importers) else set()
+    kubernetes = (platform or {}).get("platforms", {}).get("kubernetes", {})
+    used |= {"workspace"} if kubernetes.get("pipelineConfig", {}).get("workspace") else set()
+    used |= {"kubernetes"} if kubernetes.get("deploymentSpec") else set()
     return frozenset(used)
+
+
+def _task_features(task: Mapping[str, Any], component: Mapping[str, Any]) -> set[str]:
+    used = set()
+    parameters = task.get("inputs", {}).get("parameters", {})
+    if any(isinstance(p, Mapping) and "taskFinalStatus" in p for p in parameters.values()):
+        used.add(FINAL_STATUS.name)
+    if task.get("triggerPolicy", {}).get("condition"):
+        used.add("conditions")
+    if task.get("iteratorPolicy", {}).get("parallelismLimit"):
+        used.add("parallelism")
+    looped = "parameterIterator" in task or "artifactIterator" in task
+    if looped and component.get("dag", {}).get("outputs"):
+        used.add("collected")
+    if "retryPolicy" in task:
+        used.add("retry-sub-pipeline" if "dag" in component else "retry")
+    if "cachingOptions" in task and not task["cachingOptions"].get("enableCache"):  # proto3 omits false
+        used.add("caching-options")
+    return used
 
 
 def _tasks(spec: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
@@ -110,23 +222,36 @@ def release(version: str) -> tuple[int, ...] | None:
     return tuple(int(part) for part in found.groups()) if found else None
 
 
+def blocking(engine: Engine, used: frozenset[str]) -> Feature | None:
+    """The first of the features `used` that `engine` cannot run, if any: one its kind never
+    runs, or one newer than its release (an engine that did not report its release is not
+    held to one: `doctor` warns of it)."""
+    have = release(engine.version)
+    for name in sorted(used):
+        feature = FEATURES[name]
+        if engine.kind in feature.unsupported:
+            return feature
+        needed = feature.minimum.get(engine.kind)
+        if have is not None and needed is not None and have < (release(needed) or ()):
+            return feature
+    return None
+
+
+PRODUCTS = {"kfp": "KFP", "local": "kfp.local", "vertex": "Vertex AI Pipelines"}
+
+
 def refusal(engine: Engine, used: frozenset[str], schema_version: str = SCHEMA_VERSION) -> str | None:
     """Why `engine` cannot run a pipeline with these features and IR schema version, or None.
 
-    Engines are held to the releases `FEATURES` names for their kind: KFP servers and kfp.local;
-    Vertex is managed and runs every released feature. An engine that did not report its
-    release is not refused (`doctor` warns of it)."""
+    Engines are held to the releases `FEATURES` names for their kind (KFP servers, kfp.local)
+    and to the kinds it says never run a feature (Vertex runs no kfp-kubernetes settings)."""
     if engine.kind == "kfp" and schema_version != SCHEMA_VERSION:
         return f"KFP accepts only IR schema {SCHEMA_VERSION}; the pipeline is {schema_version}"
-    have = release(engine.version)
-    if have is None:
+    feature = blocking(engine, used)
+    if feature is None:
         return None
-    for name in sorted(used):
-        feature = FEATURES[name]
-        needed = feature.minimum.get(engine.kind)
-        if needed is not None and have < (release(needed) or ()):
-            product = "KFP" if engine.kind == "kfp" else "kfp.local"
-            return (
-                f"{product} {engine.version} cannot run {feature.what}: it needs {product} {needed} or later"
-            )
-    return None
+    product = PRODUCTS.get(engine.kind, engine.kind)
+    if engine.kind in feature.unsupported:
+        return f"{product} cannot run {feature.what}: no release of it does"
+    needed = feature.minimum[engine.kind]
+    return f"{product} {engine.version} cannot run {feature.what}: it needs {product} {needed} or later"

@@ -84,11 +84,13 @@ def _pipeline(key: str, pipeline: CompiledPipeline, engine: engines.Engine) -> F
     check = f"pipeline {key} on {engine.kind}"
     reason = engines.refusal(engine, pipeline.features, pipeline.schema_version)
     if reason is not None:
-        sources = "; ".join(engines.FEATURES[name].source for name in sorted(pipeline.features))
-        fix = (
-            "upgrade the cluster to the release named, or run the pipeline on Vertex (backend: vertex); "
-            f"until then its events fail fast with this reason, and no run starts (source: {sources})"
-        )
+        blocking = engines.blocking(engine, pipeline.features)
+        if blocking is not None and engine.kind in blocking.unsupported:
+            fix = f"run the pipeline on KFP (backend: kfp), or leave {blocking.name} out of it"
+        else:
+            fix = "upgrade the cluster to the release named, or run the pipeline on Vertex (backend: vertex)"
+        source = f" (source: {blocking.source})" if blocking is not None else ""
+        fix += f"; until then its events fail fast with this reason, and no run starts{source}"
         return Finding(check, "fail", reason, fix)
     used = ", ".join(sorted(pipeline.features)) or "no versioned features"
     return Finding(check, "ok", f"{engine.label} can run it ({used})")

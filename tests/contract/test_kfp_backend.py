@@ -343,7 +343,7 @@ def test_the_ir_says_which_features_a_pipeline_needs(
     notified: CompiledPipeline, test_routes: LoadedRoutes
 ) -> None:
     """notify: true adds an exit task reading PipelineTaskFinalStatus (`taskFinalStatus` in the IR)."""
-    assert notified.features == frozenset({"final-status"})
+    assert notified.features == frozenset({"final-status", "caching-options"})  # the notice is never cached
     assert test_routes.catalog["echo"].features == frozenset()
     assert notified.schema_version == "2.1.0"
     assert refusal(Engine("kfp", "2.5.0"), notified.features) is not None
