@@ -95,3 +95,16 @@ def check_schedule(schedule: ScheduleWhen, where: str, problems: list[str]) -> N
         ZoneInfo(schedule.timezone)
     except (ZoneInfoNotFoundError, ValueError):
         problems.append(f"{where}.timezone: unknown time zone {schedule.timezone!r}")
+
+
+# An Artifact Registry KFP template: https://LOCATION-kfp.pkg.dev/PROJECT/REPO/PACKAGE/TAG-or-VERSION
+# (kfp.registry's kfp_pkg_dev.json: download_tag_url and download_version_url, "{host}/{package}/{tag}")
+TEMPLATE = re.compile(
+    r"^https://(?P<location>[a-z0-9-]+)-kfp\.pkg\.dev/(?P<project>[^/]+)/(?P<repo>[^/]+)/(?P<package>[^/]+)/(?P<ref>[^/]+)$"
+)
+
+
+def tagged(url: str) -> re.Match[str] | None:
+    """The parts of an Artifact Registry template URL that names a tag (not a sha256: version)."""
+    found = TEMPLATE.match(url)
+    return found if found is not None and not found["ref"].startswith("sha256:") else None

@@ -16,6 +16,7 @@ import yaml
 from events.compiler import compile_route
 from events.errors import RoutesError
 from events.locate import FILE
+from events.resources import tagged
 from events.rules import PipelineDef, RoutesConfig, Rule
 from events.schema import NAME, GlobalLimits, PipelineModel, RouteModel, RoutesFileModel
 from events.validation import closest, told, validate
@@ -95,6 +96,8 @@ def _pipelines(top: RoutesFileModel, problems: list[str], repaired: Repaired) ->
             )
         elif model.sha256 is not None and model.package is None:
             problems.append(f"{where}.sha256: only a package has a hash to check (give package:)")
+        elif model.track is not None and (model.sha256 is not None or not tagged(model.package or "")):
+            problems.append(f"{where}.track: only an Artifact Registry package named by a tag can be tracked")
         if len(problems) > before:
             continue  # not built (pipelines.catalog): what it would say is said already
         pipelines[str(name)] = PipelineDef(
@@ -106,6 +109,7 @@ def _pipelines(top: RoutesFileModel, problems: list[str], repaired: Repaired) ->
             model.params,
             model.notify,
             model.sha256,
+            model.track,
         )
     return pipelines
 

@@ -26,6 +26,7 @@ class PipelineDef:
     params: Mapping[str, Scalar]
     notify: bool = False
     sha256: str | None = None  # a package's content hash, checked when it is read
+    track: float | None = None  # an Artifact Registry tag is looked at again after this many seconds
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

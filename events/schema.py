@@ -365,6 +365,11 @@ class PipelineModel(Model):
     notify: bool = Field(
         False, description="wrap in an exit handler that publishes the completion notice to Pub/Sub"
     )
+    track: Duration | None = Field(
+        None,
+        description="with an Artifact Registry package named by a tag: how long one look at the tag "
+        "holds (e.g. 5m); past it, the next run looks again and runs the version the tag names then",
+    )
 
 
 class RoutesFileModel(Model):

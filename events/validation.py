@@ -96,7 +96,7 @@ def said(error: Any) -> str:
 
 def closest(given: str, known: Iterable[str]) -> str:
     """ "; did you mean 'x'?" for the known name nearest to `given`, if one is near; else ""."""
-    found = difflib.get_close_matches(given, list(known), n=1, cutoff=0.6)
+    found = difflib.get_close_matches(given, list(known), n=1, cutoff=0.7)  # 0.6 took extra for track
     return f"; did you mean {found[0]!r}?" if found else ""
 
 

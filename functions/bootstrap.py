@@ -38,7 +38,7 @@ from functions.service.ports import (
     ledger_ports,
 )
 from functions.settings import DEFAULT_RETENTION_DAYS, Settings, SettingsError, unknown_variables
-from pipelines import catalog
+from pipelines import catalog, tracking
 from pipelines.backend import Backend, CompiledPipeline
 
 log = logging.getLogger("kfp_trigger")
@@ -242,7 +242,13 @@ def build(settings: Settings, environment: Mapping[str, str] | None = None) -> S
         settings=settings,
         router=Router(loaded.rules),
         limits=loaded.config.limits,
-        catalog=loaded.catalog,
+        catalog=tracking.following(
+            loaded.catalog,
+            loaded.config.pipelines,
+            settings.routes.parent,
+            settings.packages_dir,
+            settings.notify_image,
+        ),
         **ledger_ports(ledger_from(settings.ledger_url, settings.retention_days)),
         backends=backends,
         results=sink_from(settings.results_url),

@@ -31,7 +31,7 @@ from events.locate import FILE
 from events.params import coerce
 from events.routes import check_routes
 from events.rules import PipelineDef, RoutesConfig, Rule
-from pipelines import engines
+from pipelines import engines, templates
 from pipelines.backend import CompiledPipeline
 from pipelines.parameters import BATCH_OBJECTS_PARAMETER, FILLED
 from pipelines.sources import compile_source
@@ -94,6 +94,8 @@ def build_pipeline(
         text = compile_source(definition.source, base_dir)
     else:
         location = str(definition.package)
+        if definition.track is not None:  # the version the tag names now, recorded as such
+            location = templates.at_version(location, templates.tag_version(location))
         if reason := problem(location):
             raise ValueError(reason)
         text = read_template(location, base_dir)

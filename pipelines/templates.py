@@ -24,6 +24,10 @@ TIMEOUT_SECONDS = 30.0
 ARTIFACT_REGISTRY = re.compile(r"^https://[\w-]+-kfp\.pkg\.dev/.+", re.IGNORECASE)
 HTTPS_FILE = re.compile(r"^https://[\w.-]+(:\d+)?/.*\.(json|yaml|yml)$")
 SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
+# The Artifact Registry API, where a tag says which version it names (kfp.registry's
+# kfp_pkg_dev.json get_tag_url; its Tag resource is {name, version}: cloud.google.com/
+# artifact-registry/docs/reference/rest/v1/projects.locations.repositories.packages.tags)
+REGISTRY_API = "https://artifactregistry.googleapis.com/v1"
 
 
 def problem(location: str) -> str | None:
@@ -88,3 +92,36 @@ def _read_https(location: str) -> bytes:
         response.raise_for_status()
         data = response.raw.read(MAX_TEMPLATE_BYTES + 1, decode_content=True)
     return bytes(data)
+
+
+def tag_version(location: str) -> str:
+    """The version (`sha256:…`) the Artifact Registry tag in `location` names now.
+
+    Raises:
+        Exception: whatever asking raised (no credentials, HTTP error, an answer without a version).
+    """
+    import google.auth
+    from google.auth.transport.requests import AuthorizedSession
+
+    from events.resources import tagged
+
+    parts = tagged(location)
+    if parts is None:
+        raise ValueError(f"{location} names no tag")
+    tag = (
+        f"{REGISTRY_API}/projects/{parts['project']}/locations/{parts['location']}/repositories/"
+        f"{parts['repo']}/packages/{parts['package']}/tags/{parts['ref']}"
+    )
+    credentials, _ = google.auth.default(scopes=SCOPES)
+    with AuthorizedSession(credentials) as session:  # type: ignore[no-untyped-call]
+        response = session.get(tag, timeout=TIMEOUT_SECONDS)
+        response.raise_for_status()
+        version = str(response.json()["version"]).rsplit("/", 1)[-1]
+    if not version.startswith("sha256:"):
+        raise ValueError(f"tag {parts['ref']!r} names {version!r}, not a sha256: version")
+    return version
+
+
+def at_version(location: str, version: str) -> str:
+    """`location` with its tag replaced by `version`: the URL of exactly that version."""
+    return f"{location.rsplit('/', 1)[0]}/{version}"
