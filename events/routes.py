@@ -18,7 +18,8 @@ from events.errors import RoutesError
 from events.locate import FILE
 from events.resources import tagged
 from events.rules import PipelineDef, RoutesConfig, Rule
-from events.schema import NAME, GlobalLimits, PipelineModel, RouteModel, RoutesFileModel
+from events.schema import NAME, PipelineModel, RouteModel, RoutesFileModel
+from events.schema_limits import GlobalLimits
 from events.validation import closest, told, validate
 
 # module:function, or a file beside routes.yaml (no `..`, no absolute path): path/to/file.py:function

@@ -13,7 +13,8 @@ from events.filters import Filter
 from events.model import Source
 from events.params import ParamSpec, Scalar, Template
 from events.patterns import Pattern
-from events.schema import DEFAULT_MAX_WAIT, Expect, GlobalLimits, RouteLimits, Signature
+from events.schema import DEFAULT_MAX_WAIT, Signature
+from events.schema_limits import Expect, GlobalLimits, RouteLimits
 
 
 @dataclass(frozen=True, slots=True)

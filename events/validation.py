@@ -103,9 +103,9 @@ def closest(given: str, known: Iterable[str]) -> str:
 @functools.cache
 def vocabulary() -> frozenset[str]:
     """Every field name routes.yaml has (its models' fields, by the names the file uses)."""
-    from events import schema, schema_types
+    from events import schema, schema_limits, schema_types
 
-    found = [*vars(schema).values(), *vars(schema_types).values()]
+    found = [*vars(schema).values(), *vars(schema_limits).values(), *vars(schema_types).values()]
     models = [model for model in found if isinstance(model, type) and issubclass(model, BaseModel)]
     return frozenset(field.alias or name for model in models for name, field in model.model_fields.items())
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from events.schema import GlobalLimits, RouteLimits
+from events.schema_limits import GlobalLimits, RouteLimits
 from functions.service.ports import Services
 from functions.service.records import NewRun
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from events.errors import KfpTriggerError
-from events.schema import GlobalLimits
+from events.schema_limits import GlobalLimits
 from functions.service.ledger import DecisionLog, Ledger, Quotas, RunQueue, RunStore
 from functions.service.records import StoredObject
 from pipelines.backend import Backend, CompiledPipeline

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from events.model import ObjectFinalized, TriggerEvent
 from events.router import PartArrival, Router, Routing
-from events.schema import GlobalLimits
+from events.schema_limits import GlobalLimits
 from functions.service import guards, limits
 from functions.service.batches import batch_key
 from functions.service.joins import describe as describe_window

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, cast
 
 from events.errors import TransientError
 from events.rules import Rule
-from events.schema import Expect
+from events.schema_limits import Expect
 from functions.service import freshness, passes, trail
 from functions.service.alerts import Alert, explain_command, raise_alert
 from functions.service.ports import Services

@@ -10,7 +10,7 @@ import pytest
 
 from events.router import Router
 from events.routes import load_routes
-from events.schema import Expect
+from events.schema_limits import Expect
 from functions.service import intake, reconcile, watch
 from functions.service.ports import Services
 from tests.conftest import Clock
