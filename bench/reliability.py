@@ -444,7 +444,7 @@ def _window_accounted(services: Services, window: JoinState) -> bool:
     if window.status is not JoinStatus.COMPLETE:
         return False
     rule = services.router.by_name[window.route]
-    built = run_for(rule, window, services.catalog[rule.pipeline], "")
+    built = run_for(rule, window, services.catalog, "")
     if isinstance(built, str):  # the run cannot be built: the completing part recorded the skip
         return True
     return _started(services, built.run_key)

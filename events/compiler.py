@@ -109,6 +109,7 @@ def _route_common(model: RouteModel) -> dict[str, Any]:
         "backend": model.run.backend,
         "enabled": model.run.enabled,
         "raw_values": model.run.raw_values,
+        "canary": (model.run.canary.pipeline, model.run.canary.percent) if model.run.canary else None,
         "limits": model.limits,
         "expect": model.expect,
     }

@@ -134,9 +134,13 @@ def _rules(
         if route.name in seen:
             problems.append(f"{where}.name: another route has the name {route.name!r}")
         seen.add(route.name)
-        if route.run.pipeline not in pipelines and route.run.pipeline not in top.pipelines:
-            nearest = closest(route.run.pipeline, [str(name) for name in top.pipelines])
-            problems.append(f"{where}.run.pipeline: no pipeline named {route.run.pipeline!r}{nearest}")
+        runs = [("pipeline", route.run.pipeline)]
+        if route.run.canary is not None:
+            runs.append(("canary.pipeline", route.run.canary.pipeline))
+        for field, pipeline in runs:
+            if pipeline not in pipelines and pipeline not in top.pipelines:
+                nearest = closest(pipeline, [str(name) for name in top.pipelines])
+                problems.append(f"{where}.run.{field}: no pipeline named {pipeline!r}{nearest}")
         rule = compile_route(route, where, problems)
         if rule is not None:
             rules.append(rule)

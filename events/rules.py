@@ -6,6 +6,7 @@ patterns compiled and its templates parsed; a join route's `Rule` holds a `Rule`
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -62,6 +63,7 @@ class Rule:
     catch_up: float | None = None  # schedule.catch_up: the horizon reconcile starts missed slots in
     expect: Expect | None = None  # data that must arrive in every window (service/watch.py)
     param_types: Mapping[str, str] = field(default_factory=dict)
+    canary: tuple[str, float] | None = None  # run.canary: (pipeline, percent of run keys)
     limits: RouteLimits = field(default_factory=RouteLimits)
     signature: Signature | None = None  # pubsub: the producer's signature to check
     join: JoinSpec | None = None  # a join route: its parts (each a Rule), window and expiry
@@ -98,3 +100,14 @@ class RoutesConfig:
     pipelines: Mapping[str, PipelineDef]
     rules: tuple[Rule, ...]
     limits: GlobalLimits = field(default_factory=GlobalLimits)
+
+
+def pipeline_of(rule: Rule, run_key: str) -> str:
+    """The catalog key of the pipeline a run of `rule` runs: the canary's for its share of run keys
+    (the first 8 bytes of the key's sha256, in hundredths of a percent), else the route's. One
+    key always gets the same pipeline, on every instance, and a re-run of it too."""
+    if rule.canary is None:
+        return rule.pipeline
+    pipeline, percent = rule.canary
+    share = int.from_bytes(hashlib.sha256(run_key.encode()).digest()[:8], "big") % 10_000
+    return pipeline if share < percent * 100 else rule.pipeline

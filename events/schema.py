@@ -189,6 +189,13 @@ class FromSpec(Model):
     )
 
 
+class Canary(Model):
+    """A share of the route's run keys runs another pipeline (e.g. one tracking a `canary` tag)."""
+
+    pipeline: str = Field(description="a name under pipelines:, taking the route's params")
+    percent: float = Field(gt=0, lt=100, description="the share of run keys, chosen by a hash of the key")
+
+
 class Run(Model):
     pipeline: str = Field(description="a name under pipelines:")
     version: Annotated[str, Field(pattern=r"^(current|[0-9a-f]{12,64})$")] = Field(
@@ -207,6 +214,7 @@ class Run(Model):
         "{route}/{schedule.job}@{schedule.slot} for schedules, {route}/{key}@{join.opened} for joins",
     )
     enabled: bool = Field(True, description="false: matching events are recorded as skipped")
+    canary: Canary | None = Field(None, description="a share of run keys that runs another pipeline")
     raw_values: bool = Field(
         False,
         description="true: event values enter templates as they come; false: a value must pass the "

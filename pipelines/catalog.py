@@ -198,23 +198,34 @@ def typed_rules(
         if pipeline is None:
             continue
         where = f"routes[{rule.name}].run.params"
-        for name in rule.params:
-            if name not in pipeline.inputs:
-                known = ", ".join(sorted(pipeline.inputs)) or "none"
-                problems.append(f"{where}.{name}: pipeline {rule.pipeline!r} has no such parameter ({known})")
+        if rule.canary is not None and (canary := catalog.get(rule.canary[0])) is not None:
+            problems.extend(_param_problems(rule, canary, rule.canary[0], where))
+        problems.extend(_param_problems(rule, pipeline, rule.pipeline, where))
         batching = "coalesce" if rule.limits.coalesce is not None else "settle"
         if rule.batches and BATCH_OBJECTS_PARAMETER not in pipeline.inputs:
             problems.append(
                 f"routes[{rule.name}].limits.{batching}: pipeline {rule.pipeline!r} needs a list parameter "
                 f"{BATCH_OBJECTS_PARAMETER!r} to receive the batch's objects"
             )
-        given = set(rule.params) | FILLED
-        for name in sorted(pipeline.required - given):
-            problems.append(f"{where}: pipeline {rule.pipeline!r} needs parameter {name!r}")
         types = {name: pipeline.inputs[name] for name in rule.params if name in pipeline.inputs}
         problems.extend(_literal_problems(rule, types, where))
         result.append(replace(rule, param_types=types))
     return tuple(result)
+
+
+def _param_problems(rule: Rule, pipeline: CompiledPipeline, called: str, where: str) -> list[str]:
+    """The route's params that `pipeline` has no input for, and the inputs it needs that are not given."""
+    known = ", ".join(sorted(pipeline.inputs)) or "none"
+    found = [
+        f"{where}.{name}: pipeline {called!r} has no such parameter ({known})"
+        for name in rule.params
+        if name not in pipeline.inputs
+    ]
+    given = set(rule.params) | FILLED
+    found += [
+        f"{where}: pipeline {called!r} needs parameter {name!r}" for name in sorted(pipeline.required - given)
+    ]
+    return found
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,6 +32,7 @@ PARTS = (
     ("AtLeast", "when.join.require"),
     ("Run", "routes[].run"),
     ("FromSpec", "run.params.NAME (a field)"),
+    ("Canary", "run.canary"),
     ("RouteLimits", "routes[].limits"),
     ("Rate", "limits.rate"),
     ("Settle", "limits.settle"),

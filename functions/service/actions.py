@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 
 from events.errors import PermanentError
+from events.rules import pipeline_of
 from functions.service import supersede
 from functions.service.batches import batch_params
 from functions.service.ports import Services
@@ -31,7 +32,7 @@ def rerun(services: Services, run_key: str) -> tuple[str, Outcome, dict[str, obj
     if original is None:
         raise PermanentError(f"no run {run_key!r} in the ledger")
     rule = rule_of(services, original)
-    pipeline = services.catalog[rule.pipeline]
+    pipeline = services.catalog[pipeline_of(rule, run_key)]  # a canary key stays on the canary
     for number in itertools.count(1):
         new_key = f"{run_key}{RERUN_SUFFIX}{number}"
         if services.store.get(new_key) is not None:

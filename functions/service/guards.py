@@ -21,7 +21,7 @@ from events import signatures
 from events.errors import BadEvent, Refused
 from events.model import Message, ObjectFinalized, TriggerEvent
 from events.router import PartArrival, Router, Routing, RunRequest
-from events.rules import Rule
+from events.rules import Rule, pipeline_of
 from functions.service import limits
 from functions.service.batches import Batch, NotReady, ready
 from functions.service.ports import ObjectStore, Services
@@ -162,7 +162,7 @@ def _step(
 ) -> Step:
     if (too_old := limits.too_old(rule.limits, event.envelope.time, facts.now)) is not None:
         return Skip(request.route, too_old, request.run_key)
-    pipeline = catalog[request.pipeline]
+    pipeline = catalog[pipeline_of(rule, request.run_key)]
     params = dict(request.params)
     if request.manifest and isinstance(event, ObjectFinalized):
         if isinstance(facts.batch, BadEvent):

@@ -17,13 +17,14 @@ deployed alert policy counts.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import replace
 from functools import partial
 
 from events.errors import PermanentError
 from events.model import TriggerEvent
 from events.router import Decision, RunRequest, request
-from events.rules import Rule
+from events.rules import Rule, pipeline_of
 from functions.logs import fields
 from functions.service import passes, runs, trail
 from functions.service.alerts import Alert, explain_command, raise_alert
@@ -83,14 +84,14 @@ def arrive(services: Services, event: TriggerEvent, step: Arrive) -> tuple[Outco
         what = f"late part {part.name!r} of join {part.key!r} (on_late: {rule.join.on_late})"
         if rule.join.on_late == "rerun":
             parts[late.part], suffix = late.event, f"~late-{window.late_number}"
-    built = run_for(rule, replace(window, parts=parts), services.catalog[rule.pipeline], event.envelope.id)
+    built = run_for(rule, replace(window, parts=parts), services.catalog, event.envelope.id)
     if isinstance(built, str):
         reason = f"join {part.key!r} is complete but its run cannot be built: {built}"
         note(Outcome.SKIPPED, reason)
         return Outcome.SKIPPED, entry | {"outcome": Outcome.SKIPPED, "reason": reason}
     built = replace(built, run_key=built.run_key + suffix)
     launched = trail.Recorder(services, built, event.envelope.type, event.key, prefix=f"{what}: ")
-    outcome, detail = runs.launch(services, built, services.catalog[rule.pipeline], launched)
+    outcome, detail = runs.launch(services, built, runs.pipeline_for(services, built), launched)
     return outcome, entry | {"outcome": outcome, "run_key": built.run_key, **runs.answered(detail)}
 
 
@@ -126,12 +127,15 @@ def window_request(rule: Rule, window: JoinState) -> Decision:
     return request(rule, values, None)
 
 
-def run_for(rule: Rule, window: JoinState, pipeline: CompiledPipeline, event_id: str) -> NewRun | str:
+def run_for(
+    rule: Rule, window: JoinState, catalog: Mapping[str, CompiledPipeline], event_id: str
+) -> NewRun | str:
     """The run of a COMPLETE window, built from its parts' recorded fields (pure: every arrival
     that finds the window complete builds the same run key), or why it cannot be built."""
     built = window_request(rule, window)
     if not isinstance(built, RunRequest):
         return built.reason
+    pipeline = catalog[pipeline_of(rule, built.run_key)]
     listed = {
         name: {"event_id": part.event_id, "event_key": part.event_key, "fields": dict(part.values)}
         for name, part in sorted(window.parts.items())
