@@ -201,6 +201,7 @@ def explain(
     for run in told.runs:
         published = run.published_at is not None
         click.echo(f"run {run.run_key}: {run.state} ({run.run_id or 'not submitted'}), published={published}")
+        click.echo(f"    pipeline {run.pipeline}-{run.version[:12]} on {run.backend}")  # the version it ran
         if by := overview.superseded_by(ledger, run):
             click.echo(f"    superseded by {by}")
         click.echo(f"    metrics={json.dumps(run.details.get('metrics', {}), sort_keys=True)}")

@@ -221,6 +221,7 @@ def test_runs_and_explain_read_the_ledger(tmp_path: Path) -> None:
     assert explained.returncode == 0
     assert "submitted as local-abc" in explained.stdout
     assert "run r/k#1: SUBMITTED" in explained.stdout
+    assert "    pipeline echo-v1 on local" in explained.stdout, "the version the run ran"
     ledger.record(
         DecisionRecord(2.0, "ev-1", "k#1", "t", Outcome.SKIPPED, "other-route", "does not match", "")
     )
