@@ -45,21 +45,22 @@ def shipped_routes(routes: Path, loaded: LoadedRoutes) -> tuple[bytes, dict[str,
     """routes.yaml as the functions load it, and the packages it names (archive name → bytes).
 
     Each pipeline built from a source or a local package (notify applied, as the catalog built
-    it) becomes `package: packages/<name>-<hash12>.yaml` with its `sha256`; a remote package
-    (gs://, Artifact Registry) stays as written. The packages of pinned versions ship in
+    it) becomes `package: packages/<name>-<hash12>.yaml` with its `sha256`; a registry package
+    (and any that follows its tag, `track:`) stays as written. The packages of pinned versions ship in
     packages/ too, where the functions look for them."""
     document: dict[str, Any] = yaml.safe_load(routes.read_text(encoding="utf-8"))
     files: dict[str, bytes] = {}
     for name in loaded.config.pipelines:
         pipeline = loaded.catalog[name]
-        if pipeline.template_uri is not None:
-            continue  # read from the registry or bucket at cold start, as the laptop did
+        if pipeline.template_uri is not None or loaded.config.pipelines[name].track is not None:
+            continue  # read from the registry at cold start, as the laptop did (a tracked one: follows)
         entry = f"{SHIPPED}/{pipeline.package.name}"
         files[entry] = pipeline.package.read_bytes()
         written = {k: v for k, v in document["pipelines"][name].items() if k not in ("source", "notify")}
         document["pipelines"][name] = {"package": entry, "sha256": pipeline.version} | written
-    for pipeline in loaded.catalog.values():  # pinned versions (`name@hash12/backend`) too
-        if pipeline.template_uri is None:
+    following = {name for name, definition in loaded.config.pipelines.items() if definition.track is not None}
+    for key, pipeline in loaded.catalog.items():  # pinned versions (`name@hash12/backend`) too
+        if pipeline.template_uri is None and key not in following:
             files[f"{SHIPPED}/{pipeline.package.name}"] = pipeline.package.read_bytes()
     header = (
         f"# Shipped by `kfp-trigger deploy source` from {routes.name}: every pipeline compiled into\n"

@@ -144,3 +144,24 @@ routes: []
         load_routes(text)
     tracked_problems = [p for p in caught.value.problems if ".track:" in p]
     assert [p.split(".track")[0] for p in tracked_problems] == ["pipelines[pinned]", "pipelines[file]"]
+
+
+def test_deploy_source_ships_a_tracked_pipeline_as_written_so_the_functions_follow_the_tag(
+    registry: tuple[FakeRegistry, str], texts: tuple[str, str], tmp_path: Path
+) -> None:
+    """Even wrapped by notify (its package is then no registry template): pinned, it would never move."""
+    import yaml
+
+    from functions.cli.archive import shipped_routes
+    from pipelines.catalog import load
+
+    fake, location = registry
+    fake.upload("echo", texts[0], "latest")
+    written = {"package": location, "track": "5m", "notify": True}
+    (tmp_path / "routes.yaml").write_text(yaml.safe_dump({"pipelines": {"echo": written}, "routes": []}))
+    text, files = shipped_routes(
+        tmp_path / "routes.yaml", load(tmp_path / "routes.yaml", tmp_path / "packages")
+    )
+    shipped = yaml.safe_load(text)
+    assert shipped["pipelines"]["echo"] == written
+    assert files == {}
