@@ -91,8 +91,8 @@ def counting_sqlite() -> Iterator[Counter[str]]:
     counted: Counter[str] = Counter()
     original = database.connect
 
-    def traced(path: Path) -> sqlite3.Connection:
-        connection = original(path)
+    def traced(path: Path, read_only: bool = False) -> sqlite3.Connection:
+        connection = original(path, read_only)
         transaction = {"open": False, "wrote": False}  # this connection's
 
         def trace(statement: str) -> None:

@@ -126,6 +126,10 @@ def signed(message: dict[str, Any], topic: str, payload: Any) -> None:
     attributes = message.get("attributes")
     if not isinstance(attributes, dict) or not all(isinstance(v, str) for v in attributes.values()):
         return
+    try:
+        json.dumps(attributes, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        return  # a lone surrogate: no producer can sign it, and the HTTP intake refuses the body
     stamp = int(time.time())
     attributes |= {"timestamp": str(stamp)}
     raw = (
