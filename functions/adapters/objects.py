@@ -23,8 +23,13 @@ class LocalObjectStore:
         self.landing = landing.resolve()
 
     def _path(self, bucket: str, name: str) -> Path | None:
-        path = (self.landing / bucket / name).resolve()
-        return path if path.is_relative_to(self.landing / bucket) and path.is_file() else None
+        """The file of object `name`, or None: absent, outside its bucket's folder, or a name this
+        file system cannot hold (a segment over 255 bytes: ENAMETOOLONG), which no file has."""
+        try:
+            path = (self.landing / bucket / name).resolve()
+            return path if path.is_relative_to(self.landing / bucket) and path.is_file() else None
+        except OSError:
+            return None
 
     def read(self, bucket: str, name: str, limit: int) -> bytes | None:
         path = self._path(bucket, name)

@@ -87,6 +87,13 @@ def test_the_local_store_never_leaves_the_bucket_folder(landing: Path) -> None:
     assert store.read(BUCKET, "../outside.txt", 100) is None
 
 
+def test_a_name_no_file_system_can_hold_is_no_object_there(landing: Path) -> None:
+    """A manifest may list any name (GCS takes 1,024 bytes); a local segment holds 255."""
+    store = LocalObjectStore(landing)
+    assert store.size(BUCKET, "b/" + "9" * 400) is None
+    assert store.read(BUCKET, "9" * 400 + "/x.csv", 100) is None
+
+
 def test_metrics_are_read_from_metrics_artifacts_only(tmp_path: Path) -> None:
     from functions.service.batches import metrics_at
 
