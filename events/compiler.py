@@ -125,25 +125,19 @@ def _run_templates(
     run_key = _template(model.run.run_key or default_key, known, f"{where}.run.run_key", problems)
     if run_key is not None and (ambiguous := key_problem(run_key)):
         problems.append(f"{where}.run.run_key: {ambiguous}")
-    concurrency_key = None
-    if model.limits.concurrency is not None:
-        text, at = model.limits.concurrency.key, f"{where}.limits.concurrency.key"
-        concurrency_key = _template(text, known, at, problems)
-    partition = None
-    if model.partition is not None:
-        partition = _template(model.partition, known, f"{where}.partition", problems)
-    fresh_key = None
-    if model.expect is not None and model.expect.per is not None:
-        fresh_key = _template(model.expect.per, known, f"{where}.expect.per", problems)
+    concurrency, expect = model.limits.concurrency, model.expect
+    given = {  # the optional keys a route may name: (its place, its text or None)
+        "concurrency_key": ("limits.concurrency.key", concurrency.key if concurrency else None),
+        "partition": ("partition", model.partition),
+        "fresh_key": ("expect.per", expect.per if expect else None),
+    }
+    keys = {
+        name: None if text is None else _template(text, known, f"{where}.{place}", problems)
+        for name, (place, text) in given.items()
+    }
     if run_key is None:
         return None
-    return {
-        "params": params,
-        "run_key": run_key,
-        "concurrency_key": concurrency_key,
-        "partition": partition,
-        "fresh_key": fresh_key,
-    }
+    return {"params": params, "run_key": run_key, **keys}
 
 
 def _condition(

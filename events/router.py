@@ -134,6 +134,14 @@ def _decide(rule: Rule, event: TriggerEvent) -> Decision:
     return request(rule, fields, message)
 
 
+# What a route may also name for each run (what a failure to render it is about → the Rule's template)
+OPTIONAL_KEYS = {
+    "the concurrency key": "concurrency_key",
+    "the partition": "partition",
+    "the freshness key (expect.per)": "fresh_key",
+}
+
+
 def request(rule: Rule, fields: Mapping[str, object], message: Mapping[str, Any] | None) -> Decision:
     """The run request of a route whose condition holds, built from `fields` (and a message's
     attributes and data): its typed params, its run key and its concurrency key; or why not."""
@@ -147,18 +155,10 @@ def request(rule: Rule, fields: Mapping[str, object], message: Mapping[str, Any]
             params[name] = coerce(value, declared) if declared else value
         building = "the run key"
         run_key = render_key(rule.run_key, fields, message, raw=rule.raw_values)
-        building = "the concurrency key"
-        concurrency = ""
-        if rule.concurrency_key is not None:
-            concurrency = render_key(rule.concurrency_key, fields, message, raw=rule.raw_values)
-        building = "the partition"
-        partition = ""
-        if rule.partition is not None:
-            partition = render_key(rule.partition, fields, message, raw=rule.raw_values)
-        building = "the freshness key (expect.per)"
-        fresh_key = ""
-        if rule.fresh_key is not None:
-            fresh_key = render_key(rule.fresh_key, fields, message, raw=rule.raw_values)
+        keys = {}  # the route's optional keys: "" where it names none
+        for what, template in OPTIONAL_KEYS.items():
+            building, given = what, getattr(rule, template)
+            keys[template] = "" if given is None else render_key(given, fields, message, raw=rule.raw_values)
     except Missing as exc:
         return Skip(rule.name, f"the event has no field {exc.args[0]!r} needed for the run")
     except ValueError as exc:
@@ -169,9 +169,9 @@ def request(rule: Rule, fields: Mapping[str, object], message: Mapping[str, Any]
         params,
         run_key,
         rule.manifest,
-        concurrency,
-        partition=partition,
-        fresh_key=fresh_key,
+        keys["concurrency_key"],
+        partition=keys["partition"],
+        fresh_key=keys["fresh_key"],
     )
 
 
