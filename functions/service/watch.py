@@ -24,7 +24,7 @@ from events.errors import TransientError
 from events.rules import Rule
 from events.schema_limits import Expect
 from functions.service import freshness, passes, trail
-from functions.service.alerts import Alert, explain_command, raise_alert
+from functions.service.alerts import Alert, Kind, explain_command, raise_alert
 from functions.service.ports import Services
 from functions.service.records import MarkRaise, Outcome, iso
 
@@ -35,8 +35,8 @@ SEEN = "seen/"  # + route: the arrival time (Unix seconds) of the route's latest
 FIRST_SEEN = "first-seen/"  # + route: when a reconcile pass first saw it (Unix seconds)
 CHECKED = "fresh-until/"  # + route: the end of the last window judged
 QUARANTINED = "quarantined-count"  # the number of quarantined events at the last pass
-MISSED_TYPE = "freshness.missed"  # the event type of the decision a missed window records
-LATE_TYPE = "freshness.late"  # and of a key's late outcome
+MISSED_TYPE: Kind = "freshness.missed"  # the event type of the decision a missed window records
+LATE_TYPE: Kind = "freshness.late"  # and of a key's late outcome
 
 
 def seen(rule: Rule, now: float) -> tuple[MarkRaise, ...]:
@@ -112,30 +112,23 @@ def _judge(services: Services, rule: Rule, start: float, end: float) -> int:
 
 
 def _late(services: Services, rule: Rule, late: freshness.Late, end: float) -> None:
-    window = f"{rule.name}/{late.key}@{iso(end)}"
-    alert = Alert(
-        kind="freshness.late",
-        route=rule.name,
-        subject=window,
-        summary=late.cause[:500],
-        explain=explain_command(late.explain),
-    )
-    raise_alert(services, alert)  # first: if it cannot be sent, the window is judged again next pass
-    trail.record(services, f"freshness/{window}", "", LATE_TYPE, Outcome.SKIPPED, late.cause, route=rule.name)
+    _told(services, rule, LATE_TYPE, f"{rule.name}/{late.key}@{iso(end)}", late.cause, late.explain)
 
 
 def _missed(services: Services, rule: Rule, start: float, end: float) -> None:
-    window = f"{rule.name}@{iso(end)}"
     reason = f"expected data absent: no event for route {rule.name} between {iso(start)} and {iso(end)}"
+    window = f"{rule.name}@{iso(end)}"
+    _told(services, rule, MISSED_TYPE, window, reason, f"freshness/{window}")
+
+
+def _told(services: Services, rule: Rule, kind: Kind, window: str, reason: str, story: str) -> None:
+    """Alert a window judged late (`kind` is also its decision's event type), then record it under
+    the event id freshness/WINDOW, where `explain` finds it; `story` is what explain is asked."""
     alert = Alert(
-        kind="freshness.missed",
-        route=rule.name,
-        subject=window,
-        summary=reason,
-        explain=explain_command(f"freshness/{window}"),
+        kind=kind, route=rule.name, subject=window, summary=reason[:500], explain=explain_command(story)
     )
     raise_alert(services, alert)  # first: if it cannot be sent, the window is judged again next pass
-    trail.record(services, f"freshness/{window}", "", MISSED_TYPE, Outcome.SKIPPED, reason, route=rule.name)
+    trail.record(services, f"freshness/{window}", "", kind, Outcome.SKIPPED, reason, route=rule.name)
 
 
 def _bursts(services: Services) -> None:
