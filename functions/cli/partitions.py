@@ -14,17 +14,6 @@ if TYPE_CHECKING:
     from events.rules import Rule
     from functions.service.partitions import Partitions
 
-# One character per state in a matrix, and the legend that explains them.
-MARKS = {
-    "succeeded": "S",
-    "failed": "F",
-    "running": "R",
-    "queued": "Q",
-    "waiting": "W",
-    "stale": "!",
-    "skipped": "-",
-    "missing": ".",
-}
 NEEDS_A_LOOK = ("failed", "stale", "waiting", "queued")  # listed under the matrix, with why
 
 
@@ -82,6 +71,9 @@ def partitioned(rules: tuple[Rule, ...], route: str) -> Rule:
 
 
 def echo_matrix(found: Partitions) -> None:
+    """The matrix (or the list) and the partitions that need a look, as the command prints them."""
+    from functions.service.partitions import MARKS
+
     counts = ", ".join(f"{count} {state}" for state, count in sorted(found.counts().items()))
     click.echo(f"route {found.route}: {counts or 'no partitions yet'}")
     if found.matrix:

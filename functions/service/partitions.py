@@ -32,7 +32,16 @@ from pipelines.backend import RunState
 if TYPE_CHECKING:
     from functions.service.ports import Services
 
-STATES = ("missing", "waiting", "queued", "running", "succeeded", "failed", "skipped", "stale")
+MARKS = {  # each state, and the character a matrix shows it by (the CLI's, the status page's legend)
+    "succeeded": "S",
+    "failed": "F",
+    "running": "R",
+    "queued": "Q",
+    "waiting": "W",
+    "stale": "!",
+    "skipped": "-",
+    "missing": ".",
+}
 REPROCESSED = ("failed", "stale")  # what `backfill --reprocess` runs again
 RUN_STATES = {
     RunState.QUEUED: "queued",

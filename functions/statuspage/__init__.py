@@ -39,15 +39,19 @@ if TYPE_CHECKING:
 ROUTE_DECISIONS = 20  # the latest decisions shown for each route
 MOST_SEEN = 10_000  # decisions of one instant a page link may pass over: bounds what a link asks
 LATEST_DECISIONS = 15  # on the overview
-PARTITION_MARKS = {  # a partitions matrix's cells: mark, colour
-    "succeeded": ("S", "#a5d6a7"),
-    "failed": ("F", "#ef9a9a"),
-    "running": ("R", "#90caf9"),
-    "queued": ("Q", "#c5cae9"),
-    "waiting": ("W", "#fff59d"),
-    "stale": ("!", "#ffcc80"),
-    "skipped": ("-", "#e0e0e0"),
-    "missing": ("·", "#ffffff"),
+PARTITION_COLOURS = {
+    "succeeded": "#a5d6a7",
+    "failed": "#ef9a9a",
+    "running": "#90caf9",
+    "queued": "#c5cae9",
+    "waiting": "#fff59d",
+    "stale": "#ffcc80",
+    "skipped": "#e0e0e0",
+    "missing": "#ffffff",
+}
+PARTITION_MARKS = {  # a partitions matrix's cells: the CLI's mark (a middle dot where missing), colour
+    state: ("·" if state == "missing" else mark, PARTITION_COLOURS[state])
+    for state, mark in partitions.MARKS.items()
 }
 HEADERS = {
     "Content-Security-Policy": (
