@@ -20,7 +20,6 @@ import base64
 import hashlib
 import json
 import os
-import shutil
 import sqlite3
 import statistics
 import subprocess
@@ -30,6 +29,7 @@ import time
 from pathlib import Path
 
 from functions.bootstrap import ledger_from
+from tests.support import team_project
 
 BOUND_S = 30.0
 ROOT = Path(__file__).resolve().parent.parent
@@ -110,13 +110,6 @@ def storage(number: int, bucket: str, name: str) -> tuple[dict[str, str], dict[s
     return attributes, {"bucket": bucket, "name": name, "generation": "1", "size": "10"}
 
 
-def project(folder: Path, text: str) -> Path:
-    (folder / "pipelines").mkdir(parents=True)
-    shutil.copy(ROOT / "tests" / "support" / "echo_pipeline.py", folder / "pipelines" / "echo.py")
-    (folder / "routes.yaml").write_text(text)
-    return folder / "routes.yaml"
-
-
 def planned(scratch: Path, old: Path, new: Path) -> tuple[float, dict[str, object]]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("KFP_TRIGGER_")}
     env |= {"KFP_TRIGGER_STATE_DIR": str(scratch), "KFP_TRIGGER_AUTH": "none", "PYTHONPATH": str(ROOT)}
@@ -145,7 +138,10 @@ def main(argv: list[str] | None = None) -> None:
         ledger = scratch / "ledger.sqlite3"
         ledger_from(f"sqlite:///{ledger}")  # the schema
         expected = fill(ledger, options.events, options.tenants, time.time())
-        old, new = project(scratch / "base", OLD), project(scratch / "change", new_routes(options.tenants))
+        old, new = (
+            team_project(scratch / "base", OLD),
+            team_project(scratch / "change", new_routes(options.tenants)),
+        )
         before = digest(ledger)
         spent: list[float] = []
         report: dict[str, object] = {}

@@ -4,7 +4,6 @@ of a route's partitions from the SQLite ledger, text and JSON, and the failed on
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import time
 from datetime import UTC, datetime, timedelta
@@ -15,7 +14,7 @@ import pytest
 from functions.bootstrap import ledger_from
 from functions.service.records import NewRun
 from pipelines.backend import RunState
-from tests.support import ROOT, env_for, kfp_trigger
+from tests.support import env_for, kfp_trigger, team_project
 
 pytestmark = pytest.mark.slow  # CLI commands in subprocesses
 
@@ -39,9 +38,7 @@ def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_partitions_draw_a_matrix_and_reprocess_runs_the_failed_ones_again(tmp_path: Path) -> None:
-    (tmp_path / "pipelines").mkdir()
-    shutil.copy(ROOT / "tests" / "support" / "echo_pipeline.py", tmp_path / "pipelines" / "echo.py")
-    (tmp_path / "routes.yaml").write_text(ROUTES)
+    team_project(tmp_path, ROUTES)
     ledger = ledger_from(f"sqlite:///{tmp_path / 'ledger.sqlite3'}")
     today = datetime.now(UTC).date()
     days = [(today - timedelta(days=back)).isoformat() for back in (2, 1, 0)]

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -17,7 +16,7 @@ from events.envelope import parse_http
 from events.eventarc import object_finalized
 from functions.bootstrap import ledger_from
 from functions.service.records import KeptEvent, data_text
-from tests.support import ROOT, env_for, kfp_trigger
+from tests.support import env_for, kfp_trigger, team_project
 
 pytestmark = pytest.mark.slow  # CLI commands in subprocesses
 
@@ -29,13 +28,6 @@ routes:
     when: {storage: {bucket: landing, object: "%s/{date}/_SUCCESS"}}
     run: {pipeline: echo}
 """
-
-
-def project(folder: Path, tenant: str) -> Path:
-    (folder / "pipelines").mkdir(parents=True)
-    shutil.copy(ROOT / "tests" / "support" / "echo_pipeline.py", folder / "pipelines" / "echo.py")
-    (folder / "routes.yaml").write_text(BASE % tenant)
-    return folder / "routes.yaml"
 
 
 def plan(state: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -55,7 +47,10 @@ def digest(folder: Path) -> dict[str, str]:
 def test_a_narrowed_route_loses_the_runs_it_no_longer_matches_and_the_ledger_is_untouched(
     tmp_path: Path,
 ) -> None:
-    base, change = project(tmp_path / "base", "{tenant}"), project(tmp_path / "change", "acme")
+    base, change = (
+        team_project(tmp_path / "base", BASE % "{tenant}"),
+        team_project(tmp_path / "change", BASE % "acme"),
+    )
     ledger = ledger_from(f"sqlite:///{tmp_path / 'ledger.sqlite3'}")
     for number, tenant in enumerate(("acme", "globex", "initech")):
         headers, data = object_finalized(

@@ -237,6 +237,16 @@ def functions_framework(target: str, port: int) -> list[str]:
     return [str(executable), "--target", target, "--source", str(ROOT / "main.py"), "--port", str(port)]
 
 
+def team_project(folder: Path, routes: str) -> Path:
+    """A team's folder: `routes` as routes.yaml beside pipelines/echo.py (the echo pipeline); its path."""
+    import shutil
+
+    (folder / "pipelines").mkdir(parents=True, exist_ok=True)
+    shutil.copy(ROOT / "tests" / "support" / "echo_pipeline.py", folder / "pipelines" / "echo.py")
+    (folder / "routes.yaml").write_text(routes)
+    return folder / "routes.yaml"
+
+
 def kfp_trigger(*args: str) -> list[str]:
     return [str(Path(sys.executable).parent / "kfp-trigger"), *args]
 
