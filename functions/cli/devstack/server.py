@@ -1,14 +1,19 @@
 """Both function targets on one port, as `kfp-trigger dev` and `demo` serve them, with the status
 page at every other path (`/`), and the small loops the dev stack runs beside them.
 
-Each target is a functions-framework app for main.py, mounted at `/<target>` with werkzeug's
+Each target is a functions-framework app for the main.py `deploy source` ships (written to a
+private folder: an installed kfp-trigger has no checkout beside it), mounted at `/<target>` with werkzeug's
 `DispatcherMiddleware`, so each sees the request as if it were alone at `/` (what the function
 sees on Cloud Functions).
 """
 
 from __future__ import annotations
 
+import atexit
+import functools
 import logging
+import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -25,7 +30,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("kfp_trigger.dev")
 
-MAIN = Path(__file__).resolve().parents[3] / "main.py"
 TARGETS = ("handle_event", "handle_completion")
 
 
@@ -53,6 +57,19 @@ def local_only(app: WSGIApplication, bound_host: str) -> WSGIApplication:
     return guarded
 
 
+@functools.cache
+def entry_file() -> Path:
+    """main.py as `deploy source` writes it (`archive.entry_point`), once per process in a folder
+    of its own: the targets are served from what is deployed, wherever kfp-trigger is installed."""
+    from functions.cli.archive import entry_point
+
+    folder = tempfile.mkdtemp(prefix="kfp-trigger-dev-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    main = Path(folder) / "main.py"
+    main.write_text(entry_point())
+    return main
+
+
 def rooted(app: WSGIApplication) -> WSGIApplication:
     """A mounted target answers at its mount point itself: `POST /handle_event` reaches it as `/`
     (as the function is reached on Cloud Functions), not a redirect to `/handle_event/` that a
@@ -72,8 +89,9 @@ class DevServer:
         import functions_framework
 
         create = functions_framework.create_app  # untyped upstream
-        mounts = {f"/{target}": rooted(create(target, str(MAIN))) for target in TARGETS}  # type: ignore[no-untyped-call]
-        page = create("status_page", str(MAIN))  # type: ignore[no-untyped-call]
+        main = str(entry_file())
+        mounts = {f"/{target}": rooted(create(target, main)) for target in TARGETS}  # type: ignore[no-untyped-call]
+        page = create("status_page", main)  # type: ignore[no-untyped-call]
         app = DispatcherMiddleware(page, mounts)  # every other path: the status page
         self._server: BaseWSGIServer = make_server(host, port, local_only(app, host), threaded=True)
         self._thread = threading.Thread(target=self._server.serve_forever, name="dev-server", daemon=True)
