@@ -22,7 +22,7 @@ from events.errors import BadEvent, Refused
 from events.model import Message, ObjectFinalized, TriggerEvent
 from events.router import PartArrival, Router, Routing, RunRequest
 from events.rules import Rule, pipeline_of
-from functions.service import limits
+from functions.service import arrivals, limits
 from functions.service.batches import Batch, NotReady, ready
 from functions.service.ports import ObjectStore, Services
 from functions.service.records import MarkRaise, NewRun, Reading, SettleWindow
@@ -39,6 +39,11 @@ class Facts:
     generation_mark: int = 0  # the highest generation of this object seen before
     batch: Batch | NotReady | BadEvent | Refused | None = None  # the manifest's batch, or why there is none
     reading: Reading | None = None  # what the ledger read found (`runs.launch` uses it)
+
+    @property
+    def marks(self) -> Mapping[str, int]:
+        """The marks the read found (0: never raised), by key."""
+        return self.reading.marks if self.reading is not None else {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +104,9 @@ def gather(services: Services, event: TriggerEvent, routing: Routing) -> Facts:
         return Facts(now, services.secrets)
     mark = generation_key(event)
     run_keys = {request.run_key for request in routing.requests}
-    reading = services.store.read(now, run_keys, marks=[mark] if mark else [], flags=[limits.PAUSED])
+    marks = [mark] if mark else []
+    marks += arrivals.marks_to_read(services.router.by_name[request.route] for request in routing.requests)
+    reading = services.store.read(now, run_keys, marks=marks, flags=[limits.PAUSED])
     batch: Batch | NotReady | BadEvent | Refused | None = None
     if isinstance(event, ObjectFinalized) and any(request.manifest for request in routing.requests):
         batch = batch_of(services.objects, event)

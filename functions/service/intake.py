@@ -18,7 +18,7 @@ from events.decoders import decode, source_of
 from events.errors import BadEvent, Refused
 from events.model import Ignored, Message, ObjectFinalized, TriggerEvent
 from functions.logs import fields, label
-from functions.service import alerts, batches, guards, joins, runs, trail, watch
+from functions.service import alerts, arrivals, batches, guards, joins, runs, trail
 from functions.service.ports import Services
 from functions.service.quarantine import quarantine
 from functions.service.records import NO_RIDERS, Handled, KeptEvent, Outcome, Riders, data_text
@@ -82,7 +82,7 @@ def _routed(
     for step in plan:
         if isinstance(step, guards.Launch | guards.Join | guards.Arrive):
             route = step.route if isinstance(step, guards.Arrive) else step.run.route
-            marks += watch.seen(services.router.by_name[route], facts.now)
+            marks += arrivals.seen(services.router.by_name[route], facts.now, facts.marks)
     # The event's own writes ride on the first commit its plan makes (issue 19: round trips).
     first = Riders(kept=_kept(services, attributes, data, ""), marks=marks)
     try:

@@ -17,52 +17,24 @@ pass are alerted once (a mark keeps the count at the last pass).
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, cast
 
 from events.errors import TransientError
 from events.rules import Rule
-from events.schema_limits import Expect
 from functions.service import freshness, passes, trail
 from functions.service.alerts import Alert, Kind, explain_command, raise_alert
+from functions.service.arrivals import SEEN, last_window
 from functions.service.ports import Services
-from functions.service.records import MarkRaise, Outcome, iso
+from functions.service.records import Outcome, iso
 
 if TYPE_CHECKING:
     from functions.service.ledger import Ledger
 
-SEEN = "seen/"  # + route: the arrival time (Unix seconds) of the route's latest event
 FIRST_SEEN = "first-seen/"  # + route: when a reconcile pass first saw it (Unix seconds)
 CHECKED = "fresh-until/"  # + route: the end of the last window judged
 QUARANTINED = "quarantined-count"  # the number of quarantined events at the last pass
 MISSED_TYPE: Kind = "freshness.missed"  # the event type of the decision a missed window records
 LATE_TYPE: Kind = "freshness.late"  # and of a key's late outcome
-
-
-def seen(rule: Rule, now: float) -> tuple[MarkRaise, ...]:
-    """An event for `rule` arrived `now`: the mark to raise if the route has `expect`."""
-    return (
-        () if rule.expect is None or rule.expect.by is None else (MarkRaise(SEEN + rule.name, int(now), now),)
-    )
-
-
-def last_window(expect: Expect, now: float) -> tuple[float, float]:
-    """The latest window of `expect` that has ended at `now`: (start, end), Unix seconds. Window
-    ends are `by` plus whole windows, in local wall time (so a day's windows survive DST)."""
-    from zoneinfo import ZoneInfo
-
-    zone = ZoneInfo(expect.timezone)
-    local = datetime.fromtimestamp(now, zone)
-    hours, minutes = map(int, expect.deadline.split(":"))
-    per_day = round(86400 / expect.every)
-    ends = [
-        datetime(day.year, day.month, day.day, hours, minutes, tzinfo=zone)
-        + timedelta(seconds=k * expect.every)
-        for day in (local.date() - timedelta(days=1), local.date())
-        for k in range(per_day)
-    ]
-    end = max(moment.timestamp() for moment in ends if moment.timestamp() <= now)
-    return end - expect.every, end
 
 
 def check(services: Services) -> passes.Pass:

@@ -11,7 +11,7 @@ import pytest
 from events.router import Router
 from events.routes import load_routes
 from events.schema_limits import Expect
-from functions.service import intake, reconcile, watch
+from functions.service import arrivals, intake, reconcile
 from functions.service.ports import Services
 from tests.conftest import Clock
 from tests.support import call, storage_event
@@ -48,7 +48,7 @@ def watched(services: Services) -> Services:
 )
 def test_the_last_window_ends_at_by_in_its_time_zone(now: float, window: tuple[float, float]) -> None:
     expect = Expect(every=86400.0, by="06:00", timezone="Europe/Berlin")
-    assert watch.last_window(expect, now) == window
+    assert arrivals.last_window(expect, now) == window
 
 
 def test_one_alert_per_missed_window_none_when_data_arrived(watched: Services, clock: Clock) -> None:
@@ -72,6 +72,26 @@ def test_one_alert_per_missed_window_none_when_data_arrived(watched: Services, c
         "daily-export@2026-12-03T05:00:00.000Z",
         "daily-export@2026-12-04T05:00:00.000Z",
     ]
+
+
+def test_a_burst_raises_the_seen_mark_once_a_window(watched: Services, clock: Clock) -> None:
+    """One write per window, not per event: the mark is a single document every instance writes
+    (the storm bench's hot-document table counts it), and a window needs only one arrival."""
+    seen = arrivals.SEEN + "daily-export"
+    for minute in range(50):  # 50 generations over 50 minutes, in the window ending 06:00 Berlin on the 2nd
+        clock.now = at(1, 9, minute)
+        call(
+            intake.handle,
+            watched,
+            *storage_event("exports", "2026-12-01/export.csv", generation=minute + 1, event_id=f"b{minute}"),
+        )
+        assert watched.quotas.mark(seen) == int(at(1, 9)), "raised by the window's first event only"
+    clock.now = at(2, 5, 1)  # the next window: its first event raises the mark again
+    call(intake.handle, watched, *storage_event("exports", "2026-12-02/export.csv", event_id="next"))
+    assert watched.quotas.mark(seen) == int(at(2, 5, 1))
+    clock.now = at(3, 6)
+    reconcile.reconcile(watched)
+    assert alerts_of(watched) == [], "both windows had their data"
 
 
 def test_a_burst_of_quarantined_events_is_one_alert(watched: Services) -> None:
