@@ -38,29 +38,39 @@ class FirestoreRunQueue(Part):
         return [run for run in runs_where(self._db, state=RunState.QUEUED.value) if run.not_before <= now]
 
     def take(self, run_key: str, now: float, lease: float) -> Claim:
+        """A plain read, then the write on condition that the run is unchanged since (a
+        compare-and-set, no transaction). Every completion notice and reconcile pass starts what
+        the queue allows, so several instances take the same queued run at once: one wins, the
+        others learn it from the failed condition at once, instead of holding read locks that make
+        each other's commits wait and retry (the emulator waits out a 2-second lock timeout)."""
+        from google.api_core import exceptions
+
         db = self._db
-
-        def change(transaction: Any, ref: Any, current: Mapping[str, Any] | None, server_now: float) -> Claim:
-            if current is None:
-                raise KeyError(run_key)
-            taken = record(current)
-            decided = claim_rule(taken, server_now, RunState.QUEUED)
-            if decided is not None:
-                return decided
-            attempt = taken.attempt + 1
-            transaction.update(
-                ref,
-                {
-                    "state": RunState.CLAIMED.value,
-                    "attempt": attempt,
-                    "lease_start": db.firestore.SERVER_TIMESTAMP,
-                    "lease_seconds": lease,
-                    "updated_at": now,
-                },
-            )
-            return Claim(ClaimOutcome.WON, attempt, taken)
-
-        return db.transact(run_key, change)
+        ref = db.runs.document(document_id(run_key))
+        with mapped():
+            snapshot = ref.get()
+        if not snapshot.exists:
+            raise KeyError(run_key)
+        taken = record(snapshot.to_dict() or {})
+        decided = claim_rule(taken, snapshot.read_time.timestamp(), RunState.QUEUED)
+        if decided is not None:
+            return decided
+        attempt = taken.attempt + 1
+        update = {
+            "state": RunState.CLAIMED.value,
+            "attempt": attempt,
+            "lease_start": db.firestore.SERVER_TIMESTAMP,
+            "lease_seconds": lease,
+            "updated_at": now,
+        }
+        batch = db.client.batch()
+        batch.update(ref, update, option=db.client.write_option(last_update_time=snapshot.update_time))
+        with mapped():
+            try:
+                batch.commit()
+            except exceptions.FailedPrecondition:  # another took it (or changed it) since the read
+                return Claim(ClaimOutcome.BUSY, taken.attempt, taken, lease)
+        return Claim(ClaimOutcome.WON, attempt, taken)
 
     def join_batch(
         self, run: NewRun, not_before: float, member: str, identity: str, now: float
