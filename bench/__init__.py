@@ -28,7 +28,6 @@ def emulated(scratch: Path, collection: str) -> Iterator[dict[str, str]]:
     (the ledger's collection `collection`), as environment variables."""
     from tests.conftest import PROJECT
     from tests.support.emulators import emulator
-    from tests.support.pubsub import topic_with_subscription
 
     emulators = {"firestore": "FIRESTORE_EMULATOR_HOST", "pubsub": "PUBSUB_EMULATOR_HOST"}
     with ExitStack() as stack:
@@ -37,15 +36,25 @@ def emulated(scratch: Path, collection: str) -> Iterator[dict[str, str]]:
             for name, variable in emulators.items()
         }
         stack.enter_context(environment(**hosts, GOOGLE_CLOUD_PROJECT=PROJECT))
-        results, _ = topic_with_subscription("results")
-        quarantined, _ = topic_with_subscription("quarantine")
-        yield {
-            **hosts,
-            "GOOGLE_CLOUD_PROJECT": PROJECT,
-            "KFP_TRIGGER_LEDGER": f"firestore://{PROJECT}/{collection}",
-            "KFP_TRIGGER_RESULTS": f"pubsub://{results}",
-            "KFP_TRIGGER_QUARANTINE": f"pubsub://{quarantined}",
-        }
+        yield hosts | wired(collection)
+
+
+def wired(collection: str) -> dict[str, str]:
+    """With the emulators running (their *_EMULATOR_HOST set here): a results and a quarantine
+    topic, and the settings that point the function at them and at a Firestore ledger in
+    `collection`, as environment variables."""
+    from tests.conftest import PROJECT
+    from tests.support.pubsub import topic_with_subscription
+
+    results, _ = topic_with_subscription("results")
+    quarantined, _ = topic_with_subscription("quarantine")
+    hosts = {name: os.environ[name] for name in ("FIRESTORE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST")}
+    return hosts | {
+        "GOOGLE_CLOUD_PROJECT": PROJECT,
+        "KFP_TRIGGER_LEDGER": f"firestore://{PROJECT}/{collection}",
+        "KFP_TRIGGER_RESULTS": f"pubsub://{results}",
+        "KFP_TRIGGER_QUARANTINE": f"pubsub://{quarantined}",
+    }
 
 
 @contextmanager

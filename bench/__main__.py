@@ -9,8 +9,10 @@ from bench import (
     reliability,
     retention,
     round_trips,
+    scaling,
     serving,
     status_page,
+    storm,
     trigger_path,
 )
 
@@ -26,3 +28,5 @@ if __name__ == "__main__":
     ledger_growth.main([])
     partitions.main([])
     plan.main([])
+    storm.main([])
+    scaling.main()

@@ -32,15 +32,21 @@ from pipelines.engines import Engine
 
 
 class FileRecordingBackend:
-    """Starts nothing; appends each submitted run key to a file (one line per run created)."""
+    """Starts nothing; appends each submitted run key to a file (one line per run created). The
+    file stays open: the recording stands in for the engine's API, which is not kfp-trigger's own
+    cost, so it costs as little as it can (a locked append, flushed)."""
 
     def __init__(self, path: str) -> None:
         self.path = path
+        self._out = open(path, "a", encoding="utf-8")  # noqa: SIM115 - open for the process's life
 
     def submit(self, submission: Submission) -> str:
-        with open(self.path, "a", encoding="utf-8") as out:
-            fcntl.flock(out, fcntl.LOCK_EX)
-            out.write(submission.run_key.replace("\n", " ") + "\n")
+        fcntl.flock(self._out, fcntl.LOCK_EX)
+        try:
+            self._out.write(submission.run_key.replace("\n", " ") + "\n")
+            self._out.flush()
+        finally:
+            fcntl.flock(self._out, fcntl.LOCK_UN)
         return f"bench-{submission.run_key}"
 
     def find(self, run_key: str) -> str | None:

@@ -173,7 +173,9 @@ def main() -> None:
     median, low, high = summary(samples["path"])
     whole, whole_low, whole_high = summary(samples["whole"])
     bare, bare_low, bare_high = summary(samples["floor"])
-    ratio = bare / median  # time per event, path over floor
+    # time per event, path over floor: the median of the rounds' ratios (one round swings across the bound)
+    ratio = statistics.median(f / p for f, p in zip(samples["floor"], samples["path"], strict=True))
+    both = statistics.median(f / w for f, w in zip(samples["floor"], samples["whole"], strict=True))
     verdict = "pass" if ratio <= FLOOR_BOUND else "miss"
     print("| in process (SQLite) | events/s | time per event vs the floor | target | result |")
     print("|---|---|---|---|---|")
@@ -188,7 +190,8 @@ def main() -> None:
     )
     print(
         f"| {EVENTS} deliveries: … + claim + mark submitted (two commits)"
-        f" | {whole:,.0f} ({whole_low:,.0f}-{whole_high:,.0f}) | {bare / whole:.2f} | — | — |\n"
+        f" | {whole:,.0f} ({whole_low:,.0f}-{whole_high:,.0f})"
+        f" | {both:.2f} | — | — |\n"
     )
 
     print("| routes in the file (others on other buckets) | route() µs/event | x vs 10 |")
