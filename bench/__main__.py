@@ -2,6 +2,7 @@
 
 from bench import (
     cold_start,
+    costs,
     filters,
     ledger_growth,
     partitions,
@@ -25,6 +26,7 @@ if __name__ == "__main__":
     retention.main([])
     status_page.main([])
     round_trips.main([])
+    costs.main([])
     ledger_growth.main([])
     partitions.main([])
     plan.main([])

@@ -6,8 +6,11 @@
   runs created and any duplicates.
 - `noop`: a CloudEvent function that does nothing, the baseline: what functions-framework costs.
 - `two_commits`: a CloudEvent function that makes only the two SQLite commits a new event needs
-  (issue 19's own bound: claim, then mark submitted) on a ledger of the same settings: the floor
-  of a durable answer on the embedded ledger, beside which handle_event's cost is read.
+  (claim, then mark submitted) on a ledger of the same settings: the floor of a durable answer
+  on the embedded ledger, beside which handle_event's cost is read.
+- `read_two_commits`: the same with the one read before deciding that a new event makes too
+  (`RunStore.read`: its run keys, its object's generation mark, the pause flag): every round trip
+  of handle_event's on the ledger, and nothing else.
 
     functions-framework --source bench/serving_app.py --target handle_event
 """
@@ -78,9 +81,23 @@ _floor: list[SqliteLedger] = []
 
 @functions_framework.cloud_event
 def two_commits(event: CloudEvent) -> None:
+    _commits(_ledger(), str(event["id"]))
+
+
+@functions_framework.cloud_event
+def read_two_commits(event: CloudEvent) -> None:
+    ledger, key = _ledger(), str(event["id"])
+    ledger.read(time.time(), [key], marks=[key], flags=["paused"])
+    _commits(ledger, key)
+
+
+def _ledger() -> SqliteLedger:
     if not _floor:
         _floor.append(SqliteLedger(Path(os.environ["KFP_TRIGGER_STATE_DIR"]) / "floor.sqlite3"))
-    ledger, key = _floor[0], str(event["id"])
+    return _floor[0]
+
+
+def _commits(ledger: SqliteLedger, key: str) -> None:
     run = NewRun(key, "floor", "p", "v", "local", {}, key)
     claim = ledger.claim(run, time.time(), 60.0)
     ledger.mark_submitted(key, claim.attempt, f"floor-{key}", time.time())
