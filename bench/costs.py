@@ -188,10 +188,14 @@ def main(argv: list[str] | None = None) -> None:
             f"| {figures['cpu'] * 1000:.1f} | {cost['function']:.2f} | {cost['firestore']:.2f} "
             f"| {cost['pubsub']:.2f} | {sum(cost.values()):.2f} |"
         )
-    print("\n| always on, before it triggers anything | USD a month | list price |")
-    print("|---|---:|---|")
+    new = sum(per_million(found["new"]).values()) / 1e6
+    print(
+        "\n| always on, before it triggers anything | USD a month | list price | new runs a month for that |"
+    )
+    print("|---|---:|---|---:|")
     for what, hourly, price in ALWAYS_ON:
-        print(f"| {what} | {hourly * MONTH_HOURS:,.2f} | {price} |")
+        monthly = hourly * MONTH_HOURS
+        print(f"| {what} | {monthly:,.2f} | {price} | {monthly / new:,.0f} |")
 
 
 if __name__ == "__main__":
