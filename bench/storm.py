@@ -357,8 +357,9 @@ def _count(
     one_each = {key for key, route in routes.items() if route in (*ONE_RUN_EACH, "manifests")}
     report.runs_created_expected = sum(1 for name in names if name in one_each)
     report.runs_timed = report.runs_created - report.runs_created_expected
-    log = Prefetched(services.decisions.recent(0.0, limit=10**8))
-    report.unaccounted = sum(not accounted(replace(services, decisions=log), headers) for headers, _ in sent)
+    log = Prefetched(services.decisions.recent(0.0, limit=10**8), services.queue)
+    read_once = replace(services, decisions=log, queue=log)
+    report.unaccounted = sum(not accounted(read_once, headers) for headers, _ in sent)
     report.stuck = len(stuck(services))
     ids: dict[str, set[str]] = {}
     for message in pull(results, count=10**9, wait=15):
@@ -368,17 +369,25 @@ def _count(
 
 
 class Prefetched:
-    """The decision log read once, its trails answered from memory: the emulator answers each
-    query by scanning the collection, and accounting asks three per event."""
+    """The decision log and each route's join windows read once, answered from memory: the
+    emulator answers each query by scanning its collection, and accounting asks three trail
+    queries per event and, for a join's part, the route's windows (a query per window's parts)."""
 
-    def __init__(self, decisions: list[Any]) -> None:
+    def __init__(self, decisions: list[Any], queue: Any) -> None:
+        self._queue = queue
         self._by: dict[str, list[Any]] = defaultdict(list)
+        self._windows: dict[str, list[Any]] = {}
         for decision in decisions:
             for key in {decision.event_id, decision.event_key, decision.run_key} - {""}:
                 self._by[key].append(decision)
 
     def trail(self, identifier: str) -> list[Any]:
         return sorted(self._by.get(identifier, []), key=lambda decision: decision.at)
+
+    def joins(self, *, route: str) -> list[Any]:
+        if route not in self._windows:
+            self._windows[route] = self._queue.joins(route=route)
+        return self._windows[route]
 
 
 def table(report: Report) -> str:
