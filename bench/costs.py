@@ -26,21 +26,17 @@ from __future__ import annotations
 
 import argparse
 import math
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
-from bench import emulated, quiet
-from functions import bootstrap
+from bench import quiet
+from bench.round_trips import production_services
 from functions.service import completion, intake
-from functions.settings import Settings
 from pipelines.backend import RunState
-from tests.support import ROUTES, call, completion_event, storage_event
+from tests.support import call, completion_event, storage_event
 from tests.support.fakes import RecordingBackend
 
 EVENTS = 200
@@ -131,17 +127,7 @@ def deliveries(services: Any, engine: RecordingBackend, count: int) -> dict[str,
 
 def measure(count: int) -> dict[str, dict[str, float]]:
     """Per kind: documents read and written, messages published, CPU and wall seconds, per delivery."""
-    with tempfile.TemporaryDirectory() as scratch, emulated(Path(scratch), "costs") as given, quiet():
-        settings = Settings(
-            routes=ROUTES,
-            state_dir=Path(scratch),
-            auth="none",
-            ledger=given["KFP_TRIGGER_LEDGER"],
-            results=given["KFP_TRIGGER_RESULTS"],
-            quarantine=given["KFP_TRIGGER_QUARANTINE"],
-        )
-        engine = RecordingBackend()
-        services = replace(bootstrap.build(settings), backends={"local": engine})
+    with production_services("costs") as (services, engine), quiet():
         for warm in deliveries(services, engine, 1)["new"]:  # clients connected first
             warm()
         found = {}

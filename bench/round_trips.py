@@ -157,8 +157,11 @@ def measure(services: Services, engine: RecordingBackend, counter: Counter[str])
     return found
 
 
-def firestore_rows() -> tuple[dict[str, Counter[str]], dict[str, Counter[str]]]:
-    with tempfile.TemporaryDirectory() as scratch, emulated(Path(scratch), "round-trips") as given:
+@contextmanager
+def production_services(collection: str) -> Iterator[tuple[Services, RecordingBackend]]:
+    """The service as deployed on the emulators (Firestore ledger in `collection`, Pub/Sub results
+    and quarantine), in this process, with a recording backend: (services, backend)."""
+    with tempfile.TemporaryDirectory() as scratch, emulated(Path(scratch), collection) as given:
         settings = Settings(
             routes=ROUTES,
             state_dir=Path(scratch),
@@ -168,10 +171,13 @@ def firestore_rows() -> tuple[dict[str, Counter[str]], dict[str, Counter[str]]]:
             quarantine=given["KFP_TRIGGER_QUARANTINE"],
         )
         engine = RecordingBackend()
-        services = replace(bootstrap.build(settings), backends={"local": engine})
-        with counting_grpc() as counter:
-            deliveries_counted = measure(services, engine, counter)
-            return deliveries_counted, reading(services, counter)
+        yield replace(bootstrap.build(settings), backends={"local": engine}), engine
+
+
+def firestore_rows() -> tuple[dict[str, Counter[str]], dict[str, Counter[str]]]:
+    with production_services("round-trips") as (services, engine), counting_grpc() as counter:
+        deliveries_counted = measure(services, engine, counter)
+        return deliveries_counted, reading(services, counter)
 
 
 SEEDED = 300  # runs in the ledger when `status` and `runs` read it
