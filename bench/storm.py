@@ -221,14 +221,15 @@ def _storm(scratch: Path, environment: dict[str, str], deliveries: int, instance
             report, rng, scratch / "landing", events, completions, cluster, killer, scheduler, deliveries
         )
         report.seconds = time.monotonic() - started
-        _drain(report, events, completions, cluster, scheduler, env)
+        services = _services(env)  # the ledger as the driver reads it, to drain and count
+        _drain(report, events, completions, cluster, scheduler, services)
         for instance in [*pools["handle_event"], *pools["handle_completion"], scheduler]:
             instance.stop()
     report.deliveries = events.tally.deliveries + completions.tally.deliveries
     report.duplicates_sent = events.tally.duplicates + completions.tally.duplicates
     report.redeliveries = events.tally.redelivered + completions.tally.redelivered
     report.kills, report.faults, report.events = killer.kills, cluster.faults, len(sent)
-    _count(report, env, fake, sent, results)
+    _count(report, services, fake, sent, results)
     return report
 
 
@@ -303,13 +304,12 @@ def _drain(
     completions: Relay,
     cluster: Cluster,
     scheduler: Instance,
-    env: dict[str, str],
+    services: Any,
 ) -> None:
     """No more events, kills or faults: end every run and reconcile until nothing is left."""
     from functions.service.windows import JoinStatus
 
     started = time.monotonic()
-    services = _services(env)
     cluster.fake.faults.clear()
     deadline = started + 300
     while time.monotonic() < deadline:
@@ -337,9 +337,8 @@ def _services(env: dict[str, str]) -> Any:
 
 
 def _count(
-    report: Report, env: dict[str, str], fake: FakeKfp, sent: list[tuple[dict[str, str], bytes]], results: str
+    report: Report, services: Any, fake: FakeKfp, sent: list[tuple[dict[str, str], bytes]], results: str
 ) -> None:
-    services = _services(env)
     names = Counter(run["display_name"] for run in fake.runs.values())
     report.runs_created = len(fake.runs)
     routes = {
